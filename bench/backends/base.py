@@ -1,0 +1,174 @@
+"""The backend contract.
+
+Small, synchronous and explicit. A backend adapter wraps one engine; the harness drives it through these calls
+and never knows which engine it is talking to. Rules every adapter keeps:
+
+- It reads back from the engine the index that was really built and reports it in `BuiltIndex`. Where an
+  engine silently changes the request (a lite edition that builds FLAT when asked for HNSW, an M it caps),
+  `BuiltIndex.substitutions` says so, and the run records it and warns.
+- It hides no latency: no client-side caching, no batching of per-operation calls.
+- `in_process` adapters are driven by threads in one process; client-server adapters by N processes, each
+  with its own adapter instance (and so its own client), created by `connect()` in the worker process.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+
+class BackendOptions(BaseModel):
+    """Connection and engine settings of one backend, from `configs/<name>.toml` or `--set backend.X=...`.
+
+    Each adapter subclasses this with its own fields; unknown keys are rejected.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    in_process: bool = False  # driven by threads in one process, not by worker processes
+    get: bool = True  # fetch a record by id
+    upsert: bool = True
+    delete: bool = True
+    filters: bool = False  # payload filters pushed into the search
+    hybrid: bool = False  # native BM25/sparse + dense fusion
+    quantization: tuple[str, ...] = ()  # e.g. ("int8", "pq", "binary")
+    multi_vector: bool = False
+    replication: bool = False
+    sharding: bool = False
+    server: bool = False  # needs a server (a URL / URI in its options)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """Engine-neutral index request."""
+
+    kind: str = "hnsw"  # "hnsw" or "flat"
+    m: int = 16
+    ef_construction: int = 200
+    quantization: str | None = None  # None, "int8", "fp16", "pq", "binary"
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    name: str
+    dim: int
+    metric: str  # "cosine", "l2" or "ip"
+    index: IndexSpec = field(default_factory=IndexSpec)
+    payload_fields: Mapping[str, str] = field(default_factory=dict)  # field name -> "int" | "keyword" | "text"
+
+
+@dataclass
+class BuiltIndex:
+    """What the engine reports it built, read back from the engine, not echoed from the request."""
+
+    kind: str  # "hnsw", "flat", "ivf", ...
+    params: dict[str, Any] = field(default_factory=dict)  # e.g. {"m": 64, "ef_construction": 200}
+    indexed_count: int | None = None  # vectors in the index, if the engine reports it
+    total_count: int | None = None  # vectors stored
+    substitutions: list[str] = field(default_factory=list)  # human-readable: what differs from the request
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EngineInfo:
+    engine: str  # engine name, e.g. "qdrant-edge"
+    client_version: str | None = None
+    server_version: str | None = None
+    index_size_bytes: int | None = None  # on disk, where the engine exposes it
+    memory_bytes: int | None = None
+    server_pid: int | None = None  # for resource sampling of a server on this machine, when known
+    server_address: tuple[str, int] | None = None  # (host, port) the client talks to; the harness finds a local pid by it
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Record:
+    id: int
+    vector: np.ndarray | None
+    payload: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Per-query search settings, engine-neutral."""
+
+    ef_search: int | None = None
+    filter: Mapping[str, Any] | None = None  # {"field": value} equality, or {"field": {"lt": x}}; see filters
+
+
+class Backend(ABC):
+    """One engine. Instances are not shared between threads unless `capabilities.in_process` is true."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
+
+    def __init__(self, options: BackendOptions, workdir: str):
+        """`workdir` is a private folder for this run (for embedded engines' files)."""
+        self.options = options
+        self.workdir = workdir
+
+    # -- availability -------------------------------------------------------------------------------------
+    @classmethod
+    def check_available(cls, options: BackendOptions) -> str | None:
+        """None when usable here; otherwise one sentence saying why not and how to fix it."""
+        return None
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def connect(self) -> None:  # noqa: B027 - optional hook
+        """Open the client. Raise ServerUnreachable with a hint when the server does not answer."""
+
+    def attach(self, collection: CollectionSpec) -> None:  # noqa: B027 - optional hook
+        """Open an existing collection made by another instance (a worker process after the parent loaded it)."""
+
+    @abstractmethod
+    def create(self, collection: CollectionSpec) -> None:
+        """Create the collection (dropping any previous one of the same name)."""
+
+    @abstractmethod
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """Insert one batch. ids: int64 (n,), vectors: float32 (n, dim)."""
+
+    @abstractmethod
+    def wait_indexed(self, timeout_s: float) -> BuiltIndex:
+        """Block until the index is built and searchable; report what the engine built."""
+
+    @abstractmethod
+    def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
+        """Return the ids of the k nearest neighbours, best first."""
+
+    def get(self, id: int) -> Record | None:
+        raise NotImplementedError(f"{self.name} does not support get")
+
+    def upsert(self, id: int, vector: np.ndarray, payload: Mapping[str, Any] | None = None) -> None:
+        raise NotImplementedError(f"{self.name} does not support upsert")
+
+    def delete(self, id: int) -> None:
+        raise NotImplementedError(f"{self.name} does not support delete")
+
+    @abstractmethod
+    def info(self) -> EngineInfo:
+        """Versions, index settings as read back, memory and on-disk size where known."""
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Remove the collection."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the client."""

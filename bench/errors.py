@@ -1,0 +1,32 @@
+"""User-facing errors.
+
+A `UserError` is a mistake the user can fix (unknown backend, bad config key or value, unreachable server,
+dimension mismatch, unreadable dataset). The CLI prints its message as one sentence and exits with code 2,
+without a traceback. Bugs raise ordinary exceptions.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake in the user's input or environment, reported as one sentence with a hint of the fix."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None):
+        self.message = message.rstrip(".")
+        self.hint = hint
+        super().__init__(self.sentence())
+
+    def sentence(self) -> str:
+        if self.hint:
+            return f"{self.message}; {self.hint.rstrip('.')}."
+        return f"{self.message}."
+
+
+class ServerUnreachable(UserError):
+    """The backend's server did not answer; the hint names how to start it."""
+
+
+class BackendUnavailable(UserError):
+    """The backend's client library is not installed or the engine cannot run on this machine."""
