@@ -1,0 +1,107 @@
+"""The results schema: tidy rows, one per run, backend, workload, trial, phase, operation and parameters.
+
+trials.parquet has every trial row (failed ones too, marked); summary.parquet has the trimmed aggregate of the
+ok trials per configuration. Latencies are microseconds. `hdr` is the base64 HdrHistogram V2 encoding of the
+successful operations' latencies, so distributions can be merged later.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+KEY_FIELDS = [
+    pa.field("run_id", pa.string()),
+    pa.field("workload", pa.string()),
+    pa.field("workload_kind", pa.string()),  # "ann" | "ycsb"
+    pa.field("backend", pa.string()),
+    pa.field("phase", pa.string()),  # "search" | "ycsb"
+    pa.field("op", pa.string()),  # "search", "read", "update", ..., "total"
+    pa.field("ef_search", pa.int64()),
+    pa.field("k", pa.int64()),
+    pa.field("concurrency", pa.int64()),
+    pa.field("target_rate", pa.float64()),  # open loop: offered ops/s (all workers); null = closed loop
+    pa.field("arrival", pa.string()),
+]
+
+FIGURES = ["qps", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "recall"]
+
+TRIAL_FIELDS = [
+    pa.field("trial", pa.int64()),
+    pa.field("status", pa.string()),  # "ok" | "failed" | "invalid"
+    pa.field("status_reason", pa.string()),
+    pa.field("count", pa.int64()),
+    pa.field("errors", pa.int64()),
+    pa.field("error_rate", pa.float64()),
+    pa.field("duration_s", pa.float64()),
+    *[pa.field(f, pa.float64()) for f in FIGURES],
+    pa.field("service_p50_us", pa.float64()),
+    pa.field("service_p99_us", pa.float64()),
+    pa.field("service_p999_us", pa.float64()),
+    pa.field("achieved_rate", pa.float64()),
+    pa.field("late_share", pa.float64()),
+    pa.field("generator_lag_share", pa.float64()),
+    pa.field("visibility_p50_us", pa.float64()),
+    pa.field("visibility_p99_us", pa.float64()),
+    pa.field("visibility_missed", pa.int64()),
+    pa.field("out_of_range", pa.int64()),
+    pa.field("client_cpu_cores", pa.float64()),  # CPU cores the client used on average (processes: workers only)
+    pa.field("client_limited", pa.bool_()),
+    pa.field("server_rss_peak_bytes", pa.int64()),
+    pa.field("server_rss_mean_bytes", pa.float64()),
+    pa.field("server_cpu_mean_pct", pa.float64()),
+    pa.field("error_samples", pa.string()),
+    pa.field("hdr", pa.string()),
+    pa.field("hdr_failed", pa.string()),
+    pa.field("hdr_service", pa.string()),
+]
+
+PROVENANCE_FIELDS = [
+    pa.field("load_s", pa.float64()),
+    pa.field("build_s", pa.float64()),
+    pa.field("index_requested", pa.string()),  # JSON
+    pa.field("index_built", pa.string()),  # JSON, as read back from the engine
+    pa.field("index_substitutions", pa.string()),  # JSON list of sentences; "[]" when none
+    pa.field("index_size_bytes", pa.int64()),
+    pa.field("backend_client_version", pa.string()),
+    pa.field("backend_server_version", pa.string()),
+    pa.field("backend_options", pa.string()),  # JSON
+    pa.field("capabilities", pa.string()),  # JSON
+    pa.field("dataset_name", pa.string()),
+    pa.field("dataset_hash", pa.string()),
+    pa.field("dataset_n", pa.int64()),
+    pa.field("dataset_queries", pa.int64()),
+    pa.field("dataset_dim", pa.int64()),
+    pa.field("dataset_metric", pa.string()),
+    pa.field("seed", pa.int64()),
+    pa.field("harness_version", pa.string()),
+    pa.field("git_commit", pa.string()),
+    pa.field("host_cpu", pa.string()),
+    pa.field("host_cores", pa.int64()),
+    pa.field("host_mem_bytes", pa.int64()),
+    pa.field("host_kernel", pa.string()),
+    pa.field("host_os", pa.string()),
+    pa.field("python_version", pa.string()),
+    pa.field("started_utc", pa.timestamp("us", tz="UTC")),
+    pa.field("command", pa.string()),
+    pa.field("run_status", pa.string()),  # "complete" | "interrupted" | "failed"
+]
+
+TRIALS_SCHEMA = pa.schema(KEY_FIELDS + TRIAL_FIELDS + PROVENANCE_FIELDS)
+
+SUMMARY_FIELDS = [
+    pa.field("n_trials", pa.int64()),
+    pa.field("n_ok", pa.int64()),
+    pa.field("n_kept", pa.int64()),
+    pa.field("count", pa.int64()),
+    pa.field("errors", pa.int64()),
+]
+for _f in FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]:
+    SUMMARY_FIELDS += [pa.field(_f, pa.float64()), pa.field(f"{_f}_lo", pa.float64()), pa.field(f"{_f}_hi", pa.float64())]
+SUMMARY_FIELDS += [pa.field("client_limited", pa.bool_()), pa.field("hdr", pa.string())]
+
+SUMMARY_SCHEMA = pa.schema(KEY_FIELDS + SUMMARY_FIELDS + PROVENANCE_FIELDS)
+
+
+def table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    return pa.Table.from_pydict(cols, schema=schema)

@@ -1,0 +1,69 @@
+"""Atomic result writing: a temporary file in the same folder, fsync, then rename. A reader never sees a
+half-written file; one run never overwrites another (run ids are unique and the folder must be new)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench.errors import UserError
+
+
+def new_run_id(label: str = "") -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    suffix = secrets.token_hex(3)
+    return f"{stamp}-{label}-{suffix}" if label else f"{stamp}-{suffix}"
+
+
+def make_run_dir(results_dir: Path, run_id: str) -> Path:
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        d = results_dir / run_id
+        d.mkdir(exist_ok=False)
+    except FileExistsError:
+        raise UserError(f"The results folder {results_dir / run_id} already exists",
+                        "runs never overwrite each other; choose another --run-id") from None
+    except OSError as e:
+        raise UserError(f"Cannot create the results folder {results_dir} ({e.strerror})",
+                        "choose a writable --results-dir") from None
+    return d
+
+
+def _atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_parquet(table: pa.Table, path: Path, metadata: dict[str, Any] | None = None) -> None:
+    if metadata:
+        meta = dict(table.schema.metadata or {})
+        meta.update({k.encode(): json.dumps(v, default=str).encode() for k, v in metadata.items()})
+        table = table.replace_schema_metadata(meta)
+    _atomic(path, lambda f: pq.write_table(table, f))
+
+
+def write_text(path: Path, text: str) -> None:
+    _atomic(path, lambda f: f.write(text.encode()))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, default=str) + "\n")

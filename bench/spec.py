@@ -1,0 +1,184 @@
+"""Workload, backend and run specs: pydantic models, TOML loading, `--set` overrides and clear errors.
+
+A workload file is data (YCSB's model): what to load, which index to ask for, which operations to run and how
+long. A backend config holds one engine's connection and engine settings. Neither knows about the other.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bench.backends.base import BackendOptions, IndexSpec
+from bench.datasets.spec import DatasetSpec
+from bench.errors import UserError
+from bench.ops.spec import YcsbSpec
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WORKLOAD_DIR = REPO_ROOT / "workloads"
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IndexModel(Strict):
+    kind: Literal["hnsw", "flat"] = "hnsw"
+    m: int = Field(16, ge=2, le=2048, description="HNSW graph degree (M)")
+    ef_construction: int = Field(200, ge=1, le=100_000)
+    quantization: Literal["int8", "fp16", "pq", "binary"] | None = None
+
+    def to_spec(self) -> IndexSpec:
+        return IndexSpec(kind=self.kind, m=self.m, ef_construction=self.ef_construction,
+                         quantization=self.quantization)
+
+
+class SearchModel(Strict):
+    k: int = Field(10, ge=1, le=10_000)
+    ef_search: list[int] = Field(default_factory=lambda: [64], min_length=1)
+
+    @model_validator(mode="after")
+    def _positive_ef(self) -> SearchModel:
+        bad = [e for e in self.ef_search if e < 1]
+        if bad:
+            raise ValueError(f"ef_search values must be at least 1, got {bad}")
+        return self
+
+
+class RunModel(Strict):
+    trials: int = Field(5, ge=1, le=1000)
+    warmup_s: float = Field(1.0, ge=0, le=3600)
+    duration_s: float | None = Field(None, gt=0, le=86_400, description="length of a timed trial")
+    operations: int | None = Field(None, ge=1, description="operations per timed trial (all workers together)")
+    concurrency: int = Field(1, ge=1, le=1024)
+    batch_size: int = Field(1000, ge=1, le=1_000_000, description="vectors per insert batch while loading")
+    target_rate: float | None = Field(None, gt=0, description="open loop: operations per second offered")
+    arrival: Literal["constant", "poisson"] = "constant"
+    index_timeout_s: float = Field(3600, gt=0)
+    error_threshold: float = Field(0.01, ge=0, le=1, description="a trial whose error rate passes it fails")
+    on_trial_failure: Literal["continue", "stop"] = "continue"
+    recall_sample: int = Field(200, ge=0, description="search-under-writes: searches sampled for recall")
+    visibility_sample: int = Field(20, ge=0, description="search-under-writes: upserts probed for visibility lag")
+
+
+class WorkloadSpec(Strict):
+    name: str
+    kind: Literal["ann", "ycsb"]
+    description: str = ""
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    index: IndexModel = Field(default_factory=IndexModel)
+    search: SearchModel = Field(default_factory=SearchModel)
+    ycsb: YcsbSpec | None = None
+    run: RunModel = Field(default_factory=RunModel)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WorkloadSpec:
+        if self.search.k > self.dataset.n:
+            raise ValueError(f"search.k = {self.search.k} is larger than the dataset (dataset.n = {self.dataset.n})")
+        if self.kind == "ycsb" and self.ycsb is None:
+            raise ValueError("a ycsb workload needs a [ycsb] table with the operation proportions")
+        return self
+
+
+# -- loading -----------------------------------------------------------------------------------------------
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise UserError(f"The {what} file {path} does not exist", "check the path") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"The {what} file {path} is not valid TOML ({e})", "fix the syntax at that line") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"The {what} file {path} cannot be read ({e})", "check the file and its permissions") from None
+
+
+def resolve_workload_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        return p
+    candidate = WORKLOAD_DIR / f"{name_or_path}.toml"
+    if candidate.exists():
+        return candidate
+    known = sorted(x.stem for x in WORKLOAD_DIR.glob("*.toml"))
+    raise UserError(f"Unknown workload '{name_or_path}'", f"give a file path or one of: {', '.join(known)}")
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value as TOML would read it (numbers, booleans, lists, quoted strings), else the raw string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], allowed_roots: set[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides in place; the first part must be one of allowed_roots."""
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set '{item}' has no '='", "write it as --set section.key=value, e.g. --set dataset.n=20000")
+        key, _, raw = item.partition("=")
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts or parts[0] not in allowed_roots:
+            raise UserError(f"--set '{item}' names an unknown section '{parts[0] if parts else key}'",
+                            f"use one of: {', '.join(sorted(allowed_roots))}")
+        node = data
+        for p in parts[:-1]:
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                raise UserError(f"--set '{item}': '{p}' is a value, not a section", "check the key path")
+            node = nxt
+        node[parts[-1]] = parse_value(raw.strip())
+    return data
+
+
+def format_validation_error(e: ValidationError, where: str) -> str:
+    """One sentence naming every bad field, its value and what is expected."""
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{loc}'")
+        elif err["type"] == "missing":
+            parts.append(f"missing key '{loc}'")
+        else:
+            value = err.get("input")
+            shown = repr(value) if not isinstance(value, dict | list) or len(repr(value)) < 60 else "..."
+            parts.append(f"'{loc}' = {shown}: {msg[0].lower() + msg[1:] if msg else msg}")
+    return f"{where}: " + "; ".join(parts)
+
+
+def load_workload(name_or_path: str, overrides: list[str] | None = None) -> WorkloadSpec:
+    path = resolve_workload_path(name_or_path)
+    data = read_toml(path, "workload")
+    data = apply_overrides(data, [o for o in (overrides or []) if not o.startswith("backend.")],
+                           {"dataset", "index", "search", "ycsb", "run", "name", "kind", "description"})
+    try:
+        return WorkloadSpec.model_validate(data)
+    except ValidationError as e:
+        raise UserError(format_validation_error(e, f"Workload {path}"),
+                        "fix the value in the file or with --set") from None
+
+
+def load_backend_options(options_cls: type[BackendOptions], backend: str, config: str | None,
+                         overrides: list[str] | None = None) -> tuple[BackendOptions, Path | None]:
+    """Options for one backend: configs/<backend>.toml (or --config), then --set backend.KEY=VALUE."""
+    path: Path | None = Path(config) if config else CONFIG_DIR / f"{backend}.toml"
+    data: dict[str, Any] = {}
+    if config or (path is not None and path.exists()):
+        data = read_toml(path, "backend config")
+    else:
+        path = None
+    wrapped = apply_overrides({"backend": data}, [o for o in (overrides or []) if o.startswith("backend.")],
+                              {"backend"})
+    try:
+        return options_cls.model_validate(wrapped["backend"]), path
+    except ValidationError as e:
+        where = f"Backend config {path}" if path else f"Backend '{backend}' options"
+        raise UserError(format_validation_error(e, where), "fix the value in the config or with --set backend.KEY=VALUE") from None
