@@ -1,0 +1,36 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    venv, install, run the main job on an embedded engine with a small dataset
+#   make test   venv, install, start the services the tests need, run the whole suite, stop the services
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BENCH  := $(VENV)/bin/bench
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint services-up services-down clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[all]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BENCH) run --backend qdrant-edge --workload ann-smoke
+
+test: $(STAMP)
+	bash scripts/test.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bench tests benchmarks scripts
+
+services-up: $(STAMP)
+	$(PY) scripts/services.py up
+
+services-down:
+	$(PY) scripts/services.py down
+
+clean:
+	rm -rf $(VENV) .services results
