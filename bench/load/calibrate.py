@@ -1,0 +1,64 @@
+"""Self-check: the harness' own ceiling (null backend) and its accuracy against a known service time
+(the fake-slow backend). Used by `bench calibrate` and benchmarks/harness_overhead.py."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.backends.base import Backend, BackendOptions
+from bench.backends.fake_slow import FakeSlowBackend, FakeSlowOptions
+from bench.backends.null import NullBackend
+from bench.load.pool import ThreadPool
+from bench.load.task import PhaseTask
+from bench.load.worker import WorkerData
+from bench.metrics import hdr
+from bench.ops.spec import YcsbSpec
+
+
+@dataclass
+class Calibration:
+    backend: str
+    mode: str
+    workers: int
+    ops: int
+    seconds: float
+    ops_per_s: float
+    per_op_us: float  # wall time per operation per worker: the loop's whole cost with a no-op engine
+    p50_us: float | None
+    p99_us: float | None
+
+
+def _data(dim: int = 768, n: int = 1000) -> WorkerData:
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    return WorkerData(queries=v[:200], base=v, holdout=v[:100])
+
+
+def measure(backend: Backend, mode: str = "search", operations: int = 200_000, workers: int = 1,
+            ycsb: YcsbSpec | None = None) -> Calibration:
+    data = _data()
+    task = PhaseTask(mode=mode, trial=0, seed=1, k=10, ef_search=64, duration_s=None,
+                     operations=max(1, operations // workers),
+                     ycsb=ycsb or YcsbSpec(read_proportion=0.5, update_proportion=0.5), record_count=len(data.base))
+    pool = ThreadPool(backend, data, workers)
+    pool.run(PhaseTask(**{**task.__dict__, "operations": min(20_000, task.operations or 1), "trial": -1}))  # warm-up
+    t0 = time.perf_counter()
+    results, _ = pool.run(task)
+    secs = time.perf_counter() - t0
+    merged = hdr.merge(e for r in results for e in r.hist.values())
+    st = hdr.stats(merged)
+    n = merged.get_total_count()
+    return Calibration(backend.name, mode, workers, n, secs, n / secs, secs * workers / n * 1e6, st["p50_us"], st["p99_us"])
+
+
+def calibrate(operations: int = 200_000, slow_latency_us: float = 1000.0) -> list[Calibration]:
+    wd = tempfile.mkdtemp(prefix="bench-calibrate-")
+    null = NullBackend(BackendOptions(), wd)
+    slow = FakeSlowBackend(FakeSlowOptions(latency_us=slow_latency_us), wd)
+    out = [measure(null, "search", operations), measure(null, "ycsb", operations)]
+    out.append(measure(slow, "search", max(200, int(2e6 / max(slow_latency_us, 1)))))
+    return out

@@ -1,0 +1,456 @@
+"""`bench run`: spec -> dataset -> backend (create, load, wait until indexed) -> phases -> trials -> parquet.
+
+Each configuration (an ef_search value, or the YCSB mix) gets a warm-up, excluded from every figure, then
+`run.trials` timed trials. trials.parquet and summary.parquet are rewritten atomically after every trial, so an
+interrupted or failed run keeps everything that finished.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from bench import datasets
+from bench.analysis.aggregate import summarize
+from bench.backends import registry
+from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo
+from bench.errors import UserError
+from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool, WorkerFailed
+from bench.load.task import PhaseTask, WorkerResult
+from bench.load.worker import WorkerData
+from bench.metrics import hdr
+from bench.metrics.recall import recall_at_k, recall_under_updates
+from bench.metrics.resources import Sampler, pid_listening_on
+from bench.results import env
+from bench.results.intervals import write_interval_logs
+from bench.results.schema import SUMMARY_SCHEMA, TRIALS_SCHEMA, table
+from bench.results.writer import make_run_dir, new_run_id, write_json, write_parquet
+from bench.spec import WorkloadSpec, load_backend_options, load_workload
+
+GENERATOR_LAG_LIMIT = 0.01  # open loop: a trial where the generator itself fell behind on >1% of sends is invalid
+CLIENT_LIMIT = 0.9  # a worker process using >= 90% of a core was the limit, not the engine
+
+
+@dataclass
+class RunRequest:
+    backend: str
+    workload: str
+    overrides: list[str] = field(default_factory=list)
+    config: str | None = None
+    results_dir: Path = Path("results")
+    cache_dir: Path | None = None
+    run_id: str | None = None
+    trials: int | None = None
+    concurrency: int | None = None
+    target_rate: float | None = None
+    quiet: bool = False
+    command: str = ""
+    suite_run_id: str | None = None  # a suite writes several (backend, workload) cells into one run id
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    run_dir: Path
+    trial_rows: list[dict]
+    summary_rows: list[dict]
+    built: BuiltIndex | None
+    warnings: list[str]
+    status: str
+
+
+class Reporter:
+    """Progress and messages; silent with --quiet."""
+
+    def __init__(self, quiet: bool):
+        from rich.console import Console
+
+        self.quiet = quiet
+        self.console = Console(stderr=True, quiet=quiet)
+
+    def progress(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=self.console, transient=True, disable=self.quiet)
+
+    def say(self, msg: str) -> None:
+        self.console.print(msg)
+
+    def warn(self, msg: str) -> None:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[yellow]warning:[/yellow] {msg}")
+
+
+def _overrides(req: RunRequest) -> list[str]:
+    out = list(req.overrides)
+    if req.trials is not None:
+        out.append(f"run.trials={req.trials}")
+    if req.concurrency is not None:
+        out.append(f"run.concurrency={req.concurrency}")
+    if req.target_rate is not None:
+        out.append(f"run.target_rate={req.target_rate}")
+    return out
+
+
+def prepare(req: RunRequest) -> tuple[WorkloadSpec, type[Backend], Any, Path | None]:
+    """Validate everything a run needs before anything is written: spec, backend name, options, availability."""
+    spec = load_workload(req.workload, _overrides(req))
+    cls = registry.get(req.backend)
+    options, cfg_path = load_backend_options(cls.Options, req.backend, req.config, req.overrides)
+    reason = cls.check_available(options)
+    if reason:
+        raise UserError(f"Backend '{req.backend}' is not usable here: {reason.rstrip('.')}")
+    if spec.kind == "ycsb" and spec.ycsb is not None:
+        writes = spec.ycsb.update_proportion + spec.ycsb.insert_proportion + spec.ycsb.read_modify_write_proportion
+        caps = cls.capabilities
+        if writes and not caps.upsert:
+            raise UserError(f"Backend '{req.backend}' cannot update records, which workload '{spec.name}' needs",
+                            "choose a backend that supports upserts (`bench backends` lists capabilities)")
+        reads = spec.ycsb.read_proportion + spec.ycsb.read_modify_write_proportion
+        if reads and not caps.get:
+            raise UserError(f"Backend '{req.backend}' cannot fetch records by id, which workload '{spec.name}' needs",
+                            "choose a backend that supports get")
+        if spec.ycsb.search_proportion and writes and spec.dataset.holdout == 0:
+            raise UserError(f"Workload '{spec.name}' mixes searches with updates but dataset.holdout is 0",
+                            "set dataset.holdout so updates use vectors the ground truth can follow")
+    return spec, cls, options, cfg_path
+
+
+def run(req: RunRequest) -> RunOutcome:
+    spec, cls, options, _ = prepare(req)
+    rep = Reporter(req.quiet)
+    cache_dir = req.cache_dir or datasets.default_cache_dir()
+    ds = datasets.load(spec.dataset, cache_dir, progress=not req.quiet)
+    if ds.dim != spec.dataset.dim:
+        raise UserError(f"Dataset '{ds.name}' has dimension {ds.dim} but the workload says dataset.dim = {spec.dataset.dim}",
+                        "fix dataset.dim or choose another dataset")
+    k = spec.search.k
+    gt = None
+    if spec.kind == "ann" or (spec.ycsb is not None and spec.ycsb.search_proportion > 0):
+        gt = ds.ground_truth(k, progress=not req.quiet)
+
+    run_id = req.suite_run_id or req.run_id or new_run_id(f"{req.backend}-{spec.name}")
+    run_dir = req.results_dir / run_id
+    if req.suite_run_id:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        prefix = f"{req.backend}.{spec.name}."
+    else:
+        run_dir = make_run_dir(req.results_dir, run_id)
+        prefix = ""
+    started = datetime.now(UTC)
+    write_json(run_dir / f"{prefix}run.json", {
+        "run_id": run_id, "backend": req.backend, "workload": spec.model_dump(mode="json"),
+        "backend_options": options.model_dump(mode="json"), "command": req.command, "started_utc": started.isoformat(),
+        "dataset": ds.describe(), "status": "running"})
+
+    workdir = tempfile.mkdtemp(prefix=f"bench-{req.backend}-")
+    backend = cls(options, workdir)
+    warnings: list[str] = []
+    trial_rows: list[dict] = []
+    summary_rows: list[dict] = []
+    built: BuiltIndex | None = None
+    status = "failed"
+    pool = None
+    try:
+        backend.connect()
+        collection = CollectionSpec(name=f"bench_{spec.name}".replace("-", "_"), dim=ds.dim, metric=ds.metric,
+                                    index=spec.index.to_spec())
+        backend.create(collection)
+        load_s = _load(backend, ds, spec.run.batch_size, rep)
+        t0 = time.perf_counter()
+        built = backend.wait_indexed(spec.run.index_timeout_s)
+        build_s = time.perf_counter() - t0
+        for s in built.substitutions:
+            warnings.append(f"{req.backend}: {s}")
+            rep.warn(f"{req.backend} built something other than asked: {s}")
+        info = backend.info()
+        rep.say(f"loaded {ds.n} vectors in {load_s:.1f} s; index ready after {build_s:.1f} s more "
+                f"({built.kind} {json.dumps(built.params)})")
+        server_pid = info.server_pid or (pid_listening_on(info.server_address[1]) if info.server_address else None)
+        base_row = _provenance(req, spec, ds, options, cls, info, built, load_s, build_s, started, run_id)
+        W = spec.run.concurrency
+        if cls.capabilities.in_process:
+            pool = ThreadPool(backend, WorkerData(ds.queries, ds.base, ds.holdout), W)
+        else:
+            setup = ProcessSetup(req.backend, options.model_dump(), workdir, collection, spec.dataset, str(cache_dir))
+            pool = ProcessPool(setup, W)
+        state = _UpdateState()
+
+        def flush(run_status: str) -> None:
+            nonlocal summary_rows
+            for r in trial_rows:
+                r["run_status"] = run_status
+            summary_rows = summarize(trial_rows)
+            for r in summary_rows:
+                r["run_status"] = run_status
+            write_parquet(table(trial_rows, TRIALS_SCHEMA), run_dir / f"{prefix}trials.parquet")
+            write_parquet(table(summary_rows, SUMMARY_SCHEMA), run_dir / f"{prefix}summary.parquet")
+
+        configs = _configs(spec)
+        with rep.progress() as prog:
+            bar = prog.add_task("trials", total=len(configs) * spec.run.trials)
+            for ef in configs:
+                prog.update(bar, description=f"{req.backend} {spec.name} ef_search={ef}")
+                _phase(pool, spec, ds, ef, trial=-1, warmup=True, state=state)  # warm-up: excluded
+                for trial in range(spec.run.trials):
+                    sampler = Sampler(server_pid).start()
+                    cpu0 = psutil.Process().cpu_times() if pool.kind == "thread" else None
+                    results, cpu_s = _phase(pool, spec, ds, ef, trial=trial, warmup=False, state=state)
+                    res_stats = sampler.stop()
+                    if cpu0 is not None:
+                        cpu1 = psutil.Process().cpu_times()
+                        cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+                    rows = _trial_rows(spec, ds, gt, ef, trial, results, cpu_s, pool.kind, res_stats, state, base_row)
+                    write_interval_logs(run_dir / "intervals", f"{prefix}{req.backend}.{spec.name}.ef{ef}.t{trial}", results)
+                    trial_rows.extend(rows)
+                    flush("running")
+                    prog.advance(bar)
+                    for r in rows:
+                        if r["status"] != "ok" and r["op"] in ("search", "total"):
+                            rep.warn(f"trial {trial} at ef_search={ef} is {r['status']}: {r['status_reason']}")
+                        if r.get("client_limited") and r["op"] in ("search", "total"):
+                            warnings.append("the client, not the engine, was the limit (a worker used "
+                                            f">= {CLIENT_LIMIT:.0%} of a core); add --concurrency or client cores")
+                    if any(r["status"] == "failed" for r in rows) and spec.run.on_trial_failure == "stop":
+                        raise _Stop("a trial failed and run.on_trial_failure = \"stop\"")
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        rep.warn("interrupted: writing the trials that finished")
+    except _Stop as e:
+        status = "stopped"
+        rep.warn(str(e))
+    except WorkerFailed as e:
+        status = "failed"
+        warnings.append(f"a worker failed: {e}")
+        rep.warn(f"a worker failed: {e}")
+    finally:
+        if pool is not None:
+            pool.close()
+        if trial_rows:
+            for r in trial_rows:
+                r["run_status"] = status
+            summary_rows = summarize(trial_rows)
+            for r in summary_rows:
+                r["run_status"] = status
+            write_parquet(table(trial_rows, TRIALS_SCHEMA), run_dir / f"{prefix}trials.parquet")
+            write_parquet(table(summary_rows, SUMMARY_SCHEMA), run_dir / f"{prefix}summary.parquet")
+        write_json(run_dir / f"{prefix}run.json", {
+            "run_id": run_id, "backend": req.backend, "workload": spec.model_dump(mode="json"),
+            "backend_options": options.model_dump(mode="json"), "command": req.command,
+            "started_utc": started.isoformat(), "ended_utc": datetime.now(UTC).isoformat(),
+            "dataset": ds.describe(), "status": status, "warnings": warnings,
+            "index_built": built.as_dict() if built else None})
+        try:
+            backend.drop()
+            backend.close()
+        except Exception:  # noqa: BLE001 - cleanup must not hide the result
+            pass
+        shutil.rmtree(workdir, ignore_errors=True)
+    if status == "interrupted":
+        raise KeyboardInterrupt
+    return RunOutcome(run_id, run_dir, trial_rows, summary_rows, built, warnings, status)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _configs(spec: WorkloadSpec) -> list[int | None]:
+    if spec.kind == "ann":
+        return list(spec.search.ef_search)
+    return [spec.search.ef_search[0]]
+
+
+def _load(backend: Backend, ds, batch_size: int, rep: Reporter) -> float:
+    total = 0.0
+    with rep.progress() as prog:
+        bar = prog.add_task(f"loading {ds.name}", total=ds.n)
+        for ids, vecs in ds.batches(batch_size):
+            t0 = time.perf_counter()
+            backend.insert(ids, vecs)
+            total += time.perf_counter() - t0
+            prog.advance(bar, len(ids))
+    return total
+
+
+def _per_worker(total: int | None, W: int) -> int | None:
+    return None if total is None else max(1, math.ceil(total / W))
+
+
+def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state) -> tuple[list[WorkerResult], float | None]:
+    r = spec.run
+    W = r.concurrency
+    if warmup:
+        if r.warmup_s <= 0:
+            return [], None
+        duration, operations = r.warmup_s, None
+    elif r.duration_s is not None:
+        duration, operations = r.duration_s, _per_worker(r.operations, W)
+    else:
+        duration = None
+        operations = _per_worker(r.operations or (len(ds.queries) if spec.kind == "ann" else 10_000), W)
+    y = spec.ycsb
+    searching = spec.kind == "ycsb" and y is not None and y.search_proportion > 0
+    task = PhaseTask(
+        mode="search" if spec.kind == "ann" else "ycsb", trial=trial, seed=spec.dataset.seed, k=spec.search.k,
+        ef_search=ef, duration_s=duration, operations=operations,
+        target_rate=(r.target_rate / W) if r.target_rate else None, arrival=r.arrival, ycsb=y,
+        record_count=ds.n,
+        recall_sample_every=_sample_every(spec, W) if searching and not warmup else 0,
+        visibility_every=_visibility_every(spec, W) if searching and not warmup else 0,
+    )
+    results, cpu_s = pool.run(task)
+    state.apply(results)
+    return results, cpu_s
+
+
+def _sample_every(spec: WorkloadSpec, W: int) -> int:
+    """Keep about run.recall_sample search results per trial for recall under updates."""
+    if spec.run.recall_sample == 0:
+        return 0
+    return 10
+
+
+def _visibility_every(spec: WorkloadSpec, W: int) -> int:
+    return 0 if spec.run.visibility_sample == 0 else 50
+
+
+class _UpdateState:
+    """Which records hold which held-out vector now: ground truth under writes follows it across phases."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[int, int, int]] = []  # (ack ns, key, holdout row) of every acknowledged write
+        self.current: dict[int, int] = {}
+
+    def apply(self, results: list[WorkerResult]) -> None:
+        new = sorted(u for r in results for u in r.updates)
+        self.before = dict(self.current)
+        self.trial_log = new
+        for _, key, row in new:
+            self.current[key] = row
+
+
+def _provenance(req, spec, ds, options, cls, info: EngineInfo, built: BuiltIndex, load_s, build_s, started, run_id):
+    return {
+        "run_id": run_id, "workload": spec.name, "workload_kind": spec.kind, "backend": req.backend,
+        "phase": "search" if spec.kind == "ann" else "ycsb", "k": spec.search.k,
+        "concurrency": spec.run.concurrency, "target_rate": spec.run.target_rate,
+        "arrival": spec.run.arrival if spec.run.target_rate else None,
+        "load_s": load_s, "build_s": build_s,
+        "index_requested": json.dumps(spec.index.model_dump()), "index_built": json.dumps(built.as_dict()),
+        "index_substitutions": json.dumps(built.substitutions), "index_size_bytes": info.index_size_bytes,
+        "backend_client_version": info.client_version, "backend_server_version": info.server_version,
+        "backend_options": json.dumps(options.model_dump(mode="json")),
+        "capabilities": json.dumps(cls.capabilities.as_dict()),
+        "dataset_name": ds.name, "dataset_hash": ds.content_hash, "dataset_n": ds.n,
+        "dataset_queries": len(ds.queries), "dataset_dim": ds.dim, "dataset_metric": ds.metric,
+        "seed": spec.dataset.seed, **env.provenance(), "started_utc": started, "command": req.command,
+    }
+
+
+def _trial_rows(spec, ds, gt, ef, trial, results: list[WorkerResult], cpu_s, pool_kind, res_stats, state,
+                base_row) -> list[dict]:
+    start = min(r.started_wall for r in results)
+    end = max(r.ended_wall for r in results)
+    duration = max(end - start, 1e-9)
+    labels = sorted({lbl for r in results for lbl in (*r.hist, *r.failed)})
+    scheduled = sum(r.scheduled for r in results)
+    late = sum(r.late for r in results)
+    lag = sum(r.generator_lag for r in results)
+    out_of_range = sum(r.out_of_range for r in results)
+    cpu_cores = (cpu_s / duration) if cpu_s is not None else None
+    limited = None
+    if pool_kind == "process":
+        limited = any((r.cpu_s or 0) / duration >= CLIENT_LIMIT for r in results)
+    recall = None
+    if spec.kind == "ann":
+        q = np.concatenate([r.search_queries for r in results])
+        ids = np.concatenate([r.search_ids for r in results])
+        recall = recall_at_k(ids, gt[q], spec.search.k) if len(q) else None
+    elif spec.ycsb is not None and spec.ycsb.search_proportion > 0 and gt is not None:
+        recall = recall_under_updates(results, state, ds, spec.search.k)
+    vis = [v for r in results for v in r.visibility_us]
+    vis_ok = [v for v in vis if v >= 0]
+    common = {
+        **base_row, "ef_search": ef, "trial": trial, "duration_s": duration,
+        "achieved_rate": (scheduled / duration) if spec.run.target_rate else None,
+        "late_share": (late / scheduled) if scheduled else None,
+        "generator_lag_share": (lag / scheduled) if scheduled else None,
+        "out_of_range": out_of_range, "client_cpu_cores": cpu_cores, "client_limited": limited,
+        "server_rss_peak_bytes": res_stats.rss_peak_bytes, "server_rss_mean_bytes": res_stats.rss_mean_bytes,
+        "server_cpu_mean_pct": res_stats.cpu_mean_pct,
+        "visibility_p50_us": float(np.percentile(vis_ok, 50)) if vis_ok else None,
+        "visibility_p99_us": float(np.percentile(vis_ok, 99)) if vis_ok else None,
+        "visibility_missed": (len(vis) - len(vis_ok)) if vis else None,
+        "error_samples": json.dumps([s for r in results for s in r.error_samples][:5]),
+    }
+    rows = []
+    groups = [(lbl, [lbl]) for lbl in labels]
+    if spec.kind == "ycsb":
+        groups.append(("total", labels))
+    for op, members in groups:
+        ok = hdr.merge(r.hist.get(m) for r in results for m in members)
+        fail = hdr.merge(r.failed.get(m) for r in results for m in members)
+        svc = hdr.merge(r.service.get(m) for r in results for m in members)
+        st = hdr.stats(ok)
+        n_ok, n_fail = ok.get_total_count(), fail.get_total_count()
+        total = n_ok + n_fail
+        err_rate = n_fail / total if total else 0.0
+        status, reason = "ok", None
+        if err_rate > spec.run.error_threshold:
+            status, reason = "failed", f"error rate {err_rate:.2%} is above run.error_threshold {spec.run.error_threshold:.2%}"
+        elif scheduled and lag / scheduled > GENERATOR_LAG_LIMIT:
+            status, reason = "invalid", (f"the load generator fell behind its schedule on {lag / scheduled:.1%} of sends "
+                                         "(the client, not the engine); lower --target-rate or add client cores")
+        svc_st = hdr.stats(svc)
+        rows.append({
+            **common, "op": op, "status": status, "status_reason": reason, "count": n_ok, "errors": n_fail,
+            "error_rate": err_rate, "qps": n_ok / duration,
+            "mean_us": st["mean_us"], "p50_us": st["p50_us"], "p90_us": st["p90_us"], "p99_us": st["p99_us"],
+            "p999_us": st["p999_us"], "max_us": st["max_us"],
+            "recall": recall if op in ("search", "total") else None,
+            "service_p50_us": svc_st["p50_us"], "service_p99_us": svc_st["p99_us"], "service_p999_us": svc_st["p999_us"],
+            "hdr": hdr.encode(ok) if n_ok else None, "hdr_failed": hdr.encode(fail) if n_fail else None,
+            "hdr_service": hdr.encode(svc) if svc.get_total_count() else None,
+        })
+    return rows
+
+
+def print_summary(rows: list[dict], warnings: list[str], out: Callable[[Any], None] | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="bench results (trimmed median of kept trials; spread in brackets)")
+    for col in ("backend", "workload", "op", "ef", "QPS", "P50 us", "P99 us", "P99.9 us", "recall", "trials"):
+        t.add_column(col, justify="right" if col not in ("backend", "workload", "op") else "left")
+
+    def f(v, spec=",.0f"):
+        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+    for r in rows:
+        qps = f"{f(r['qps'])} [{f(r['qps_lo'])}-{f(r['qps_hi'])}]" if r.get("qps") is not None else "-"
+        t.add_row(r["backend"], r["workload"], r["op"], f(r.get("ef_search"), "d"), qps, f(r.get("p50_us")),
+                  f(r.get("p99_us")), f(r.get("p999_us")), f(r.get("recall"), ".4f"),
+                  f"{r['n_kept']}/{r['n_ok']}/{r['n_trials']}")
+    console = Console(file=sys.stdout, width=160)
+    console.print(t)
+    subs = sorted({s for r in rows for s in json.loads(r.get("index_substitutions") or "[]")})
+    for s in subs:
+        console.print(f"[yellow]built other than asked:[/yellow] {s}")
+    for w in sorted(set(warnings) - {w for w in warnings if any(s in w for s in subs)}):
+        console.print(f"[yellow]warning:[/yellow] {w}")
