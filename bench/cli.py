@@ -34,6 +34,8 @@ def run(
     trials: Annotated[int | None, typer.Option(help="timed trials per configuration (default 5)")] = None,
     concurrency: Annotated[int | None, typer.Option(help="workers: threads (in-process) or processes")] = None,
     target_rate: Annotated[float | None, typer.Option(help="open loop: operations per second offered")] = None,
+    rate_sweep: Annotated[bool, typer.Option(help="then offer 10%..120% of the closed-loop QPS, open loop, and "
+                                             "find the latency-throughput knee")] = False,
     results_dir: Annotated[Path, typer.Option(help="where results/<run-id>/ goes")] = Path("results"),
     run_id: Annotated[str | None, typer.Option(help="run id (default: time, backend, workload, random)")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="dataset cache (default $BENCH_CACHE_DIR or ~/.cache/bench)")] = None,
@@ -46,7 +48,7 @@ def run(
 
     req = RunRequest(backend=backend, workload=workload, overrides=list(set_), config=config, results_dir=results_dir,
                      cache_dir=cache_dir, run_id=run_id, trials=trials, concurrency=concurrency,
-                     target_rate=target_rate, quiet=quiet or as_json, command=shlex.join(["bench", *sys.argv[1:]]))
+                     target_rate=target_rate, rate_sweep=rate_sweep, quiet=quiet or as_json, command=shlex.join(["bench", *sys.argv[1:]]))
     out = do_run(req)
     if as_json:
         keep = ("backend", "workload", "op", "ef_search", "concurrency", "target_rate", "n_trials", "n_ok", "n_kept",

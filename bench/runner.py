@@ -39,6 +39,7 @@ from bench.results.schema import SUMMARY_SCHEMA, TRIALS_SCHEMA, table
 from bench.results.writer import make_run_dir, new_run_id, write_json, write_parquet
 from bench.spec import WorkloadSpec, load_backend_options, load_workload
 
+RATE_SWEEP = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.2)
 GENERATOR_LAG_LIMIT = 0.01  # open loop: a trial where the generator itself fell behind on >1% of sends is invalid
 CLIENT_LIMIT = 0.9  # a worker process using >= 90% of a core was the limit, not the engine
 
@@ -58,6 +59,7 @@ class RunRequest:
     quiet: bool = False
     command: str = ""
     suite_run_id: str | None = None  # a suite writes several (backend, workload) cells into one run id
+    rate_sweep: bool = False  # after the closed-loop trials, offer 10%..120% of their QPS open loop
 
 
 @dataclass
@@ -163,6 +165,7 @@ def run(req: RunRequest) -> RunOutcome:
     trial_rows: list[dict] = []
     summary_rows: list[dict] = []
     built: BuiltIndex | None = None
+    knees: list[dict] = []
     status = "failed"
     pool = None
     try:
@@ -189,6 +192,7 @@ def run(req: RunRequest) -> RunOutcome:
             setup = ProcessSetup(req.backend, options.model_dump(), workdir, collection, spec.dataset, str(cache_dir))
             pool = ProcessPool(setup, W)
         state = _UpdateState()
+        knees: list[dict] = []
 
         def flush(run_status: str) -> None:
             nonlocal summary_rows
@@ -201,21 +205,26 @@ def run(req: RunRequest) -> RunOutcome:
             write_parquet(table(summary_rows, SUMMARY_SCHEMA), run_dir / f"{prefix}summary.parquet")
 
         configs = _configs(spec)
+        sweep = RATE_SWEEP if req.rate_sweep else ()
         with rep.progress() as prog:
-            bar = prog.add_task("trials", total=len(configs) * spec.run.trials)
-            for ef in configs:
-                prog.update(bar, description=f"{req.backend} {spec.name} ef_search={ef}")
-                _phase(pool, spec, ds, ef, trial=-1, warmup=True, state=state)  # warm-up: excluded
+            bar = prog.add_task("trials", total=len(configs) * spec.run.trials * (1 + len(sweep)))
+
+            def measure(ef, rate):
+                label = f"{req.backend} {spec.name} ef_search={ef}" + (f" at {rate:,.0f} ops/s" if rate else "")
+                prog.update(bar, description=label)
+                _phase(pool, spec, ds, ef, trial=-1, warmup=True, state=state, rate=rate)  # warm-up: excluded
                 for trial in range(spec.run.trials):
                     sampler = Sampler(server_pid).start()
                     cpu0 = psutil.Process().cpu_times() if pool.kind == "thread" else None
-                    results, cpu_s = _phase(pool, spec, ds, ef, trial=trial, warmup=False, state=state)
+                    results, cpu_s = _phase(pool, spec, ds, ef, trial=trial, warmup=False, state=state, rate=rate)
                     res_stats = sampler.stop()
                     if cpu0 is not None:
                         cpu1 = psutil.Process().cpu_times()
                         cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-                    rows = _trial_rows(spec, ds, gt, ef, trial, results, cpu_s, pool.kind, res_stats, state, base_row)
-                    write_interval_logs(run_dir / "intervals", f"{prefix}{req.backend}.{spec.name}.ef{ef}.t{trial}", results)
+                    row0 = {**base_row, "target_rate": rate, "arrival": spec.run.arrival if rate else None}
+                    rows = _trial_rows(spec, ds, gt, ef, trial, results, cpu_s, pool.kind, res_stats, state, row0)
+                    stem = f"{prefix}{req.backend}.{spec.name}.ef{ef}" + (f".rate{rate:.0f}" if rate else "") + f".t{trial}"
+                    write_interval_logs(run_dir / "intervals", stem, results)
                     trial_rows.extend(rows)
                     flush("running")
                     prog.advance(bar)
@@ -227,6 +236,18 @@ def run(req: RunRequest) -> RunOutcome:
                                             f">= {CLIENT_LIMIT:.0%} of a core); add --concurrency or client cores")
                     if any(r["status"] == "failed" for r in rows) and spec.run.on_trial_failure == "stop":
                         raise _Stop("a trial failed and run.on_trial_failure = \"stop\"")
+
+            for ef in configs:
+                measure(ef, spec.run.target_rate)
+                if sweep:
+                    qmax = _closed_loop_qps(trial_rows, ef)
+                    for frac in sweep:
+                        measure(ef, max(1.0, frac * qmax))
+                    knee = find_knee([r for r in summarize(trial_rows) if r["ef_search"] == ef])
+                    if knee:
+                        rep.say(f"knee at ef_search={ef}: {knee['target_rate']:,.0f} ops/s offered "
+                                f"({knee['qps']:,.0f} achieved, P99 {knee['p99_us']:,.0f} us)")
+                        knees.append({"ef_search": ef, **knee})
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -254,7 +275,7 @@ def run(req: RunRequest) -> RunOutcome:
             "backend_options": options.model_dump(mode="json"), "command": req.command,
             "started_utc": started.isoformat(), "ended_utc": datetime.now(UTC).isoformat(),
             "dataset": ds.describe(), "status": status, "warnings": warnings,
-            "index_built": built.as_dict() if built else None})
+            "index_built": built.as_dict() if built else None, "knees": knees})
         try:
             backend.drop()
             backend.close()
@@ -292,7 +313,8 @@ def _per_worker(total: int | None, W: int) -> int | None:
     return None if total is None else max(1, math.ceil(total / W))
 
 
-def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state) -> tuple[list[WorkerResult], float | None]:
+def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state,
+           rate: float | None) -> tuple[list[WorkerResult], float | None]:
     r = spec.run
     W = r.concurrency
     if warmup:
@@ -309,7 +331,7 @@ def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state) ->
     task = PhaseTask(
         mode="search" if spec.kind == "ann" else "ycsb", trial=trial, seed=spec.dataset.seed, k=spec.search.k,
         ef_search=ef, duration_s=duration, operations=operations,
-        target_rate=(r.target_rate / W) if r.target_rate else None, arrival=r.arrival, ycsb=y,
+        target_rate=(rate / W) if rate else None, arrival=r.arrival, ycsb=y,
         record_count=ds.n,
         recall_sample_every=_sample_every(spec, W) if searching and not warmup else 0,
         visibility_every=_visibility_every(spec, W) if searching and not warmup else 0,
@@ -317,6 +339,31 @@ def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state) ->
     results, cpu_s = pool.run(task)
     state.apply(results)
     return results, cpu_s
+
+
+def _closed_loop_qps(rows: list[dict], ef) -> float:
+    qps = [r["qps"] for r in rows if r["ef_search"] == ef and r["target_rate"] is None and r["status"] == "ok"
+           and r["op"] in ("search", "total")]
+    if not qps:
+        raise _Stop(f"no closed-loop trial at ef_search={ef} succeeded, so there is no maximum to sweep from")
+    return float(np.median(qps))
+
+
+def find_knee(summary_rows: list[dict], p99_factor: float = 3.0, achieved: float = 0.95) -> dict | None:
+    """The latency-throughput knee: the highest offered rate the engine still kept up with (achieved at least
+    95% of it) with a corrected P99 within `p99_factor` times the P99 at the lowest offered rate."""
+    pts = sorted((r for r in summary_rows if r.get("target_rate") and r["op"] in ("search", "total")
+                  and r.get("p99_us") is not None), key=lambda r: r["target_rate"])
+    if not pts:
+        return None
+    floor = pts[0]["p99_us"]
+    knee = None
+    for r in pts:
+        if r["qps"] >= achieved * r["target_rate"] and r["p99_us"] <= p99_factor * floor:
+            knee = r
+    if knee is None:
+        return None
+    return {k: knee[k] for k in ("target_rate", "qps", "p50_us", "p99_us", "p999_us")}
 
 
 def _sample_every(spec: WorkloadSpec, W: int) -> int:
