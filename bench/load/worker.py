@@ -227,6 +227,7 @@ def _run_ycsb(backend, data, task, worker, workers, rng, wait) -> WorkerResult: 
     kept_ids: list[Any] = []
     kept_t: list[int] = []
     n_search = n_update = 0
+    written: dict[int, int] = {}  # key -> holdout row this worker last wrote to it
     offsets = None
     if task.target_rate:
         n_sched = n_max if window is None else int(task.target_rate * window / 1e9) + 1
@@ -262,8 +263,9 @@ def _run_ycsb(backend, data, task, worker, workers, rng, wait) -> WorkerResult: 
         if op == UPDATE or op == INSERT or op == RMW:
             row = ops.next_holdout()
             vec = ops.vector_for_write(row)
-        elif op == SCAN:
-            vec = base[key % nb]
+        elif op == SCAN:  # near the vector stored for that key, as far as this worker knows it
+            w = written.get(key)
+            vec = data.holdout[w] if w is not None else base[key % nb]
         elif op == SEARCH:
             qi = int(q_order[n_search % nq])
             vec = queries[qi]
@@ -306,12 +308,14 @@ def _run_ycsb(backend, data, task, worker, workers, rng, wait) -> WorkerResult: 
                     kept_t.append(t0)
                 n_search += 1
             elif row >= 0 and op != RMW:
+                written[key] = row
                 res.updates.append((wall0_ns + (t1 - start), key, row))
                 n_update += 1
                 if vis_every and n_update % vis_every == 0:
                     res.visibility_us.append(_visibility_lag(search, vec, key, params, t1))
                     t1 = pc()
             elif row >= 0:
+                written[key] = row
                 res.updates.append((wall0_ns + (t1 - start), key, row))
         except Exception as e:  # noqa: BLE001 - every failure is counted, never raised out of the loop
             t1 = pc()
