@@ -1,0 +1,598 @@
+"""`milvus` (a Milvus server, through pymilvus) and `milvus-lite` (the in-process milvus-lite engine, a `.db` folder).
+
+Both speak to the engine through pymilvus's MilvusClient; pymilvus starts milvus-lite's gRPC server in a thread
+of this process when the URI is a local path ending in `.db`. The two are separate backends because they are
+driven differently: a server by N worker processes, milvus-lite by threads of one process (`in_process`).
+
+Traps this module handles, each read back from the engine rather than trusted:
+
+- The index is reported "Finished" before it is built. A server's describe_index says `state: Finished` right
+  after a flush while `pending_index_rows` is still the whole collection; milvus-lite always says Finished with
+  indexed_rows = all rows. `wait_indexed` therefore flushes, polls pending/indexed rows (server), loads, and
+  reads what each loaded segment really carries (server: `list_loaded_segments` index names; lite: the engine's
+  own segment objects, which live in this process).
+- Unflushed rows are brute-forced. Rows still in milvus-lite's memtable, and in a server's growing segments, are
+  searched exactly; segments under the server's 1,024-row threshold get no index at all. Both are counted and
+  reported in `BuiltIndex.substitutions`.
+- Build parameters. pymilvus 3 sends `M` / `efConstruction` as top-level key-value pairs, which a server reads
+  and milvus-lite silently ignores (it builds M=16, efConstruction=200); milvus-lite reads them only nested as
+  `params={"params": {...}}`. Each mode sends the form its engine reads, and the values the engine used are read
+  back (lite: from the faiss graph itself).
+- milvus-lite is a Python reimplementation (faiss HNSW per segment, Python loops around each search), so its
+  QPS says little about Milvus; every milvus-lite run carries that caveat as a substitution line.
+
+`SearchParams.ef_search` is sent per query as `{"params": {"ef": ...}}`. Payload filters are Milvus boolean
+expressions `field == value` joined with `and`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from bench.backends._net import host_port, tcp_reachable, unreachable
+from bench.backends.base import (
+    Backend,
+    BackendOptions,
+    BuiltIndex,
+    Capabilities,
+    CollectionSpec,
+    EngineInfo,
+    IndexSpec,
+    Record,
+    SearchParams,
+)
+from bench.errors import UserError
+
+DEFAULT_URI = "http://127.0.0.1:19530"
+DEFAULT_PORT = 19530
+ID_FIELD = "id"
+VECTOR_FIELD = "vector"
+INDEX_NAME = "vector"
+SERVER_MIN_INDEXED_ROWS = 1024  # Milvus's default minSegmentNumRowsToEnableIndex: smaller segments stay unindexed
+LITE_CAVEAT = ("milvus-lite is a pure-Python reimplementation of Milvus (faiss per segment, Python loops around "
+               "each search, exact search over unflushed rows): its QPS and latency say little about a Milvus server")
+
+METRICS = {"cosine": "COSINE", "l2": "L2", "ip": "IP"}
+INDEX_TYPES = {"hnsw": "HNSW", "flat": "FLAT"}
+_KINDS = {"HNSW": "hnsw", "FLAT": "flat", "BRUTE_FORCE": "flat", "AUTOINDEX": "autoindex"}
+_FAISS_KINDS = {"FaissHnswIndex": "hnsw", "BruteForceIndex": "flat"}
+_VARCHAR_MAX = {"keyword": 1024, "text": 65535}
+
+ConsistencyLevel = Literal["Strong", "Bounded", "Session", "Eventually"]
+
+
+def _env_uri() -> str:
+    return os.environ.get("BENCH_MILVUS_URI") or DEFAULT_URI
+
+
+def _pkg_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def is_lite_uri(uri: str) -> bool:
+    """True for a milvus-lite database: a local path (no scheme) ending in `.db`."""
+    return "://" not in uri and uri.rstrip("/").endswith(".db")
+
+
+class MilvusOptions(BackendOptions):
+    uri: str = Field(default_factory=_env_uri, description="server URI; env BENCH_MILVUS_URI is the default")
+    token: str = Field("", description="`user:password` or an API key; empty for no authentication")
+    db_name: str = Field("", description="database; empty = the server's default")
+    consistency_level: ConsistencyLevel = Field(
+        "Strong", description="collection consistency; Strong makes a get or search see the writes before it")
+    shards_num: int = Field(1, ge=1, description="shards (DML channels) of the collection")
+    connect_timeout_s: float = Field(5.0, gt=0, description="how long connect() waits for the server")
+
+
+class MilvusLiteOptions(BackendOptions):
+    uri: str = Field("", description="milvus-lite database path ending in .db; empty = <run workdir>/milvus-lite.db")
+
+
+# -- request building and response parsing (pure, unit-tested) ------------------------------------------------
+
+def index_request(index: IndexSpec, metric: str, *, lite: bool) -> dict[str, Any]:
+    """Keyword arguments for `IndexParams.add_index` asking for `index` with `metric`.
+
+    milvus-lite reads build parameters only from a nested `params` JSON entry; a server reads the flattened
+    keys (pymilvus 3 flattens `params={...}` into top-level entries, hence the doubled nesting for lite).
+    """
+    if index.kind not in INDEX_TYPES:
+        raise UserError(f"milvus has no index kind '{index.kind}'", f"use one of: {', '.join(INDEX_TYPES)}")
+    if metric not in METRICS:
+        raise UserError(f"milvus has no metric '{metric}'", f"use one of: {', '.join(METRICS)}")
+    if index.quantization:
+        raise UserError(f"the milvus adapter does not apply quantization '{index.quantization}' yet",
+                        "remove index.quantization")
+    build: dict[str, Any] = {}
+    if index.kind == "hnsw":
+        build = {"M": int(index.m), "efConstruction": int(index.ef_construction)}
+    req: dict[str, Any] = {"field_name": VECTOR_FIELD, "index_type": INDEX_TYPES[index.kind],
+                           "index_name": INDEX_NAME, "metric_type": METRICS[metric]}
+    if build:
+        req["params"] = {"params": build} if lite else build
+    return req
+
+
+def search_params(metric: str, ef: int | None) -> dict[str, Any]:
+    """The `search_params` of one query."""
+    out: dict[str, Any] = {"metric_type": METRICS[metric]}
+    if ef is not None:
+        out["params"] = {"ef": int(ef)}
+    return out
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | np.integer | np.floating):
+        return repr(value.item() if isinstance(value, np.generic) else value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    raise UserError(f"milvus filters compare with numbers, booleans or strings, not {type(value).__name__}",
+                    "use an equality filter such as {\"tag\": 3}")
+
+
+def filter_expr(flt: Mapping[str, Any] | None) -> str:
+    """A Milvus boolean expression for an equality filter `{"field": value, ...}` ('' for none)."""
+    if not flt:
+        return ""
+    parts = []
+    for field_name, value in flt.items():
+        if not str(field_name).isidentifier():
+            raise UserError(f"milvus filter field '{field_name}' is not a valid field name",
+                            "use the payload field's name")
+        parts.append(f"{field_name} == {_literal(value)}")
+    return " and ".join(parts)
+
+
+def read_index_description(desc: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(kind, params) from describe_index: build params may come flat (server) or nested in `params` (lite)."""
+    index_type = str(desc.get("index_type", "")).upper()
+    raw: dict[str, Any] = {}
+    nested = desc.get("params")
+    if isinstance(nested, str):
+        try:
+            nested = json.loads(nested)
+        except json.JSONDecodeError:
+            nested = None
+    if isinstance(nested, Mapping):
+        raw.update(nested)
+    for key in ("M", "efConstruction"):
+        if key in desc:
+            raw[key] = desc[key]
+    params: dict[str, Any] = {"index_type": index_type, "metric_type": desc.get("metric_type")}
+    if "M" in raw:
+        params["m"] = int(raw["M"])
+    if "efConstruction" in raw:
+        params["ef_construction"] = int(raw["efConstruction"])
+    return _KINDS.get(index_type, index_type.lower() or "none"), params
+
+
+def hit_ids(result: Any) -> list[int]:
+    """Ids, best first, of the first query of a MilvusClient.search result."""
+    if not result:
+        return []
+    return [int(hit["id"]) for hit in result[0]]
+
+
+def record_from_row(row: Mapping[str, Any]) -> Record:
+    vec = row.get(VECTOR_FIELD)
+    payload = {k: v for k, v in row.items() if k not in (ID_FIELD, VECTOR_FIELD) and v is not None}
+    return Record(id=int(row[ID_FIELD]), vector=None if vec is None else np.asarray(vec, dtype=np.float32),
+                  payload=payload or None)
+
+
+def compare_params(req: IndexSpec, kind: str, params: Mapping[str, Any]) -> list[str]:
+    """Substitution lines where what the engine reports differs from the request."""
+    subs = []
+    if kind != req.kind:
+        subs.append(f"asked for a {req.kind} index; the engine reports {params.get('index_type') or kind}")
+    elif kind == "hnsw":
+        got = (params.get("m"), params.get("ef_construction"))
+        if got != (req.m, req.ef_construction):
+            subs.append(f"asked for m={req.m}, ef_construction={req.ef_construction}; the engine reports "
+                        f"m={got[0]}, ef_construction={got[1]}")
+    return subs
+
+
+def lite_engine_state(db_path: str, collection: str) -> dict[str, Any] | None:
+    """What milvus-lite's engine holds for `collection`, read from its objects in this process.
+
+    milvus-lite's describe_index is not a read-back (always Finished, all rows indexed), so this looks at the
+    engine itself: rows per flushed segment and the index object each carries (a faiss HNSW graph, whose M and
+    efConstruction are read from the graph, or brute force), and rows still in the memtable (searched exactly).
+    None when the engine's internals are not reachable (another milvus-lite version).
+    """
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+
+        entry = server_manager_instance._servers.get(os.path.abspath(db_path))  # noqa: SLF001
+        if entry is None:
+            return None
+        col = entry[1].get_collection(collection)
+        segments = []
+        for seg in list(col._segment_cache.values()):  # noqa: SLF001
+            idx = seg.indexes.get(VECTOR_FIELD)
+            info: dict[str, Any] = {"rows": int(seg.num_rows),
+                                    "index": None if idx is None else _FAISS_KINDS.get(type(idx).__name__,
+                                                                                       type(idx).__name__)}
+            graph = getattr(idx, "_index", None)
+            hnsw = getattr(graph, "hnsw", None)
+            if hnsw is not None:
+                info["m"] = int(hnsw.nb_neighbors(1))
+                info["ef_construction"] = int(hnsw.efConstruction)
+            segments.append(info)
+        return {"segments": segments, "memtable_rows": int(col._memtable.size())}  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - internals of another version: report "unknown" instead
+        return None
+
+
+def _one_or_list(values: list[Any]) -> Any:
+    distinct = sorted(set(values))
+    return distinct[0] if len(distinct) == 1 else distinct
+
+
+# -- the adapters ----------------------------------------------------------------------------------------------
+
+class _MilvusBase(Backend):
+    lite: ClassVar[bool] = False
+
+    def __init__(self, options: BackendOptions, workdir: str):
+        super().__init__(options, workdir)
+        self.client: Any = None
+        self.collection: CollectionSpec | None = None
+        self._fill_missing: dict[str, Any] = {}
+
+    # -- connection ---------------------------------------------------------------------------------------
+    @property
+    def uri(self) -> str:
+        raise NotImplementedError
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def connect(self) -> None:
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+
+        if self.client is not None:
+            return
+        try:
+            self.client = MilvusClient(uri=self.uri, **self._client_kwargs())
+        except MilvusException as e:
+            raise self._unreachable(getattr(e, "message", str(e))) from None
+
+    def _unreachable(self, detail: str = "") -> UserError:
+        raise NotImplementedError
+
+    def _require_collection(self) -> CollectionSpec:
+        if self.collection is None:
+            raise RuntimeError(f"{self.name}: create() or attach() must come first")
+        return self.collection
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def create(self, collection: CollectionSpec) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        self.connect()
+        req = index_request(collection.index, collection.metric, lite=self.lite)  # validates before dropping
+        name = collection.name
+        if self.client.has_collection(name):
+            self.client.drop_collection(name)
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+        schema.add_field(ID_FIELD, DataType.INT64, is_primary=True)
+        schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=int(collection.dim))
+        for field_name, kind in collection.payload_fields.items():
+            if kind == "int":
+                schema.add_field(field_name, DataType.INT64, nullable=True)
+            elif kind in _VARCHAR_MAX:
+                schema.add_field(field_name, DataType.VARCHAR, max_length=_VARCHAR_MAX[kind], nullable=True)
+            else:
+                raise UserError(f"milvus payload field '{field_name}' has unknown type '{kind}'",
+                                "use int, keyword or text")
+        self.client.create_collection(name, schema=schema, **self._create_kwargs())
+        index_params = self.client.prepare_index_params()
+        index_params.add_index(**req)
+        self.client.create_index(name, index_params)
+        self.collection = collection
+        self._fill_missing = self._needs_fill(collection)
+
+    def _create_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def _needs_fill(self, collection: CollectionSpec) -> dict[str, Any]:
+        """Declared payload fields the server made non-nullable (servers before 2.5), with the value a row
+        lacking them gets. Empty when the engine honours `nullable`."""
+        if not collection.payload_fields:
+            return {}
+        fields = self.client.describe_collection(collection.name).get("fields", [])
+        fill = {}
+        for f in fields:
+            if f["name"] in collection.payload_fields and not f.get("nullable", False):
+                fill[f["name"]] = 0 if collection.payload_fields[f["name"]] == "int" else ""
+        return fill
+
+    def attach(self, collection: CollectionSpec) -> None:
+        self.connect()
+        if not self.client.has_collection(collection.name):
+            raise UserError(f"{self.name}: collection '{collection.name}' does not exist at {self.uri}",
+                            "the parent process creates and loads it before starting workers")
+        self.collection = collection
+        self._fill_missing = self._needs_fill(collection)
+        self.client.load_collection(collection.name)
+
+    def _row(self, id: int, vector: np.ndarray, payload: Mapping[str, Any] | None) -> dict[str, Any]:
+        row: dict[str, Any] = dict(self._fill_missing)
+        if payload:
+            row.update(payload)
+        row[ID_FIELD] = int(id)
+        row[VECTOR_FIELD] = np.asarray(vector, dtype=np.float32).tolist()
+        return row
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
+        col = self._require_collection()
+        if vectors.ndim != 2 or vectors.shape[1] != col.dim:
+            raise UserError(f"{self.name}: vectors have shape {vectors.shape}, the collection has dimension {col.dim}",
+                            "check the dataset's dimension against the workload")
+        rows = [self._row(i, v, payloads[j] if payloads else None) for j, (i, v) in enumerate(zip(ids, vectors, strict=True))]
+        self.client.insert(col.name, rows)
+
+    def wait_indexed(self, timeout_s: float) -> BuiltIndex:
+        col = self._require_collection()
+        deadline = time.monotonic() + timeout_s
+        self.client.flush(col.name)
+        built = self._wait_built(col, deadline)
+        total = self.count()
+        built.total_count = total
+        if built.indexed_count is not None and built.indexed_count < total:
+            built.substitutions.append(f"only {built.indexed_count} of {total} rows are in an index; the rest are "
+                                       "searched by brute force")
+        return built
+
+    def _timeout(self, timeout_s: float, what: str) -> UserError:
+        return UserError(f"{self.name} did not finish {what} within the {timeout_s:.0f} s timeout",
+                         "raise run.index_timeout_s, or check the server's logs")
+
+    def _wait_built(self, col: CollectionSpec, deadline: float) -> BuiltIndex:
+        raise NotImplementedError
+
+    def count(self) -> int:
+        col = self._require_collection()
+        res = self.client.query(col.name, filter="", output_fields=["count(*)"])
+        return int(res[0]["count(*)"])
+
+    def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
+        col = self.collection
+        res = self.client.search(col.name, data=[vector.tolist()], limit=k, anns_field=VECTOR_FIELD,
+                                 search_params=search_params(col.metric, params.ef_search),
+                                 filter=filter_expr(params.filter), output_fields=[ID_FIELD])
+        return hit_ids(res)
+
+    def get(self, id: int) -> Record | None:
+        col = self._require_collection()
+        rows = self.client.get(col.name, ids=[int(id)], output_fields=["*"])
+        return record_from_row(rows[0]) if rows else None
+
+    def upsert(self, id: int, vector: np.ndarray, payload: Mapping[str, Any] | None = None) -> None:
+        col = self._require_collection()
+        self.client.upsert(col.name, [self._row(id, vector, payload)])
+
+    def delete(self, id: int) -> None:
+        col = self._require_collection()
+        self.client.delete(col.name, ids=[int(id)])
+
+    def drop(self) -> None:
+        if self.collection is not None and self.client is not None and self.client.has_collection(self.collection.name):
+            self.client.drop_collection(self.collection.name)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def _index_readback(self, col: CollectionSpec) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        desc = self.client.describe_index(col.name, INDEX_NAME) or {}
+        kind, params = read_index_description(desc)
+        return kind, params, desc
+
+
+class MilvusBackend(_MilvusBase):
+    """A Milvus server (standalone or cluster), driven by worker processes, each with its own client."""
+
+    name = "milvus"
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, hybrid=True,
+                                quantization=("int8", "pq", "binary"), multi_vector=True, replication=True,
+                                sharding=True)
+    Options = MilvusOptions
+
+    @property
+    def uri(self) -> str:
+        uri = self.options.uri
+        if is_lite_uri(uri):
+            raise UserError(f"milvus uri '{uri}' is a milvus-lite database, which runs inside the client process",
+                            "use backend 'milvus-lite' (configs/milvus-lite.toml) for a .db file")
+        return uri
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return host_port(self.uri, DEFAULT_PORT)
+
+    @classmethod
+    def check_available(cls, options: BackendOptions) -> str | None:
+        try:
+            import pymilvus  # noqa: F401
+        except ImportError:
+            return "pymilvus is not installed; install it with `pip install -e '.[servers]'`"
+        uri = getattr(options, "uri", DEFAULT_URI)
+        if is_lite_uri(uri):
+            return f"uri '{uri}' is a milvus-lite database; use backend 'milvus-lite' for it"
+        host, port = host_port(uri, DEFAULT_PORT)
+        if not tcp_reachable(host, port, 1.0):
+            return (f"no Milvus server answers at {host}:{port}; start it with `docker compose up -d milvus` "
+                    "or set BENCH_MILVUS_URI")
+        return None
+
+    def _unreachable(self, detail: str = "") -> UserError:
+        host, port = self.address
+        return unreachable("milvus", host, port, "milvus", detail)
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        o = self.options
+        kw: dict[str, Any] = {"timeout": o.connect_timeout_s}
+        if o.token:
+            kw["token"] = o.token
+        if o.db_name:
+            kw["db_name"] = o.db_name
+        return kw
+
+    def connect(self) -> None:
+        host, port = self.address
+        if self.client is None and not tcp_reachable(host, port, min(self.options.connect_timeout_s, 2.0)):
+            raise self._unreachable()
+        super().connect()
+
+    def _create_kwargs(self) -> dict[str, Any]:
+        return {"consistency_level": self.options.consistency_level, "num_shards": self.options.shards_num}
+
+    def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
+        if params.ef_search is not None and params.ef_search < k and self.collection.index.kind == "hnsw":
+            raise UserError(f"milvus: ef_search={params.ef_search} is below k={k}, which a Milvus HNSW search rejects",
+                            "set search.ef_search to at least k")
+        return super().search(vector, k, params)
+
+    def _wait_built(self, col: CollectionSpec, deadline: float) -> BuiltIndex:
+        """Poll describe_index until no row is pending (its `state` says Finished too early), then load."""
+        start = time.monotonic()
+        while True:
+            desc = self.client.describe_index(col.name, INDEX_NAME) or {}
+            pending = int(desc.get("pending_index_rows", 0) or 0)
+            indexed, total = int(desc.get("indexed_rows", 0) or 0), int(desc.get("total_rows", 0) or 0)
+            if str(desc.get("state", "")) == "Failed":
+                raise UserError(f"milvus failed to build the index of '{col.name}': {desc.get('index_state_fail_reason')}",
+                                "check the server's logs")
+            if pending == 0 and indexed >= total:
+                break
+            if time.monotonic() > deadline:
+                raise self._timeout(deadline - start, f"building the index of '{col.name}' ({indexed} of {total} rows)")
+            time.sleep(0.2)
+        self.client.load_collection(col.name, timeout=max(1.0, deadline - time.monotonic()))
+        kind, params, desc = self._index_readback(col)
+        segments = self.client.list_loaded_segments(col.name)
+        seg_rows = [(int(s.num_rows), bool(s.index_name), str(getattr(s, "state_name", s.state))) for s in segments]
+        indexed_rows = sum(n for n, has_index, _ in seg_rows if has_index)
+        unindexed = [(n, st) for n, has_index, st in seg_rows if not has_index]
+        params.update({"segments": len(seg_rows), "indexed_segments": len(seg_rows) - len(unindexed),
+                       "consistency_level": self.options.consistency_level, "shards": self.options.shards_num})
+        subs = compare_params(col.index, kind, params)
+        if unindexed and col.index.kind != "flat":
+            small = sum(n for n, _ in unindexed)
+            subs.append(f"{len(unindexed)} loaded segment(s) holding {small} rows carry no index and are searched "
+                        f"by brute force (Milvus indexes only sealed segments of at least {SERVER_MIN_INDEXED_ROWS} "
+                        "rows by default)")
+        return BuiltIndex(kind=kind, params=params, indexed_count=indexed_rows, substitutions=subs)
+
+    def info(self) -> EngineInfo:
+        server = None
+        if self.client is not None:
+            try:
+                server = str(self.client.get_server_version())
+            except Exception:  # noqa: BLE001 - info must not fail a finished run
+                server = None
+        return EngineInfo(engine="milvus", client_version=_pkg_version("pymilvus"), server_version=server,
+                          server_address=self.address,
+                          extra={"uri": self.options.uri, "consistency_level": self.options.consistency_level,
+                                 "shards": self.options.shards_num,
+                                 "payload_defaults": dict(self._fill_missing)})
+
+
+class MilvusLiteBackend(_MilvusBase):
+    """milvus-lite: the same client calls against the in-process engine on a `.db` folder (driven by threads)."""
+
+    name = "milvus-lite"
+    lite = True
+    capabilities = Capabilities(in_process=True, server=False, get=True, upsert=True, delete=True, filters=True,
+                                hybrid=True, quantization=("int8",), multi_vector=True)
+    Options = MilvusLiteOptions
+
+    @property
+    def uri(self) -> str:
+        uri = self.options.uri or str(Path(self.workdir) / "milvus-lite.db")
+        if not is_lite_uri(uri):
+            raise UserError(f"milvus-lite uri '{uri}' is not a local path ending in .db",
+                            "set backend.uri to a path such as ./milvus.db, or use backend 'milvus' for a server")
+        return uri
+
+    @classmethod
+    def check_available(cls, options: BackendOptions) -> str | None:
+        for module, pkg in (("pymilvus", "pymilvus"), ("milvus_lite", "milvus-lite"), ("faiss", "faiss-cpu")):
+            try:
+                __import__(module)
+            except ImportError:
+                return f"{pkg} is not installed; install it with `pip install -e '.[servers]'`"
+        return None
+
+    def _unreachable(self, detail: str = "") -> UserError:
+        return UserError(f"milvus-lite could not open '{self.uri}' ({detail})",
+                         "check that the folder is writable and not opened by another process")
+
+    def connect(self) -> None:
+        Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
+        super().connect()
+
+    def _wait_built(self, col: CollectionSpec, deadline: float) -> BuiltIndex:
+        """Flush happened; release + load builds every flushed segment's index synchronously (milvus-lite
+        otherwise builds them in a background thread while describe_index already says Finished)."""
+        start = time.monotonic()
+        self.client.release_collection(col.name)
+        self.client.load_collection(col.name)
+        if time.monotonic() > deadline:
+            raise self._timeout(time.monotonic() - start, f"building the index of '{col.name}'")
+        kind, params, _ = self._index_readback(col)
+        subs = [LITE_CAVEAT]
+        state = lite_engine_state(self.uri, col.name)
+        if state is None:
+            subs.append("could not read milvus-lite's segments (unknown version); the index kind and parameters "
+                        "are what describe_index reports, not verified")
+            subs.extend(compare_params(col.index, kind, params))
+            return BuiltIndex(kind=kind, params=params, substitutions=subs)
+        segs = state["segments"]
+        built_kinds = sorted({str(s["index"]) for s in segs})
+        indexed = sum(s["rows"] for s in segs if s["index"] == col.index.kind)
+        params.update({"described_m": params.pop("m", None), "described_ef_construction": params.pop("ef_construction", None),
+                       "segments": len(segs), "segment_indexes": built_kinds, "memtable_rows": state["memtable_rows"]})
+        hnsw = [s for s in segs if s["index"] == "hnsw"]
+        if hnsw:
+            params["m"] = _one_or_list([s["m"] for s in hnsw])
+            params["ef_construction"] = _one_or_list([s["ef_construction"] for s in hnsw])
+        real_kind = built_kinds[0] if len(built_kinds) == 1 else ("mixed" if built_kinds else "none")
+        if real_kind == "None":
+            real_kind = "none"
+        subs.extend(compare_params(col.index, real_kind, {**params, "index_type": "/".join(built_kinds) or "no index"}))
+        if state["memtable_rows"]:
+            subs.append(f"{state['memtable_rows']} rows are still unflushed in milvus-lite's memtable and are "
+                        "searched by brute force")
+        return BuiltIndex(kind=real_kind, params=params, indexed_count=indexed, substitutions=subs)
+
+    def info(self) -> EngineInfo:
+        server = None
+        if self.client is not None:
+            try:
+                server = str(self.client.get_server_version())
+            except Exception:  # noqa: BLE001
+                server = None
+        return EngineInfo(engine="milvus-lite", client_version=_pkg_version("pymilvus"),
+                          server_version=server or _pkg_version("milvus-lite"),
+                          extra={"uri": self.uri, "milvus_lite_version": _pkg_version("milvus-lite"),
+                                 "caveat": LITE_CAVEAT})
