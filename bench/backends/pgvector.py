@@ -1,0 +1,374 @@
+"""`pgvector`: PostgreSQL with the pgvector extension, through psycopg 3.
+
+One table per collection: `id bigint PRIMARY KEY, embedding vector(dim), payload jsonb`, plus one typed,
+generated column per declared payload field (so equality filters use a plain btree-indexable column).
+Loading uses binary COPY into the bare table; the HNSW index is built afterwards, in `wait_indexed` (so the
+harness times the build there), with `WITH (m = ..., ef_construction = ...)` and the operator class of the
+metric. What was built is read back from the catalog (`pg_index`, `pg_class.reloptions`, `pg_am`, `pg_opclass`).
+
+`hnsw.ef_search` is a session setting: it is SET when a query asks for a value other than the session's
+current one, never on every query. Results are never cached: every call is one statement.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from importlib.metadata import version
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from bench.backends.base import (
+    Backend,
+    BackendOptions,
+    BuiltIndex,
+    Capabilities,
+    CollectionSpec,
+    EngineInfo,
+    Record,
+    SearchParams,
+)
+from bench.errors import BackendUnavailable, ServerUnreachable, UserError
+
+DEFAULT_DSN = "postgresql://bench@127.0.0.1:5432/bench"
+_OPCLASS = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "ip": "vector_ip_ops"}
+_OPERATOR = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}  # <#> is the negative inner product: ascending is best
+_PG_TYPE = {"int": "bigint", "keyword": "text", "text": "text", "float": "double precision", "bool": "boolean"}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class PgvectorOptions(BackendOptions):
+    dsn: str = Field(default_factory=lambda: os.environ.get("BENCH_PGVECTOR_DSN", DEFAULT_DSN),
+                     description="libpq connection URI; default from BENCH_PGVECTOR_DSN")
+    connect_timeout_s: int = Field(5, ge=1, le=600)
+    maintenance_work_mem: str = Field("512MB", pattern=r"^\d+\s*(kB|MB|GB)$",
+                                      description="memory for the index build (a graph larger than this builds slower)")
+    max_parallel_maintenance_workers: int | None = Field(None, ge=0, le=64,
+                                                         description="parallel build workers (None = server default)")
+    iterative_scan: Literal["off", "strict_order", "relaxed_order"] = Field(
+        "strict_order", description="pgvector 0.8 iterative index scans, so filtered searches still find k rows")
+    copy_rows_per_statement: int = Field(10_000, ge=1, description="rows per COPY while loading")
+
+
+def _column(field: str) -> str:
+    return f"p_{field}"
+
+
+class PgvectorBackend(Backend):
+    name = "pgvector"
+    capabilities = Capabilities(in_process=False, get=True, upsert=True, delete=True, filters=True,
+                                hybrid=False, quantization=(), multi_vector=False, replication=False,
+                                sharding=False, server=True)
+    Options = PgvectorOptions
+    options: PgvectorOptions
+
+    # -- availability and connection ----------------------------------------------------------------------
+    @classmethod
+    def _address(cls, dsn: str) -> tuple[str, int]:
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            d = conninfo_to_dict(dsn)
+        except Exception as e:  # noqa: BLE001 - psycopg raises ProgrammingError for a bad DSN
+            raise UserError(f"pgvector dsn '{dsn}' is not a valid connection string ({e})",
+                            "write it as postgresql://USER@HOST:PORT/DB") from None
+        return str(d.get("host") or "127.0.0.1"), int(d.get("port") or 5432)
+
+    @classmethod
+    def check_available(cls, options: BackendOptions) -> str | None:
+        try:
+            import pgvector.psycopg  # noqa: F401
+            import psycopg
+        except ImportError:
+            return "psycopg or pgvector is not installed; install them with `pip install -e '.[servers]'`"
+        assert isinstance(options, PgvectorOptions)
+        host, port = cls._address(options.dsn)
+        try:
+            psycopg.connect(options.dsn, connect_timeout=1).close()
+        except psycopg.Error as e:
+            return (f"the pgvector server at {host}:{port} does not answer ({_first_line(e)}); "
+                    "start it with `docker compose up -d pgvector`")
+        return None
+
+    def connect(self) -> None:
+        try:
+            import psycopg
+            from pgvector.psycopg import register_vector
+        except ImportError as e:
+            raise BackendUnavailable(f"pgvector's client libraries are missing ({e})",
+                                     "install them with `pip install -e '.[servers]'`") from None
+        self._psycopg = psycopg
+        host, port = self._address(self.options.dsn)
+        self.address = (host, port)
+        try:
+            self.conn = psycopg.connect(self.options.dsn, autocommit=True,
+                                        connect_timeout=self.options.connect_timeout_s)
+        except psycopg.OperationalError as e:
+            raise ServerUnreachable(f"The pgvector server at {host}:{port} does not answer ({_first_line(e)})",
+                                    "start it with `docker compose up -d pgvector`") from None
+        try:
+            self.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        except psycopg.Error as e:
+            raise UserError(f"The pgvector extension is not available in the database at {host}:{port} "
+                            f"({_first_line(e)})", "install pgvector on the server or ask its owner to run "
+                            "CREATE EXTENSION vector") from None
+        register_vector(self.conn)
+        self._ef: int | None = None
+        self._build_s: float | None = None
+        self._notices: list[str] = []
+        self.conn.add_notice_handler(lambda d: self._notices.append(d.message_primary or ""))
+        if self.options.iterative_scan != "off":
+            self.conn.execute(f"SET hnsw.iterative_scan = {self.options.iterative_scan}")
+
+    def _sql(self) -> Any:
+        from psycopg import sql
+
+        return sql
+
+    # -- collection ---------------------------------------------------------------------------------------
+    def _check(self, collection: CollectionSpec) -> None:
+        if not _NAME.match(collection.name):
+            raise UserError(f"pgvector table name '{collection.name}' is not a plain SQL identifier",
+                            "use letters, digits and underscores, at most 63 characters")
+        if collection.metric not in _OPCLASS:
+            raise UserError(f"pgvector does not support metric '{collection.metric}'", "use cosine, l2 or ip")
+        for f, t in collection.payload_fields.items():
+            if t not in _PG_TYPE or not _NAME.match(_column(f)):
+                raise UserError(f"pgvector cannot store payload field '{f}' of type '{t}'",
+                                f"use a plain name and one of the types {', '.join(_PG_TYPE)}")
+        if not hasattr(self, "conn"):
+            self.connect()
+
+    def create(self, collection: CollectionSpec) -> None:
+        self._check(collection)
+        self.collection = collection
+        sql = self._sql()
+        table = sql.Identifier(collection.name)
+        cols = [sql.SQL("id bigint PRIMARY KEY"),
+                sql.SQL("embedding vector({})").format(sql.Literal(collection.dim)),
+                sql.SQL("payload jsonb")]
+        for f, t in collection.payload_fields.items():
+            cols.append(sql.SQL("{} {} GENERATED ALWAYS AS ((payload ->> {})::{}) STORED").format(
+                sql.Identifier(_column(f)), sql.SQL(_PG_TYPE[t]), sql.Literal(f), sql.SQL(_PG_TYPE[t])))
+        with self.conn.transaction():
+            self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+            self.conn.execute(sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(cols)))
+            for f in collection.payload_fields:
+                self.conn.execute(sql.SQL("CREATE INDEX ON {} ({})").format(table, sql.Identifier(_column(f))))
+        self._prepare_statements()
+
+    def attach(self, collection: CollectionSpec) -> None:
+        self._check(collection)
+        row = self.conn.execute("SELECT to_regclass(%s)", (self._quoted(collection.name),)).fetchone()
+        if row is None or row[0] is None:
+            raise UserError(f"pgvector table '{collection.name}' does not exist at {self.address[0]}:{self.address[1]}",
+                            "create and load it first (the parent process does this)")
+        self.collection = collection
+        self._prepare_statements()
+
+    def _quoted(self, name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def _prepare_statements(self) -> None:
+        sql = self._sql()
+        t = sql.Identifier(self.collection.name)
+        op = sql.SQL(_OPERATOR[self.collection.metric])
+        self._q_search = sql.SQL("SELECT id FROM {} ORDER BY embedding {} %s LIMIT %s").format(t, op)
+        self._q_get = sql.SQL("SELECT embedding, payload FROM {} WHERE id = %s").format(t)
+        self._q_upsert = sql.SQL("INSERT INTO {} (id, embedding, payload) VALUES (%s, %s, %s) ON CONFLICT (id) DO "
+                                 "UPDATE SET embedding = EXCLUDED.embedding, payload = EXCLUDED.payload").format(t)
+        self._q_delete = sql.SQL("DELETE FROM {} WHERE id = %s").format(t)
+        self._filtered: dict[tuple[str, ...], Any] = {}
+
+    # -- writes -------------------------------------------------------------------------------------------
+    def _jsonb(self, payload: Mapping[str, Any] | None) -> Any:
+        from psycopg.types.json import Jsonb
+
+        return None if payload is None else Jsonb(dict(payload))
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
+        sql = self._sql()
+        stmt = sql.SQL("COPY {} (id, embedding, payload) FROM STDIN WITH (FORMAT BINARY)").format(
+            sql.Identifier(self.collection.name))
+        vecs = np.ascontiguousarray(vectors, dtype=np.float32)
+        step = self.options.copy_rows_per_statement
+        with self.conn.cursor() as cur:
+            for s in range(0, len(ids), step):
+                with cur.copy(stmt) as copy:
+                    copy.set_types(["int8", "vector", "jsonb"])
+                    for j in range(s, min(s + step, len(ids))):
+                        copy.write_row((int(ids[j]), vecs[j], self._jsonb(payloads[j] if payloads else None)))
+
+    def upsert(self, id: int, vector: np.ndarray, payload: Mapping[str, Any] | None = None) -> None:
+        self.conn.execute(self._q_upsert, (int(id), np.asarray(vector, dtype=np.float32), self._jsonb(payload)))
+
+    def delete(self, id: int) -> None:
+        self.conn.execute(self._q_delete, (int(id),))
+
+    def get(self, id: int) -> Record | None:
+        row = self.conn.execute(self._q_get, (int(id),)).fetchone()
+        if row is None:
+            return None
+        vec = row[0].to_numpy() if hasattr(row[0], "to_numpy") else row[0]
+        return Record(id=int(id), vector=np.asarray(vec, dtype=np.float32), payload=row[1])
+
+    # -- index --------------------------------------------------------------------------------------------
+    def _index_name(self) -> str:
+        return f"{self.collection.name[:50]}_hnsw"
+
+    def wait_indexed(self, timeout_s: float) -> BuiltIndex:
+        sql = self._sql()
+        idx = self.collection.index
+        host, port = self.address
+        if idx.kind == "hnsw":
+            self._notices.clear()
+            stmt = sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding {}) "
+                           "WITH (m = {}, ef_construction = {})").format(
+                sql.Identifier(self._index_name()), sql.Identifier(self.collection.name),
+                sql.SQL(_OPCLASS[self.collection.metric]), sql.Literal(idx.m), sql.Literal(idx.ef_construction))
+            t0 = time.perf_counter()
+            try:
+                with self.conn.transaction():
+                    self.conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(
+                        sql.Literal(max(1, int(timeout_s * 1000)))))
+                    self.conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(
+                        sql.Literal(self.options.maintenance_work_mem)))
+                    if self.options.max_parallel_maintenance_workers is not None:
+                        self.conn.execute(sql.SQL("SET LOCAL max_parallel_maintenance_workers = {}").format(
+                            sql.Literal(self.options.max_parallel_maintenance_workers)))
+                    self.conn.execute(stmt)
+            except self._psycopg.errors.QueryCanceled:
+                raise UserError(f"pgvector at {host}:{port} did not finish building the HNSW index within the "
+                                f"{timeout_s:.0f} s timeout", "raise run.index_timeout_s or use a smaller dataset") from None
+            except self._psycopg.errors.ProgramLimitExceeded as e:
+                raise UserError(f"pgvector cannot build an HNSW index here ({_first_line(e)})",
+                                "pgvector's HNSW indexes take at most 2,000 dimensions for `vector`") from None
+            self._build_s = time.perf_counter() - t0
+        return self._read_back()
+
+    def _read_back(self) -> BuiltIndex:
+        idx = self.collection.index
+        rows = self.conn.execute(
+            """SELECT c.relname, am.amname, c.reloptions, c.reltuples, i.indisvalid, i.indisready, oc.opcname
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+               JOIN pg_opclass oc ON oc.oid = i.indclass[0]
+               WHERE i.indrelid = to_regclass(%s) AND am.amname IN ('hnsw', 'ivfflat')""",
+            (self._quoted(self.collection.name),)).fetchall()
+        total = int(self.conn.execute(self._sql().SQL("SELECT count(*) FROM {}").format(
+            self._sql().Identifier(self.collection.name))).fetchone()[0])
+        subs: list[str] = []
+        if idx.quantization:
+            subs.append(f"quantization '{idx.quantization}' was not applied; pgvector stores float32 `vector` columns")
+        if not rows:
+            if idx.kind == "hnsw":
+                subs.append("no HNSW index exists on the table; searches are exact sequential scans")
+            return BuiltIndex(kind="flat", params={"scan": "sequential"}, indexed_count=total, total_count=total,
+                              substitutions=subs)
+        name, am, reloptions, reltuples, valid, ready, opclass = rows[0]
+        if not (valid and ready):
+            raise UserError(f"pgvector index {name} is not valid (a build was interrupted)",
+                            "drop the table and load it again")
+        opts = dict(o.split("=", 1) for o in (reloptions or []))
+        params: dict[str, Any] = {k: int(v) if v.isdigit() else v for k, v in opts.items()}
+        params["opclass"] = opclass
+        params["iterative_scan"] = self.options.iterative_scan
+        if self._notices:
+            params["build_notices"] = list(self._notices)
+        if idx.kind == "flat":
+            subs.append(f"asked for a flat (exact) index, but the table has a {am} index {name}")
+        elif am != "hnsw":
+            subs.append(f"asked for hnsw, but the table has a {am} index")
+        elif (params.get("m"), params.get("ef_construction")) != (idx.m, idx.ef_construction):
+            subs.append(f"asked for m={idx.m}, ef_construction={idx.ef_construction}; the index has "
+                        f"m={params.get('m', 16)}, ef_construction={params.get('ef_construction', 64)}")
+        indexed = int(reltuples) if reltuples is not None and reltuples >= 0 else None
+        return BuiltIndex(kind=am, params=params, indexed_count=indexed, total_count=total, substitutions=subs)
+
+    # -- search -------------------------------------------------------------------------------------------
+    def _set_ef(self, ef: int | None) -> None:
+        if ef == self._ef:
+            return
+        if ef is None:
+            self.conn.execute("RESET hnsw.ef_search")
+        else:
+            self.conn.execute(self._sql().SQL("SET hnsw.ef_search = {}").format(self._sql().Literal(int(ef))))
+        self._ef = ef
+
+    def _filtered_query(self, fields: tuple[str, ...]) -> Any:
+        q = self._filtered.get(fields)
+        if q is None:
+            sql = self._sql()
+            conds = []
+            for f in fields:
+                if f in self.collection.payload_fields:
+                    conds.append(sql.SQL("{} = %s").format(sql.Identifier(_column(f))))
+                else:
+                    conds.append(sql.SQL("payload @> %s"))
+            q = self._filtered[fields] = sql.SQL("SELECT id FROM {} WHERE {} ORDER BY embedding {} %s LIMIT %s").format(
+                sql.Identifier(self.collection.name), sql.SQL(" AND ").join(conds),
+                sql.SQL(_OPERATOR[self.collection.metric]))
+        return q
+
+    def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
+        self._set_ef(params.ef_search)
+        vec = np.asarray(vector, dtype=np.float32)
+        if params.filter:
+            fields = tuple(params.filter)
+            args: list[Any] = []
+            for f in fields:
+                v = params.filter[f]
+                if isinstance(v, Mapping):
+                    raise UserError(f"pgvector filter on '{f}' must be an equality value, not {dict(v)}",
+                                    "write the filter as {\"field\": value}")
+                args.append(v if f in self.collection.payload_fields else self._jsonb({f: v}))
+            rows = self.conn.execute(self._filtered_query(fields), (*args, vec, int(k))).fetchall()
+        else:
+            rows = self.conn.execute(self._q_search, (vec, int(k))).fetchall()
+        return [r[0] for r in rows]
+
+    # -- info and teardown --------------------------------------------------------------------------------
+    def info(self) -> EngineInfo:
+        server = self.conn.execute("SHOW server_version").fetchone()[0]
+        ext = self.conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        size = table_size = None
+        coll = getattr(self, "collection", None)
+        if coll is not None:
+            row = self.conn.execute("SELECT pg_relation_size(to_regclass(%s)), pg_total_relation_size(to_regclass(%s))",
+                                    (self._quoted(self._index_name()), self._quoted(coll.name))).fetchone()
+            size, table_size = row
+        return EngineInfo(
+            engine="pgvector",
+            client_version=f"psycopg {version('psycopg')}; pgvector-python {version('pgvector')}",
+            server_version=f"PostgreSQL {server}; pgvector {ext[0] if ext else 'missing'}",
+            index_size_bytes=size,
+            server_address=self.address,
+            extra={"table_total_bytes": table_size, "index_build_s": self._build_s,
+                   "ef_search_session": self._ef, "iterative_scan": self.options.iterative_scan,
+                   "maintenance_work_mem": self.options.maintenance_work_mem,
+                   "dsn": _redact(self.options.dsn)},
+        )
+
+    def drop(self) -> None:
+        coll = getattr(self, "collection", None)
+        if coll is not None and hasattr(self, "conn"):
+            self.conn.execute(self._sql().SQL("DROP TABLE IF EXISTS {}").format(self._sql().Identifier(coll.name)))
+
+    def close(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            conn.close()
+            del self.conn
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0].rstrip(".") if text else type(e).__name__
+
+
+def _redact(dsn: str) -> str:
+    return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", dsn)
+
