@@ -1,0 +1,442 @@
+"""`qdrant` (a Qdrant server, through qdrant-client, REST or gRPC) and `qdrant-local` (qdrant-client's local mode).
+
+Server. The collection is created with `HnswConfigDiff(m, ef_construct, full_scan_threshold)` and an optimizer
+`indexing_threshold`; `hnsw_ef` is sent per query in `SearchParams`. Qdrant builds HNSW graphs in the background
+and only for segments larger than `indexing_threshold` kB (default 10-20 MB of vectors), and searches exactly when
+the vectors a query sees are under `full_scan_threshold` kB: with the engine's defaults a small collection is
+never searched through a graph. This adapter lowers both (options `indexing_threshold_kb`,
+`full_scan_threshold_kb`; set them back to Qdrant's defaults to measure those), records the values read back from
+the collection, and `wait_indexed` waits until the collection is green and `indexed_vectors_count` reaches the
+point count. `index.kind = "flat"` disables indexing (`indexing_threshold = 0`): every segment stays plain and
+searches are exact.
+
+Local mode (`qdrant-local`): `QdrantClient(":memory:")` or `QdrantClient(path=...)` is a brute-force Python
+reimplementation of Qdrant's API inside the client. It checks this adapter's logic without a server; it is not the
+Qdrant engine, and every run of it carries a substitution line saying its figures must never be reported as Qdrant's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from bench.backends._net import host_port, tcp_reachable, unreachable
+from bench.backends.base import (
+    Backend,
+    BackendOptions,
+    BuiltIndex,
+    Capabilities,
+    CollectionSpec,
+    EngineInfo,
+    Record,
+    SearchParams,
+)
+from bench.errors import UserError
+
+DEFAULT_URL = "http://127.0.0.1:6333"
+REST_PORT, GRPC_PORT = 6333, 6334
+DISTANCES = {"cosine": "Cosine", "l2": "Euclid", "ip": "Dot"}
+PAYLOAD_SCHEMAS = {"int": "integer", "keyword": "keyword", "text": "text"}
+LOCAL_CAVEAT = ("qdrant-client local mode is a brute-force Python reimplementation of Qdrant's API, not the Qdrant "
+                "engine: no HNSW graph is built and every search is exact; never report its figures as Qdrant's")
+
+
+def _env_url() -> str:
+    return os.environ.get("BENCH_QDRANT_URL") or DEFAULT_URL
+
+
+def _pkg_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+class QdrantOptions(BackendOptions):
+    url: str = Field(default_factory=_env_url, description="REST URL of the server; env BENCH_QDRANT_URL is the default")
+    prefer_grpc: bool = Field(False, description="talk gRPC (on grpc_port) instead of REST")
+    grpc_port: int = Field(GRPC_PORT, ge=1, le=65535)
+    api_key: str = Field("", description="API key; empty for none")
+    timeout_s: int = Field(30, ge=1, description="per-request timeout")
+    indexing_threshold_kb: int = Field(
+        1, ge=1, description="segments with more vector kB than this get an HNSW graph (Qdrant's default: 10000+)")
+    full_scan_threshold_kb: int = Field(
+        10, ge=10, description="below this many kB of candidate vectors a query scans exactly (Qdrant's default: 10000)")
+    shard_number: int = Field(1, ge=1)
+    replication_factor: int = Field(1, ge=1)
+
+
+class QdrantLocalOptions(BackendOptions):
+    path: str = Field("", description="folder for local mode's files; empty = in memory")
+
+
+# -- request building and response parsing (pure, unit-tested) ------------------------------------------------
+
+def collection_request(collection: CollectionSpec, *, indexing_threshold_kb: int, full_scan_threshold_kb: int,
+                       shard_number: int = 1, replication_factor: int = 1) -> dict[str, Any]:
+    """Keyword arguments of `QdrantClient.create_collection` for `collection`."""
+    from qdrant_client import models
+
+    index = collection.index
+    if collection.metric not in DISTANCES:
+        raise UserError(f"qdrant has no metric '{collection.metric}'", f"use one of: {', '.join(DISTANCES)}")
+    if index.kind not in ("hnsw", "flat"):
+        raise UserError(f"qdrant has no index kind '{index.kind}'", "use hnsw or flat")
+    if index.quantization:
+        raise UserError(f"the qdrant adapter does not apply quantization '{index.quantization}' yet",
+                        "remove index.quantization")
+    return {
+        "collection_name": collection.name,
+        "vectors_config": models.VectorParams(size=int(collection.dim),
+                                              distance=models.Distance(DISTANCES[collection.metric])),
+        "hnsw_config": models.HnswConfigDiff(m=int(index.m), ef_construct=int(index.ef_construction),
+                                             full_scan_threshold=int(full_scan_threshold_kb)),
+        # indexing_threshold = 0 disables HNSW building: that is how Qdrant keeps a collection flat.
+        "optimizers_config": models.OptimizersConfigDiff(
+            indexing_threshold=0 if index.kind == "flat" else int(indexing_threshold_kb)),
+        "shard_number": int(shard_number),
+        "replication_factor": int(replication_factor),
+    }
+
+
+def payload_index_requests(collection: CollectionSpec) -> list[dict[str, Any]]:
+    """`create_payload_index` keyword arguments, one per declared payload field (filters need them)."""
+    from qdrant_client import models
+
+    out = []
+    for field_name, kind in collection.payload_fields.items():
+        if kind not in PAYLOAD_SCHEMAS:
+            raise UserError(f"qdrant payload field '{field_name}' has unknown type '{kind}'", "use int, keyword or text")
+        out.append({"collection_name": collection.name, "field_name": field_name,
+                    "field_schema": models.PayloadSchemaType(PAYLOAD_SCHEMAS[kind]), "wait": True})
+    return out
+
+
+def query_filter(flt: Mapping[str, Any] | None) -> Any:
+    """A Qdrant `Filter` requiring every `{"field": value}` pair (None for no filter)."""
+    from qdrant_client import models
+
+    if not flt:
+        return None
+    conds = []
+    for key, value in flt.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) or not isinstance(value, bool | int | str):
+            raise UserError(f"qdrant equality filters take an int, bool or string for '{key}', not {value!r}",
+                            "filter on a keyword or integer payload field")
+        conds.append(models.FieldCondition(key=str(key), match=models.MatchValue(value=value)))
+    return models.Filter(must=conds)
+
+
+def search_request(collection_name: str, vector: np.ndarray, k: int, params: SearchParams) -> dict[str, Any]:
+    """Keyword arguments of `QdrantClient.query_points` for one nearest-neighbour query."""
+    from qdrant_client import models
+
+    return {
+        "collection_name": collection_name,
+        "query": np.asarray(vector, dtype=np.float32).tolist(),
+        "limit": int(k),
+        "search_params": models.SearchParams(hnsw_ef=params.ef_search) if params.ef_search is not None else None,
+        "query_filter": query_filter(params.filter),
+        "with_payload": False,
+        "with_vectors": False,
+    }
+
+
+def hit_ids(response: Any) -> list[int]:
+    """Ids, best first, from a `QueryResponse` (or a plain list of scored points)."""
+    points = getattr(response, "points", response)
+    return [int(p.id) for p in points]
+
+
+def record_from_point(point: Any) -> Record:
+    vec = point.vector
+    if isinstance(vec, dict):
+        vec = vec.get("")
+    return Record(id=int(point.id), vector=None if vec is None else np.asarray(vec, dtype=np.float32),
+                  payload=point.payload or None)
+
+
+def _enum_value(x: Any) -> str:
+    return str(getattr(x, "value", x))
+
+
+def index_ready(info: Any, kind: str) -> tuple[bool, str]:
+    """(ready, why not) from a `CollectionInfo`: green, optimizer ok, and for hnsw every point in a graph."""
+    status = _enum_value(info.status)
+    opt = info.optimizer_status
+    opt_error = getattr(opt, "error", None)
+    if status == "red" or opt_error:
+        raise UserError(f"qdrant reports the collection's optimizer failed: {opt_error or status}",
+                        "check the server's log")
+    points = int(info.points_count or 0)
+    indexed = int(info.indexed_vectors_count or 0)
+    if status != "green":
+        return False, f"status {status}"
+    if kind == "hnsw" and indexed < points:
+        return False, f"{indexed} of {points} vectors indexed"
+    return True, ""
+
+
+def built_index_from_info(info: Any, collection: CollectionSpec, *, local: bool = False) -> BuiltIndex:
+    """What the collection reports it holds: HNSW settings, thresholds and counts, read back from `info`."""
+    cfg = info.config
+    hnsw = cfg.hnsw_config
+    vectors = cfg.params.vectors
+    vec_hnsw = getattr(vectors, "hnsw_config", None)
+    m = (vec_hnsw.m if vec_hnsw is not None and vec_hnsw.m is not None else hnsw.m)
+    efc = (vec_hnsw.ef_construct if vec_hnsw is not None and vec_hnsw.ef_construct is not None else hnsw.ef_construct)
+    threshold = cfg.optimizer_config.indexing_threshold
+    points = int(info.points_count or 0)
+    indexed = int(info.indexed_vectors_count or 0)
+    params: dict[str, Any] = {
+        "m": m, "ef_construction": efc, "full_scan_threshold_kb": hnsw.full_scan_threshold,
+        "indexing_threshold_kb": threshold, "segments": info.segments_count,
+        "distance": _enum_value(getattr(vectors, "distance", None)),
+    }
+    subs: list[str] = []
+    req = collection.index
+    if local:
+        return BuiltIndex(kind="flat", params={**params, "mode": "local"}, indexed_count=0, total_count=points,
+                          substitutions=[LOCAL_CAVEAT])
+    if indexed == 0 and points > 0:
+        kind = "flat"
+        if req.kind == "hnsw":
+            subs.append(f"Qdrant built no HNSW graph (indexing_threshold={threshold} kB); every search is an exact scan")
+    else:
+        kind = "hnsw"
+        if req.kind == "flat":
+            subs.append("asked for flat; Qdrant indexed the vectors with HNSW")
+        if indexed < points:
+            subs.append(f"only {indexed} of {points} vectors are in an HNSW graph; the rest are searched exactly")
+    if kind == "hnsw" and (m, efc) != (req.m, req.ef_construction):
+        subs.append(f"asked for m={req.m}, ef_construction={req.ef_construction}; Qdrant reports m={m}, "
+                    f"ef_construct={efc}")
+    return BuiltIndex(kind=kind, params=params, indexed_count=indexed, total_count=points, substitutions=subs)
+
+
+# -- the adapters ----------------------------------------------------------------------------------------------
+
+class QdrantBackend(Backend):
+    """A Qdrant server, driven by worker processes, each with its own client (REST or gRPC)."""
+
+    name = "qdrant"
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, hybrid=True,
+                                quantization=("int8", "pq", "binary"), multi_vector=True, replication=True,
+                                sharding=True)
+    Options = QdrantOptions
+    local: ClassVar[bool] = False
+
+    def __init__(self, options: BackendOptions, workdir: str):
+        super().__init__(options, workdir)
+        self.client: Any = None
+        self.collection: CollectionSpec | None = None
+        self.server_version: str | None = None
+
+    # -- connection ---------------------------------------------------------------------------------------
+    @property
+    def address(self) -> tuple[str, int]:
+        o = self.options
+        host, rest_port = host_port(o.url, REST_PORT)
+        return (host, o.grpc_port) if o.prefer_grpc else (host, rest_port)
+
+    @classmethod
+    def _local_url(cls, url: str) -> bool:
+        return url == ":memory:" or "://" not in url and not url.split(":")[-1].isdigit()
+
+    @classmethod
+    def check_available(cls, options: BackendOptions) -> str | None:
+        try:
+            import qdrant_client  # noqa: F401
+        except ImportError:
+            return "qdrant-client is not installed; install it with `pip install -e '.[servers]'`"
+        url = getattr(options, "url", DEFAULT_URL)
+        if cls._local_url(url):
+            return f"url '{url}' is not a server URL; use backend 'qdrant-local' for local mode"
+        host, port = host_port(url, REST_PORT)
+        if getattr(options, "prefer_grpc", False):
+            port = options.grpc_port  # type: ignore[attr-defined]
+        if not tcp_reachable(host, port, 1.0):
+            return f"no Qdrant server answers at {host}:{port}; start it with `docker compose up -d qdrant` or set BENCH_QDRANT_URL"
+        return None
+
+    def _make_client(self) -> Any:
+        from qdrant_client import QdrantClient
+
+        o = self.options
+        if self._local_url(o.url):
+            raise UserError(f"qdrant url '{o.url}' is not a server URL",
+                            "use backend 'qdrant-local' for qdrant-client's local mode, or an http:// URL")
+        return QdrantClient(url=o.url, prefer_grpc=o.prefer_grpc, grpc_port=o.grpc_port, api_key=o.api_key or None,
+                            timeout=o.timeout_s, check_compatibility=False)
+
+    def connect(self) -> None:
+        if self.client is not None:
+            return
+        host, port = self.address
+        if not self.local and not tcp_reachable(host, port, 2.0):
+            raise unreachable("qdrant", host, port, "qdrant")
+        client = self._make_client()
+        try:
+            self.server_version = str(client.info().version)
+        except Exception as e:  # noqa: BLE001 - any transport error means the same thing here
+            client.close()
+            raise unreachable("qdrant", host, port, "qdrant", type(e).__name__) from None
+        self.client = client
+
+    def _require_collection(self) -> CollectionSpec:
+        if self.collection is None:
+            raise RuntimeError(f"{self.name}: create() or attach() must come first")
+        return self.collection
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def _thresholds(self) -> dict[str, int]:
+        o = self.options
+        return {"indexing_threshold_kb": o.indexing_threshold_kb, "full_scan_threshold_kb": o.full_scan_threshold_kb,
+                "shard_number": o.shard_number, "replication_factor": o.replication_factor}
+
+    def create(self, collection: CollectionSpec) -> None:
+        self.connect()
+        req = collection_request(collection, **self._thresholds())
+        payload_indexes = payload_index_requests(collection)
+        if self.client.collection_exists(collection.name):
+            self.client.delete_collection(collection.name)
+        self.client.create_collection(**req)
+        if not self.local:  # local mode has no payload indexes (it warns and ignores them)
+            for p in payload_indexes:
+                self.client.create_payload_index(**p)
+        self.collection = collection
+
+    def attach(self, collection: CollectionSpec) -> None:
+        self.connect()
+        if not self.client.collection_exists(collection.name):
+            raise UserError(f"{self.name}: collection '{collection.name}' does not exist",
+                            "the parent process creates and loads it before starting workers")
+        self.collection = collection
+
+    def _point(self, id: int, vector: np.ndarray, payload: Mapping[str, Any] | None) -> Any:
+        from qdrant_client import models
+
+        return models.PointStruct(id=int(id), vector=np.asarray(vector, dtype=np.float32).tolist(),
+                                  payload=dict(payload) if payload else None)
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
+        col = self._require_collection()
+        if vectors.ndim != 2 or vectors.shape[1] != col.dim:
+            raise UserError(f"{self.name}: vectors have shape {vectors.shape}, the collection has dimension {col.dim}",
+                            "check the dataset's dimension against the workload")
+        points = [self._point(i, v, payloads[j] if payloads else None) for j, (i, v) in enumerate(zip(ids, vectors, strict=True))]
+        self.client.upsert(col.name, points=points, wait=True)
+
+    def wait_indexed(self, timeout_s: float) -> BuiltIndex:
+        from qdrant_client import models
+
+        col = self._require_collection()
+        start = time.monotonic()
+        nudged = False
+        while True:
+            info = self.client.get_collection(col.name)
+            if self.local:
+                break
+            ready, why = index_ready(info, col.index.kind)
+            if ready:
+                break
+            if _enum_value(info.status) == "grey" and not nudged:
+                # grey: optimisations pending until an update; an empty optimizer update triggers them.
+                self.client.update_collection(col.name, optimizers_config=models.OptimizersConfigDiff())
+                nudged = True
+            if time.monotonic() - start > timeout_s:
+                raise UserError(f"qdrant did not finish indexing '{col.name}' within the {timeout_s:.0f} s timeout "
+                                f"({why})", "raise run.index_timeout_s, or check the server's load")
+            time.sleep(0.2)
+        return built_index_from_info(info, col, local=self.local)
+
+    def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
+        req = search_request(self.collection.name, vector, k, params)
+        if self.local:
+            req["search_params"] = None  # local mode is exact and warns on every query that carries them
+        return hit_ids(self.client.query_points(**req))
+
+    def get(self, id: int) -> Record | None:
+        col = self._require_collection()
+        points = self.client.retrieve(col.name, ids=[int(id)], with_payload=True, with_vectors=True)
+        return record_from_point(points[0]) if points else None
+
+    def upsert(self, id: int, vector: np.ndarray, payload: Mapping[str, Any] | None = None) -> None:
+        col = self._require_collection()
+        self.client.upsert(col.name, points=[self._point(id, vector, payload)], wait=True)
+
+    def delete(self, id: int) -> None:
+        from qdrant_client import models
+
+        col = self._require_collection()
+        self.client.delete(col.name, points_selector=models.PointIdsList(points=[int(id)]), wait=True)
+
+    def info(self) -> EngineInfo:
+        o = self.options
+        return EngineInfo(engine="qdrant", client_version=_pkg_version("qdrant-client"),
+                          server_version=self.server_version, server_address=self.address,
+                          extra={"url": o.url, "protocol": "grpc" if o.prefer_grpc else "rest",
+                                 "indexing_threshold_kb": o.indexing_threshold_kb,
+                                 "full_scan_threshold_kb": o.full_scan_threshold_kb})
+
+    def drop(self) -> None:
+        if self.collection is not None and self.client is not None and self.client.collection_exists(self.collection.name):
+            self.client.delete_collection(self.collection.name)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+class QdrantLocalBackend(QdrantBackend):
+    """qdrant-client's local mode (no server): checks the adapter's logic; never a Qdrant benchmark figure."""
+
+    name = "qdrant-local"
+    capabilities = Capabilities(in_process=True, server=False, get=True, upsert=True, delete=True, filters=True)
+    Options = QdrantLocalOptions
+    local = True
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("local", 0)
+
+    @classmethod
+    def check_available(cls, options: BackendOptions) -> str | None:
+        try:
+            import qdrant_client  # noqa: F401
+        except ImportError:
+            return "qdrant-client is not installed; install it with `pip install -e '.[servers]'`"
+        return None
+
+    def _thresholds(self) -> dict[str, int]:
+        return {"indexing_threshold_kb": 1, "full_scan_threshold_kb": 10}
+
+    def _make_client(self) -> Any:
+        from qdrant_client import QdrantClient
+
+        path = self.options.path
+        if not path:
+            return QdrantClient(location=":memory:")
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return QdrantClient(path=path, force_disable_check_same_thread=True)
+
+    def attach(self, collection: CollectionSpec) -> None:
+        if not self.options.path:
+            raise UserError("qdrant-local in memory cannot be attached from another instance",
+                            "set backend.path to a folder, or drive it with threads (it is in-process)")
+        super().attach(collection)
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(engine="qdrant-local", client_version=_pkg_version("qdrant-client"),
+                          server_version=None,
+                          extra={"mode": "local", "path": self.options.path or ":memory:", "caveat": LOCAL_CAVEAT})

@@ -1,0 +1,370 @@
+"""`weaviate`: a Weaviate server through weaviate-client v4 (REST for schema, gRPC for data and queries).
+
+Mapping of the engine-neutral request:
+
+- The collection gets one self-provided named vector (`default`) with an HNSW index: `max_connections` = m,
+  `ef_construction`, and the distance (cosine -> cosine, l2 -> l2-squared, which ranks identically, ip -> dot).
+  `index.kind = "flat"` makes a Weaviate flat (brute-force) index.
+- Weaviate object ids are UUIDs: an int id maps to the deterministic `generate_uuid5(id)`, and the int is stored
+  as the property `bench_id` (filterable), which searches return and this adapter hands back as ints.
+- ef is not a per-query parameter in Weaviate: it lives in the collection's vector-index config. `search` updates
+  that config (one schema request) whenever `SearchParams.ef_search` differs from the ef this adapter last set,
+  so a sweep over ef values changes it once per value; the first query after a change pays that request. With
+  `ef_search = None` the collection keeps whatever ef it has (-1 = Weaviate's dynamic ef).
+- `wait_indexed` polls the verbose nodes status until every shard of the collection is READY with an empty
+  vector queue (Weaviate may index asynchronously), then reads the vector-index config back from the schema.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from bench.backends._net import host_port, tcp_reachable, unreachable
+from bench.backends.base import (
+    Backend,
+    BackendOptions,
+    BuiltIndex,
+    Capabilities,
+    CollectionSpec,
+    EngineInfo,
+    Record,
+    SearchParams,
+)
+from bench.errors import UserError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+HTTP_PORT, GRPC_PORT = 8080, 50051
+VECTOR_NAME = "default"
+ID_PROPERTY = "bench_id"
+DISTANCES = {"cosine": "cosine", "l2": "l2-squared", "ip": "dot"}
+
+
+def _env_url() -> str:
+    return os.environ.get("BENCH_WEAVIATE_URL") or DEFAULT_URL
+
+
+def _pkg_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+class WeaviateOptions(BackendOptions):
+    url: str = Field(default_factory=_env_url, description="HTTP URL of the server; env BENCH_WEAVIATE_URL is the default")
+    grpc_port: int = Field(GRPC_PORT, ge=1, le=65535, description="gRPC port on the same host")
+    api_key: str = Field("", description="API key; empty for none")
+    timeout_s: float = Field(30.0, gt=0, description="query and insert timeout")
+
+
+# -- request building and response parsing (pure, unit-tested) ------------------------------------------------
+
+def collection_name(name: str) -> str:
+    """A valid Weaviate collection (class) name for `name`: GraphQL-safe, first letter upper case."""
+    clean = re.sub(r"[^0-9A-Za-z_]", "_", name)
+    if not clean or not clean[0].isalpha():
+        clean = "C" + clean
+    return clean[0].upper() + clean[1:]
+
+
+def object_uuid(id: int) -> str:
+    """The deterministic UUID of int id `id`."""
+    from weaviate.util import generate_uuid5
+
+    return generate_uuid5(int(id))
+
+
+def collection_request(collection: CollectionSpec, ef: int | None = None) -> dict[str, Any]:
+    """Keyword arguments of `client.collections.create` for `collection`."""
+    from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+
+    index = collection.index
+    if collection.metric not in DISTANCES:
+        raise UserError(f"weaviate has no metric '{collection.metric}'", f"use one of: {', '.join(DISTANCES)}")
+    if index.quantization:
+        raise UserError(f"the weaviate adapter does not apply quantization '{index.quantization}' yet",
+                        "remove index.quantization")
+    distance = VectorDistances(DISTANCES[collection.metric])
+    if index.kind == "hnsw":
+        vic = Configure.VectorIndex.hnsw(distance_metric=distance, max_connections=int(index.m),
+                                         ef_construction=int(index.ef_construction),
+                                         ef=int(ef) if ef is not None else None)
+    elif index.kind == "flat":
+        vic = Configure.VectorIndex.flat(distance_metric=distance)
+    else:
+        raise UserError(f"weaviate has no index kind '{index.kind}'", "use hnsw or flat")
+    props = [Property(name=ID_PROPERTY, data_type=DataType.INT, index_filterable=True, index_range_filters=False,
+                      index_searchable=False)]
+    for field_name, kind in collection.payload_fields.items():
+        if field_name == ID_PROPERTY or field_name in ("id", "_id", "_additional"):
+            raise UserError(f"weaviate payload field '{field_name}' clashes with a reserved name", "rename the field")
+        if kind == "int":
+            props.append(Property(name=field_name, data_type=DataType.INT, index_filterable=True))
+        elif kind == "keyword":
+            props.append(Property(name=field_name, data_type=DataType.TEXT, tokenization=Tokenization.FIELD,
+                                  index_filterable=True, index_searchable=False))
+        elif kind == "text":
+            props.append(Property(name=field_name, data_type=DataType.TEXT, tokenization=Tokenization.WORD))
+        else:
+            raise UserError(f"weaviate payload field '{field_name}' has unknown type '{kind}'", "use int, keyword or text")
+    return {
+        "name": collection_name(collection.name),
+        "properties": props,
+        "vector_config": Configure.Vectors.self_provided(name=VECTOR_NAME, vector_index_config=vic),
+    }
+
+
+def ef_update(ef: int) -> dict[str, Any]:
+    """Keyword arguments of `collection.config.update` setting the HNSW ef of the vector."""
+    from weaviate.classes.config import Reconfigure
+
+    return {"vector_config": Reconfigure.Vectors.update(name=VECTOR_NAME,
+                                                        vector_index_config=Reconfigure.VectorIndex.hnsw(ef=int(ef)))}
+
+
+def data_object(id: int, vector: np.ndarray, payload: Mapping[str, Any] | None) -> Any:
+    from weaviate.classes.data import DataObject
+
+    props = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in (payload or {}).items()}
+    props[ID_PROPERTY] = int(id)
+    return DataObject(properties=props, uuid=object_uuid(id),
+                      vector={VECTOR_NAME: np.asarray(vector, dtype=np.float32).tolist()})
+
+
+def query_filter(flt: Mapping[str, Any] | None) -> Any:
+    """A Weaviate filter requiring every `{"field": value}` pair (None for no filter)."""
+    from weaviate.classes.query import Filter
+
+    if not flt:
+        return None
+    parts = []
+    for key, value in flt.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        parts.append(Filter.by_property(str(key)).equal(value))
+    return parts[0] if len(parts) == 1 else Filter.all_of(parts)
+
+
+def search_request(vector: np.ndarray, k: int, flt: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Keyword arguments of `collection.query.near_vector` for one query; only `bench_id` comes back."""
+    return {"near_vector": np.asarray(vector, dtype=np.float32).tolist(), "limit": int(k),
+            "filters": query_filter(flt), "target_vector": VECTOR_NAME, "return_properties": [ID_PROPERTY],
+            "include_vector": False}
+
+
+def hit_ids(response: Any) -> list[int]:
+    """Ids, best first, from a `QueryReturn` (its objects carry the `bench_id` property)."""
+    return [int(o.properties[ID_PROPERTY]) for o in response.objects]
+
+
+def record_from_object(obj: Any) -> Record:
+    props = dict(obj.properties or {})
+    id = int(props.pop(ID_PROPERTY))
+    vec = obj.vector.get(VECTOR_NAME) if isinstance(obj.vector, Mapping) else obj.vector
+    payload = {k: v for k, v in props.items() if v is not None}
+    return Record(id=id, vector=None if vec is None else np.asarray(vec, dtype=np.float32), payload=payload or None)
+
+
+def shards_ready(nodes: Sequence[Any], name: str) -> tuple[bool, int, int, str]:
+    """(ready, objects, queued vectors, why not) from a verbose nodes status, for collection `name`."""
+    shards = [s for n in nodes for s in (n.shards or []) if s.collection == name]
+    if not shards:
+        return False, 0, 0, "no shard of the collection reported yet"
+    objects = sum(int(s.object_count) for s in shards)
+    queued = sum(int(s.vector_queue_length) for s in shards)
+    busy = [f"{s.name}: {s.vector_indexing_status}" for s in shards if s.vector_indexing_status != "READY"]
+    if busy:
+        return False, objects, queued, ", ".join(busy)
+    if queued:
+        return False, objects, queued, f"{queued} vectors queued for indexing"
+    return True, objects, queued, ""
+
+
+def built_index_from_config(config: Any, collection: CollectionSpec, total: int | None, queued: int = 0) -> BuiltIndex:
+    """What Weaviate reports it holds, read from the collection config (`collection.config.get()`)."""
+    named = (config.vector_config or {}).get(VECTOR_NAME)
+    vic = named.vector_index_config if named is not None else config.vector_index_config
+    type_name = type(vic).__name__.lower()
+    kind = "hnsw" if "hnsw" in type_name else "flat" if "flat" in type_name else "dynamic" if "dynamic" in type_name \
+        else type_name.removeprefix("_vectorindexconfig") or "none"
+    distance = getattr(vic, "distance_metric", None)
+    params: dict[str, Any] = {"distance": str(getattr(distance, "value", distance))}
+    if kind == "hnsw":
+        params.update({"m": vic.max_connections, "ef_construction": vic.ef_construction, "ef": vic.ef,
+                       "dynamic_ef_min": vic.dynamic_ef_min, "dynamic_ef_max": vic.dynamic_ef_max,
+                       "flat_search_cutoff": vic.flat_search_cutoff})
+    quantizer = getattr(vic, "quantizer", None)
+    if quantizer is not None:
+        params["quantizer"] = type(quantizer).__name__.strip("_").removesuffix("Config").lower()
+    req = collection.index
+    subs: list[str] = []
+    if kind != req.kind:
+        subs.append(f"asked for a {req.kind} index; Weaviate reports {kind}")
+    elif kind == "hnsw" and (params["m"], params["ef_construction"]) != (req.m, req.ef_construction):
+        subs.append(f"asked for m={req.m}, ef_construction={req.ef_construction}; Weaviate reports "
+                    f"max_connections={params['m']}, ef_construction={params['ef_construction']}")
+    if quantizer is not None:
+        subs.append(f"Weaviate compresses the vectors ({params['quantizer']}) though no quantization was asked for")
+    indexed = None if total is None else max(total - queued, 0)
+    return BuiltIndex(kind=kind, params=params, indexed_count=indexed, total_count=total, substitutions=subs)
+
+
+# -- the adapter -----------------------------------------------------------------------------------------------
+
+class WeaviateBackend(Backend):
+    """A Weaviate server, driven by worker processes, each with its own client."""
+
+    name = "weaviate"
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, hybrid=True,
+                                quantization=("int8", "pq", "binary"), multi_vector=True, replication=True,
+                                sharding=True)
+    Options = WeaviateOptions
+
+    def __init__(self, options: BackendOptions, workdir: str):
+        super().__init__(options, workdir)
+        self.client: Any = None
+        self.handle: Any = None  # the weaviate Collection
+        self.collection: CollectionSpec | None = None
+        self._ef: int | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return host_port(self.options.url, HTTP_PORT)
+
+    @classmethod
+    def check_available(cls, options: BackendOptions) -> str | None:
+        try:
+            import weaviate  # noqa: F401
+        except ImportError:
+            return "weaviate-client is not installed; install it with `pip install -e '.[servers]'`"
+        host, port = host_port(getattr(options, "url", DEFAULT_URL), HTTP_PORT)
+        if not tcp_reachable(host, port, 1.0):
+            return (f"no Weaviate server answers at {host}:{port}; start it with `docker compose up -d weaviate` "
+                    "or set BENCH_WEAVIATE_URL")
+        return None
+
+    def connect(self) -> None:
+        import weaviate
+        from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+
+        if self.client is not None:
+            return
+        o = self.options
+        host, port = self.address
+        if not tcp_reachable(host, port, 2.0):
+            raise unreachable("weaviate", host, port, "weaviate")
+        secure = o.url.startswith("https://")
+        try:
+            self.client = weaviate.connect_to_custom(
+                http_host=host, http_port=port, http_secure=secure, grpc_host=host, grpc_port=o.grpc_port,
+                grpc_secure=secure, auth_credentials=Auth.api_key(o.api_key) if o.api_key else None,
+                additional_config=AdditionalConfig(timeout=Timeout(init=5, query=o.timeout_s, insert=o.timeout_s)))
+        except Exception as e:  # noqa: BLE001 - start-up errors of REST or gRPC mean the same to the user
+            raise unreachable("weaviate", host, port, "weaviate", f"{type(e).__name__}; gRPC port {o.grpc_port}") from None
+
+    def _require_collection(self) -> CollectionSpec:
+        if self.collection is None or self.handle is None:
+            raise RuntimeError(f"{self.name}: create() or attach() must come first")
+        return self.collection
+
+    def create(self, collection: CollectionSpec) -> None:
+        self.connect()
+        req = collection_request(collection)
+        if self.client.collections.exists(req["name"]):
+            self.client.collections.delete(req["name"])
+        self.handle = self.client.collections.create(**req)
+        self.collection = collection
+        self._ef = None
+
+    def attach(self, collection: CollectionSpec) -> None:
+        self.connect()
+        name = collection_name(collection.name)
+        if not self.client.collections.exists(name):
+            raise UserError(f"weaviate: collection '{name}' does not exist",
+                            "the parent process creates and loads it before starting workers")
+        self.handle = self.client.collections.get(name)
+        self.collection = collection
+        self._ef = None
+
+    def _insert(self, objects: list[Any]) -> None:
+        res = self.handle.data.insert_many(objects)
+        if res.has_errors:
+            first = next(iter(res.errors.values()))
+            raise RuntimeError(f"weaviate rejected {len(res.errors)} of {len(objects)} objects: {first.message}")
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
+        col = self._require_collection()
+        if vectors.ndim != 2 or vectors.shape[1] != col.dim:
+            raise UserError(f"weaviate: vectors have shape {vectors.shape}, the collection has dimension {col.dim}",
+                            "check the dataset's dimension against the workload")
+        self._insert([data_object(i, v, payloads[j] if payloads else None)
+                      for j, (i, v) in enumerate(zip(ids, vectors, strict=True))])
+
+    def wait_indexed(self, timeout_s: float) -> BuiltIndex:
+        col = self._require_collection()
+        name = collection_name(col.name)
+        start = time.monotonic()
+        while True:
+            ready, _objects, queued, why = shards_ready(self.client.cluster.nodes(name, output="verbose"), name)
+            if ready:
+                break
+            if time.monotonic() - start > timeout_s:
+                raise UserError(f"weaviate did not finish indexing '{name}' within the {timeout_s:.0f} s timeout ({why})",
+                                "raise run.index_timeout_s, or check the server's load")
+            time.sleep(0.2)
+        total = self.handle.aggregate.over_all(total_count=True).total_count
+        return built_index_from_config(self.handle.config.get(), col, total, queued)
+
+    def _set_ef(self, ef: int) -> None:
+        self.handle.config.update(**ef_update(ef))
+        self._ef = ef
+
+    def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
+        if params.ef_search is not None and params.ef_search != self._ef and self.collection.index.kind == "hnsw":
+            self._set_ef(params.ef_search)
+        return hit_ids(self.handle.query.near_vector(**search_request(vector, k, params.filter)))
+
+    def get(self, id: int) -> Record | None:
+        self._require_collection()
+        obj = self.handle.query.fetch_object_by_id(object_uuid(id), include_vector=True)
+        return None if obj is None else record_from_object(obj)
+
+    def upsert(self, id: int, vector: np.ndarray, payload: Mapping[str, Any] | None = None) -> None:
+        self._require_collection()
+        self._insert([data_object(id, vector, payload)])  # a batch write with an existing uuid replaces it
+
+    def delete(self, id: int) -> None:
+        self._require_collection()
+        self.handle.data.delete_by_id(object_uuid(id))
+
+    def info(self) -> EngineInfo:
+        server = None
+        if self.client is not None:
+            try:
+                server = str(self.client.get_meta().get("version"))
+            except Exception:  # noqa: BLE001 - info must not fail a finished run
+                server = None
+        return EngineInfo(engine="weaviate", client_version=_pkg_version("weaviate-client"), server_version=server,
+                          server_address=self.address,
+                          extra={"url": self.options.url, "grpc_port": self.options.grpc_port, "ef_set": self._ef,
+                                 "collection": collection_name(self.collection.name) if self.collection else None})
+
+    def drop(self) -> None:
+        if self.collection is not None and self.client is not None:
+            name = collection_name(self.collection.name)
+            if self.client.collections.exists(name):
+                self.client.collections.delete(name)
+        self.handle = None
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
