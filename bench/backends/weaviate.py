@@ -101,8 +101,7 @@ def collection_request(collection: CollectionSpec, ef: int | None = None) -> dic
         vic = Configure.VectorIndex.flat(distance_metric=distance)
     else:
         raise UserError(f"weaviate has no index kind '{index.kind}'", "use hnsw or flat")
-    props = [Property(name=ID_PROPERTY, data_type=DataType.INT, index_filterable=True, index_range_filters=False,
-                      index_searchable=False)]
+    props = [Property(name=ID_PROPERTY, data_type=DataType.INT, index_filterable=True)]
     for field_name, kind in collection.payload_fields.items():
         if field_name == ID_PROPERTY or field_name in ("id", "_id", "_additional"):
             raise UserError(f"weaviate payload field '{field_name}' clashes with a reserved name", "rename the field")
