@@ -1,0 +1,228 @@
+"""`bench compare`: summary figures across backends and runs, grouped by workload, with the spread of the kept
+trials, plus a capability matrix. Builds numeric pandas frames; `render` turns them into text."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from bench.analysis.load import summary_frame
+from bench.errors import UserError
+
+Format = Literal["table", "markdown", "csv", "html"]
+FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "html")
+
+# (summary column, heading, number format, has a spread)
+FIGURE_COLUMNS: list[tuple[str, str, str, bool]] = [
+    ("qps", "QPS", ",.0f", True),
+    ("p50_us", "P50 us", ",.0f", True),
+    ("p99_us", "P99 us", ",.0f", True),
+    ("p999_us", "P99.9 us", ",.0f", True),
+    ("recall", "recall", ".4f", True),
+    ("load_s", "load s", ",.2f", False),
+    ("build_s", "build s", ",.2f", False),
+    ("server_rss_peak_bytes", "peak RSS MiB", ",.1f", True),
+]
+ID_COLUMNS = ["workload", "backend", "run_id", "op", "ef_search", "k", "concurrency", "target_rate"]
+CAPABILITIES = ["filters", "hybrid", "quantization", "replication", "sharding"]
+MIB = 1024 * 1024
+
+
+@dataclass
+class Comparison:
+    figures: pd.DataFrame  # one row per (workload, backend, run, op, parameters): numeric, with _lo/_hi
+    capabilities: pd.DataFrame  # one row per backend
+
+
+def _substitutions(text: object) -> list[str]:
+    if not isinstance(text, str) or not text:
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return [text]
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    """The compare table as numbers: id columns, each figure with `_lo`/`_hi`, trial counts, substitutions."""
+    df = summary.copy()
+    for col in ID_COLUMNS:
+        if col not in df:
+            df[col] = None
+    cols = list(ID_COLUMNS)
+    for name, _, _, spread in FIGURE_COLUMNS:
+        for suffix in (("", "_lo", "_hi") if spread else ("",)):
+            c = name + suffix
+            if c not in df:
+                df[c] = float("nan")
+            cols.append(c)
+    for c in ("n_kept", "n_ok", "n_trials"):
+        if c not in df:
+            df[c] = None
+    df["substituted"] = df.get("index_substitutions", pd.Series([None] * len(df))).map(
+        lambda s: "; ".join(_substitutions(s)))
+    df["dataset"] = df.get("dataset_name", pd.Series([None] * len(df)))
+    cols += ["n_kept", "n_ok", "n_trials", "dataset", "substituted"]
+    out = df[cols].sort_values(["workload", "op", "backend", "run_id", "ef_search", "concurrency", "target_rate"],
+                               na_position="first", kind="stable")
+    return out.reset_index(drop=True)
+
+
+def capability_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per backend: which of filters, hybrid, quantization, replication, sharding it supports."""
+    rows = []
+    for backend, g in summary.groupby("backend", sort=True):
+        caps: dict = {}
+        for text in g.get("capabilities", pd.Series(dtype=object)).dropna():
+            try:
+                caps = json.loads(text)
+                break
+            except (TypeError, json.JSONDecodeError):
+                continue
+        row: dict[str, object] = {"backend": backend}
+        for c in CAPABILITIES:
+            v = caps.get(c)
+            if isinstance(v, list | tuple):
+                row[c] = ", ".join(v) if v else "no"
+            elif v is None:
+                row[c] = "?"
+            else:
+                row[c] = "yes" if v else "no"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["backend", *CAPABILITIES])
+
+
+def compare(paths: Sequence[str | Path] | None = None) -> Comparison:
+    """Read every summary under paths (default: results/) and build the tables."""
+    summary = summary_frame(paths)
+    if summary.empty:
+        raise UserError("The results hold no summary rows", "check that the runs finished at least one trial")
+    return Comparison(figures_frame(summary), capability_frame(summary))
+
+
+# -- rendering --------------------------------------------------------------------------------------------
+
+def _num(v: object, spec: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return "-"
+    return format(v, spec)
+
+
+def _scale(name: str, v: object) -> object:
+    if name == "server_rss_peak_bytes" and isinstance(v, int | float) and not math.isnan(v):
+        return v / MIB
+    return v
+
+
+def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Headings and text cells: each figure as `median [lo-hi]`; substituted rows marked with `*`."""
+    heads = ["workload", "backend", "run", "op", "ef", "k", "conc", "rate"] + [h for _, h, _, _ in FIGURE_COLUMNS]
+    heads += ["trials", "index"]
+    rows = []
+    for r in figures.to_dict("records"):
+        cells = [str(r["workload"]), str(r["backend"]) + (" *" if r["substituted"] else ""), str(r["run_id"]),
+                 str(r["op"]), _num(r["ef_search"], "d") if r["ef_search"] is not None else "-",
+                 _num(r["k"], "d") if r["k"] is not None else "-",
+                 _num(r["concurrency"], "d") if r["concurrency"] is not None else "-",
+                 _num(r["target_rate"], ",.0f")]
+        for name, _, spec, spread in FIGURE_COLUMNS:
+            med = _num(_scale(name, r[name]), spec)
+            if spread and med != "-":
+                lo, hi = _num(_scale(name, r[name + "_lo"]), spec), _num(_scale(name, r[name + "_hi"]), spec)
+                med = f"{med} [{lo}-{hi}]" if lo != hi else med
+            cells.append(med)
+        cells.append(f"{_num(r['n_kept'], 'd')}/{_num(r['n_ok'], 'd')}/{_num(r['n_trials'], 'd')}"
+                     if r["n_trials"] is not None else "-")
+        cells.append(r["substituted"] or "as asked")
+        rows.append([c if isinstance(c, str) else str(c) for c in cells])
+    return heads, rows
+
+
+def _int_safe(figures: pd.DataFrame) -> pd.DataFrame:
+    df = figures.copy()
+    for c in ("ef_search", "k", "concurrency", "n_kept", "n_ok", "n_trials"):
+        df[c] = df[c].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v))
+    return df
+
+
+def markdown_table(heads: list[str], rows: list[list[str]]) -> str:
+    def esc(s: str) -> str:
+        return s.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(esc(h) for h in heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _html_table(heads: list[str], rows: list[list[str]]) -> str:
+    out = ["<table>", "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in heads) + "</tr></thead>", "<tbody>"]
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+    out += ["</tbody>", "</table>"]
+    return "\n".join(out)
+
+
+NOTE = ("Figures are trimmed medians of the kept trials (lowest and highest dropped) with the spread of the kept "
+        "trials in brackets; load and build time are measured once per run. trials = kept/ok/total. "
+        "* = the engine built another index than asked (see the index column).")
+
+
+def render(c: Comparison, fmt: str = "table") -> str:
+    """The comparison as text: table (rich, for a terminal), markdown, csv (numbers, one column per value) or html."""
+    if fmt not in FORMATS:
+        raise UserError(f"Unknown format '{fmt}'", f"use one of: {', '.join(FORMATS)}")
+    figures = _int_safe(c.figures)
+    if fmt == "csv":
+        return figures.to_csv(index=False) + "\n" + c.capabilities.to_csv(index=False)
+    cap_heads = list(c.capabilities.columns)
+    cap_rows = [[str(v) for v in row] for row in c.capabilities.itertuples(index=False)]
+    groups = [(w, g) for w, g in figures.groupby("workload", sort=True)]
+    if fmt == "markdown":
+        parts = []
+        for w, g in groups:
+            heads, rows = display_rows(g)
+            parts += [f"### {w}", "", markdown_table(heads[1:], [r[1:] for r in rows]), ""]
+        parts += ["### capabilities", "", markdown_table(cap_heads, cap_rows), "", NOTE, ""]
+        return "\n".join(parts)
+    if fmt == "html":
+        parts = ["<section class='bench-compare'>"]
+        for w, g in groups:
+            heads, rows = display_rows(g)
+            parts += [f"<h3>{html.escape(str(w))}</h3>", _html_table(heads[1:], [r[1:] for r in rows])]
+        parts += ["<h3>capabilities</h3>", _html_table(cap_heads, cap_rows), f"<p>{html.escape(NOTE)}</p>",
+                  "</section>"]
+        return "\n".join(parts) + "\n"
+    return _rich_text(groups, cap_heads, cap_rows)
+
+
+def _rich_text(groups, cap_heads: list[str], cap_rows: list[list[str]]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    buf = io.StringIO()
+    console = Console(width=220, file=buf, color_system=None)
+    for w, g in groups:
+        heads, rows = display_rows(g)
+        t = Table(title=f"workload {w}", title_justify="left")
+        for h in heads[1:]:
+            t.add_column(h, justify="left" if h in ("backend", "run", "op", "index") else "right", overflow="fold")
+        for r in rows:
+            t.add_row(*r[1:])
+        console.print(t)
+    t = Table(title="capabilities", title_justify="left")
+    for h in cap_heads:
+        t.add_column(h)
+    for r in cap_rows:
+        t.add_row(*r)
+    console.print(t)
+    console.print(NOTE)
+    return buf.getvalue()

@@ -1,0 +1,131 @@
+"""Reading result folders and parquet files into pyarrow tables and pandas frames.
+
+A results argument is a run folder (`results/<run-id>/`, holding `trials.parquet` and `summary.parquet`, or a
+suite's `<backend>.<workload>.trials.parquet` files), a folder of run folders (`results/`, a baseline), or one
+parquet file. Every trials file has a summary file beside it; either may be named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hdrh.histogram import HdrHistogram
+
+from bench.analysis.aggregate import KEYS
+from bench.errors import UserError
+from bench.metrics import hdr
+
+Kind = Literal["trials", "summary"]
+DEFAULT_RESULTS = Path("results")
+BASELINES_DIR = Path("baselines")
+
+
+def _is_kind(p: Path, kind: Kind) -> bool:
+    return p.name == f"{kind}.parquet" or p.name.endswith(f".{kind}.parquet")
+
+
+def _sibling(p: Path, kind: Kind) -> Path:
+    for other in ("trials", "summary"):
+        if _is_kind(p, other):  # type: ignore[arg-type]
+            return p.with_name(p.name[: -len(f"{other}.parquet")] + f"{kind}.parquet")
+    return p
+
+
+def find_files(paths: Sequence[str | Path] | None, kind: Kind) -> list[Path]:
+    """The `kind` parquet files named by paths (folders are searched recursively); default: results/."""
+    given = [Path(p) for p in paths] if paths else [DEFAULT_RESULTS]
+    found: list[Path] = []
+    for p in given:
+        if p.is_dir():
+            hits = sorted(x for x in p.rglob(f"*{kind}.parquet") if _is_kind(x, kind) and not x.name.startswith("."))
+            if not hits:
+                raise UserError(f"No {kind}.parquet file was found under {p}",
+                                "give a run folder made by `bench run` or `bench suite`, or a parquet file")
+            found += hits
+        elif p.is_file():
+            if p.suffix != ".parquet":
+                raise UserError(f"{p} is not a parquet file", "give a run folder or a trials/summary parquet file")
+            target = _sibling(p, kind)
+            if not target.is_file():
+                raise UserError(f"{p} has no {target.name} beside it",
+                                "give the run folder that `bench run` wrote, with both parquet files")
+            found.append(target)
+        else:
+            hint = "run `bench run` first, or give a folder under results/" if not paths else "check the path"
+            raise UserError(f"The results path {p} does not exist", hint)
+    seen: set[Path] = set()
+    return [f for f in found if not (f.resolve() in seen or seen.add(f.resolve()))]
+
+
+def read_table(path: Path) -> pa.Table:
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowException) as e:
+        raise UserError(f"The results file {path} cannot be read ({e})",
+                        "it may be truncated or not a bench parquet file; rerun or give another file") from None
+
+
+def read_tables(paths: Sequence[str | Path] | None, kind: Kind) -> pa.Table:
+    """All `kind` rows under paths, as one table (files of older schema versions are promoted, not refused)."""
+    files = find_files(paths, kind)
+    tables = []
+    for f in files:
+        t = read_table(f)
+        missing = [k for k in ("run_id", "backend", "workload", "op") if k not in t.column_names]
+        if missing:
+            raise UserError(f"The file {f} is not a bench {kind} file (no column {missing[0]})",
+                            "give a file written by `bench run`")
+        tables.append(t.replace_schema_metadata(None))
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def trials_frame(paths: Sequence[str | Path] | None = None, ok_only: bool = False) -> pd.DataFrame:
+    """Every trial row as a pandas frame (ok_only: only trials with status "ok")."""
+    df = read_tables(paths, "trials").to_pandas()
+    if ok_only:
+        df = df[df["status"] == "ok"].reset_index(drop=True)
+    return df
+
+
+def summary_frame(paths: Sequence[str | Path] | None = None) -> pd.DataFrame:
+    """Every summary row (trimmed medians with `_lo`/`_hi` spreads) as a pandas frame."""
+    return read_tables(paths, "summary").to_pandas()
+
+
+def merge_hdr(encoded: Iterable[str | None]) -> HdrHistogram:
+    """One histogram from encoded HDR histograms (e.g. the `hdr` column of several trials)."""
+    return hdr.merge(e for e in encoded if isinstance(e, str) and e)
+
+
+def merged_histograms(trials: pd.DataFrame, by: Sequence[str] = ("run_id", "backend", "workload", "op", "ef_search")
+                      ) -> dict[tuple, HdrHistogram]:
+    """Merged HDR histogram of the ok trials of each group (keys in the order of `by`)."""
+    ok = trials[trials["status"] == "ok"] if "status" in trials else trials
+    out: dict[tuple, HdrHistogram] = {}
+    for key, g in ok.groupby(list(by), dropna=False, sort=True):
+        h = merge_hdr(g["hdr"])
+        if h.get_total_count():
+            out[key if isinstance(key, tuple) else (key,)] = h
+    return out
+
+
+def resolve_results(arg: str | Path, results_dir: Path = DEFAULT_RESULTS,
+                    baselines_dir: Path = BASELINES_DIR) -> Path:
+    """A results argument as a path: an existing path, else a run id under results/, else a baseline name."""
+    p = Path(arg)
+    if p.exists():
+        return p
+    for base in (results_dir, baselines_dir):
+        if (base / str(arg)).exists():
+            return base / str(arg)
+    raise UserError(f"No results at '{arg}' (not a path, nor a run id under {results_dir}/, nor a baseline "
+                    f"under {baselines_dir}/)", "check the name; `bench baseline show` lists baselines")
+
+
+__all__ = ["KEYS", "find_files", "read_tables", "trials_frame", "summary_frame", "merge_hdr", "merged_histograms",
+           "resolve_results"]

@@ -1,0 +1,244 @@
+"""Pictures of results (matplotlib, Agg). Each function draws one figure from pandas frames and returns it, or
+returns a sentence saying why the data does not support it. Measuring is kept apart: nothing here runs anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
+
+from bench.analysis.load import merge_hdr  # noqa: E402
+
+PERCENTILE_TICKS = [(0.0, "0%"), (0.5, "50%"), (0.9, "90%"), (0.99, "99%"), (0.999, "99.9%"), (0.9999, "99.99%")]
+
+
+@dataclass
+class Picture:
+    figure: Figure | None
+    skipped: str | None = None  # why it was not drawn
+
+
+def _num(v: object) -> float | None:
+    if v is None or v is pd.NA:
+        return None
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def series_label(row: pd.Series | dict, multi_run: set[str]) -> str:
+    b = str(row["backend"])
+    return f"{b} ({row['run_id']})" if b in multi_run else b
+
+
+def runs_per_backend(df: pd.DataFrame) -> set[str]:
+    """Backends measured more than once at the same configuration (their series are labelled with the run id,
+    so a baseline and a candidate stay apart; runs that only add settings join one series)."""
+    keys = [c for c in ("backend", "workload", "op", "ef_search", "k", "concurrency", "target_rate") if c in df]
+    n = df.groupby(keys, dropna=False)["run_id"].nunique()
+    return {key[0] for key, k in n.items() if k > 1}
+
+
+def pareto_frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points (recall, qps) that no other point beats on both (ann-benchmarks style), by falling recall."""
+    out: list[tuple[float, float]] = []
+    best = -math.inf
+    for r, q in sorted(points, key=lambda p: (-p[0], -p[1])):
+        if q > best:
+            out.append((r, q))
+            best = q
+    return out
+
+
+def recall_qps(summary: pd.DataFrame, workload: str) -> Picture:
+    """Recall against QPS per backend, QPS on a log scale, the Pareto frontier drawn, every point shown."""
+    df = summary[(summary["workload"] == workload) & (summary["op"] == "search")]
+    df = df[df["recall"].map(_num).notna() & df["qps"].map(_num).notna()]
+    if df.empty:
+        return Picture(None, f"{workload}: no search rows with both recall and QPS")
+    multi = runs_per_backend(df)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for label, g in df.groupby(df.apply(lambda r: series_label(r, multi), axis=1), sort=True):
+        pts = [(float(r["recall"]), float(r["qps"])) for _, r in g.iterrows()]
+        front = pareto_frontier(pts)
+        (line,) = ax.plot([p[0] for p in front], [p[1] for p in front], "-o", label=str(label), markersize=5)
+        others = [p for p in pts if p not in front]
+        if others:
+            ax.plot([p[0] for p in others], [p[1] for p in others], "o", color=line.get_color(), alpha=0.35,
+                    markersize=4)
+        lo = g["qps_lo"].map(_num) if "qps_lo" in g else None
+        hi = g["qps_hi"].map(_num) if "qps_hi" in g else None
+        if lo is not None and hi is not None and lo.notna().all() and hi.notna().all():
+            q = g["qps"].astype(float).to_numpy()
+            ax.errorbar(g["recall"].astype(float), q, yerr=[np.clip(q - lo.to_numpy(float), 0, None),
+                                                            np.clip(hi.to_numpy(float) - q, 0, None)],
+                        fmt="none", ecolor=line.get_color(), alpha=0.6, capsize=2)
+        for _, r in g.iterrows():
+            if _num(r.get("ef_search")) is not None:
+                ax.annotate(f"ef={int(r['ef_search'])}", (float(r["recall"]), float(r["qps"])), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points", alpha=0.7)
+    ax.set_yscale("log")
+    ax.set_xlabel("recall@k")
+    ax.set_ylabel("queries per second (log scale)")
+    k = sorted({int(v) for v in df["k"].dropna()}) if "k" in df else []
+    ax.set_title(f"{workload}: recall vs QPS" + (f" (k={k[0]})" if len(k) == 1 else "")
+                 + "; line = Pareto frontier, bars = spread of kept trials")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return Picture(fig)
+
+
+def percentile_curve(h, points: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """x = 1/(1-percentile) and latency, from 0% up to where the histogram's samples run out."""
+    n = h.get_total_count()
+    top = math.log10(max(n, 2))
+    xs = np.logspace(0, top, points)
+    pct = (1.0 - 1.0 / xs) * 100.0
+    ys = np.array([h.get_value_at_percentile(float(p)) for p in pct], dtype=float)
+    return xs, ys
+
+
+def latency_distribution(trials: pd.DataFrame, workload: str) -> Picture:
+    """HdrHistogram-style percentile distribution of the merged histograms of the ok trials, per series."""
+    df = trials[(trials["workload"] == workload) & (trials["status"] == "ok")]
+    df = df[df["hdr"].map(lambda v: isinstance(v, str) and bool(v))]
+    if df.empty:
+        return Picture(None, f"{workload}: no ok trial carries a latency histogram")
+    multi = runs_per_backend(df)
+    kind = str(df["workload_kind"].iloc[0]) if "workload_kind" in df else "ann"
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    biggest, n_series = 1, 0
+    keys = ["backend", "run_id", "op", "ef_search"]
+    for key, g in df.groupby(keys, dropna=False, sort=True):
+        backend, run_id, op, ef = key
+        h = merge_hdr(g["hdr"])
+        if not h.get_total_count():
+            continue
+        xs, ys = percentile_curve(h)
+        label = series_label({"backend": backend, "run_id": run_id}, multi)
+        if kind == "ycsb":
+            label += f" {op}"
+        elif _num(ef) is not None:
+            label += f" ef={int(ef)}"
+        ax.plot(xs, ys, label=f"{label} (n={h.get_total_count():,})", linestyle="--" if op == "total" else "-")
+        biggest = max(biggest, h.get_total_count())
+        n_series += 1
+    ax.set_xscale("log")
+    ymax = ax.get_ylim()[1]
+    lows = [line.get_ydata().min() for line in ax.get_lines()]
+    if lows and min(lows) > 0 and ymax / min(lows) > 50:
+        ax.set_yscale("log")
+        ax.set_ylabel("latency (us, log scale)")
+    else:
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("latency (us)")
+    ticks = [(1.0 / (1.0 - p), lab) for p, lab in PERCENTILE_TICKS]
+    ax.xaxis.set_major_locator(FixedLocator([t for t, _ in ticks]))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([lab for _, lab in ticks])
+    ax.set_xlim(1, max(1e4, biggest))
+    ax.set_xlabel("percentile (scale 1/(1-p)); a line ends where its samples run out")
+    ax.set_title(f"{workload}: latency by percentile, histograms merged over the ok trials")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=7 if n_series > 6 else 8)
+    fig.tight_layout()
+    return Picture(fig)
+
+
+def ycsb_operations(summary: pd.DataFrame, workload: str) -> Picture:
+    """Per operation kind: QPS (bars, spread of kept trials) and P50 / P99 latency, one bar group per backend."""
+    df = summary[(summary["workload"] == workload)]
+    if df.empty or "workload_kind" not in df or (df["workload_kind"] != "ycsb").all():
+        return Picture(None, f"{workload}: not a YCSB workload, so there are no operation kinds to compare")
+    df = df[df["qps"].map(_num).notna()]
+    if df.empty:
+        return Picture(None, f"{workload}: no operation has a QPS figure")
+    multi = runs_per_backend(df)
+    df = df.assign(series=df.apply(lambda r: series_label(r, multi), axis=1))
+    ops = sorted(df["op"].unique(), key=lambda o: (o == "total", o))
+    series = sorted(df["series"].unique())
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(ops))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5))
+    for i, s in enumerate(series):
+        g = df[df["series"] == s].set_index("op")
+        q = np.array([_num(g["qps"].get(o)) or 0.0 for o in ops])
+        lo = np.array([_num(g["qps_lo"].get(o)) if o in g.index and _num(g["qps_lo"].get(o)) is not None
+                       else q[j] for j, o in enumerate(ops)])
+        hi = np.array([_num(g["qps_hi"].get(o)) if o in g.index and _num(g["qps_hi"].get(o)) is not None
+                       else q[j] for j, o in enumerate(ops)])
+        pos = x - 0.4 + width * (i + 0.5)
+        bars = a1.bar(pos, q, width, label=s, yerr=[np.clip(q - lo, 0, None), np.clip(hi - q, 0, None)], capsize=2)
+        color = bars.patches[0].get_facecolor() if bars.patches else None
+        p50 = np.array([_num(g["p50_us"].get(o)) or np.nan for o in ops])
+        p99 = np.array([_num(g["p99_us"].get(o)) or np.nan for o in ops])
+        a2.bar(pos, p99, width, color=color, alpha=0.45, label=f"{s} P99")
+        a2.bar(pos, p50, width * 0.5, color=color, label=f"{s} P50")
+    for a in (a1, a2):
+        a.set_xticks(x)
+        a.set_xticklabels(ops)
+        a.grid(True, axis="y", alpha=0.3)
+    a1.set_ylabel("operations per second")
+    a1.set_title(f"{workload}: QPS per operation kind")
+    a1.legend(fontsize=8)
+    a2.set_ylabel("latency (us); narrow bar P50, wide pale bar P99")
+    a2.set_title(f"{workload}: latency per operation kind")
+    vals = np.concatenate([df["p99_us"].map(_num).dropna().to_numpy(float), df["p50_us"].map(_num).dropna()
+                           .to_numpy(float)])
+    if len(vals) and vals.min() > 0 and vals.max() / vals.min() > 50:
+        a2.set_yscale("log")
+    a2.legend(fontsize=7)
+    fig.tight_layout()
+    return Picture(fig)
+
+
+def qps_vs_concurrency(summary: pd.DataFrame, workload: str) -> Picture:
+    """QPS and P99 against concurrency, per backend and operation (closed loop rows only)."""
+    df = summary[(summary["workload"] == workload) & summary["qps"].map(_num).notna()]
+    if "target_rate" in df:
+        df = df[df["target_rate"].map(_num).isna()]
+    if df.empty:
+        return Picture(None, f"{workload}: no closed-loop rows with QPS")
+    kind = str(df["workload_kind"].iloc[0]) if "workload_kind" in df else "ann"
+    lines = []
+    for key, g in df.groupby(["backend", "op", "ef_search"], dropna=False, sort=True):
+        if kind == "ycsb" and key[1] != "total" and (df["op"] == "total").any():
+            continue
+        if g["concurrency"].nunique() < 2:
+            continue
+        if "started_utc" in g:
+            g = g.sort_values("started_utc").groupby("concurrency", as_index=False).last()
+        lines.append((key, g.sort_values("concurrency")))
+    if not lines:
+        levels = sorted({int(c) for c in df["concurrency"].dropna()})
+        return Picture(None, f"{workload}: every series was measured at one concurrency only ({levels}); give "
+                             "runs at several --concurrency values to draw QPS against concurrency")
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5))
+    for (backend, op, ef), g in lines:
+        label = str(backend) + (f" ef={int(ef)}" if kind == "ann" and _num(ef) is not None else f" {op}")
+        a1.plot(g["concurrency"], g["qps"], "-o", label=label)
+        a2.plot(g["concurrency"], g["p99_us"], "-o", label=label)
+    for a in (a1, a2):
+        a.set_xlabel("concurrency (workers)")
+        a.set_xscale("log", base=2)
+        a.grid(True, which="both", alpha=0.3)
+        a.legend(fontsize=8)
+    a1.set_ylabel("operations per second")
+    a1.set_title(f"{workload}: QPS against concurrency")
+    a2.set_ylabel("P99 latency (us)")
+    a2.set_title(f"{workload}: P99 against concurrency")
+    fig.tight_layout()
+    return Picture(fig)

@@ -1,0 +1,206 @@
+"""`bench suite FILE`: a matrix of backends x workloads measured into one run id.
+
+Each cell is one `bench.runner.run` with `RunRequest(suite_run_id=...)`, writing
+`<backend>.<workload>.{trials,summary}.parquet` and `<backend>.<workload>.run.json` into the run folder. A cell
+that fails (a user error such as an unreachable server, an exception, a run that did not complete) is recorded
+as failed in `suite.json` and the suite goes on. `--resume RUN_ID` skips the cells already done (their trials
+file exists and their run.json says complete). suite.json is rewritten atomically after every cell.
+
+A suite file:
+
+    name = "nightly"
+    backends = ["qdrant-edge", "faiss"]
+    workloads = ["ann-smoke", "ycsb-b"]
+    trials = 5                                  # optional, for every cell
+    set = ["dataset.n=5000"]                    # optional --set for every cell
+    [backend.qdrant]                            # optional, per backend: config file and more --set
+    config = "configs/qdrant.toml"
+    [workload.ycsb-b]                           # optional, per workload: more --set
+    set = ["run.duration_s=2"]
+    [[exclude]]                                 # cells that make no sense (recorded as excluded, not failed)
+    backend = "faiss"
+    workload = "ycsb-b"
+    reason = "faiss cannot update records"
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bench.errors import UserError
+from bench.results.writer import make_run_dir, new_run_id, write_json
+
+CellStatus = Literal["pending", "complete", "failed", "excluded", "already done"]
+
+
+class CellOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    config: str | None = None
+    set: list[str] = Field(default_factory=list)
+
+
+class Exclude(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backend: str = "*"
+    workload: str = "*"
+    reason: str = "excluded by the suite file"
+
+    def matches(self, backend: str, workload: str) -> bool:
+        return self.backend in ("*", backend) and self.workload in ("*", workload)
+
+
+class SuiteSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    backends: list[str] = Field(min_length=1)
+    workloads: list[str] = Field(min_length=1)
+    trials: int | None = Field(None, ge=1, le=1000)
+    concurrency: int | None = Field(None, ge=1, le=1024)
+    set: list[str] = Field(default_factory=list)
+    backend: dict[str, CellOptions] = Field(default_factory=dict)
+    workload: dict[str, CellOptions] = Field(default_factory=dict)
+    exclude: list[Exclude] = Field(default_factory=list)
+
+
+@dataclass
+class Cell:
+    backend: str
+    workload: str
+    status: CellStatus = "pending"
+    reason: str | None = None
+    workload_name: str | None = None  # the workload's `name` (the prefix of its files)
+    started_utc: str | None = None
+    duration_s: float | None = None
+    files: list[str] = field(default_factory=list)
+    detail: str | None = None  # traceback tail of an unexpected exception
+
+
+@dataclass
+class SuiteOutcome:
+    run_id: str
+    run_dir: Path
+    status: str
+    cells: list[Cell]
+
+    @property
+    def failed(self) -> list[Cell]:
+        return [c for c in self.cells if c.status == "failed"]
+
+
+def load_suite(path: str | Path) -> SuiteSpec:
+    from bench.spec import format_validation_error, read_toml
+
+    data = read_toml(Path(path), "suite")
+    try:
+        spec = SuiteSpec.model_validate(data)
+    except ValidationError as e:
+        raise UserError(format_validation_error(e, f"Suite {path}"), "fix the value in the file") from None
+    unknown = [b for b in spec.backend if b not in spec.backends]
+    if unknown:
+        raise UserError(f"Suite {path}: [backend.{unknown[0]}] names a backend that is not in `backends`",
+                        "add it to backends or remove the table")
+    unknown = [w for w in spec.workload if w not in spec.workloads]
+    if unknown:
+        raise UserError(f"Suite {path}: [workload.{unknown[0]}] names a workload that is not in `workloads`",
+                        "add it to workloads or remove the table")
+    return spec
+
+
+def _overrides(spec: SuiteSpec, backend: str, workload: str) -> list[str]:
+    b, w = spec.backend.get(backend, CellOptions()), spec.workload.get(workload, CellOptions())
+    return [*spec.set, *w.set, *b.set]
+
+
+def cell_done(run_dir: Path, backend: str, workload_name: str) -> bool:
+    prefix = f"{backend}.{workload_name}."
+    if not (run_dir / f"{prefix}trials.parquet").is_file():
+        return False
+    try:
+        return json.loads((run_dir / f"{prefix}run.json").read_text()).get("status") == "complete"
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = None,
+              results_dir: Path = Path("results"), cache_dir: Path | None = None, quiet: bool = False,
+              command: str = "", say: Callable[[str], None] = print) -> SuiteOutcome:
+    """Run every cell of the suite (or the ones not yet done, with resume); never stops at a failed cell."""
+    from bench.runner import RunRequest
+    from bench.runner import run as run_cell
+    from bench.spec import load_workload
+
+    spec = load_suite(path)
+    if resume:
+        run_dir = results_dir / resume
+        if not run_dir.is_dir():
+            raise UserError(f"There is no run folder {run_dir} to resume", "give the run id a suite printed")
+        rid = resume
+    else:
+        rid = run_id or new_run_id(f"suite-{spec.name}")
+        run_dir = make_run_dir(results_dir, rid)
+    cells = [Cell(b, w) for w in spec.workloads for b in spec.backends]
+    doc: dict = {"suite": spec.name, "file": str(path), "run_id": rid, "started_utc": datetime.now(UTC).isoformat(),
+                 "command": command, "status": "running", "spec": spec.model_dump(mode="json")}
+
+    def save(status: str) -> None:
+        doc["status"] = status
+        doc["updated_utc"] = datetime.now(UTC).isoformat()
+        doc["cells"] = [asdict(c) for c in cells]
+        write_json(run_dir / "suite.json", doc)
+
+    save("running")
+    try:
+        for cell in cells:
+            ex = next((e for e in spec.exclude if e.matches(cell.backend, cell.workload)), None)
+            if ex is not None:
+                cell.status, cell.reason = "excluded", ex.reason
+                continue
+            overrides = _overrides(spec, cell.backend, cell.workload)
+            cell.started_utc = datetime.now(UTC).isoformat()
+            t0 = time.perf_counter()
+            try:
+                wl = load_workload(cell.workload, [o for o in overrides if not o.startswith("backend.")])
+                cell.workload_name = wl.name
+                if resume and cell_done(run_dir, cell.backend, wl.name):
+                    cell.status, cell.reason = "already done", f"done before in {rid}"
+                    say(f"{cell.backend} x {cell.workload}: already done")
+                    continue
+                say(f"{cell.backend} x {cell.workload}: running")
+                opts = spec.backend.get(cell.backend, CellOptions())
+                out = run_cell(RunRequest(backend=cell.backend, workload=cell.workload, overrides=overrides,
+                                          config=opts.config, results_dir=results_dir, cache_dir=cache_dir,
+                                          trials=spec.trials, concurrency=spec.concurrency, quiet=quiet,
+                                          command=command, suite_run_id=rid))
+                if out.status == "complete":
+                    cell.status = "complete"
+                else:
+                    cell.status = "failed"
+                    cell.reason = f"the run ended {out.status}" + (f": {out.warnings[-1]}" if out.warnings else "")
+            except UserError as e:
+                cell.status, cell.reason = "failed", e.sentence()
+            except Exception as e:  # noqa: BLE001 - one broken backend must not stop the suite
+                cell.status, cell.reason = "failed", f"{type(e).__name__}: {e}"
+                cell.detail = "".join(traceback.format_exc().splitlines(keepends=True)[-12:])
+            cell.duration_s = round(time.perf_counter() - t0, 3)
+            if cell.workload_name:
+                prefix = f"{cell.backend}.{cell.workload_name}."
+                cell.files = sorted(p.name for p in run_dir.glob(f"{prefix}*"))
+            say(f"{cell.backend} x {cell.workload}: {cell.status}" + (f" ({cell.reason})" if cell.reason else ""))
+            save("running")
+    except KeyboardInterrupt:
+        save("interrupted")
+        raise
+    failed = any(c.status == "failed" for c in cells)
+    status = "failed" if failed else "complete"
+    save(status)
+    return SuiteOutcome(rid, run_dir, status, cells)
