@@ -41,6 +41,8 @@ def run(
     cache_dir: Annotated[Path | None, typer.Option(help="dataset cache (default $BENCH_CACHE_DIR or ~/.cache/bench)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary rows as JSON")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    prometheus_port: Annotated[int | None, typer.Option(help="serve live QPS and latency histograms for "
+                                                        "Prometheus on 127.0.0.1:PORT/metrics during the run")] = None,
 ) -> None:
     """Measure one backend on one workload: load, index, warm up, then timed trials; write parquet results."""
     from bench.runner import RunRequest, print_summary
@@ -49,7 +51,15 @@ def run(
     req = RunRequest(backend=backend, workload=workload, overrides=list(set_), config=config, results_dir=results_dir,
                      cache_dir=cache_dir, run_id=run_id, trials=trials, concurrency=concurrency,
                      target_rate=target_rate, rate_sweep=rate_sweep, quiet=quiet or as_json, command=shlex.join(["bench", *sys.argv[1:]]))
-    out = do_run(req)
+    if prometheus_port is not None:
+        from bench.live import LiveExporter
+
+        req.live = LiveExporter(prometheus_port).start()
+    try:
+        out = do_run(req)
+    finally:
+        if req.live is not None:
+            req.live.close()
     if as_json:
         keep = ("backend", "workload", "op", "ef_search", "concurrency", "target_rate", "n_trials", "n_ok", "n_kept",
                 "qps", "qps_lo", "qps_hi", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "recall",
@@ -124,6 +134,145 @@ def calibrate(
     Console(width=160).print(t)
     print(f"fake-slow was asked for {slow_latency_us:.0f} us per operation; the recorded P50 above should be close "
           "to it (plus the OS's sleep overshoot).")
+
+
+# -- analysis: compare, report, regress, baseline, suite (bench/analysis/*, bench/suite.py) -------------------
+
+@app.command()
+def compare(
+    results: Annotated[list[str] | None, typer.Argument(help="run folders or parquet files (default: results/)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | markdown | csv | html")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", help="write to this file instead of printing")] = None,
+) -> None:
+    """Tables across backends and runs, grouped by workload, with the spread of the kept trials."""
+    from bench.analysis.compare import compare as do_compare
+    from bench.analysis.compare import render
+
+    text = render(do_compare(results or None), fmt)
+    if out is not None:
+        from bench.results.writer import write_text
+
+        write_text(out, text)
+        print(f"wrote {out}")
+    else:
+        print(text, end="" if text.endswith("\n") else "\n")
+
+
+@app.command()
+def report(
+    results: Annotated[list[str], typer.Argument(help="run folders or parquet files")],
+    out: Annotated[Path, typer.Option("--out", help="folder for the PNG pictures and index.html")] = Path("report"),
+) -> None:
+    """Pictures (recall vs QPS, latency percentiles, YCSB operations, concurrency) and one HTML page."""
+    from bench.analysis.report import build
+
+    res = build(results, out)
+    for p in res.pictures:
+        print(f"drew {p}")
+    for s in res.skipped:
+        print(f"skipped: {s}")
+    print(f"report: {res.html}")
+
+
+@app.command()
+def regress(
+    baseline: Annotated[str, typer.Option("--baseline", help="baseline: a run folder, run id or baseline name")],
+    candidate: Annotated[str, typer.Option("--candidate", help="candidate: a run folder or run id")],
+    config: Annotated[str | None, typer.Option(help="tolerances and alpha (default configs/regress.toml)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="also write the markdown summary here")] = None,
+    results_dir: Annotated[Path, typer.Option(help="where run ids are looked up")] = Path("results"),
+    baselines_dir: Annotated[Path, typer.Option(help="where baseline names are looked up")] = Path("baselines"),
+    as_json: Annotated[bool, typer.Option("--json", help="print the comparisons as JSON")] = False,
+) -> None:
+    """Compare a candidate with a baseline; exit 1 when a figure got clearly worse beyond its tolerance."""
+    from bench.analysis import regress as rg
+    from bench.analysis.load import resolve_results
+    from bench.results.writer import write_text
+
+    if config is None:
+        default = Path("configs/regress.toml")
+        from bench.spec import CONFIG_DIR
+
+        config = str(default if default.exists() else CONFIG_DIR / "regress.toml")
+    res = rg.regress(resolve_results(baseline, results_dir, baselines_dir),
+                     resolve_results(candidate, results_dir, baselines_dir), config)
+    text = res.markdown()
+    if out is not None:
+        write_text(out, text)
+    print(rg.as_json(res) if as_json else text.rstrip("\n"))
+    if res.regressions:
+        raise typer.Exit(1)
+
+
+baseline_app = typer.Typer(help="Store and list baselines for `bench regress` (under baselines/NAME/).",
+                           no_args_is_help=True)
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("save")
+def baseline_save(
+    run: Annotated[str, typer.Argument(help="run folder or run id under --results-dir")],
+    name: Annotated[str, typer.Option("--name", help="baseline name, e.g. main or nightly")],
+    results_dir: Annotated[Path, typer.Option(help="where run ids are looked up")] = Path("results"),
+    baselines_dir: Annotated[Path, typer.Option(help="where baselines are kept")] = Path("baselines"),
+) -> None:
+    """Copy a run's results to baselines/NAME/ (replacing an older baseline of that name), with a note."""
+    from bench.analysis.baseline import save
+
+    b = save(run, name, results_dir, baselines_dir)
+    print(f"baseline '{b.name}' saved in {b.path}: {len(b.note['files'])} files from {b.note['source']}"
+          + (f" (replaced {b.note['replaced']})" if b.note.get("replaced") else ""))
+
+
+@baseline_app.command("show")
+def baseline_show(
+    name: Annotated[str | None, typer.Argument(help="one baseline (default: all)")] = None,
+    baselines_dir: Annotated[Path, typer.Option(help="where baselines are kept")] = Path("baselines"),
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List the stored baselines: where each came from and what it holds."""
+    from bench.analysis.baseline import show
+
+    items = show(baselines_dir, name)
+    if as_json:
+        print(json.dumps([{"name": b.name, "path": str(b.path), **b.note} for b in items], indent=2))
+        return
+    if not items:
+        print(f"no baselines under {baselines_dir}/ (save one with `bench baseline save RUN --name NAME`)")
+    for b in items:
+        n = b.note
+        print(f"{b.name}: {b.path} saved {n.get('saved_utc', '?')} from {n.get('source', '?')}; runs "
+              f"{', '.join(n.get('run_ids', []))}; backends {', '.join(n.get('backends', []))}; workloads "
+              f"{', '.join(n.get('workloads', []))}; {n.get('trial_rows', '?')} trial rows")
+
+
+@app.command()
+def suite(
+    file: Annotated[Path, typer.Argument(help="suite file, e.g. configs/suites/nightly.toml")],
+    resume: Annotated[str | None, typer.Option(help="run id of an earlier suite: skip the cells it finished")] = None,
+    run_id: Annotated[str | None, typer.Option(help="run id of a new suite (default: time, suite name, random)")] = None,
+    results_dir: Annotated[Path, typer.Option(help="where results/<run-id>/ goes")] = Path("results"),
+    cache_dir: Annotated[Path | None, typer.Option(help="dataset cache (default $BENCH_CACHE_DIR or ~/.cache/bench)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print suite.json's cells as JSON")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+) -> None:
+    """Run a matrix of backends x workloads into one run id; a failed cell is recorded and the suite goes on."""
+    from dataclasses import asdict
+
+    from bench.suite import run_suite
+
+    out = run_suite(file, resume=resume, run_id=run_id, results_dir=results_dir, cache_dir=cache_dir,
+                    quiet=quiet or as_json, command=shlex.join(["bench", *sys.argv[1:]]),
+                    say=lambda m: print(m, file=sys.stderr))
+    if as_json:
+        print(json.dumps({"run_id": out.run_id, "results": str(out.run_dir), "status": out.status,
+                          "cells": [asdict(c) for c in out.cells]}, indent=2))
+    else:
+        for c in out.cells:
+            print(f"{c.status:>12}  {c.backend} x {c.workload}" + (f": {c.reason}" if c.reason else ""))
+        print(f"suite {out.status}: {out.run_dir}/suite.json")
+    if out.failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -59,6 +59,7 @@ class RunRequest:
     quiet: bool = False
     command: str = ""
     suite_run_id: str | None = None  # a suite writes several (backend, workload) cells into one run id
+    live: Any = None  # e.g. bench.live.LiveExporter: `trial_done(rows)` is called after every trial
     rate_sweep: bool = False  # after the closed-loop trials, offer 10%..120% of their QPS open loop
 
 
@@ -226,6 +227,8 @@ def run(req: RunRequest) -> RunOutcome:
                     stem = f"{prefix}{req.backend}.{spec.name}.ef{ef}" + (f".rate{rate:.0f}" if rate else "") + f".t{trial}"
                     write_interval_logs(run_dir / "intervals", stem, results)
                     trial_rows.extend(rows)
+                    if req.live is not None:
+                        req.live.trial_done(rows)
                     flush("running")
                     prog.advance(bar)
                     for r in rows:
