@@ -272,15 +272,15 @@ class QdrantBackend(Backend):
         from qdrant_client import QdrantClient
 
         o = self.options
-        if self._local_url(o.url):
-            raise UserError(f"qdrant url '{o.url}' is not a server URL",
-                            "use backend 'qdrant-local' for qdrant-client's local mode, or an http:// URL")
         return QdrantClient(url=o.url, prefer_grpc=o.prefer_grpc, grpc_port=o.grpc_port, api_key=o.api_key or None,
                             timeout=o.timeout_s, check_compatibility=False)
 
     def connect(self) -> None:
         if self.client is not None:
             return
+        if not self.local and self._local_url(self.options.url):
+            raise UserError(f"qdrant url '{self.options.url}' is not a server URL",
+                            "use backend 'qdrant-local' for qdrant-client's local mode, or an http:// URL")
         host, port = self.address
         if not self.local and not tcp_reachable(host, port, 2.0):
             raise unreachable("qdrant", host, port, "qdrant")
