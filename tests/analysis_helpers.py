@@ -43,6 +43,19 @@ def real_run(cwd: Path, cache_dir: Path, backend: str, *extra: str, run_id: str 
     return cwd / json.loads(p.stdout)["results"]
 
 
+_MEMO: dict[tuple, Path] = {}
+
+
+def shared_run(tmp_path_factory, cache_dir: Path, backend: str, *extra: str, workload: str = "ann-smoke") -> Path:
+    """A real run made once per test session for these arguments (several test modules read the same results;
+    none of them may change them)."""
+    key = (backend, workload, extra)
+    if key not in _MEMO:
+        cwd = tmp_path_factory.mktemp(f"run-{backend}-{workload}")
+        _MEMO[key] = real_run(cwd, cache_dir, backend, *extra, workload=workload)
+    return _MEMO[key]
+
+
 def schema_run(folder: Path, backend: str = "b", workload: str = "w", op: str = "search",
                latencies_us: list[float] | None = None, qps: list[float] | None = None,
                recall: list[float] | None = None, ef_search: int = 64, run_id: str | None = None,

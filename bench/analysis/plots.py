@@ -38,9 +38,22 @@ def _num(v: object) -> float | None:
     return None if math.isnan(f) else f
 
 
-def series_label(row: pd.Series | dict, multi_run: set[str]) -> str:
+def series_label(row: pd.Series | dict, multi_run: set[str], levels: dict[str, bool] | None = None) -> str:
+    """backend, plus the run id when the backend was measured twice at one configuration, plus concurrency or
+    target rate when the data holds several of them (`levels` says which vary)."""
     b = str(row["backend"])
-    return f"{b} ({row['run_id']})" if b in multi_run else b
+    label = f"{b} ({row['run_id']})" if b in multi_run else b
+    levels = levels or {}
+    if levels.get("concurrency") and _num(row.get("concurrency")) is not None:
+        label += f" c={int(row['concurrency'])}"
+    if levels.get("target_rate"):
+        rate = _num(row.get("target_rate"))
+        label += f" rate={rate:,.0f}/s" if rate is not None else " closed loop"
+    return label
+
+
+def varying(df: pd.DataFrame) -> dict[str, bool]:
+    return {c: c in df and df[c].nunique(dropna=False) > 1 for c in ("concurrency", "target_rate")}
 
 
 def runs_per_backend(df: pd.DataFrame) -> set[str]:
@@ -68,9 +81,9 @@ def recall_qps(summary: pd.DataFrame, workload: str) -> Picture:
     df = df[df["recall"].map(_num).notna() & df["qps"].map(_num).notna()]
     if df.empty:
         return Picture(None, f"{workload}: no search rows with both recall and QPS")
-    multi = runs_per_backend(df)
+    multi, levels = runs_per_backend(df), varying(df)
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for label, g in df.groupby(df.apply(lambda r: series_label(r, multi), axis=1), sort=True):
+    for label, g in df.groupby(df.apply(lambda r: series_label(r, multi, levels), axis=1), sort=True):
         pts = [(float(r["recall"]), float(r["qps"])) for _, r in g.iterrows()]
         front = pareto_frontier(pts)
         (line,) = ax.plot([p[0] for p in front], [p[1] for p in front], "-o", label=str(label), markersize=5)
@@ -121,14 +134,16 @@ def latency_distribution(trials: pd.DataFrame, workload: str) -> Picture:
     kind = str(df["workload_kind"].iloc[0]) if "workload_kind" in df else "ann"
     fig, ax = plt.subplots(figsize=(8, 5.5))
     biggest, n_series = 1, 0
-    keys = ["backend", "run_id", "op", "ef_search"]
+    levels = varying(df)
+    keys = ["backend", "run_id", "op", "ef_search", "concurrency", "target_rate"]
     for key, g in df.groupby(keys, dropna=False, sort=True):
-        backend, run_id, op, ef = key
+        backend, run_id, op, ef, conc, rate = key
         h = merge_hdr(g["hdr"])
         if not h.get_total_count():
             continue
         xs, ys = percentile_curve(h)
-        label = series_label({"backend": backend, "run_id": run_id}, multi)
+        label = series_label({"backend": backend, "run_id": run_id, "concurrency": conc, "target_rate": rate},
+                             multi, levels)
         if kind == "ycsb":
             label += f" {op}"
         elif _num(ef) is not None:
@@ -166,8 +181,8 @@ def ycsb_operations(summary: pd.DataFrame, workload: str) -> Picture:
     df = df[df["qps"].map(_num).notna()]
     if df.empty:
         return Picture(None, f"{workload}: no operation has a QPS figure")
-    multi = runs_per_backend(df)
-    df = df.assign(series=df.apply(lambda r: series_label(r, multi), axis=1))
+    multi, levels = runs_per_backend(df), varying(df)
+    df = df.assign(series=df.apply(lambda r: series_label(r, multi, levels), axis=1))
     ops = sorted(df["op"].unique(), key=lambda o: (o == "total", o))
     series = sorted(df["series"].unique())
     width = 0.8 / max(1, len(series))

@@ -1,0 +1,105 @@
+"""`bench compare`: tables across backends and runs from real runs, in every format, with the capability
+matrix and substituted indexes marked; bad inputs end in one sentence and exit code 2."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from analysis_helpers import bench, shared_run
+
+EFS = ["--set", "search.ef_search=[8, 64]", "--trials", "3"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, cache_dir):
+    return [shared_run(tmp_path_factory, cache_dir, "qdrant-edge", *EFS),
+            shared_run(tmp_path_factory, cache_dir, "null", *EFS)]
+
+
+def test_csv_carries_the_summary_figures_and_spreads(runs, tmp_path):
+    p = bench("compare", *map(str, runs), "--format", "csv", "--out", "cmp.csv", cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 0, p.stderr
+    text = (tmp_path / "cmp.csv").read_text()
+    figures_csv, caps_csv = text.split("\n\n")
+    df = pd.read_csv(io.StringIO(figures_csv))
+    assert set(df["backend"]) == {"qdrant-edge", "null"} and set(df["ef_search"]) == {8, 64}
+    for run in runs:
+        for s in pq.read_table(run / "summary.parquet").to_pylist():
+            row = df[(df.backend == s["backend"]) & (df.ef_search == s["ef_search"])].iloc[0]
+            for col in ("qps", "qps_lo", "qps_hi", "p50_us", "p99_us", "p999_us", "recall", "load_s", "build_s"):
+                assert row[col] == pytest.approx(s[col]), col
+            assert row["qps_lo"] <= row["qps"] <= row["qps_hi"]
+            assert (row["n_kept"], row["n_ok"], row["n_trials"]) == (1, 3, 3)
+    caps = pd.read_csv(io.StringIO(caps_csv)).set_index("backend")
+    assert caps.loc["qdrant-edge", "filters"] == "yes" and caps.loc["null", "hybrid"] == "no"
+    assert list(caps.columns) == ["filters", "hybrid", "quantization", "replication", "sharding"]
+    # the null backend reports that it built nothing: its rows are marked, qdrant-edge's are not
+    assert df[df.backend == "null"]["substituted"].str.contains("null backend").all()
+    assert df[df.backend == "qdrant-edge"]["substituted"].isna().all()
+
+
+def test_markdown_and_html_group_by_workload(runs, tmp_path):
+    p = bench("compare", *map(str, runs), "--format", "markdown", cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 0, p.stderr
+    md = p.stdout
+    assert "### ann-smoke" in md and "### capabilities" in md
+    assert "| backend | run | op | ef | k | conc | rate | QPS | P50 us | P99 us | P99.9 us | recall |" in md
+    null_rows = [line for line in md.splitlines() if line.startswith("| null *")]
+    assert len(null_rows) == 2 and all("null backend stores and indexes nothing" in r for r in null_rows)
+    qrows = [line for line in md.splitlines() if line.startswith("| qdrant-edge |")]
+    assert len(qrows) == 2 and all("| as asked |" in r for r in qrows)
+    p = bench("compare", *map(str, runs), "--format", "html", cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 0 and p.stdout.count("<table>") == 2 and "<h3>ann-smoke</h3>" in p.stdout
+    p = bench("compare", *map(str, runs), "--format", "xml", cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 2 and "Unknown format 'xml'" in p.stderr
+
+
+def test_default_reads_every_run_under_results_and_table_prints(runs, tmp_path):
+    for r in runs:  # each run lives under its own results/; gather them under this folder's results/
+        shutil.copytree(r, tmp_path / "results" / r.name)
+    p = bench("compare", cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "workload ann-smoke" in p.stdout and "qdrant-edge" in p.stdout and "null *" in p.stdout
+    assert "capabilities" in p.stdout
+
+
+def test_a_trials_file_can_be_named_and_suite_files_are_found(runs, tmp_path):
+    src = runs[0]
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    for kind in ("trials", "summary"):
+        (suite / f"qdrant-edge.ann-smoke.{kind}.parquet").write_bytes((src / f"{kind}.parquet").read_bytes())
+    p = bench("compare", str(suite / "qdrant-edge.ann-smoke.trials.parquet"), "--format", "csv", cwd=tmp_path,
+              cache_dir=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("qdrant-edge,") >= 3  # two figure rows and one capability row
+
+
+def test_bad_inputs_exit_2(tmp_path):
+    p = bench("compare", str(tmp_path / "nope"), cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
+    p = bench("compare", cwd=tmp_path, cache_dir=tmp_path)  # no results/ here
+    assert p.returncode == 2 and "run `bench run` first" in p.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    p = bench("compare", str(empty), cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 2 and "No summary.parquet file was found" in p.stderr
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "summary.parquet").write_text("not parquet")
+    (bad / "trials.parquet").write_text("not parquet")
+    p = bench("compare", str(bad), cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 2 and "cannot be read" in p.stderr
+
+
+def test_json_capabilities_of_each_backend_are_what_the_adapter_declares(runs):
+    from bench.backends import registry
+
+    for run in runs:
+        row = pq.read_table(run / "summary.parquet").to_pylist()[0]
+        assert json.loads(row["capabilities"]) == registry.get(row["backend"]).capabilities.as_dict()

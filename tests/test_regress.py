@@ -1,0 +1,151 @@
+"""`bench regress` and `bench baseline`: real runs on the fake-slow backend (a known service time) show a
+regression when the service time doubles, and none when a result set is compared with itself."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+
+import pytest
+from analysis_helpers import bench, real_run, schema_run
+from scipy.stats import mannwhitneyu
+
+from bench.analysis.regress import FigureRule, check_figure, mann_whitney_p, smallest_p
+
+FAKE = ["--set", "search.ef_search=[64]", "--set", "run.operations=200", "--trials", "5"]
+
+
+@pytest.fixture(scope="module")
+def fake_runs(tmp_path_factory, cache_dir):
+    cwd = tmp_path_factory.mktemp("regress")
+    fast = real_run(cwd, cache_dir, "fake-slow", *FAKE, "--set", "backend.latency_us=200", run_id="fast")
+    slow = real_run(cwd, cache_dir, "fake-slow", *FAKE, "--set", "backend.latency_us=400", run_id="slow")
+    return cwd, fast, slow
+
+
+def test_slower_candidate_is_a_regression_naming_the_figure(fake_runs):
+    cwd, fast, slow = fake_runs
+    p = bench("regress", "--baseline", str(fast), "--candidate", str(slow), "--out", "summary.md",
+              cwd=cwd, cache_dir=cwd)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "**p50_us regressed** in fake-slow ann-smoke search ef=64" in p.stdout
+    assert "**qps regressed**" in p.stdout
+    assert "recall regressed" not in p.stdout  # fake-slow returns nothing either way: recall 0 == 0
+    assert (cwd / "summary.md").read_text() == p.stdout
+    # the other way round it is an improvement, not a regression
+    p = bench("regress", "--baseline", str(slow), "--candidate", str(fast), "--json", cwd=cwd, cache_dir=cwd)
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = json.loads(p.stdout)
+    verdicts = {c["figure"]: c["verdict"] for c in out["checks"]}
+    assert verdicts["p50_us"] == "improvement" and verdicts["qps"] == "improvement"
+    p50 = next(c for c in out["checks"] if c["figure"] == "p50_us")
+    assert p50["p"] == pytest.approx(2 / 252) and p50["n_baseline"] == 5 and p50["n_candidate"] == 5
+    assert p50["baseline"] > 1.5 * p50["candidate"]
+
+
+def test_a_result_set_compared_with_itself_is_clean(fake_runs):
+    cwd, fast, _ = fake_runs
+    p = bench("regress", "--baseline", str(fast), "--candidate", str(fast), cwd=cwd, cache_dir=cwd)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "no regression" in p.stdout and "| within tolerance |" in p.stdout
+
+
+def test_baseline_save_show_and_regress_by_name(fake_runs):
+    cwd, fast, slow = fake_runs
+    p = bench("baseline", "save", "fast", "--name", "main", cwd=cwd, cache_dir=cwd)  # run id under results/
+    assert p.returncode == 0, p.stderr
+    note = json.loads((cwd / "baselines" / "main" / "baseline.json").read_text())
+    assert note["run_ids"] == ["fast"] and note["backends"] == ["fake-slow"] and "trials.parquet" in note["files"]
+    assert note["source"] == str(fast.resolve()) and note["replaced"] is None
+    assert not (cwd / "baselines" / "main" / "intervals").exists()
+    p = bench("baseline", "show", cwd=cwd, cache_dir=cwd)
+    assert p.returncode == 0 and "main:" in p.stdout and "fake-slow" in p.stdout
+    p = bench("regress", "--baseline", "main", "--candidate", "slow", cwd=cwd, cache_dir=cwd)
+    assert p.returncode == 1 and "p50_us regressed" in p.stdout
+    # saving again under the same name replaces the copy and says what it replaced
+    p = bench("baseline", "save", str(slow), "--name", "main", cwd=cwd, cache_dir=cwd)
+    assert p.returncode == 0 and "replaced" in p.stdout
+    note = json.loads((cwd / "baselines" / "main" / "baseline.json").read_text())
+    assert note["run_ids"] == ["slow"] and note["replaced"] == str(fast.resolve())
+    assert [d.name for d in (cwd / "baselines").iterdir()] == ["main"]  # no temporary folders left
+    p = bench("baseline", "show", "nope", cwd=cwd, cache_dir=cwd)
+    assert p.returncode == 2 and "no baseline 'nope'" in p.stderr
+
+
+def test_bad_input_exits_2_with_one_sentence(fake_runs, tmp_path):
+    cwd, fast, _ = fake_runs
+    other = schema_run(tmp_path / "other", backend="someone-else", workload="w")
+    p = bench("regress", "--baseline", str(fast), "--candidate", str(other), cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 2 and "Nothing in" in p.stderr and "comparable" in p.stderr
+    assert "Traceback" not in p.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "trials.parquet").write_bytes(b"PAR1 this is not parquet")
+    (broken / "summary.parquet").write_bytes(b"nope")
+    p = bench("regress", "--baseline", str(fast), "--candidate", str(broken), cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 2 and "cannot be read" in p.stderr and "Traceback" not in p.stderr
+    p = bench("regress", "--baseline", str(fast), "--candidate", str(tmp_path / "missing"), cwd=tmp_path,
+              cache_dir=tmp_path)
+    assert p.returncode == 2 and "No results at" in p.stderr
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("alpha = 0.05\n[figures.qps]\nbetter = \"higher\"\n")  # no tolerance
+    p = bench("regress", "--baseline", str(fast), "--candidate", str(fast), "--config", str(cfg), cwd=tmp_path,
+              cache_dir=tmp_path)
+    assert p.returncode == 2 and "exactly one of 'relative' or 'absolute'" in p.stderr
+    cfg.write_text("[figures.speed]\nbetter = \"higher\"\nrelative = 0.1\n")
+    p = bench("regress", "--baseline", str(fast), "--candidate", str(fast), "--config", str(cfg), cwd=tmp_path,
+              cache_dir=tmp_path)
+    assert p.returncode == 2 and "'speed'" in p.stderr
+
+
+def test_too_few_trials_are_said_not_counted(tmp_path):
+    """3 against 3 trials can never give p < 0.05, so a large change is reported as untestable, not a regression."""
+    a = schema_run(tmp_path / "a", latencies_us=[100, 101, 102])
+    b = schema_run(tmp_path / "b", latencies_us=[200, 201, 202])
+    p = bench("regress", "--baseline", str(a), "--candidate", str(b), cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "can never reach p < 0.05" in p.stdout and "too few trials" in p.stdout
+
+
+def test_mann_whitney_exact_p_values():
+    assert mann_whitney_p([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]) == pytest.approx(2 / 252)
+    assert smallest_p(5, 5) == pytest.approx(2 / 252) and smallest_p(3, 3) == pytest.approx(0.1)
+    assert mann_whitney_p([0.9] * 5, [0.9] * 5) == 1.0
+    # all ties within each side, separated between them: still the most extreme split
+    assert mann_whitney_p([0.95] * 5, [0.93] * 5) == pytest.approx(2 / 252)
+    rng = random.Random(7)
+    for _ in range(20):  # without ties, the exact enumeration agrees with scipy's exact test
+        x = [rng.random() for _ in range(rng.randint(3, 6))]
+        y = [rng.random() + rng.choice([0, 0.3]) for _ in range(rng.randint(3, 6))]
+        assert mann_whitney_p(x, y) == pytest.approx(mannwhitneyu(x, y, method="exact").pvalue)
+    # the p-value is the share of splits at least as extreme as the observed one (checked by brute force)
+    x, y = [1.0, 2.0, 2.0, 5.0], [2.0, 3.0, 4.0, 6.0, 6.0]
+    pooled = x + y
+    center = len(x) * len(y) / 2
+
+    def u(a, b):
+        return sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in a for q in b)
+
+    obs = abs(u(x, y) - center)
+    splits = list(itertools.combinations(range(9), 4))
+    extreme = sum(abs(u([pooled[i] for i in s], [pooled[i] for i in range(9) if i not in s]) - center) >= obs
+                  for s in splits)
+    assert mann_whitney_p(x, y) == pytest.approx(extreme / len(splits))
+
+
+def test_tolerance_and_significance_both_needed():
+    rule = FigureRule(better="lower", relative=0.10)
+    key = {"backend": "b"}
+    # clearly separated but within 10%: not a regression
+    c = check_figure(key, "p99_us", rule, [100, 101, 102, 103, 104], [105, 106, 107, 108, 109], 0.05)
+    assert c is not None and c.verdict == "within tolerance" and c.p < 0.05
+    # 30% worse in the median but the trials overlap: unclear, not a regression
+    c = check_figure(key, "p99_us", rule, [100, 60, 180, 90, 150], [130, 70, 170, 120, 200], 0.05)
+    assert c is not None and c.verdict == "unclear" and c.worse
+    # 30% worse and separated: regression
+    c = check_figure(key, "p99_us", rule, [100, 101, 102, 103, 104], [130, 131, 132, 133, 134], 0.05)
+    assert c is not None and c.verdict == "regression"
+    recall = FigureRule(better="higher", absolute=0.01)
+    c = check_figure(key, "recall", recall, [0.95] * 5, [0.93] * 5, 0.05)
+    assert c is not None and c.verdict == "regression" and c.change == pytest.approx(-0.02)

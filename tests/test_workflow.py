@@ -1,0 +1,121 @@
+""".github/workflows/nightly.yml: valid against the published GitHub workflow JSON schema (SchemaStore's,
+vendored in tests/schemas/github-workflow.json), and it does what the nightly job must: on schedule and by hand,
+Python 3.11, `make install`, the engines up and healthy, the suite, regress against the stored baseline, the
+results uploaded and the summary posted. Every bench command it runs exists in the CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shlex
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from bench.cli import app
+from bench.spec import REPO_ROOT
+from bench.suite import load_suite
+
+WORKFLOW = REPO_ROOT / ".github" / "workflows" / "nightly.yml"
+SCHEMA = Path(__file__).parent / "schemas" / "github-workflow.json"
+
+
+def _load() -> dict:
+    doc = yaml.safe_load(WORKFLOW.read_text())
+    if True in doc:  # YAML 1.1 reads the key `on` as a boolean; GitHub reads it as "on"
+        doc["on"] = doc.pop(True)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft7Validator:
+    schema = json.loads(SCHEMA.read_text())
+    assert schema["$id"] == "https://json.schemastore.org/github-workflow.json"
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def test_workflow_is_valid_against_the_schema(validator):
+    errors = sorted(validator.iter_errors(_load()), key=str)
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
+
+
+def test_the_schema_check_can_fail(validator):
+    doc = _load()
+    broken = copy.deepcopy(doc)
+    broken["jobs"]["nightly"]["steps"][0]["uses"] = 42
+    assert list(validator.iter_errors(broken))
+    broken = copy.deepcopy(doc)
+    broken["on"]["schedule"] = [{"crontab": "nightly"}]
+    assert list(validator.iter_errors(broken))
+    broken = copy.deepcopy(doc)
+    del broken["jobs"]["nightly"]["runs-on"]
+    assert list(validator.iter_errors(broken))
+
+
+def _steps() -> list[dict]:
+    return _load()["jobs"]["nightly"]["steps"]
+
+
+def _runs() -> str:
+    return "\n".join(s.get("run", "") for s in _steps())
+
+
+def test_triggers_and_setup():
+    doc = _load()
+    assert "workflow_dispatch" in doc["on"]
+    (cron,) = doc["on"]["schedule"]
+    assert len(cron["cron"].split()) == 5
+    uses = [s.get("uses", "") for s in _steps()]
+    assert uses[0].startswith("actions/checkout@")
+    setup = next(s for s in _steps() if s.get("uses", "").startswith("actions/setup-python@"))
+    assert str(setup["with"]["python-version"]) == "3.11"
+    assert any(u.startswith("actions/upload-artifact@") for u in uses)
+    runs = _runs()
+    assert "make install" in runs
+    assert re.search(r"docker compose up -d --wait\b", runs)
+    assert ">> \"$GITHUB_STEP_SUMMARY\"" in runs
+    assert "docker compose down" in runs
+
+
+def test_suite_regress_and_upload_are_wired_together():
+    steps = _steps()
+    runs = _runs()
+    assert "bench suite configs/suites/nightly.toml" in runs
+    load_suite(REPO_ROOT / "configs" / "suites" / "nightly.toml")
+    suite = next(s for s in steps if "bench suite" in s.get("run", ""))
+    assert suite.get("continue-on-error") is True  # regress, the summary and the upload still happen
+    regress = next(s for s in steps if "bench regress" in s.get("run", ""))
+    assert regress.get("if") == "always()" and "--out regress.md" in regress["run"]
+    assert "--baseline \"baselines/$BASELINE\"" in regress["run"] and "--candidate \"results/$RUN_ID\"" in regress["run"]
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload.get("if") == "always()" and "results/${{ env.RUN_ID }}" in upload["with"]["path"]
+    last = steps[-1]  # a failed suite cell fails the job, after everything was kept
+    assert "steps.suite.outcome == 'failure'" in last["if"] and "exit 1" in last["run"]
+
+
+def test_every_bench_command_in_the_workflow_exists():
+    import typer.main
+
+    click_app = typer.main.get_command(app)
+    seen = 0
+    for line in _runs().replace("\\\n", " ").splitlines():
+        line = line.strip()
+        if ".venv/bin/bench " not in line:
+            continue
+        words = shlex.split(line[line.index(".venv/bin/bench "):].split("||")[0].split(">")[0])[1:]
+        cmd = click_app
+        ctx_words = []
+        while words and hasattr(cmd, "commands") and words[0] in cmd.commands:
+            ctx_words.append(words[0])
+            cmd = cmd.commands[words.pop(0)]
+        assert ctx_words, f"unknown bench command in: {line}"
+        opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        for w in words:
+            if w.startswith("--"):
+                assert w in opts, f"`bench {' '.join(ctx_words)}` has no option {w}"
+        seen += 1
+    assert seen >= 4
