@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -45,9 +46,16 @@ def _user_errors(fn: F) -> F:
 def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            return f"{n:.0f} {unit}" if unit == "B" or n >= 100 else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+def _count(n: int) -> str:
+    for div, unit in ((1_000_000, "M"), (1_000, "K")):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return str(n)
 
 
 def _folder_bytes(folder: Path) -> int:
@@ -58,7 +66,7 @@ def _cache_state(name: str, cache: Path) -> str:
     entry = CATALOG[name]
     folder = datasets_dir(cache) / name
     if is_complete(entry, folder):
-        return f"cached, {_size(_folder_bytes(folder))}"
+        return f"yes, {_size(_folder_bytes(folder))}"
     parts = list(folder.glob("*.part")) if folder.is_dir() else []
     if parts:
         return f"partial, {_size(sum(p.stat().st_size for p in parts))}"
@@ -78,21 +86,24 @@ def list_cmd(cache_dir: CacheOpt = None) -> None:
     """The catalog of public sets, what is cached, and the local sets."""
     cache = cache_dir or default_cache_dir()
     console = Console()
-    table = Table(title=f"datasets (cache: {cache})")
+    if not console.is_terminal:
+        console = Console(width=160)  # piped: do not cut names to 80 columns
+    table = Table(title=f"datasets (cache: {cache})", box=box.SIMPLE_HEAD, padding=(0, 1))
     for col in ("name", "dim", "metric", "base", "queries", "download", "cached"):
         table.add_column(col, justify="right" if col in ("dim", "base", "queries", "download") else "left",
-                         no_wrap=col != "cached")
+                         no_wrap=True)
     from bench.datasets.wordnet import NAME as WORDNET
     from bench.datasets.wordnet import candidates
 
     wn = next((p for p in candidates() if (p / "vectors.f16.npy").is_file()), None)
-    table.add_row("synthetic", "any", "any", "any", "any", "-", "made on demand")
-    table.add_row(WORDNET, "768", "cosine", "20,000" if wn and "small" not in wn.name else "4,000", "200", "-",
-                  str(wn) if wn else "not found")
+    table.add_row("synthetic", "any", "any", "any", "any", "-", "on demand")
+    table.add_row(WORDNET, "768", "cosine", "20K" if wn and "small" not in wn.name else "4K", "200", "-",
+                  "found" if wn else "not found")
     for e in CATALOG.values():
-        table.add_row(e.name, str(e.dim), e.metric, f"{e.base:,}", f"{e.queries:,}" if e.queries else "?",
+        table.add_row(e.name, str(e.dim), e.metric, _count(e.base), _count(e.queries) if e.queries else "?",
                       f"~{_size(e.approx_bytes)}", _cache_state(e.name, cache))
     console.print(table)
+    console.print(f"{WORDNET}: {wn or 'not found; set BENCH_WORDNET_DIR'}")
     synth = sorted((cache / "synthetic").glob("*/meta.json")) if (cache / "synthetic").is_dir() else []
     if synth:
         total = sum(_folder_bytes(p.parent) for p in synth)
