@@ -278,7 +278,9 @@ def suite(
 def main() -> None:
     _mount_subapps()
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # without standalone mode, a `typer.Exit(n)` comes back as n
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except UserError as e:
         print(f"error: {e.sentence()}", file=sys.stderr)
         sys.exit(e.exit_code)
