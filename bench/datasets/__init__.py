@@ -126,7 +126,8 @@ def _load_fileset(spec: DatasetSpec, fs: FileSet, cache_dir: Path, progress: boo
         npath = Path(spec.neighbors_path).expanduser()
         paths["neighbors"] = str(npath)
         published = _neighbors_from_file(npath, nq)
-    elif fs.neighbors is not None and separate and not spec.queries_path and n == fs.train_n and metric == fs.metric:
+    elif (fs.neighbors is not None and separate and not spec.queries_path and n == fs.train_n
+          and fs.metric in (None, metric)):
         published = fs.neighbors
     if spec.ground_truth == "file" and published is None:
         raise UserError(f"{where} has no published neighbours that fit these rows (they need dataset.n = "
