@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import os
 import pwd
 import shutil
@@ -34,8 +35,6 @@ import stat
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,12 +137,41 @@ def _port_owner(port: int) -> str | None:
     return "another process"
 
 
-def _http_ok(url: str) -> bool:
+def _bindable(port: int) -> bool:
+    """True when HOST:port can be bound without SO_REUSEADDR (as milvus-server checks before it starts)."""
+    with socket.socket() as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_bindable(ports: tuple[int, ...], timeout_s: float = 90) -> int | None:
+    """None once every port is bindable, else the first port still held after timeout_s (TIME_WAIT lasts 60 s)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        held = [p for p in ports if not _bindable(p)]
+        if not held:
+            return None
+        if time.monotonic() > deadline:
+            return held[0]
+        time.sleep(1)
+
+
+def _http_ok(port: int, path: str) -> bool:
+    """GET http://HOST:port/path answers 2xx. HTTP/1.1 keep-alive, closed by us: the TIME_WAIT then stays on
+    our side, not on the server's port (which would block the next server's bind for a minute)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=2)
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback only
-            return 200 <= r.status < 300
-    except (urllib.error.URLError, OSError, ValueError):
+        conn.request("GET", path)
+        r = conn.getresponse()
+        r.read()
+        return 200 <= r.status < 300
+    except (OSError, http.client.HTTPException):
         return False
+    finally:
+        conn.close()
 
 
 def _tcp_ok(port: int) -> bool:
@@ -188,6 +216,9 @@ class Service:
     timeout_s: float
     stop_signal: int = signal.SIGTERM
     grace_s: float = GRACE_S
+    # The server binds its ports without SO_REUSEADDR (or moves to another port when it cannot), so `up`
+    # first waits for the ports to leave TIME_WAIT from a previous run.
+    strict_bind: bool = False
 
 
 # pgvector ---------------------------------------------------------------------------------------------------
@@ -247,6 +278,8 @@ def _pg_start() -> int:
     opts = f"-c listen_addresses={HOST} -p 5432 -c unix_socket_directories='' -c max_connections=200"
     _as_pg(prefix, [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "postgres.log"), "-o", opts,
                     "-w", "-t", "60", "start"])
+    pid = int((data / "postmaster.pid").read_text().split()[0])
+    pid_file("pgvector").write_text(f"{pid}\n")  # now, so `down` finds it even if the setup below fails
     psql = [str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", HOST, "-p", "5432", "-U", PG_USER]
     has_role = _as_pg(prefix, psql + ["-d", "postgres", "-tAc", "SELECT 1 FROM pg_roles WHERE rolname = 'bench'"])
     if has_role.stdout.strip() != "1":
@@ -255,7 +288,7 @@ def _pg_start() -> int:
     if has_db.stdout.strip() != "1":
         _as_pg(prefix, psql + ["-d", "postgres", "-c", "CREATE DATABASE bench OWNER bench"])
     _as_pg(prefix, psql + ["-d", "bench", "-c", "CREATE EXTENSION IF NOT EXISTS vector"])
-    return int((data / "postmaster.pid").read_text().split()[0])
+    return pid
 
 
 def _pg_healthy() -> bool:
@@ -296,7 +329,7 @@ def _chroma_start() -> int:
 
 
 def _chroma_healthy() -> bool:
-    return _http_ok(f"http://{HOST}:8000/api/v2/heartbeat")
+    return _http_ok(8000, "/api/v2/heartbeat")
 
 
 # milvus -----------------------------------------------------------------------------------------------------
@@ -310,7 +343,7 @@ def _milvus_start() -> int:
 
 
 def _milvus_healthy() -> bool:
-    return _http_ok(f"http://{HOST}:9091/healthz")
+    return _http_ok(9091, "/healthz")
 
 
 SERVICES: dict[str, Service] = {
@@ -319,7 +352,8 @@ SERVICES: dict[str, Service] = {
         Service("pgvector", (5432,), _pg_start, _pg_healthy, timeout_s=60, stop_signal=signal.SIGINT),
         Service("chroma", (8000,), _chroma_start, _chroma_healthy, timeout_s=60),
         # First start unpacks ~250 MB of binaries; it may ignore SIGTERM, hence SIGKILL of the tree after grace.
-        Service("milvus", (19530, 9091, 2379), _milvus_start, _milvus_healthy, timeout_s=240, grace_s=10),
+        Service("milvus", (19530, 9091, 2379), _milvus_start, _milvus_healthy, timeout_s=240, grace_s=10,
+                strict_bind=True),
     )
 }
 
@@ -338,6 +372,13 @@ def up(svc: Service) -> bool:
         owner = _port_owner(port)
         if owner:
             print(f"{svc.name}: FAILED: port {HOST}:{port} is already taken by {owner}; stop it or free the port")
+            return False
+    if svc.strict_bind and not all(_bindable(p) for p in svc.ports):
+        print(f"{svc.name}: waiting up to 90 s for its ports to leave TIME_WAIT from a previous server", flush=True)
+        held = _wait_bindable(svc.ports)
+        if held is not None:
+            print(f"{svc.name}: FAILED: port {HOST}:{held} cannot be bound yet (connections of a previous server "
+                  "in TIME_WAIT); try again in a minute")
             return False
     t0 = time.monotonic()
     try:
