@@ -17,7 +17,7 @@ EFS = ["--set", "search.ef_search=[8, 64]", "--trials", "3"]
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, cache_dir):
-    return [shared_run(tmp_path_factory, cache_dir, "qdrant-edge", *EFS),
+    return [shared_run(tmp_path_factory, cache_dir, "faiss", *EFS),
             shared_run(tmp_path_factory, cache_dir, "null", *EFS)]
 
 
@@ -26,8 +26,8 @@ def test_csv_carries_the_summary_figures_and_spreads(runs, tmp_path):
     assert p.returncode == 0, p.stderr
     text = (tmp_path / "cmp.csv").read_text()
     figures_csv, caps_csv = text.split("\n\n")
-    df = pd.read_csv(io.StringIO(figures_csv))
-    assert set(df["backend"]) == {"qdrant-edge", "null"} and set(df["ef_search"]) == {8, 64}
+    df = pd.read_csv(io.StringIO(figures_csv), keep_default_na=False, na_values=[""])  # a backend is "null"
+    assert set(df["backend"]) == {"faiss", "null"} and set(df["ef_search"]) == {8, 64}
     for run in runs:
         for s in pq.read_table(run / "summary.parquet").to_pylist():
             row = df[(df.backend == s["backend"]) & (df.ef_search == s["ef_search"])].iloc[0]
@@ -35,12 +35,13 @@ def test_csv_carries_the_summary_figures_and_spreads(runs, tmp_path):
                 assert row[col] == pytest.approx(s[col]), col
             assert row["qps_lo"] <= row["qps"] <= row["qps_hi"]
             assert (row["n_kept"], row["n_ok"], row["n_trials"]) == (1, 3, 3)
-    caps = pd.read_csv(io.StringIO(caps_csv)).set_index("backend")
-    assert caps.loc["qdrant-edge", "filters"] == "yes" and caps.loc["null", "hybrid"] == "no"
+    caps = pd.read_csv(io.StringIO(caps_csv), keep_default_na=False).set_index("backend")
+    assert caps.loc["null", "filters"] == "yes" and caps.loc["faiss", "filters"] == "no"
+    assert caps.loc["faiss", "quantization"] == "no" and caps.loc["null", "hybrid"] == "no"
     assert list(caps.columns) == ["filters", "hybrid", "quantization", "replication", "sharding"]
-    # the null backend reports that it built nothing: its rows are marked, qdrant-edge's are not
+    # the null backend reports that it built nothing: its rows are marked, faiss's are not
     assert df[df.backend == "null"]["substituted"].str.contains("null backend").all()
-    assert df[df.backend == "qdrant-edge"]["substituted"].isna().all()
+    assert df[df.backend == "faiss"]["substituted"].isna().all()
 
 
 def test_markdown_and_html_group_by_workload(runs, tmp_path):
@@ -51,8 +52,8 @@ def test_markdown_and_html_group_by_workload(runs, tmp_path):
     assert "| backend | run | op | ef | k | conc | rate | QPS | P50 us | P99 us | P99.9 us | recall |" in md
     null_rows = [line for line in md.splitlines() if line.startswith("| null *")]
     assert len(null_rows) == 2 and all("null backend stores and indexes nothing" in r for r in null_rows)
-    qrows = [line for line in md.splitlines() if line.startswith("| qdrant-edge |")]
-    assert len(qrows) == 2 and all("| as asked |" in r for r in qrows)
+    frows = [line for line in md.splitlines() if line.startswith("| faiss |") and "search" in line]
+    assert len(frows) == 2 and all("| as asked |" in r for r in frows)
     p = bench("compare", *map(str, runs), "--format", "html", cwd=tmp_path, cache_dir=tmp_path)
     assert p.returncode == 0 and p.stdout.count("<table>") == 2 and "<h3>ann-smoke</h3>" in p.stdout
     p = bench("compare", *map(str, runs), "--format", "xml", cwd=tmp_path, cache_dir=tmp_path)
@@ -64,7 +65,7 @@ def test_default_reads_every_run_under_results_and_table_prints(runs, tmp_path):
         shutil.copytree(r, tmp_path / "results" / r.name)
     p = bench("compare", cwd=tmp_path, cache_dir=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert "workload ann-smoke" in p.stdout and "qdrant-edge" in p.stdout and "null *" in p.stdout
+    assert "workload ann-smoke" in p.stdout and "faiss" in p.stdout and "null *" in p.stdout
     assert "capabilities" in p.stdout
 
 
@@ -73,11 +74,11 @@ def test_a_trials_file_can_be_named_and_suite_files_are_found(runs, tmp_path):
     suite = tmp_path / "suite"
     suite.mkdir()
     for kind in ("trials", "summary"):
-        (suite / f"qdrant-edge.ann-smoke.{kind}.parquet").write_bytes((src / f"{kind}.parquet").read_bytes())
-    p = bench("compare", str(suite / "qdrant-edge.ann-smoke.trials.parquet"), "--format", "csv", cwd=tmp_path,
+        (suite / f"faiss.ann-smoke.{kind}.parquet").write_bytes((src / f"{kind}.parquet").read_bytes())
+    p = bench("compare", str(suite / "faiss.ann-smoke.trials.parquet"), "--format", "csv", cwd=tmp_path,
               cache_dir=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.count("qdrant-edge,") >= 3  # two figure rows and one capability row
+    assert p.stdout.count("faiss,") == 3  # two figure rows and one capability row
 
 
 def test_bad_inputs_exit_2(tmp_path):
@@ -102,4 +103,5 @@ def test_json_capabilities_of_each_backend_are_what_the_adapter_declares(runs):
 
     for run in runs:
         row = pq.read_table(run / "summary.parquet").to_pylist()[0]
-        assert json.loads(row["capabilities"]) == registry.get(row["backend"]).capabilities.as_dict()
+        declared = json.loads(json.dumps(registry.get(row["backend"]).capabilities.as_dict()))
+        assert json.loads(row["capabilities"]) == declared

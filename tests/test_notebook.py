@@ -13,7 +13,7 @@ NOTEBOOK = REPO_ROOT / "notebooks" / "analysis.ipynb"
 
 
 def test_notebook_executes_on_real_results(tmp_path_factory, cache_dir, monkeypatch, tmp_path):
-    run = shared_run(tmp_path_factory, cache_dir, "qdrant-edge", "--set", "search.ef_search=[8, 64]", "--trials", "3")
+    run = shared_run(tmp_path_factory, cache_dir, "faiss", "--set", "search.ef_search=[8, 64]", "--trials", "3")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     params = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(params) == 1 and "BENCH_RESULTS" in params[0].source
@@ -24,6 +24,6 @@ def test_notebook_executes_on_real_results(tmp_path_factory, cache_dir, monkeypa
     assert not [o for o in outputs if o.output_type == "error"]
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
     assert "1 trials file(s): 6 trial rows, 2 summary rows" in text
-    assert "qdrant-edge" in text and "mean_of_trial_p99_us" in text
+    assert "faiss" in text and "mean_of_trial_p99_us" in text
     pictures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(pictures) == 2

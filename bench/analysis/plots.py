@@ -19,7 +19,9 @@ from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 
 from bench.analysis.load import merge_hdr  # noqa: E402
 
-PERCENTILE_TICKS = [(0.0, "0%"), (0.5, "50%"), (0.9, "90%"), (0.99, "99%"), (0.999, "99.9%"), (0.9999, "99.99%")]
+COLOR_FAMILIES = ["Blues", "Oranges", "Greens", "Reds", "Purples", "Greys", "YlOrBr", "PuRd"]
+PERCENTILE_TICKS = [(0.0, "0%"), (0.5, "50%"), (0.9, "90%"), (0.99, "99%"), (0.999, "99.9%"), (0.9999, "99.99%"),
+                    (0.99999, "99.999%"), (0.999999, "99.9999%")]
 
 
 @dataclass
@@ -99,7 +101,7 @@ def recall_qps(summary: pd.DataFrame, workload: str) -> Picture:
                                                             np.clip(hi.to_numpy(float) - q, 0, None)],
                         fmt="none", ecolor=line.get_color(), alpha=0.6, capsize=2)
         for _, r in g.iterrows():
-            if _num(r.get("ef_search")) is not None:
+            if _num(r.get("ef_search")) is not None and (float(r["recall"]), float(r["qps"])) in front:
                 ax.annotate(f"ef={int(r['ef_search'])}", (float(r["recall"]), float(r["qps"])), fontsize=7,
                             xytext=(3, 3), textcoords="offset points", alpha=0.7)
     ax.set_yscale("log")
@@ -132,9 +134,8 @@ def latency_distribution(trials: pd.DataFrame, workload: str) -> Picture:
         return Picture(None, f"{workload}: no ok trial carries a latency histogram")
     multi = runs_per_backend(df)
     kind = str(df["workload_kind"].iloc[0]) if "workload_kind" in df else "ann"
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    biggest, n_series = 1, 0
     levels = varying(df)
+    curves: dict[str, list[tuple[str, object, np.ndarray, np.ndarray, int]]] = {}
     keys = ["backend", "run_id", "op", "ef_search", "concurrency", "target_rate"]
     for key, g in df.groupby(keys, dropna=False, sort=True):
         backend, run_id, op, ef, conc, rate = key
@@ -142,15 +143,23 @@ def latency_distribution(trials: pd.DataFrame, workload: str) -> Picture:
         if not h.get_total_count():
             continue
         xs, ys = percentile_curve(h)
-        label = series_label({"backend": backend, "run_id": run_id, "concurrency": conc, "target_rate": rate},
+        group = series_label({"backend": backend, "run_id": run_id, "concurrency": conc, "target_rate": rate},
                              multi, levels)
-        if kind == "ycsb":
-            label += f" {op}"
-        elif _num(ef) is not None:
-            label += f" ef={int(ef)}"
-        ax.plot(xs, ys, label=f"{label} (n={h.get_total_count():,})", linestyle="--" if op == "total" else "-")
-        biggest = max(biggest, h.get_total_count())
-        n_series += 1
+        member = str(op) if kind == "ycsb" else (f"ef={int(ef)}" if _num(ef) is not None else str(op))
+        curves.setdefault(group, []).append((member, op, xs, ys, h.get_total_count()))
+    n_series = sum(len(v) for v in curves.values())
+    many = n_series > 6
+    fig, ax = plt.subplots(figsize=(10.5 if many else 8, 5.5))
+    biggest = 1
+    # one colour family per series (backend, run, concurrency); within it, light to dark by ef_search or op
+    for i, (group, members) in enumerate(curves.items()):
+        members.sort(key=lambda m: (m[1] == "total", m[1] if kind == "ycsb" else 0))
+        cmap = plt.get_cmap(COLOR_FAMILIES[i % len(COLOR_FAMILIES)])
+        for j, (member, op, xs, ys, n) in enumerate(members):
+            shade = 0.85 if len(members) == 1 else 0.4 + 0.55 * j / (len(members) - 1)
+            ax.plot(xs, ys, color=cmap(shade), label=f"{group} {member} (n={n:,})",
+                    linestyle="--" if op == "total" else "-")
+            biggest = max(biggest, n)
     ax.set_xscale("log")
     ymax = ax.get_ylim()[1]
     lows = [line.get_ydata().min() for line in ax.get_lines()]
@@ -160,15 +169,19 @@ def latency_distribution(trials: pd.DataFrame, workload: str) -> Picture:
     else:
         ax.set_ylim(bottom=0)
         ax.set_ylabel("latency (us)")
-    ticks = [(1.0 / (1.0 - p), lab) for p, lab in PERCENTILE_TICKS]
+    right = max(1e4, biggest)
+    ticks = [(1.0 / (1.0 - p), lab) for p, lab in PERCENTILE_TICKS if 1.0 / (1.0 - p) <= right * 1.0001]
     ax.xaxis.set_major_locator(FixedLocator([t for t, _ in ticks]))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels([lab for _, lab in ticks])
-    ax.set_xlim(1, max(1e4, biggest))
+    ax.set_xlim(1, right)
     ax.set_xlabel("percentile (scale 1/(1-p)); a line ends where its samples run out")
     ax.set_title(f"{workload}: latency by percentile, histograms merged over the ok trials")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="upper left", fontsize=7 if n_series > 6 else 8)
+    if many:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    else:
+        ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return Picture(fig)
 
@@ -206,7 +219,12 @@ def ycsb_operations(summary: pd.DataFrame, workload: str) -> Picture:
         a.set_xticks(x)
         a.set_xticklabels(ops)
         a.grid(True, axis="y", alpha=0.3)
-    a1.set_ylabel("operations per second")
+    qv = df["qps"].map(_num).dropna().to_numpy(float)
+    if len(qv) and qv.min() > 0 and qv.max() / qv.min() > 50:
+        a1.set_yscale("log")
+        a1.set_ylabel("operations per second (log scale)")
+    else:
+        a1.set_ylabel("operations per second")
     a1.set_title(f"{workload}: QPS per operation kind")
     a1.legend(fontsize=8)
     a2.set_ylabel("latency (us); narrow bar P50, wide pale bar P99")
@@ -242,13 +260,22 @@ def qps_vs_concurrency(summary: pd.DataFrame, workload: str) -> Picture:
         return Picture(None, f"{workload}: every series was measured at one concurrency only ({levels}); give "
                              "runs at several --concurrency values to draw QPS against concurrency")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5))
+    backends = list(dict.fromkeys(str(k[0]) for k, _ in lines))
     for (backend, op, ef), g in lines:
         label = str(backend) + (f" ef={int(ef)}" if kind == "ann" and _num(ef) is not None else f" {op}")
-        a1.plot(g["concurrency"], g["qps"], "-o", label=label)
-        a2.plot(g["concurrency"], g["p99_us"], "-o", label=label)
+        family = [k for k, _ in lines if str(k[0]) == str(backend)]
+        j = family.index((backend, op, ef))
+        shade = 0.85 if len(family) == 1 else 0.4 + 0.55 * j / (len(family) - 1)
+        color = plt.get_cmap(COLOR_FAMILIES[backends.index(str(backend)) % len(COLOR_FAMILIES)])(shade)
+        a1.plot(g["concurrency"], g["qps"], "-o", label=label, color=color)
+        a2.plot(g["concurrency"], g["p99_us"], "-o", label=label, color=color)
     for a in (a1, a2):
         a.set_xlabel("concurrency (workers)")
         a.set_xscale("log", base=2)
+        levels = sorted({int(c) for _, g in lines for c in g["concurrency"]})
+        a.xaxis.set_major_locator(FixedLocator(levels))
+        a.xaxis.set_minor_locator(NullLocator())
+        a.set_xticklabels([str(c) for c in levels])
         a.grid(True, which="both", alpha=0.3)
         a.legend(fontsize=8)
     a1.set_ylabel("operations per second")

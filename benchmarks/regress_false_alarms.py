@@ -1,0 +1,87 @@
+"""How often does `bench regress` cry wolf? Five repeated real runs of one configuration (qdrant-edge, a tiny
+ann-smoke-like workload) are compared pairwise, all 20 ordered pairs, with configs/regress.toml. Nothing changed
+between the runs, so every regression reported is a false alarm.
+
+    .venv/bin/python benchmarks/regress_false_alarms.py [--runs 5] [--backend qdrant-edge] [--duration 1]
+                                                        [--keep DIR]
+
+Prints each pair's verdict, then the false-alarm count. Exit code 0 when there were none, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.analysis.load import trials_frame
+from bench.analysis.regress import compare_frames, load_config
+from bench.runner import RunRequest, run
+from bench.spec import CONFIG_DIR
+
+TINY = ["dataset.n=2000", "dataset.queries=100", "dataset.dim=32", "search.ef_search=[16, 64]", "run.warmup_s=0.2"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--backend", default="qdrant-edge")
+    ap.add_argument("--trials", type=int, default=5)
+    ap.add_argument("--config", default=str(CONFIG_DIR / "regress.toml"))
+    ap.add_argument("--duration", type=float, default=1.0, help="seconds per timed trial (0: 400 operations)")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the runs in this folder")
+    args = ap.parse_args()
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-false-alarms-"))
+    cache = root / "cache"
+    cfg = load_config(args.config)
+    runs = []
+    try:
+        for i in range(args.runs):
+            t0 = time.perf_counter()
+            length = [f"run.duration_s={args.duration}"] if args.duration > 0 else ["run.operations=400"]
+            out = run(RunRequest(backend=args.backend, workload="ann-smoke", overrides=TINY + length, trials=args.trials,
+                                 results_dir=root / "results", cache_dir=cache, run_id=f"repeat-{i}", quiet=True,
+                                 command="benchmarks/regress_false_alarms.py"))
+            assert out.status == "complete", out.status
+            qps = ", ".join(f"ef={r['ef_search']}: {r['qps']:,.0f} qps p99 {r['p99_us']:,.0f} us"
+                            for r in out.summary_rows)
+            print(f"run {i}: {time.perf_counter() - t0:.1f} s; {qps}")
+            runs.append(out.run_dir)
+        frames = [trials_frame([r]) for r in runs]
+        alarms, checks = 0, 0
+        pairs = list(itertools.permutations(range(len(runs)), 2))
+        for a, b in pairs:
+            res = compare_frames(frames[a], frames[b], cfg, f"repeat-{a}", f"repeat-{b}")
+            checks += len(res.checks)
+            regs = res.regressions
+            alarms += bool(regs)
+            unclear = sum(c.verdict == "unclear" for c in res.checks)
+            what = "; ".join(f"{c.figure} ef={c.key['ef_search']} {c.describe_change()} p={c.p:.3f}" for c in regs)
+            print(f"baseline {a} -> candidate {b}: {len(regs)} regression(s){': ' + what if what else ''}"
+                  f"{f', {unclear} unclear' if unclear else ''}")
+        # the tolerance each figure would have needed for no alarm: its worst run-to-run change (the statistical
+        # unit of a regress is the run; the trials of one run share its process, index and neighbours)
+        print("worst run-to-run change per figure (the tolerance needed for no alarm here):")
+        for fig, rule in cfg.figures.items():
+            worst = max((c.change if rule.better == "lower" else -c.change
+                         for a, b in pairs for c in compare_frames(frames[a], frames[b], cfg).checks
+                         if c.figure == fig), default=0.0)
+            tol = rule.relative if rule.relative is not None else rule.absolute
+            unit = "%" if rule.relative is not None else ""
+            scale = 100 if rule.relative is not None else 1
+            print(f"  {fig:>10}: {worst * scale:+.4g}{unit} (configured tolerance {tol * scale:g}{unit})")
+        print(f"false alarms: {alarms} of {len(pairs)} ordered pairs ({checks} figure checks, "
+              f"alpha {cfg.alpha:g})")
+        return 0 if alarms == 0 else 1
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
