@@ -28,7 +28,7 @@ def test_unknown_workload(bench_cli):
     ("dataset.n=abc", "'dataset.n' = 'abc'"),
     ("run.trials=-1", "'run.trials' = -1"),
     ("index.m=1", "'index.m' = 1"),
-    ("search.k=50000", "larger than the dataset"),
+    ("dataset.n=5", "larger than the dataset"),
     ("nosuch.key=1", "unknown section 'nosuch'"),
     ("backend.bogus=1", "unknown key 'bogus'"),
 ])
