@@ -34,7 +34,9 @@ _DISTANCE = {"cosine": "Cosine", "ip": "Dot", "l2": "Euclid"}
 
 
 class QdrantEdgeOptions(BackendOptions):
-    full_scan_threshold_kb: int = Field(10_000, ge=0, description="segments smaller than this are searched exactly")
+    full_scan_threshold_kb: int = Field(10, ge=0, description="segments smaller than this are searched exactly")
+    indexing_threshold_kb: int = Field(1, ge=0, description="segments larger than this get an HNSW graph; "
+                                       "Qdrant's default (10,000 KB) leaves small collections unindexed")
     max_indexing_threads: int = Field(0, ge=0, description="0 = all cores")
     max_search_threads: int | None = Field(None, ge=1, description="shard's search pool size (None = CPU count)")
 
@@ -73,6 +75,7 @@ class QdrantEdgeBackend(Backend):
         config = q.EdgeConfig(
             vectors={"": q.EdgeVectorParams(size=collection.dim, distance=getattr(q.Distance, _DISTANCE[collection.metric]))},
             hnsw_config=hnsw,
+            optimizers=q.EdgeOptimizersConfig(indexing_threshold=o.indexing_threshold_kb),
             max_search_threads=o.max_search_threads,
         )
         self.shard = q.EdgeShard.create(str(self.path), config)
@@ -113,7 +116,8 @@ class QdrantEdgeBackend(Backend):
         efs = sorted({s.get("ef_construct") for s in segments})
         params: dict[str, Any] = {"m": ms[0] if len(ms) == 1 else ms, "ef_construction": efs[0] if len(efs) == 1 else efs,
                                   "segments": info.segments_count, "hnsw_segments": len(segments),
-                                  "full_scan_threshold_kb": self.options.full_scan_threshold_kb}
+                                  "full_scan_threshold_kb": self.options.full_scan_threshold_kb,
+                                  "indexing_threshold_kb": self.options.indexing_threshold_kb}
         if not segments:
             subs.append("no HNSW graph was built (all segments are plain); searches are exact full scans")
         elif ms != [req.m] or efs != [req.ef_construction]:
