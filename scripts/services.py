@@ -107,6 +107,7 @@ def _ensure_venv() -> Path:
 
 
 def _site_packages() -> Path:
+    _ensure_venv()
     found = sorted((venv() / "lib").glob("python3*/site-packages"))
     if not found:
         raise ServiceError(f"the services venv {venv()} has no site-packages; delete it and run `up` again")

@@ -73,10 +73,11 @@ class PgvectorBackend(Backend):
 
         try:
             d = conninfo_to_dict(dsn)
-        except Exception as e:  # noqa: BLE001 - psycopg raises ProgrammingError for a bad DSN
-            raise UserError(f"pgvector dsn '{dsn}' is not a valid connection string ({e})",
+            host = str(d.get("host") or "127.0.0.1").split(",")[0]
+            return host, int(str(d.get("port") or 5432).split(",")[0])
+        except Exception as e:  # noqa: BLE001 - psycopg raises ProgrammingError for a bad DSN, int() ValueError
+            raise UserError(f"pgvector dsn '{dsn}' is not a valid connection string ({_first_line(e)})",
                             "write it as postgresql://USER@HOST:PORT/DB") from None
-        return str(d.get("host") or "127.0.0.1"), int(d.get("port") or 5432)
 
     @classmethod
     def check_available(cls, options: BackendOptions) -> str | None:
@@ -243,7 +244,7 @@ class PgvectorBackend(Backend):
                     self.conn.execute(stmt)
             except self._psycopg.errors.QueryCanceled:
                 raise UserError(f"pgvector at {host}:{port} did not finish building the HNSW index within the "
-                                f"{timeout_s:.0f} s timeout", "raise run.index_timeout_s or use a smaller dataset") from None
+                                f"{timeout_s:g} s timeout", "raise run.index_timeout_s or use a smaller dataset") from None
             except self._psycopg.errors.ProgramLimitExceeded as e:
                 raise UserError(f"pgvector cannot build an HNSW index here ({_first_line(e)})",
                                 "pgvector's HNSW indexes take at most 2,000 dimensions for `vector`") from None
