@@ -215,13 +215,16 @@ def baseline_save(
     name: Annotated[str, typer.Option("--name", help="baseline name, e.g. main or nightly")],
     results_dir: Annotated[Path, typer.Option(help="where run ids are looked up")] = Path("results"),
     baselines_dir: Annotated[Path, typer.Option(help="where baselines are kept")] = Path("baselines"),
+    append: Annotated[bool, typer.Option("--append", help="add the run to the baseline's runs instead of "
+                                         "replacing them (their run-to-run spread then counts in regress)")] = False,
+    keep: Annotated[int | None, typer.Option(help="with --append: keep only the newest N runs")] = None,
 ) -> None:
-    """Copy a run's results to baselines/NAME/ (replacing an older baseline of that name), with a note."""
+    """Copy a run's results to baselines/NAME/<run-id>/ (replacing the baseline, or --append), with a note."""
     from bench.analysis.baseline import save
 
-    b = save(run, name, results_dir, baselines_dir)
-    print(f"baseline '{b.name}' saved in {b.path}: {len(b.note['files'])} files from {b.note['source']}"
-          + (f" (replaced {b.note['replaced']})" if b.note.get("replaced") else ""))
+    b = save(run, name, results_dir, baselines_dir, append=append, keep=keep)
+    print(f"baseline '{b.name}' saved in {b.path}: {len(b.note['runs'])} run(s), latest from {b.note['source']}"
+          + (f" (replaced {', '.join(b.note['replaced'])})" if b.note.get("replaced") else ""))
 
 
 @baseline_app.command("show")
@@ -241,7 +244,8 @@ def baseline_show(
         print(f"no baselines under {baselines_dir}/ (save one with `bench baseline save RUN --name NAME`)")
     for b in items:
         n = b.note
-        print(f"{b.name}: {b.path} saved {n.get('saved_utc', '?')} from {n.get('source', '?')}; runs "
+        print(f"{b.name}: {b.path} saved {n.get('saved_utc', '?')} from {n.get('source', '?')}; "
+              f"{len(n.get('runs', []))} run(s) "
               f"{', '.join(n.get('run_ids', []))}; backends {', '.join(n.get('backends', []))}; workloads "
               f"{', '.join(n.get('workloads', []))}; {n.get('trial_rows', '?')} trial rows")
 

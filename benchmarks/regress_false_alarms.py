@@ -5,22 +5,26 @@ between the runs, so every regression reported is a false alarm.
     .venv/bin/python benchmarks/regress_false_alarms.py [--runs 5] [--backend qdrant-edge] [--duration 1]
                                                         [--keep DIR]
 
-Prints each pair's verdict, then the false-alarm count. Exit code 0 when there were none, 1 otherwise.
+Prints each pair's verdict, then the false-alarm count; then each run against a baseline made of the other
+four (what `bench baseline save --append` keeps). Exit code 0 when the pairs raised no alarm, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from bench.analysis.load import trials_frame
 from bench.analysis.regress import compare_frames, load_config
-from bench.runner import RunRequest, run
 from bench.spec import CONFIG_DIR
 
 TINY = ["dataset.n=2000", "dataset.queries=100", "dataset.dim=32", "search.ef_search=[16, 64]", "run.warmup_s=0.2"]
@@ -44,14 +48,19 @@ def main() -> int:
         for i in range(args.runs):
             t0 = time.perf_counter()
             length = [f"run.duration_s={args.duration}"] if args.duration > 0 else ["run.operations=400"]
-            out = run(RunRequest(backend=args.backend, workload="ann-smoke", overrides=TINY + length, trials=args.trials,
-                                 results_dir=root / "results", cache_dir=cache, run_id=f"repeat-{i}", quiet=True,
-                                 command="benchmarks/regress_false_alarms.py"))
-            assert out.status == "complete", out.status
+            sets = [x for o in TINY + length for x in ("--set", o)]
+            # each repeat is its own process, as each nightly run is: nothing carries over from the last one
+            p = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--backend", args.backend, "--workload",
+                                "ann-smoke", *sets, "--trials", str(args.trials), "--results-dir",
+                                str(root / "results"), "--cache-dir", str(cache), "--run-id", f"repeat-{i}", "--json"],
+                               capture_output=True, text=True)
+            if p.returncode != 0:
+                sys.exit(f"run {i} failed: {p.stderr[-2000:]}")
+            out = json.loads(p.stdout)
             qps = ", ".join(f"ef={r['ef_search']}: {r['qps']:,.0f} qps p99 {r['p99_us']:,.0f} us"
-                            for r in out.summary_rows)
-            print(f"run {i}: {time.perf_counter() - t0:.1f} s; {qps}")
-            runs.append(out.run_dir)
+                            for r in out["summary"])
+            print(f"run {i}: {time.perf_counter() - t0:.1f} s; {qps}", flush=True)
+            runs.append(Path(out["results"]))
         frames = [trials_frame([r]) for r in runs]
         alarms, checks = 0, 0
         pairs = list(itertools.permutations(range(len(runs)), 2))
@@ -77,6 +86,17 @@ def main() -> int:
             print(f"  {fig:>10}: {worst * scale:+.4g}{unit} (configured tolerance {tol * scale:g}{unit})")
         print(f"false alarms: {alarms} of {len(pairs)} ordered pairs ({checks} figure checks, "
               f"alpha {cfg.alpha:g})")
+        # a baseline of several runs (bench baseline save --append): each run against the other four
+        multi = 0
+        for i in range(len(runs)):
+            base = pd.concat([f for j, f in enumerate(frames) if j != i], ignore_index=True)
+            res = compare_frames(base, frames[i], cfg, "others", f"repeat-{i}")
+            what = "; ".join(f"{c.figure} ef={c.key['ef_search']} {c.describe_change()} p={c.p:.3f}"
+                             for c in res.regressions)
+            multi += bool(res.regressions)
+            print(f"baseline = the other {len(runs) - 1} runs -> candidate {i}: {len(res.regressions)} "
+                  f"regression(s){': ' + what if what else ''}")
+        print(f"false alarms with a {len(runs) - 1}-run baseline: {multi} of {len(runs)}")
         return 0 if alarms == 0 else 1
     finally:
         if args.keep is None:

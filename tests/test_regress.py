@@ -55,22 +55,50 @@ def test_baseline_save_show_and_regress_by_name(fake_runs):
     cwd, fast, slow = fake_runs
     p = bench("baseline", "save", "fast", "--name", "main", cwd=cwd, cache_dir=cwd)  # run id under results/
     assert p.returncode == 0, p.stderr
-    note = json.loads((cwd / "baselines" / "main" / "baseline.json").read_text())
-    assert note["run_ids"] == ["fast"] and note["backends"] == ["fake-slow"] and "trials.parquet" in note["files"]
-    assert note["source"] == str(fast.resolve()) and note["replaced"] is None
-    assert not (cwd / "baselines" / "main" / "intervals").exists()
+    base = cwd / "baselines" / "main"
+    note = json.loads((base / "baseline.json").read_text())
+    assert note["run_ids"] == ["fast"] and note["backends"] == ["fake-slow"] and note["replaced"] is None
+    assert note["source"] == str(fast.resolve()) and "trials.parquet" in note["runs"][0]["files"]
+    assert (base / "fast" / "trials.parquet").is_file() and not (base / "fast" / "intervals").exists()
     p = bench("baseline", "show", cwd=cwd, cache_dir=cwd)
-    assert p.returncode == 0 and "main:" in p.stdout and "fake-slow" in p.stdout
+    assert p.returncode == 0 and "main:" in p.stdout and "fake-slow" in p.stdout and "1 run(s)" in p.stdout
     p = bench("regress", "--baseline", "main", "--candidate", "slow", cwd=cwd, cache_dir=cwd)
     assert p.returncode == 1 and "p50_us regressed" in p.stdout
     # saving again under the same name replaces the copy and says what it replaced
     p = bench("baseline", "save", str(slow), "--name", "main", cwd=cwd, cache_dir=cwd)
     assert p.returncode == 0 and "replaced" in p.stdout
-    note = json.loads((cwd / "baselines" / "main" / "baseline.json").read_text())
-    assert note["run_ids"] == ["slow"] and note["replaced"] == str(fast.resolve())
+    note = json.loads((base / "baseline.json").read_text())
+    assert note["run_ids"] == ["slow"] and note["replaced"] == [str(fast.resolve())]
+    assert sorted(d.name for d in base.iterdir()) == ["baseline.json", "slow"]
+    # --append adds a run; --keep keeps the newest
+    p = bench("baseline", "save", "fast", "--name", "main", "--append", cwd=cwd, cache_dir=cwd)
+    assert p.returncode == 0 and "2 run(s)" in p.stdout
+    note = json.loads((base / "baseline.json").read_text())
+    assert note["run_ids"] == ["fast", "slow"] and [r["folder"] for r in note["runs"]] == ["slow", "fast"]
+    p = bench("baseline", "save", "fast", "--name", "main", "--append", "--keep", "1", cwd=cwd, cache_dir=cwd)
+    assert p.returncode == 0
+    assert sorted(d.name for d in base.iterdir()) == ["baseline.json", "fast"]
     assert [d.name for d in (cwd / "baselines").iterdir()] == ["main"]  # no temporary folders left
     p = bench("baseline", "show", "nope", cwd=cwd, cache_dir=cwd)
     assert p.returncode == 2 and "no baseline 'nope'" in p.stderr
+
+
+def test_a_baseline_of_several_runs_counts_their_spread(fake_runs, tmp_path):
+    """A candidate inside the range of the baseline runs' medians has not changed, however clear the trials."""
+    cwd, fast, slow = fake_runs
+    p = bench("baseline", "save", str(fast), "--name", "both", cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 0, p.stderr
+    p = bench("baseline", "save", str(slow), "--name", "both", "--append", cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 0, p.stderr
+    for candidate in (fast, slow):
+        p = bench("regress", "--baseline", "both", "--candidate", str(candidate), "--json", cwd=tmp_path,
+                  cache_dir=tmp_path)
+        assert p.returncode == 0, p.stdout + p.stderr
+        checks = {c["figure"]: c for c in json.loads(p.stdout)["checks"]}
+        assert checks["p50_us"]["baseline_runs"] == 2 and checks["p50_us"]["change"] == 0.0
+        assert checks["p50_us"]["n_baseline"] == 10
+    p = bench("regress", "--baseline", "both", "--candidate", str(slow), cwd=tmp_path, cache_dir=tmp_path)
+    assert "(2 runs: " in p.stdout
 
 
 def test_bad_input_exits_2_with_one_sentence(fake_runs, tmp_path):

@@ -90,7 +90,12 @@ def test_suite_regress_and_upload_are_wired_together():
     assert suite.get("continue-on-error") is True  # regress, the summary and the upload still happen
     regress = next(s for s in steps if "bench regress" in s.get("run", ""))
     assert regress.get("if") == "always()" and "--out regress.md" in regress["run"]
-    assert "--baseline \"baselines/$BASELINE\"" in regress["run"] and "--candidate \"results/$RUN_ID\"" in regress["run"]
+    assert 'base="baselines/$BASELINE"' in regress["run"] and 'base="baselines/nightly-rolling"' in regress["run"]
+    assert '--baseline "$base" --candidate "results/$RUN_ID"' in regress["run"]
+    restore = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("actions/cache/restore@"))
+    assert restore < steps.index(regress)
+    roll = next(s for s in steps if "--name nightly-rolling --append" in s.get("run", ""))
+    assert "steps.suite.outcome == 'success'" in roll["if"] and "steps.regress.outcome == 'success'" in roll["if"]
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload.get("if") == "always()" and "results/${{ env.RUN_ID }}" in upload["with"]["path"]
     last = steps[-1]  # a failed suite cell fails the job, after everything was kept

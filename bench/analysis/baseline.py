@@ -1,8 +1,9 @@
-"""Baselines for `bench regress`: a copy of a run's results under `baselines/NAME/`, with a note of its origin.
+"""Baselines for `bench regress`: copies of runs' results under `baselines/NAME/<run-id>/`, with a note
+(`baselines/NAME/baseline.json`) of where each came from.
 
 `bench baseline save RUN --name NAME` copies the run folder's parquet and json files (not the interval logs);
-saving again under the same name replaces the copy whole (a new folder is filled, then swapped in), so a reader
-never sees half of one and half of another.
+saving again replaces the baseline whole, `--append` adds the run to the ones there (`--keep N`: the newest N).
+A new folder is filled, then swapped in, so a reader never sees half of one and half of another.
 """
 
 from __future__ import annotations
@@ -34,16 +35,9 @@ def _valid_name(name: str) -> str:
     return name
 
 
-def save(run: str | Path, name: str, results_dir: Path = DEFAULT_RESULTS,
-         baselines_dir: Path = BASELINES_DIR) -> Baseline:
-    """Copy the results of `run` (a run folder, a run id under results_dir) to baselines_dir/name."""
-    _valid_name(name)
-    src = resolve_results(run, results_dir, baselines_dir)
-    if not src.is_dir():
-        raise UserError(f"{src} is not a run folder", "give the run folder (or run id) that `bench run` wrote")
-    trials = find_files([src], "trials")
+def _describe(folder: Path) -> dict:
     rows, backends, workloads, runs, commits = 0, set(), set(), set(), set()
-    for f in trials:
+    for f in find_files([folder], "trials"):
         t = read_table(f)
         rows += t.num_rows
         backends |= set(t.column("backend").to_pylist())
@@ -51,23 +45,62 @@ def save(run: str | Path, name: str, results_dir: Path = DEFAULT_RESULTS,
         runs |= set(t.column("run_id").to_pylist())
         if "git_commit" in t.column_names:
             commits |= {c for c in t.column("git_commit").to_pylist() if c}
+    return {"run_ids": sorted(runs), "backends": sorted(backends), "workloads": sorted(workloads),
+            "trial_rows": rows, "git_commits": sorted(commits)}
+
+
+def _copy_run(src: Path, dest: Path) -> list[str]:
+    copied = []
+    for f in sorted(src.rglob("*")):
+        rel = f.relative_to(src)
+        if f.is_file() and f.suffix in (".parquet", ".json") and not f.name.startswith(".") \
+                and "intervals" not in rel.parts and "report" not in rel.parts and f.name != NOTE:
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, target)
+            copied.append(str(rel))
+    return copied
+
+
+def save(run: str | Path, name: str, results_dir: Path = DEFAULT_RESULTS, baselines_dir: Path = BASELINES_DIR,
+         append: bool = False, keep: int | None = None) -> Baseline:
+    """Copy the results of `run` (a run folder, or a run id under results_dir) to baselines_dir/name/<run-id>/.
+
+    Without append the baseline is replaced whole; with append the run joins the runs already there (a run of
+    the same folder name replaces its older copy) and, with keep, only the newest `keep` runs stay. Several runs
+    make the baseline's run-to-run spread part of what `bench regress` compares with.
+    """
+    _valid_name(name)
+    if keep is not None and keep < 1:
+        raise UserError(f"--keep {keep} would keep no run", "give 1 or more")
+    src = resolve_results(run, results_dir, baselines_dir)
+    if not src.is_dir():
+        raise UserError(f"{src} is not a run folder", "give the run folder (or run id) that `bench run` wrote")
+    described = _describe(src)  # refuses folders without results before anything is written
     baselines_dir.mkdir(parents=True, exist_ok=True)
     dest = baselines_dir / name
+    previous = _read_note(dest) if dest.exists() else {}
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=baselines_dir))
     try:
-        copied = []
-        for f in sorted(src.rglob("*")):
-            if f.is_file() and f.suffix in (".parquet", ".json") and not f.name.startswith(".") \
-                    and "intervals" not in f.relative_to(src).parts and f.name != NOTE:
-                target = tmp / f.relative_to(src)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(f, target)
-                copied.append(str(f.relative_to(src)))
-        previous = _read_note(dest) if dest.exists() else None
-        note = {"name": name, "source": str(src.resolve()), "run_ids": sorted(runs), "backends": sorted(backends),
-                "workloads": sorted(workloads), "trial_rows": rows, "git_commits": sorted(commits),
-                "files": copied, "saved_utc": datetime.now(UTC).isoformat(),
-                "replaced": previous.get("source") if previous else None}
+        entries = []
+        if append:
+            for entry in previous.get("runs", []):
+                if entry.get("folder") != src.name and (dest / entry.get("folder", "")).is_dir():
+                    shutil.copytree(dest / entry["folder"], tmp / entry["folder"])
+                    entries.append(entry)
+        entry = {"folder": src.name, "source": str(src.resolve()), "saved_utc": datetime.now(UTC).isoformat(),
+                 **described, "files": _copy_run(src, tmp / src.name)}
+        entries.append(entry)
+        if keep is not None:
+            for old_entry in entries[:-keep]:
+                shutil.rmtree(tmp / old_entry["folder"], ignore_errors=True)
+            entries = entries[-keep:]
+        note = {"name": name, "source": entry["source"], "saved_utc": entry["saved_utc"],
+                "run_ids": sorted({r for e in entries for r in e["run_ids"]}),
+                "backends": sorted({b for e in entries for b in e["backends"]}),
+                "workloads": sorted({w for e in entries for w in e["workloads"]}),
+                "trial_rows": sum(e["trial_rows"] for e in entries), "runs": entries,
+                "replaced": None if append or not previous else [e.get("source") for e in previous.get("runs", [])]}
         write_json(tmp / NOTE, note)
         old = None
         if dest.exists():

@@ -6,6 +6,11 @@ the wrong way by more than its tolerance AND the per-trial values differ clearly
 (exact, by enumerating every split, when that is small; scipy's normal approximation otherwise) gives p < alpha.
 With 5 against 5 trials the smallest possible p is 2/252 = 0.0079; with 3 against 3 it is 0.1, so fewer than
 4 trials a side can never show a regression, and the summary says so.
+
+The trials of one run share its process, its built index and its neighbours on the machine, so they show less
+spread than two runs do. A baseline may therefore hold several runs (`bench baseline save --append`): their
+trials are pooled for the test, and the change is measured from the nearest edge of the range of the runs'
+medians, so a candidate that falls among the baseline runs has not changed.
 """
 
 from __future__ import annotations
@@ -126,6 +131,8 @@ class FigureCheck:
     n_candidate: int
     verdict: Verdict
     worse: bool  # moved the wrong way beyond the tolerance (whatever the test says)
+    baseline_runs: int = 1
+    baseline_range: tuple[float, float] | None = None  # lowest and highest median of the baseline runs
 
     def describe_change(self) -> str:
         return f"{self.change:+.1%}" if self.relative else f"{self.change:+.4g}"
@@ -169,19 +176,31 @@ def _values(g: pd.DataFrame, figure: str) -> list[float]:
     return [float(v) for v in g[figure] if v is not None and not pd.isna(v)]
 
 
+def _change(c: float, ref: float, relative: bool) -> float:
+    if not relative:
+        return c - ref
+    if ref:
+        return (c - ref) / abs(ref)
+    return 0.0 if c == ref else math.copysign(math.inf, c - ref)
+
+
 def check_figure(key: dict, figure: str, rule: FigureRule, base: list[float], cand: list[float],
-                 alpha: float) -> FigureCheck | None:
-    """Compare one figure of one configuration; None when either side has no value."""
+                 alpha: float, base_runs: list[list[float]] | None = None) -> FigureCheck | None:
+    """Compare one figure of one configuration; None when either side has no value.
+
+    base holds every baseline trial; base_runs the same trials split by baseline run. With several baseline runs
+    the change is measured from the nearest edge of the range of their medians (a candidate inside the range
+    has changed by 0): run-to-run noise, which the trials of one run cannot show, is then part of the baseline.
+    """
     b, c = trimmed(base).median, trimmed(cand).median
     if b is None or c is None:
         return None
+    runs = [m for m in (trimmed(r).median for r in (base_runs or [base])) if m is not None] or [b]
+    lo, hi = min(runs), max(runs)
     relative = rule.relative is not None
     tol = rule.relative if relative else rule.absolute
     assert tol is not None
-    if relative:
-        change = (c - b) / abs(b) if b else (0.0 if c == b else math.copysign(math.inf, c - b))
-    else:
-        change = c - b
+    change = _change(c, hi, relative) if c > hi else _change(c, lo, relative) if c < lo else 0.0
     worse = change < -tol if rule.better == "higher" else change > tol
     better = change > tol if rule.better == "higher" else change < -tol
     p = mann_whitney_p(base, cand)
@@ -193,7 +212,8 @@ def check_figure(key: dict, figure: str, rule: FigureRule, base: list[float], ca
             verdict = "too few trials"
         else:
             verdict = "unclear"
-    return FigureCheck(key, figure, b, c, change, tol, relative, p, len(base), len(cand), verdict, worse)
+    return FigureCheck(key, figure, b, c, change, tol, relative, p, len(base), len(cand), verdict, worse,
+                       len(runs), (lo, hi))
 
 
 def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, cfg: RegressConfig, baseline: str = "baseline",
@@ -218,7 +238,8 @@ def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, cfg: RegressConfig, b
                              f"against {sorted(hc)[0][:12]})")
             continue
         for fig, rule in cfg.figures.items():
-            chk = check_figure(kd, fig, rule, _values(b, fig), _values(c, fig), cfg.alpha)
+            by_run = [_values(g, fig) for _, g in b.groupby("run_id", sort=True)]
+            chk = check_figure(kd, fig, rule, _values(b, fig), _values(c, fig), cfg.alpha, by_run)
             if chk is not None:
                 res.checks.append(chk)
     if not res.checks:
@@ -251,14 +272,20 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
+def _base_text(c: FigureCheck) -> str:
+    if c.baseline_runs > 1 and c.baseline_range is not None:
+        return f"{_fmt(c.baseline)} ({c.baseline_runs} runs: {_fmt(c.baseline_range[0])}-{_fmt(c.baseline_range[1])})"
+    return _fmt(c.baseline)
+
+
 def render_markdown(r: RegressResult) -> str:
     regs = r.regressions
     head = (f"## bench regress: {len(regs)} regression(s)" if regs else "## bench regress: no regression")
     lines = [head, "", f"baseline `{r.baseline}`, candidate `{r.candidate}`; a regression is a change for the "
              f"worse beyond the tolerance that a two-sided Mann-Whitney U test on the trials also finds clear "
-             f"(p < {r.alpha:g}).", ""]
+             f"(p < {r.alpha:g}); with several baseline runs, the change counts from the edge of their range.", ""]
     for c in regs:
-        lines.append(f"- **{c.figure} regressed** in {_key_text(c.key)}: {_fmt(c.baseline)} -> {_fmt(c.candidate)} "
+        lines.append(f"- **{c.figure} regressed** in {_key_text(c.key)}: {_base_text(c)} -> {_fmt(c.candidate)} "
                      f"({c.describe_change()}, tolerance {('%g%%' % (c.tolerance * 100)) if c.relative else c.tolerance}"
                      f", p = {c.p:.3g}, {c.n_baseline} vs {c.n_candidate} trials)")
     for c in r.checks:
@@ -275,7 +302,7 @@ def render_markdown(r: RegressResult) -> str:
     for c in r.checks:
         tol = f"{c.tolerance:.0%}" if c.relative else f"{c.tolerance:g}"
         verdict = f"**{c.verdict}**" if c.verdict == "regression" else c.verdict
-        lines.append(f"| {_key_text(c.key)} | {c.figure} | {_fmt(c.baseline)} | {_fmt(c.candidate)} | "
+        lines.append(f"| {_key_text(c.key)} | {c.figure} | {_base_text(c)} | {_fmt(c.candidate)} | "
                      f"{c.describe_change()} | {tol} | {c.p:.3g} | {verdict} |")
     if r.only_baseline or r.only_candidate or r.notes:
         lines.append("")
