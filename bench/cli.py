@@ -70,7 +70,10 @@ def run(
     else:
         print_summary(out.summary_rows, out.warnings)
         print(f"results: {out.run_dir}/trials.parquet, {out.run_dir}/summary.parquet")
-    if out.status not in ("complete",):
+    bad = [r for r in out.trial_rows if r["status"] != "ok"]
+    if out.status != "complete" or bad:
+        if bad and not as_json:
+            print(f"{len(bad)} trial rows are failed or invalid (see status_reason in trials.parquet)", file=sys.stderr)
         raise typer.Exit(1)
 
 
