@@ -468,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
     names = args.services or list(SERVICES)
+    if args.command == "up" and home() != STATE:
+        print(f"(venv and data under {home()}: user {PG_USER} cannot reach {STATE})")
     action = {"up": up, "down": down, "status": status}[args.command]
     ok = [action(SERVICES[n]) for n in names]
     return 0 if all(ok) else 1
