@@ -33,8 +33,8 @@ def _pgvector() -> dict | str:
 def _chroma_server() -> dict | str:
     url = os.environ.get("BENCH_CHROMA_URL", "http://127.0.0.1:8000")
     # A running Chroma server applies ef_search when it loads an index, so the collection is made with the
-    # value the conformance searches use (see bench/backends/chroma.py).
-    return _reachable(url, 8000) or {"url": url, "ef_search": 64}
+    # value the conformance searches use (EF in tests/test_conformance.py; see bench/backends/chroma.py).
+    return _reachable(url, 8000) or {"url": url, "ef_search": 128}
 
 
 def _milvus() -> dict | str:

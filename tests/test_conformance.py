@@ -24,7 +24,7 @@ from bench.backends.base import Backend, BuiltIndex, CollectionSpec, IndexSpec, 
 from bench.errors import UserError
 
 N, DIM, CLUSTERS, NQ, K = 2000, 64, 16, 50, 10
-EF = 64
+EF = 128  # one value for every search here (a chroma-server collection is created with it)
 NAME = "BenchConformance"
 SPEC = CollectionSpec(name=NAME, dim=DIM, metric="cosine", index=IndexSpec(kind="hnsw", m=16, ef_construction=100),
                       payload_fields={"group": "int"})
@@ -191,7 +191,9 @@ def test_filtered_search(loaded: Loaded, data: Data) -> None:
         assert len(f) == K
         assert set(f) <= allowed, f"{loaded.name} returned ids outside the filter: {sorted(set(f) - allowed)[:5]}"
     recall = _recall(found, [data.exact(q, K, mask) for q in data.queries])
-    assert recall >= 0.9, f"{loaded.name}: filtered recall@{K} = {recall:.3f}"
+    # Below plain search's 0.9: engines differ in how filters meet the graph (pre-filter, iterative scan,
+    # filter-aware links). This floor catches a filter applied after a plain top-k, not a slow strategy.
+    assert recall >= 0.8, f"{loaded.name}: filtered recall@{K} = {recall:.3f}"
 
 
 def test_attach_from_a_second_instance(loaded: Loaded, data: Data, tmp_path: Path) -> None:

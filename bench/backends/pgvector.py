@@ -60,8 +60,10 @@ def _column(field: str) -> str:
 
 class PgvectorBackend(Backend):
     name = "pgvector"
+    # replication: PostgreSQL streaming replicas; sharding needs an extension (Citus), so not here. pgvector's
+    # halfvec/bit quantization is not wired into this adapter, so none is declared.
     capabilities = Capabilities(in_process=False, get=True, upsert=True, delete=True, filters=True,
-                                hybrid=False, quantization=(), multi_vector=False, replication=False,
+                                hybrid=False, quantization=(), multi_vector=False, replication=True,
                                 sharding=False, server=True)
     Options = PgvectorOptions
     options: PgvectorOptions
