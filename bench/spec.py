@@ -23,7 +23,7 @@ CONFIG_DIR = REPO_ROOT / "configs"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class IndexModel(Strict):
@@ -81,6 +81,8 @@ class WorkloadSpec(Strict):
             raise ValueError(f"search.k = {self.search.k} is larger than the dataset (dataset.n = {self.dataset.n})")
         if self.kind == "ycsb" and self.ycsb is None:
             raise ValueError("a ycsb workload needs a [ycsb] table with the operation proportions")
+        if self.kind == "ann" and self.ycsb is not None:
+            raise ValueError("a [ycsb] table is only read when kind = 'ycsb'; set kind = 'ycsb' or remove the table")
         return self
 
 
@@ -137,6 +139,21 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], allowed_roots: s
     return data
 
 
+INT64_MAX = 2**63 - 1
+
+
+def check_int_range(data: Any, where: str, path: str = "") -> None:
+    """Reject whole numbers no result column can hold (beyond 64 bits), naming the key."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            check_int_range(v, where, f"{path}.{k}" if path else str(k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            check_int_range(v, where, f"{path}.{i}")
+    elif isinstance(data, int) and not isinstance(data, bool) and not -INT64_MAX - 1 <= data <= INT64_MAX:
+        raise UserError(f"{where}: '{path}' = {data} is too large for a 64-bit whole number", "use a smaller value")
+
+
 def format_validation_error(e: ValidationError, where: str) -> str:
     """One sentence naming every bad field, its value and what is expected."""
     parts = []
@@ -159,6 +176,7 @@ def load_workload(name_or_path: str, overrides: list[str] | None = None) -> Work
     data = read_toml(path, "workload")
     data = apply_overrides(data, [o for o in (overrides or []) if not o.startswith("backend.")],
                            {"dataset", "index", "search", "ycsb", "run", "name", "kind", "description"})
+    check_int_range(data, f"Workload {path}")
     try:
         return WorkloadSpec.model_validate(data)
     except ValidationError as e:
@@ -177,6 +195,7 @@ def load_backend_options(options_cls: type[BackendOptions], backend: str, config
         path = None
     wrapped = apply_overrides({"backend": data}, [o for o in (overrides or []) if o.startswith("backend.")],
                               {"backend"})
+    check_int_range(wrapped["backend"], f"Backend config {path}" if path else f"Backend '{backend}' options")
     try:
         return options_cls.model_validate(wrapped["backend"]), path
     except ValidationError as e:

@@ -25,10 +25,10 @@ from pydantic import BaseModel, ConfigDict
 class BackendOptions(BaseModel):
     """Connection and engine settings of one backend, from `configs/<name>.toml` or `--set backend.X=...`.
 
-    Each adapter subclasses this with its own fields; unknown keys are rejected.
+    Each adapter subclasses this with its own fields; unknown keys are rejected, and so are NaN and infinity.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from bench.datasets.dataset import Dataset
 from bench.datasets.exact import exact_topk
 from bench.datasets.fetch import CATALOG, datasets_dir, fetch, get_entry, is_complete
 from bench.datasets.formats import FileSet, open_path, read_neighbors_file, read_query_file
-from bench.datasets.rows import ArrayRows, Rows
+from bench.datasets.rows import ArrayRows, Rows, block_rows_for
 from bench.datasets.spec import BUILTIN_SOURCES, DatasetSpec
 from bench.errors import UserError
 
@@ -134,8 +134,11 @@ def _load_fileset(spec: DatasetSpec, fs: FileSet, cache_dir: Path, progress: boo
                         f"{fs.train_n:,}, the file's own queries and its metric '{fs.metric}')",
                         "set dataset.ground_truth = 'exact' or dataset.neighbors_path")
 
+    check_finite(queries, 0, f"The queries in {paths.get('queries', where)}")
+    for start, block in holdout.blocks(block_rows_for(fs.dim)):
+        check_finite(block, n + (0 if separate else nq) + start, f"The vectors in {where}")
     key = key_of({"ids": identity, "n": n, "nq": nq, "metric": metric, "separate": separate, "dim": fs.dim})
-    digest = _cached_hash(cache_dir, key, base, queries, metric, progress)
+    digest = _cached_hash(cache_dir, key, base, queries, metric, progress, where)
     return Dataset(name=name, source=source, metric=metric, base=base, queries=queries, holdout=holdout,
                    cache_dir=cache_dir, content_hash=digest, paths=paths,
                    details={"format": fs.fmt, "rows_available": fs.train_n, "file_metric": fs.metric},
@@ -150,8 +153,23 @@ def _neighbors_from_file(path: Path, nq: int):  # noqa: ANN202 - Callable[[int],
     return lambda count: nb[:count]
 
 
-def _cached_hash(cache_dir: Path, key: str, base: Rows, queries: np.ndarray, metric: str, progress: bool) -> str:
-    """The content hash of file data, remembered per (file identity, counts, metric) so 3 GB is hashed once."""
+def check_finite(block: np.ndarray, first_row: int, what: str) -> None:
+    """Reject vectors that no embedding has: NaN, infinity, or values so large their squared norm overflows
+    float32 (what a damaged file's bytes read as floats often give). `what` names the rows, e.g. "The vectors
+    in FILE"."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        sq = np.einsum("ij,ij->i", block, block)
+    bad = ~np.isfinite(sq)
+    if bad.any():
+        row = first_row + int(np.argmax(bad))
+        raise UserError(f"{what} are corrupt: row {row:,} holds values that are not finite numbers (NaN, infinity "
+                        "or beyond float32's range)", "download or write the file again")
+
+
+def _cached_hash(cache_dir: Path, key: str, base: Rows, queries: np.ndarray, metric: str, progress: bool,
+                 where: Path | str = "the dataset") -> str:
+    """The content hash of file data, remembered per (file identity, counts, metric) so 3 GB is hashed once.
+    The base rows are checked for corrupt values on the way, so a hash is only remembered for sound data."""
     path = cache_dir / "hashes" / f"{key}.txt"
     try:
         text = path.read_text().strip()
@@ -160,7 +178,8 @@ def _cached_hash(cache_dir: Path, key: str, base: Rows, queries: np.ndarray, met
     except OSError:
         pass
     with _progress.bar("hashing the dataset", base.n, progress and base.n * base.dim * 4 > 256 << 20) as advance:
-        digest = content_hash(base, queries, metric, advance)
+        digest = content_hash(base, queries, metric, advance,
+                              check=lambda start, block: check_finite(block, start, f"The vectors in {where}"))
     try:
         ensure_dir(path.parent)
         path.write_text(digest)

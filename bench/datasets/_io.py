@@ -122,10 +122,14 @@ def new_hasher(metric: str, n: int, nq: int, dim: int) -> Any:
     return h
 
 
-def content_hash(base: Rows, queries: np.ndarray, metric: str, progress: Callable[[int], None] | None = None) -> str:
-    """sha256 (first 16 hex digits) over metric, sizes, then the float32 bytes of base and queries."""
+def content_hash(base: Rows, queries: np.ndarray, metric: str, progress: Callable[[int], None] | None = None,
+                 check: Callable[[int, np.ndarray], None] | None = None) -> str:
+    """sha256 (first 16 hex digits) over metric, sizes, then the float32 bytes of base and queries.
+    `check(first_row, block)` sees every base block on the way (e.g. to reject corrupt values)."""
     h = new_hasher(metric, base.n, len(queries), base.dim)
-    for _, block in base.blocks(block_rows_for(base.dim)):
+    for start, block in base.blocks(block_rows_for(base.dim)):
+        if check is not None:
+            check(start, block)
         h.update(memoryview(block).cast("B"))
         if progress is not None:
             progress(len(block))

@@ -25,7 +25,7 @@ BUILTIN_SOURCES = ("synthetic", "wordnet-mpnet-768", "file")
 class DatasetSpec(BaseModel):
     """What to load: source, sizes, metric, and the synthetic generator's knobs."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     source: str = Field("synthetic", description="synthetic | wordnet-mpnet-768 | file | a fetched catalog name")
     path: str | None = Field(None, description="for source = 'file': .npy, .fvecs, .bvecs, .hdf5, .parquet or a folder")

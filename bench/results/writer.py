@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import tempfile
 from datetime import UTC, datetime
@@ -23,7 +24,21 @@ def new_run_id(label: str = "") -> str:
     return f"{stamp}-{label}-{suffix}" if label else f"{stamp}-{suffix}"
 
 
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id is one folder name: letters, digits, '.', '_', '+', '-' (no '/', no '..')."""
+    if not _RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise UserError(f"The run id '{run_id}' is not a plain folder name",
+                        "use letters, digits, '.', '_', '+' and '-' (at most 200), starting with a letter or digit")
+    return run_id
+
+
 def make_run_dir(results_dir: Path, run_id: str) -> Path:
+    check_run_id(run_id)
+    if results_dir.exists() and not results_dir.is_dir():
+        raise UserError(f"The results folder {results_dir} is a file, not a folder", "choose another --results-dir")
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
         d = results_dir / run_id
