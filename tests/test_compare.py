@@ -51,7 +51,8 @@ def test_markdown_and_html_group_by_workload(runs, tmp_path):
     assert "### ann-smoke" in md and "### capabilities" in md
     assert "| backend | run | op | ef | k | conc | rate | QPS | P50 us | P99 us | P99.9 us | recall |" in md
     null_rows = [line for line in md.splitlines() if line.startswith("| null *")]
-    assert len(null_rows) == 2 and all("null backend stores and indexes nothing" in r for r in null_rows)
+    assert len(null_rows) == 2 and all("| other than asked, note 1 |" in r for r in null_rows)
+    assert "1. built other than asked: the null backend stores and indexes nothing" in md
     frows = [line for line in md.splitlines() if line.startswith("| faiss |") and "search" in line]
     assert len(frows) == 2 and all("| as asked |" in r for r in frows)
     p = bench("compare", *map(str, runs), "--format", "html", cwd=tmp_path, cache_dir=tmp_path)

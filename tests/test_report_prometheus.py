@@ -67,9 +67,9 @@ def test_metrics_are_scraped_during_a_run(tmp_path, cache_dir):
     assert text is not None and running_when_scraped, "no metrics were scraped while the run was going on"
     labels = {"backend": "fake-slow", "workload": "ann-smoke", "op": "search", "ef_search": "32"}
     qps = _value(text, "bench_qps", **labels)
-    assert qps is not None and 300 < qps < 1000  # 1 ms sleeps: below 1000/s
+    assert qps is not None and 20 < qps < 1000  # 1 ms sleeps, one worker: never 1000/s
     p50 = _value(text, "bench_trial_latency_seconds", **labels, quantile="0.5")
-    assert p50 is not None and 0.001 <= p50 < 0.01
+    assert p50 is not None and 0.001 <= p50 < 0.05
     count = _value(text, "bench_latency_seconds_count", **labels)
     ok_ops = _value(text, "bench_operations_total", **labels, status="ok")
     trials = _value(text, "bench_trials_total", backend="fake-slow", status="ok")
@@ -77,7 +77,7 @@ def test_metrics_are_scraped_during_a_run(tmp_path, cache_dir):
     assert _value(text, "bench_latency_seconds_bucket", **labels, le="0.0005") == 0  # nothing under 0.5 ms
     assert _value(text, "bench_latency_seconds_bucket", **labels, le="+Inf") == count
     total_s = _value(text, "bench_latency_seconds_sum", **labels)
-    assert 0.001 * count <= total_s < 0.01 * count
+    assert 0.001 * count <= total_s < 0.05 * count
     assert re.search(r"# TYPE bench_latency_seconds histogram", text)
     assert _scrape(port) is None  # stopped with the run
 

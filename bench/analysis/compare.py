@@ -123,8 +123,15 @@ def _scale(name: str, v: object) -> object:
     return v
 
 
+def substitution_notes(figures: pd.DataFrame) -> list[str]:
+    """The distinct 'built other than asked' texts, in order of first appearance (note 1, 2, ...)."""
+    return list(dict.fromkeys(t for t in figures["substituted"] if t))
+
+
 def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Headings and text cells: each figure as `median [lo-hi]`; substituted rows marked with `*`."""
+    """Headings and text cells: each figure as `median [lo-hi]`; substituted rows marked with `*` and the
+    number of their note (`substitution_notes`)."""
+    notes = {t: i + 1 for i, t in enumerate(substitution_notes(figures))}
     heads = ["workload", "backend", "run", "op", "ef", "k", "conc", "rate"] + [h for _, h, _, _ in FIGURE_COLUMNS]
     heads += ["trials", "index"]
     rows = []
@@ -142,7 +149,7 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             cells.append(med)
         cells.append(f"{_num(r['n_kept'], 'd')}/{_num(r['n_ok'], 'd')}/{_num(r['n_trials'], 'd')}"
                      if r["n_trials"] is not None else "-")
-        cells.append(r["substituted"] or "as asked")
+        cells.append(f"other than asked, note {notes[r['substituted']]}" if r["substituted"] else "as asked")
         rows.append([c if isinstance(c, str) else str(c) for c in cells])
     return heads, rows
 
@@ -173,7 +180,7 @@ def _html_table(heads: list[str], rows: list[list[str]]) -> str:
 
 NOTE = ("Figures are trimmed medians of the kept trials (lowest and highest dropped) with the spread of the kept "
         "trials in brackets; load and build time are measured once per run. trials = kept/ok/total. "
-        "* = the engine built another index than asked (see the index column).")
+        "* = the engine built another index than asked (the numbered note says what).")
 
 
 def render(c: Comparison, fmt: str = "table") -> str:
@@ -191,6 +198,8 @@ def render(c: Comparison, fmt: str = "table") -> str:
         for w, g in groups:
             heads, rows = display_rows(g)
             parts += [f"### {w}", "", markdown_table(heads[1:], [r[1:] for r in rows]), ""]
+            parts += [f"{i}. built other than asked: {t}" for i, t in enumerate(substitution_notes(g), 1)]
+            parts += [""] if substitution_notes(g) else []
         parts += ["### capabilities", "", markdown_table(cap_heads, cap_rows), "", NOTE, ""]
         return "\n".join(parts)
     if fmt == "html":
@@ -198,6 +207,10 @@ def render(c: Comparison, fmt: str = "table") -> str:
         for w, g in groups:
             heads, rows = display_rows(g)
             parts += [f"<h3>{html.escape(str(w))}</h3>", _html_table(heads[1:], [r[1:] for r in rows])]
+            notes = substitution_notes(g)
+            if notes:
+                parts.append("<ol class='notes'>" + "".join(f"<li>built other than asked: {html.escape(t)}</li>"
+                                                              for t in notes) + "</ol>")
         parts += ["<h3>capabilities</h3>", _html_table(cap_heads, cap_rows), f"<p>{html.escape(NOTE)}</p>",
                   "</section>"]
         return "\n".join(parts) + "\n"
@@ -218,6 +231,8 @@ def _rich_text(groups, cap_heads: list[str], cap_rows: list[list[str]]) -> str:
         for r in rows:
             t.add_row(*r[1:])
         console.print(t)
+        for i, text in enumerate(substitution_notes(g), 1):
+            console.print(f"  note {i}: built other than asked: {text}")
     t = Table(title="capabilities", title_justify="left")
     for h in cap_heads:
         t.add_column(h)

@@ -114,9 +114,9 @@ def _runs_table(summary: pd.DataFrame) -> str:
     body = []
     for r in runs.itertuples(index=False):
         cells = []
-        for v in r:
+        for (col, _), v in zip(have, r, strict=True):
             text = "-" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
-            cells.append(f"<td>{html.escape(text[:40])}</td>")
+            cells.append(f"<td>{html.escape(text[:12] if col == 'git_commit' else text[:40])}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -126,6 +126,8 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; max-width: 1400px; col
 table { border-collapse: collapse; font-size: 0.82em; margin: 0.5em 0 1.2em; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
 th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+td { white-space: nowrap; }
+.bench-compare td:last-child { white-space: normal; text-align: left; min-width: 18em; }
 figure { display: inline-block; margin: 0.5em 1em 1.5em 0; max-width: 1200px; vertical-align: top; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 0.85em; max-width: 800px; }
