@@ -3,10 +3,14 @@
 faiss builds the HNSW graph while vectors are added, so the load phase includes the build and
 `wait_indexed` has nothing left to wait for; BuiltIndex says so. IndexHNSW cannot remove vectors, so
 upsert and delete are not offered. Cosine is inner product over L2-normalised vectors.
+
+OpenMP's thread count is a per-thread setting: each thread that searches sets it once to `search_threads`
+(otherwise a worker thread would fan every single-query search out over all cores).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from importlib.metadata import version
 from typing import Any
@@ -62,6 +66,7 @@ class FaissBackend(Backend):
         self._inner = inner
         self.index = faiss.IndexIDMap2(inner)
         self._params_cache: dict[int, Any] = {}
+        self._tls = threading.local()
 
     def _prepare(self, vectors: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -98,6 +103,9 @@ class FaissBackend(Backend):
         return p
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
+        if not getattr(self._tls, "ready", False):
+            self._faiss.omp_set_num_threads(self.options.search_threads)
+            self._tls.ready = True
         q = self._prepare(vector.reshape(1, -1))
         _, ids = self.index.search(q, k, params=self._search_params(params.ef_search))
         row = ids[0]
