@@ -172,7 +172,7 @@ def run(req: RunRequest) -> RunOutcome:
     try:
         backend.connect()
         collection = CollectionSpec(name=f"bench_{spec.name}".replace("-", "_"), dim=ds.dim, metric=ds.metric,
-                                    index=spec.index.to_spec())
+                                    index=spec.index.to_spec(), ef_search=_configs(spec)[0])
         backend.create(collection)
         load_s = _load(backend, ds, spec.run.batch_size, rep)
         t0 = time.perf_counter()
@@ -231,7 +231,9 @@ def run(req: RunRequest) -> RunOutcome:
                     prog.advance(bar)
                     for r in rows:
                         if r["status"] != "ok" and r["op"] in ("search", "total"):
-                            rep.warn(f"trial {trial} at ef_search={ef} is {r['status']}: {r['status_reason']}")
+                            first = json.loads(r["error_samples"] or "[]")[:1]
+                            rep.warn(f"trial {trial} at ef_search={ef} is {r['status']}: {r['status_reason']}"
+                                     + (f"; first error: {first[0]}" if first else ""))
                         if r.get("client_limited") and r["op"] in ("search", "total"):
                             warnings.append("the client, not the engine, was the limit (a worker used "
                                             f">= {CLIENT_LIMIT:.0%} of a core); add --concurrency or client cores")

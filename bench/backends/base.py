@@ -66,6 +66,7 @@ class CollectionSpec:
     metric: str  # "cosine", "l2" or "ip"
     index: IndexSpec = field(default_factory=IndexSpec)
     payload_fields: Mapping[str, str] = field(default_factory=dict)  # field name -> "int" | "keyword" | "text"
+    ef_search: int | None = None  # the first ef_search the run searches with, for engines that fix it per collection
 
 
 @dataclass

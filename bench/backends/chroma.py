@@ -109,6 +109,8 @@ class _ChromaBase(Backend):
             value = getattr(o, key)
             if value is not None:
                 cfg[key] = value
+        if "ef_search" not in cfg and collection.ef_search is not None:
+            cfg["ef_search"] = collection.ef_search  # the run's first value, so the first searches need no change
         return cfg
 
     def create(self, collection: CollectionSpec) -> None:

@@ -80,6 +80,15 @@ class QdrantEdgeBackend(Backend):
         )
         self.shard = q.EdgeShard.create(str(self.path), config)
         self._params: dict[int | None, Any] = {}
+        # Filtered search needs payload indexes, as in Qdrant server: without them the graph search under a
+        # filter can return fewer than k results.
+        kinds = {"int": q.PayloadSchemaType.Integer, "keyword": q.PayloadSchemaType.Keyword,
+                 "text": q.PayloadSchemaType.Text, "float": q.PayloadSchemaType.Float, "bool": q.PayloadSchemaType.Bool}
+        for name, kind in collection.payload_fields.items():
+            if kind not in kinds:
+                raise UserError(f"qdrant-edge cannot index payload field '{name}' of type '{kind}'",
+                                f"use one of: {', '.join(kinds)}")
+            self.shard.update(q.UpdateOperation.create_field_index(name, kinds[kind]))
 
     def attach(self, collection: CollectionSpec) -> None:
         raise UserError("qdrant-edge is in-process; it cannot be attached from another process",
