@@ -178,3 +178,14 @@ def test_tolerance_and_significance_both_needed():
     recall = FigureRule(better="higher", absolute=0.01)
     c = check_figure(key, "recall", recall, [0.95] * 5, [0.93] * 5, 0.05)
     assert c is not None and c.verdict == "regression" and c.change == pytest.approx(-0.02)
+
+
+def test_a_different_built_index_is_noted(tmp_path, cache_dir):
+    a = real_run(tmp_path, cache_dir, "faiss", "--set", "search.ef_search=[16]", "--set", "index.m=8", "--trials", "4",
+                 run_id="m8")
+    b = real_run(tmp_path, cache_dir, "faiss", "--set", "search.ef_search=[16]", "--set", "index.m=16", "--trials", "4",
+                 run_id="m16")
+    p = bench("regress", "--baseline", str(a), "--candidate", str(b), "--json", cwd=tmp_path, cache_dir=cache_dir)
+    assert p.returncode in (0, 1), p.stderr
+    notes = json.loads(p.stdout)["notes"]
+    assert any("built another index" in n and "m: 8 -> 16" in n for n in notes), notes

@@ -184,6 +184,26 @@ def _change(c: float, ref: float, relative: bool) -> float:
     return 0.0 if c == ref else math.copysign(math.inf, c - ref)
 
 
+def _built_diff(base: set[str], cand: set[str]) -> str:
+    """What differs between the index read back in the baseline and in the candidate, briefly."""
+    def flat(texts: set[str]) -> dict[str, set]:
+        out: dict[str, set] = {}
+        for t in texts:
+            try:
+                d = json.loads(t)
+            except json.JSONDecodeError:
+                continue
+            items = {"kind": d.get("kind"), **(d.get("params") or {})}
+            for k, v in items.items():
+                out.setdefault(k, set()).add(json.dumps(v, sort_keys=True))
+        return out
+
+    fb, fc = flat(base), flat(cand)
+    diffs = [f"{k}: {'/'.join(sorted(fb.get(k, {'-'})))} -> {'/'.join(sorted(fc.get(k, {'-'})))}"
+             for k in sorted(set(fb) | set(fc)) if fb.get(k) != fc.get(k)]
+    return "; ".join(diffs) or "substitutions or counts differ"
+
+
 def check_figure(key: dict, figure: str, rule: FigureRule, base: list[float], cand: list[float],
                  alpha: float, base_runs: list[list[float]] | None = None) -> FigureCheck | None:
     """Compare one figure of one configuration; None when either side has no value.
@@ -237,6 +257,11 @@ def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, cfg: RegressConfig, b
             res.notes.append(f"{_key_text(kd)}: not compared, the datasets differ (hash {sorted(hb)[0][:12]} "
                              f"against {sorted(hc)[0][:12]})")
             continue
+        ib = set(b.get("index_built", pd.Series(dtype=object)).dropna())
+        ic = set(c.get("index_built", pd.Series(dtype=object)).dropna())
+        if ib and ic and ib != ic:
+            res.notes.append(f"{_key_text(kd)}: the engine built another index in the candidate than in the "
+                             f"baseline ({_built_diff(ib, ic)}); a change may come from that")
         for fig, rule in cfg.figures.items():
             by_run = [_values(g, fig) for _, g in b.groupby("run_id", sort=True)]
             chk = check_figure(kd, fig, rule, _values(b, fig), _values(c, fig), cfg.alpha, by_run)
