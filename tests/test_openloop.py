@@ -34,7 +34,8 @@ def test_open_loop_corrects_for_coordinated_omission():
     assert corrected.get_value_at_percentile(99.9) > 700_000
     assert service.get_value_at_percentile(99.9) < 100_000  # only the one stalled call is slow, < 0.1%
     assert r.late > 100  # the sends behind the stall were late ...
-    assert r.generator_lag <= r.scheduled * 0.01  # ... because of the engine, not the generator
+    # ... because of the engine, not the generator: sends late while the worker was free are a small part
+    assert r.generator_lag < r.late / 4
     assert 700 <= r.scheduled <= 810
 
 

@@ -16,10 +16,19 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+
+def package_version(name: str) -> str | None:
+    """The installed version of a client package, or None when it is not installed."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 class BackendOptions(BaseModel):
@@ -57,6 +66,7 @@ class IndexSpec:
     m: int = 16
     ef_construction: int = 200
     quantization: str | None = None  # None, "int8", "fp16", "pq", "binary"
+    rescore: bool = True  # quantized: rescore the candidates with the original vectors
 
 
 @dataclass(frozen=True)

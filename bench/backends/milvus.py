@@ -31,7 +31,6 @@ import json
 import os
 import time
 from collections.abc import Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -49,6 +48,7 @@ from bench.backends.base import (
     IndexSpec,
     Record,
     SearchParams,
+    package_version,
 )
 from bench.errors import UserError
 
@@ -72,13 +72,6 @@ ConsistencyLevel = Literal["Strong", "Bounded", "Session", "Eventually"]
 
 def _env_uri() -> str:
     return os.environ.get("BENCH_MILVUS_URI") or DEFAULT_URI
-
-
-def _pkg_version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 def is_lite_uri(uri: str) -> bool:
@@ -510,7 +503,7 @@ class MilvusBackend(_MilvusBase):
                 server = str(self.client.get_server_version())
             except Exception:  # noqa: BLE001 - info must not fail a finished run
                 server = None
-        return EngineInfo(engine="milvus", client_version=_pkg_version("pymilvus"), server_version=server,
+        return EngineInfo(engine="milvus", client_version=package_version("pymilvus"), server_version=server,
                           server_address=self.address,
                           extra={"uri": self.options.uri, "consistency_level": self.options.consistency_level,
                                  "shards": self.options.shards_num,
@@ -592,7 +585,7 @@ class MilvusLiteBackend(_MilvusBase):
                 server = str(self.client.get_server_version())
             except Exception:  # noqa: BLE001
                 server = None
-        return EngineInfo(engine="milvus-lite", client_version=_pkg_version("pymilvus"),
-                          server_version=server or _pkg_version("milvus-lite"),
-                          extra={"uri": self.uri, "milvus_lite_version": _pkg_version("milvus-lite"),
+        return EngineInfo(engine="milvus-lite", client_version=package_version("pymilvus"),
+                          server_version=server or package_version("milvus-lite"),
+                          extra={"uri": self.uri, "milvus_lite_version": package_version("milvus-lite"),
                                  "caveat": LITE_CAVEAT})

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,6 +36,7 @@ from bench.backends.base import (
     EngineInfo,
     Record,
     SearchParams,
+    package_version,
 )
 from bench.errors import UserError
 
@@ -50,13 +50,6 @@ LOCAL_CAVEAT = ("qdrant-client local mode is a brute-force Python reimplementati
 
 def _env_url() -> str:
     return os.environ.get("BENCH_QDRANT_URL") or DEFAULT_URL
-
-
-def _pkg_version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 class QdrantOptions(BackendOptions):
@@ -382,7 +375,7 @@ class QdrantBackend(Backend):
 
     def info(self) -> EngineInfo:
         o = self.options
-        return EngineInfo(engine="qdrant", client_version=_pkg_version("qdrant-client"),
+        return EngineInfo(engine="qdrant", client_version=package_version("qdrant-client"),
                           server_version=self.server_version, server_address=self.address,
                           extra={"url": o.url, "protocol": "grpc" if o.prefer_grpc else "rest",
                                  "indexing_threshold_kb": o.indexing_threshold_kb,
@@ -437,6 +430,6 @@ class QdrantLocalBackend(QdrantBackend):
         super().attach(collection)
 
     def info(self) -> EngineInfo:
-        return EngineInfo(engine="qdrant-local", client_version=_pkg_version("qdrant-client"),
+        return EngineInfo(engine="qdrant-local", client_version=package_version("qdrant-client"),
                           server_version=None,
                           extra={"mode": "local", "path": self.options.path or ":memory:", "caveat": LOCAL_CAVEAT})

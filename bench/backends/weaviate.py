@@ -21,7 +21,6 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
@@ -37,6 +36,7 @@ from bench.backends.base import (
     EngineInfo,
     Record,
     SearchParams,
+    package_version,
 )
 from bench.errors import UserError
 
@@ -49,13 +49,6 @@ DISTANCES = {"cosine": "cosine", "l2": "l2-squared", "ip": "dot"}
 
 def _env_url() -> str:
     return os.environ.get("BENCH_WEAVIATE_URL") or DEFAULT_URL
-
-
-def _pkg_version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 class WeaviateOptions(BackendOptions):
@@ -351,7 +344,7 @@ class WeaviateBackend(Backend):
                 server = str(self.client.get_meta().get("version"))
             except Exception:  # noqa: BLE001 - info must not fail a finished run
                 server = None
-        return EngineInfo(engine="weaviate", client_version=_pkg_version("weaviate-client"), server_version=server,
+        return EngineInfo(engine="weaviate", client_version=package_version("weaviate-client"), server_version=server,
                           server_address=self.address,
                           extra={"url": self.options.url, "grpc_port": self.options.grpc_port, "ef_set": self._ef,
                                  "collection": collection_name(self.collection.name) if self.collection else None})

@@ -97,7 +97,7 @@ def _run_search(backend, data, task, worker, workers, rng, wait) -> WorkerResult
     nq = len(queries)
     order = rng.permutation(nq)
     n_max, window = _budget(task)
-    k, params, search = task.k, SearchParams(ef_search=task.ef_search), backend.search
+    k, params, search = task.k, SearchParams(ef_search=task.ef_search, filter=task.filter), backend.search
     rec = hdr.Recorder()
     h_ok, h_fail = rec.histogram("search"), rec.histogram("search", failed=True)
     h_svc = hdr.new_histogram() if task.target_rate else None
@@ -124,24 +124,13 @@ def _run_search(backend, data, task, worker, workers, rng, wait) -> WorkerResult
     next_int = start + interval_ns
     int_start = start
     prev_end = start
-    late = lag = 0
-    late_ns = task.late_threshold_us * 1000
+    pacer = _Pacer(task.late_threshold_us) if offsets is not None else None
     i = 0
     while i < n_max:
         qi = int(order[i % nq])
         vec = queries[qi]
-        if offsets is not None:
-            intended = start + int(offsets[i])
-            now = pc()
-            if intended - now > SPIN_NS:
-                time.sleep((intended - now - SPIN_NS) / 1e9)
-            while pc() < intended:
-                pass
-            t0 = pc()
-            if t0 - intended > late_ns:
-                late += 1
-                if prev_end <= intended:  # we were free in time: the generator, not the engine, fell behind
-                    lag += 1
+        if pacer is not None:
+            intended, t0 = pacer.send(start + int(offsets[i]), prev_end)
         else:
             t0 = intended = pc()
         try:
@@ -174,12 +163,37 @@ def _run_search(backend, data, task, worker, workers, rng, wait) -> WorkerResult
     res.ended_wall = wall0 + (end - start) / 1e9
     if h_int.get_total_count():
         res.intervals.append((wall0 + (int_start - start) / 1e9, res.ended_wall, "search", hdr.encode(h_int)))
-    res.scheduled, res.late, res.generator_lag = (i if offsets is not None else 0), late, lag
+    if pacer is not None:
+        res.scheduled, res.late, res.generator_lag = i, pacer.late, pacer.lag
     _finish(res, rec, {"search": h_svc} if h_svc is not None else {})
     res.search_queries = np.asarray(kept_q, dtype=np.int64)
     res.search_ids = _pad(kept_ids, k)
     res.search_started = (np.asarray(kept_t, dtype=np.int64) - start) + int(wall0 * 1e9)
     return res
+
+
+class _Pacer:
+    """Open loop: waits for each operation's intended start (sleep, then spin the last stretch) and counts late
+    sends, and those late while the worker was free in time: there the generator, not the engine, fell behind."""
+
+    def __init__(self, late_threshold_us: int):
+        self.late_ns = late_threshold_us * 1000
+        self.late = 0
+        self.lag = 0
+
+    def send(self, intended: int, prev_end: int) -> tuple[int, int]:
+        pc = time.perf_counter_ns
+        now = pc()
+        if intended - now > SPIN_NS:
+            time.sleep((intended - now - SPIN_NS) / 1e9)
+        while pc() < intended:
+            pass
+        t0 = pc()
+        if t0 - intended > self.late_ns:
+            self.late += 1
+            if prev_end <= intended:
+                self.lag += 1
+        return intended, t0
 
 
 def _pad(rows: list[Any], k: int) -> np.ndarray:
@@ -246,8 +260,7 @@ def _run_ycsb(backend, data, task, worker, workers, rng, wait) -> WorkerResult: 
     next_int = start + interval_ns
     int_start = start
     prev_end = start
-    late = lag = 0
-    late_ns = task.late_threshold_us * 1000
+    pacer = _Pacer(task.late_threshold_us) if offsets is not None else None
     i = 0
     kinds = keys = lens = None
     j = batch
@@ -269,18 +282,8 @@ def _run_ycsb(backend, data, task, worker, workers, rng, wait) -> WorkerResult: 
         elif op == SEARCH:
             qi = int(q_order[n_search % nq])
             vec = queries[qi]
-        if offsets is not None:
-            intended = start + int(offsets[i])
-            now = pc()
-            if intended - now > SPIN_NS:
-                time.sleep((intended - now - SPIN_NS) / 1e9)
-            while pc() < intended:
-                pass
-            t0 = pc()
-            if t0 - intended > late_ns:
-                late += 1
-                if prev_end <= intended:
-                    lag += 1
+        if pacer is not None:
+            intended, t0 = pacer.send(start + int(offsets[i]), prev_end)
         else:
             t0 = intended = pc()
         try:
@@ -332,7 +335,8 @@ def _run_ycsb(backend, data, task, worker, workers, rng, wait) -> WorkerResult: 
     end = pc()
     res.ended_wall = wall0 + (end - start) / 1e9
     _flush_intervals(res, h_int, labels, wall0 + (int_start - start) / 1e9, res.ended_wall)
-    res.scheduled, res.late, res.generator_lag = (i if offsets is not None else 0), late, lag
+    if pacer is not None:
+        res.scheduled, res.late, res.generator_lag = i, pacer.late, pacer.lag
     _finish(res, rec, {labels[o]: h for o, h in h_svc.items()} if h_svc is not None else {})
     res.search_queries = np.asarray(kept_q, dtype=np.int64)
     res.search_ids = _pad(kept_ids, k)
