@@ -26,6 +26,7 @@ from bench import datasets
 from bench.analysis.aggregate import summarize
 from bench.backends import registry
 from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo
+from bench.datasets import filtered
 from bench.errors import UserError
 from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool, WorkerFailed
 from bench.load.task import PhaseTask, WorkerResult
@@ -130,6 +131,12 @@ def prepare(req: RunRequest) -> tuple[WorkloadSpec, type[Backend], Any, Path | N
         if spec.ycsb.search_proportion and writes and spec.dataset.holdout == 0:
             raise UserError(f"Workload '{spec.name}' mixes searches with updates but dataset.holdout is 0",
                             "set dataset.holdout so updates use vectors the ground truth can follow")
+    if spec.filter is not None and not cls.capabilities.filters:
+        raise UserError(f"Backend '{req.backend}' cannot push payload filters into its search, which workload "
+                        f"'{spec.name}' needs, so it is skipped", "choose a backend with filters (`bench backends`)")
+    if spec.filter is not None and req.rate_sweep:
+        raise UserError(f"--rate-sweep does not sweep filtered workloads ('{spec.name}' has a [filter] table)",
+                        "run it without --rate-sweep")
     return spec, cls, options, cfg_path
 
 
@@ -145,6 +152,9 @@ def run(req: RunRequest) -> RunOutcome:
     gt = None
     if spec.kind == "ann" or (spec.ycsb is not None and spec.ycsb.search_proportion > 0):
         gt = ds.ground_truth(k, progress=not req.quiet)
+    fcases = filtered.cases(spec.filter.selectivities) if spec.filter else []
+    fmasks = filtered.masks(ds.n, fcases, spec.dataset.seed)
+    fgt = {c.field: filtered.ground_truth(ds, k, c, fmasks[c.field], spec.dataset.seed) for c in fcases}
 
     run_id = req.suite_run_id or req.run_id or new_run_id(f"{req.backend}-{spec.name}")
     run_dir = req.results_dir / run_id
@@ -172,9 +182,10 @@ def run(req: RunRequest) -> RunOutcome:
     try:
         backend.connect()
         collection = CollectionSpec(name=f"bench_{spec.name}".replace("-", "_"), dim=ds.dim, metric=ds.metric,
-                                    index=spec.index.to_spec(), ef_search=_configs(spec)[0])
+                                    index=spec.index.to_spec(), ef_search=_configs(spec)[0],
+                                    payload_fields=filtered.payload_fields(fcases))
         backend.create(collection)
-        load_s = _load(backend, ds, spec.run.batch_size, rep)
+        load_s = _load(backend, ds, spec.run.batch_size, rep, fmasks)
         t0 = time.perf_counter()
         built = backend.wait_indexed(spec.run.index_timeout_s)
         build_s = time.perf_counter() - t0
@@ -208,21 +219,27 @@ def run(req: RunRequest) -> RunOutcome:
         with rep.progress() as prog:
             bar = prog.add_task("trials", total=len(configs) * spec.run.trials * (1 + len(sweep)))
 
-            def measure(ef, rate):
-                label = f"{req.backend} {spec.name} ef_search={ef}" + (f" at {rate:,.0f} ops/s" if rate else "")
+            def measure(ef, rate, flt=None):
+                label = (f"{req.backend} {spec.name} ef_search={ef}" + (f" at {rate:,.0f} ops/s" if rate else "")
+                         + (f" filter {flt.label}" if flt else ""))
                 prog.update(bar, description=label)
-                _phase(pool, spec, ds, ef, trial=-1, warmup=True, state=state, rate=rate)  # warm-up: excluded
+                _phase(pool, spec, ds, ef, trial=-1, warmup=True, state=state, rate=rate, flt=flt)  # warm-up: excluded
                 for trial in range(spec.run.trials):
                     sampler = Sampler(server_pid).start()
                     cpu0 = psutil.Process().cpu_times() if pool.kind == "thread" else None
-                    results, cpu_s = _phase(pool, spec, ds, ef, trial=trial, warmup=False, state=state, rate=rate)
+                    results, cpu_s = _phase(pool, spec, ds, ef, trial=trial, warmup=False, state=state, rate=rate,
+                                            flt=flt)
                     res_stats = sampler.stop()
                     if cpu0 is not None:
                         cpu1 = psutil.Process().cpu_times()
                         cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
                     row0 = {**base_row, "target_rate": rate, "arrival": spec.run.arrival if rate else None}
-                    rows = _trial_rows(spec, ds, gt, ef, trial, results, cpu_s, pool.kind, res_stats, state, row0)
-                    stem = f"{prefix}{req.backend}.{spec.name}.ef{ef}" + (f".rate{rate:.0f}" if rate else "") + f".t{trial}"
+                    if flt is not None:
+                        row0.update(filter=flt.label, selectivity=flt.selectivity)
+                    rows = _trial_rows(spec, ds, fgt[flt.field] if flt else gt, ef, trial, results, cpu_s, pool.kind,
+                                       res_stats, state, row0)
+                    stem = (f"{prefix}{req.backend}.{spec.name}.ef{ef}" + (f".rate{rate:.0f}" if rate else "")
+                            + (f".{flt.field}" if flt else "") + f".t{trial}")
                     write_interval_logs(run_dir / "intervals", stem, results)
                     trial_rows.extend(rows)
                     if req.live is not None:
@@ -241,6 +258,10 @@ def run(req: RunRequest) -> RunOutcome:
                         raise _Stop("a trial failed and run.on_trial_failure = \"stop\"")
 
             for ef in configs:
+                if fcases:
+                    for flt in fcases:
+                        measure(ef, spec.run.target_rate, flt)
+                    continue
                 measure(ef, spec.run.target_rate)
                 if sweep:
                     qmax = _closed_loop_qps(trial_rows, ef)
@@ -300,13 +321,14 @@ def _configs(spec: WorkloadSpec) -> list[int | None]:
     return [spec.search.ef_search[0]]
 
 
-def _load(backend: Backend, ds, batch_size: int, rep: Reporter) -> float:
+def _load(backend: Backend, ds, batch_size: int, rep: Reporter, fmasks: dict | None = None) -> float:
     total = 0.0
     with rep.progress() as prog:
         bar = prog.add_task(f"loading {ds.name}", total=ds.n)
         for ids, vecs in ds.batches(batch_size):
+            payloads = filtered.payloads(ids, fmasks) if fmasks else None
             t0 = time.perf_counter()
-            backend.insert(ids, vecs)
+            backend.insert(ids, vecs, payloads)
             total += time.perf_counter() - t0
             prog.advance(bar, len(ids))
     return total
@@ -317,7 +339,7 @@ def _per_worker(total: int | None, W: int) -> int | None:
 
 
 def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state,
-           rate: float | None) -> tuple[list[WorkerResult], float | None]:
+           rate: float | None, flt=None) -> tuple[list[WorkerResult], float | None]:
     r = spec.run
     W = r.concurrency
     if warmup:
@@ -338,6 +360,7 @@ def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state,
         record_count=ds.n,
         recall_sample_every=_sample_every(spec, W) if searching and not warmup else 0,
         visibility_every=_visibility_every(spec, W) if searching and not warmup else 0,
+        filter=flt.query if flt is not None else None,
     )
     results, cpu_s = pool.run(task)
     state.apply(results)
@@ -494,7 +517,8 @@ def print_summary(rows: list[dict], warnings: list[str], out: Callable[[Any], No
 
     for r in rows:
         qps = f"{f(r['qps'])} [{f(r['qps_lo'])}-{f(r['qps_hi'])}]" if r.get("qps") is not None else "-"
-        t.add_row(r["backend"], r["workload"], r["op"], f(r.get("ef_search"), "d"), qps, f(r.get("p50_us")),
+        ef = f(r.get("ef_search"), "d") + (f" @{r['selectivity'] * 100:.3g}%" if r.get("selectivity") is not None else "")
+        t.add_row(r["backend"], r["workload"], r["op"], ef, qps, f(r.get("p50_us")),
                   f(r.get("p99_us")), f(r.get("p999_us")), f(r.get("recall"), ".4f"),
                   f"{r['n_kept']}/{r['n_ok']}/{r['n_trials']}")
     console = Console(file=sys.stdout, width=160)

@@ -31,10 +31,11 @@ class IndexModel(Strict):
     m: int = Field(16, ge=2, le=2048, description="HNSW graph degree (M)")
     ef_construction: int = Field(200, ge=1, le=100_000)
     quantization: Literal["int8", "fp16", "pq", "binary"] | None = None
+    rescore: bool = Field(True, description="quantized indexes: rescore candidates with the original vectors")
 
     def to_spec(self) -> IndexSpec:
         return IndexSpec(kind=self.kind, m=self.m, ef_construction=self.ef_construction,
-                         quantization=self.quantization)
+                         quantization=self.quantization, rescore=self.rescore)
 
 
 class SearchModel(Strict):
@@ -46,6 +47,23 @@ class SearchModel(Strict):
         bad = [e for e in self.ef_search if e < 1]
         if bad:
             raise ValueError(f"ef_search values must be at least 1, got {bad}")
+        return self
+
+
+class FilterModel(Strict):
+    """Filtered search: one payload field per selectivity (1 on exactly round(s*n) records), searched with an
+    equality filter pushed into the engine; recall is against exact filtered ground truth."""
+
+    selectivities: list[float] = Field(default_factory=lambda: [0.5, 0.1, 0.01, 0.001], min_length=1)
+    mode: Literal["sweep"] = Field("sweep", description="sweep: one configuration per selectivity at each ef_search")
+
+    @model_validator(mode="after")
+    def _fractions(self) -> FilterModel:
+        bad = [s for s in self.selectivities if not 0 < s <= 1]
+        if bad:
+            raise ValueError(f"selectivities are fractions of the records in (0, 1], got {bad}")
+        if len(set(self.selectivities)) != len(self.selectivities):
+            raise ValueError(f"selectivities must be distinct, got {self.selectivities}")
         return self
 
 
@@ -73,6 +91,7 @@ class WorkloadSpec(Strict):
     index: IndexModel = Field(default_factory=IndexModel)
     search: SearchModel = Field(default_factory=SearchModel)
     ycsb: YcsbSpec | None = None
+    filter: FilterModel | None = None
     run: RunModel = Field(default_factory=RunModel)
 
     @model_validator(mode="after")
@@ -81,6 +100,13 @@ class WorkloadSpec(Strict):
             raise ValueError(f"search.k = {self.search.k} is larger than the dataset (dataset.n = {self.dataset.n})")
         if self.kind == "ycsb" and self.ycsb is None:
             raise ValueError("a ycsb workload needs a [ycsb] table with the operation proportions")
+        if self.filter is not None and self.kind != "ann":
+            raise ValueError("a [filter] table is only read when kind = 'ann'; remove it or set kind = 'ann'")
+        if self.filter is not None:
+            empty = [s for s in self.filter.selectivities if round(s * self.dataset.n) == 0]
+            if empty:
+                raise ValueError(f"filter.selectivities {empty} select no record of dataset.n = {self.dataset.n}; "
+                                 "raise dataset.n or the selectivity")
         if self.kind == "ann" and self.ycsb is not None:
             raise ValueError("a [ycsb] table is only read when kind = 'ycsb'; set kind = 'ycsb' or remove the table")
         return self
@@ -175,7 +201,7 @@ def load_workload(name_or_path: str, overrides: list[str] | None = None) -> Work
     path = resolve_workload_path(name_or_path)
     data = read_toml(path, "workload")
     data = apply_overrides(data, [o for o in (overrides or []) if not o.startswith("backend.")],
-                           {"dataset", "index", "search", "ycsb", "run", "name", "kind", "description"})
+                           {"dataset", "index", "search", "ycsb", "filter", "run", "name", "kind", "description"})
     check_int_range(data, f"Workload {path}")
     try:
         return WorkloadSpec.model_validate(data)

@@ -27,6 +27,7 @@ class PhaseTask:
     recall_sample_every: int = 0  # search-under-writes: keep every Nth search result for recall (0 = none)
     visibility_every: int = 0  # search-under-writes: probe every Nth update for read-your-write lag (0 = none)
     late_threshold_us: int = 1000  # open loop: a send later than this behind its intended start is late
+    filter: dict[str, Any] | None = None  # search: SearchParams.filter of every search (filtered ANN)
 
 
 @dataclass

@@ -6,13 +6,15 @@ import numpy as np
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int) -> float:
-    """Mean over queries of |found[:k] & truth[:k]| / k. `found` is -1 padded."""
+    """Mean over queries of |found[:k] & truth[:k]| / k. `found` is -1 padded; so is `truth` where fewer than
+    k records qualify (a filtered search), and then a query's denominator is the records there are."""
     if len(found) == 0:
         return float("nan")
     f = found[:, :k]
     t = truth[:, :k]
     hits = (f[:, :, None] == t[:, None, :]).any(axis=2) & (f >= 0)
-    return float(hits.sum(axis=1).mean() / k)
+    want = np.maximum((t >= 0).sum(axis=1), 1)
+    return float((hits.sum(axis=1) / want).mean())
 
 
 def _scores(rows: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:

@@ -21,6 +21,8 @@ KEY_FIELDS = [
     pa.field("concurrency", pa.int64()),
     pa.field("target_rate", pa.float64()),  # open loop: offered ops/s (all workers); null = closed loop
     pa.field("arrival", pa.string()),
+    pa.field("filter", pa.string()),  # filtered ANN: the equality filter, e.g. "sel_10=1"; null = unfiltered
+    pa.field("selectivity", pa.float64()),  # share of the records the filter keeps; null = unfiltered
 ]
 
 FIGURES = ["qps", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "recall"]
