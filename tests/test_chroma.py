@@ -67,12 +67,13 @@ def test_embedded_ef_search_change_reaches_the_engine(embedded: ChromaBackend) -
 
 
 def test_embedded_flat_request_is_a_substitution(embedded: ChromaBackend) -> None:
-    embedded.create(CollectionSpec("chroma_flat", 8, "cosine", IndexSpec(kind="flat", quantization="int8")))
+    with pytest.raises(UserError, match="quantization 'int8'"):  # never built unquantized in silence
+        embedded.create(CollectionSpec("chroma_q", 8, "cosine", IndexSpec(kind="flat", quantization="int8")))
+    embedded.create(CollectionSpec("chroma_flat", 8, "cosine", IndexSpec(kind="flat")))
     embedded.insert(np.arange(50), np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32))
     built = embedded.wait_indexed(10)
     assert built.kind == "hnsw"
     assert any("builds only HNSW" in s for s in built.substitutions)
-    assert any("quantization 'int8'" in s for s in built.substitutions)
 
 
 def test_embedded_info_and_capabilities(embedded: ChromaBackend) -> None:

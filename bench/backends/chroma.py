@@ -102,6 +102,10 @@ class _ChromaBase(Backend):
     def _hnsw_config(self, collection: CollectionSpec) -> dict[str, Any]:
         if collection.metric not in ("cosine", "l2", "ip"):
             raise UserError(f"{self.name} does not support metric '{collection.metric}'", "use cosine, l2 or ip")
+        if collection.index.quantization:
+            raise UserError(f"{self.name} does not offer quantization '{collection.index.quantization}' (Chroma stores "
+                            "float32 vectors), so the run is skipped rather than built unquantized",
+                            "remove index.quantization or choose a backend that lists it (`bench backends`)")
         cfg: dict[str, Any] = {"space": collection.metric, "max_neighbors": collection.index.m,
                                "ef_construction": collection.index.ef_construction}
         o = self.options
@@ -200,8 +204,6 @@ class _ChromaBase(Backend):
                         f"max_neighbors={params['m']}, ef_construction={params['ef_construction']}")
         if params["space"] != self.collection.metric:
             subs.append(f"asked for metric {self.collection.metric}; Chroma stores space {params['space']}")
-        if req.quantization:
-            subs.append(f"quantization '{req.quantization}' was not applied; Chroma stores float32 vectors")
         return BuiltIndex(kind="hnsw", params=params, indexed_count=indexed, total_count=total, substitutions=subs)
 
     # -- search -------------------------------------------------------------------------------------------

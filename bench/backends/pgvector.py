@@ -139,6 +139,10 @@ class PgvectorBackend(Backend):
                             "use letters, digits and underscores, at most 63 characters")
         if collection.metric not in _OPCLASS:
             raise UserError(f"pgvector does not support metric '{collection.metric}'", "use cosine, l2 or ip")
+        if collection.index.quantization:
+            raise UserError(f"the pgvector adapter does not apply quantization '{collection.index.quantization}' "
+                            "(halfvec and binary_quantize are not wired in), so the run is skipped rather than "
+                            "built unquantized", "remove index.quantization or choose qdrant-edge or faiss")
         for f, t in collection.payload_fields.items():
             if t not in _PG_TYPE or not _NAME.match(_column(f)):
                 raise UserError(f"pgvector cannot store payload field '{f}' of type '{t}'",
@@ -264,8 +268,6 @@ class PgvectorBackend(Backend):
         total = int(self.conn.execute(self._sql().SQL("SELECT count(*) FROM {}").format(
             self._sql().Identifier(self.collection.name))).fetchone()[0])
         subs: list[str] = []
-        if idx.quantization:
-            subs.append(f"quantization '{idx.quantization}' was not applied; pgvector stores float32 `vector` columns")
         if not rows:
             if idx.kind == "hnsw":
                 subs.append("no HNSW index exists on the table; searches are exact sequential scans")

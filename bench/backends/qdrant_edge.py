@@ -3,6 +3,11 @@
 EdgeShard builds its HNSW graph only when `optimize()` runs, so `wait_indexed` calls it and then checks the
 indexed-vector count the shard reports. What was built is read back from each segment's
 `vector_index/hnsw_config.json`, which the engine writes when it builds a graph.
+
+Quantization: int8 is ScalarQuantizationConfig (quantile 0.99), pq ProductQuantizationConfig (x16 compression),
+binary BinaryQuantizationConfig (one bit), all kept in RAM, with `QuantizationSearchParams(rescore=...)` on every
+query (oversampling 2 when rescoring); fp16 is the Float16 storage datatype (no separate quantized copy, so nothing to rescore with). What was
+built is read back from each indexed segment's `segment.json` and `vector_storage/quantized.config.json`.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ from bench.backends.base import (
 from bench.errors import UserError
 
 _DISTANCE = {"cosine": "Cosine", "ip": "Dot", "l2": "Euclid"}
+RESCORE_OVERSAMPLING = 2.0  # rescore: 2k quantized candidates reranked on the original vectors (as faiss)
+
+
+def _one(values: list[Any]) -> Any:
+    """The value when every segment agrees, else the sorted distinct values."""
+    distinct = sorted({v for v in values}, key=str)
+    return distinct[0] if len(distinct) == 1 else distinct
 
 
 class QdrantEdgeOptions(BackendOptions):
@@ -44,7 +56,7 @@ class QdrantEdgeOptions(BackendOptions):
 class QdrantEdgeBackend(Backend):
     name = "qdrant-edge"
     capabilities = Capabilities(in_process=True, get=True, upsert=True, delete=True, filters=True,
-                                hybrid=True, quantization=("int8", "pq", "binary"), multi_vector=True)
+                                hybrid=True, quantization=("int8", "fp16", "pq", "binary"), multi_vector=True)
     Options = QdrantEdgeOptions
 
     @classmethod
@@ -72,8 +84,12 @@ class QdrantEdgeBackend(Backend):
         o = self.options
         hnsw = q.HnswIndexConfig(m=collection.index.m, ef_construct=collection.index.ef_construction,
                                  full_scan_threshold=o.full_scan_threshold_kb, max_indexing_threads=o.max_indexing_threads)
+        quant = collection.index.quantization
+        datatype = q.VectorStorageDatatype.Float16 if quant == "fp16" else None
         config = q.EdgeConfig(
-            vectors={"": q.EdgeVectorParams(size=collection.dim, distance=getattr(q.Distance, _DISTANCE[collection.metric]))},
+            vectors={"": q.EdgeVectorParams(size=collection.dim, distance=getattr(q.Distance, _DISTANCE[collection.metric]),
+                                            datatype=datatype)},
+            quantization_config=self._quantization_config(quant),
             hnsw_config=hnsw,
             optimizers=q.EdgeOptimizersConfig(indexing_threshold=o.indexing_threshold_kb),
             max_search_threads=o.max_search_threads,
@@ -89,6 +105,33 @@ class QdrantEdgeBackend(Backend):
                 raise UserError(f"qdrant-edge cannot index payload field '{name}' of type '{kind}'",
                                 f"use one of: {', '.join(kinds)}")
             self.shard.update(q.UpdateOperation.create_field_index(name, kinds[kind]))
+
+    def _quantization_config(self, quant: str | None) -> Any:
+        q = self.q
+        if quant in (None, "fp16"):
+            return None
+        if quant == "int8":
+            return q.ScalarQuantizationConfig(q.ScalarType.Int8, quantile=0.99, always_ram=True)
+        if quant == "pq":
+            return q.ProductQuantizationConfig(q.CompressionRatio.X16, always_ram=True)
+        if quant == "binary":
+            return q.BinaryQuantizationConfig(always_ram=True)
+        raise UserError(f"qdrant-edge does not offer quantization '{quant}'", "use int8, fp16, pq or binary")
+
+    def _built_quantization(self) -> tuple[list[Any], list[Any]]:
+        """(quantization configs, storage datatypes) of the segments that have an HNSW graph, read from disk."""
+        quants, dtypes = [], []
+        for seg in sorted(self.path.glob("segments/*")):
+            if not (seg / "vector_index" / "hnsw_config.json").exists():
+                continue
+            try:
+                vd = json.loads((seg / "segment.json").read_text())["config"]["vector_data"][""]
+                qc = seg / "vector_storage" / "quantized.config.json"
+                quants.append(json.loads(qc.read_text())["quantization_config"] if qc.exists() else None)
+            except (OSError, KeyError, json.JSONDecodeError):
+                continue
+            dtypes.append(vd.get("datatype", "float32"))
+        return quants, dtypes
 
     def attach(self, collection: CollectionSpec) -> None:
         raise UserError("qdrant-edge is in-process; it cannot be attached from another process",
@@ -131,6 +174,19 @@ class QdrantEdgeBackend(Backend):
             subs.append("no HNSW graph was built (all segments are plain); searches are exact full scans")
         elif ms != [req.m] or efs != [req.ef_construction]:
             subs.append(f"asked for m={req.m}, ef_construction={req.ef_construction}; engine built m={ms}, ef_construct={efs}")
+        quants, dtypes = self._built_quantization()
+        want = req.quantization
+        params["quantization"] = _one([next(iter(c)) if c else None for c in quants])
+        params["quantization_config"] = _one([json.dumps(c, sort_keys=True) if c else None for c in quants])
+        params["datatype"] = _one(dtypes)
+        params["rescore"] = req.rescore if want in ("int8", "pq", "binary") else None
+        if params["rescore"]:
+            params["rescore_oversampling"] = RESCORE_OVERSAMPLING
+        expect = {"int8": "scalar", "pq": "product", "binary": "binary"}.get(want or "")
+        if segments and expect and any(c is None or expect not in c for c in quants):
+            subs.append(f"asked for {want} quantization; the indexed segments hold {params['quantization']}")
+        if segments and want == "fp16" and any(d != "float16" for d in dtypes):
+            subs.append(f"asked for fp16 storage; the indexed segments store {params['datatype']}")
         if info.indexed_vectors_count < info.points_count:
             subs.append(f"only {info.indexed_vectors_count} of {info.points_count} vectors are in an HNSW graph; "
                         "the rest are searched by full scan")
@@ -141,7 +197,11 @@ class QdrantEdgeBackend(Backend):
     def _search_params(self, ef: int | None) -> Any:
         p = self._params.get(ef)
         if p is None:
-            p = self._params[ef] = self.q.SearchParams(hnsw_ef=ef)
+            quant = None
+            if self.collection.index.quantization in ("int8", "pq", "binary"):
+                rescore = self.collection.index.rescore
+                quant = self.q.QuantizationSearchParams(rescore=rescore, oversampling=RESCORE_OVERSAMPLING if rescore else None)
+            p = self._params[ef] = self.q.SearchParams(hnsw_ef=ef, quantization=quant)
         return p
 
     def _filter(self, flt: Mapping[str, Any] | None) -> Any:
