@@ -31,7 +31,7 @@ FIGURE_COLUMNS: list[tuple[str, str, str, bool]] = [
     ("build_s", "build s", ",.2f", False),
     ("server_rss_peak_bytes", "peak RSS MiB", ",.1f", True),
 ]
-ID_COLUMNS = ["workload", "backend", "run_id", "op", "ef_search", "k", "concurrency", "target_rate"]
+ID_COLUMNS = ["workload", "backend", "run_id", "op", "filter", "ef_search", "k", "concurrency", "target_rate"]
 CAPABILITIES = ["filters", "hybrid", "quantization", "replication", "sharding"]
 MIB = 1024 * 1024
 

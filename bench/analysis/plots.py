@@ -41,8 +41,8 @@ def _num(v: object) -> float | None:
 
 
 def series_label(row: pd.Series | dict, multi_run: set[str], levels: dict[str, bool] | None = None) -> str:
-    """backend, plus the run id when the backend was measured twice at one configuration, plus concurrency or
-    target rate when the data holds several of them (`levels` says which vary)."""
+    """backend, plus the run id when the backend was measured twice at one configuration, plus concurrency,
+    target rate or filter when the data holds several of them (`levels` says which vary)."""
     b = str(row["backend"])
     label = f"{b} ({row['run_id']})" if b in multi_run else b
     levels = levels or {}
@@ -51,17 +51,20 @@ def series_label(row: pd.Series | dict, multi_run: set[str], levels: dict[str, b
     if levels.get("target_rate"):
         rate = _num(row.get("target_rate"))
         label += f" rate={rate:,.0f}/s" if rate is not None else " closed loop"
+    if levels.get("filter"):
+        flt = row.get("filter")
+        label += f" {flt}" if isinstance(flt, str) and flt else " unfiltered"
     return label
 
 
 def varying(df: pd.DataFrame) -> dict[str, bool]:
-    return {c: c in df and df[c].nunique(dropna=False) > 1 for c in ("concurrency", "target_rate")}
+    return {c: c in df and df[c].nunique(dropna=False) > 1 for c in ("concurrency", "target_rate", "filter")}
 
 
 def runs_per_backend(df: pd.DataFrame) -> set[str]:
     """Backends measured more than once at the same configuration (their series are labelled with the run id,
     so a baseline and a candidate stay apart; runs that only add settings join one series)."""
-    keys = [c for c in ("backend", "workload", "op", "ef_search", "k", "concurrency", "target_rate") if c in df]
+    keys = [c for c in ("backend", "workload", "op", "filter", "ef_search", "k", "concurrency", "target_rate") if c in df]
     n = df.groupby(keys, dropna=False)["run_id"].nunique()
     return {key[0] for key, k in n.items() if k > 1}
 
@@ -136,9 +139,11 @@ def latency_distribution(trials: pd.DataFrame, workload: str) -> Picture:
     kind = str(df["workload_kind"].iloc[0]) if "workload_kind" in df else "ann"
     levels = varying(df)
     curves: dict[str, list[tuple[str, object, np.ndarray, np.ndarray, int]]] = {}
-    keys = ["backend", "run_id", "op", "ef_search", "concurrency", "target_rate"]
+    keys = [c for c in ("backend", "run_id", "op", "filter", "ef_search", "concurrency", "target_rate") if c in df]
     for key, g in df.groupby(keys, dropna=False, sort=True):
-        backend, run_id, op, ef, conc, rate = key
+        kv = dict(zip(keys, key, strict=True))
+        backend, run_id, op, ef = kv["backend"], kv["run_id"], kv["op"], kv["ef_search"]
+        conc, rate, flt = kv.get("concurrency"), kv.get("target_rate"), kv.get("filter")
         h = merge_hdr(g["hdr"])
         if not h.get_total_count():
             continue
@@ -146,6 +151,8 @@ def latency_distribution(trials: pd.DataFrame, workload: str) -> Picture:
         group = series_label({"backend": backend, "run_id": run_id, "concurrency": conc, "target_rate": rate},
                              multi, levels)
         member = str(op) if kind == "ycsb" else (f"ef={int(ef)}" if _num(ef) is not None else str(op))
+        if isinstance(flt, str) and flt:
+            member += f" {flt}"
         curves.setdefault(group, []).append((member, op, xs, ys, h.get_total_count()))
     n_series = sum(len(v) for v in curves.values())
     many = n_series > 6
