@@ -33,7 +33,9 @@ def get(name: str) -> type[Backend]:
         raise UserError(f"Unknown backend '{name}'", hint + " (`bench backends` lists them)")
     try:
         cls = eps[name].load()  # type: ignore[attr-defined]
-    except ImportError as e:
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] == "bench":
+            raise  # a module of bench itself is missing: a bug, not the user's to fix
         raise BackendUnavailable(
             f"Backend '{name}' cannot be loaded because its client library is missing ({e})",
             "install it with `pip install -e '.[all]'`",
