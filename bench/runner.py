@@ -33,7 +33,7 @@ from bench.load.task import PhaseTask, WorkerResult
 from bench.load.worker import WorkerData
 from bench.metrics import hdr
 from bench.metrics.recall import recall_at_k, recall_under_updates
-from bench.metrics.resources import Sampler, pid_listening_on
+from bench.metrics.resources import pid_listening_on, sampler_for
 from bench.results import env
 from bench.results.intervals import write_interval_logs
 from bench.results.schema import SUMMARY_SCHEMA, TRIALS_SCHEMA, table
@@ -193,7 +193,8 @@ def run(req: RunRequest) -> RunOutcome:
         info = backend.info()
         rep.say(f"loaded {ds.n} vectors in {load_s:.1f} s; index ready after {build_s:.1f} s more "
                 f"({built.kind} {json.dumps(built.params)})")
-        server_pid = info.server_pid or (pid_listening_on(info.server_address[1]) if info.server_address else None)
+        server_port = info.server_address[1] if info.server_address else None
+        server_pid = info.server_pid or (pid_listening_on(server_port) if server_port else None)
         base_row = _provenance(req, spec, ds, options, cls, info, built, load_s, build_s, started, run_id)
         W = spec.run.concurrency
         if cls.capabilities.in_process:
@@ -225,7 +226,7 @@ def run(req: RunRequest) -> RunOutcome:
                 prog.update(bar, description=label)
                 _phase(pool, spec, ds, ef, trial=-1, warmup=True, state=state, rate=rate, flt=flt)  # warm-up: excluded
                 for trial in range(spec.run.trials):
-                    sampler = Sampler(server_pid).start()
+                    sampler = sampler_for(server_pid, server_port).start()
                     cpu0 = psutil.Process().cpu_times() if pool.kind == "thread" else None
                     results, cpu_s = _phase(pool, spec, ds, ef, trial=trial, warmup=False, state=state, rate=rate,
                                             flt=flt)
