@@ -14,8 +14,9 @@ class UserError(Exception):
     exit_code = 2
 
     def __init__(self, message: str, hint: str | None = None):
-        self.message = message.rstrip(".")
-        self.hint = hint
+        # One line, whatever a library's text quoted in it holds (pyarrow's and h5py's messages span lines).
+        self.message = " ".join(message.split()).rstrip(".")
+        self.hint = " ".join(hint.split()) if hint else hint
         super().__init__(self.sentence())
 
     def sentence(self) -> str:

@@ -127,7 +127,7 @@ def check_dim(path: Path, dim: int) -> None:
 def _npy_header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     try:
         return read_npy_header(path)
-    except (ValueError, OSError, SyntaxError) as e:
+    except Exception as e:  # noqa: BLE001 - numpy's header parser raises ValueError, SyntaxError, TokenError, ...
         raise UserError(f"The file {path} is not a readable .npy file ({e})",
                         "save it with numpy.save, or check that it is not damaged") from None
 
@@ -258,6 +258,14 @@ def _h5(path: Path):  # noqa: ANN202 - h5py.File
 
 
 def open_hdf5(path: Path) -> FileSet:
+    try:
+        return _open_hdf5(path)
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:  # h5py's errors on damaged metadata
+        raise UserError(f"The HDF5 file {path} cannot be read ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
+                        "it may be truncated or damaged; download it again") from None
+
+
+def _open_hdf5(path: Path) -> FileSet:
     with _h5(path) as f:
         if "train" not in f:
             raise UserError(f"The HDF5 file {path} has no 'train' dataset (it has: {', '.join(f.keys()) or 'nothing'})",
@@ -291,7 +299,7 @@ def open_hdf5(path: Path) -> FileSet:
             try:
                 with _h5(path) as g:
                     return np.asarray(g[name][start:stop])
-            except OSError as e:
+            except (OSError, RuntimeError, KeyError, ValueError) as e:
                 raise UserError(f"The HDF5 file {path} cannot be read ({str(e).splitlines()[0]})",
                                 "it may be truncated or damaged; download it again") from None
         return read
@@ -324,8 +332,10 @@ def _pq_file(path: Path):  # noqa: ANN202 - pyarrow.parquet.ParquetFile
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(path, memory_map=True)
-    except (pa.ArrowException, OSError) as e:
+        h = pq.ParquetFile(path, memory_map=True)
+        h.schema_arrow, h.metadata.num_rows  # noqa: B018 - decoded here so damage shows now, not later
+        return h
+    except (pa.ArrowException, OSError, ValueError) as e:  # ValueError: UnicodeDecodeError of damaged names
         raise UserError(f"The file {path} is not a readable parquet file ({e})",
                         "download it again or check that it is parquet") from None
 
@@ -374,6 +384,8 @@ class _ParquetVectors:
     """The vector column of one or more parquet files, read in row ranges (sequential reads are cheap)."""
 
     def __init__(self, files: list[Path]):
+        import pyarrow as pa
+
         self.files = files
         self.handles = [_pq_file(p) for p in files]
         self.columns = [_vector_column(p, h.schema_arrow) for p, h in zip(files, self.handles, strict=True)]
@@ -382,7 +394,11 @@ class _ParquetVectors:
         self.dim = 0
         for p, h, c in zip(files, self.handles, self.columns, strict=True):
             if h.metadata.num_rows:
-                first = next(h.iter_batches(batch_size=1, columns=[c]))
+                try:
+                    first = next(h.iter_batches(batch_size=1, columns=[c]))
+                except (pa.ArrowException, OSError, ValueError, StopIteration) as e:
+                    raise UserError(f"The parquet file {p} cannot be read ({e or 'no rows'})",
+                                    "it may be truncated or damaged; download it again") from None
                 self.dim = _list_to_matrix(p, first.column(0), None).shape[1]
                 check_dim(p, self.dim)
                 break
@@ -411,7 +427,7 @@ class _ParquetVectors:
                 pos += cnt
                 if pos >= stop:
                     break
-        except (pa.ArrowException, OSError) as e:
+        except (pa.ArrowException, OSError, ValueError) as e:
             raise UserError(f"The parquet file {path} cannot be read ({e})",
                             "it may be truncated or damaged; download it again") from None
         return np.concatenate(parts) if parts else np.empty((0, self.dim), dtype=np.float32)
@@ -431,7 +447,7 @@ class _ParquetVectors:
                     yield m
                     if left <= 0:
                         return
-            except (pa.ArrowException, OSError) as e:
+            except (pa.ArrowException, OSError, ValueError) as e:
                 raise UserError(f"The parquet file {p} cannot be read ({e})",
                                 "it may be truncated or damaged; download it again") from None
 

@@ -173,7 +173,8 @@ def ensure_generated(spec: DatasetSpec, cache_dir: Path, progress: bool = True) 
     need = 4 * spec.dim * (spec.n + spec.holdout + spec.queries)
     free = shutil.disk_usage(root).free
     if need > free:
-        raise UserError(f"Generating {spec.n:,} x {spec.dim} vectors needs {need / 2**30:.1f} GiB but {root} has "
+        raise UserError(f"Generating {spec.n + spec.holdout + spec.queries:,} x {spec.dim} vectors (dataset.n + "
+                        f"dataset.queries + dataset.holdout) needs {need / 2**30:.1f} GiB but {root} has "
                         f"{free / 2**30:.1f} GiB free", "free some space or set BENCH_CACHE_DIR to a larger disk")
     model = build_model(spec)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
