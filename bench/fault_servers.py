@@ -226,9 +226,14 @@ def _make_pgvector(folder: Path, port: int) -> PrivateServer:
     if r.returncode != 0:
         raise RuntimeError(f"initdb failed: {(r.stderr or r.stdout).strip()}")
     opts = f"-c listen_addresses={HOST} -p {port} -c unix_socket_directories='' -c max_connections=60"
-    cmd = prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "postgres.log"), "-o", opts, "-w",
-                    "-t", "60", "start"]
-    return PrivateServer("pgvector", port, folder, cmd, env=env, log=folder / "pg_ctl.log")
+    start = prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "postgres.log"), "-o", opts, "-w",
+                      "-t", "60", "start"]
+    # A SIGKILLed postmaster whose parent never reaps it (PID 1 in some containers does not) stays a zombie, and
+    # Postgres then takes its lock file for a live server: drop the lock file of a dead or zombie postmaster.
+    lock = shlex.quote(str(data / "postmaster.pid"))
+    script = (f"if [ -f {lock} ]; then p=$(head -n 1 {lock}); s=$(cut -d ' ' -f 3 /proc/$p/stat 2>/dev/null); "
+              f"if [ -z \"$s\" ] || [ \"$s\" = Z ]; then rm -f {lock}; fi; fi; exec {shlex.join(start)}")
+    return PrivateServer("pgvector", port, folder, ["/bin/sh", "-c", script], env=env, log=folder / "pg_ctl.log")
 
 
 def _pg_setup(srv: PrivateServer) -> None:

@@ -276,6 +276,14 @@ def _pg_start() -> int:
         shutil.rmtree(data, ignore_errors=True)
         _as_pg(prefix, [str(bindir / "initdb"), "-D", str(data), "-U", PG_USER, "--auth=trust", "-E", "UTF8",
                         "--no-locale", "--no-instructions"])
+    lock = data / "postmaster.pid"
+    if lock.exists():  # a SIGKILLed postmaster left it; a zombie (unreaped by PID 1) would look alive to Postgres
+        try:
+            stale = not _alive(int(lock.read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            stale = True
+        if stale:
+            lock.unlink(missing_ok=True)
     opts = f"-c listen_addresses={HOST} -p 5432 -c unix_socket_directories='' -c max_connections=200"
     _as_pg(prefix, [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "postgres.log"), "-o", opts,
                     "-w", "-t", "60", "start"])

@@ -69,8 +69,14 @@ class ProcessSetup:
 
 
 def _process_main(setup: ProcessSetup, w: int, n: int, barrier: Any, conn: Any) -> None:
+    import signal
+
     from bench import datasets
     from bench.backends import registry
+
+    # Ctrl-C reaches the whole process group: the parent handles it (writes what finished, closes the pool);
+    # a worker that took it too would die mid-phase with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     try:
         cls = registry.get(setup.backend_name)
