@@ -168,3 +168,16 @@ def test_fault_user_errors(tmp_path, cache_dir, args, needle):
     assert "Traceback" not in p.stderr and len(err.splitlines()) == 1 and err.startswith("error: "), err
     assert needle in err, err
     assert not (tmp_path / "results").exists()
+
+
+def test_default_restart_goes_through_scripts_services():
+    from bench.errors import UserError
+    from bench.faults import FaultRequest, _restart_command
+
+    cmd = _restart_command(FaultRequest(backend="pgvector"), 5432)
+    assert cmd[1].endswith("scripts/services.py") and cmd[2:] == ["up", "pgvector"]
+    assert _restart_command(FaultRequest(backend="chroma-server"), 8000)[2:] == ["up", "chroma"]
+    assert _restart_command(FaultRequest(backend="pgvector", restart_cmd="pg_ctl start"), 6000) == \
+        ["/bin/sh", "-c", "pg_ctl start"]
+    with pytest.raises(UserError, match="--restart-cmd"):
+        _restart_command(FaultRequest(backend="pgvector"), 6000)  # not the port scripts/services.py runs it on
