@@ -17,10 +17,11 @@ app = typer.Typer(help="bench: a benchmark harness for vector databases.", no_ar
 
 
 def _mount_subapps() -> None:
-    try:
-        from bench.datasets.cli import app as datasets_app
-    except ImportError:  # pragma: no cover - the datasets package is part of bench
+    """Mount `bench datasets` once (main() may be called more than once in one process, as tests do)."""
+    if any(g.name == "datasets" for g in app.registered_groups):
         return
+    from bench.datasets.cli import app as datasets_app
+
     app.add_typer(datasets_app, name="datasets", help="Generate, fetch, list and describe datasets.")
 
 
