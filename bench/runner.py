@@ -203,17 +203,6 @@ def run(req: RunRequest) -> RunOutcome:
             setup = ProcessSetup(req.backend, options.model_dump(), workdir, collection, spec.dataset, str(cache_dir))
             pool = ProcessPool(setup, W)
         state = _UpdateState()
-        knees: list[dict] = []
-
-        def flush(run_status: str) -> None:
-            nonlocal summary_rows
-            for r in trial_rows:
-                r["run_status"] = run_status
-            summary_rows = summarize(trial_rows)
-            for r in summary_rows:
-                r["run_status"] = run_status
-            write_parquet(table(trial_rows, TRIALS_SCHEMA), run_dir / f"{prefix}trials.parquet")
-            write_parquet(table(summary_rows, SUMMARY_SCHEMA), run_dir / f"{prefix}summary.parquet")
 
         configs = _configs(spec)
         sweep = RATE_SWEEP if req.rate_sweep else ()
@@ -245,7 +234,7 @@ def run(req: RunRequest) -> RunOutcome:
                     trial_rows.extend(rows)
                     if req.live is not None:
                         req.live.trial_done(rows)
-                    flush("running")
+                    _write_results(trial_rows, "running", run_dir, prefix)
                     prog.advance(bar)
                     for r in rows:
                         if r["status"] != "ok" and r["op"] in ("search", "total"):
@@ -288,13 +277,7 @@ def run(req: RunRequest) -> RunOutcome:
         if pool is not None:
             pool.close()
         if trial_rows:
-            for r in trial_rows:
-                r["run_status"] = status
-            summary_rows = summarize(trial_rows)
-            for r in summary_rows:
-                r["run_status"] = status
-            write_parquet(table(trial_rows, TRIALS_SCHEMA), run_dir / f"{prefix}trials.parquet")
-            write_parquet(table(summary_rows, SUMMARY_SCHEMA), run_dir / f"{prefix}summary.parquet")
+            summary_rows = _write_results(trial_rows, status, run_dir, prefix)
         write_json(run_dir / f"{prefix}run.json", {
             "run_id": run_id, "backend": req.backend, "workload": spec.model_dump(mode="json"),
             "backend_options": options.model_dump(mode="json"), "command": req.command,
@@ -314,6 +297,18 @@ def run(req: RunRequest) -> RunOutcome:
 
 class _Stop(Exception):
     pass
+
+
+def _write_results(trial_rows: list[dict], run_status: str, run_dir: Path, prefix: str) -> list[dict]:
+    """Write trials.parquet and the trimmed summary.parquet (atomically), marked with the run's status."""
+    for r in trial_rows:
+        r["run_status"] = run_status
+    summary_rows = summarize(trial_rows)
+    for r in summary_rows:
+        r["run_status"] = run_status
+    write_parquet(table(trial_rows, TRIALS_SCHEMA), run_dir / f"{prefix}trials.parquet")
+    write_parquet(table(summary_rows, SUMMARY_SCHEMA), run_dir / f"{prefix}summary.parquet")
+    return summary_rows
 
 
 def _configs(spec: WorkloadSpec) -> list[int | None]:
