@@ -5,7 +5,6 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-
 from backend_options import BACKEND_OPTIONS
 
 SMALL_DATA = ["--set", "dataset.n=2000", "--set", "dataset.dim=64", "--set", "dataset.queries=50",
