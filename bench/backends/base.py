@@ -42,6 +42,9 @@ class BackendOptions(BaseModel):
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What the adapter drives through bench (not everything the engine can do): `bench compare` prints it as the
+    capability matrix, and the runner refuses a workload that needs what the adapter does not declare."""
+
     in_process: bool = False  # driven by threads in one process, not by worker processes
     get: bool = True  # fetch a record by id
     upsert: bool = True

@@ -405,9 +405,7 @@ class MilvusBackend(_MilvusBase):
     """A Milvus server (standalone or cluster), driven by worker processes, each with its own client."""
 
     name = "milvus"
-    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, hybrid=True,
-                                quantization=("int8", "pq", "binary"), multi_vector=True, replication=True,
-                                sharding=True)
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, replication=True, sharding=True)
     Options = MilvusOptions
 
     @property
@@ -515,8 +513,7 @@ class MilvusLiteBackend(_MilvusBase):
 
     name = "milvus-lite"
     lite = True
-    capabilities = Capabilities(in_process=True, server=False, get=True, upsert=True, delete=True, filters=True,
-                                hybrid=True, quantization=("int8",), multi_vector=True)
+    capabilities = Capabilities(in_process=True, server=False, get=True, upsert=True, delete=True, filters=True)
     Options = MilvusLiteOptions
 
     @property

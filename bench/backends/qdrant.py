@@ -222,9 +222,7 @@ class QdrantBackend(Backend):
     """A Qdrant server, driven by worker processes, each with its own client (REST or gRPC)."""
 
     name = "qdrant"
-    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, hybrid=True,
-                                quantization=("int8", "pq", "binary"), multi_vector=True, replication=True,
-                                sharding=True)
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, replication=True, sharding=True)
     Options = QdrantOptions
     local: ClassVar[bool] = False
 

@@ -56,7 +56,7 @@ class QdrantEdgeOptions(BackendOptions):
 class QdrantEdgeBackend(Backend):
     name = "qdrant-edge"
     capabilities = Capabilities(in_process=True, get=True, upsert=True, delete=True, filters=True,
-                                hybrid=True, quantization=("int8", "fp16", "pq", "binary"), multi_vector=True)
+                                quantization=("int8", "fp16", "pq", "binary"))
     Options = QdrantEdgeOptions
 
     @classmethod

@@ -215,9 +215,7 @@ class WeaviateBackend(Backend):
     """A Weaviate server, driven by worker processes, each with its own client."""
 
     name = "weaviate"
-    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, hybrid=True,
-                                quantization=("int8", "pq", "binary"), multi_vector=True, replication=True,
-                                sharding=True)
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, replication=True, sharding=True)
     Options = WeaviateOptions
 
     def __init__(self, options: BackendOptions, workdir: str):
