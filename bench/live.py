@@ -33,8 +33,9 @@ QUANTILES = [("0.5", "p50_us"), ("0.9", "p90_us"), ("0.99", "p99_us"), ("0.999",
 
 
 def _labels(row: dict) -> tuple[str, ...]:
-    ef = row.get("ef_search")
-    return (str(row.get("backend")), str(row.get("workload")), str(row.get("op")), "" if ef is None else str(ef))
+    ef, flt = row.get("ef_search"), row.get("filter")
+    return (str(row.get("backend")), str(row.get("workload")), str(row.get("op")), "" if flt is None else str(flt),
+            "" if ef is None else str(ef))
 
 
 def buckets_from_hdr(h: HdrHistogram, bounds_s: Iterable[float] = BUCKETS_S) -> list[tuple[str, float]]:
