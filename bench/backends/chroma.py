@@ -27,6 +27,7 @@ import os
 import threading
 import urllib.error
 import urllib.request
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -84,8 +85,8 @@ class _ChromaBase(Backend):
     options: ChromaOptions
 
     # -- client -------------------------------------------------------------------------------------------
-    def _open_client(self) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def _open_client(self) -> Any: ...
 
     def connect(self) -> None:
         self.chromadb = _chromadb()
@@ -207,8 +208,8 @@ class _ChromaBase(Backend):
         return BuiltIndex(kind="hnsw", params=params, indexed_count=indexed, total_count=total, substitutions=subs)
 
     # -- search -------------------------------------------------------------------------------------------
-    def _apply_ef(self, ef: int) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _apply_ef(self, ef: int) -> None: ...
 
     @staticmethod
     def _where(flt: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -250,8 +251,8 @@ class _MilvusBase(Backend):
 
     # -- connection ---------------------------------------------------------------------------------------
     @property
-    def uri(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def uri(self) -> str: ...
 
     def _client_kwargs(self) -> dict[str, Any]:
         return {}
@@ -267,8 +268,8 @@ class _MilvusBase(Backend):
         except MilvusException as e:
             raise self._unreachable(getattr(e, "message", str(e))) from None
 
-    def _unreachable(self, detail: str = "") -> UserError:
-        raise NotImplementedError
+    @abstractmethod
+    def _unreachable(self, detail: str = "") -> UserError: ...
 
     def _require_collection(self) -> CollectionSpec:
         if self.collection is None:
@@ -358,8 +359,8 @@ class _MilvusBase(Backend):
         return UserError(f"{self.name} did not finish {what} within the {timeout_s:.0f} s timeout",
                          "raise run.index_timeout_s, or check the server's logs")
 
-    def _wait_built(self, col: CollectionSpec, deadline: float) -> BuiltIndex:
-        raise NotImplementedError
+    @abstractmethod
+    def _wait_built(self, col: CollectionSpec, deadline: float) -> BuiltIndex: ...
 
     def count(self) -> int:
         col = self._require_collection()

@@ -8,6 +8,7 @@ On-disk rows are read with `os.preadv` into fresh arrays rather than through a m
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,25 +18,25 @@ import numpy as np
 from bench.errors import UserError
 
 
-class Rows:
+class Rows(ABC):
     """`n` vectors of dimension `dim`; `read` returns fresh float32 C-contiguous arrays."""
 
     n: int
     dim: int
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        raise NotImplementedError
+    @abstractmethod
+    def read(self, start: int, stop: int) -> np.ndarray: ...
 
+    @abstractmethod
     def take(self, idx: np.ndarray) -> np.ndarray:
         """Rows at sorted, unique indices, as float32 (len(idx), dim)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def array(self) -> np.ndarray:
         """All rows as one array (an `np.memmap` for on-disk rows)."""
-        raise NotImplementedError
 
-    def slice(self, start: int, stop: int) -> Rows:
-        raise NotImplementedError
+    @abstractmethod
+    def slice(self, start: int, stop: int) -> Rows: ...
 
     def blocks(self, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
         for s in range(0, self.n, block_rows):

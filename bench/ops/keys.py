@@ -22,6 +22,7 @@ of operations during which the count grows (operation j may target any key below
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -87,7 +88,7 @@ def _check_counts(counts: np.ndarray, item_count: int) -> np.ndarray:
     return counts
 
 
-class _Base:
+class _Base(ABC):
     def __init__(self, item_count: int, rng: np.random.Generator):
         self.item_count = _check_count(item_count)
         self.rng = rng
@@ -95,8 +96,8 @@ class _Base:
     def draw(self, n: int) -> np.ndarray:
         return self.draw_for(np.full(n, self.item_count, dtype=np.int64))
 
-    def draw_for(self, counts: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def draw_for(self, counts: np.ndarray) -> np.ndarray: ...
 
     def grow(self, new_count: int) -> None:
         if new_count < self.item_count:
