@@ -84,6 +84,15 @@ def run_phase(backend: Backend, data: WorkerData, task: PhaseTask, worker: int, 
     return _run_ycsb(backend, data, task, worker, workers, rng, wait)
 
 
+def _schedule(task: PhaseTask, n_max: int, window: int | None, rng) -> tuple[int, np.ndarray | None]:
+    """Open loop: the intended start offsets of the phase's operations (and their number); closed loop: None."""
+    if not task.target_rate:
+        return n_max, None
+    if window is not None:
+        n_max = min(n_max, int(task.target_rate * window / 1e9) + 1)
+    return n_max, schedule_offsets_ns(n_max, task.target_rate, task.arrival, rng)
+
+
 def _budget(task: PhaseTask) -> tuple[int, int | None]:
     """(maximum operations, deadline length in ns or None)."""
     if task.duration_s is not None:
@@ -108,11 +117,7 @@ def _run_search(backend, data, task, worker, workers, rng, wait) -> WorkerResult
     kept_q: list[int] = []
     kept_ids: list[Any] = []
     kept_t: list[int] = []
-    offsets = None
-    if task.target_rate:
-        n_sched = n_max if window is None else int(task.target_rate * window / 1e9) + 1
-        n_max = min(n_max, n_sched)
-        offsets = schedule_offsets_ns(n_max, task.target_rate, task.arrival, rng)
+    n_max, offsets = _schedule(task, n_max, window, rng)
     pc = time.perf_counter_ns
     interval_ns = int(task.interval_s * 1e9)
     if wait is not None:
@@ -242,11 +247,7 @@ def _run_ycsb(backend, data, task, worker, workers, rng, wait) -> WorkerResult: 
     kept_t: list[int] = []
     n_search = n_update = 0
     written: dict[int, int] = {}  # key -> holdout row this worker last wrote to it
-    offsets = None
-    if task.target_rate:
-        n_sched = n_max if window is None else int(task.target_rate * window / 1e9) + 1
-        n_max = min(n_max, n_sched)
-        offsets = schedule_offsets_ns(n_max, task.target_rate, task.arrival, rng)
+    n_max, offsets = _schedule(task, n_max, window, rng)
     batch = 4096
     pc = time.perf_counter_ns
     interval_ns = int(task.interval_s * 1e9)
