@@ -354,8 +354,8 @@ def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state,
         ef_search=ef, duration_s=duration, operations=operations,
         target_rate=(rate / W) if rate else None, arrival=r.arrival, ycsb=y,
         record_count=ds.n,
-        recall_sample_every=_sample_every(spec, W) if searching and not warmup else 0,
-        visibility_every=_visibility_every(spec, W) if searching and not warmup else 0,
+        recall_sample_every=r.recall_sample_every if searching and not warmup else 0,
+        visibility_every=r.visibility_sample_every if searching and not warmup else 0,
         filter=flt.query if flt is not None else None,
     )
     results, cpu_s = pool.run(task)
@@ -388,23 +388,13 @@ def find_knee(summary_rows: list[dict], p99_factor: float = 3.0, achieved: float
     return {k: knee[k] for k in ("target_rate", "qps", "p50_us", "p99_us", "p999_us")}
 
 
-def _sample_every(spec: WorkloadSpec, W: int) -> int:
-    """Keep about run.recall_sample search results per trial for recall under updates."""
-    if spec.run.recall_sample == 0:
-        return 0
-    return 10
-
-
-def _visibility_every(spec: WorkloadSpec, W: int) -> int:
-    return 0 if spec.run.visibility_sample == 0 else 50
-
-
 class _UpdateState:
     """Which records hold which held-out vector now: ground truth under writes follows it across phases."""
 
     def __init__(self) -> None:
-        self.log: list[tuple[int, int, int]] = []  # (ack ns, key, holdout row) of every acknowledged write
-        self.current: dict[int, int] = {}
+        self.current: dict[int, int] = {}  # key -> held-out row, after every phase so far
+        self.before: dict[int, int] = {}  # the same, before the last phase
+        self.trial_log: list[tuple[int, int, int]] = []  # (ack ns, key, row) of the last phase's writes, in order
 
     def apply(self, results: list[WorkerResult]) -> None:
         new = sorted(u for r in results for u in r.updates)

@@ -79,8 +79,10 @@ class RunModel(Strict):
     index_timeout_s: float = Field(3600, gt=0)
     error_threshold: float = Field(0.01, ge=0, le=1, description="a trial whose error rate passes it fails")
     on_trial_failure: Literal["continue", "stop"] = "continue"
-    recall_sample: int = Field(200, ge=0, description="search-under-writes: searches sampled for recall")
-    visibility_sample: int = Field(20, ge=0, description="search-under-writes: upserts probed for visibility lag")
+    recall_sample_every: int = Field(10, ge=0, description="search-under-writes: every Nth search is kept for "
+                                     "recall (0 = none)")
+    visibility_sample_every: int = Field(50, ge=0, description="search-under-writes: every Nth upsert is probed for "
+                                         "its visibility lag (0 = none)")
 
 
 class WorkloadSpec(Strict):

@@ -43,14 +43,12 @@ def schedule_offsets_ns(n: int, rate: float, arrival: str, rng: np.random.Genera
     return (np.arange(n, dtype=np.float64) * (1e9 / rate)).astype(np.int64)
 
 
-class _Ops:
-    """Builds the per-operation callables of one worker, so the loop only indexes and calls."""
+class _Writes:
+    """The vectors one worker writes: held-out rows dealt round-robin between workers (so the ground truth can
+    follow them), or random base rows when the dataset has no held-out vectors."""
 
-    def __init__(self, backend: Backend, data: WorkerData, task: PhaseTask, worker: int, workers: int, rng):
-        self.backend = backend
+    def __init__(self, data: WorkerData, worker: int, workers: int, rng):
         self.data = data
-        self.task = task
-        self.params = SearchParams(ef_search=task.ef_search)
         self.rng = rng
         self.holdout_next = worker  # holdout rows are dealt round-robin between workers
         self.workers = workers
@@ -223,7 +221,7 @@ def _run_ycsb(backend, data, task, worker, workers, rng, wait) -> WorkerResult: 
     assert task.ycsb is not None
     stream = OpStream(task.ycsb, task.record_count, seed=task.seed * 1009 + task.trial + 1,
                       worker=worker, workers=workers)
-    ops = _Ops(backend, data, task, worker, workers, rng)
+    ops = _Writes(data, worker, workers, rng)
     n_max, window = _budget(task)
     k, params = task.k, SearchParams(ef_search=task.ef_search)
     queries, base = data.queries, data.base
