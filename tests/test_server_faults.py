@@ -163,7 +163,10 @@ def test_dropped_connections_are_counted_and_reconnected(pg, tmp_path, cache_dir
     assert terminated > 0
     _, trials, _, run = _results(tmp_path)
     t = _by_trial(trials)[0]
-    assert t["errors"] >= 1 and "AdminShutdown" in t["error_samples"]  # an OperationalError
+    # a connection terminated while a query runs raises AdminShutdown; one terminated while idle is found
+    # dead by the next query, which raises its parent OperationalError ("server closed the connection")
+    assert t["errors"] >= 1
+    assert "AdminShutdown" in t["error_samples"] or "server closed the connection" in t["error_samples"]
     assert t["count"] > 10 * t["errors"]  # the rest reconnected and went on
     assert run["status"] == "complete"
 
