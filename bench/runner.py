@@ -32,7 +32,7 @@ from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool, WorkerFailed
 from bench.load.task import PhaseTask, WorkerResult
 from bench.load.worker import WorkerData
 from bench.metrics import hdr
-from bench.metrics.recall import recall_at_k, recall_under_updates
+from bench.metrics.recall import recall_at_k, recall_per_query, recall_under_updates
 from bench.metrics.resources import pid_listening_on, sampler_for
 from bench.results import env
 from bench.results.intervals import write_interval_logs
@@ -436,11 +436,13 @@ def _trial_rows(spec, ds, gt, ef, trial, results: list[WorkerResult], cpu_s, poo
     limited = None
     if pool_kind == "process":
         limited = any((r.cpu_s or 0) / duration >= CLIENT_LIMIT for r in results)
-    recall = None
+    recall = per_query = None
     if spec.kind == "ann":
         q = np.concatenate([r.search_queries for r in results])
         ids = np.concatenate([r.search_ids for r in results])
         recall = recall_at_k(ids, gt[q], spec.search.k) if len(q) else None
+        if len(q):
+            per_query = recall_per_query(q, ids, gt[q], spec.search.k, len(gt)).tolist()
     elif spec.ycsb is not None and spec.ycsb.search_proportion > 0 and gt is not None:
         recall = recall_under_updates(results, state, ds, spec.search.k)
     vis = [v for r in results for v in r.visibility_us]
@@ -483,6 +485,7 @@ def _trial_rows(spec, ds, gt, ef, trial, results: list[WorkerResult], cpu_s, poo
             "mean_us": st["mean_us"], "p50_us": st["p50_us"], "p90_us": st["p90_us"], "p99_us": st["p99_us"],
             "p999_us": st["p999_us"], "max_us": st["max_us"],
             "recall": recall if op in ("search", "total") else None,
+            "recall_per_query": per_query if op in ("search", "total") else None,
             "service_p50_us": svc_st["p50_us"], "service_p99_us": svc_st["p99_us"], "service_p999_us": svc_st["p999_us"],
             "hdr": hdr.encode(ok) if n_ok else None, "hdr_failed": hdr.encode(fail) if n_fail else None,
             "hdr_service": hdr.encode(svc) if svc.get_total_count() else None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import statistics
 
 import pytest
 from analysis_helpers import bench, real_run, schema_run
@@ -85,7 +86,8 @@ def test_baseline_save_show_and_regress_by_name(fake_runs):
 
 
 def test_a_baseline_of_several_runs_counts_their_spread(fake_runs, tmp_path):
-    """A candidate inside the range of the baseline runs' medians has not changed, however clear the trials."""
+    """Against several baseline runs the unit is the run: a candidate among them is no regression, however
+    clearly its trials differ from the nearest run's."""
     cwd, fast, slow = fake_runs
     p = bench("baseline", "save", str(fast), "--name", "both", cwd=tmp_path, cache_dir=tmp_path)
     assert p.returncode == 0, p.stderr
@@ -96,10 +98,64 @@ def test_a_baseline_of_several_runs_counts_their_spread(fake_runs, tmp_path):
                   cache_dir=tmp_path)
         assert p.returncode == 0, p.stdout + p.stderr
         checks = {c["figure"]: c for c in json.loads(p.stdout)["checks"]}
-        assert checks["p50_us"]["baseline_runs"] == 2 and checks["p50_us"]["change"] == 0.0
-        assert checks["p50_us"]["n_baseline"] == 10
+        p50 = checks["p50_us"]
+        assert p50["baseline_runs"] == 2 and p50["test"] == "prediction" and p50["n_baseline"] == 2
+        assert p50["p"] > 0.05 and p50["verdict"] == "unclear"  # 26% off the mean, but so are the runs
+        lo, hi = p50["baseline_range"]
+        assert lo < p50["baseline"] < hi and hi > 1.5 * lo
     p = bench("regress", "--baseline", "both", "--candidate", str(slow), cwd=tmp_path, cache_dir=tmp_path)
     assert "(2 runs: " in p.stdout
+
+
+def test_prediction_interval_over_baseline_runs():
+    from scipy.stats import t as student_t
+
+    from bench.analysis.regress import prediction_p
+
+    runs = [100.0, 102.0, 98.0, 101.0, 99.0]
+    assert prediction_p(runs, 100.0) == pytest.approx(1.0)
+    s = statistics.stdev(runs)
+    edge = 100.0 + student_t.ppf(0.975, 4) * s * (1 + 1 / 5) ** 0.5  # the 95% prediction interval's upper end
+    assert prediction_p(runs, edge) == pytest.approx(0.05)
+    assert prediction_p(runs, edge + 1) < 0.05 < prediction_p(runs, edge - 1)
+    assert prediction_p([100.0], 500.0) == 1.0  # one run: no spread to test against
+    rule = FigureRule(better="lower", relative=0.10)
+    # runs whose medians spread 95-130: a candidate at 128 (12.5% above their mean) is among them, whatever its
+    # trials say; a one-run baseline of the fastest run would call it a regression
+    base_runs = [[95, 95, 96, 94, 95], [130, 131, 129, 130, 130], [110, 111, 109, 110, 110], [120, 119, 121, 120, 120]]
+    flat = [v for r in base_runs for v in r]
+    cand = [128, 129, 127, 128, 128]
+    c = check_figure({"backend": "b"}, "p99_us", rule, flat, cand, 0.05, base_runs)
+    assert c is not None and c.test == "prediction" and c.worse and c.verdict == "unclear"
+    assert c.baseline == pytest.approx(113.75) and c.p > 0.3
+    assert check_figure({"backend": "b"}, "p99_us", rule, base_runs[0], cand, 0.05).verdict == "regression"
+    c = check_figure({"backend": "b"}, "p99_us", rule, flat, [300, 301, 299, 300, 300], 0.05, base_runs)
+    assert c is not None and c.verdict == "regression" and c.p < 0.05
+
+
+def test_recall_is_tested_on_queries_paired_across_runs():
+    """Per-query recall that differs between two builds in no direction is no regression; a drop common to
+    many queries is."""
+    import numpy as np
+
+    from bench.analysis.regress import paired_queries_p
+
+    rng = np.random.default_rng(3)
+    base = rng.choice([0.7, 0.8, 0.9], size=400)
+    noisy = base + rng.choice([-0.1, 0.0, 0.1], size=400)  # another build: per query up or down
+    p, n = paired_queries_p(base, noisy)
+    assert n == 400 and p > 0.05
+    shifted = base.copy()
+    shifted[rng.choice(400, 80, replace=False)] -= 0.1  # 20% of the queries lose one neighbour of ten
+    p, n = paired_queries_p(base, shifted)
+    assert p < 1e-6
+    base[:10] = np.nan  # queries one side did not search are left out of the pairs
+    assert paired_queries_p(base, shifted)[1] == 390
+    assert paired_queries_p(base, base) == (1.0, 390)
+    rule = FigureRule(better="higher", absolute=0.01)
+    c = check_figure({"backend": "b"}, "recall", rule, [0.95] * 5, [0.93] * 5, 0.05, None,
+                     (np.full(100, 0.95), np.where(np.arange(100) < 20, 0.85, 0.95)))
+    assert c is not None and c.test == "wilcoxon" and c.verdict == "regression" and c.n_baseline == 100
 
 
 def test_bad_input_exits_2_with_one_sentence(fake_runs, tmp_path):
@@ -189,3 +245,9 @@ def test_a_different_built_index_is_noted(tmp_path, cache_dir):
     assert p.returncode in (0, 1), p.stderr
     notes = json.loads(p.stdout)["notes"]
     assert any("built another index" in n and "m: 8 -> 16" in n for n in notes), notes
+    # recall at ef_search=16 rises with M: tested on the 40 queries paired, not on the trials (one index each)
+    recall = next(c for c in json.loads(p.stdout)["checks"] if c["figure"] == "recall")
+    assert recall["test"] == "wilcoxon" and recall["n_baseline"] == 40 and recall["change"] > 0.01
+    assert recall["verdict"] == "improvement" and recall["p"] < 0.05
+    p = bench("regress", "--baseline", str(b), "--candidate", str(a), cwd=tmp_path, cache_dir=cache_dir)
+    assert p.returncode == 1 and "**recall regressed**" in p.stdout and "40 queries paired" in p.stdout

@@ -45,7 +45,7 @@ def summarize(trial_rows: Sequence[dict]) -> list[dict]:
         ok = [r for r in rows if r.get("status") == "ok"]
         first = rows[0]
         s = {k: v for k, v in first.items() if k not in ("trial", "status", "status_reason", "hdr", "hdr_failed",
-                                                          "hdr_service", "error_samples")}
+                                                          "hdr_service", "error_samples", "recall_per_query")}
         s["n_trials"], s["n_ok"] = len(rows), len(ok)
         s["count"] = int(sum(r.get("count") or 0 for r in rows))
         s["errors"] = int(sum(r.get("errors") or 0 for r in rows))

@@ -1,16 +1,23 @@
 """`bench regress`: is the candidate worse than the baseline?
 
-For every configuration present in both (backend, workload, op, ef_search, k, concurrency, target_rate) and every
-figure named in the config, the trimmed medians of the ok trials are compared. A figure regressed when it moved
-the wrong way by more than its tolerance AND the per-trial values differ clearly: a two-sided Mann-Whitney U test
-(exact, by enumerating every split, when that is small; scipy's normal approximation otherwise) gives p < alpha.
-With 5 against 5 trials the smallest possible p is 2/252 = 0.0079; with 3 against 3 it is 0.1, so fewer than
-4 trials a side can never show a regression, and the summary says so.
+For every configuration present in both (the key columns of the results schema: backend, workload, op,
+ef_search, k, concurrency, target rate, filter, ...) and every figure named in the config, a figure regressed when
+it moved the wrong way by more than its tolerance (the practical threshold, from the config) AND a test on the
+right statistical unit finds the move clear (p < alpha):
 
-The trials of one run share its process, its built index and its neighbours on the machine, so they show less
-spread than two runs do. A baseline may therefore hold several runs (`bench baseline save --append`): their
-trials are pooled for the test, and the change is measured from the nearest edge of the range of the runs'
-medians, so a candidate that falls among the baseline runs has not changed.
+- Latency and throughput against a baseline of one run: a two-sided Mann-Whitney U test on the trials (exact, by
+  enumerating every split, when that is small). With 5 against 5 trials the smallest possible p is
+  2/252 = 0.0079; with 3 against 3 it is 0.1, so fewer than 4 trials a side can never show a regression.
+- Latency and throughput against a baseline of several runs (`bench baseline save --append`): the trials of one
+  run share its process, its built index and its neighbours on the machine, so they show less spread than runs
+  do and a test on them is falsely certain. The unit is then the run: the candidate's trimmed median is tested
+  against a prediction interval for one more run drawn like the baseline runs (Student's t with n-1 degrees
+  of freedom on the runs' medians), and the change counts from the mean of their medians.
+- Recall: a property of the built index, identical in every trial of a run, so trials are no replicates of it
+  at all. Each trial records recall per query (`recall_per_query`); the runs' per-query recall is paired query
+  by query and a Wilcoxon signed-rank test (Pratt's treatment of zero differences) asks whether the candidate is
+  systematically worse. Two builds of the same index differ per query with no direction, so only a shift
+  common to the queries counts.
 """
 
 from __future__ import annotations
@@ -23,14 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bench.analysis.aggregate import trimmed
+from bench.analysis.aggregate import KEYS, trimmed
 from bench.analysis.load import trials_frame
 from bench.errors import UserError
 
-MATCH_KEYS = ["backend", "workload", "op", "filter", "ef_search", "k", "concurrency", "target_rate"]
+# every parameter that tells configurations apart; run_id, workload_kind and phase follow from the others
+MATCH_KEYS = [k for k in KEYS if k not in ("run_id", "workload_kind", "phase")]
 EXACT_LIMIT = 50_000  # enumerate splits exactly up to this many
 
 
@@ -133,6 +142,7 @@ class FigureCheck:
     worse: bool  # moved the wrong way beyond the tolerance (whatever the test says)
     baseline_runs: int = 1
     baseline_range: tuple[float, float] | None = None  # lowest and highest median of the baseline runs
+    test: str = "mann-whitney"  # "mann-whitney" (trials), "prediction" (baseline runs), "wilcoxon" (paired queries)
 
     def describe_change(self) -> str:
         return f"{self.change:+.1%}" if self.relative else f"{self.change:+.4g}"
@@ -204,36 +214,95 @@ def _built_diff(base: set[str], cand: set[str]) -> str:
     return "; ".join(diffs) or "substitutions or counts differ"
 
 
+def _verdict(worse: bool, better: bool, p: float, alpha: float, floor: float) -> Verdict:
+    if not (worse or better):
+        return "within tolerance"
+    if p < alpha:
+        return "regression" if worse else "improvement"
+    return "too few trials" if floor >= alpha else "unclear"
+
+
+def prediction_p(run_medians: Sequence[float], c: float) -> float:
+    """Two-sided p of a new run's value c under the runs' spread: c against the prediction interval for one
+    more draw, (c - mean) / (s * sqrt(1 + 1/n)) ~ Student's t with n - 1 degrees of freedom."""
+    from scipy.stats import t as student_t
+
+    n = len(run_medians)
+    if n < 2:
+        return 1.0
+    m, s = float(np.mean(run_medians)), float(np.std(run_medians, ddof=1))
+    if s == 0:
+        return 1.0 if c == m else 0.0
+    stat = abs(c - m) / (s * math.sqrt(1 + 1 / n))
+    return float(2 * student_t.sf(stat, n - 1))
+
+
+def paired_queries_p(base: np.ndarray, cand: np.ndarray) -> tuple[float, int]:
+    """Two-sided Wilcoxon signed-rank p of the per-query differences (queries searched on both sides), and how
+    many queries were paired."""
+    both = ~np.isnan(base) & ~np.isnan(cand)
+    d = (cand[both] - base[both]).astype(np.float64)
+    if not d.size or not np.any(d):
+        return 1.0, int(d.size)
+    from scipy.stats import wilcoxon
+
+    p = float(wilcoxon(d, zero_method="pratt", alternative="two-sided").pvalue)
+    return (1.0 if math.isnan(p) else p), int(d.size)
+
+
 def check_figure(key: dict, figure: str, rule: FigureRule, base: list[float], cand: list[float],
-                 alpha: float, base_runs: list[list[float]] | None = None) -> FigureCheck | None:
+                 alpha: float, base_runs: list[list[float]] | None = None,
+                 per_query: tuple[np.ndarray, np.ndarray] | None = None) -> FigureCheck | None:
     """Compare one figure of one configuration; None when either side has no value.
 
-    base holds every baseline trial; base_runs the same trials split by baseline run. With several baseline runs
-    the change is measured from the nearest edge of the range of their medians (a candidate inside the range
-    has changed by 0): run-to-run noise, which the trials of one run cannot show, is then part of the baseline.
+    base holds every baseline trial, base_runs the same trials split by baseline run, per_query the baseline's
+    and the candidate's mean recall per query (recall only). See the module docstring for which test is used.
     """
-    b, c = trimmed(base).median, trimmed(cand).median
-    if b is None or c is None:
+    c = trimmed(cand).median
+    runs = [m for m in (trimmed(r).median for r in (base_runs or [base])) if m is not None]
+    if c is None or not runs:
         return None
-    runs = [m for m in (trimmed(r).median for r in (base_runs or [base])) if m is not None] or [b]
-    lo, hi = min(runs), max(runs)
     relative = rule.relative is not None
     tol = rule.relative if relative else rule.absolute
     assert tol is not None
-    change = _change(c, hi, relative) if c > hi else _change(c, lo, relative) if c < lo else 0.0
+    if len(runs) >= 2:
+        b = float(np.mean(runs))
+    else:
+        b = trimmed(base).median
+        assert b is not None
+    change = _change(c, b, relative)
     worse = change < -tol if rule.better == "higher" else change > tol
     better = change > tol if rule.better == "higher" else change < -tol
-    p = mann_whitney_p(base, cand)
-    verdict: Verdict = "within tolerance"
-    if worse or better:
-        if p < alpha:
-            verdict = "regression" if worse else "improvement"
-        elif smallest_p(len(base), len(cand)) >= alpha:
-            verdict = "too few trials"
-        else:
-            verdict = "unclear"
-    return FigureCheck(key, figure, b, c, change, tol, relative, p, len(base), len(cand), verdict, worse,
-                       len(runs), (lo, hi))
+    n_base, n_cand = len(base), len(cand)
+    if per_query is not None:
+        p, paired = paired_queries_p(*per_query)
+        test, floor, n_base = "wilcoxon", 0.0, paired
+        n_cand = paired
+    elif len(runs) >= 2:
+        p, test, floor = prediction_p(runs, c), "prediction", 0.0
+        n_base, n_cand = len(runs), 1
+    else:
+        p, test, floor = mann_whitney_p(base, cand), "mann-whitney", smallest_p(len(base), len(cand))
+    verdict = _verdict(worse, better, p, alpha, floor)
+    return FigureCheck(key, figure, b, c, change, tol, relative, p, n_base, n_cand, verdict, worse,
+                       len(runs), (min(runs), max(runs)), test)
+
+
+def _per_query(g: pd.DataFrame) -> np.ndarray | None:
+    """Mean recall per query index over the ok trials of these rows (NaN: never searched); None when the
+    results do not record it (older results, YCSB) or the trials disagree on the number of queries."""
+    if "recall_per_query" not in g.columns:
+        return None
+    arrs = [np.asarray(v, dtype=np.float64) for v in g["recall_per_query"] if isinstance(v, list | np.ndarray)]
+    if not arrs or len({a.shape for a in arrs}) != 1:
+        return None
+    stack = np.vstack(arrs)
+    seen = ~np.isnan(stack)
+    counts = seen.sum(axis=0)
+    sums = np.where(seen, stack, 0.0).sum(axis=0)
+    out = np.full(stack.shape[1], np.nan)
+    out[counts > 0] = sums[counts > 0] / counts[counts > 0]
+    return out
 
 
 def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, cfg: RegressConfig, baseline: str = "baseline",
@@ -264,7 +333,12 @@ def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, cfg: RegressConfig, b
                              f"baseline ({_built_diff(ib, ic)}); a change may come from that")
         for fig, rule in cfg.figures.items():
             by_run = [_values(g, fig) for _, g in b.groupby("run_id", sort=True)]
-            chk = check_figure(kd, fig, rule, _values(b, fig), _values(c, fig), cfg.alpha, by_run)
+            pq = None
+            if fig == "recall":
+                qb, qc = _per_query(b), _per_query(c)
+                if qb is not None and qc is not None and qb.shape == qc.shape:
+                    pq = (qb, qc)
+            chk = check_figure(kd, fig, rule, _values(b, fig), _values(c, fig), cfg.alpha, by_run, pq)
             if chk is not None:
                 res.checks.append(chk)
     if not res.checks:
@@ -283,12 +357,24 @@ def regress(baseline: str | Path, candidate: str | Path, config: str | Path | No
 
 # -- the summary ------------------------------------------------------------------------------------------
 
+_KEY_LABELS = {"ef_search": "ef", "concurrency": "conc", "target_rate": "rate"}
+
+
 def _key_text(k: dict) -> str:
     parts = [f"{k['backend']} {k['workload']} {k['op']}"]
-    for name, label in (("ef_search", "ef"), ("k", "k"), ("concurrency", "conc"), ("target_rate", "rate")):
-        if k.get(name) is not None:
-            parts.append(f"{label}={k[name]}")
+    for name in MATCH_KEYS:
+        if name in ("backend", "workload", "op", "arrival", "selectivity") or k.get(name) is None:
+            continue
+        parts.append(f"{_KEY_LABELS.get(name, name)}={k[name]}")
     return " ".join(parts)
+
+
+def _evidence(c: FigureCheck) -> str:
+    if c.test == "wilcoxon":
+        return f"p = {c.p:.3g}, {c.n_baseline} queries paired"
+    if c.test == "prediction":
+        return f"p = {c.p:.3g} against {c.baseline_runs} baseline runs"
+    return f"p = {c.p:.3g}, {c.n_baseline} vs {c.n_candidate} trials"
 
 
 def _fmt(v: float) -> str:
@@ -307,16 +393,18 @@ def render_markdown(r: RegressResult) -> str:
     regs = r.regressions
     head = (f"## bench regress: {len(regs)} regression(s)" if regs else "## bench regress: no regression")
     lines = [head, "", f"baseline `{r.baseline}`, candidate `{r.candidate}`; a regression is a change for the "
-             f"worse beyond the tolerance that a two-sided Mann-Whitney U test on the trials also finds clear "
-             f"(p < {r.alpha:g}); with several baseline runs, the change counts from the edge of their range.", ""]
+             f"worse beyond the tolerance that a two-sided test also finds clear (p < {r.alpha:g}): recall by a "
+             "Wilcoxon signed-rank test on the queries paired across runs; the other figures by a Mann-Whitney U "
+             "test on the trials against a one-run baseline, and against several baseline runs by the prediction "
+             "interval of their medians (the change then counts from their mean).", ""]
     for c in regs:
         lines.append(f"- **{c.figure} regressed** in {_key_text(c.key)}: {_base_text(c)} -> {_fmt(c.candidate)} "
                      f"({c.describe_change()}, tolerance {('%g%%' % (c.tolerance * 100)) if c.relative else c.tolerance}"
-                     f", p = {c.p:.3g}, {c.n_baseline} vs {c.n_candidate} trials)")
+                     f", {_evidence(c)})")
     for c in r.checks:
         if c.verdict == "unclear" and c.worse:
-            lines.append(f"- {c.figure} looks worse in {_key_text(c.key)} ({c.describe_change()}) but the trials "
-                         f"overlap too much to say (p = {c.p:.3g}): not counted")
+            lines.append(f"- {c.figure} looks worse in {_key_text(c.key)} ({c.describe_change()}) but not clearly "
+                         f"beyond the noise ({_evidence(c)}): not counted")
         elif c.verdict == "too few trials" and c.worse:
             lines.append(f"- {c.figure} moved {c.describe_change()} in {_key_text(c.key)}, but {c.n_baseline} vs "
                          f"{c.n_candidate} trials can never reach p < {r.alpha:g}: run at least 4 trials a side")

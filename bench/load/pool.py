@@ -16,7 +16,7 @@ import psutil
 
 from bench.backends.base import Backend, CollectionSpec
 from bench.load.task import PhaseTask, WorkerResult
-from bench.load.worker import WorkerData, format_exception, run_phase
+from bench.load.worker import WorkerData, format_exception, run_phase, settled_heap
 
 
 class WorkerFailed(RuntimeError):
@@ -44,10 +44,11 @@ class ThreadPool:
                 barrier.abort()
 
         threads = [threading.Thread(target=target, args=(w,), name=f"bench-worker-{w}") for w in range(self.n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with settled_heap():
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
         if errors:
             raise WorkerFailed(errors[0])
         return [r for r in results if r is not None], None
@@ -95,9 +96,10 @@ def _process_main(setup: ProcessSetup, w: int, n: int, barrier: Any, conn: Any) 
         if task is None:
             break
         try:
-            c0 = proc.cpu_times()
-            r = run_phase(backend, data, task, w, n, barrier.wait)
-            c1 = proc.cpu_times()
+            with settled_heap():
+                c0 = proc.cpu_times()
+                r = run_phase(backend, data, task, w, n, barrier.wait)
+                c1 = proc.cpu_times()
             r.cpu_s = (c1.user - c0.user) + (c1.system - c0.system)
             conn.send(("ok", r))
         except BaseException as e:  # noqa: BLE001

@@ -17,6 +17,25 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int) -> float:
     return float((hits.sum(axis=1) / want).mean())
 
 
+def recall_per_query(queries: np.ndarray, found: np.ndarray, truth: np.ndarray, k: int, n_queries: int) -> np.ndarray:
+    """Recall@k of each query index (mean over its searches in the trial), NaN for a query not searched.
+
+    Recall is a property of the built index: the trials of one run share it, so they are no replicates of it.
+    `bench regress` compares two runs' recall per query, paired, so its test counts queries, not trials."""
+    out = np.full(n_queries, np.nan, dtype=np.float32)
+    if len(found) == 0:
+        return out
+    f = found[:, :k]
+    t = truth[:, :k]
+    hits = (f[:, :, None] == t[:, None, :]).any(axis=2) & (f >= 0)
+    per_search = hits.sum(axis=1) / np.maximum((t >= 0).sum(axis=1), 1)
+    sums = np.bincount(queries, weights=per_search, minlength=n_queries)
+    counts = np.bincount(queries, minlength=n_queries)
+    seen = counts > 0
+    out[seen] = (sums[seen] / counts[seen]).astype(np.float32)
+    return out
+
+
 def _scores(rows: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
     rows = np.asarray(rows, dtype=np.float32)
     if metric == "l2":

@@ -36,6 +36,8 @@ TRIAL_FIELDS = [
     pa.field("error_rate", pa.float64()),
     pa.field("duration_s", pa.float64()),
     *[pa.field(f, pa.float64()) for f in FIGURES],
+    # recall@k of each query index (NaN: not searched in the trial); `bench regress` pairs it across runs
+    pa.field("recall_per_query", pa.list_(pa.float32())),
     pa.field("service_p50_us", pa.float64()),
     pa.field("service_p99_us", pa.float64()),
     pa.field("service_p999_us", pa.float64()),
