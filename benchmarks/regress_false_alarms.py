@@ -1,12 +1,16 @@
-"""How often does `bench regress` cry wolf? Five repeated real runs of one configuration (qdrant-edge, a tiny
-ann-smoke-like workload) are compared pairwise, all 20 ordered pairs, with configs/regress.toml. Nothing changed
-between the runs, so every regression reported is a false alarm.
+"""How often does `bench regress` cry wolf? Five repeated real runs of one configuration (qdrant-edge,
+workloads/ann-smoke.toml as shipped: 10,000 x 768, HNSW M=16, ef_search 32/64/128; or --size tiny: 2,000 x 32)
+are compared pairwise, all 20 ordered pairs, with configs/regress.toml. Nothing changed between the runs, so
+every regression reported is a false alarm.
 
-    .venv/bin/python benchmarks/regress_false_alarms.py [--runs 5] [--backend qdrant-edge] [--duration 1]
-                                                        [--keep DIR]
+    .venv/bin/python benchmarks/regress_false_alarms.py [--runs 5] [--size small|tiny] [--backend qdrant-edge]
+                                                        [--duration 1] [--keep DIR]
 
 Prints each pair's verdict, then the false-alarm count; then each run against a baseline made of the other
-four (what `bench baseline save --append` keeps). Exit code 0 when the pairs raised no alarm, 1 otherwise.
+four (what `bench baseline save --append` keeps, and the nightly job uses). Last, the power check: a run built
+with M=4 instead of 16 (a worse graph, nothing else changed) must be found to regress in recall against each
+single run. Exit code 0 when the pairs raised no alarm and the worse graph was caught, 1 otherwise.
+Run it on a quiet machine: other load makes runs differ, which is what it measures.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -27,13 +30,18 @@ from bench.analysis.load import trials_frame
 from bench.analysis.regress import compare_frames, load_config
 from bench.spec import CONFIG_DIR
 
-TINY = ["dataset.n=2000", "dataset.queries=100", "dataset.dim=32", "search.ef_search=[16, 64]", "run.warmup_s=0.2"]
+SIZES = {
+    "tiny": ["dataset.n=2000", "dataset.queries=100", "dataset.dim=32", "search.ef_search=[16, 64]",
+             "run.warmup_s=0.2"],
+    "small": [],  # ann-smoke as shipped
+}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--backend", default="qdrant-edge")
+    ap.add_argument("--size", choices=sorted(SIZES), default="small")
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--config", default=str(CONFIG_DIR / "regress.toml"))
     ap.add_argument("--duration", type=float, default=1.0, help="seconds per timed trial (0: 400 operations)")
@@ -44,23 +52,26 @@ def main() -> int:
     cache = root / "cache"
     cfg = load_config(args.config)
     runs = []
+
+    def one_run(run_id: str, extra: list[str]) -> Path:
+        length = [f"run.duration_s={args.duration}"] if args.duration > 0 else ["run.operations=400"]
+        sets = [x for o in SIZES[args.size] + length + extra for x in ("--set", o)]
+        # each repeat is its own process, as each nightly run is: nothing carries over from the last one
+        p = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--backend", args.backend, "--workload",
+                            "ann-smoke", *sets, "--trials", str(args.trials), "--results-dir",
+                            str(root / "results"), "--cache-dir", str(cache), "--run-id", run_id, "--json"],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            sys.exit(f"run {run_id} failed: {p.stderr[-2000:]}")
+        out = json.loads(p.stdout)
+        qps = ", ".join(f"ef={r['ef_search']}: {r['qps']:,.0f} qps p99 {r['p99_us']:,.0f} us recall {r['recall']:.4f}"
+                        for r in out["summary"])
+        print(f"{run_id}: {qps}", flush=True)
+        return Path(out["results"])
+
     try:
         for i in range(args.runs):
-            t0 = time.perf_counter()
-            length = [f"run.duration_s={args.duration}"] if args.duration > 0 else ["run.operations=400"]
-            sets = [x for o in TINY + length for x in ("--set", o)]
-            # each repeat is its own process, as each nightly run is: nothing carries over from the last one
-            p = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--backend", args.backend, "--workload",
-                                "ann-smoke", *sets, "--trials", str(args.trials), "--results-dir",
-                                str(root / "results"), "--cache-dir", str(cache), "--run-id", f"repeat-{i}", "--json"],
-                               capture_output=True, text=True)
-            if p.returncode != 0:
-                sys.exit(f"run {i} failed: {p.stderr[-2000:]}")
-            out = json.loads(p.stdout)
-            qps = ", ".join(f"ef={r['ef_search']}: {r['qps']:,.0f} qps p99 {r['p99_us']:,.0f} us"
-                            for r in out["summary"])
-            print(f"run {i}: {time.perf_counter() - t0:.1f} s; {qps}", flush=True)
-            runs.append(Path(out["results"]))
+            runs.append(one_run(f"repeat-{i}", []))
         frames = [trials_frame([r]) for r in runs]
         alarms, checks = 0, 0
         pairs = list(itertools.permutations(range(len(runs)), 2))
@@ -97,7 +108,17 @@ def main() -> int:
             print(f"baseline = the other {len(runs) - 1} runs -> candidate {i}: {len(res.regressions)} "
                   f"regression(s){': ' + what if what else ''}")
         print(f"false alarms with a {len(runs) - 1}-run baseline: {multi} of {len(runs)}")
-        return 0 if alarms == 0 else 1
+        # power: the same configuration built with a worse graph (M=4) must be caught
+        worse = trials_frame([one_run("worse-graph-m4", ["index.m=4"])])
+        caught = 0
+        for i, f in enumerate(frames):
+            res = compare_frames(f, worse, cfg, f"repeat-{i}", "worse-graph-m4")
+            regs = [c for c in res.regressions if c.figure == "recall"]
+            caught += bool(regs)
+            what = "; ".join(f"ef={c.key['ef_search']} {c.describe_change()} p={c.p:.2g}" for c in regs)
+            print(f"baseline {i} -> M=4 candidate: recall regressions: {what or 'none'}")
+        print(f"worse graph caught against {caught} of {len(frames)} single-run baselines")
+        return 0 if alarms == 0 and caught == len(frames) else 1
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -397,6 +397,10 @@ def render_markdown(r: RegressResult) -> str:
              "Wilcoxon signed-rank test on the queries paired across runs; the other figures by a Mann-Whitney U "
              "test on the trials against a one-run baseline, and against several baseline runs by the prediction "
              "interval of their medians (the change then counts from their mean).", ""]
+    if any(c.test == "mann-whitney" for c in r.checks):
+        lines += ["The baseline is one run: its test sees how the trials of one run spread, not how runs do. Keep "
+                  "several baseline runs (`bench baseline save RUN --name NAME --append --keep 5`) for alarms that "
+                  "hold across runs.", ""]
     for c in regs:
         lines.append(f"- **{c.figure} regressed** in {_key_text(c.key)}: {_base_text(c)} -> {_fmt(c.candidate)} "
                      f"({c.describe_change()}, tolerance {('%g%%' % (c.tolerance * 100)) if c.relative else c.tolerance}"
@@ -408,7 +412,7 @@ def render_markdown(r: RegressResult) -> str:
         elif c.verdict == "too few trials" and c.worse:
             lines.append(f"- {c.figure} moved {c.describe_change()} in {_key_text(c.key)}, but {c.n_baseline} vs "
                          f"{c.n_candidate} trials can never reach p < {r.alpha:g}: run at least 4 trials a side")
-    if len(lines) > 4:
+    if lines[-1]:
         lines.append("")
     lines += ["| configuration | figure | baseline | candidate | change | tolerance | p | verdict |",
               "|---|---|---|---|---|---|---|---|"]
