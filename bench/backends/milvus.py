@@ -392,10 +392,10 @@ class _MilvusBase(Backend):
         deadline = time.monotonic() + timeout_s
         self.client.flush(col.name)
         built = self._wait_built(col, deadline)
-        total = self.count()
+        total = self.count() * max(1, len(col.vectors))  # multi-vector: every named vector of every row
         built.total_count = total
         if built.indexed_count is not None and built.indexed_count < total:
-            built.substitutions.append(f"only {built.indexed_count} of {total} rows are in an index; the rest are "
+            built.substitutions.append(f"only {built.indexed_count} of {total} vectors are in an index; the rest are "
                                        "searched by brute force")
         return built
 
