@@ -26,7 +26,7 @@ from bench import datasets
 from bench.analysis.aggregate import summarize
 from bench.backends import registry
 from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo
-from bench.datasets import filtered
+from bench.datasets import filtered, multivector
 from bench.errors import UserError
 from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool, WorkerFailed
 from bench.load.task import PhaseTask, WorkerResult
@@ -134,6 +134,13 @@ def prepare(req: RunRequest) -> tuple[WorkloadSpec, type[Backend], Any, Path | N
     if spec.filter is not None and not cls.capabilities.filters:
         raise UserError(f"Backend '{req.backend}' cannot push payload filters into its search, which workload "
                         f"'{spec.name}' needs, so it is skipped", "choose a backend with filters (`bench backends`)")
+    if spec.multivector is not None and not cls.capabilities.multi_vector:
+        raise UserError(f"Backend '{req.backend}' cannot store several named vectors per record, which workload "
+                        f"'{spec.name}' needs, so it is skipped",
+                        "choose a backend with multi_vector (`bench backends` lists capabilities)")
+    if spec.multivector is not None and req.rate_sweep:
+        raise UserError(f"--rate-sweep does not sweep multi-vector workloads ('{spec.name}' has a [multivector] "
+                        "table)", "run it without --rate-sweep")
     if spec.filter is not None and req.rate_sweep:
         raise UserError(f"--rate-sweep does not sweep filtered workloads ('{spec.name}' has a [filter] table)",
                         "run it without --rate-sweep")
@@ -152,6 +159,9 @@ def run(req: RunRequest) -> RunOutcome:
     gt = None
     if spec.kind == "ann" or (spec.ycsb is not None and spec.ycsb.search_proportion > 0):
         gt = ds.ground_truth(k, progress=not req.quiet)
+    mv_fields = spec.multivector.fields(spec.dataset) if spec.multivector else None
+    mv = multivector.load(spec.dataset, mv_fields, cache_dir, not req.quiet, first=ds) if mv_fields else None
+    vgt = mv.ground_truths(k, progress=not req.quiet) if mv else {}
     fcases = filtered.cases(spec.filter.selectivities) if spec.filter else []
     fmasks = filtered.masks(ds.n, fcases, spec.dataset.seed)
     fgt = {c.field: filtered.ground_truth(ds, k, c, fmasks[c.field], spec.dataset.seed) for c in fcases}
@@ -168,7 +178,7 @@ def run(req: RunRequest) -> RunOutcome:
     write_json(run_dir / f"{prefix}run.json", {
         "run_id": run_id, "backend": req.backend, "workload": spec.model_dump(mode="json"),
         "backend_options": options.model_dump(mode="json"), "command": req.command, "started_utc": started.isoformat(),
-        "dataset": ds.describe(), "status": "running"})
+        "dataset": ds.describe(), **({"vectors": mv.describe()} if mv else {}), "status": "running"})
 
     workdir = tempfile.mkdtemp(prefix=f"bench-{req.backend}-")
     backend = cls(options, workdir)
@@ -183,9 +193,10 @@ def run(req: RunRequest) -> RunOutcome:
         backend.connect()
         collection = CollectionSpec(name=f"bench_{spec.name}".replace("-", "_"), dim=ds.dim, metric=ds.metric,
                                     index=spec.index.to_spec(), ef_search=_configs(spec)[0],
-                                    payload_fields=filtered.payload_fields(fcases))
+                                    payload_fields=filtered.payload_fields(fcases),
+                                    vectors=mv.dims if mv else {}, vector_metrics=mv.metrics if mv else {})
         backend.create(collection)
-        load_s = _load(backend, ds, spec.run.batch_size, rep, fmasks)
+        load_s = _load(backend, mv or ds, spec.run.batch_size, rep, fmasks)
         t0 = time.perf_counter()
         built = backend.wait_indexed(spec.run.index_timeout_s)
         build_s = time.perf_counter() - t0
@@ -196,29 +207,35 @@ def run(req: RunRequest) -> RunOutcome:
         server_port = info.server_address[1] if info.server_address else None
         server_pid = info.server_pid or (pid_listening_on(server_port) if server_port else None)
         base_row = _provenance(req, spec, ds, options, cls, info, built, load_s, build_s, started, run_id)
+        if mv:
+            base_row.update(dataset_name=mv.name, dataset_hash=mv.content_hash)
         W = spec.run.concurrency
         if cls.capabilities.in_process:
-            pool = ThreadPool(backend, WorkerData(ds.queries, ds.base, ds.holdout), W)
+            pool = ThreadPool(backend, WorkerData(ds.queries, ds.base, ds.holdout,
+                                                  named_queries=mv.queries if mv else None), W)
         else:
-            setup = ProcessSetup(req.backend, options.model_dump(), workdir, collection, spec.dataset, str(cache_dir))
+            setup = ProcessSetup(req.backend, options.model_dump(), workdir, collection, spec.dataset, str(cache_dir),
+                                 multivector=mv_fields)
             pool = ProcessPool(setup, W)
         state = _UpdateState()
 
         configs = _configs(spec)
         sweep = RATE_SWEEP if req.rate_sweep else ()
         with rep.progress() as prog:
-            bar = prog.add_task("trials", total=len(configs) * spec.run.trials * (1 + len(sweep)))
+            per_ef = len(fcases) or (len(mv.names) if mv else 1 + len(sweep))
+            bar = prog.add_task("trials", total=len(configs) * spec.run.trials * per_ef)
 
-            def measure(ef, rate, flt=None):
+            def measure(ef, rate, flt=None, vec=None):
                 label = (f"{req.backend} {spec.name} ef_search={ef}" + (f" at {rate:,.0f} ops/s" if rate else "")
-                         + (f" filter {flt.label}" if flt else ""))
+                         + (f" filter {flt.label}" if flt else "") + (f" vector {vec}" if vec else ""))
                 prog.update(bar, description=label)
-                _phase(pool, spec, ds, ef, trial=-1, warmup=True, state=state, rate=rate, flt=flt)  # warm-up: excluded
+                _phase(pool, spec, ds, ef, trial=-1, warmup=True, state=state, rate=rate, flt=flt,
+                       vec=vec)  # warm-up: excluded
                 for trial in range(spec.run.trials):
                     sampler = sampler_for(server_pid, server_port).start()
                     cpu0 = psutil.Process().cpu_times() if pool.kind == "thread" else None
                     results, cpu_s = _phase(pool, spec, ds, ef, trial=trial, warmup=False, state=state, rate=rate,
-                                            flt=flt)
+                                            flt=flt, vec=vec)
                     res_stats = sampler.stop()
                     if cpu0 is not None:
                         cpu1 = psutil.Process().cpu_times()
@@ -226,10 +243,12 @@ def run(req: RunRequest) -> RunOutcome:
                     row0 = {**base_row, "target_rate": rate, "arrival": spec.run.arrival if rate else None}
                     if flt is not None:
                         row0.update(filter=flt.label, selectivity=flt.selectivity)
-                    rows = _trial_rows(spec, ds, fgt[flt.field] if flt else gt, ef, trial, results, cpu_s, pool.kind,
-                                       res_stats, state, row0)
+                    if vec is not None:  # the row describes the named vector it searched
+                        row0.update(vector_name=vec, dataset_dim=mv.dims[vec], dataset_metric=mv.metrics[vec])
+                    truth = fgt[flt.field] if flt else vgt[vec] if vec else gt
+                    rows = _trial_rows(spec, ds, truth, ef, trial, results, cpu_s, pool.kind, res_stats, state, row0)
                     stem = (f"{prefix}{req.backend}.{spec.name}.ef{ef}" + (f".rate{rate:.0f}" if rate else "")
-                            + (f".{flt.field}" if flt else "") + f".t{trial}")
+                            + (f".{flt.field}" if flt else "") + (f".v{vec}" if vec else "") + f".t{trial}")
                     write_interval_logs(run_dir / "intervals", stem, results)
                     trial_rows.extend(rows)
                     if req.live is not None:
@@ -251,6 +270,10 @@ def run(req: RunRequest) -> RunOutcome:
                 if fcases:
                     for flt in fcases:
                         measure(ef, spec.run.target_rate, flt)
+                    continue
+                if mv:
+                    for name in mv.names:
+                        measure(ef, spec.run.target_rate, vec=name)
                     continue
                 measure(ef, spec.run.target_rate)
                 if sweep:
@@ -282,7 +305,8 @@ def run(req: RunRequest) -> RunOutcome:
             "run_id": run_id, "backend": req.backend, "workload": spec.model_dump(mode="json"),
             "backend_options": options.model_dump(mode="json"), "command": req.command,
             "started_utc": started.isoformat(), "ended_utc": datetime.now(UTC).isoformat(),
-            "dataset": ds.describe(), "status": status, "warnings": warnings,
+            "dataset": ds.describe(), **({"vectors": mv.describe()} if mv else {}), "status": status,
+            "warnings": warnings,
             "index_built": built.as_dict() if built else None, "knees": knees})
         try:
             backend.drop()
@@ -318,6 +342,7 @@ def _configs(spec: WorkloadSpec) -> list[int | None]:
 
 
 def _load(backend: Backend, ds, batch_size: int, rep: Reporter, fmasks: dict | None = None) -> float:
+    """Insert every base row in batches; `ds` is a Dataset, or MultiVectorData (then vectors are {name: array})."""
     total = 0.0
     with rep.progress() as prog:
         bar = prog.add_task(f"loading {ds.name}", total=ds.n)
@@ -335,7 +360,7 @@ def _per_worker(total: int | None, W: int) -> int | None:
 
 
 def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state,
-           rate: float | None, flt=None) -> tuple[list[WorkerResult], float | None]:
+           rate: float | None, flt=None, vec: str | None = None) -> tuple[list[WorkerResult], float | None]:
     r = spec.run
     W = r.concurrency
     if warmup:
@@ -357,6 +382,7 @@ def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state,
         recall_sample_every=r.recall_sample_every if searching and not warmup else 0,
         visibility_every=r.visibility_sample_every if searching and not warmup else 0,
         filter=flt.query if flt is not None else None,
+        vector_name=vec,
     )
     results, cpu_s = pool.run(task)
     state.apply(results)
@@ -507,6 +533,7 @@ def print_summary(rows: list[dict], warnings: list[str], out: Callable[[Any], No
     for r in rows:
         qps = f"{f(r['qps'])} [{f(r['qps_lo'])}-{f(r['qps_hi'])}]" if r.get("qps") is not None else "-"
         ef = f(r.get("ef_search"), "d") + (f" @{r['selectivity'] * 100:.3g}%" if r.get("selectivity") is not None else "")
+        ef += f" {r['vector_name']}" if r.get("vector_name") else ""
         t.add_row(r["backend"], r["workload"], r["op"], ef, qps, f(r.get("p50_us")),
                   f(r.get("p99_us")), f(r.get("p999_us")), f(r.get("recall"), ".4f"),
                   f"{r['n_kept']}/{r['n_ok']}/{r['n_trials']}")

@@ -31,8 +31,9 @@ FIGURE_COLUMNS: list[tuple[str, str, str, bool]] = [
     ("build_s", "build s", ",.2f", False),
     ("server_rss_peak_bytes", "peak RSS MiB", ",.1f", True),
 ]
-ID_COLUMNS = ["workload", "backend", "run_id", "op", "filter", "ef_search", "k", "concurrency", "target_rate"]
-CAPABILITIES = ["filters", "hybrid", "quantization", "replication", "sharding"]
+ID_COLUMNS = ["workload", "backend", "run_id", "op", "filter", "vector_name", "ef_search", "k", "concurrency",
+              "target_rate"]
+CAPABILITIES = ["filters", "hybrid", "quantization", "multi_vector", "replication", "sharding"]
 MIB = 1024 * 1024
 
 
@@ -72,7 +73,8 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
         lambda s: "; ".join(_substitutions(s)))
     df["dataset"] = df.get("dataset_name", pd.Series([None] * len(df)))
     cols += ["n_kept", "n_ok", "n_trials", "dataset", "substituted"]
-    out = df[cols].sort_values(["workload", "op", "backend", "run_id", "ef_search", "concurrency", "target_rate"],
+    out = df[cols].sort_values(["workload", "op", "backend", "run_id", "vector_name", "ef_search", "concurrency",
+                                "target_rate"],
                                na_position="first", kind="stable")
     return out.reset_index(drop=True)
 
@@ -132,12 +134,16 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Headings and text cells: each figure as `median [lo-hi]`; substituted rows marked with `*` and the
     number of their note (`substitution_notes`)."""
     notes = {t: i + 1 for i, t in enumerate(substitution_notes(figures))}
-    heads = ["workload", "backend", "run", "op", "ef", "k", "conc", "rate"] + [h for _, h, _, _ in FIGURE_COLUMNS]
-    heads += ["trials", "index"]
+    # filter and named-vector columns only where the rows have them, so they are kept apart on screen too
+    extra = [(c, h) for c, h in (("filter", "filter"), ("vector_name", "vector"))
+             if c in figures and figures[c].map(lambda v: isinstance(v, str) and bool(v)).any()]
+    heads = ["workload", "backend", "run", "op", *[h for _, h in extra], "ef", "k", "conc", "rate"]
+    heads += [h for _, h, _, _ in FIGURE_COLUMNS] + ["trials", "index"]
     rows = []
     for r in figures.to_dict("records"):
         cells = [str(r["workload"]), str(r["backend"]) + (" *" if r["substituted"] else ""), str(r["run_id"]),
-                 str(r["op"]), _num(r["ef_search"], "d") if r["ef_search"] is not None else "-",
+                 str(r["op"]), *[str(r[c]) if isinstance(r[c], str) and r[c] else "-" for c, _ in extra],
+                 _num(r["ef_search"], "d") if r["ef_search"] is not None else "-",
                  _num(r["k"], "d") if r["k"] is not None else "-",
                  _num(r["concurrency"], "d") if r["concurrency"] is not None else "-",
                  _num(r["target_rate"], ",.0f")]
@@ -227,7 +233,8 @@ def _rich_text(groups, cap_heads: list[str], cap_rows: list[list[str]]) -> str:
         heads, rows = display_rows(g)
         t = Table(title=f"workload {w}", title_justify="left")
         for h in heads[1:]:
-            t.add_column(h, justify="left" if h in ("backend", "run", "op", "index") else "right", overflow="fold")
+            t.add_column(h, justify="left" if h in ("backend", "run", "op", "filter", "vector", "index") else "right",
+                         overflow="fold")
         for r in rows:
             t.add_row(*r[1:])
         console.print(t)

@@ -80,6 +80,16 @@ class CollectionSpec:
     index: IndexSpec = field(default_factory=IndexSpec)
     payload_fields: Mapping[str, str] = field(default_factory=dict)  # field name -> "int" | "keyword" | "text"
     ef_search: int | None = None  # the first ef_search the run searches with, for engines that fix it per collection
+    # Multi-vector records: several named vectors per record, name -> dimension (empty = one unnamed vector of
+    # `dim`). Each named vector gets its own index; `insert` then takes {name: (n, dim) array} and a search names
+    # the vector it searches in `SearchParams.vector_name`. `vector_metrics` may give a name its own metric
+    # (default: `metric`).
+    vectors: Mapping[str, int] = field(default_factory=dict)
+    vector_metrics: Mapping[str, str] = field(default_factory=dict)
+
+    def metric_of(self, vector_name: str) -> str:
+        """The metric of a named vector (its own, else the collection's)."""
+        return self.vector_metrics.get(vector_name, self.metric)
 
 
 @dataclass
@@ -124,6 +134,7 @@ class SearchParams:
 
     ef_search: int | None = None
     filter: Mapping[str, Any] | None = None  # {"field": value} equality, or {"field": {"lt": x}}; see filters
+    vector_name: str | None = None  # multi-vector collections: which named vector to search (None = the only one)
 
 
 class Backend(ABC):
@@ -157,7 +168,8 @@ class Backend(ABC):
 
     @abstractmethod
     def insert(self, ids: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
-        """Insert one batch. ids: int64 (n,), vectors: float32 (n, dim)."""
+        """Insert one batch. ids: int64 (n,), vectors: float32 (n, dim); for a multi-vector collection
+        (`CollectionSpec.vectors`) a mapping {name: float32 (n, dim of that name)} instead."""
 
     @abstractmethod
     def wait_indexed(self, timeout_s: float) -> BuiltIndex:

@@ -21,6 +21,12 @@ Traps this module handles, each read back from the engine rather than trusted:
 - milvus-lite is a Python reimplementation (faiss HNSW per segment, Python loops around each search), so its
   QPS says little about Milvus; every milvus-lite run carries that caveat as a substitution line.
 
+Multi-vector records (`CollectionSpec.vectors`): one FLOAT_VECTOR field per named vector, each with its own HNSW
+index (index name = field name), searched with `anns_field=<name>`. A server needs Milvus 2.4 or later for that
+(2.3 answers "multiple vector fields is not supported"): `create` reads the server version first and refuses an
+older server with one sentence naming it. milvus-lite 3.2 holds several vector fields; each field's graph is read
+back from the engine's own segment objects.
+
 `SearchParams.ef_search` is sent per query as `{"params": {"ef": ...}}`. Payload filters are Milvus boolean
 expressions `field == value` joined with `and`.
 """
@@ -69,6 +75,15 @@ _FAISS_KINDS = {"FaissHnswIndex": "hnsw", "BruteForceIndex": "flat"}
 _VARCHAR_MAX = {"keyword": 1024, "text": 65535}
 
 ConsistencyLevel = Literal["Strong", "Bounded", "Session", "Eventually"]
+MULTI_VECTOR_MIN_SERVER = (2, 4)  # several vector fields in one collection
+
+
+def server_version_tuple(text: str) -> tuple[int, ...] | None:
+    """(2, 3, 5) from "v2.3.5" or "2.3.5-xyz"; None when the text holds no version."""
+    import re
+
+    m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", str(text))
+    return tuple(int(g) for g in m.groups() if g is not None) if m else None
 
 
 def _env_uri() -> str:
@@ -96,7 +111,7 @@ class MilvusLiteOptions(BackendOptions):
 
 # -- request building and response parsing (pure, unit-tested) ------------------------------------------------
 
-def index_request(index: IndexSpec, metric: str, *, lite: bool) -> dict[str, Any]:
+def index_request(index: IndexSpec, metric: str, *, lite: bool, field: str = VECTOR_FIELD) -> dict[str, Any]:
     """Keyword arguments for `IndexParams.add_index` asking for `index` with `metric`.
 
     milvus-lite reads build parameters only from a nested `params` JSON entry; a server reads the flattened
@@ -112,8 +127,8 @@ def index_request(index: IndexSpec, metric: str, *, lite: bool) -> dict[str, Any
     build: dict[str, Any] = {}
     if index.kind == "hnsw":
         build = {"M": int(index.m), "efConstruction": int(index.ef_construction)}
-    req: dict[str, Any] = {"field_name": VECTOR_FIELD, "index_type": INDEX_TYPES[index.kind],
-                           "index_name": INDEX_NAME, "metric_type": METRICS[metric]}
+    req: dict[str, Any] = {"field_name": field, "index_type": INDEX_TYPES[index.kind],
+                           "index_name": INDEX_NAME if field == VECTOR_FIELD else field, "metric_type": METRICS[metric]}
     if build:
         req["params"] = {"params": build} if lite else build
     return req
@@ -201,7 +216,7 @@ def compare_params(req: IndexSpec, kind: str, params: Mapping[str, Any]) -> list
     return subs
 
 
-def lite_engine_state(db_path: str, collection: str) -> dict[str, Any] | None:
+def lite_engine_state(db_path: str, collection: str, field: str = VECTOR_FIELD) -> dict[str, Any] | None:
     """What milvus-lite's engine holds for `collection`, read from its objects in this process.
 
     milvus-lite's describe_index is not a read-back (always Finished, all rows indexed), so this looks at the
@@ -218,7 +233,7 @@ def lite_engine_state(db_path: str, collection: str) -> dict[str, Any] | None:
         col = entry[1].get_collection(collection)
         segments = []
         for seg in list(col._segment_cache.values()):  # noqa: SLF001
-            idx = seg.indexes.get(VECTOR_FIELD)
+            idx = seg.indexes.get(field)
             info: dict[str, Any] = {"rows": int(seg.num_rows),
                                     "index": None if idx is None else _FAISS_KINDS.get(type(idx).__name__,
                                                                                        type(idx).__name__)}
@@ -277,17 +292,32 @@ class _MilvusBase(Backend):
         return self.collection
 
     # -- lifecycle ----------------------------------------------------------------------------------------
+    def _check_multi_vector(self, collection: CollectionSpec) -> None:
+        """Raise a UserError when the engine cannot hold several vector fields (a server before 2.4)."""
+
+    def _vector_fields(self, collection: CollectionSpec) -> dict[str, int]:
+        """Vector field name -> dimension: the named vectors, else the one `vector` field."""
+        return dict(collection.vectors) or {VECTOR_FIELD: int(collection.dim)}
+
     def create(self, collection: CollectionSpec) -> None:
         from pymilvus import DataType, MilvusClient
 
         self.connect()
-        req = index_request(collection.index, collection.metric, lite=self.lite)  # validates before dropping
+        fields = self._vector_fields(collection)
+        for f in collection.vectors:
+            if f == ID_FIELD or f in collection.payload_fields:
+                raise UserError(f"milvus: named vector '{f}' clashes with another field", "rename the vector")
+        reqs = [index_request(collection.index, collection.metric_of(f), lite=self.lite, field=f)
+                for f in fields]  # validates before dropping
+        if collection.vectors:
+            self._check_multi_vector(collection)
         name = collection.name
         if self.client.has_collection(name):
             self.client.drop_collection(name)
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
         schema.add_field(ID_FIELD, DataType.INT64, is_primary=True)
-        schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=int(collection.dim))
+        for f, dim in fields.items():
+            schema.add_field(f, DataType.FLOAT_VECTOR, dim=int(dim))
         for field_name, kind in collection.payload_fields.items():
             if kind == "int":
                 schema.add_field(field_name, DataType.INT64, nullable=True)
@@ -298,7 +328,8 @@ class _MilvusBase(Backend):
                                 "use int, keyword or text")
         self.client.create_collection(name, schema=schema, **self._create_kwargs())
         index_params = self.client.prepare_index_params()
-        index_params.add_index(**req)
+        for req in reqs:
+            index_params.add_index(**req)
         self.client.create_index(name, index_params)
         self.collection = collection
         self._fill_missing = self._needs_fill(collection)
@@ -335,8 +366,21 @@ class _MilvusBase(Backend):
         row[VECTOR_FIELD] = np.asarray(vector, dtype=np.float32).tolist()
         return row
 
-    def insert(self, ids: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
+    def insert(self, ids: np.ndarray, vectors: np.ndarray | Mapping[str, np.ndarray],
+               payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
         col = self._require_collection()
+        if isinstance(vectors, Mapping):  # multi-vector records: one field per named vector
+            lists = {f: np.asarray(v, dtype=np.float32).tolist() for f, v in vectors.items()}
+            rows = []
+            for j, i in enumerate(ids):
+                row: dict[str, Any] = dict(self._fill_missing)
+                if payloads and payloads[j]:
+                    row.update(payloads[j])
+                row[ID_FIELD] = int(i)
+                row.update({f: vals[j] for f, vals in lists.items()})
+                rows.append(row)
+            self.client.insert(col.name, rows)
+            return
         if vectors.ndim != 2 or vectors.shape[1] != col.dim:
             raise UserError(f"{self.name}: vectors have shape {vectors.shape}, the collection has dimension {col.dim}",
                             "check the dataset's dimension against the workload")
@@ -348,10 +392,10 @@ class _MilvusBase(Backend):
         deadline = time.monotonic() + timeout_s
         self.client.flush(col.name)
         built = self._wait_built(col, deadline)
-        total = self.count()
+        total = self.count() * max(1, len(col.vectors))  # multi-vector: every named vector of every row
         built.total_count = total
         if built.indexed_count is not None and built.indexed_count < total:
-            built.substitutions.append(f"only {built.indexed_count} of {total} rows are in an index; the rest are "
+            built.substitutions.append(f"only {built.indexed_count} of {total} vectors are in an index; the rest are "
                                        "searched by brute force")
         return built
 
@@ -369,8 +413,9 @@ class _MilvusBase(Backend):
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
         col = self.collection
-        res = self.client.search(col.name, data=[vector.tolist()], limit=k, anns_field=VECTOR_FIELD,
-                                 search_params=search_params(col.metric, params.ef_search),
+        field = params.vector_name or VECTOR_FIELD
+        res = self.client.search(col.name, data=[vector.tolist()], limit=k, anns_field=field,
+                                 search_params=search_params(col.metric_of(field), params.ef_search),
                                  filter=filter_expr(params.filter), output_fields=[ID_FIELD])
         return hit_ids(res)
 
@@ -396,8 +441,8 @@ class _MilvusBase(Backend):
             self.client.close()
             self.client = None
 
-    def _index_readback(self, col: CollectionSpec) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        desc = self.client.describe_index(col.name, INDEX_NAME) or {}
+    def _index_readback(self, col: CollectionSpec, index_name: str = INDEX_NAME) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        desc = self.client.describe_index(col.name, index_name) or {}
         kind, params = read_index_description(desc)
         return kind, params, desc
 
@@ -406,7 +451,9 @@ class MilvusBackend(_MilvusBase):
     """A Milvus server (standalone or cluster), driven by worker processes, each with its own client."""
 
     name = "milvus"
-    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, replication=True, sharding=True)
+    # multi_vector: the adapter drives it on Milvus >= 2.4; `create` refuses an older server, naming its version
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
+                                replication=True, sharding=True)
     Options = MilvusOptions
 
     @property
@@ -458,6 +505,16 @@ class MilvusBackend(_MilvusBase):
     def _create_kwargs(self) -> dict[str, Any]:
         return {"consistency_level": self.options.consistency_level, "num_shards": self.options.shards_num}
 
+    def _check_multi_vector(self, collection: CollectionSpec) -> None:
+        text = str(self.client.get_server_version())
+        got = server_version_tuple(text)
+        if got is not None and got[:2] < MULTI_VECTOR_MIN_SERVER:
+            host, port = self.address
+            raise UserError(f"The Milvus server at {host}:{port} is version {text}, which cannot hold several vector "
+                            f"fields in one collection (multi-vector records need Milvus >= "
+                            f"{'.'.join(map(str, MULTI_VECTOR_MIN_SERVER))}), so the workload is skipped",
+                            "run it against Milvus 2.4 or later, or on backend milvus-lite")
+
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
         if params.ef_search is not None and params.ef_search < k and self.collection.index.kind == "hnsw":
             raise UserError(f"milvus: ef_search={params.ef_search} is below k={k}, which a Milvus HNSW search rejects",
@@ -466,6 +523,8 @@ class MilvusBackend(_MilvusBase):
 
     def _wait_built(self, col: CollectionSpec, deadline: float) -> BuiltIndex:
         """Poll describe_index until no row is pending (its `state` says Finished too early), then load."""
+        if col.vectors:
+            return self._wait_built_named(col, deadline)
         start = time.monotonic()
         while True:
             desc = self.client.describe_index(col.name, INDEX_NAME) or {}
@@ -495,6 +554,38 @@ class MilvusBackend(_MilvusBase):
                         "rows by default)")
         return BuiltIndex(kind=kind, params=params, indexed_count=indexed_rows, substitutions=subs)
 
+    def _wait_built_named(self, col: CollectionSpec, deadline: float) -> BuiltIndex:
+        """Multi-vector (Milvus >= 2.4; not run against a server here, which is 2.3): every field's index has no
+        pending rows, then load and read each index back."""
+        start = time.monotonic()
+        for f in col.vectors:
+            while True:
+                desc = self.client.describe_index(col.name, f) or {}
+                pending = int(desc.get("pending_index_rows", 0) or 0)
+                indexed, total = int(desc.get("indexed_rows", 0) or 0), int(desc.get("total_rows", 0) or 0)
+                if str(desc.get("state", "")) == "Failed":
+                    raise UserError(f"milvus failed to build the index of '{col.name}.{f}': "
+                                    f"{desc.get('index_state_fail_reason')}", "check the server's logs")
+                if pending == 0 and indexed >= total:
+                    break
+                if time.monotonic() > deadline:
+                    raise self._timeout(deadline - start, f"building the index of '{col.name}.{f}'")
+                time.sleep(0.2)
+        self.client.load_collection(col.name, timeout=max(1.0, deadline - time.monotonic()))
+        per: dict[str, Any] = {}
+        subs: list[str] = []
+        indexed_total = 0
+        for f in col.vectors:
+            kind, params, desc = self._index_readback(col, f)
+            params["indexed_rows"] = int(desc.get("indexed_rows", 0) or 0)
+            indexed_total += params["indexed_rows"]
+            per[f] = {"kind": kind, **params}
+            subs.extend(f"vector '{f}': {s}" for s in compare_params(col.index, kind, params))
+        kinds = sorted({p["kind"] for p in per.values()})
+        return BuiltIndex(kind=kinds[0] if len(kinds) == 1 else "mixed",
+                          params={"vectors": per, "consistency_level": self.options.consistency_level},
+                          indexed_count=indexed_total, substitutions=subs)
+
     def info(self) -> EngineInfo:
         server = None
         if self.client is not None:
@@ -514,7 +605,8 @@ class MilvusLiteBackend(_MilvusBase):
 
     name = "milvus-lite"
     lite = True
-    capabilities = Capabilities(in_process=True, server=False, get=True, upsert=True, delete=True, filters=True)
+    capabilities = Capabilities(in_process=True, server=False, get=True, upsert=True, delete=True, filters=True,
+                                multi_vector=True)
     Options = MilvusLiteOptions
 
     @property
@@ -550,6 +642,8 @@ class MilvusLiteBackend(_MilvusBase):
         self.client.load_collection(col.name)
         if time.monotonic() > deadline:
             raise self._timeout(time.monotonic() - start, f"building the index of '{col.name}'")
+        if col.vectors:
+            return self._lite_named(col)
         kind, params, _ = self._index_readback(col)
         subs = [LITE_CAVEAT]
         state = lite_engine_state(self.uri, col.name)
@@ -575,6 +669,43 @@ class MilvusLiteBackend(_MilvusBase):
             subs.append(f"{state['memtable_rows']} rows are still unflushed in milvus-lite's memtable and are "
                         "searched by brute force")
         return BuiltIndex(kind=real_kind, params=params, indexed_count=indexed, substitutions=subs)
+
+    def _lite_named(self, col: CollectionSpec) -> BuiltIndex:
+        """Multi-vector read-back: each field's index as the engine's segments really carry it."""
+        subs = [LITE_CAVEAT]
+        per: dict[str, Any] = {}
+        indexed_total = 0
+        memtable = 0
+        for f in col.vectors:
+            kind, params, _ = self._index_readback(col, f)
+            state = lite_engine_state(self.uri, col.name, f)
+            if state is None:
+                subs.append(f"vector '{f}': could not read milvus-lite's segments (unknown version); its index is what "
+                            "describe_index reports, not verified")
+                per[f] = {"kind": kind, **params}
+                continue
+            segs = state["segments"]
+            built = sorted({str(s["index"]) for s in segs})
+            real = built[0] if len(built) == 1 else ("mixed" if built else "none")
+            real = "none" if real == "None" else real
+            hnsw = [s for s in segs if s["index"] == "hnsw"]
+            info: dict[str, Any] = {"kind": real, "metric_type": params.get("metric_type"), "segments": len(segs),
+                                    "segment_indexes": built,
+                                    "indexed_rows": sum(s["rows"] for s in segs if s["index"] == col.index.kind)}
+            if hnsw:
+                info["m"] = _one_or_list([s["m"] for s in hnsw])
+                info["ef_construction"] = _one_or_list([s["ef_construction"] for s in hnsw])
+            per[f] = info
+            indexed_total += info["indexed_rows"]
+            memtable = max(memtable, state["memtable_rows"])
+            subs.extend(f"vector '{f}': {s}" for s in
+                        compare_params(col.index, real, {**info, "index_type": "/".join(built) or "no index"}))
+        if memtable:
+            subs.append(f"{memtable} rows are still unflushed in milvus-lite's memtable and are searched by brute force")
+        kinds = sorted({str(p["kind"]) for p in per.values()})
+        return BuiltIndex(kind=kinds[0] if len(kinds) == 1 else "mixed",
+                          params={"vectors": per, "memtable_rows": memtable},
+                          indexed_count=indexed_total, substitutions=subs)
 
     def info(self) -> EngineInfo:
         server = None

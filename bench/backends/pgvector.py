@@ -6,6 +6,11 @@ Loading uses binary COPY into the bare table; the HNSW index is built afterwards
 harness times the build there), with `WITH (m = ..., ef_construction = ...)` and the operator class of the
 metric. What was built is read back from the catalog (`pg_index`, `pg_class.reloptions`, `pg_am`, `pg_opclass`).
 
+Multi-vector records (`CollectionSpec.vectors`): one `v_<name> vector(dim)` column per named vector instead of
+`embedding`, each with its own HNSW index (`<table>_<name>_hnsw`, the operator class of that vector's metric),
+built one after the other in `wait_indexed` and read back per column from the catalog; a search orders by the
+column `SearchParams.vector_name` names.
+
 `hnsw.ef_search` is a session setting: it is SET when a query asks for a value other than the session's
 current one, never on every query. Results are never cached: every call is one statement.
 """
@@ -58,12 +63,17 @@ def _column(field: str) -> str:
     return f"p_{field}"
 
 
+def _vcolumn(name: str) -> str:
+    """The column of named vector `name`."""
+    return f"v_{name}"
+
+
 class PgvectorBackend(Backend):
     name = "pgvector"
     # replication: PostgreSQL streaming replicas; sharding needs an extension (Citus), so not here. pgvector's
     # halfvec/bit quantization is not wired into this adapter, so none is declared.
     capabilities = Capabilities(in_process=False, get=True, upsert=True, delete=True, filters=True,
-                                hybrid=False, quantization=(), multi_vector=False, replication=True,
+                                hybrid=False, quantization=(), multi_vector=True, replication=True,
                                 sharding=False, server=True)
     Options = PgvectorOptions
     options: PgvectorOptions
@@ -173,6 +183,10 @@ class PgvectorBackend(Backend):
             raise UserError(f"the pgvector adapter does not apply quantization '{collection.index.quantization}' "
                             "(halfvec and binary_quantize are not wired in), so the run is skipped rather than "
                             "built unquantized", "remove index.quantization or choose qdrant-edge or faiss")
+        for v, m in ((v, collection.metric_of(v)) for v in collection.vectors):
+            if not _NAME.match(_vcolumn(v)) or m not in _OPCLASS:
+                raise UserError(f"pgvector cannot store named vector '{v}' with metric '{m}'",
+                                "use a plain lower-case name and cosine, l2 or ip")
         for f, t in collection.payload_fields.items():
             if t not in _PG_TYPE or not _NAME.match(_column(f)):
                 raise UserError(f"pgvector cannot store payload field '{f}' of type '{t}'",
@@ -185,9 +199,13 @@ class PgvectorBackend(Backend):
         self.collection = collection
         sql = self._sql()
         table = sql.Identifier(collection.name)
-        cols = [sql.SQL("id bigint PRIMARY KEY"),
-                sql.SQL("embedding vector({})").format(sql.Literal(collection.dim)),
-                sql.SQL("payload jsonb")]
+        cols = [sql.SQL("id bigint PRIMARY KEY")]
+        if collection.vectors:
+            cols += [sql.SQL("{} vector({})").format(sql.Identifier(_vcolumn(v)), sql.Literal(int(d)))
+                     for v, d in collection.vectors.items()]
+        else:
+            cols.append(sql.SQL("embedding vector({})").format(sql.Literal(collection.dim)))
+        cols.append(sql.SQL("payload jsonb"))
         for f, t in collection.payload_fields.items():
             cols.append(sql.SQL("{} {} GENERATED ALWAYS AS ((payload ->> {})::{}) STORED").format(
                 sql.Identifier(_column(f)), sql.SQL(_PG_TYPE[t]), sql.Literal(f), sql.SQL(_PG_TYPE[t])))
@@ -220,6 +238,9 @@ class PgvectorBackend(Backend):
                                  "UPDATE SET embedding = EXCLUDED.embedding, payload = EXCLUDED.payload").format(t)
         self._q_delete = sql.SQL("DELETE FROM {} WHERE id = %s").format(t)
         self._filtered: dict[tuple[str, ...], Any] = {}
+        self._q_named = {v: sql.SQL("SELECT id FROM {} ORDER BY {} {} %s LIMIT %s").format(
+            t, sql.Identifier(_vcolumn(v)), sql.SQL(_OPERATOR[self.collection.metric_of(v)]))
+            for v in self.collection.vectors}
 
     # -- writes -------------------------------------------------------------------------------------------
     def _jsonb(self, payload: Mapping[str, Any] | None) -> Any:
@@ -227,18 +248,30 @@ class PgvectorBackend(Backend):
 
         return None if payload is None else Jsonb(dict(payload))
 
-    def insert(self, ids: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
+    def insert(self, ids: np.ndarray, vectors: np.ndarray | Mapping[str, np.ndarray],
+               payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
         sql = self._sql()
-        stmt = sql.SQL("COPY {} (id, embedding, payload) FROM STDIN WITH (FORMAT BINARY)").format(
-            sql.Identifier(self.collection.name))
-        vecs = np.ascontiguousarray(vectors, dtype=np.float32)
+        if isinstance(vectors, Mapping):  # multi-vector records: one column per named vector
+            names = list(self.collection.vectors)
+            if set(vectors) != set(names):
+                raise UserError(f"pgvector: the batch has vectors {sorted(vectors)} but the table has {names}",
+                                "insert every named vector of the collection")
+            columns = [sql.Identifier(_vcolumn(v)) for v in names]
+            arrays = [np.ascontiguousarray(vectors[v], dtype=np.float32) for v in names]
+        else:
+            columns = [sql.Identifier("embedding")]
+            arrays = [np.ascontiguousarray(vectors, dtype=np.float32)]
+        stmt = sql.SQL("COPY {} (id, {}, payload) FROM STDIN WITH (FORMAT BINARY)").format(
+            sql.Identifier(self.collection.name), sql.SQL(", ").join(columns))
+        types = ["int8", *["vector"] * len(arrays), "jsonb"]
         step = self.options.copy_rows_per_statement
         with self.conn.cursor() as cur:
             for s in range(0, len(ids), step):
                 with cur.copy(stmt) as copy:
-                    copy.set_types(["int8", "vector", "jsonb"])
+                    copy.set_types(types)
                     for j in range(s, min(s + step, len(ids))):
-                        copy.write_row((int(ids[j]), vecs[j], self._jsonb(payloads[j] if payloads else None)))
+                        copy.write_row((int(ids[j]), *[a[j] for a in arrays],
+                                        self._jsonb(payloads[j] if payloads else None)))
 
     def upsert(self, id: int, vector: np.ndarray, payload: Mapping[str, Any] | None = None) -> None:
         self._live().execute(self._q_upsert, (int(id), np.asarray(vector, dtype=np.float32), self._jsonb(payload)))
@@ -254,8 +287,17 @@ class PgvectorBackend(Backend):
         return Record(id=int(id), vector=np.asarray(vec, dtype=np.float32), payload=row[1])
 
     # -- index --------------------------------------------------------------------------------------------
-    def _index_name(self) -> str:
+    def _index_name(self, vector: str | None = None) -> str:
+        if vector:
+            return f"{self.collection.name[:30]}_{vector}_hnsw"
         return f"{self.collection.name[:50]}_hnsw"
+
+    def _hnsw_targets(self) -> list[tuple[str, str, str]]:
+        """(index name, column, operator class) of every HNSW index the collection needs."""
+        c = self.collection
+        if c.vectors:
+            return [(self._index_name(v), _vcolumn(v), _OPCLASS[c.metric_of(v)]) for v in c.vectors]
+        return [(self._index_name(), "embedding", _OPCLASS[c.metric])]
 
     def wait_indexed(self, timeout_s: float) -> BuiltIndex:
         sql = self._sql()
@@ -263,10 +305,10 @@ class PgvectorBackend(Backend):
         host, port = self.address
         if idx.kind == "hnsw":
             self._notices.clear()
-            stmt = sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding {}) "
-                           "WITH (m = {}, ef_construction = {})").format(
-                sql.Identifier(self._index_name()), sql.Identifier(self.collection.name),
-                sql.SQL(_OPCLASS[self.collection.metric]), sql.Literal(idx.m), sql.Literal(idx.ef_construction))
+            stmts = [sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw ({} {}) "
+                             "WITH (m = {}, ef_construction = {})").format(
+                sql.Identifier(name), sql.Identifier(self.collection.name), sql.Identifier(column), sql.SQL(opclass),
+                sql.Literal(idx.m), sql.Literal(idx.ef_construction)) for name, column, opclass in self._hnsw_targets()]
             t0 = time.perf_counter()
             try:
                 with self.conn.transaction():
@@ -277,7 +319,8 @@ class PgvectorBackend(Backend):
                     if self.options.max_parallel_maintenance_workers is not None:
                         self.conn.execute(sql.SQL("SET LOCAL max_parallel_maintenance_workers = {}").format(
                             sql.Literal(self.options.max_parallel_maintenance_workers)))
-                    self.conn.execute(stmt)
+                    for stmt in stmts:
+                        self.conn.execute(stmt)
             except self._psycopg.errors.QueryCanceled:
                 raise UserError(f"pgvector at {host}:{port} did not finish building the HNSW index within the "
                                 f"{timeout_s:g} s timeout", "raise run.index_timeout_s or use a smaller dataset") from None
@@ -288,6 +331,8 @@ class PgvectorBackend(Backend):
         return self._read_back()
 
     def _read_back(self) -> BuiltIndex:
+        if self.collection.vectors:
+            return self._read_back_named()
         idx = self.collection.index
         rows = self.conn.execute(
             """SELECT c.relname, am.amname, c.reloptions, c.reltuples, i.indisvalid, i.indisready, oc.opcname
@@ -323,6 +368,62 @@ class PgvectorBackend(Backend):
         indexed = int(reltuples) if reltuples is not None and reltuples >= 0 else None
         return BuiltIndex(kind=am, params=params, indexed_count=indexed, total_count=total, substitutions=subs)
 
+    def _read_back_named(self) -> BuiltIndex:
+        """Multi-vector read-back: the index on each named vector's column, from the catalog."""
+        idx = self.collection.index
+        rows = self.conn.execute(
+            """SELECT a.attname, c.relname, am.amname, c.reloptions, c.reltuples, i.indisvalid, i.indisready, oc.opcname
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+               JOIN pg_opclass oc ON oc.oid = i.indclass[0]
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+               WHERE i.indrelid = to_regclass(%s) AND am.amname IN ('hnsw', 'ivfflat')""",
+            (self._quoted(self.collection.name),)).fetchall()
+        total = int(self.conn.execute(self._sql().SQL("SELECT count(*) FROM {}").format(
+            self._sql().Identifier(self.collection.name))).fetchone()[0])
+        by_column = {r[0]: r[1:] for r in rows}
+        per: dict[str, Any] = {}
+        subs: list[str] = []
+        indexed_total = 0
+        for v in self.collection.vectors:
+            found = by_column.get(_vcolumn(v))
+            if found is None:
+                per[v] = {"kind": "flat", "scan": "sequential"}
+                indexed_total += total
+                if idx.kind == "hnsw":
+                    subs.append(f"vector '{v}': no HNSW index on {_vcolumn(v)}; its searches are exact sequential scans")
+                continue
+            name, am, reloptions, reltuples, valid, ready, opclass = found
+            if not (valid and ready):
+                raise UserError(f"pgvector index {name} is not valid (a build was interrupted)",
+                                "drop the table and load it again")
+            opts = dict(o.split("=", 1) for o in (reloptions or []))
+            p: dict[str, Any] = {k: int(x) if x.isdigit() else x for k, x in opts.items()}
+            indexed = int(reltuples) if reltuples is not None and reltuples >= 0 else None
+            per[v] = {"kind": am, "index": name, "column": _vcolumn(v), "opclass": opclass, **p,
+                      "indexed_count": indexed}
+            indexed_total += indexed or 0
+            if opclass != _OPCLASS[self.collection.metric_of(v)]:
+                subs.append(f"vector '{v}': asked for {_OPCLASS[self.collection.metric_of(v)]}; the index uses {opclass}")
+            if idx.kind == "flat":
+                subs.append(f"vector '{v}': asked for a flat (exact) index, but the column has a {am} index {name}")
+            elif am != "hnsw":
+                subs.append(f"vector '{v}': asked for hnsw, but the column has a {am} index")
+            elif (p.get("m"), p.get("ef_construction")) != (idx.m, idx.ef_construction):
+                subs.append(f"vector '{v}': asked for m={idx.m}, ef_construction={idx.ef_construction}; the index "
+                            f"has m={p.get('m', 16)}, ef_construction={p.get('ef_construction', 64)}")
+        kinds = sorted({p["kind"] for p in per.values()})
+
+        def _same(key: str) -> Any:
+            vals = sorted({str(p.get(key)) for p in per.values()})
+            return per[next(iter(per))].get(key) if len(vals) == 1 else vals
+
+        params: dict[str, Any] = {"m": _same("m"), "ef_construction": _same("ef_construction"), "vectors": per,
+                                  "iterative_scan": self.options.iterative_scan}
+        if self._notices:
+            params["build_notices"] = list(self._notices)
+        return BuiltIndex(kind=kinds[0] if len(kinds) == 1 else "mixed", params=params, indexed_count=indexed_total,
+                          total_count=total * len(per), substitutions=subs)
+
     # -- search -------------------------------------------------------------------------------------------
     def _set_ef(self, ef: int | None) -> None:
         if ef == self._ef:
@@ -352,6 +453,13 @@ class PgvectorBackend(Backend):
         self._live()
         self._set_ef(params.ef_search)
         vec = np.asarray(vector, dtype=np.float32)
+        if params.vector_name is not None:
+            q = self._q_named.get(params.vector_name)
+            if q is None or params.filter:
+                raise UserError(f"pgvector: table '{self.collection.name}' has no named vector '{params.vector_name}'"
+                                if q is None else "pgvector: filtered search of a named vector is not supported",
+                                "search one of the collection's named vectors, without a filter")
+            return [r[0] for r in self.conn.execute(q, (vec, int(k))).fetchall()]
         if params.filter:
             fields = tuple(params.filter)
             args: list[Any] = []
@@ -373,9 +481,14 @@ class PgvectorBackend(Backend):
         size = table_size = None
         coll = getattr(self, "collection", None)
         if coll is not None:
-            row = self.conn.execute("SELECT pg_relation_size(to_regclass(%s)), pg_total_relation_size(to_regclass(%s))",
-                                    (self._quoted(self._index_name()), self._quoted(coll.name))).fetchone()
-            size, table_size = row
+            names = [self._index_name(v) for v in coll.vectors] or [self._index_name()]
+            size = 0
+            for n in names:
+                size += self.conn.execute("SELECT coalesce(pg_relation_size(to_regclass(%s)), 0)",
+                                          (self._quoted(n),)).fetchone()[0]
+            table_size = self.conn.execute("SELECT pg_total_relation_size(to_regclass(%s))",
+                                           (self._quoted(coll.name),)).fetchone()[0]
+            size = size or None  # no index built (yet)
         return EngineInfo(
             engine="pgvector",
             client_version=f"psycopg {version('psycopg')}; pgvector-python {version('pgvector')}",

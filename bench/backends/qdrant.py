@@ -10,6 +10,12 @@ the collection, and `wait_indexed` waits until the collection is green and `inde
 point count. `index.kind = "flat"` disables indexing (`indexing_threshold = 0`): every segment stays plain and
 searches are exact.
 
+Multi-vector records (`CollectionSpec.vectors`): `vectors_config` is {name: VectorParams} (each named vector gets
+its own HNSW graph), points carry {name: vector}, and a search names its vector with `query_points(using=name)`.
+Qdrant's `indexed_vectors_count` counts every named vector of every point, so the collection is ready when it
+reaches points x names; the per-vector settings (a vector-level `hnsw_config` overrides the collection's) are read
+back per name.
+
 Local mode (`qdrant-local`): `QdrantClient(":memory:")` or `QdrantClient(path=...)` is a brute-force Python
 reimplementation of Qdrant's API inside the client. It checks this adapter's logic without a server; it is not the
 Qdrant engine, and every run of it carries a substitution line saying its figures must never be reported as Qdrant's.
@@ -85,10 +91,20 @@ def collection_request(collection: CollectionSpec, *, indexing_threshold_kb: int
     if index.quantization:
         raise UserError(f"the qdrant adapter does not apply quantization '{index.quantization}' yet",
                         "remove index.quantization")
+    for name in collection.vectors:
+        if collection.metric_of(name) not in DISTANCES:
+            raise UserError(f"qdrant has no metric '{collection.metric_of(name)}' (named vector '{name}')",
+                            f"use one of: {', '.join(DISTANCES)}")
+    if collection.vectors:  # one named vector (and one HNSW graph) per name
+        vectors_config: Any = {name: models.VectorParams(size=int(dim),
+                                                         distance=models.Distance(DISTANCES[collection.metric_of(name)]))
+                               for name, dim in collection.vectors.items()}
+    else:
+        vectors_config = models.VectorParams(size=int(collection.dim),
+                                             distance=models.Distance(DISTANCES[collection.metric]))
     return {
         "collection_name": collection.name,
-        "vectors_config": models.VectorParams(size=int(collection.dim),
-                                              distance=models.Distance(DISTANCES[collection.metric])),
+        "vectors_config": vectors_config,
         "hnsw_config": models.HnswConfigDiff(m=int(index.m), ef_construct=int(index.ef_construction),
                                              full_scan_threshold=int(full_scan_threshold_kb)),
         # indexing_threshold = 0 disables HNSW building: that is how Qdrant keeps a collection flat.
@@ -133,7 +149,7 @@ def search_request(collection_name: str, vector: np.ndarray, k: int, params: Sea
     """Keyword arguments of `QdrantClient.query_points` for one nearest-neighbour query."""
     from qdrant_client import models
 
-    return {
+    req = {
         "collection_name": collection_name,
         "query": np.asarray(vector, dtype=np.float32).tolist(),
         "limit": int(k),
@@ -142,6 +158,29 @@ def search_request(collection_name: str, vector: np.ndarray, k: int, params: Sea
         "with_payload": False,
         "with_vectors": False,
     }
+    if params.vector_name is not None:  # multi-vector records: the named vector (and its graph) to search
+        req["using"] = params.vector_name
+    return req
+
+
+def named_points(collection: CollectionSpec, ids: np.ndarray, vectors: Mapping[str, np.ndarray],
+                 payloads: Sequence[Mapping[str, Any]] | None = None) -> list[Any]:
+    """`PointStruct`s carrying every named vector of each record: {name: vector}."""
+    from qdrant_client import models
+
+    if set(vectors) != set(collection.vectors):
+        raise UserError(f"qdrant: the batch has vectors {sorted(vectors)} but the collection has "
+                        f"{sorted(collection.vectors)}", "insert every named vector of the collection")
+    lists = {}
+    for name, v in vectors.items():
+        arr = np.asarray(v, dtype=np.float32)
+        if arr.ndim != 2 or arr.shape[1] != collection.vectors[name]:
+            raise UserError(f"qdrant: vector '{name}' has shape {arr.shape}, the collection says dimension "
+                            f"{collection.vectors[name]}", "check the workload's [multivector] dimensions")
+        lists[name] = arr.tolist()
+    return [models.PointStruct(id=int(i), vector={name: rows[j] for name, rows in lists.items()},
+                               payload=dict(payloads[j]) if payloads and payloads[j] else None)
+            for j, i in enumerate(ids)]
 
 
 def hit_ids(response: Any) -> list[int]:
@@ -162,15 +201,16 @@ def _enum_value(x: Any) -> str:
     return str(getattr(x, "value", x))
 
 
-def index_ready(info: Any, kind: str) -> tuple[bool, str]:
-    """(ready, why not) from a `CollectionInfo`: green, optimizer ok, and for hnsw every point in a graph."""
+def index_ready(info: Any, kind: str, vectors: int = 1) -> tuple[bool, str]:
+    """(ready, why not) from a `CollectionInfo`: green, optimizer ok, and for hnsw every point in a graph (every
+    one of its `vectors` named vectors: Qdrant counts each in `indexed_vectors_count`)."""
     status = _enum_value(info.status)
     opt = info.optimizer_status
     opt_error = getattr(opt, "error", None)
     if status == "red" or opt_error:
         raise UserError(f"qdrant reports the collection's optimizer failed: {opt_error or status}",
                         "check the server's log")
-    points = int(info.points_count or 0)
+    points = int(info.points_count or 0) * max(1, vectors)
     indexed = int(info.indexed_vectors_count or 0)
     if status != "green":
         return False, f"status {status}"
@@ -181,6 +221,8 @@ def index_ready(info: Any, kind: str) -> tuple[bool, str]:
 
 def built_index_from_info(info: Any, collection: CollectionSpec, *, local: bool = False) -> BuiltIndex:
     """What the collection reports it holds: HNSW settings, thresholds and counts, read back from `info`."""
+    if collection.vectors:
+        return _built_named(info, collection, local=local)
     cfg = info.config
     hnsw = cfg.hnsw_config
     vectors = cfg.params.vectors
@@ -216,13 +258,60 @@ def built_index_from_info(info: Any, collection: CollectionSpec, *, local: bool 
     return BuiltIndex(kind=kind, params=params, indexed_count=indexed, total_count=points, substitutions=subs)
 
 
+def _built_named(info: Any, collection: CollectionSpec, *, local: bool) -> BuiltIndex:
+    """Multi-vector read-back: each named vector's size, distance and HNSW settings from `info`."""
+    cfg = info.config
+    hnsw = cfg.hnsw_config
+    vectors = cfg.params.vectors if isinstance(cfg.params.vectors, Mapping) else {}
+    points = int(info.points_count or 0)
+    indexed = int(info.indexed_vectors_count or 0)
+    want = points * len(collection.vectors)
+    req = collection.index
+    per: dict[str, Any] = {}
+    subs: list[str] = []
+    for name, dim in collection.vectors.items():
+        vp = vectors.get(name)
+        if vp is None:
+            subs.append(f"vector '{name}' is missing from the collection Qdrant reports")
+            continue
+        vh = getattr(vp, "hnsw_config", None)
+        m = vh.m if vh is not None and vh.m is not None else hnsw.m
+        efc = vh.ef_construct if vh is not None and vh.ef_construct is not None else hnsw.ef_construct
+        per[name] = {"size": vp.size, "distance": _enum_value(vp.distance), "m": m, "ef_construction": efc}
+        if vp.size != dim:
+            subs.append(f"vector '{name}': asked for dimension {dim}; Qdrant reports {vp.size}")
+        if DISTANCES[collection.metric_of(name)] != _enum_value(vp.distance):
+            subs.append(f"vector '{name}': asked for {collection.metric_of(name)}; Qdrant reports "
+                        f"{_enum_value(vp.distance)}")
+        if not local and req.kind == "hnsw" and (m, efc) != (req.m, req.ef_construction):
+            subs.append(f"vector '{name}': asked for m={req.m}, ef_construction={req.ef_construction}; Qdrant "
+                        f"reports m={m}, ef_construct={efc}")
+    params: dict[str, Any] = {"vectors": per, "full_scan_threshold_kb": hnsw.full_scan_threshold,
+                              "indexing_threshold_kb": cfg.optimizer_config.indexing_threshold,
+                              "segments": info.segments_count}
+    if local:
+        return BuiltIndex(kind="flat", params={**params, "mode": "local"}, indexed_count=0, total_count=want,
+                          substitutions=[LOCAL_CAVEAT, *subs])
+    if indexed == 0 and points > 0:
+        kind = "flat"
+        if req.kind == "hnsw":
+            subs.append("Qdrant built no HNSW graph for any named vector; every search is an exact scan")
+    else:
+        kind = "hnsw"
+        if indexed < want:
+            subs.append(f"only {indexed} of {want} vectors ({points} points x {len(collection.vectors)} named "
+                        "vectors) are in an HNSW graph; the rest are searched exactly")
+    return BuiltIndex(kind=kind, params=params, indexed_count=indexed, total_count=want, substitutions=subs)
+
+
 # -- the adapters ----------------------------------------------------------------------------------------------
 
 class QdrantBackend(Backend):
     """A Qdrant server, driven by worker processes, each with its own client (REST or gRPC)."""
 
     name = "qdrant"
-    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, replication=True, sharding=True)
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
+                                replication=True, sharding=True)
     Options = QdrantOptions
     local: ClassVar[bool] = False
 
@@ -319,8 +408,12 @@ class QdrantBackend(Backend):
         return models.PointStruct(id=int(id), vector=np.asarray(vector, dtype=np.float32).tolist(),
                                   payload=dict(payload) if payload else None)
 
-    def insert(self, ids: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
+    def insert(self, ids: np.ndarray, vectors: np.ndarray | Mapping[str, np.ndarray],
+               payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
         col = self._require_collection()
+        if isinstance(vectors, Mapping):  # multi-vector records: {name: (n, dim)}
+            self.client.upsert(col.name, points=named_points(col, ids, vectors, payloads), wait=True)
+            return
         if vectors.ndim != 2 or vectors.shape[1] != col.dim:
             raise UserError(f"{self.name}: vectors have shape {vectors.shape}, the collection has dimension {col.dim}",
                             "check the dataset's dimension against the workload")
@@ -337,7 +430,7 @@ class QdrantBackend(Backend):
             info = self.client.get_collection(col.name)
             if self.local:
                 break
-            ready, why = index_ready(info, col.index.kind)
+            ready, why = index_ready(info, col.index.kind, max(1, len(col.vectors)))
             if ready:
                 break
             if _enum_value(info.status) == "grey" and not nudged:
@@ -393,7 +486,8 @@ class QdrantLocalBackend(QdrantBackend):
     """qdrant-client's local mode (no server): checks the adapter's logic; never a Qdrant benchmark figure."""
 
     name = "qdrant-local"
-    capabilities = Capabilities(in_process=True, server=False, get=True, upsert=True, delete=True, filters=True)
+    capabilities = Capabilities(in_process=True, server=False, get=True, upsert=True, delete=True, filters=True,
+                                multi_vector=True)
     Options = QdrantLocalOptions
     local = True
 

@@ -8,6 +8,11 @@ Quantization: int8 is ScalarQuantizationConfig (quantile 0.99), pq ProductQuanti
 binary BinaryQuantizationConfig (one bit), all kept in RAM, with `QuantizationSearchParams(rescore=...)` on every
 query (oversampling 2 when rescoring); fp16 is the Float16 storage datatype (no separate quantized copy, so nothing to rescore with). What was
 built is read back from each indexed segment's `segment.json` and `vector_storage/quantized.config.json`.
+
+Multi-vector records (`CollectionSpec.vectors`): one named vector per name in the shard config, each with its own
+HNSW graph (`vector_index-<name>/` in a segment) built by `optimize()`; a search names its vector with
+`Query.Nearest(..., using=name)`. The graphs are read back per name, and the shard's indexed-vector count (which
+counts every named vector of every point) must reach points x names.
 """
 
 from __future__ import annotations
@@ -39,6 +44,11 @@ _DISTANCE = {"cosine": "Cosine", "ip": "Dot", "l2": "Euclid"}
 RESCORE_OVERSAMPLING = 2.0  # rescore: 2k quantized candidates reranked on the original vectors (as faiss)
 
 
+def _subdir(base: str, name: str) -> str:
+    """A segment's folder for vector `name`: `vector_index` for the unnamed vector, `vector_index-<name>` else."""
+    return f"{base}-{name}" if name else base
+
+
 def _one(values: list[Any]) -> Any:
     """The value when every segment agrees, else the sorted distinct values."""
     distinct = sorted({v for v in values}, key=str)
@@ -56,7 +66,7 @@ class QdrantEdgeOptions(BackendOptions):
 class QdrantEdgeBackend(Backend):
     name = "qdrant-edge"
     capabilities = Capabilities(in_process=True, get=True, upsert=True, delete=True, filters=True,
-                                quantization=("int8", "fp16", "pq", "binary"))
+                                quantization=("int8", "fp16", "pq", "binary"), multi_vector=True)
     Options = QdrantEdgeOptions
 
     @classmethod
@@ -86,9 +96,11 @@ class QdrantEdgeBackend(Backend):
                                  full_scan_threshold=o.full_scan_threshold_kb, max_indexing_threads=o.max_indexing_threads)
         quant = collection.index.quantization
         datatype = q.VectorStorageDatatype.Float16 if quant == "fp16" else None
+        named = dict(collection.vectors) or {"": collection.dim}
         config = q.EdgeConfig(
-            vectors={"": q.EdgeVectorParams(size=collection.dim, distance=getattr(q.Distance, _DISTANCE[collection.metric]),
-                                            datatype=datatype)},
+            vectors={name: q.EdgeVectorParams(size=int(dim), datatype=datatype,
+                                              distance=getattr(q.Distance, _DISTANCE[collection.metric_of(name)]))
+                     for name, dim in named.items()},
             quantization_config=self._quantization_config(quant),
             hnsw_config=hnsw,
             optimizers=q.EdgeOptimizersConfig(indexing_threshold=o.indexing_threshold_kb),
@@ -118,15 +130,21 @@ class QdrantEdgeBackend(Backend):
             return q.BinaryQuantizationConfig(always_ram=True)
         raise UserError(f"qdrant-edge does not offer quantization '{quant}'", "use int8, fp16, pq or binary")
 
-    def _built_quantization(self) -> tuple[list[Any], list[Any]]:
-        """(quantization configs, storage datatypes) of the segments that have an HNSW graph, read from disk."""
+    @property
+    def _names(self) -> list[str]:
+        """The vector names of the shard: "" for the single unnamed vector."""
+        return list(self.collection.vectors) or [""]
+
+    def _built_quantization(self, name: str = "") -> tuple[list[Any], list[Any]]:
+        """(quantization configs, storage datatypes) of vector `name` in the segments that have its HNSW graph,
+        read from disk."""
         quants, dtypes = [], []
         for seg in sorted(self.path.glob("segments/*")):
-            if not (seg / "vector_index" / "hnsw_config.json").exists():
+            if not (seg / _subdir("vector_index", name) / "hnsw_config.json").exists():
                 continue
             try:
-                vd = json.loads((seg / "segment.json").read_text())["config"]["vector_data"][""]
-                qc = seg / "vector_storage" / "quantized.config.json"
+                vd = json.loads((seg / "segment.json").read_text())["config"]["vector_data"][name]
+                qc = seg / _subdir("vector_storage", name) / "quantized.config.json"
                 quants.append(json.loads(qc.read_text())["quantization_config"] if qc.exists() else None)
             except (OSError, KeyError, json.JSONDecodeError):
                 continue
@@ -140,13 +158,20 @@ class QdrantEdgeBackend(Backend):
     def _point(self, id: int, vector: np.ndarray, payload: Mapping[str, Any] | None) -> Any:
         return self.q.Point(int(id), vector.tolist(), dict(payload) if payload else None)
 
-    def insert(self, ids: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
-        pts = [self._point(i, v, payloads[j] if payloads else None) for j, (i, v) in enumerate(zip(ids, vectors, strict=True))]
+    def insert(self, ids: np.ndarray, vectors: np.ndarray | Mapping[str, np.ndarray],
+               payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
+        if isinstance(vectors, Mapping):  # multi-vector records: {name: (n, dim)}
+            lists = {name: np.asarray(v, dtype=np.float32).tolist() for name, v in vectors.items()}
+            pts = [self.q.Point(int(i), {name: rows[j] for name, rows in lists.items()},
+                                dict(payloads[j]) if payloads and payloads[j] else None) for j, i in enumerate(ids)]
+        else:
+            pts = [self._point(i, v, payloads[j] if payloads else None)
+                   for j, (i, v) in enumerate(zip(ids, vectors, strict=True))]
         self.shard.update(self.q.UpdateOperation.upsert_points(pts))
 
-    def _built_segments(self) -> list[dict[str, Any]]:
+    def _built_segments(self, name: str = "") -> list[dict[str, Any]]:
         out = []
-        for f in sorted(self.path.glob("segments/*/vector_index/hnsw_config.json")):
+        for f in sorted(self.path.glob(f"segments/*/{_subdir('vector_index', name)}/hnsw_config.json")):
             try:
                 out.append(json.loads(f.read_text()))
             except (OSError, json.JSONDecodeError):
@@ -161,6 +186,8 @@ class QdrantEdgeBackend(Backend):
         if time.monotonic() - start > timeout_s:
             raise UserError(f"qdrant-edge took {time.monotonic() - start:.0f} s to build its index, past the "
                             f"{timeout_s:.0f} s timeout", "raise run.index_timeout_s")
+        if self.collection.vectors:
+            return self._built_named(info)
         segments = self._built_segments()
         subs: list[str] = []
         req = self.collection.index
@@ -194,6 +221,44 @@ class QdrantEdgeBackend(Backend):
                           indexed_count=int(info.indexed_vectors_count), total_count=int(info.points_count),
                           substitutions=subs)
 
+    def _built_named(self, info: Any) -> BuiltIndex:
+        """Multi-vector read-back: one HNSW graph per named vector, from each segment's `vector_index-<name>`."""
+        req = self.collection.index
+        subs: list[str] = []
+        per: dict[str, Any] = {}
+        for name in self._names:
+            segments = self._built_segments(name)
+            ms = sorted({s.get("m") for s in segments})
+            efs = sorted({s.get("ef_construct") for s in segments})
+            quants, dtypes = self._built_quantization(name)
+            per[name] = {"kind": "hnsw" if segments else "plain", "dim": self.collection.vectors[name],
+                         "metric": self.collection.metric_of(name), "m": _one(ms) if ms else None,
+                         "ef_construction": _one(efs) if efs else None, "hnsw_segments": len(segments),
+                         "quantization": _one([next(iter(c)) if c else None for c in quants]) if quants else None,
+                         "datatype": _one(dtypes) if dtypes else None}
+            if not segments:
+                subs.append(f"vector '{name}': no HNSW graph was built (all segments are plain); its searches are "
+                            "exact full scans")
+            elif ms != [req.m] or efs != [req.ef_construction]:
+                subs.append(f"vector '{name}': asked for m={req.m}, ef_construction={req.ef_construction}; engine "
+                            f"built m={ms}, ef_construct={efs}")
+            expect = {"int8": "scalar", "pq": "product", "binary": "binary"}.get(req.quantization or "")
+            if segments and expect and any(c is None or expect not in c for c in quants):
+                subs.append(f"vector '{name}': asked for {req.quantization} quantization; the indexed segments hold "
+                            f"{per[name]['quantization']}")
+        kinds = sorted({p["kind"] for p in per.values()})
+        want = int(info.points_count) * len(self._names)
+        if info.indexed_vectors_count < want:
+            subs.append(f"only {info.indexed_vectors_count} of {want} vectors ({info.points_count} points x "
+                        f"{len(self._names)} named vectors) are in an HNSW graph; the rest are searched by full scan")
+        params: dict[str, Any] = {"m": _one([p["m"] for p in per.values()]),
+                                  "ef_construction": _one([p["ef_construction"] for p in per.values()]),
+                                  "segments": info.segments_count, "vectors": per,
+                                  "full_scan_threshold_kb": self.options.full_scan_threshold_kb,
+                                  "indexing_threshold_kb": self.options.indexing_threshold_kb}
+        return BuiltIndex(kind=kinds[0] if len(kinds) == 1 else "mixed", params=params,
+                          indexed_count=int(info.indexed_vectors_count), total_count=want, substitutions=subs)
+
     def _search_params(self, ef: int | None) -> Any:
         p = self._params.get(ef)
         if p is None:
@@ -212,7 +277,7 @@ class QdrantEdgeBackend(Backend):
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
         q = self.q
-        req = q.SearchRequest(query=q.Query.Nearest(vector.tolist()), limit=k,
+        req = q.SearchRequest(query=q.Query.Nearest(vector.tolist(), using=params.vector_name), limit=k,
                               params=self._search_params(params.ef_search), filter=self._filter(params.filter))
         return [p.id for p in self.shard.search(req)]
 

@@ -11,6 +11,9 @@ Mapping of the engine-neutral request:
   that config (one schema request) whenever `SearchParams.ef_search` differs from the ef this adapter last set,
   so a sweep over ef values changes it once per value; the first query after a change pays that request. With
   `ef_search = None` the collection keeps whatever ef it has (-1 = Weaviate's dynamic ef).
+- Multi-vector records (`CollectionSpec.vectors`): one self-provided named vector per name, each with its own
+  HNSW index and distance; objects carry {name: vector}, a search names its vector in `target_vector`, and ef
+  is set on the searched named vector only. Each named vector's index config is read back from the schema.
 - `wait_indexed` polls the verbose nodes status until every shard of the collection is READY with an empty
   vector queue (Weaviate may index asynchronously), then reads the vector-index config back from the schema.
 """
@@ -85,15 +88,28 @@ def collection_request(collection: CollectionSpec, ef: int | None = None) -> dic
     if index.quantization:
         raise UserError(f"the weaviate adapter does not apply quantization '{index.quantization}' yet",
                         "remove index.quantization")
-    distance = VectorDistances(DISTANCES[collection.metric])
-    if index.kind == "hnsw":
-        vic = Configure.VectorIndex.hnsw(distance_metric=distance, max_connections=int(index.m),
-                                         ef_construction=int(index.ef_construction),
-                                         ef=int(ef) if ef is not None else None)
-    elif index.kind == "flat":
-        vic = Configure.VectorIndex.flat(distance_metric=distance)
-    else:
+    for name in collection.vectors:
+        if collection.metric_of(name) not in DISTANCES:
+            raise UserError(f"weaviate has no metric '{collection.metric_of(name)}' (named vector '{name}')",
+                            f"use one of: {', '.join(DISTANCES)}")
+        if name == VECTOR_NAME and len(collection.vectors) > 1:
+            raise UserError(f"weaviate: named vector '{name}' clashes with the adapter's default vector", "rename it")
+
+    def vic(metric: str) -> Any:
+        distance = VectorDistances(DISTANCES[metric])
+        if index.kind == "hnsw":
+            return Configure.VectorIndex.hnsw(distance_metric=distance, max_connections=int(index.m),
+                                              ef_construction=int(index.ef_construction),
+                                              ef=int(ef) if ef is not None else None)
+        if index.kind == "flat":
+            return Configure.VectorIndex.flat(distance_metric=distance)
         raise UserError(f"weaviate has no index kind '{index.kind}'", "use hnsw or flat")
+
+    if collection.vectors:  # multi-vector records: one self-provided named vector (and index) per name
+        vector_config: Any = [Configure.Vectors.self_provided(name=name, vector_index_config=vic(collection.metric_of(name)))
+                              for name in collection.vectors]
+    else:
+        vector_config = Configure.Vectors.self_provided(name=VECTOR_NAME, vector_index_config=vic(collection.metric))
     props = [Property(name=ID_PROPERTY, data_type=DataType.INT, index_filterable=True)]
     for field_name, kind in collection.payload_fields.items():
         if field_name == ID_PROPERTY or field_name in ("id", "_id", "_additional"):
@@ -110,25 +126,27 @@ def collection_request(collection: CollectionSpec, ef: int | None = None) -> dic
     return {
         "name": collection_name(collection.name),
         "properties": props,
-        "vector_config": Configure.Vectors.self_provided(name=VECTOR_NAME, vector_index_config=vic),
+        "vector_config": vector_config,
     }
 
 
-def ef_update(ef: int) -> dict[str, Any]:
-    """Keyword arguments of `collection.config.update` setting the HNSW ef of the vector."""
+def ef_update(ef: int, vector_name: str = VECTOR_NAME) -> dict[str, Any]:
+    """Keyword arguments of `collection.config.update` setting the HNSW ef of one (named) vector."""
     from weaviate.classes.config import Reconfigure
 
-    return {"vector_config": Reconfigure.Vectors.update(name=VECTOR_NAME,
+    return {"vector_config": Reconfigure.Vectors.update(name=vector_name,
                                                         vector_index_config=Reconfigure.VectorIndex.hnsw(ef=int(ef)))}
 
 
-def data_object(id: int, vector: np.ndarray, payload: Mapping[str, Any] | None) -> Any:
+def data_object(id: int, vector: np.ndarray | Mapping[str, np.ndarray], payload: Mapping[str, Any] | None) -> Any:
+    """One object; `vector` is one array (the default named vector) or {name: array} (multi-vector records)."""
     from weaviate.classes.data import DataObject
 
     props = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in (payload or {}).items()}
     props[ID_PROPERTY] = int(id)
+    named = vector if isinstance(vector, Mapping) else {VECTOR_NAME: vector}
     return DataObject(properties=props, uuid=object_uuid(id),
-                      vector={VECTOR_NAME: np.asarray(vector, dtype=np.float32).tolist()})
+                      vector={k: np.asarray(v, dtype=np.float32).tolist() for k, v in named.items()})
 
 
 def query_filter(flt: Mapping[str, Any] | None) -> Any:
@@ -145,10 +163,13 @@ def query_filter(flt: Mapping[str, Any] | None) -> Any:
     return parts[0] if len(parts) == 1 else Filter.all_of(parts)
 
 
-def search_request(vector: np.ndarray, k: int, flt: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Keyword arguments of `collection.query.near_vector` for one query; only `bench_id` comes back."""
+def search_request(vector: np.ndarray, k: int, flt: Mapping[str, Any] | None,
+                   vector_name: str | None = None) -> dict[str, Any]:
+    """Keyword arguments of `collection.query.near_vector` for one query of one named vector (default: the
+    adapter's single vector); only `bench_id` comes back."""
     return {"near_vector": np.asarray(vector, dtype=np.float32).tolist(), "limit": int(k),
-            "filters": query_filter(flt), "target_vector": VECTOR_NAME, "return_properties": [ID_PROPERTY],
+            "filters": query_filter(flt), "target_vector": vector_name or VECTOR_NAME,
+            "return_properties": [ID_PROPERTY],
             "include_vector": False}
 
 
@@ -182,13 +203,41 @@ def shards_ready(nodes: Sequence[Any], name: str) -> tuple[bool, int, int, str]:
 
 def built_index_from_config(config: Any, collection: CollectionSpec, total: int | None, queued: int = 0) -> BuiltIndex:
     """What Weaviate reports it holds, read from the collection config (`collection.config.get()`)."""
-    named = (config.vector_config or {}).get(VECTOR_NAME)
+    if collection.vectors:
+        return _built_named(config, collection, total, queued)
+    return _built_one(config, collection, total, queued, VECTOR_NAME)
+
+
+def _built_named(config: Any, collection: CollectionSpec, total: int | None, queued: int) -> BuiltIndex:
+    """Multi-vector read-back: each named vector's index config, from the schema. `total` is the object count;
+    Weaviate's vector queue length counts vectors of every name."""
+    per: dict[str, Any] = {}
+    subs: list[str] = []
+    reported = (config.vector_config or {})
+    for name in collection.vectors:
+        if name not in reported:
+            subs.append(f"vector '{name}' is missing from the collection Weaviate reports")
+            continue
+        b = _built_one(config, collection, None, 0, name)
+        per[name] = {"kind": b.kind, **b.params}
+        subs.extend(f"vector '{name}': {s}" for s in b.substitutions)
+    kinds = sorted({p["kind"] for p in per.values()}) or ["none"]
+    want = None if total is None else total * len(collection.vectors)
+    indexed = None if want is None else max(want - queued, 0)
+    return BuiltIndex(kind=kinds[0] if len(kinds) == 1 else "mixed", params={"vectors": per},
+                      indexed_count=indexed, total_count=want, substitutions=subs)
+
+
+def _built_one(config: Any, collection: CollectionSpec, total: int | None, queued: int, name: str) -> BuiltIndex:
+    named = (config.vector_config or {}).get(name)
     vic = named.vector_index_config if named is not None else config.vector_index_config
     type_name = type(vic).__name__.lower()
     kind = "hnsw" if "hnsw" in type_name else "flat" if "flat" in type_name else "dynamic" if "dynamic" in type_name \
         else type_name.removeprefix("_vectorindexconfig") or "none"
     distance = getattr(vic, "distance_metric", None)
     params: dict[str, Any] = {"distance": str(getattr(distance, "value", distance))}
+    if collection.vectors and params["distance"] != DISTANCES[collection.metric_of(name)]:
+        params["distance_asked"] = DISTANCES[collection.metric_of(name)]
     if kind == "hnsw":
         params.update({"m": vic.max_connections, "ef_construction": vic.ef_construction, "ef": vic.ef,
                        "dynamic_ef_min": vic.dynamic_ef_min, "dynamic_ef_max": vic.dynamic_ef_max,
@@ -215,7 +264,8 @@ class WeaviateBackend(Backend):
     """A Weaviate server, driven by worker processes, each with its own client."""
 
     name = "weaviate"
-    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, replication=True, sharding=True)
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
+                                replication=True, sharding=True)
     Options = WeaviateOptions
 
     def __init__(self, options: BackendOptions, workdir: str):
@@ -224,6 +274,7 @@ class WeaviateBackend(Backend):
         self.handle: Any = None  # the weaviate Collection
         self.collection: CollectionSpec | None = None
         self._ef: int | None = None
+        self._efs: dict[str, int] = {}  # multi-vector records: the ef this adapter last set per named vector
 
     @property
     def address(self) -> tuple[str, int]:
@@ -273,6 +324,7 @@ class WeaviateBackend(Backend):
         self.handle = self.client.collections.create(**req)
         self.collection = collection
         self._ef = None
+        self._efs = {}
 
     def attach(self, collection: CollectionSpec) -> None:
         self.connect()
@@ -283,6 +335,7 @@ class WeaviateBackend(Backend):
         self.handle = self.client.collections.get(name)
         self.collection = collection
         self._ef = None
+        self._efs = {}
 
     def _insert(self, objects: list[Any]) -> None:
         res = self.handle.data.insert_many(objects)
@@ -290,8 +343,16 @@ class WeaviateBackend(Backend):
             first = next(iter(res.errors.values()))
             raise RuntimeError(f"weaviate rejected {len(res.errors)} of {len(objects)} objects: {first.message}")
 
-    def insert(self, ids: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
+    def insert(self, ids: np.ndarray, vectors: np.ndarray | Mapping[str, np.ndarray],
+               payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
         col = self._require_collection()
+        if isinstance(vectors, Mapping):  # multi-vector records: {name: (n, dim)}
+            if set(vectors) != set(col.vectors):
+                raise UserError(f"weaviate: the batch has vectors {sorted(vectors)} but the collection has "
+                                f"{sorted(col.vectors)}", "insert every named vector of the collection")
+            self._insert([data_object(i, {name: v[j] for name, v in vectors.items()}, payloads[j] if payloads else None)
+                          for j, i in enumerate(ids)])
+            return
         if vectors.ndim != 2 or vectors.shape[1] != col.dim:
             raise UserError(f"weaviate: vectors have shape {vectors.shape}, the collection has dimension {col.dim}",
                             "check the dataset's dimension against the workload")
@@ -313,14 +374,19 @@ class WeaviateBackend(Backend):
         total = self.handle.aggregate.over_all(total_count=True).total_count
         return built_index_from_config(self.handle.config.get(), col, total, queued)
 
-    def _set_ef(self, ef: int) -> None:
-        self.handle.config.update(**ef_update(ef))
-        self._ef = ef
+    def _set_ef(self, ef: int, vector_name: str | None = None) -> None:
+        self.handle.config.update(**ef_update(ef, vector_name or VECTOR_NAME))
+        if vector_name is None:
+            self._ef = ef
+        else:
+            self._efs[vector_name] = ef
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
-        if params.ef_search is not None and params.ef_search != self._ef and self.collection.index.kind == "hnsw":
-            self._set_ef(params.ef_search)
-        return hit_ids(self.handle.query.near_vector(**search_request(vector, k, params.filter)))
+        name = params.vector_name
+        current = self._ef if name is None else self._efs.get(name)
+        if params.ef_search is not None and params.ef_search != current and self.collection.index.kind == "hnsw":
+            self._set_ef(params.ef_search, name)
+        return hit_ids(self.handle.query.near_vector(**search_request(vector, k, params.filter, name)))
 
     def get(self, id: int) -> Record | None:
         self._require_collection()
@@ -344,7 +410,7 @@ class WeaviateBackend(Backend):
                 server = None
         return EngineInfo(engine="weaviate", client_version=package_version("weaviate-client"), server_version=server,
                           server_address=self.address,
-                          extra={"url": self.options.url, "grpc_port": self.options.grpc_port, "ef_set": self._ef,
+                          extra={"url": self.options.url, "grpc_port": self.options.grpc_port, "ef_set": self._ef, "ef_set_per_vector": dict(self._efs),
                                  "collection": collection_name(self.collection.name) if self.collection else None})
 
     def drop(self) -> None:

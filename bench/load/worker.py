@@ -35,6 +35,7 @@ class WorkerData:
     queries: np.ndarray
     base: np.ndarray
     holdout: np.ndarray
+    named_queries: dict[str, np.ndarray] | None = None  # multi-vector records: the queries of each named vector
 
 
 def schedule_offsets_ns(n: int, rate: float, arrival: str, rng: np.random.Generator) -> np.ndarray:
@@ -117,11 +118,12 @@ def _budget(task: PhaseTask) -> tuple[int, int | None]:
 
 
 def _run_search(backend, data, task, worker, workers, rng, wait) -> WorkerResult:
-    queries = data.queries
+    queries = data.queries if task.vector_name is None else data.named_queries[task.vector_name]
     nq = len(queries)
     order = rng.permutation(nq)
     n_max, window = _budget(task)
-    k, params, search = task.k, SearchParams(ef_search=task.ef_search, filter=task.filter), backend.search
+    params = SearchParams(ef_search=task.ef_search, filter=task.filter, vector_name=task.vector_name)
+    k, search = task.k, backend.search
     rec = hdr.Recorder()
     h_ok, h_fail = rec.histogram("search"), rec.histogram("search", failed=True)
     h_svc = hdr.new_histogram() if task.target_rate else None

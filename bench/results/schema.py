@@ -23,6 +23,7 @@ KEY_FIELDS = [
     pa.field("arrival", pa.string()),
     pa.field("filter", pa.string()),  # filtered ANN: the equality filter, e.g. "sel_10=1"; null = unfiltered
     pa.field("selectivity", pa.float64()),  # share of the records the filter keeps; null = unfiltered
+    pa.field("vector_name", pa.string()),  # multi-vector records: the named vector searched; null = single vector
 ]
 
 FIGURES = ["qps", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "recall"]
