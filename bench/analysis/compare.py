@@ -31,7 +31,7 @@ FIGURE_COLUMNS: list[tuple[str, str, str, bool]] = [
     ("build_s", "build s", ",.2f", False),
     ("server_rss_peak_bytes", "peak RSS MiB", ",.1f", True),
 ]
-ID_COLUMNS = ["workload", "backend", "run_id", "op", "filter", "ef_search", "k", "concurrency", "target_rate"]
+ID_COLUMNS = ["workload", "backend", "run_id", "op", "filter", "fusion", "alpha", "ef_search", "k", "concurrency", "target_rate"]
 CAPABILITIES = ["filters", "hybrid", "quantization", "replication", "sharding"]
 MIB = 1024 * 1024
 
@@ -72,7 +72,8 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
         lambda s: "; ".join(_substitutions(s)))
     df["dataset"] = df.get("dataset_name", pd.Series([None] * len(df)))
     cols += ["n_kept", "n_ok", "n_trials", "dataset", "substituted"]
-    out = df[cols].sort_values(["workload", "op", "backend", "run_id", "ef_search", "concurrency", "target_rate"],
+    out = df[cols].sort_values(["workload", "op", "backend", "run_id", "filter", "fusion", "alpha", "ef_search",
+                                "concurrency", "target_rate"],
                                na_position="first", kind="stable")
     return out.reset_index(drop=True)
 
@@ -128,16 +129,32 @@ def substitution_notes(figures: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(t for t in figures["substituted"] if t))
 
 
+def config_label(r: dict) -> str:
+    """The filter or hybrid fusion of a row ("sel_10=1", "rrf", "weighted a=0.25"), or "" for plain search."""
+    def present(v: object) -> bool:
+        return v is not None and v is not pd.NA and not (isinstance(v, float) and math.isnan(v))
+
+    parts = []
+    if present(r.get("filter")):
+        parts.append(str(r["filter"]))
+    if present(r.get("fusion")):
+        parts.append(str(r["fusion"]) + (f" a={float(r['alpha']):g}" if present(r.get("alpha")) else ""))
+    return " ".join(parts)
+
+
 def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Headings and text cells: each figure as `median [lo-hi]`; substituted rows marked with `*` and the
     number of their note (`substitution_notes`)."""
     notes = {t: i + 1 for i, t in enumerate(substitution_notes(figures))}
-    heads = ["workload", "backend", "run", "op", "ef", "k", "conc", "rate"] + [h for _, h, _, _ in FIGURE_COLUMNS]
+    with_config = any(config_label(r) for r in figures.to_dict("records"))
+    heads = (["workload", "backend", "run", "op", "ef"] + (["config"] if with_config else []) + ["k", "conc", "rate"]
+             + [h for _, h, _, _ in FIGURE_COLUMNS])
     heads += ["trials", "index"]
     rows = []
     for r in figures.to_dict("records"):
         cells = [str(r["workload"]), str(r["backend"]) + (" *" if r["substituted"] else ""), str(r["run_id"]),
                  str(r["op"]), _num(r["ef_search"], "d") if r["ef_search"] is not None else "-",
+                 *([config_label(r) or "-"] if with_config else []),
                  _num(r["k"], "d") if r["k"] is not None else "-",
                  _num(r["concurrency"], "d") if r["concurrency"] is not None else "-",
                  _num(r["target_rate"], ",.0f")]

@@ -30,7 +30,7 @@ from bench.analysis.aggregate import trimmed
 from bench.analysis.load import trials_frame
 from bench.errors import UserError
 
-MATCH_KEYS = ["backend", "workload", "op", "filter", "ef_search", "k", "concurrency", "target_rate"]
+MATCH_KEYS = ["backend", "workload", "op", "filter", "fusion", "alpha", "ef_search", "k", "concurrency", "target_rate"]
 EXACT_LIMIT = 50_000  # enumerate splits exactly up to this many
 
 

@@ -28,6 +28,8 @@ class PhaseTask:
     visibility_every: int = 0  # search-under-writes: probe every Nth update for read-your-write lag (0 = none)
     late_threshold_us: int = 1000  # open loop: a send later than this behind its intended start is late
     filter: dict[str, Any] | None = None  # search: SearchParams.filter of every search (filtered ANN)
+    hybrid: dict[str, Any] | None = None  # search: {"fusion", "alpha", "candidates"} of every hybrid search
+    query_texts: tuple[str, ...] | None = None  # hybrid: the text of each query, row for row
 
 
 @dataclass
