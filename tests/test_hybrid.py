@@ -171,15 +171,28 @@ def test_hybrid_on_wordnet_uses_its_real_texts(bench_cli, tmp_path):
     assert summary[0]["recall"] >= 0.8
 
 
-def test_milvus_lite_hybrid_runs_rrf_and_weighted(bench_cli, tmp_path):
+def test_milvus_lite_hybrid_runs_rrf_and_weighted_and_analysis_keeps_them_apart(bench_cli, tmp_path):
     pytest.importorskip("milvus_lite")
-    trials, summary, run, _ = _run(bench_cli, tmp_path, "milvus-lite", "--set", "hybrid.alpha=[0.3]",
+    trials, summary, run, _ = _run(bench_cli, tmp_path, "milvus-lite", "--set", "hybrid.alpha=[0.3, 0.7]",
                                    "--trials", "1", "--set", "run.warmup_s=0")
     by = {(r["fusion"], r["alpha"]): r for r in summary}
-    assert set(by) == {("rrf", None), ("weighted", 0.3)}
+    assert set(by) == {("rrf", None), ("weighted", 0.3), ("weighted", 0.7)}
     assert run["hybrid"]["weighted_norm"] == "atan"
     for r in by.values():
         assert r["errors"] == 0 and r["recall"] >= 0.7, r["recall"]
+    built = json.loads(summary[0]["index_built"])["params"]["hybrid"]
+    assert [(s["k1"], s["b"]) for s in built["segment_scorers"]] == [(1.2, 0.75)] * len(built["segment_scorers"])
+    p = bench_cli("compare", "results", "--format", "csv")
+    assert p.returncode == 0, p.stderr
+    header, *rows = p.stdout.split("\n\n")[0].strip().split("\n")
+    cols = header.split(",")
+    keys = sorted((r.split(",")[cols.index("fusion")], r.split(",")[cols.index("alpha")]) for r in rows)
+    assert keys == [("rrf", ""), ("weighted", "0.3"), ("weighted", "0.7")]
+    md = bench_cli("compare", "results", "--format", "markdown").stdout
+    assert "| weighted a=0.3 |" in md and "| rrf |" in md and "vs bm25" in md
+    rep = bench_cli("report", "results", "--out", "rep")
+    assert rep.returncode == 0, rep.stderr
+    assert (tmp_path / "rep" / "recall-qps-ann-hybrid.png").exists()
 
 
 @pytest.mark.parametrize("backend", ["faiss", "chroma", "pgvector"])

@@ -31,6 +31,7 @@ FIGURE_COLUMNS: list[tuple[str, str, str, bool]] = [
     ("build_s", "build s", ",.2f", False),
     ("server_rss_peak_bytes", "peak RSS MiB", ",.1f", True),
 ]
+HYBRID_COLUMNS = ["recall_dense", "recall_bm25"]
 ID_COLUMNS = ["workload", "backend", "run_id", "op", "filter", "fusion", "alpha", "ef_search", "k", "concurrency", "target_rate"]
 CAPABILITIES = ["filters", "hybrid", "quantization", "replication", "sharding"]
 MIB = 1024 * 1024
@@ -65,6 +66,10 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
             if c not in df:
                 df[c] = float("nan")
             cols.append(c)
+    for c in HYBRID_COLUMNS:  # hybrid runs: overlap with each side's exact top-k (shown only where present)
+        if c not in df:
+            df[c] = float("nan")
+        cols.append(c)
     for c in ("n_kept", "n_ok", "n_trials"):
         if c not in df:
             df[c] = None
@@ -147,8 +152,9 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     number of their note (`substitution_notes`)."""
     notes = {t: i + 1 for i, t in enumerate(substitution_notes(figures))}
     with_config = any(config_label(r) for r in figures.to_dict("records"))
+    with_sides = any(_num(v, ".4f") != "-" for c in HYBRID_COLUMNS if c in figures for v in figures[c])
     heads = (["workload", "backend", "run", "op", "ef"] + (["config"] if with_config else []) + ["k", "conc", "rate"]
-             + [h for _, h, _, _ in FIGURE_COLUMNS])
+             + [h for _, h, _, _ in FIGURE_COLUMNS] + (["vs dense", "vs bm25"] if with_sides else []))
     heads += ["trials", "index"]
     rows = []
     for r in figures.to_dict("records"):
@@ -164,6 +170,8 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
                 lo, hi = _num(_scale(name, r[name + "_lo"]), spec), _num(_scale(name, r[name + "_hi"]), spec)
                 med = f"{med} [{lo}-{hi}]" if lo != hi else med
             cells.append(med)
+        if with_sides:
+            cells += [_num(r.get(c), ".4f") for c in HYBRID_COLUMNS]
         cells.append(f"{_num(r['n_kept'], 'd')}/{_num(r['n_ok'], 'd')}/{_num(r['n_trials'], 'd')}"
                      if r["n_trials"] is not None else "-")
         cells.append(f"other than asked, note {notes[r['substituted']]}" if r["substituted"] else "as asked")
@@ -197,7 +205,8 @@ def _html_table(heads: list[str], rows: list[list[str]]) -> str:
 
 NOTE = ("Figures are trimmed medians of the kept trials (lowest and highest dropped) with the spread of the kept "
         "trials in brackets; load and build time are measured once per run. trials = kept/ok/total. "
-        "* = the engine built another index than asked (the numbered note says what).")
+        "* = the engine built another index than asked (the numbered note says what). Hybrid: recall = agreement "
+        "with the exact fused reference; vs dense / vs bm25 = overlap@k with the exact dense-only / BM25-only top-k.")
 
 
 def render(c: Comparison, fmt: str = "table") -> str:
