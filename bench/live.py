@@ -26,16 +26,17 @@ from prometheus_client.registry import Collector
 from bench.errors import UserError
 from bench.metrics import hdr
 
-LABELS = ["backend", "workload", "op", "filter", "ef_search", "vector_name"]
+LABELS = ["backend", "workload", "op", "filter", "fusion", "ef_search", "vector_name"]
 BUCKETS_S = [25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3,
              1.0, 2.5, 5.0, 10.0, 30.0, 60.0]
 QUANTILES = [("0.5", "p50_us"), ("0.9", "p90_us"), ("0.99", "p99_us"), ("0.999", "p999_us")]
 
 
 def _labels(row: dict) -> tuple[str, ...]:
-    ef, flt = row.get("ef_search"), row.get("filter")
+    ef, flt, fusion, alpha = row.get("ef_search"), row.get("filter"), row.get("fusion"), row.get("alpha")
+    hyb = "" if fusion is None else str(fusion) + ("" if alpha is None else f" a={alpha:g}")
     return (str(row.get("backend")), str(row.get("workload")), str(row.get("op")), "" if flt is None else str(flt),
-            "" if ef is None else str(ef), str(row.get("vector_name") or ""))
+            hyb, "" if ef is None else str(ef), str(row.get("vector_name") or ""))
 
 
 def buckets_from_hdr(h: HdrHistogram, bounds_s: Iterable[float] = BUCKETS_S) -> list[tuple[str, float]]:

@@ -25,8 +25,10 @@ import psutil
 from bench import datasets
 from bench.analysis.aggregate import summarize
 from bench.backends import registry
-from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo
+from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo, HybridSpec
 from bench.datasets import filtered, multivector
+from bench.datasets import hybrid as hybrid_ref
+from bench.datasets import texts as hybrid_texts
 from bench.errors import UserError
 from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool, WorkerFailed
 from bench.load.task import PhaseTask, WorkerResult
@@ -141,10 +143,79 @@ def prepare(req: RunRequest) -> tuple[WorkloadSpec, type[Backend], Any, Path | N
     if spec.multivector is not None and req.rate_sweep:
         raise UserError(f"--rate-sweep does not sweep multi-vector workloads ('{spec.name}' has a [multivector] "
                         "table)", "run it without --rate-sweep")
+    if spec.hybrid is not None:
+        reason = cls.hybrid_unsupported(options)
+        if reason:
+            raise UserError(f"Backend '{req.backend}' cannot run hybrid (BM25 + dense) search, which workload "
+                            f"'{spec.name}' needs, so it is skipped: {reason.rstrip('.')}",
+                            "choose a backend with hybrid (`bench backends`)")
+        if not runnable_hybrid_cases(spec, cls)[0]:
+            raise UserError(f"Backend '{req.backend}' has no alpha-weighted fusion, the only fusion workload "
+                            f"'{spec.name}' asks for, so it is skipped", "add \"rrf\" to hybrid.fusion")
+        if req.rate_sweep:
+            raise UserError(f"--rate-sweep does not sweep hybrid workloads ('{spec.name}' has a [hybrid] table)",
+                            "run it without --rate-sweep")
     if spec.filter is not None and req.rate_sweep:
         raise UserError(f"--rate-sweep does not sweep filtered workloads ('{spec.name}' has a [filter] table)",
                         "run it without --rate-sweep")
     return spec, cls, options, cfg_path
+
+
+def runnable_hybrid_cases(spec: WorkloadSpec, cls: type[Backend]) -> tuple[list[tuple[str, float | None]], list[str]]:
+    """(the (fusion, alpha) configurations this backend can run, sentences saying which are skipped and why)."""
+    if spec.hybrid is None:
+        return [], []
+    cases, skipped = [], []
+    for fusion, alpha in spec.hybrid.cases():
+        if fusion == "weighted" and cls.hybrid_weighted_norm is None:
+            skipped.append(alpha)
+            continue
+        cases.append((fusion, alpha))
+    why = ([f"{cls.name}: hybrid fusion 'weighted' (alpha {', '.join(f'{a:g}' for a in skipped)}) is skipped: the "
+            "engine has no alpha-weighted score fusion"] if skipped else [])
+    return cases, why
+
+
+@dataclass
+class _Hybrid:
+    """What a hybrid run needs: the texts, the harness' BM25, and the exact fused reference per configuration."""
+
+    docs: list[str]
+    query_texts: tuple[str, ...]
+    source: str
+    bm25: Any
+    cases: list[tuple[str, float | None]]
+    refs: dict[tuple[str, float | None], Any]
+    norm: str | None
+
+    def describe(self) -> dict[str, Any]:
+        return {"texts": self.source, "bm25": {"k1": self.bm25.k1, "b": self.bm25.b, "idf": hybrid_ref.IDF_FORMULA,
+                                               "avgdl": self.bm25.avgdl, "terms": len(self.bm25.terms),
+                                               "tokens": "lowercase [a-z0-9]+, no stemming, no stopwords"},
+                "rrf_k": hybrid_ref.RRF_K, "weighted_norm": self.norm,
+                "configurations": [{"fusion": f, "alpha": a} for f, a in self.cases]}
+
+
+def _prepare_hybrid(spec: WorkloadSpec, cls: type[Backend], ds, rep) -> _Hybrid:
+    h = spec.hybrid
+    assert h is not None
+    docs, qtexts, source = hybrid_texts.for_dataset(ds, h, spec.dataset.seed)
+    bm25 = hybrid_ref.build_bm25(docs, h.k1, h.b)
+    cases, _ = runnable_hybrid_cases(spec, cls)
+    refs = {}
+    base = np.asarray(ds.base)
+    text_key = {"source": source, "params": h.model_dump(mode="json"), "seed": spec.dataset.seed}
+    for fusion, alpha in cases:
+        norm = cls.hybrid_weighted_norm if fusion == "weighted" else None
+        key = {"data": ds.content_hash, "metric": ds.metric, "n": ds.n, "nq": len(ds.queries), "k": spec.search.k,
+               "candidates": h.candidates, "fusion": fusion, "alpha": alpha, "norm": norm, "texts": text_key,
+               "rrf_k": hybrid_ref.RRF_K}
+        refs[(fusion, alpha)] = hybrid_ref.cached_reference(
+            ds.cache_dir, key, lambda f=fusion, a=alpha, nm=norm: hybrid_ref.reference(
+                base, ds.queries, ds.metric, bm25, qtexts, spec.search.k, h.candidates, f, a, nm))
+    rep.say(f"hybrid: {source} texts, {len(bm25.terms):,} terms, avgdl {bm25.avgdl:.1f}; "
+            f"exact fused reference for {len(cases)} configuration(s)")
+    return _Hybrid(docs, tuple(qtexts), source, bm25, cases, refs, cls.hybrid_weighted_norm)
 
 
 def run(req: RunRequest) -> RunOutcome:
@@ -165,6 +236,7 @@ def run(req: RunRequest) -> RunOutcome:
     fcases = filtered.cases(spec.filter.selectivities) if spec.filter else []
     fmasks = filtered.masks(ds.n, fcases, spec.dataset.seed)
     fgt = {c.field: filtered.ground_truth(ds, k, c, fmasks[c.field], spec.dataset.seed) for c in fcases}
+    hyb = _prepare_hybrid(spec, cls, ds, Reporter(req.quiet)) if spec.hybrid is not None else None
 
     run_id = req.suite_run_id or req.run_id or new_run_id(f"{req.backend}-{spec.name}")
     run_dir = req.results_dir / run_id
@@ -182,7 +254,9 @@ def run(req: RunRequest) -> RunOutcome:
 
     workdir = tempfile.mkdtemp(prefix=f"bench-{req.backend}-")
     backend = cls(options, workdir)
-    warnings: list[str] = []
+    warnings: list[str] = list(runnable_hybrid_cases(spec, cls)[1])
+    for w in warnings:
+        rep.warn(w)
     trial_rows: list[dict] = []
     summary_rows: list[dict] = []
     built: BuiltIndex | None = None
@@ -193,10 +267,12 @@ def run(req: RunRequest) -> RunOutcome:
         backend.connect()
         collection = CollectionSpec(name=f"bench_{spec.name}".replace("-", "_"), dim=ds.dim, metric=ds.metric,
                                     index=spec.index.to_spec(), ef_search=_configs(spec)[0],
-                                    payload_fields=filtered.payload_fields(fcases),
+                                    payload_fields={**filtered.payload_fields(fcases), **({"text": "text"} if hyb else {})},
+                                    hybrid=HybridSpec(text_field="text", k1=spec.hybrid.k1, b=spec.hybrid.b,
+                                                      avgdl=hyb.bm25.avgdl) if hyb and spec.hybrid else None,
                                     vectors=mv.dims if mv else {}, vector_metrics=mv.metrics if mv else {})
         backend.create(collection)
-        load_s = _load(backend, mv or ds, spec.run.batch_size, rep, fmasks)
+        load_s = _load(backend, mv or ds, spec.run.batch_size, rep, fmasks, hyb.docs if hyb else None)
         t0 = time.perf_counter()
         built = backend.wait_indexed(spec.run.index_timeout_s)
         build_s = time.perf_counter() - t0
@@ -222,20 +298,21 @@ def run(req: RunRequest) -> RunOutcome:
         configs = _configs(spec)
         sweep = RATE_SWEEP if req.rate_sweep else ()
         with rep.progress() as prog:
-            per_ef = len(fcases) or (len(mv.names) if mv else 1 + len(sweep))
-            bar = prog.add_task("trials", total=len(configs) * spec.run.trials * per_ef)
+            per_ef = len(hyb.cases) if hyb else (len(fcases) or (len(mv.names) if mv else 1))
+            bar = prog.add_task("trials", total=len(configs) * per_ef * spec.run.trials * (1 + len(sweep)))
 
-            def measure(ef, rate, flt=None, vec=None):
+            def measure(ef, rate, flt=None, vec=None, hc=None):
                 label = (f"{req.backend} {spec.name} ef_search={ef}" + (f" at {rate:,.0f} ops/s" if rate else "")
-                         + (f" filter {flt.label}" if flt else "") + (f" vector {vec}" if vec else ""))
+                         + (f" filter {flt.label}" if flt else "") + (f" vector {vec}" if vec else "")
+                         + (f" {hc[0]}" + (f" alpha={hc[1]}" if hc[1] is not None else "") if hc else ""))
                 prog.update(bar, description=label)
-                _phase(pool, spec, ds, ef, trial=-1, warmup=True, state=state, rate=rate, flt=flt,
-                       vec=vec)  # warm-up: excluded
+                _phase(pool, spec, ds, ef, trial=-1, warmup=True, state=state, rate=rate, flt=flt, vec=vec,
+                       hyb=(hyb, hc) if hc else None)  # warm-up: excluded
                 for trial in range(spec.run.trials):
                     sampler = sampler_for(server_pid, server_port).start()
                     cpu0 = psutil.Process().cpu_times() if pool.kind == "thread" else None
                     results, cpu_s = _phase(pool, spec, ds, ef, trial=trial, warmup=False, state=state, rate=rate,
-                                            flt=flt, vec=vec)
+                                            flt=flt, vec=vec, hyb=(hyb, hc) if hc else None)
                     res_stats = sampler.stop()
                     if cpu0 is not None:
                         cpu1 = psutil.Process().cpu_times()
@@ -245,10 +322,15 @@ def run(req: RunRequest) -> RunOutcome:
                         row0.update(filter=flt.label, selectivity=flt.selectivity)
                     if vec is not None:  # the row describes the named vector it searched
                         row0.update(vector_name=vec, dataset_dim=mv.dims[vec], dataset_metric=mv.metrics[vec])
+                    if hc is not None:
+                        row0.update(fusion=hc[0], alpha=hc[1])
                     truth = fgt[flt.field] if flt else vgt[vec] if vec else gt
-                    rows = _trial_rows(spec, ds, truth, ef, trial, results, cpu_s, pool.kind, res_stats, state, row0)
+                    rows = _trial_rows(spec, ds, truth, ef, trial, results, cpu_s, pool.kind, res_stats, state, row0,
+                                       href=hyb.refs[hc] if hc else None)
                     stem = (f"{prefix}{req.backend}.{spec.name}.ef{ef}" + (f".rate{rate:.0f}" if rate else "")
-                            + (f".{flt.field}" if flt else "") + (f".v{vec}" if vec else "") + f".t{trial}")
+                            + (f".{flt.field}" if flt else "") + (f".v{vec}" if vec else "")
+                            + (f".{hc[0]}" + (f"{hc[1]:g}" if hc[1] is not None else "") if hc else "")
+                            + f".t{trial}")
                     write_interval_logs(run_dir / "intervals", stem, results)
                     trial_rows.extend(rows)
                     if req.live is not None:
@@ -267,6 +349,10 @@ def run(req: RunRequest) -> RunOutcome:
                         raise _Stop("a trial failed and run.on_trial_failure = \"stop\"")
 
             for ef in configs:
+                if hyb is not None:
+                    for hc in hyb.cases:
+                        measure(ef, spec.run.target_rate, hc=hc)
+                    continue
                 if fcases:
                     for flt in fcases:
                         measure(ef, spec.run.target_rate, flt)
@@ -307,7 +393,8 @@ def run(req: RunRequest) -> RunOutcome:
             "started_utc": started.isoformat(), "ended_utc": datetime.now(UTC).isoformat(),
             "dataset": ds.describe(), **({"vectors": mv.describe()} if mv else {}), "status": status,
             "warnings": warnings,
-            "index_built": built.as_dict() if built else None, "knees": knees})
+            "index_built": built.as_dict() if built else None, "knees": knees,
+            **({"hybrid": _hybrid_json(hyb, spec.search.k)} if hyb else {})})
         try:
             backend.drop()
             backend.close()
@@ -341,13 +428,29 @@ def _configs(spec: WorkloadSpec) -> list[int | None]:
     return [spec.search.ef_search[0]]
 
 
-def _load(backend: Backend, ds, batch_size: int, rep: Reporter, fmasks: dict | None = None) -> float:
+def _hybrid_json(hyb: _Hybrid, k: int) -> dict[str, Any]:
+    """What the hybrid reference was, and how far it sits from each side alone (overlap@k of the exact fused
+    top-k with the exact dense and the exact BM25 top-k): where an engine's disagreement can come from."""
+    out = hyb.describe()
+    for c in out["configurations"]:
+        ref = hyb.refs[(c["fusion"], c["alpha"])]
+        q = np.arange(len(ref.fused))
+        c["reference_recall_dense"] = recall_at_k(ref.fused, ref.dense_topk, k)
+        c["reference_recall_bm25"] = recall_at_k(ref.fused, ref.bm25_topk, k)
+        c["reference_self_agreement"] = ref.agreement(q, ref.fused, k)
+    return out
+
+
+def _load(backend: Backend, ds, batch_size: int, rep: Reporter, fmasks: dict | None = None,
+          texts: list[str] | None = None) -> float:
     """Insert every base row in batches; `ds` is a Dataset, or MultiVectorData (then vectors are {name: array})."""
     total = 0.0
     with rep.progress() as prog:
         bar = prog.add_task(f"loading {ds.name}", total=ds.n)
         for ids, vecs in ds.batches(batch_size):
             payloads = filtered.payloads(ids, fmasks) if fmasks else None
+            if texts is not None:
+                payloads = [{**(payloads[j] if payloads else {}), "text": texts[i]} for j, i in enumerate(ids.tolist())]
             t0 = time.perf_counter()
             backend.insert(ids, vecs, payloads)
             total += time.perf_counter() - t0
@@ -360,7 +463,7 @@ def _per_worker(total: int | None, W: int) -> int | None:
 
 
 def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state,
-           rate: float | None, flt=None, vec: str | None = None) -> tuple[list[WorkerResult], float | None]:
+           rate: float | None, flt=None, vec: str | None = None, hyb=None) -> tuple[list[WorkerResult], float | None]:
     r = spec.run
     W = r.concurrency
     if warmup:
@@ -383,6 +486,9 @@ def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state,
         visibility_every=r.visibility_sample_every if searching and not warmup else 0,
         filter=flt.query if flt is not None else None,
         vector_name=vec,
+        hybrid=({"fusion": hyb[1][0], "alpha": hyb[1][1], "candidates": spec.hybrid.candidates}
+                if hyb is not None and spec.hybrid is not None else None),
+        query_texts=hyb[0].query_texts if hyb is not None else None,
     )
     results, cpu_s = pool.run(task)
     state.apply(results)
@@ -449,7 +555,7 @@ def _provenance(req, spec, ds, options, cls, info: EngineInfo, built: BuiltIndex
 
 
 def _trial_rows(spec, ds, gt, ef, trial, results: list[WorkerResult], cpu_s, pool_kind, res_stats, state,
-                base_row) -> list[dict]:
+                base_row, href=None) -> list[dict]:
     start = min(r.started_wall for r in results)
     end = max(r.ended_wall for r in results)
     duration = max(end - start, 1e-9)
@@ -462,8 +568,15 @@ def _trial_rows(spec, ds, gt, ef, trial, results: list[WorkerResult], cpu_s, poo
     limited = None
     if pool_kind == "process":
         limited = any((r.cpu_s or 0) / duration >= CLIENT_LIMIT for r in results)
-    recall = per_query = None
-    if spec.kind == "ann":
+    recall = per_query = recall_dense = recall_bm25 = None
+    if spec.kind == "ann" and href is not None:  # hybrid: agreement with the exact fused reference
+        q = np.concatenate([r.search_queries for r in results])
+        ids = np.concatenate([r.search_ids for r in results])
+        if len(q):
+            recall = href.agreement(q, ids, spec.search.k)
+            recall_dense = recall_at_k(ids, href.dense_topk[q], spec.search.k)
+            recall_bm25 = recall_at_k(ids, href.bm25_topk[q], spec.search.k)
+    elif spec.kind == "ann":
         q = np.concatenate([r.search_queries for r in results])
         ids = np.concatenate([r.search_ids for r in results])
         recall = recall_at_k(ids, gt[q], spec.search.k) if len(q) else None
@@ -512,6 +625,8 @@ def _trial_rows(spec, ds, gt, ef, trial, results: list[WorkerResult], cpu_s, poo
             "p999_us": st["p999_us"], "max_us": st["max_us"],
             "recall": recall if op in ("search", "total") else None,
             "recall_per_query": per_query if op in ("search", "total") else None,
+            "recall_dense": recall_dense if op == "search" else None,
+            "recall_bm25": recall_bm25 if op == "search" else None,
             "service_p50_us": svc_st["p50_us"], "service_p99_us": svc_st["p99_us"], "service_p999_us": svc_st["p999_us"],
             "hdr": hdr.encode(ok) if n_ok else None, "hdr_failed": hdr.encode(fail) if n_fail else None,
             "hdr_service": hdr.encode(svc) if svc.get_total_count() else None,
@@ -534,6 +649,8 @@ def print_summary(rows: list[dict], warnings: list[str], out: Callable[[Any], No
         qps = f"{f(r['qps'])} [{f(r['qps_lo'])}-{f(r['qps_hi'])}]" if r.get("qps") is not None else "-"
         ef = f(r.get("ef_search"), "d") + (f" @{r['selectivity'] * 100:.3g}%" if r.get("selectivity") is not None else "")
         ef += f" {r['vector_name']}" if r.get("vector_name") else ""
+        if r.get("fusion") is not None:
+            ef += f" {r['fusion']}" + (f" a={r['alpha']:g}" if r.get("alpha") is not None else "")
         t.add_row(r["backend"], r["workload"], r["op"], ef, qps, f(r.get("p50_us")),
                   f(r.get("p99_us")), f(r.get("p999_us")), f(r.get("recall"), ".4f"),
                   f"{r['n_kept']}/{r['n_ok']}/{r['n_trials']}")

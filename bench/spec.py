@@ -109,6 +109,67 @@ class MultiVectorModel(Strict):
         return out
 
 
+class HybridModel(Strict):
+    """Hybrid (BM25 + dense) search: every search sends the query vector and the query text; the engine fuses its
+    dense and BM25 top `candidates` natively. One configuration per (ef_search, fusion, alpha); agreement is
+    against the exact fused reference the harness computes (bench.datasets.hybrid)."""
+
+    fusion: list[Literal["rrf", "weighted"]] = Field(default_factory=lambda: ["rrf", "weighted"], min_length=1)
+    alpha: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75], min_length=1,
+                               description="weighted: the dense side's weight (Weaviate's alpha)")
+    candidates: int = Field(100, ge=1, le=10_000, description="per-side prefetch limit fused by the engine")
+    k1: float = Field(1.2, gt=0, le=10)
+    b: float = Field(0.75, ge=0, le=1)
+    texts: Literal["auto", "synthetic", "dataset"] = Field(
+        "auto", description="auto: the dataset's own texts when it has them (wordnet), else synthetic")
+    vocab: int = Field(5000, ge=100, le=1_000_000, description="synthetic: vocabulary size")
+    zipf: float = Field(1.0, gt=0, le=5, description="synthetic: Zipf exponent of word frequencies")
+    topics: int = Field(50, ge=1, le=100_000, description="synthetic: topics tied to the vectors' neighbourhoods")
+    topic_words: int = Field(20, ge=1, le=10_000)
+    topic_share: float = Field(0.3, ge=0, le=1, description="synthetic: share of a document's words from its topic")
+    words_min: int = Field(5, ge=1, le=10_000)
+    words_max: int = Field(30, ge=1, le=10_000)
+    query_words_min: int = Field(2, ge=1, le=100)
+    query_words_max: int = Field(5, ge=1, le=100)
+    query_topic_share: float = Field(0.6, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HybridModel:
+        if len(set(self.fusion)) != len(self.fusion):
+            raise ValueError(f"fusion values must be distinct, got {self.fusion}")
+        bad = [a for a in self.alpha if not 0 <= a <= 1]
+        if bad:
+            raise ValueError(f"alpha is the dense side's weight in [0, 1], got {bad}")
+        if len(set(self.alpha)) != len(self.alpha):
+            raise ValueError(f"alpha values must be distinct, got {self.alpha}")
+        if self.words_min > self.words_max:
+            raise ValueError(f"words_min = {self.words_min} is above words_max = {self.words_max}")
+        if self.query_words_min > self.query_words_max:
+            raise ValueError(f"query_words_min = {self.query_words_min} is above query_words_max = "
+                             f"{self.query_words_max}")
+        if self.topics * self.topic_words > self.vocab * 0.9:
+            raise ValueError(f"topics x topic_words = {self.topics * self.topic_words} needs more than 90% of "
+                             f"vocab = {self.vocab}; raise vocab or lower topics/topic_words")
+        if self.query_words_max > self.vocab // 2:
+            raise ValueError(f"query_words_max = {self.query_words_max} is too large for vocab = {self.vocab}")
+        return self
+
+    def text_params(self):
+        from bench.datasets.texts import TextParams
+
+        return TextParams(vocab=self.vocab, zipf=self.zipf, topics=self.topics, topic_words=self.topic_words,
+                          topic_share=self.topic_share, words_min=self.words_min, words_max=self.words_max,
+                          query_words_min=self.query_words_min, query_words_max=self.query_words_max,
+                          query_topic_share=self.query_topic_share)
+
+    def cases(self) -> list[tuple[str, float | None]]:
+        """(fusion, alpha) configurations: rrf once (alpha None), weighted once per alpha."""
+        out: list[tuple[str, float | None]] = []
+        for f in self.fusion:
+            out.extend([(f, None)] if f == "rrf" else [(f, float(a)) for a in self.alpha])
+        return out
+
+
 class RunModel(Strict):
     trials: int = Field(5, ge=1, le=1000)
     warmup_s: float = Field(1.0, ge=0, le=3600)
@@ -137,6 +198,7 @@ class WorkloadSpec(Strict):
     ycsb: YcsbSpec | None = None
     filter: FilterModel | None = None
     multivector: MultiVectorModel | None = None
+    hybrid: HybridModel | None = None
     run: RunModel = Field(default_factory=RunModel)
 
     @model_validator(mode="after")
@@ -165,6 +227,15 @@ class WorkloadSpec(Strict):
             if metric != self.dataset.metric:
                 raise ValueError(f"the first named vector '{first}' is the [dataset] vectors, so its metric "
                                  f"'{metric}' must equal dataset.metric = '{self.dataset.metric}'")
+        if self.hybrid is not None and self.kind != "ann":
+            raise ValueError("a [hybrid] table is only read when kind = 'ann'; remove it or set kind = 'ann'")
+        if self.hybrid is not None and self.filter is not None:
+            raise ValueError("a workload has either a [filter] or a [hybrid] table, not both; split it in two")
+        if self.hybrid is not None and self.hybrid.candidates < self.search.k:
+            raise ValueError(f"hybrid.candidates = {self.hybrid.candidates} is below search.k = {self.search.k}; "
+                             "each side must prefetch at least k records")
+        if self.hybrid is not None and self.multivector is not None:
+            raise ValueError("a workload has either a [multivector] or a [hybrid] table, not both; split it in two")
         if self.kind == "ann" and self.ycsb is not None:
             raise ValueError("a [ycsb] table is only read when kind = 'ycsb'; set kind = 'ycsb' or remove the table")
         return self
@@ -259,8 +330,8 @@ def load_workload(name_or_path: str, overrides: list[str] | None = None) -> Work
     path = resolve_workload_path(name_or_path)
     data = read_toml(path, "workload")
     data = apply_overrides(data, [o for o in (overrides or []) if not o.startswith("backend.")],
-                           {"dataset", "index", "search", "ycsb", "filter", "multivector", "run", "name", "kind",
-                            "description"})
+                           {"dataset", "index", "search", "ycsb", "filter", "multivector", "hybrid", "run", "name",
+                            "kind", "description"})
     check_int_range(data, f"Workload {path}")
     try:
         return WorkloadSpec.model_validate(data)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.metrics import hdr
-from bench.results.schema import FIGURES, KEY_FIELDS
+from bench.results.schema import FIGURES, HYBRID_FIGURES, KEY_FIELDS
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def trimmed(values: Iterable[float | None]) -> Trimmed:
 
 
 KEYS = [f.name for f in KEY_FIELDS]
-SPREAD_FIGURES = FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]
+SPREAD_FIGURES = FIGURES + HYBRID_FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]
 
 
 def summarize(trial_rows: Sequence[dict]) -> list[dict]:

@@ -31,8 +31,9 @@ FIGURE_COLUMNS: list[tuple[str, str, str, bool]] = [
     ("build_s", "build s", ",.2f", False),
     ("server_rss_peak_bytes", "peak RSS MiB", ",.1f", True),
 ]
-ID_COLUMNS = ["workload", "backend", "run_id", "op", "filter", "vector_name", "ef_search", "k", "concurrency",
-              "target_rate"]
+HYBRID_COLUMNS = ["recall_dense", "recall_bm25"]
+ID_COLUMNS = ["workload", "backend", "run_id", "op", "filter", "vector_name", "fusion", "alpha", "ef_search", "k",
+              "concurrency", "target_rate"]
 CAPABILITIES = ["filters", "hybrid", "quantization", "multi_vector", "replication", "sharding"]
 MIB = 1024 * 1024
 
@@ -66,6 +67,10 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
             if c not in df:
                 df[c] = float("nan")
             cols.append(c)
+    for c in HYBRID_COLUMNS:  # hybrid runs: overlap with each side's exact top-k (shown only where present)
+        if c not in df:
+            df[c] = float("nan")
+        cols.append(c)
     for c in ("n_kept", "n_ok", "n_trials"):
         if c not in df:
             df[c] = None
@@ -73,8 +78,8 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
         lambda s: "; ".join(_substitutions(s)))
     df["dataset"] = df.get("dataset_name", pd.Series([None] * len(df)))
     cols += ["n_kept", "n_ok", "n_trials", "dataset", "substituted"]
-    out = df[cols].sort_values(["workload", "op", "backend", "run_id", "vector_name", "ef_search", "concurrency",
-                                "target_rate"],
+    out = df[cols].sort_values(["workload", "op", "backend", "run_id", "filter", "vector_name", "fusion", "alpha",
+                                "ef_search", "concurrency", "target_rate"],
                                na_position="first", kind="stable")
     return out.reset_index(drop=True)
 
@@ -130,20 +135,36 @@ def substitution_notes(figures: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(t for t in figures["substituted"] if t))
 
 
+def config_label(r: dict) -> str:
+    """The filter, named vector or hybrid fusion of a row ("sel_10=1", "vector=image", "rrf", "weighted a=0.25"),
+    or "" for plain search."""
+    def present(v: object) -> bool:
+        return v is not None and v is not pd.NA and not (isinstance(v, float) and math.isnan(v))
+
+    parts = []
+    if present(r.get("filter")):
+        parts.append(str(r["filter"]))
+    if present(r.get("vector_name")):
+        parts.append(f"vector={r['vector_name']}")
+    if present(r.get("fusion")):
+        parts.append(str(r["fusion"]) + (f" a={float(r['alpha']):g}" if present(r.get("alpha")) else ""))
+    return " ".join(parts)
+
+
 def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Headings and text cells: each figure as `median [lo-hi]`; substituted rows marked with `*` and the
     number of their note (`substitution_notes`)."""
     notes = {t: i + 1 for i, t in enumerate(substitution_notes(figures))}
-    # filter and named-vector columns only where the rows have them, so they are kept apart on screen too
-    extra = [(c, h) for c, h in (("filter", "filter"), ("vector_name", "vector"))
-             if c in figures and figures[c].map(lambda v: isinstance(v, str) and bool(v)).any()]
-    heads = ["workload", "backend", "run", "op", *[h for _, h in extra], "ef", "k", "conc", "rate"]
-    heads += [h for _, h, _, _ in FIGURE_COLUMNS] + ["trials", "index"]
+    with_config = any(config_label(r) for r in figures.to_dict("records"))
+    with_sides = any(_num(v, ".4f") != "-" for c in HYBRID_COLUMNS if c in figures for v in figures[c])
+    heads = (["workload", "backend", "run", "op", "ef"] + (["config"] if with_config else []) + ["k", "conc", "rate"]
+             + [h for _, h, _, _ in FIGURE_COLUMNS] + (["vs dense", "vs bm25"] if with_sides else []))
+    heads += ["trials", "index"]
     rows = []
     for r in figures.to_dict("records"):
         cells = [str(r["workload"]), str(r["backend"]) + (" *" if r["substituted"] else ""), str(r["run_id"]),
-                 str(r["op"]), *[str(r[c]) if isinstance(r[c], str) and r[c] else "-" for c, _ in extra],
-                 _num(r["ef_search"], "d") if r["ef_search"] is not None else "-",
+                 str(r["op"]), _num(r["ef_search"], "d") if r["ef_search"] is not None else "-",
+                 *([config_label(r) or "-"] if with_config else []),
                  _num(r["k"], "d") if r["k"] is not None else "-",
                  _num(r["concurrency"], "d") if r["concurrency"] is not None else "-",
                  _num(r["target_rate"], ",.0f")]
@@ -153,6 +174,8 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
                 lo, hi = _num(_scale(name, r[name + "_lo"]), spec), _num(_scale(name, r[name + "_hi"]), spec)
                 med = f"{med} [{lo}-{hi}]" if lo != hi else med
             cells.append(med)
+        if with_sides:
+            cells += [_num(r.get(c), ".4f") for c in HYBRID_COLUMNS]
         cells.append(f"{_num(r['n_kept'], 'd')}/{_num(r['n_ok'], 'd')}/{_num(r['n_trials'], 'd')}"
                      if r["n_trials"] is not None else "-")
         cells.append(f"other than asked, note {notes[r['substituted']]}" if r["substituted"] else "as asked")
@@ -186,7 +209,8 @@ def _html_table(heads: list[str], rows: list[list[str]]) -> str:
 
 NOTE = ("Figures are trimmed medians of the kept trials (lowest and highest dropped) with the spread of the kept "
         "trials in brackets; load and build time are measured once per run. trials = kept/ok/total. "
-        "* = the engine built another index than asked (the numbered note says what).")
+        "* = the engine built another index than asked (the numbered note says what). Hybrid: recall = agreement "
+        "with the exact fused reference; vs dense / vs bm25 = overlap@k with the exact dense-only / BM25-only top-k.")
 
 
 def render(c: Comparison, fmt: str = "table") -> str:

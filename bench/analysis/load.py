@@ -86,7 +86,7 @@ def read_tables(paths: Sequence[str | Path] | None, kind: Kind) -> pa.Table:
 
 def trials_frame(paths: Sequence[str | Path] | None = None, ok_only: bool = False) -> pd.DataFrame:
     """Every trial row as a pandas frame (ok_only: only trials with status "ok")."""
-    df = read_tables(paths, "trials").to_pandas()
+    df = _with_keys(read_tables(paths, "trials").to_pandas())
     if ok_only:
         df = df[df["status"] == "ok"].reset_index(drop=True)
     return df
@@ -94,7 +94,15 @@ def trials_frame(paths: Sequence[str | Path] | None = None, ok_only: bool = Fals
 
 def summary_frame(paths: Sequence[str | Path] | None = None) -> pd.DataFrame:
     """Every summary row (trimmed medians with `_lo`/`_hi` spreads) as a pandas frame."""
-    return read_tables(paths, "summary").to_pandas()
+    return _with_keys(read_tables(paths, "summary").to_pandas())
+
+
+def _with_keys(df: pd.DataFrame) -> pd.DataFrame:
+    """Results written before a key column existed (filter, fusion, ...) get it, empty, so groupings hold."""
+    for c in ("filter", "selectivity", "fusion", "alpha"):
+        if c not in df:
+            df[c] = None
+    return df
 
 
 def merge_hdr(encoded: Iterable[str | None]) -> HdrHistogram:

@@ -57,18 +57,22 @@ def series_label(row: pd.Series | dict, multi_run: set[str], levels: dict[str, b
     if levels.get("vector_name"):
         vec = row.get("vector_name")
         label += f" vector={vec}" if isinstance(vec, str) and vec else " single vector"
+    if levels.get("fusion") or levels.get("alpha"):
+        fusion, alpha = row.get("fusion"), _num(row.get("alpha"))
+        label += (f" {fusion}" if isinstance(fusion, str) and fusion else " dense") + (
+            f" a={alpha:g}" if alpha is not None else "")
     return label
 
 
 def varying(df: pd.DataFrame) -> dict[str, bool]:
     return {c: c in df and df[c].nunique(dropna=False) > 1
-            for c in ("concurrency", "target_rate", "filter", "vector_name")}
+            for c in ("concurrency", "target_rate", "filter", "vector_name", "fusion", "alpha")}
 
 
 def runs_per_backend(df: pd.DataFrame) -> set[str]:
     """Backends measured more than once at the same configuration (their series are labelled with the run id,
     so a baseline and a candidate stay apart; runs that only add settings join one series)."""
-    keys = [c for c in ("backend", "workload", "op", "filter", "vector_name", "ef_search", "k", "concurrency",
+    keys = [c for c in ("backend", "workload", "op", "filter", "vector_name", "fusion", "alpha", "ef_search", "k", "concurrency",
                         "target_rate") if c in df]
     n = df.groupby(keys, dropna=False)["run_id"].nunique()
     return {key[0] for key, k in n.items() if k > 1}
@@ -144,12 +148,13 @@ def latency_distribution(trials: pd.DataFrame, workload: str) -> Picture:
     kind = str(df["workload_kind"].iloc[0]) if "workload_kind" in df else "ann"
     levels = varying(df)
     curves: dict[str, list[tuple[str, object, np.ndarray, np.ndarray, int]]] = {}
-    keys = [c for c in ("backend", "run_id", "op", "filter", "vector_name", "ef_search", "concurrency", "target_rate")
-            if c in df]
+    keys = [c for c in ("backend", "run_id", "op", "filter", "vector_name", "fusion", "alpha", "ef_search",
+                        "concurrency", "target_rate") if c in df]
     for key, g in df.groupby(keys, dropna=False, sort=True):
         kv = dict(zip(keys, key, strict=True))
         backend, run_id, op, ef = kv["backend"], kv["run_id"], kv["op"], kv["ef_search"]
         conc, rate, flt, vec = kv.get("concurrency"), kv.get("target_rate"), kv.get("filter"), kv.get("vector_name")
+        fusion, alpha = kv.get("fusion"), _num(kv.get("alpha"))
         h = merge_hdr(g["hdr"])
         if not h.get_total_count():
             continue
@@ -161,6 +166,8 @@ def latency_distribution(trials: pd.DataFrame, workload: str) -> Picture:
             member += f" {flt}"
         if isinstance(vec, str) and vec:
             member += f" vector={vec}"
+        if isinstance(fusion, str) and fusion:
+            member += f" {fusion}" + (f" a={alpha:g}" if alpha is not None else "")
         curves.setdefault(group, []).append((member, op, xs, ys, h.get_total_count()))
     n_series = sum(len(v) for v in curves.values())
     many = n_series > 6

@@ -73,6 +73,18 @@ class IndexSpec:
 
 
 @dataclass(frozen=True)
+class HybridSpec:
+    """Hybrid search: the record's text is in payload field `text_field`; the engine builds its BM25 side over it.
+    `avgdl` (the corpus' mean tokens per record, by the harness' tokenizer) is for adapters that compute BM25
+    document weights themselves (sparse vectors with an IDF modifier)."""
+
+    text_field: str = "text"
+    k1: float = 1.2
+    b: float = 0.75
+    avgdl: float | None = None
+
+
+@dataclass(frozen=True)
 class CollectionSpec:
     name: str
     dim: int
@@ -90,6 +102,7 @@ class CollectionSpec:
     def metric_of(self, vector_name: str) -> str:
         """The metric of a named vector (its own, else the collection's)."""
         return self.vector_metrics.get(vector_name, self.metric)
+    hybrid: HybridSpec | None = None  # set for hybrid workloads
 
 
 @dataclass
@@ -135,6 +148,12 @@ class SearchParams:
     ef_search: int | None = None
     filter: Mapping[str, Any] | None = None  # {"field": value} equality, or {"field": {"lt": x}}; see filters
     vector_name: str | None = None  # multi-vector collections: which named vector to search (None = the only one)
+    # hybrid search (BM25 + dense, fused by the engine): the query text, "rrf" or "weighted", the dense side's
+    # weight (weighted), and the per-side prefetch limit
+    text: str | None = None
+    fusion: str | None = None
+    alpha: float | None = None
+    candidates: int | None = None
 
 
 class Backend(ABC):
@@ -143,6 +162,16 @@ class Backend(ABC):
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
     Options: ClassVar[type[BackendOptions]] = BackendOptions
+    # hybrid: how the engine normalises each side's scores before a weighted fusion ("minmax" as Weaviate's
+    # relativeScoreFusion, "atan" as Milvus' WeightedRanker); None when it has no alpha-weighted fusion
+    hybrid_weighted_norm: ClassVar[str | None] = None
+
+    @classmethod
+    def hybrid_unsupported(cls, options: BackendOptions) -> str | None:
+        """None when this adapter (with these options) can run hybrid searches, else one sentence why not."""
+        if not cls.capabilities.hybrid:
+            return f"{cls.name} has no native hybrid (BM25 + dense) search through bench"
+        return None
 
     def __init__(self, options: BackendOptions, workdir: str):
         """`workdir` is a private folder for this run (for embedded engines' files)."""

@@ -29,6 +29,14 @@ back from the engine's own segment objects.
 
 `SearchParams.ef_search` is sent per query as `{"params": {"ef": ...}}`. Payload filters are Milvus boolean
 expressions `field == value` joined with `and`.
+
+Hybrid: Milvus' own BM25. The text field is a VARCHAR with `enable_analyzer` (the standard analyzer: no
+stemming, no stopwords) feeding a `Function(type=BM25)` into a SPARSE_FLOAT_VECTOR field with a
+SPARSE_INVERTED_INDEX (metric BM25, bm25_k1 / bm25_b); a search is `hybrid_search` with a dense and a BM25
+`AnnSearchRequest` (each limited to the candidates) and `RRFRanker(60)` or `WeightedRanker(alpha, 1 - alpha,
+norm_score=True)` (scores normalised with arctan: cosine (1 + s) / 2, BM25 2 atan(s) / pi). That needs Milvus
+2.5 or later: an older server is refused, naming its version. milvus-lite 3.2.2 has it, with a caveat read back
+into the run: it keeps BM25 statistics (N, df, avgdl) per segment, not over the collection.
 """
 
 from __future__ import annotations
@@ -64,6 +72,9 @@ DEFAULT_PORT = 19530
 ID_FIELD = "id"
 VECTOR_FIELD = "vector"
 INDEX_NAME = "vector"
+SPARSE_FIELD = "text_sparse"
+SPARSE_INDEX = "text_sparse"
+BM25_MIN_SERVER = (2, 5)
 SERVER_MIN_INDEXED_ROWS = 1024  # Milvus's default minSegmentNumRowsToEnableIndex: smaller segments stay unindexed
 LITE_CAVEAT = ("milvus-lite is a pure-Python reimplementation of Milvus (faiss per segment, Python loops around "
                "each search, exact search over unflushed rows): its QPS and latency say little about a Milvus server")
@@ -132,6 +143,33 @@ def index_request(index: IndexSpec, metric: str, *, lite: bool, field: str = VEC
     if build:
         req["params"] = {"params": build} if lite else build
     return req
+
+
+def sparse_index_request(k1: float, b: float, *, lite: bool) -> dict[str, Any]:
+    """`add_index` keyword arguments of the BM25 sparse index (nested params for milvus-lite, as for HNSW)."""
+    build = {"bm25_k1": float(k1), "bm25_b": float(b)}
+    return {"field_name": SPARSE_FIELD, "index_type": "SPARSE_INVERTED_INDEX", "index_name": SPARSE_INDEX,
+            "metric_type": "BM25", "params": {"params": build} if lite else build}
+
+
+def hybrid_requests(vector: np.ndarray, text: str, metric: str, ef: int | None, candidates: int,
+                    flt: str = "") -> list[dict[str, Any]]:
+    """The two `AnnSearchRequest` keyword sets of a hybrid search: dense first, then BM25."""
+    return [{"data": [np.asarray(vector, dtype=np.float32).tolist()], "anns_field": VECTOR_FIELD,
+             "param": search_params(metric, ef), "limit": int(candidates), "expr": flt or None},
+            {"data": [text], "anns_field": SPARSE_FIELD, "param": {"metric_type": "BM25"}, "limit": int(candidates),
+             "expr": flt or None}]
+
+
+def ranker_for(fusion: str | None, alpha: float | None) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """(ranker class name, args, kwargs): RRFRanker(60) or WeightedRanker(alpha, 1 - alpha, norm_score=True)."""
+    from bench.datasets.hybrid import RRF_K
+
+    if fusion == "rrf":
+        return "RRFRanker", (RRF_K,), {}
+    if fusion == "weighted" and alpha is not None:
+        return "WeightedRanker", (float(alpha), 1.0 - float(alpha)), {"norm_score": True}
+    raise ValueError(f"milvus: unknown fusion {fusion!r} (alpha {alpha})")
 
 
 def search_params(metric: str, ef: int | None) -> dict[str, Any]:
@@ -300,7 +338,7 @@ class _MilvusBase(Backend):
         return dict(collection.vectors) or {VECTOR_FIELD: int(collection.dim)}
 
     def create(self, collection: CollectionSpec) -> None:
-        from pymilvus import DataType, MilvusClient
+        from pymilvus import DataType, Function, FunctionType, MilvusClient
 
         self.connect()
         fields = self._vector_fields(collection)
@@ -318,8 +356,14 @@ class _MilvusBase(Backend):
         schema.add_field(ID_FIELD, DataType.INT64, is_primary=True)
         for f, dim in fields.items():
             schema.add_field(f, DataType.FLOAT_VECTOR, dim=int(dim))
+        h = collection.hybrid
         for field_name, kind in collection.payload_fields.items():
-            if kind == "int":
+            if h is not None and field_name == h.text_field:
+                schema.add_field(field_name, DataType.VARCHAR, max_length=_VARCHAR_MAX["text"], enable_analyzer=True)
+                schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
+                schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
+                                             input_field_names=[field_name], output_field_names=[SPARSE_FIELD]))
+            elif kind == "int":
                 schema.add_field(field_name, DataType.INT64, nullable=True)
             elif kind in _VARCHAR_MAX:
                 schema.add_field(field_name, DataType.VARCHAR, max_length=_VARCHAR_MAX[kind], nullable=True)
@@ -330,6 +374,8 @@ class _MilvusBase(Backend):
         index_params = self.client.prepare_index_params()
         for req in reqs:
             index_params.add_index(**req)
+        if h is not None:
+            index_params.add_index(**sparse_index_request(h.k1, h.b, lite=self.lite))
         self.client.create_index(name, index_params)
         self.collection = collection
         self._fill_missing = self._needs_fill(collection)
@@ -413,11 +459,40 @@ class _MilvusBase(Backend):
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
         col = self.collection
+        if params.text is not None:
+            return self._hybrid(vector, k, params)
         field = params.vector_name or VECTOR_FIELD
         res = self.client.search(col.name, data=[vector.tolist()], limit=k, anns_field=field,
                                  search_params=search_params(col.metric_of(field), params.ef_search),
                                  filter=filter_expr(params.filter), output_fields=[ID_FIELD])
         return hit_ids(res)
+
+    def _hybrid(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
+        import pymilvus
+
+        col = self._require_collection()
+        reqs = [pymilvus.AnnSearchRequest(**r) for r in hybrid_requests(
+            vector, params.text or "", col.metric, params.ef_search, params.candidates or k, filter_expr(params.filter))]
+        name, args, kwargs = ranker_for(params.fusion, params.alpha)
+        res = self.client.hybrid_search(col.name, reqs, ranker=getattr(pymilvus, name)(*args, **kwargs), limit=k,
+                                        output_fields=[ID_FIELD])
+        return hit_ids(res)
+
+    def _hybrid_readback(self, col: CollectionSpec) -> dict[str, Any]:
+        h = col.hybrid
+        assert h is not None
+        desc = self.client.describe_index(col.name, SPARSE_INDEX) or {}
+        nested = desc.get("params")
+        if isinstance(nested, str):
+            try:
+                nested = json.loads(nested)
+            except json.JSONDecodeError:
+                nested = None
+        raw = {**(nested if isinstance(nested, Mapping) else {}), **{k: desc[k] for k in ("bm25_k1", "bm25_b") if k in desc}}
+        return {"bm25": "engine: BM25 function into a sparse field, SPARSE_INVERTED_INDEX", "index_type":
+                desc.get("index_type"), "metric_type": desc.get("metric_type"), "described_k1": raw.get("bm25_k1"),
+                "described_b": raw.get("bm25_b"), "fusion": {"rrf": "RRFRanker(60)",
+                                                              "weighted": "WeightedRanker(alpha, 1 - alpha, norm_score=True)"}}
 
     def get(self, id: int) -> Record | None:
         col = self._require_collection()
@@ -452,9 +527,28 @@ class MilvusBackend(_MilvusBase):
 
     name = "milvus"
     # multi_vector: the adapter drives it on Milvus >= 2.4; `create` refuses an older server, naming its version
-    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True, hybrid=True,
                                 replication=True, sharding=True)
     Options = MilvusOptions
+    hybrid_weighted_norm = "atan"
+
+    @classmethod
+    def hybrid_unsupported(cls, options: BackendOptions) -> str | None:
+        """The BM25 function and hybrid_search need Milvus 2.5 or later: ask the server its version."""
+        from pymilvus import MilvusClient
+
+        b = cls(options, "")
+        try:
+            client = MilvusClient(uri=b.uri, **b._client_kwargs())
+            version = str(client.get_server_version())
+            client.close()
+        except Exception as e:  # noqa: BLE001 - unreachable servers are reported by the run itself
+            return f"could not ask the Milvus server at {b.uri} its version ({type(e).__name__}: {e})"
+        v = server_version_tuple(version)
+        if v is None or v[:2] < BM25_MIN_SERVER:
+            return (f"the Milvus server at {b.uri} is {version}, and the BM25 function with hybrid_search needs "
+                    "Milvus 2.5 or later")
+        return None
 
     @property
     def uri(self) -> str:
@@ -547,6 +641,11 @@ class MilvusBackend(_MilvusBase):
         params.update({"segments": len(seg_rows), "indexed_segments": len(seg_rows) - len(unindexed),
                        "consistency_level": self.options.consistency_level, "shards": self.options.shards_num})
         subs = compare_params(col.index, kind, params)
+        if col.hybrid is not None:
+            params["hybrid"] = hb = self._hybrid_readback(col)
+            if (hb["described_k1"], hb["described_b"]) != (col.hybrid.k1, col.hybrid.b):
+                subs.append(f"asked for BM25 k1={col.hybrid.k1}, b={col.hybrid.b}; the server reports "
+                            f"k1={hb['described_k1']}, b={hb['described_b']}")
         if unindexed and col.index.kind != "flat":
             small = sum(n for n, _ in unindexed)
             subs.append(f"{len(unindexed)} loaded segment(s) holding {small} rows carry no index and are searched "
@@ -608,6 +707,7 @@ class MilvusLiteBackend(_MilvusBase):
     capabilities = Capabilities(in_process=True, server=False, get=True, upsert=True, delete=True, filters=True,
                                 multi_vector=True)
     Options = MilvusLiteOptions
+    hybrid_weighted_norm = "atan"
 
     @property
     def uri(self) -> str:
@@ -668,6 +768,8 @@ class MilvusLiteBackend(_MilvusBase):
         if state["memtable_rows"]:
             subs.append(f"{state['memtable_rows']} rows are still unflushed in milvus-lite's memtable and are "
                         "searched by brute force")
+        if col.hybrid is not None:
+            params["hybrid"] = self._lite_hybrid_readback(col, subs)
         return BuiltIndex(kind=real_kind, params=params, indexed_count=indexed, substitutions=subs)
 
     def _lite_named(self, col: CollectionSpec) -> BuiltIndex:
@@ -706,6 +808,39 @@ class MilvusLiteBackend(_MilvusBase):
         return BuiltIndex(kind=kinds[0] if len(kinds) == 1 else "mixed",
                           params={"vectors": per, "memtable_rows": memtable},
                           indexed_count=indexed_total, substitutions=subs)
+
+    def _lite_hybrid_readback(self, col: CollectionSpec, subs: list[str]) -> dict[str, Any]:
+        """What milvus-lite's BM25 scorers really use: one BM25 search builds each segment's scorer, whose k1, b,
+        document count and avgdl are then read from the engine's objects."""
+        h = col.hybrid
+        assert h is not None
+        out = self._hybrid_readback(col)
+        self.client.search(col.name, data=["warm"], anns_field=SPARSE_FIELD, limit=1,
+                           search_params={"metric_type": "BM25"})
+        scorers = []
+        try:
+            from milvus_lite.server_manager import server_manager_instance
+
+            entry = server_manager_instance._servers.get(os.path.abspath(self.uri))  # noqa: SLF001
+            lc = entry[1].get_collection(col.name)
+            for seg in list(lc._segment_cache.values()):  # noqa: SLF001
+                idx = seg.sparse_indexes.get(SPARSE_FIELD)
+                if idx is not None:
+                    scorers.append({"k1": idx.k1, "b": idx.b, "docs": idx.doc_count, "avgdl": round(idx.avgdl, 3)})
+        except Exception:  # noqa: BLE001 - internals of another version
+            scorers = []
+        out["segment_scorers"] = scorers
+        if not scorers:
+            subs.append("could not read milvus-lite's BM25 scorers; k1 and b are what describe_index reports")
+            return out
+        ks = sorted({(s["k1"], s["b"]) for s in scorers})
+        if ks != [(h.k1, h.b)]:
+            subs.append(f"asked for BM25 k1={h.k1}, b={h.b}; milvus-lite's scorers use (k1, b) = {ks}")
+        if len(scorers) > 1:
+            subs.append(f"milvus-lite keeps BM25 statistics per segment ({len(scorers)} segments of "
+                        f"{sorted(s['docs'] for s in scorers)} records), not over the collection: its IDF and avgdl "
+                        "differ from the exact reference's")
+        return out
 
     def info(self) -> EngineInfo:
         server = None

@@ -16,6 +16,13 @@ Qdrant's `indexed_vectors_count` counts every named vector of every point, so th
 reaches points x names; the per-vector settings (a vector-level `hnsw_config` overrides the collection's) are read
 back per name.
 
+Hybrid: Qdrant's own BM25 over a text payload index with `scoring` (word tokenizer, lowercase, no stemmer, no
+stopwords), the same engine code as qdrant-edge's: `query_points` with two prefetches (dense with hnsw_ef, and
+`TextQuery(TextQueryInput(text, Bm25Scoring(Bm25Params(k1, b))))` using the text field), each limited to the
+candidates, fused by `RrfQuery(Rrf(k=61))` (Qdrant ranks from 0, so 61 is the standard k = 60). Qdrant has no
+alpha-weighted score fusion, so `weighted` configurations are skipped. Server-side text scoring needs a Qdrant
+server recent enough to know `scoring` on text indexes (the one qdrant-client 1.20 speaks to).
+
 Local mode (`qdrant-local`): `QdrantClient(":memory:")` or `QdrantClient(path=...)` is a brute-force Python
 reimplementation of Qdrant's API inside the client. It checks this adapter's logic without a server; it is not the
 Qdrant engine, and every run of it carries a substitution line saying its figures must never be reported as Qdrant's.
@@ -44,6 +51,7 @@ from bench.backends.base import (
     SearchParams,
     package_version,
 )
+from bench.datasets.hybrid import RRF_K
 from bench.errors import UserError
 
 DEFAULT_URL = "http://127.0.0.1:6333"
@@ -121,6 +129,12 @@ def payload_index_requests(collection: CollectionSpec) -> list[dict[str, Any]]:
 
     out = []
     for field_name, kind in collection.payload_fields.items():
+        if collection.hybrid is not None and field_name == collection.hybrid.text_field:
+            out.append({"collection_name": collection.name, "field_name": field_name, "wait": True,
+                        "field_schema": models.TextIndexParams(type=models.TextIndexType.TEXT,
+                                                               tokenizer=models.TokenizerType.WORD, lowercase=True,
+                                                               scoring=True)})
+            continue
         if kind not in PAYLOAD_SCHEMAS:
             raise UserError(f"qdrant payload field '{field_name}' has unknown type '{kind}'", "use int, keyword or text")
         out.append({"collection_name": collection.name, "field_name": field_name,
@@ -181,6 +195,50 @@ def named_points(collection: CollectionSpec, ids: np.ndarray, vectors: Mapping[s
     return [models.PointStruct(id=int(i), vector={name: rows[j] for name, rows in lists.items()},
                                payload=dict(payloads[j]) if payloads and payloads[j] else None)
             for j, i in enumerate(ids)]
+
+
+def hybrid_request(collection: CollectionSpec, vector: np.ndarray, k: int, params: SearchParams) -> dict[str, Any]:
+    """Keyword arguments of `QdrantClient.query_points` for one hybrid query: dense and BM25 prefetches of
+    `params.candidates` each, fused by RRF with k = 61 (= the standard 60 with ranks from 1)."""
+    from qdrant_client import models
+
+    h = collection.hybrid
+    if h is None:
+        raise ValueError("hybrid search on a collection created without a text field")
+    if params.fusion != "rrf":
+        raise ValueError(f"qdrant has no '{params.fusion}' fusion")
+    c = int(params.candidates or k)
+    flt = query_filter(params.filter)
+    text = models.TextQuery(text=models.TextQueryInput(
+        query=params.text or "", scoring=models.Bm25Scoring(bm25=models.Bm25Params(k=h.k1, b=h.b))))
+    return {
+        "collection_name": collection.name,
+        "prefetch": [
+            models.Prefetch(query=np.asarray(vector, dtype=np.float32).tolist(), limit=c, filter=flt,
+                            params=models.SearchParams(hnsw_ef=params.ef_search) if params.ef_search is not None else None),
+            models.Prefetch(query=text, using=h.text_field, limit=c, filter=flt),
+        ],
+        "query": models.RrfQuery(rrf=models.Rrf(k=RRF_K + 1)),
+        "limit": int(k),
+        "query_filter": flt,
+        "with_payload": False,
+        "with_vectors": False,
+    }
+
+
+def hybrid_readback(info: Any, collection: CollectionSpec) -> dict[str, Any]:
+    """The text index as the collection reports it (scoring must be on), and what the adapter sends."""
+    h = collection.hybrid
+    assert h is not None
+    schema = (info.payload_schema or {}).get(h.text_field)
+    tp = getattr(schema, "params", None)
+    return {"bm25": "engine: text index with BM25 scoring, TextQuery", "k1": h.k1, "b": h.b,
+            "text_index": None if tp is None else {
+                "tokenizer": _enum_value(getattr(tp, "tokenizer", None)), "lowercase": getattr(tp, "lowercase", None),
+                "stemmer": str(getattr(tp, "stemmer", None)), "stopwords": str(getattr(tp, "stopwords", None)),
+                "scoring": str(getattr(tp, "scoring", None))},
+            "points": getattr(schema, "points", None),
+            "fusion": {"rrf": f"RrfQuery(Rrf(k={RRF_K + 1})) (ranks from 0: = k {RRF_K} from 1)"}}
 
 
 def hit_ids(response: Any) -> list[int]:
@@ -310,7 +368,7 @@ class QdrantBackend(Backend):
     """A Qdrant server, driven by worker processes, each with its own client (REST or gRPC)."""
 
     name = "qdrant"
-    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True, hybrid=True,
                                 replication=True, sharding=True)
     Options = QdrantOptions
     local: ClassVar[bool] = False
@@ -390,8 +448,9 @@ class QdrantBackend(Backend):
         if self.client.collection_exists(collection.name):
             self.client.delete_collection(collection.name)
         self.client.create_collection(**req)
-        if not self.local:  # local mode has no payload indexes (it warns and ignores them)
-            for p in payload_indexes:
+        for p in payload_indexes:
+            # local mode has no payload indexes (it warns and ignores them), except text indexes for BM25
+            if not self.local or (collection.hybrid is not None and p["field_name"] == collection.hybrid.text_field):
                 self.client.create_payload_index(**p)
         self.collection = collection
 
@@ -441,9 +500,19 @@ class QdrantBackend(Backend):
                 raise UserError(f"qdrant did not finish indexing '{col.name}' within the {timeout_s:.0f} s timeout "
                                 f"({why})", "raise run.index_timeout_s, or check the server's load")
             time.sleep(0.2)
-        return built_index_from_info(info, col, local=self.local)
+        built = built_index_from_info(info, col, local=self.local)
+        if col.hybrid is not None:
+            built.params["hybrid"] = hb = hybrid_readback(info, col)
+            if not self.local and (hb["text_index"] is None or hb["text_index"]["scoring"] in ("None", "False")):
+                built.substitutions.append(f"the text index on '{col.hybrid.text_field}' reports no BM25 scoring")
+        return built
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
+        if params.text is not None:
+            req = hybrid_request(self.collection, vector, k, params)
+            if self.local:  # exact anyway; it warns on every query that carries search params
+                req["prefetch"][0].params = None
+            return hit_ids(self.client.query_points(**req))
         req = search_request(self.collection.name, vector, k, params)
         if self.local:
             req["search_params"] = None  # local mode is exact and warns on every query that carries them

@@ -13,6 +13,12 @@ Multi-vector records (`CollectionSpec.vectors`): one named vector per name in th
 HNSW graph (`vector_index-<name>/` in a segment) built by `optimize()`; a search names its vector with
 `Query.Nearest(..., using=name)`. The graphs are read back per name, and the shard's indexed-vector count (which
 counts every named vector of every point) must reach points x names.
+
+Hybrid: the engine's own BM25. The text payload field gets a text index with BM25 scoring (`TextIndexParams(
+tokenizer=Word, lowercase=True, scoring=True)`: no stemmer, no stopwords); a search is one `QueryRequest` with two
+prefetches (dense `Nearest` with hnsw_ef, and `TextQuery(field, text, Bm25Params(k1, b))`, each limited to the
+candidates) fused by `Fusion.Rrf`. Qdrant ranks from 0 (1 / (k + rank0)), so k = 61 is sent for the standard
+RRF with k = 60 (1 / (60 + rank), rank from 1). It has no alpha-weighted score fusion (only RRF and DBSF).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from bench.backends.base import (
     Record,
     SearchParams,
 )
+from bench.datasets.hybrid import RRF_K
 from bench.errors import UserError
 
 _DISTANCE = {"cosine": "Cosine", "ip": "Dot", "l2": "Euclid"}
@@ -65,7 +72,7 @@ class QdrantEdgeOptions(BackendOptions):
 
 class QdrantEdgeBackend(Backend):
     name = "qdrant-edge"
-    capabilities = Capabilities(in_process=True, get=True, upsert=True, delete=True, filters=True,
+    capabilities = Capabilities(in_process=True, get=True, upsert=True, delete=True, filters=True, hybrid=True,
                                 quantization=("int8", "fp16", "pq", "binary"), multi_vector=True)
     Options = QdrantEdgeOptions
 
@@ -113,6 +120,11 @@ class QdrantEdgeBackend(Backend):
         kinds = {"int": q.PayloadSchemaType.Integer, "keyword": q.PayloadSchemaType.Keyword,
                  "text": q.PayloadSchemaType.Text, "float": q.PayloadSchemaType.Float, "bool": q.PayloadSchemaType.Bool}
         for name, kind in collection.payload_fields.items():
+            if collection.hybrid is not None and name == collection.hybrid.text_field:
+                # BM25 over this field: scoring on, one token per word, lowercased, no stemmer, no stopwords
+                self.shard.update(q.UpdateOperation.create_field_index(name, q.TextIndexParams(
+                    tokenizer=q.TokenizerType.Word, lowercase=True, scoring=True)))
+                continue
             if kind not in kinds:
                 raise UserError(f"qdrant-edge cannot index payload field '{name}' of type '{kind}'",
                                 f"use one of: {', '.join(kinds)}")
@@ -214,6 +226,8 @@ class QdrantEdgeBackend(Backend):
             subs.append(f"asked for {want} quantization; the indexed segments hold {params['quantization']}")
         if segments and want == "fp16" and any(d != "float16" for d in dtypes):
             subs.append(f"asked for fp16 storage; the indexed segments store {params['datatype']}")
+        if self.collection.hybrid is not None:
+            params["hybrid"] = self._built_hybrid(info)
         if info.indexed_vectors_count < info.points_count:
             subs.append(f"only {info.indexed_vectors_count} of {info.points_count} vectors are in an HNSW graph; "
                         "the rest are searched by full scan")
@@ -259,6 +273,17 @@ class QdrantEdgeBackend(Backend):
         return BuiltIndex(kind=kinds[0] if len(kinds) == 1 else "mixed", params=params,
                           indexed_count=int(info.indexed_vectors_count), total_count=want, substitutions=subs)
 
+    def _built_hybrid(self, info: Any) -> dict[str, Any]:
+        h = self.collection.hybrid
+        schema = info.payload_schema.get(h.text_field) if info.payload_schema else None
+        tp = getattr(schema, "params", None)
+        scoring = getattr(tp, "scoring", None)
+        return {"bm25": "engine: text index with BM25 scoring, TextQuery", "k1": h.k1, "b": h.b,
+                "text_index": {"tokenizer": str(getattr(tp, "tokenizer", None)), "lowercase": getattr(tp, "lowercase", None),
+                               "stemmer": str(getattr(tp, "stemmer", None)), "stopwords": str(getattr(tp, "stopwords", None)),
+                               "scoring": str(getattr(scoring, "type", None)), "points": getattr(schema, "points", None)},
+                "fusion": {"rrf": f"Fusion.Rrf(k={RRF_K + 1}) (ranks from 0: = k {RRF_K} from 1)"}}
+
     def _search_params(self, ef: int | None) -> Any:
         p = self._params.get(ef)
         if p is None:
@@ -277,9 +302,26 @@ class QdrantEdgeBackend(Backend):
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
         q = self.q
+        if params.text is not None:
+            return self._hybrid(vector, k, params)
         req = q.SearchRequest(query=q.Query.Nearest(vector.tolist(), using=params.vector_name), limit=k,
                               params=self._search_params(params.ef_search), filter=self._filter(params.filter))
         return [p.id for p in self.shard.search(req)]
+
+    def _hybrid(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
+        q, h = self.q, self.collection.hybrid
+        if h is None:
+            raise ValueError("hybrid search on a collection created without a text field")
+        if params.fusion != "rrf":
+            raise ValueError(f"qdrant-edge has no '{params.fusion}' fusion")
+        c = params.candidates or k
+        flt = self._filter(params.filter)
+        req = q.QueryRequest(limit=k, query=q.Fusion.Rrf(k=RRF_K + 1), filter=flt, prefetches=[
+            q.Prefetch(limit=c, query=q.Query.Nearest(vector.tolist()), params=self._search_params(params.ef_search),
+                       filter=flt),
+            q.Prefetch(limit=c, query=q.TextQuery(h.text_field, params.text, q.Bm25Params(k=h.k1, b=h.b)), filter=flt),
+        ])
+        return [p.id for p in self.shard.query(req)]
 
     def get(self, id: int) -> Record | None:
         recs = self.shard.retrieve([int(id)], with_payload=True, with_vector=True)

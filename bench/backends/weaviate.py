@@ -14,6 +14,13 @@ Mapping of the engine-neutral request:
 - Multi-vector records (`CollectionSpec.vectors`): one self-provided named vector per name, each with its own
   HNSW index and distance; objects carry {name: vector}, a search names its vector in `target_vector`, and ef
   is set on the searched named vector only. Each named vector's index config is read back from the schema.
+- Hybrid: the record's text is a `word`-tokenized TEXT property (lowercase, split on non-alphanumerics), the
+  collection's inverted index gets bm25_k1 / bm25_b and no stopwords, and a search is `query.hybrid(query=text,
+  vector=..., query_properties=[text], alpha=..., fusion_type=...)`: `weighted` is RELATIVE_SCORE with the
+  workload's alpha (min-max per side, as the reference's "minmax"), `rrf` is RANKED with alpha 0.5 (equal
+  weights: 0.5 / (60 + rank) per side, the RRF order). Weaviate has no per-query per-side limit: each side
+  brings the server's hybrid maximum (QUERY_HYBRID_MAXIMUM_RESULTS, 100 by default), so `candidates` other than
+  100 is recorded as a substitution. Not run live here (no Weaviate server); request building is unit-tested.
 - `wait_indexed` polls the verbose nodes status until every shard of the collection is READY with an empty
   vector queue (Weaviate may index asynchronously), then reads the vector-index config back from the schema.
 """
@@ -120,14 +127,41 @@ def collection_request(collection: CollectionSpec, ef: int | None = None) -> dic
             props.append(Property(name=field_name, data_type=DataType.TEXT, tokenization=Tokenization.FIELD,
                                   index_filterable=True, index_searchable=False))
         elif kind == "text":
-            props.append(Property(name=field_name, data_type=DataType.TEXT, tokenization=Tokenization.WORD))
+            props.append(Property(name=field_name, data_type=DataType.TEXT, tokenization=Tokenization.WORD,
+                                  index_searchable=True))
         else:
             raise UserError(f"weaviate payload field '{field_name}' has unknown type '{kind}'", "use int, keyword or text")
-    return {
+    out = {
         "name": collection_name(collection.name),
         "properties": props,
         "vector_config": vector_config,
     }
+    if collection.hybrid is not None:
+        from weaviate.classes.config import StopwordsPreset
+
+        out["inverted_index_config"] = Configure.inverted_index(bm25_k1=float(collection.hybrid.k1),
+                                                                bm25_b=float(collection.hybrid.b),
+                                                                stopwords_preset=StopwordsPreset.NONE)
+    return out
+
+
+HYBRID_MAX_RESULTS = 100  # Weaviate's default per-side limit of a hybrid search (QUERY_HYBRID_MAXIMUM_RESULTS)
+
+
+def hybrid_request(vector: np.ndarray, k: int, params: SearchParams, text_field: str) -> dict[str, Any]:
+    """Keyword arguments of `collection.query.hybrid` for one hybrid query."""
+    from weaviate.classes.query import HybridFusion
+
+    if params.fusion == "rrf":
+        fusion, alpha = HybridFusion.RANKED, 0.5
+    elif params.fusion == "weighted" and params.alpha is not None:
+        fusion, alpha = HybridFusion.RELATIVE_SCORE, float(params.alpha)
+    else:
+        raise ValueError(f"weaviate: unknown fusion {params.fusion!r} (alpha {params.alpha})")
+    return {"query": params.text or "", "vector": np.asarray(vector, dtype=np.float32).tolist(), "alpha": alpha,
+            "fusion_type": fusion, "query_properties": [text_field], "limit": int(k),
+            "filters": query_filter(params.filter), "target_vector": VECTOR_NAME,
+            "return_properties": [ID_PROPERTY], "include_vector": False}
 
 
 def ef_update(ef: int, vector_name: str = VECTOR_NAME) -> dict[str, Any]:
@@ -201,6 +235,26 @@ def shards_ready(nodes: Sequence[Any], name: str) -> tuple[bool, int, int, str]:
     return True, objects, queued, ""
 
 
+def hybrid_readback(config: Any, collection: CollectionSpec, subs: list[str]) -> dict[str, Any]:
+    """BM25 settings as the schema reports them (inverted index k1, b, stopwords; the text property's
+    tokenization), with a substitution line where they differ from the request."""
+    h = collection.hybrid
+    assert h is not None
+    inv = getattr(config, "inverted_index_config", None)
+    bm25 = getattr(inv, "bm25", None)
+    k1, b = getattr(bm25, "k1", None), getattr(bm25, "b", None)
+    prop = next((p for p in getattr(config, "properties", []) or [] if p.name == h.text_field), None)
+    tok = getattr(prop, "tokenization", None)
+    out = {"bm25": "engine: inverted index BM25 (BM25F over one property)", "k1": k1, "b": b,
+           "stopwords_preset": str(getattr(getattr(inv, "stopwords", None), "preset", None)),
+           "tokenization": str(getattr(tok, "value", tok)),
+           "fusion": {"rrf": "RANKED, alpha 0.5", "weighted": "RELATIVE_SCORE, alpha"},
+           "per_side_limit": f"server's QUERY_HYBRID_MAXIMUM_RESULTS (default {HYBRID_MAX_RESULTS})"}
+    if k1 is not None and b is not None and (round(k1, 6), round(b, 6)) != (round(h.k1, 6), round(h.b, 6)):
+        subs.append(f"asked for BM25 k1={h.k1}, b={h.b}; Weaviate reports k1={k1}, b={b}")
+    return out
+
+
 def built_index_from_config(config: Any, collection: CollectionSpec, total: int | None, queued: int = 0) -> BuiltIndex:
     """What Weaviate reports it holds, read from the collection config (`collection.config.get()`)."""
     if collection.vectors:
@@ -264,8 +318,9 @@ class WeaviateBackend(Backend):
     """A Weaviate server, driven by worker processes, each with its own client."""
 
     name = "weaviate"
-    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True, hybrid=True,
                                 replication=True, sharding=True)
+    hybrid_weighted_norm = "minmax"
     Options = WeaviateOptions
 
     def __init__(self, options: BackendOptions, workdir: str):
@@ -372,7 +427,11 @@ class WeaviateBackend(Backend):
                                 "raise run.index_timeout_s, or check the server's load")
             time.sleep(0.2)
         total = self.handle.aggregate.over_all(total_count=True).total_count
-        return built_index_from_config(self.handle.config.get(), col, total, queued)
+        config = self.handle.config.get()
+        built = built_index_from_config(config, col, total, queued)
+        if col.hybrid is not None:
+            built.params["hybrid"] = hybrid_readback(config, col, built.substitutions)
+        return built
 
     def _set_ef(self, ef: int, vector_name: str | None = None) -> None:
         self.handle.config.update(**ef_update(ef, vector_name or VECTOR_NAME))
@@ -386,6 +445,8 @@ class WeaviateBackend(Backend):
         current = self._ef if name is None else self._efs.get(name)
         if params.ef_search is not None and params.ef_search != current and self.collection.index.kind == "hnsw":
             self._set_ef(params.ef_search, name)
+        if params.text is not None:
+            return hit_ids(self.handle.query.hybrid(**hybrid_request(vector, k, params, self.collection.hybrid.text_field)))
         return hit_ids(self.handle.query.near_vector(**search_request(vector, k, params.filter, name)))
 
     def get(self, id: int) -> Record | None:

@@ -29,6 +29,8 @@ class PhaseTask:
     late_threshold_us: int = 1000  # open loop: a send later than this behind its intended start is late
     filter: dict[str, Any] | None = None  # search: SearchParams.filter of every search (filtered ANN)
     vector_name: str | None = None  # search: the named vector searched (multi-vector records), with its queries
+    hybrid: dict[str, Any] | None = None  # search: {"fusion", "alpha", "candidates"} of every hybrid search
+    query_texts: tuple[str, ...] | None = None  # hybrid: the text of each query, row for row
 
 
 @dataclass

@@ -124,6 +124,12 @@ def _run_search(backend, data, task, worker, workers, rng, wait) -> WorkerResult
     n_max, window = _budget(task)
     params = SearchParams(ef_search=task.ef_search, filter=task.filter, vector_name=task.vector_name)
     k, search = task.k, backend.search
+    per_query = None
+    if task.hybrid is not None:  # built before the clock starts: one SearchParams per query text
+        if task.query_texts is None or len(task.query_texts) != nq:
+            raise ValueError("a hybrid phase needs one query text per query")
+        per_query = [SearchParams(ef_search=task.ef_search, filter=task.filter, text=t, **task.hybrid)
+                     for t in task.query_texts]
     rec = hdr.Recorder()
     h_ok, h_fail = rec.histogram("search"), rec.histogram("search", failed=True)
     h_svc = hdr.new_histogram() if task.target_rate else None
@@ -156,7 +162,7 @@ def _run_search(backend, data, task, worker, workers, rng, wait) -> WorkerResult
         else:
             t0 = intended = pc()
         try:
-            ids = search(vec, k, params)
+            ids = search(vec, k, params if per_query is None else per_query[qi])
             t1 = pc()
             us = (t1 - intended) // 1000
             record(h_ok, us)

@@ -24,7 +24,12 @@ KEY_FIELDS = [
     pa.field("filter", pa.string()),  # filtered ANN: the equality filter, e.g. "sel_10=1"; null = unfiltered
     pa.field("selectivity", pa.float64()),  # share of the records the filter keeps; null = unfiltered
     pa.field("vector_name", pa.string()),  # multi-vector records: the named vector searched; null = single vector
+    pa.field("fusion", pa.string()),  # hybrid: "rrf" | "weighted"; null = not hybrid
+    pa.field("alpha", pa.float64()),  # hybrid weighted: the dense side's weight; null = rrf or not hybrid
 ]
+
+# hybrid: overlap@k of the engine's fused results with the exact dense-only and the exact BM25-only top-k
+HYBRID_FIGURES = ["recall_dense", "recall_bm25"]
 
 FIGURES = ["qps", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "recall"]
 
@@ -39,6 +44,7 @@ TRIAL_FIELDS = [
     *[pa.field(f, pa.float64()) for f in FIGURES],
     # recall@k of each query index (NaN: not searched in the trial); `bench regress` pairs it across runs
     pa.field("recall_per_query", pa.list_(pa.float32())),
+    *[pa.field(f, pa.float64()) for f in HYBRID_FIGURES],
     pa.field("service_p50_us", pa.float64()),
     pa.field("service_p99_us", pa.float64()),
     pa.field("service_p999_us", pa.float64()),
@@ -100,7 +106,7 @@ SUMMARY_FIELDS = [
     pa.field("count", pa.int64()),
     pa.field("errors", pa.int64()),
 ]
-for _f in FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]:
+for _f in FIGURES + HYBRID_FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]:
     SUMMARY_FIELDS += [pa.field(_f, pa.float64()), pa.field(f"{_f}_lo", pa.float64()), pa.field(f"{_f}_hi", pa.float64())]
 SUMMARY_FIELDS += [pa.field("client_limited", pa.bool_()), pa.field("hdr", pa.string())]
 
