@@ -527,8 +527,8 @@ class MilvusBackend(_MilvusBase):
 
     name = "milvus"
     # multi_vector: the adapter drives it on Milvus >= 2.4; `create` refuses an older server, naming its version
-    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True, hybrid=True,
-                                replication=True, sharding=True)
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
+                                hybrid=True, replication=True, sharding=True)
     Options = MilvusOptions
     hybrid_weighted_norm = "atan"
 
@@ -705,7 +705,7 @@ class MilvusLiteBackend(_MilvusBase):
     name = "milvus-lite"
     lite = True
     capabilities = Capabilities(in_process=True, server=False, get=True, upsert=True, delete=True, filters=True,
-                                multi_vector=True)
+                                multi_vector=True, hybrid=True)
     Options = MilvusLiteOptions
     hybrid_weighted_norm = "atan"
 

@@ -368,8 +368,8 @@ class QdrantBackend(Backend):
     """A Qdrant server, driven by worker processes, each with its own client (REST or gRPC)."""
 
     name = "qdrant"
-    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True, hybrid=True,
-                                replication=True, sharding=True)
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
+                                hybrid=True, replication=True, sharding=True)
     Options = QdrantOptions
     local: ClassVar[bool] = False
 
@@ -556,7 +556,7 @@ class QdrantLocalBackend(QdrantBackend):
 
     name = "qdrant-local"
     capabilities = Capabilities(in_process=True, server=False, get=True, upsert=True, delete=True, filters=True,
-                                multi_vector=True)
+                                multi_vector=True, hybrid=True)
     Options = QdrantLocalOptions
     local = True
 

@@ -318,8 +318,8 @@ class WeaviateBackend(Backend):
     """A Weaviate server, driven by worker processes, each with its own client."""
 
     name = "weaviate"
-    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True, hybrid=True,
-                                replication=True, sharding=True)
+    capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
+                                hybrid=True, replication=True, sharding=True)
     hybrid_weighted_norm = "minmax"
     Options = WeaviateOptions
 
