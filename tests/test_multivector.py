@@ -227,7 +227,7 @@ def test_run_multivector_rows_per_named_vector(bench_cli, tmp_path, backend):
     c = compare([run_dir])
     assert sorted(c.figures["vector_name"]) == ["image", "text"]
     text = render(c, "markdown")
-    assert "| vector |" in text.splitlines()[2] and "| text |" in text and "| image |" in text
+    assert "| config |" in text.splitlines()[2] and "| vector=text |" in text and "| vector=image |" in text
     assert c.capabilities.loc[0, "multi_vector"] == "yes"
     if backend == "qdrant-edge":  # report draws one series per named vector
         out = tmp_path / "report"
