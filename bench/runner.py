@@ -136,10 +136,12 @@ def prepare(req: RunRequest) -> tuple[WorkloadSpec, type[Backend], Any, Path | N
     if spec.filter is not None and not cls.capabilities.filters:
         raise UserError(f"Backend '{req.backend}' cannot push payload filters into its search, which workload "
                         f"'{spec.name}' needs, so it is skipped", "choose a backend with filters (`bench backends`)")
-    if spec.multivector is not None and not cls.capabilities.multi_vector:
-        raise UserError(f"Backend '{req.backend}' cannot store several named vectors per record, which workload "
-                        f"'{spec.name}' needs, so it is skipped",
-                        "choose a backend with multi_vector (`bench backends` lists capabilities)")
+    if spec.multivector is not None:
+        reason = cls.multi_vector_unsupported(options)
+        if reason:
+            raise UserError(f"Backend '{req.backend}' cannot store several named vectors per record, which workload "
+                            f"'{spec.name}' needs, so it is skipped: {reason.rstrip('.')}",
+                            "choose a backend with multi_vector (`bench backends` lists capabilities)")
     if spec.multivector is not None and req.rate_sweep:
         raise UserError(f"--rate-sweep does not sweep multi-vector workloads ('{spec.name}' has a [multivector] "
                         "table)", "run it without --rate-sweep")

@@ -245,7 +245,7 @@ def test_engines_without_named_vectors_are_skipped_with_a_reason(bench_cli, back
     assert "Traceback" not in p.stderr
 
 
-def test_milvus_server_before_2_4_is_refused_naming_its_version(bench_cli):
+def test_milvus_server_before_2_4_is_refused_naming_its_version(bench_cli, tmp_path):
     _skip_unless("milvus")
     from pymilvus import MilvusClient
 
@@ -258,6 +258,7 @@ def test_milvus_server_before_2_4_is_refused_naming_its_version(bench_cli):
     p = bench_cli("run", "--backend", "milvus", "--workload", "ann-multivector", *SMALL, "--quiet")
     assert p.returncode == 2, p.stderr
     assert version in p.stderr and ">= 2.4" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "results").exists()  # refused before anything of the run was written
 
 
 def test_server_version_parsing():

@@ -173,6 +173,14 @@ class Backend(ABC):
             return f"{cls.name} has no native hybrid (BM25 + dense) search through bench"
         return None
 
+    @classmethod
+    def multi_vector_unsupported(cls, options: BackendOptions) -> str | None:
+        """None when this adapter (with these options) can store several named vectors per record, else one
+        sentence why not. Asked before anything of a run is written (it may ask the server its version)."""
+        if not cls.capabilities.multi_vector:
+            return f"{cls.name} cannot store several named vectors per record through bench"
+        return None
+
     def __init__(self, options: BackendOptions, workdir: str):
         """`workdir` is a private folder for this run (for embedded engines' files)."""
         self.options = options

@@ -550,6 +550,25 @@ class MilvusBackend(_MilvusBase):
                     "Milvus 2.5 or later")
         return None
 
+    @classmethod
+    def multi_vector_unsupported(cls, options: BackendOptions) -> str | None:
+        """Several vector fields in one collection need Milvus 2.4 or later: ask the server its version."""
+        from pymilvus import MilvusClient
+
+        b = cls(options, "")
+        try:
+            client = MilvusClient(uri=b.uri, **b._client_kwargs())
+            version = str(client.get_server_version())
+            client.close()
+        except Exception as e:  # noqa: BLE001 - unreachable servers are reported by the run itself
+            return f"could not ask the Milvus server at {b.uri} its version ({type(e).__name__}: {e})"
+        v = server_version_tuple(version)
+        if v is not None and v[:2] < MULTI_VECTOR_MIN_SERVER:
+            return (f"the Milvus server at {b.uri} is {version}, which cannot hold several vector fields in one "
+                    f"collection (multi-vector records need Milvus >= {'.'.join(map(str, MULTI_VECTOR_MIN_SERVER))}; "
+                    "or use backend milvus-lite)")
+        return None
+
     @property
     def uri(self) -> str:
         uri = self.options.uri
