@@ -34,7 +34,7 @@ from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool, WorkerFailed
 from bench.load.task import PhaseTask, WorkerResult
 from bench.load.worker import WorkerData
 from bench.metrics import hdr
-from bench.metrics.recall import recall_at_k, recall_per_query, recall_under_updates
+from bench.metrics.recall import per_query_mean, recall_at_k, recall_per_query, recall_under_updates
 from bench.metrics.resources import pid_listening_on, sampler_for
 from bench.results import env
 from bench.results.intervals import write_interval_logs
@@ -575,7 +575,9 @@ def _trial_rows(spec, ds, gt, ef, trial, results: list[WorkerResult], cpu_s, poo
         q = np.concatenate([r.search_queries for r in results])
         ids = np.concatenate([r.search_ids for r in results])
         if len(q):
-            recall = href.agreement(q, ids, spec.search.k)
+            per_search = href.per_search(q, ids, spec.search.k)
+            recall = float(per_search.mean())
+            per_query = per_query_mean(q, per_search, len(href.fused)).tolist()
             recall_dense = recall_at_k(ids, href.dense_topk[q], spec.search.k)
             recall_bm25 = recall_at_k(ids, href.bm25_topk[q], spec.search.k)
     elif spec.kind == "ann":

@@ -251,3 +251,16 @@ def test_a_different_built_index_is_noted(tmp_path, cache_dir):
     assert recall["verdict"] == "improvement" and recall["p"] < 0.05
     p = bench("regress", "--baseline", str(b), "--candidate", str(a), cwd=tmp_path, cache_dir=cache_dir)
     assert p.returncode == 1 and "**recall regressed**" in p.stdout and "40 queries paired" in p.stdout
+
+
+def test_recall_per_query_averages_each_querys_searches():
+    import numpy as np
+
+    from bench.metrics.recall import recall_at_k, recall_per_query
+
+    truth = np.array([[1, 2], [3, 4], [5, -1]])  # query 2 has one qualifying record (a filtered search)
+    queries = np.array([0, 0, 2])  # query 0 searched twice, query 1 never
+    found = np.array([[1, 2], [1, 9], [5, 7]])
+    per = recall_per_query(queries, found, truth[queries], 2, 3)
+    assert per[0] == pytest.approx(0.75) and np.isnan(per[1]) and per[2] == pytest.approx(1.0)
+    assert recall_at_k(found, truth[queries], 2) == pytest.approx((1 + 0.5 + 1) / 3)

@@ -167,22 +167,25 @@ class HybridReference:
     dense_topk: np.ndarray  # (nq, k) exact dense top-k
     bm25_topk: np.ndarray  # (nq, k) exact BM25 top-k (records with a score above 0), -1 padded
 
-    def agreement(self, queries: np.ndarray, found: np.ndarray, k: int) -> float:
-        """Mean over searches of |returned ids whose fused reference score >= the k-th| / min(k, candidates)."""
-        if len(queries) == 0:
-            return float("nan")
-        total = 0.0
-        for qi, ids in zip(queries.tolist(), found[:, :k], strict=True):
+    def per_search(self, queries: np.ndarray, found: np.ndarray, k: int) -> np.ndarray:
+        """Each search's |returned ids whose fused reference score >= the k-th| / min(k, candidates)."""
+        out = np.ones(len(queries))
+        for j, (qi, ids) in enumerate(zip(queries.tolist(), found[:, :k], strict=True)):
             lookup = dict(zip(self.cand_ids[qi].tolist(), self.cand_scores[qi].tolist(), strict=True))
             lookup.pop(-1, None)
             want = min(k, len(lookup))
             if want == 0:
-                total += 1.0
                 continue
             thr = self.kth[qi] - TIE_RTOL * max(abs(self.kth[qi]), 1e-12)
             hits = sum(1 for i in set(ids.tolist()) if i >= 0 and lookup.get(i, -math.inf) >= thr)
-            total += min(hits, want) / want
-        return total / len(queries)
+            out[j] = min(hits, want) / want
+        return out
+
+    def agreement(self, queries: np.ndarray, found: np.ndarray, k: int) -> float:
+        """Mean over searches of |returned ids whose fused reference score >= the k-th| / min(k, candidates)."""
+        if len(queries) == 0:
+            return float("nan")
+        return float(self.per_search(queries, found, k).mean())
 
 
 def reference(base: np.ndarray, queries: np.ndarray, metric: str, bm25: Bm25Index, query_texts: Sequence[str],

@@ -22,13 +22,17 @@ def recall_per_query(queries: np.ndarray, found: np.ndarray, truth: np.ndarray, 
 
     Recall is a property of the built index: the trials of one run share it, so they are no replicates of it.
     `bench regress` compares two runs' recall per query, paired, so its test counts queries, not trials."""
-    out = np.full(n_queries, np.nan, dtype=np.float32)
     if len(found) == 0:
-        return out
+        return np.full(n_queries, np.nan, dtype=np.float32)
     f = found[:, :k]
     t = truth[:, :k]
     hits = (f[:, :, None] == t[:, None, :]).any(axis=2) & (f >= 0)
-    per_search = hits.sum(axis=1) / np.maximum((t >= 0).sum(axis=1), 1)
+    return per_query_mean(queries, hits.sum(axis=1) / np.maximum((t >= 0).sum(axis=1), 1), n_queries)
+
+
+def per_query_mean(queries: np.ndarray, per_search: np.ndarray, n_queries: int) -> np.ndarray:
+    """The mean of per-search values for each query index (NaN for a query not searched)."""
+    out = np.full(n_queries, np.nan, dtype=np.float32)
     sums = np.bincount(queries, weights=per_search, minlength=n_queries)
     counts = np.bincount(queries, minlength=n_queries)
     seen = counts > 0
