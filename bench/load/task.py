@@ -27,7 +27,9 @@ class PhaseTask:
     recall_sample_every: int = 0  # search-under-writes: keep every Nth search result for recall (0 = none)
     visibility_every: int = 0  # search-under-writes: probe every Nth update for read-your-write lag (0 = none)
     late_threshold_us: int = 1000  # open loop: a send later than this behind its intended start is late
-    filter: dict[str, Any] | None = None  # search: SearchParams.filter of every search (filtered ANN)
+    filter: dict[str, Any] | None = None  # search: SearchParams.filter of every search (filtered ANN); ycsb: of
+    # every filtered search
+    payload_cases: tuple[Any, ...] = ()  # ycsb: the FilterCases whose fields every upsert and insert carries
 
 
 @dataclass
@@ -45,6 +47,7 @@ class WorkerResult:
     search_queries: np.ndarray | None = None  # query indices of searches whose results were kept
     search_ids: np.ndarray | None = None  # (n, k) int64, -1 padded
     search_started: np.ndarray | None = None  # wall-clock ns at each kept search's start (search under writes)
+    search_filtered: np.ndarray | None = None  # bool: which kept searches were filtered searches (ycsb)
     updates: list[tuple[int, int, int]] = field(default_factory=list)  # (ack wall ns, key, holdout row)
     visibility_us: list[int] = field(default_factory=list)
     scheduled: int = 0

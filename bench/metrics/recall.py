@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -28,19 +30,28 @@ def _scores(rows: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
     return rows @ q
 
 
-def recall_under_updates(results, state, ds, k: int) -> float | None:
+def recall_under_updates(results, state, ds, k: int,
+                         allowed: Callable[[np.ndarray], np.ndarray] | None = None) -> float | None:
     """Recall of the sampled searches of one trial, against exact top-k over the collection as it stood when
-    each search started: base vectors, with every write acknowledged before that moment applied.
+    each search started: base vectors, with every write acknowledged before that moment applied (updates of
+    loaded records and inserts of new keys alike).
+
+    allowed: None scores the unfiltered sampled searches. A function from keys (int64) to a bool mask (the
+    filter of the filtered searches) scores the sampled filtered searches instead, against the exact top-k of
+    the records it keeps; where fewer than k qualify, the denominator is the number that do.
 
     Writes still in flight while a search ran may or may not be visible to it; the ground truth takes the
     state at the search's start, so such a race can only lower the reported recall, never raise it.
     """
+    want_filtered = allowed is not None
     events = []
     for r in results:
         if r.search_queries is None:
             continue
-        for t, qi, ids in zip(r.search_started, r.search_queries, r.search_ids, strict=True):
-            events.append((int(t), int(qi), ids))
+        flags = r.search_filtered if r.search_filtered is not None else np.zeros(len(r.search_queries), dtype=bool)
+        for t, qi, ids, f in zip(r.search_started, r.search_queries, r.search_ids, flags, strict=True):
+            if bool(f) == want_filtered:
+                events.append((int(t), int(qi), ids))
     if not events:
         return None
     events.sort(key=lambda e: e[0])
@@ -49,7 +60,9 @@ def recall_under_updates(results, state, ds, k: int) -> float | None:
     j = 0
     base, holdout, queries = ds.base, ds.holdout, ds.queries
     n = len(base)
+    base_ok = allowed(np.arange(n, dtype=np.int64)) if allowed is not None else None
     total = 0.0
+    scored = 0
     for t, qi, ids in events:
         while j < len(log) and log[j][0] < t:
             _, key, row = log[j]
@@ -57,11 +70,22 @@ def recall_under_updates(results, state, ds, k: int) -> float | None:
             j += 1
         q = np.asarray(queries[qi], dtype=np.float32)
         s = _scores(base, q, ds.metric)
-        keys = np.fromiter((key for key in current if key < n), dtype=np.int64)
-        if len(keys):
-            rows = np.fromiter((current[key] for key in keys), dtype=np.int64)
-            s[keys] = _scores(holdout[rows], q, ds.metric)
-        top = np.argpartition(-s, k)[:k] if k < len(s) else np.arange(len(s))
+        keys = np.fromiter(current, dtype=np.int64, count=len(current))
+        rows = np.fromiter(current.values(), dtype=np.int64, count=len(current))
+        old = keys < n
+        if old.any():
+            s[keys[old]] = _scores(holdout[rows[old]], q, ds.metric)
+        new_keys = keys[~old]
+        all_ids = np.concatenate([np.arange(n, dtype=np.int64), new_keys])
+        s = np.concatenate([s, _scores(holdout[rows[~old]], q, ds.metric)]) if len(new_keys) else s
+        if allowed is not None:
+            ok = np.concatenate([base_ok, allowed(new_keys)]) if len(new_keys) else base_ok
+            all_ids, s = all_ids[ok], s[ok]
+        want = min(k, len(s))
+        if want == 0:
+            continue  # no record qualifies: nothing to find, no recall to score
+        top = all_ids[np.argpartition(-s, want - 1)[:want]] if want < len(s) else all_ids
         f = ids[:k]
-        total += len(set(f[f >= 0].tolist()) & set(top.tolist())) / k
-    return total / len(events)
+        total += len(set(f[f >= 0].tolist()) & set(top.tolist())) / want
+        scored += 1
+    return total / scored if scored else None
