@@ -82,7 +82,9 @@ def _collection_at(base, holdout, writes):
     return ids, np.stack([vecs[i] for i in ids])
 
 
-def test_filtered_recall_under_writes_matches_brute_force_over_updates_and_inserts():
+@pytest.mark.parametrize("cache_bytes", [512 << 20, 0])  # base scores cached per query, or computed per search
+def test_filtered_recall_under_writes_matches_brute_force_over_updates_and_inserts(monkeypatch, cache_bytes):
+    monkeypatch.setattr("bench.metrics.recall.SCORE_CACHE_BYTES", cache_bytes)
     rng = np.random.default_rng(1)
     n, dim = 400, 8
     base = rng.standard_normal((n, dim)).astype(np.float32)

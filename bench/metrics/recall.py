@@ -19,15 +19,38 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int) -> float:
     return float((hits.sum(axis=1) / want).mean())
 
 
-def _scores(rows: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
+def _score_matrix(rows: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
+    """Similarity of each query to each row, higher is nearer: float32 (len(queries), len(rows))."""
     rows = np.asarray(rows, dtype=np.float32)
+    queries = np.asarray(queries, dtype=np.float32)
+    dots = queries @ rows.T
     if metric == "l2":
-        return -((rows - q) ** 2).sum(axis=1)
+        rr = np.einsum("ij,ij->i", rows, rows)
+        qq = np.einsum("ij,ij->i", queries, queries)
+        return -(rr[None, :] - 2 * dots + qq[:, None])
     if metric == "cosine":
-        norms = np.linalg.norm(rows, axis=1)
-        norms[norms == 0] = 1.0
-        return (rows @ q) / norms / (np.linalg.norm(q) or 1.0)
-    return rows @ q
+        rn = np.linalg.norm(rows, axis=1)
+        rn[rn == 0] = 1.0
+        qn = np.linalg.norm(queries, axis=1)
+        qn[qn == 0] = 1.0
+        return dots / rn[None, :] / qn[:, None]
+    return dots
+
+
+SCORE_CACHE_BYTES = 512 << 20  # base scores of every sampled query at once while they fit in this
+SCORE_BLOCK_ROWS = 65_536
+
+
+def _base_scores(base: np.ndarray, queries: np.ndarray, qis: list[int], metric: str) -> dict[int, np.ndarray] | None:
+    """Scores of the base rows for each query index in `qis`, computed in one blocked pass (None: too large)."""
+    n = len(base)
+    if len(qis) * n * 4 > SCORE_CACHE_BYTES:
+        return None
+    q = np.asarray(queries[qis], dtype=np.float32)
+    out = np.empty((len(qis), n), dtype=np.float32)
+    for s in range(0, n, SCORE_BLOCK_ROWS):
+        out[:, s:s + SCORE_BLOCK_ROWS] = _score_matrix(base[s:s + SCORE_BLOCK_ROWS], q, metric)
+    return {qi: out[i] for i, qi in enumerate(qis)}
 
 
 def recall_under_updates(results, state, ds, k: int,
@@ -61,6 +84,7 @@ def recall_under_updates(results, state, ds, k: int,
     base, holdout, queries = ds.base, ds.holdout, ds.queries
     n = len(base)
     base_ok = allowed(np.arange(n, dtype=np.int64)) if allowed is not None else None
+    cached = _base_scores(base, queries, sorted({qi for _, qi, _ in events}), ds.metric)
     total = 0.0
     scored = 0
     for t, qi, ids in events:
@@ -68,16 +92,16 @@ def recall_under_updates(results, state, ds, k: int,
             _, key, row = log[j]
             current[key] = row
             j += 1
-        q = np.asarray(queries[qi], dtype=np.float32)
-        s = _scores(base, q, ds.metric)
+        q = np.asarray(queries[qi:qi + 1], dtype=np.float32)
+        s = cached[qi].copy() if cached is not None else _score_matrix(base, q, ds.metric)[0]
         keys = np.fromiter(current, dtype=np.int64, count=len(current))
         rows = np.fromiter(current.values(), dtype=np.int64, count=len(current))
         old = keys < n
         if old.any():
-            s[keys[old]] = _scores(holdout[rows[old]], q, ds.metric)
+            s[keys[old]] = _score_matrix(holdout[rows[old]], q, ds.metric)[0]
         new_keys = keys[~old]
         all_ids = np.concatenate([np.arange(n, dtype=np.int64), new_keys])
-        s = np.concatenate([s, _scores(holdout[rows[~old]], q, ds.metric)]) if len(new_keys) else s
+        s = np.concatenate([s, _score_matrix(holdout[rows[~old]], q, ds.metric)[0]]) if len(new_keys) else s
         if allowed is not None:
             ok = np.concatenate([base_ok, allowed(new_keys)]) if len(new_keys) else base_ok
             all_ids, s = all_ids[ok], s[ok]
