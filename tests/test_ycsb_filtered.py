@@ -161,7 +161,8 @@ def _backend(name, workdir):
     return b
 
 
-@pytest.mark.parametrize("name", ["qdrant-edge", "pgvector"])
+# qdrant-local: the Qdrant server adapter's logic on qdrant-client's local mode (never a Qdrant figure)
+@pytest.mark.parametrize("name", ["qdrant-edge", "pgvector", "chroma", "milvus-lite", "qdrant-local"])
 def test_worker_upserts_and_inserts_carry_each_keys_payload(name):
     n, dim = 1500, 16
     rng = np.random.default_rng(4)
@@ -202,6 +203,17 @@ def test_worker_upserts_and_inserts_carry_each_keys_payload(name):
         finally:
             b.drop()
             b.close()
+
+
+def test_weaviate_upsert_object_carries_the_payload():
+    """No Weaviate server here: the object the adapter's upsert writes (a replace by uuid) holds the payload."""
+    pytest.importorskip("weaviate")
+    from bench.backends.weaviate import ID_PROPERTY, data_object
+
+    kp = filtered.KeyPayloads(100, filtered.cases([0.5, 0.1]), seed=1)
+    for key in (3, 150):
+        obj = data_object(key, np.ones(4, dtype=np.float32), kp.payload(key))
+        assert obj.properties == {**kp.payload(key), ID_PROPERTY: key}
 
 
 # -- bench run end to end -----------------------------------------------------------------------------------
