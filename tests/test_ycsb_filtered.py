@@ -245,6 +245,18 @@ def test_run_mixed_filtered_load(bench_cli, tmp_path, backend):
     assert {r["op"] for r in summary} == {"search", "filtered-search", "update", "total"}
 
 
+def test_run_mixed_filtered_load_one_configuration_per_selectivity(bench_cli, tmp_path):
+    p = bench_cli("run", "--backend", "qdrant-edge", "--workload", "ycsb-filtered-mixed", *TINY, "--trials", "1",
+                  "--set", "filter.selectivities=[0.1, 0.01]", "--json")
+    assert p.returncode == 0, p.stderr
+    trials = pq.read_table(tmp_path / json.loads(p.stdout)["results"] / "trials.parquet").to_pylist()
+    assert sorted((r["filter"], r["op"]) for r in trials) == sorted(
+        (f, op) for f in ("sel_10=1", "sel_1=1") for op in ("search", "filtered-search", "update", "total"))
+    for r in trials:
+        if r["op"] == "filtered-search":
+            assert r["recall"] >= 0.9 and r["count"] > 0, r
+
+
 @pytest.mark.parametrize("args, words", [
     (["--backend", "faiss"], ["faiss", "cannot update records"]),
     (["--backend", "fake-slow"], ["fake-slow", "cannot push payload filters"]),  # upserts, no filters
