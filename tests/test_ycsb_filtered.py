@@ -277,3 +277,10 @@ def test_filtered_search_without_a_filter_table_is_a_user_error(bench_cli, tmp_p
     p = bench_cli("run", "--backend", "qdrant-edge", "--workload", str(wl), "--quiet")
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     assert "filtered_search_proportion" in p.stderr and "[filter]" in p.stderr, p.stderr
+
+
+def test_bench_fault_refuses_a_filtered_workload(bench_cli):
+    """bench fault's own worker has no filtered search: it refuses rather than run them unfiltered."""
+    p = bench_cli("fault", "--backend", "pgvector", "--workload", "ycsb-filtered-mixed", "--quiet")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert "filtered searches" in p.stderr and "[filter]" in p.stderr, p.stderr
