@@ -89,6 +89,9 @@ def _check(req: FaultRequest, spec: WorkloadSpec, cls: type[Backend]) -> None:
     if spec.kind != "ycsb" or spec.ycsb is None:
         raise UserError(f"bench fault runs a YCSB workload, and '{spec.name}' is kind '{spec.kind}'",
                         "use --workload fault-ycsb-a or another ycsb workload")
+    if spec.filter is not None:
+        raise UserError(f"bench fault does not run filtered searches, and workload '{spec.name}' has a [filter] table",
+                        "use a workload without [filter] and filtered_search_proportion")
     if not cls.capabilities.server:
         raise UserError(f"Backend '{req.backend}' runs in this process, so there is no server to kill",
                         "use a server backend such as pgvector or chroma-server")

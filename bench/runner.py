@@ -130,7 +130,8 @@ def prepare(req: RunRequest) -> tuple[WorkloadSpec, type[Backend], Any, Path | N
         if reads and not caps.get:
             raise UserError(f"Backend '{req.backend}' cannot fetch records by id, which workload '{spec.name}' needs",
                             "choose a backend that supports get")
-        if spec.ycsb.search_proportion and writes and spec.dataset.holdout == 0:
+        if (spec.ycsb.search_proportion or spec.ycsb.filtered_search_proportion) and writes \
+                and spec.dataset.holdout == 0:
             raise UserError(f"Workload '{spec.name}' mixes searches with updates but dataset.holdout is 0",
                             "set dataset.holdout so updates use vectors the ground truth can follow")
     if spec.filter is not None and not cls.capabilities.filters:
@@ -237,7 +238,8 @@ def run(req: RunRequest) -> RunOutcome:
     vgt = mv.ground_truths(k, progress=not req.quiet) if mv else {}
     fcases = filtered.cases(spec.filter.selectivities) if spec.filter else []
     fmasks = filtered.masks(ds.n, fcases, spec.dataset.seed)
-    fgt = {c.field: filtered.ground_truth(ds, k, c, fmasks[c.field], spec.dataset.seed) for c in fcases}
+    fgt = {c.field: filtered.ground_truth(ds, k, c, fmasks[c.field], spec.dataset.seed)
+           for c in fcases if spec.kind == "ann"}  # YCSB: filtered recall follows the writes (recall_under_updates)
     hyb = _prepare_hybrid(spec, cls, ds, Reporter(req.quiet)) if spec.hybrid is not None else None
 
     run_id = req.suite_run_id or req.run_id or new_run_id(f"{req.backend}-{spec.name}")
@@ -326,9 +328,9 @@ def run(req: RunRequest) -> RunOutcome:
                         row0.update(vector_name=vec, dataset_dim=mv.dims[vec], dataset_metric=mv.metrics[vec])
                     if hc is not None:
                         row0.update(fusion=hc[0], alpha=hc[1])
-                    truth = fgt[flt.field] if flt else vgt[vec] if vec else gt
+                    truth = fgt.get(flt.field, gt) if flt else vgt[vec] if vec else gt
                     rows = _trial_rows(spec, ds, truth, ef, trial, results, cpu_s, pool.kind, res_stats, state, row0,
-                                       href=hyb.refs[hc] if hc else None)
+                                       href=hyb.refs[hc] if hc else None, flt=flt)
                     stem = (f"{prefix}{req.backend}.{spec.name}.ef{ef}" + (f".rate{rate:.0f}" if rate else "")
                             + (f".{flt.field}" if flt else "") + (f".v{vec}" if vec else "")
                             + (f".{hc[0]}" + (f"{hc[1]:g}" if hc[1] is not None else "") if hc else "")
@@ -340,7 +342,7 @@ def run(req: RunRequest) -> RunOutcome:
                     _write_results(trial_rows, "running", run_dir, prefix)
                     prog.advance(bar)
                     for r in rows:
-                        if r["status"] != "ok" and r["op"] in ("search", "total"):
+                        if r["status"] != "ok" and r["op"] in ("search", "filtered-search", "total"):
                             first = json.loads(r["error_samples"] or "[]")[:1]
                             rep.warn(f"trial {trial} at ef_search={ef} is {r['status']}: {r['status_reason']}"
                                      + (f"; first error: {first[0]}" if first else ""))
@@ -478,7 +480,7 @@ def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state,
         duration = None
         operations = _per_worker(r.operations or (len(ds.queries) if spec.kind == "ann" else 10_000), W)
     y = spec.ycsb
-    searching = spec.kind == "ycsb" and y is not None and y.search_proportion > 0
+    searching = spec.kind == "ycsb" and y is not None and (y.search_proportion + y.filtered_search_proportion) > 0
     task = PhaseTask(
         mode="search" if spec.kind == "ann" else "ycsb", trial=trial, seed=spec.dataset.seed, k=spec.search.k,
         ef_search=ef, duration_s=duration, operations=operations,
@@ -491,6 +493,7 @@ def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state,
         hybrid=({"fusion": hyb[1][0], "alpha": hyb[1][1], "candidates": spec.hybrid.candidates}
                 if hyb is not None and spec.hybrid is not None else None),
         query_texts=hyb[0].query_texts if hyb is not None else None,
+        payload_cases=tuple(filtered.cases(spec.filter.selectivities)) if spec.filter and spec.kind == "ycsb" else (),
     )
     results, cpu_s = pool.run(task)
     state.apply(results)
@@ -557,7 +560,7 @@ def _provenance(req, spec, ds, options, cls, info: EngineInfo, built: BuiltIndex
 
 
 def _trial_rows(spec, ds, gt, ef, trial, results: list[WorkerResult], cpu_s, pool_kind, res_stats, state,
-                base_row, href=None) -> list[dict]:
+                base_row, href=None, flt=None) -> list[dict]:
     start = min(r.started_wall for r in results)
     end = max(r.ended_wall for r in results)
     duration = max(end - start, 1e-9)
@@ -570,7 +573,7 @@ def _trial_rows(spec, ds, gt, ef, trial, results: list[WorkerResult], cpu_s, poo
     limited = None
     if pool_kind == "process":
         limited = any((r.cpu_s or 0) / duration >= CLIENT_LIMIT for r in results)
-    recall = per_query = recall_dense = recall_bm25 = None
+    recall = frecall = per_query = recall_dense = recall_bm25 = None
     if spec.kind == "ann" and href is not None:  # hybrid: agreement with the exact fused reference
         q = np.concatenate([r.search_queries for r in results])
         ids = np.concatenate([r.search_ids for r in results])
@@ -588,6 +591,10 @@ def _trial_rows(spec, ds, gt, ef, trial, results: list[WorkerResult], cpu_s, poo
             per_query = recall_per_query(q, ids, gt[q], spec.search.k, len(gt)).tolist()
     elif spec.ycsb is not None and spec.ycsb.search_proportion > 0 and gt is not None:
         recall = recall_under_updates(results, state, ds, spec.search.k)
+    if spec.kind == "ycsb" and flt is not None and spec.ycsb.filtered_search_proportion > 0:
+        kp = filtered.key_payloads(ds.n, tuple(filtered.cases(spec.filter.selectivities)), spec.dataset.seed)
+        frecall = recall_under_updates(results, state, ds, spec.search.k,
+                                       allowed=lambda keys: kp.mask(flt.field, keys))
     vis = [v for r in results for v in r.visibility_us]
     vis_ok = [v for v in vis if v >= 0]
     common = {
@@ -627,7 +634,7 @@ def _trial_rows(spec, ds, gt, ef, trial, results: list[WorkerResult], cpu_s, poo
             "error_rate": err_rate, "qps": n_ok / duration,
             "mean_us": st["mean_us"], "p50_us": st["p50_us"], "p90_us": st["p90_us"], "p99_us": st["p99_us"],
             "p999_us": st["p999_us"], "max_us": st["max_us"],
-            "recall": recall if op in ("search", "total") else None,
+            "recall": frecall if op == "filtered-search" else recall if op in ("search", "total") else None,
             "recall_per_query": per_query if op in ("search", "total") else None,
             "recall_dense": recall_dense if op == "search" else None,
             "recall_bm25": recall_bm25 if op == "search" else None,

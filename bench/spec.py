@@ -56,7 +56,8 @@ class FilterModel(Strict):
     equality filter pushed into the engine; recall is against exact filtered ground truth."""
 
     selectivities: list[float] = Field(default_factory=lambda: [0.5, 0.1, 0.01, 0.001], min_length=1)
-    mode: Literal["sweep"] = Field("sweep", description="sweep: one configuration per selectivity at each ef_search")
+    mode: Literal["sweep"] = Field("sweep", description="sweep: one configuration per selectivity at each ef_search "
+                                   "(YCSB: one run of the mix per selectivity, its filtered searches on that field)")
 
     @model_validator(mode="after")
     def _fractions(self) -> FilterModel:
@@ -207,8 +208,13 @@ class WorkloadSpec(Strict):
             raise ValueError(f"search.k = {self.search.k} is larger than the dataset (dataset.n = {self.dataset.n})")
         if self.kind == "ycsb" and self.ycsb is None:
             raise ValueError("a ycsb workload needs a [ycsb] table with the operation proportions")
-        if self.filter is not None and self.kind != "ann":
-            raise ValueError("a [filter] table is only read when kind = 'ann'; remove it or set kind = 'ann'")
+        fsearch = self.ycsb.filtered_search_proportion if self.kind == "ycsb" and self.ycsb is not None else 0.0
+        if self.filter is not None and self.kind != "ann" and not fsearch:
+            raise ValueError("a [filter] table is only read when kind = 'ann', or with ycsb.filtered_search_proportion "
+                             "> 0; remove it, or give filtered searches a share of the mix")
+        if fsearch and self.filter is None:
+            raise ValueError("ycsb.filtered_search_proportion needs a [filter] table with the selectivities to "
+                             "filter on, e.g. [filter] selectivities = [0.01]")
         if self.filter is not None:
             empty = [s for s in self.filter.selectivities if round(s * self.dataset.n) == 0]
             if empty:

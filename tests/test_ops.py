@@ -29,7 +29,8 @@ def assert_same(a: OpBatch, b: OpBatch) -> None:
 
 
 def test_labels_and_dtypes() -> None:
-    assert [k.label for k in OpKind] == ["read", "update", "insert", "scan", "read-modify-write", "search"]
+    assert [k.label for k in OpKind] == ["read", "update", "insert", "scan", "read-modify-write", "search",
+                                        "filtered-search"]
     b = OpStream(MIXED, 1000, seed=1).next_batch(500)
     assert (b.kinds.dtype, b.keys.dtype, b.scan_lengths.dtype) == (np.uint8, np.int64, np.int32)
     assert len(b) == 500 and sum(b.counts().values()) == 500

@@ -21,6 +21,8 @@ EXPECTED = {
     "ycsb-e": ({"scan_proportion": 0.95, "insert_proportion": 0.05}, "zipfian"),
     "ycsb-f": ({"read_proportion": 0.5, "read_modify_write_proportion": 0.5}, "zipfian"),
     "ycsb-search-under-writes": ({"search_proportion": 0.5, "update_proportion": 0.5}, "uniform"),
+    "ycsb-filtered-mixed": ({"search_proportion": 0.4, "filtered_search_proportion": 0.4, "update_proportion": 0.2},
+                            "uniform"),
 }
 
 

@@ -3,12 +3,17 @@
 For each selectivity s the harness adds one int payload field, e.g. `sel_10` for s = 0.1, equal to 1 on exactly
 round(s * n) records chosen by a permutation seeded from the dataset seed and s, else 0. A filtered search asks
 for `{"sel_10": 1}`; its ground truth is the exact top-k over the records where the field is 1.
+
+Under writes (a YCSB mix) a key keeps its payload: an upsert of row id i carries the fields of row i, and a new
+key k >= n (a YCSB insert) gets field = 1 when a seeded hash of (seed, s, k) falls below s, so about s of the
+inserted keys qualify (`KeyPayloads`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +76,61 @@ def payloads(ids: np.ndarray, field_masks: dict[str, np.ndarray]) -> list[dict[s
     """One payload per id (ids are row numbers): every selectivity field, 1 or 0."""
     cols = {f: m[ids].astype(np.int64).tolist() for f, m in field_masks.items()}
     return [{f: cols[f][j] for f in cols} for j in range(len(ids))]
+
+
+_U64 = np.uint64
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, element-wise on uint64 (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = x + _U64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+        return z ^ (z >> _U64(31))
+
+
+def inserted_mask(keys: np.ndarray, selectivity: float, seed: int) -> np.ndarray:
+    """Boolean mask of keys written after the load (ids >= n): True where a hash of (seed, s, key), uniform in
+    [0, 1), is below s. Depends on nothing but its arguments, so every worker and the recall agree."""
+    salt = _splitmix64(np.array([(int(seed) * 1_000_003 + int(round(selectivity * 1_000_000))) & (2**64 - 1)],
+                                dtype=np.uint64))[0]
+    h = _splitmix64(np.asarray(keys, dtype=np.int64).astype(np.uint64) ^ salt)
+    return (h >> _U64(11)).astype(np.float64) * (1.0 / 2**53) < selectivity
+
+
+class KeyPayloads:
+    """The payload of every key a run may write: rows 0..n-1 from the seeded masks of the load, keys >= n
+    (inserts under writes) from `inserted_mask`. A key's payload never changes."""
+
+    def __init__(self, n: int, fcases: Sequence[FilterCase], seed: int):
+        self.n, self.seed = int(n), int(seed)
+        self.cases = tuple(fcases)
+        self.masks = masks(self.n, self.cases, self.seed)
+
+    def mask(self, field: str, keys: np.ndarray) -> np.ndarray:
+        """Which of `keys` have `field` = 1."""
+        keys = np.asarray(keys, dtype=np.int64)
+        case = next(c for c in self.cases if c.field == field)
+        out = np.zeros(keys.shape, dtype=bool)
+        old = keys < self.n
+        out[old] = self.masks[field][keys[old]]
+        if not old.all():
+            out[~old] = inserted_mask(keys[~old], case.selectivity, self.seed)
+        return out
+
+    def payload(self, key: int) -> dict[str, int]:
+        """The payload an upsert or insert of `key` carries: every selectivity field, 1 or 0."""
+        if key < self.n:
+            return {c.field: int(self.masks[c.field][key]) for c in self.cases}
+        k = np.array([key], dtype=np.int64)
+        return {c.field: int(inserted_mask(k, c.selectivity, self.seed)[0]) for c in self.cases}
+
+
+@lru_cache(maxsize=4)
+def key_payloads(n: int, fcases: tuple[FilterCase, ...], seed: int) -> KeyPayloads:
+    """`KeyPayloads`, built once per (n, cases, seed) in a process (workers reuse it across phases)."""
+    return KeyPayloads(n, fcases, seed)
 
 
 def _gt_path(cache_dir: Path, content_hash: str, metric: str, k: int, case: FilterCase, n: int, seed: int) -> Path:

@@ -31,6 +31,9 @@ class PhaseTask:
     vector_name: str | None = None  # search: the named vector searched (multi-vector records), with its queries
     hybrid: dict[str, Any] | None = None  # search: {"fusion", "alpha", "candidates"} of every hybrid search
     query_texts: tuple[str, ...] | None = None  # hybrid: the text of each query, row for row
+    filter: dict[str, Any] | None = None  # search: SearchParams.filter of every search (filtered ANN); ycsb: of
+    # every filtered search
+    payload_cases: tuple[Any, ...] = ()  # ycsb: the FilterCases whose fields every upsert and insert carries
 
 
 @dataclass
@@ -48,6 +51,7 @@ class WorkerResult:
     search_queries: np.ndarray | None = None  # query indices of searches whose results were kept
     search_ids: np.ndarray | None = None  # (n, k) int64, -1 padded
     search_started: np.ndarray | None = None  # wall-clock ns at each kept search's start (search under writes)
+    search_filtered: np.ndarray | None = None  # bool: which kept searches were filtered searches (ycsb)
     updates: list[tuple[int, int, int]] = field(default_factory=list)  # (ack wall ns, key, holdout row)
     visibility_us: list[int] = field(default_factory=list)
     scheduled: int = 0

@@ -249,6 +249,8 @@ def _run_ycsb(backend, data, task, worker, workers, rng, wait) -> WorkerResult: 
     ops = _Writes(data, worker, workers, rng)
     n_max, window = _budget(task)
     k, params = task.k, SearchParams(ef_search=task.ef_search)
+    params_f = SearchParams(ef_search=task.ef_search, filter=task.filter)
+    payload_of = _payload_of(task)
     queries, base = data.queries, data.base
     nq, nb = len(queries), len(base)
     q_order = rng.permutation(nq)
@@ -263,12 +265,14 @@ def _run_ycsb(backend, data, task, worker, workers, rng, wait) -> WorkerResult: 
     get, upsert, search = backend.get, backend.upsert, backend.search
     READ, UPDATE, INSERT, SCAN, RMW, SEARCH = (int(OpKind.READ), int(OpKind.UPDATE), int(OpKind.INSERT),
                                               int(OpKind.SCAN), int(OpKind.RMW), int(OpKind.SEARCH))
+    FSEARCH = int(OpKind.FILTERED_SEARCH)
     sample_every = task.recall_sample_every
     vis_every = task.visibility_every
     kept_q: list[int] = []
     kept_ids: list[Any] = []
     kept_t: list[int] = []
-    n_search = n_update = 0
+    kept_f: list[bool] = []
+    n_search = n_fsearch = n_update = 0
     written: dict[int, int] = {}  # key -> holdout row this worker last wrote to it
     n_max, offsets = _schedule(task, n_max, window, rng)
     batch = 4096
@@ -306,6 +310,9 @@ def _run_ycsb(backend, data, task, worker, workers, rng, wait) -> WorkerResult: 
         elif op == SEARCH:
             qi = int(q_order[n_search % nq])
             vec = queries[qi]
+        elif op == FSEARCH:
+            qi = int(q_order[n_fsearch % nq])
+            vec = queries[qi]
         if pacer is not None:
             intended, t0 = pacer.send(start + int(offsets[i]), prev_end)
         else:
@@ -314,26 +321,32 @@ def _run_ycsb(backend, data, task, worker, workers, rng, wait) -> WorkerResult: 
             if op == READ:
                 get(key)
             elif op == UPDATE or op == INSERT:
-                upsert(key, vec)
+                upsert(key, vec, payload_of(key))
             elif op == SEARCH:
                 ids = search(vec, k, params)
+            elif op == FSEARCH:
+                ids = search(vec, k, params_f)
             elif op == SCAN:
                 search(vec, slen, params)
             else:  # RMW
                 get(key)
-                upsert(key, vec)
+                upsert(key, vec, payload_of(key))
             t1 = pc()
             us = (t1 - intended) // 1000
             record(h_ok[op], us)
             record(h_int[op], us)
             if h_svc is not None:
                 record(h_svc[op], (t1 - t0) // 1000)
-            if op == SEARCH:
-                if sample_every and n_search % sample_every == 0:
+            if op == SEARCH or op == FSEARCH:
+                if sample_every and (n_search if op == SEARCH else n_fsearch) % sample_every == 0:
                     kept_q.append(qi)
                     kept_ids.append(ids)
                     kept_t.append(t0)
-                n_search += 1
+                    kept_f.append(op == FSEARCH)
+                if op == SEARCH:
+                    n_search += 1
+                else:
+                    n_fsearch += 1
             elif row >= 0 and op != RMW:
                 written[key] = row
                 res.updates.append((wall0_ns + (t1 - start), key, row))
@@ -365,7 +378,18 @@ def _run_ycsb(backend, data, task, worker, workers, rng, wait) -> WorkerResult: 
     res.search_queries = np.asarray(kept_q, dtype=np.int64)
     res.search_ids = _pad(kept_ids, k)
     res.search_started = (np.asarray(kept_t, dtype=np.int64) - start) + wall0_ns
+    res.search_filtered = np.asarray(kept_f, dtype=bool)
     return res
+
+
+def _payload_of(task: PhaseTask) -> Callable[[int], dict[str, int] | None]:
+    """The payload an upsert of a key carries: the key's fixed selectivity fields when the workload has them (so
+    engines that replace the whole record keep them), else None."""
+    if not task.payload_cases:
+        return lambda key: None
+    from bench.datasets.filtered import key_payloads
+
+    return key_payloads(task.record_count, tuple(task.payload_cases), task.seed).payload
 
 
 def _flush_intervals(res: WorkerResult, h_int: dict, labels: dict, t0: float, t1: float) -> None:

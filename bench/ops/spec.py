@@ -17,6 +17,7 @@ PROPORTION_FIELDS: tuple[str, ...] = (
     "scan_proportion",
     "read_modify_write_proportion",
     "search_proportion",
+    "filtered_search_proportion",
 )
 SUM_TOLERANCE = 1e-6
 
@@ -35,6 +36,9 @@ class YcsbSpec(BaseModel):
         0.0, ge=0.0, le=1.0, description="read a record, then upsert it (YCSB F)")
     search_proportion: float = Field(
         0.0, ge=0.0, le=1.0, description="ANN search with a query vector (search under writes)")
+    filtered_search_proportion: float = Field(
+        0.0, ge=0.0, le=1.0, description="ANN search with a query vector and the workload's [filter] (op "
+        "'filtered-search')")
     request_distribution: Literal["uniform", "zipfian", "latest", "hotspot"] = "zipfian"
     zipfian_constant: float = Field(
         0.99, gt=0.0, lt=1.0, description="theta of the zipfian and latest distributions (Gray et al.: 0 < theta < 1)")
@@ -57,5 +61,6 @@ class YcsbSpec(BaseModel):
         return self
 
     def proportions(self) -> tuple[float, ...]:
-        """The six proportions in `OpKind` order: read, update, insert, scan, read-modify-write, search."""
+        """The proportions in `OpKind` order: read, update, insert, scan, read-modify-write, search,
+        filtered search."""
         return tuple(float(getattr(self, f)) for f in PROPORTION_FIELDS)

@@ -40,6 +40,7 @@ class OpKind(IntEnum):
     SCAN = 3
     RMW = 4
     SEARCH = 5
+    FILTERED_SEARCH = 6
 
     @property
     def label(self) -> str:
@@ -53,6 +54,7 @@ _LABELS = {
     OpKind.SCAN: "scan",
     OpKind.RMW: "read-modify-write",
     OpKind.SEARCH: "search",
+    OpKind.FILTERED_SEARCH: "filtered-search",
 }
 _KEYED = np.array([k in (OpKind.READ, OpKind.UPDATE, OpKind.SCAN, OpKind.RMW) for k in OpKind])
 
@@ -63,7 +65,7 @@ class OpBatch:
 
     kinds: uint8 (n,), OpKind values.
     keys: int64 (n,): the record id for read, update, read-modify-write and scan (the stored record whose vector
-        is the scan's query), the new id for insert; for search, the index of the query vector to use when the
+        is the scan's query), the new id for insert; for search and filtered search, the index of the query vector to use when the
         stream was given `query_count`, else -1 (the caller picks the query).
     scan_lengths: int32 (n,): results wanted by a scan, in [1, max_scan_length]; 0 for other kinds.
     """
@@ -158,7 +160,7 @@ class OpStream:
                 lengths = 1 + self._scan_zipf.draw(u)
             scan_lengths[is_scan] = np.minimum(lengths, self.spec.max_scan_length)
 
-        is_search = kinds == OpKind.SEARCH
+        is_search = (kinds == OpKind.SEARCH) | (kinds == OpKind.FILTERED_SEARCH)
         if self.query_count is not None and is_search.any():
             u = self._query_rng.random(int(is_search.sum()))
             keys[is_search] = np.minimum((u * self.query_count).astype(np.int64), self.query_count - 1)

@@ -15,13 +15,14 @@ KEY_FIELDS = [
     pa.field("workload_kind", pa.string()),  # "ann" | "ycsb"
     pa.field("backend", pa.string()),
     pa.field("phase", pa.string()),  # "search" | "ycsb"
-    pa.field("op", pa.string()),  # "search", "read", "update", ..., "total"
+    pa.field("op", pa.string()),  # "search", "filtered-search", "read", "update", ..., "total"
     pa.field("ef_search", pa.int64()),
     pa.field("k", pa.int64()),
     pa.field("concurrency", pa.int64()),
     pa.field("target_rate", pa.float64()),  # open loop: offered ops/s (all workers); null = closed loop
     pa.field("arrival", pa.string()),
-    pa.field("filter", pa.string()),  # filtered ANN: the equality filter, e.g. "sel_10=1"; null = unfiltered
+    pa.field("filter", pa.string()),  # filtered ANN: the equality filter, e.g. "sel_10=1" (a YCSB mix: that of its
+    # "filtered-search" ops, on every op row of the configuration); null = unfiltered
     pa.field("selectivity", pa.float64()),  # share of the records the filter keeps; null = unfiltered
     pa.field("vector_name", pa.string()),  # multi-vector records: the named vector searched; null = single vector
     pa.field("fusion", pa.string()),  # hybrid: "rrf" | "weighted"; null = not hybrid
