@@ -131,6 +131,12 @@ def prepare(req: RunRequest) -> tuple[WorkloadSpec, type[Backend], Any, Path | N
         if spec.ycsb.search_proportion and writes and spec.dataset.holdout == 0:
             raise UserError(f"Workload '{spec.name}' mixes searches with updates but dataset.holdout is 0",
                             "set dataset.holdout so updates use vectors the ground truth can follow")
+    quant = spec.index.quantization
+    if quant and quant not in cls.capabilities.quantization:
+        offered = ", ".join(cls.capabilities.quantization) or "none"
+        raise UserError(f"Backend '{req.backend}' does not offer quantization '{quant}' (it offers: {offered}), which "
+                        f"workload '{spec.name}' asks for, so it is skipped rather than built unquantized",
+                        "choose another index.quantization or backend (`bench backends` lists them)")
     if spec.filter is not None and not cls.capabilities.filters:
         raise UserError(f"Backend '{req.backend}' cannot push payload filters into its search, which workload "
                         f"'{spec.name}' needs, so it is skipped", "choose a backend with filters (`bench backends`)")
