@@ -271,11 +271,15 @@ def built_index_from_info(info: Any, collection: CollectionSpec, *, local: bool 
     if params["rescore"]:
         params["rescore_oversampling"] = RESCORE_OVERSAMPLING
     if local:
+        # Local mode echoes the quantization config and datatype it was given, but stores float32 and searches
+        # exactly: what it echoes is kept apart, and the built quantization is none.
+        params.update(config_echo={k: quant[k] for k in ("quantization", "datatype")}, quantization=None,
+                      quantization_config=None, datatype="float32", rescore=None)
+        params.pop("rescore_oversampling", None)
         local_subs = [LOCAL_CAVEAT]
         if req.quantization:
-            local_subs.append(f"local mode ignores quantization: asked for {req.quantization}, the vectors are kept "
-                              f"and searched as {quant['datatype']} ({quant['quantization'] or 'no quantization'} "
-                              "read back)")
+            local_subs.append(f"local mode ignores quantization: asked for {req.quantization}; it echoes the config "
+                              "but stores float32 vectors and searches them exactly")
         return BuiltIndex(kind="flat", params={**params, "mode": "local"}, indexed_count=0, total_count=points,
                           substitutions=local_subs)
     if quant["quantization"] != req.quantization:
