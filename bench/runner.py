@@ -190,11 +190,13 @@ def run(req: RunRequest) -> RunOutcome:
         collection = CollectionSpec(name=f"bench_{spec.name}".replace("-", "_"), dim=ds.dim, metric=ds.metric,
                                     index=spec.index.to_spec(), ef_search=_configs(spec)[0],
                                     payload_fields=filtered.payload_fields(fcases))
+        rss0 = _rss_before_build(ds) if cls.capabilities.in_process else None
         backend.create(collection)
         load_s = _load(backend, ds, spec.run.batch_size, rep, fmasks)
         t0 = time.perf_counter()
         built = backend.wait_indexed(spec.run.index_timeout_s)
         build_s = time.perf_counter() - t0
+        rss_growth = (psutil.Process().memory_info().rss - rss0) if rss0 is not None else None
         warnings.extend(f"{req.backend}: {s}" for s in built.substitutions)  # printed under the table
         info = backend.info()
         rep.say(f"loaded {ds.n} vectors in {load_s:.1f} s; index ready after {build_s:.1f} s more "
@@ -202,6 +204,7 @@ def run(req: RunRequest) -> RunOutcome:
         server_port = info.server_address[1] if info.server_address else None
         server_pid = info.server_pid or (pid_listening_on(server_port) if server_port else None)
         base_row = _provenance(req, spec, ds, options, cls, info, built, load_s, build_s, started, run_id)
+        base_row["client_rss_growth_bytes"] = rss_growth
         W = spec.run.concurrency
         if cls.capabilities.in_process:
             pool = ThreadPool(backend, WorkerData(ds.queries, ds.base, ds.holdout), W)
@@ -317,6 +320,13 @@ def _write_results(trial_rows: list[dict], run_status: str, run_dir: Path, prefi
     return summary_rows
 
 
+def _rss_before_build(ds) -> int:
+    """The harness's RSS before an in-process engine is created, with the dataset's pages already resident (a
+    memory-mapped dataset read while loading would otherwise count as the engine's memory)."""
+    float(np.asarray(ds.base).sum())  # reads every page
+    return psutil.Process().memory_info().rss
+
+
 def _configs(spec: WorkloadSpec) -> list[int | None]:
     if spec.kind == "ann":
         return list(spec.search.ef_search)
@@ -419,6 +429,8 @@ def _provenance(req, spec, ds, options, cls, info: EngineInfo, built: BuiltIndex
         "load_s": load_s, "build_s": build_s,
         "index_requested": json.dumps(spec.index.model_dump()), "index_built": json.dumps(built.as_dict()),
         "index_substitutions": json.dumps(built.substitutions), "index_size_bytes": info.index_size_bytes,
+        "quantization": spec.index.quantization,
+        "rescore": spec.index.rescore if spec.index.quantization else None,
         "backend_client_version": info.client_version, "backend_server_version": info.server_version,
         "backend_options": json.dumps(options.model_dump(mode="json")),
         "capabilities": json.dumps(cls.capabilities.as_dict()),

@@ -54,17 +54,22 @@ def series_label(row: pd.Series | dict, multi_run: set[str], levels: dict[str, b
     if levels.get("filter"):
         flt = row.get("filter")
         label += f" {flt}" if isinstance(flt, str) and flt else " unfiltered"
+    if levels.get("quantization") or levels.get("rescore"):
+        q = row.get("quantization")
+        label += f" {q}{'+rescore' if row.get('rescore') is True else ''}" if isinstance(q, str) and q else " unquantized"
     return label
 
 
 def varying(df: pd.DataFrame) -> dict[str, bool]:
-    return {c: c in df and df[c].nunique(dropna=False) > 1 for c in ("concurrency", "target_rate", "filter")}
+    return {c: c in df and df[c].nunique(dropna=False) > 1
+            for c in ("concurrency", "target_rate", "filter", "quantization", "rescore")}
 
 
 def runs_per_backend(df: pd.DataFrame) -> set[str]:
     """Backends measured more than once at the same configuration (their series are labelled with the run id,
     so a baseline and a candidate stay apart; runs that only add settings join one series)."""
-    keys = [c for c in ("backend", "workload", "op", "filter", "ef_search", "k", "concurrency", "target_rate") if c in df]
+    keys = [c for c in ("backend", "workload", "op", "filter", "quantization", "rescore", "ef_search", "k", "concurrency",
+                        "target_rate") if c in df]
     n = df.groupby(keys, dropna=False)["run_id"].nunique()
     return {key[0] for key, k in n.items() if k > 1}
 

@@ -199,8 +199,19 @@ class FaissBackend(Backend):
         return Record(id=int(id), vector=v)
 
     def info(self) -> EngineInfo:
-        return EngineInfo(engine="faiss", client_version=version("faiss-cpu"),
-                          memory_bytes=None, extra={"omp_threads": self._faiss.omp_get_max_threads()})
+        """index_size_bytes is the serialized index (faiss.serialize_index: graph, codes or vectors, the refine
+        copy and the id map), which is what the index holds in memory, to within container overhead."""
+        size = int(self._faiss.serialize_index(self.index).size) if self.index is not None else None
+        extra: dict[str, Any] = {"omp_threads": self._faiss.omp_get_max_threads()}
+        if self.index is not None and isinstance(self._hnsw, self._faiss.IndexHNSW):
+            storage = self._faiss.downcast_index(self._hnsw.storage)
+            n = int(self.index.ntotal)
+            code = int(getattr(storage, "code_size", 0)) or 4 * int(storage.d)
+            extra["vector_codes_bytes"] = n * code  # what the graph searches: float32, fp16, int8 or PQ codes
+            if self._inner is not self._hnsw:
+                extra["rescore_vectors_bytes"] = n * 4 * int(self._hnsw.d)  # IndexRefineFlat's float32 copy
+        return EngineInfo(engine="faiss", client_version=version("faiss-cpu"), index_size_bytes=size,
+                          memory_bytes=None, extra=extra)
 
     def drop(self) -> None:
         self.index = None  # type: ignore[assignment]

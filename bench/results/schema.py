@@ -23,6 +23,8 @@ KEY_FIELDS = [
     pa.field("arrival", pa.string()),
     pa.field("filter", pa.string()),  # filtered ANN: the equality filter, e.g. "sel_10=1"; null = unfiltered
     pa.field("selectivity", pa.float64()),  # share of the records the filter keeps; null = unfiltered
+    pa.field("quantization", pa.string()),  # index.quantization asked for: int8, fp16, pq, binary; null = none
+    pa.field("rescore", pa.bool_()),  # quantized: candidates rescored with the original vectors; null = unquantized
 ]
 
 FIGURES = ["qps", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "recall"]
@@ -63,7 +65,10 @@ PROVENANCE_FIELDS = [
     pa.field("index_requested", pa.string()),  # JSON
     pa.field("index_built", pa.string()),  # JSON, as read back from the engine
     pa.field("index_substitutions", pa.string()),  # JSON list of sentences; "[]" when none
-    pa.field("index_size_bytes", pa.int64()),
+    pa.field("index_size_bytes", pa.int64()),  # the engine's own figure for its index (adapter's info(); README)
+    # in-process engines: RSS growth of the harness process from create() to the index read back (the engine's
+    # memory for the loaded, indexed collection, plus allocator slack); null for client-server engines
+    pa.field("client_rss_growth_bytes", pa.int64()),
     pa.field("backend_client_version", pa.string()),
     pa.field("backend_server_version", pa.string()),
     pa.field("backend_options", pa.string()),  # JSON
