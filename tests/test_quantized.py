@@ -100,3 +100,126 @@ def test_run_quantized_workload_records_what_was_built(bench_cli, tmp_path):
     assert json.loads(row["index_requested"])["quantization"] == "int8"
     assert json.loads(row["index_built"])["params"]["quantization"] == "scalar"
     assert row["recall"] >= 0.8
+
+
+# -- pgvector: halfvec (fp16) and binary_quantize (binary), on the live server ---------------------------------
+
+def _pgvector_or_skip() -> None:
+    from backend_options import BACKEND_OPTIONS
+
+    reason = BACKEND_OPTIONS["pgvector"]()
+    if isinstance(reason, str):
+        pytest.skip(f"pgvector: {reason}")
+
+
+def _run(bench_cli, tmp_path, backend: str, quant: str, rescore: bool, *extra: str):
+    p = bench_cli("run", "--backend", backend, "--workload", "ann-quantized", "--set", "dataset.n=2000",
+                  "--set", "dataset.dim=64", "--set", "dataset.queries=40", "--set", "search.ef_search=[64]",
+                  "--set", f"index.quantization='{quant}'", "--set", f"index.rescore={str(rescore).lower()}",
+                  "--set", "run.warmup_s=0.1", "--trials", "1", "--json", *extra)
+    assert p.returncode == 0, p.stderr
+    (row,) = [r for r in pq.read_table(tmp_path / json.loads(p.stdout)["results"] / "summary.parquet").to_pylist()
+              if r["op"] == "search"]
+    return row, json.loads(row["index_built"])
+
+
+@pytest.mark.parametrize("quant,rescore,opclass,expr", [
+    ("fp16", True, "halfvec_cosine_ops", "(embedding)::halfvec(64)"),
+    ("fp16", False, "halfvec_cosine_ops", "(embedding)::halfvec(64)"),
+    ("binary", True, "bit_hamming_ops", "(binary_quantize(embedding))::bit(64)"),
+    ("binary", False, "bit_hamming_ops", "(binary_quantize(embedding))::bit(64)"),
+])
+def test_pgvector_quantized_run_end_to_end(bench_cli, tmp_path, quant, rescore, opclass, expr):
+    _pgvector_or_skip()
+    row, built = _run(bench_cli, tmp_path, "pgvector", quant, rescore)
+    p = built["params"]
+    assert built["kind"] == "hnsw" and p["opclass"] == opclass and expr in p["indexdef"], p
+    assert p["quantization"] == quant and p["rescore"] is rescore and p["search_plan_uses_index"] is True
+    assert built["substitutions"] == [] and (row["quantization"], row["rescore"]) == (quant, rescore)
+    assert row["index_size_bytes"] == p["index_bytes"] > 0
+    assert row["recall"] >= (0.9 if quant == "fp16" else 0.05), row["recall"]  # 64-d Gaussian: 1 bit is weak
+
+
+def test_pgvector_binary_rescore_raises_recall_and_the_index_is_smaller(bench_cli, tmp_path):
+    _pgvector_or_skip()
+    plain_row, plain = _run(bench_cli, tmp_path, "pgvector", "fp16", False)
+    off, _ = _run(bench_cli, tmp_path, "pgvector", "binary", False)
+    on, _ = _run(bench_cli, tmp_path, "pgvector", "binary", True)
+    assert on["recall"] > off["recall"] + 0.03, (on["recall"], off["recall"])
+    assert on["index_size_bytes"] < plain_row["index_size_bytes"]  # bit(64) tuples vs halfvec(64) tuples
+
+
+@pytest.mark.parametrize("quant,words", [("int8", "pgvector offers no int8 quantization"),
+                                         ("pq", "pgvector offers no pq quantization")])
+def test_pgvector_refuses_int8_and_pq_in_one_sentence(bench_cli, quant, words):
+    p = bench_cli("run", "--backend", "pgvector", "--workload", "ann-quantized", "--set", f"index.quantization='{quant}'",
+                  "--set", "dataset.n=1000", "--set", "dataset.dim=16", "--quiet")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    msg = p.stderr.strip()
+    assert f"does not offer quantization '{quant}' (it offers: fp16, binary)" in msg and len(msg.splitlines()) == 1
+
+
+def test_pgvector_adapter_refuses_int8_itself(tmp_path):
+    """The adapter refuses on its own too (not only the runner's capability check)."""
+    _pgvector_or_skip()
+    from bench.backends.pgvector import PgvectorBackend, PgvectorOptions
+
+    b = PgvectorBackend(PgvectorOptions(), str(tmp_path))
+    b.connect()
+    try:
+        with pytest.raises(UserError, match="pgvector offers no int8 quantization"):
+            b.create(CollectionSpec("pgq_refuse", DIM, "cosine", IndexSpec(quantization="int8")))
+    finally:
+        b.close()
+
+
+# -- Milvus server 2.3.5: IVF_SQ8 / IVF_PQ / SCANN, recorded as substitutions ------------------------------------
+
+def _milvus_or_skip() -> None:
+    from backend_options import BACKEND_OPTIONS
+
+    reason = BACKEND_OPTIONS["milvus"]()
+    if isinstance(reason, str):
+        pytest.skip(f"milvus: {reason}")
+
+
+@pytest.mark.parametrize("quant,rescore,index_type", [("int8", False, "IVF_SQ8"), ("pq", False, "IVF_PQ"),
+                                                      ("pq", True, "SCANN")])
+def test_milvus_server_quantized_run_records_the_ivf_substitution(bench_cli, tmp_path, quant, rescore, index_type):
+    _milvus_or_skip()
+    row, built = _run(bench_cli, tmp_path, "milvus", quant, rescore, "--set", "backend.consistency_level='Bounded'",
+                      "--set", "backend.ivf_nlist=32", "--set", "backend.ivf_nprobe=8")
+    p = built["params"]
+    assert built["kind"] == "ivf" and p["index_type"] == index_type and p["quantization"] == quant, p
+    assert p["nlist"] == 32 and p["search_params"]["nprobe"] == 8
+    assert any(s.startswith(f"{quant}{' with rescore' if rescore else ''} became {index_type}")
+               and "an IVF index, not HNSW" in s and "ef_search does not apply" in s
+               for s in built["substitutions"]), built["substitutions"]
+    assert row["recall"] >= 0.3, row["recall"]
+    assert index_type in row["index_substitutions"]
+
+
+@pytest.mark.parametrize("backend,quant,rescore,words", [
+    ("milvus", "int8", True, "IVF_SQ8, which has no refine step"),
+    ("milvus", "fp16", True, "does not offer quantization 'fp16'"),
+    ("milvus", "binary", True, "does not offer quantization 'binary'"),
+    ("milvus-lite", "pq", True, "does not offer quantization 'pq'"),
+    ("milvus-lite", "int8", True, "HNSW_SQ has no refine step"),
+])
+def test_milvus_refusals_name_the_version_or_the_missing_kind(bench_cli, backend, quant, rescore, words):
+    if backend == "milvus":
+        _milvus_or_skip()
+    p = bench_cli("run", "--backend", backend, "--workload", "ann-quantized", "--set", f"index.quantization='{quant}'",
+                  "--set", f"index.rescore={str(rescore).lower()}", "--set", "dataset.n=1000", "--set", "dataset.dim=16",
+                  "--quiet")
+    assert p.returncode == 2 and "Traceback" not in p.stderr and words in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_milvus_lite_int8_is_hnsw_sq_read_back_from_its_segments(bench_cli, tmp_path):
+    pytest.importorskip("milvus_lite")
+    row, built = _run(bench_cli, tmp_path, "milvus-lite", "int8", False)
+    p = built["params"]
+    assert built["kind"] == "hnsw" and p["index_type"] == "HNSW_SQ" and p["quantization"] == "int8", p
+    assert p["segment_index_classes"] == ["FaissHnswSqIndex"]
+    assert row["recall"] >= 0.8

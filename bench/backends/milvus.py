@@ -155,7 +155,7 @@ def quantization_plan(index: IndexSpec, dim: int, *, lite: bool, nlist: int = 12
             raise UserError(f"{where} HNSW_SQ has no refine step, so int8 with rescore cannot run there",
                             "set index.rescore = false, or choose faiss or qdrant-edge")
         return QuantPlan(q, "HNSW_SQ", {"M": int(index.m), "efConstruction": int(index.ef_construction)})
-    ivf = (f"an IVF index with nlist={nlist}, searched with nprobe={nprobe} (backend.ivf_nprobe); ef_search does "
+    ivf = (f"an IVF index, not HNSW, with nlist={nlist}, searched with nprobe={nprobe} (backend.ivf_nprobe); ef_search does "
            "not apply; Milvus 2.3.5 has no quantized HNSW (HNSW_SQ/HNSW_PQ are 2.5+)")
     if q == "int8":
         if index.rescore:

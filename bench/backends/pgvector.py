@@ -355,6 +355,9 @@ class PgvectorBackend(Backend):
                                 "pgvector's HNSW indexes take at most 2,000 dimensions for `vector`, 4,000 for "
                                 "halfvec (index.quantization = 'fp16') and 64,000 for binary") from None
             self._build_s = time.perf_counter() - t0
+        # Statistics now, so the planner's choice (index scan or not) is made on them for the whole run rather
+        # than changing when autovacuum gets to the table mid-run.
+        self.conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.collection.name)))
         return self._read_back()
 
     def _read_back(self) -> BuiltIndex:
