@@ -223,3 +223,15 @@ def test_milvus_lite_int8_is_hnsw_sq_read_back_from_its_segments(bench_cli, tmp_
     assert built["kind"] == "hnsw" and p["index_type"] == "HNSW_SQ" and p["quantization"] == "int8", p
     assert p["segment_index_classes"] == ["FaissHnswSqIndex"]
     assert row["recall"] >= 0.8
+
+
+def test_bench_backends_lists_each_adapters_quantization(bench_cli):
+    p = bench_cli("backends", "--json")
+    assert p.returncode == 0, p.stderr
+    caps = {r["backend"]: r["capabilities"]["quantization"] for r in json.loads(p.stdout) if r["capabilities"]}
+    assert caps["pgvector"] == ["fp16", "binary"] and caps["milvus"] == ["int8", "pq"]
+    assert caps["milvus-lite"] == ["int8"] and caps["faiss"] == ["int8", "fp16", "pq"]
+    assert caps["qdrant"] == caps["qdrant-edge"] == ["int8", "fp16", "pq", "binary"]
+    assert caps["weaviate"] == ["int8", "pq", "binary"] and caps["qdrant-local"] == caps["chroma"] == []
+    table = bench_cli("backends").stdout
+    assert "quantization" in table and "fp16, binary" in table
