@@ -55,10 +55,13 @@ def bench_run(backend: str, workload: str, sets: list[str], results: Path) -> tu
 
 
 def plain_workload() -> Path:
-    """ann-quantized with the quantization removed: the same data and HNSW settings, unquantized."""
+    """ann-quantized with the quantization removed: the same data and HNSW settings, unquantized. It keeps the
+    workload name, so `bench compare` and `bench report` show the baseline beside the quantized rows (quant
+    column "none")."""
     src = REPO / "workloads" / "ann-quantized.toml"
-    text = "\n".join(ln for ln in src.read_text().splitlines()
-                     if not ln.startswith(("quantization", "rescore"))).replace('"ann-quantized"', '"ann-plain"')
+    text = "\n".join(ln if not ln.startswith("description") else
+                     'description = "HNSW M=16 unquantized (the baseline of the quantized runs), cosine"'
+                     for ln in src.read_text().splitlines() if not ln.startswith(("quantization", "rescore")))
     f = tempfile.NamedTemporaryFile("w", suffix=".toml", prefix="ann-plain-", delete=False)
     f.write(text)
     f.close()
