@@ -235,3 +235,47 @@ def test_bench_backends_lists_each_adapters_quantization(bench_cli):
     assert caps["weaviate"] == ["int8", "pq", "binary"] and caps["qdrant-local"] == caps["chroma"] == []
     table = bench_cli("backends").stdout
     assert "quantization" in table and "fp16, binary" in table
+
+
+@pytest.mark.parametrize("quant,rescore", [(None, True), ("int8", True), ("int8", False), ("fp16", False),
+                                           ("pq", True)])
+def test_faiss_index_size_matches_its_serialized_size_and_shrinks_with_quantization(data, quant, rescore):
+    faiss = pytest.importorskip("faiss")
+    from bench.backends.faiss_hnsw import FaissBackend, FaissOptions
+
+    x, _, _ = data
+    with tempfile.TemporaryDirectory() as d:
+        b = FaissBackend(FaissOptions(), d)
+        b.create(CollectionSpec("q", DIM, "cosine", IndexSpec(m=16, ef_construction=64, quantization=quant,
+                                                               rescore=rescore)))
+        b.insert(np.arange(N, dtype=np.int64), x)
+        b.wait_indexed(60)
+        info = b.info()
+        serialized = int(faiss.serialize_index(b.index).size)
+    assert abs(info.index_size_bytes - serialized) < 4096, (info.index_size_bytes, serialized)
+    codes = {None: 4 * DIM, "int8": DIM, "fp16": 2 * DIM, "pq": DIM // 4}[quant]
+    assert info.extra["vector_codes_bytes"] == N * codes
+    if quant is not None and rescore:
+        assert info.extra["rescore_vectors_bytes"] == N * 4 * DIM
+
+
+def test_qdrant_edge_index_size_counts_vectors_quantized_copy_and_graph(data):
+    pytest.importorskip("qdrant_edge")
+    from bench.backends.qdrant_edge import QdrantEdgeBackend, QdrantEdgeOptions
+
+    x, _, _ = data
+    sizes = {}
+    for quant in (None, "int8", "fp16"):
+        with tempfile.TemporaryDirectory() as d:
+            b = QdrantEdgeBackend(QdrantEdgeOptions(), d)
+            b.create(CollectionSpec("q", DIM, "cosine", IndexSpec(m=16, ef_construction=64, quantization=quant)))
+            b.insert(np.arange(N, dtype=np.int64), x)
+            b.wait_indexed(60)
+            info = b.info()
+            b.drop()
+        e = info.extra
+        assert info.index_size_bytes == e["vectors_bytes"] + e["quantized_bytes"] + e["graph_bytes"]
+        assert e["total_on_disk_bytes"] > info.index_size_bytes and e["graph_bytes"] > 0
+        sizes[quant] = e
+    assert sizes[None]["quantized_bytes"] == 0 and sizes["int8"]["quantized_bytes"] >= N * DIM  # one byte a dim
+    assert sizes["fp16"]["vectors_bytes"] < sizes[None]["vectors_bytes"]  # half-precision storage
