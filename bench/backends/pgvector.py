@@ -16,8 +16,9 @@ Quantization (pgvector offers two of the four kinds; int8 and pq are refused wit
   candidates ordered by the quantized distance, which the outer query re-orders by the full-precision distance
   on the stored float32 vectors (`ORDER BY embedding <=> q LIMIT k`). Without rescore the quantized order is
   the answer.
-The index really built is read back from `pg_indexes.indexdef` (the expression and operator class) and its size
-from `pg_relation_size`; `wait_indexed` also EXPLAINs one search and records whether its plan uses the index.
+The index really built is read back with `pg_get_indexdef` (what `pg_indexes.indexdef` shows: the expression and
+operator class) and its size with `pg_relation_size`; `wait_indexed` ANALYZEs the table, then EXPLAINs one search
+and records whether its plan uses the index (a substitution when it does not, e.g. a 1,000-row table).
 
 `hnsw.ef_search` is a session setting: it is SET when a query asks for a value other than the session's
 current one, never on every query. Results are never cached: every call is one statement.
