@@ -111,3 +111,10 @@ def test_json_capabilities_of_each_backend_are_what_the_adapter_declares(runs):
         row = pq.read_table(run / "summary.parquet").to_pylist()[0]
         declared = json.loads(json.dumps(registry.get(row["backend"]).capabilities.as_dict()))
         assert json.loads(row["capabilities"]) == declared
+
+
+def test_quantization_label_names_kind_and_rescore():
+    from bench.analysis.compare import quantization_label
+
+    assert quantization_label(None, None) == "none" and quantization_label(float("nan"), None) == "none"
+    assert quantization_label("int8", True) == "int8+rescore" and quantization_label("pq", False) == "pq"
