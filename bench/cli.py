@@ -103,12 +103,13 @@ def backends(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         print(json.dumps(rows, indent=2))
         return
     t = Table(title="backends")
-    for c in ("backend", "kind", "usable", "why not / capabilities"):
+    for c in ("backend", "kind", "usable", "quantization", "why not / capabilities"):
         t.add_column(c)
     for r in rows:
         caps = r["capabilities"] or {}
         flags = ", ".join(k for k, v in caps.items() if v is True and k not in ("in_process", "server"))
-        t.add_row(r["backend"], r["kind"], "yes" if r["usable"] else "no", r["reason"] or flags)
+        quant = ", ".join(caps.get("quantization") or []) or "-"
+        t.add_row(r["backend"], r["kind"], "yes" if r["usable"] else "no", quant, r["reason"] or flags)
     Console(width=160).print(t)
 
 

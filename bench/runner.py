@@ -134,6 +134,12 @@ def prepare(req: RunRequest) -> tuple[WorkloadSpec, type[Backend], Any, Path | N
                 and spec.dataset.holdout == 0:
             raise UserError(f"Workload '{spec.name}' mixes searches with updates but dataset.holdout is 0",
                             "set dataset.holdout so updates use vectors the ground truth can follow")
+    quant = spec.index.quantization
+    if quant and quant not in cls.capabilities.quantization:
+        offered = ", ".join(cls.capabilities.quantization) or "none"
+        raise UserError(f"Backend '{req.backend}' does not offer quantization '{quant}' (it offers: {offered}), which "
+                        f"workload '{spec.name}' asks for, so it is skipped rather than built unquantized",
+                        "choose another index.quantization or backend (`bench backends` lists them)")
     if spec.filter is not None and not cls.capabilities.filters:
         raise UserError(f"Backend '{req.backend}' cannot push payload filters into its search, which workload "
                         f"'{spec.name}' needs, so it is skipped", "choose a backend with filters (`bench backends`)")
@@ -275,11 +281,13 @@ def run(req: RunRequest) -> RunOutcome:
                                     hybrid=HybridSpec(text_field="text", k1=spec.hybrid.k1, b=spec.hybrid.b,
                                                       avgdl=hyb.bm25.avgdl) if hyb and spec.hybrid else None,
                                     vectors=mv.dims if mv else {}, vector_metrics=mv.metrics if mv else {})
+        rss0 = _rss_before_build(ds) if cls.capabilities.in_process else None
         backend.create(collection)
         load_s = _load(backend, mv or ds, spec.run.batch_size, rep, fmasks, hyb.docs if hyb else None)
         t0 = time.perf_counter()
         built = backend.wait_indexed(spec.run.index_timeout_s)
         build_s = time.perf_counter() - t0
+        rss_growth = (psutil.Process().memory_info().rss - rss0) if rss0 is not None else None
         warnings.extend(f"{req.backend}: {s}" for s in built.substitutions)  # printed under the table
         info = backend.info()
         rep.say(f"loaded {ds.n} vectors in {load_s:.1f} s; index ready after {build_s:.1f} s more "
@@ -289,6 +297,7 @@ def run(req: RunRequest) -> RunOutcome:
         base_row = _provenance(req, spec, ds, options, cls, info, built, load_s, build_s, started, run_id)
         if mv:
             base_row.update(dataset_name=mv.name, dataset_hash=mv.content_hash)
+        base_row["client_rss_growth_bytes"] = rss_growth
         W = spec.run.concurrency
         if cls.capabilities.in_process:
             pool = ThreadPool(backend, WorkerData(ds.queries, ds.base, ds.holdout,
@@ -426,6 +435,13 @@ def _write_results(trial_rows: list[dict], run_status: str, run_dir: Path, prefi
     return summary_rows
 
 
+def _rss_before_build(ds) -> int:
+    """The harness's RSS before an in-process engine is created, with the dataset's pages already resident (a
+    memory-mapped dataset read while loading would otherwise count as the engine's memory)."""
+    float(np.asarray(ds.base).sum())  # reads every page
+    return psutil.Process().memory_info().rss
+
+
 def _configs(spec: WorkloadSpec) -> list[int | None]:
     if spec.kind == "ann":
         return list(spec.search.ef_search)
@@ -550,6 +566,8 @@ def _provenance(req, spec, ds, options, cls, info: EngineInfo, built: BuiltIndex
         "load_s": load_s, "build_s": build_s,
         "index_requested": json.dumps(spec.index.model_dump()), "index_built": json.dumps(built.as_dict()),
         "index_substitutions": json.dumps(built.substitutions), "index_size_bytes": info.index_size_bytes,
+        "quantization": spec.index.quantization,
+        "rescore": spec.index.rescore if spec.index.quantization else None,
         "backend_client_version": info.client_version, "backend_server_version": info.server_version,
         "backend_options": json.dumps(options.model_dump(mode="json")),
         "capabilities": json.dumps(cls.capabilities.as_dict()),

@@ -42,6 +42,10 @@ def test_csv_carries_the_summary_figures_and_spreads(runs, tmp_path):
     # the null backend reports that it built nothing: its rows are marked, faiss's are not
     assert df[df.backend == "null"]["substituted"].str.contains("null backend").all()
     assert df[df.backend == "faiss"]["substituted"].isna().all()
+    # memory: faiss (in process) reports its serialized index size and the harness's RSS growth across the build
+    faiss_rows = df[df.backend == "faiss"]
+    assert (faiss_rows["index_size_bytes"] > 0).all() and faiss_rows["client_rss_growth_bytes"].notna().all()
+    assert (faiss_rows["quantization"].isna()).all() and (faiss_rows["rescore"].isna()).all()
 
 
 def test_markdown_and_html_group_by_workload(runs, tmp_path):
@@ -49,7 +53,8 @@ def test_markdown_and_html_group_by_workload(runs, tmp_path):
     assert p.returncode == 0, p.stderr
     md = p.stdout
     assert "### ann-smoke" in md and "### capabilities" in md
-    assert "| backend | run | op | ef | k | conc | rate | QPS | P50 us | P99 us | P99.9 us | recall |" in md
+    assert ("| backend | run | op | quant | ef | k | conc | rate | QPS | P50 us | P99 us | P99.9 us | recall | load s "
+            "| build s | peak RSS MiB | index MiB | RSS growth MiB |") in md
     null_rows = [line for line in md.splitlines() if line.startswith("| null *")]
     assert len(null_rows) == 2 and all("| other than asked, note 1 |" in r for r in null_rows)
     assert "1. built other than asked: the null backend stores and indexes nothing" in md
@@ -106,3 +111,10 @@ def test_json_capabilities_of_each_backend_are_what_the_adapter_declares(runs):
         row = pq.read_table(run / "summary.parquet").to_pylist()[0]
         declared = json.loads(json.dumps(registry.get(row["backend"]).capabilities.as_dict()))
         assert json.loads(row["capabilities"]) == declared
+
+
+def test_quantization_label_names_kind_and_rescore():
+    from bench.analysis.compare import quantization_label
+
+    assert quantization_label(None, None) == "none" and quantization_label(float("nan"), None) == "none"
+    assert quantization_label("int8", True) == "int8+rescore" and quantization_label("pq", False) == "pq"

@@ -25,6 +25,7 @@ from bench.backends.milvus import (
     index_request,
     is_lite_uri,
     lite_engine_state,
+    quantization_plan,
     read_index_description,
     record_from_row,
     search_params,
@@ -73,6 +74,48 @@ def test_index_request_maps_flat_and_metrics() -> None:
 def test_index_request_rejects_what_it_cannot_map(spec: IndexSpec, metric: str, word: str) -> None:
     with pytest.raises(UserError, match=word):
         index_request(spec, metric, lite=False)
+
+
+def test_quantization_plan_maps_to_what_2_3_5_has() -> None:
+    sq8 = quantization_plan(IndexSpec(quantization="int8", rescore=False), 768, lite=False, nlist=64, nprobe=8)
+    assert (sq8.index_type, sq8.build, sq8.search) == ("IVF_SQ8", {"nlist": 64}, {"nprobe": 8})
+    assert "an IVF index, not HNSW" in sq8.note and "HNSW_SQ/HNSW_PQ are 2.5+" in sq8.note
+    ivfpq = quantization_plan(IndexSpec(quantization="pq", rescore=False), 768, lite=False)
+    assert ivfpq.index_type == "IVF_PQ" and ivfpq.build == {"nlist": 128, "m": 192, "nbits": 8}
+    scann = quantization_plan(IndexSpec(quantization="pq", rescore=True), 768, lite=False)
+    assert scann.index_type == "SCANN" and "with_raw_data" not in scann.build  # 2.3.5 rejects the string form
+    req = index_request(IndexSpec(quantization="pq", rescore=False), "cosine", lite=False, plan=ivfpq)
+    assert req == {"field_name": "vector", "index_type": "IVF_PQ", "index_name": "vector", "metric_type": "COSINE",
+                   "params": {"nlist": 128, "m": 192, "nbits": 8}}
+    lite = quantization_plan(IndexSpec(m=8, ef_construction=40, quantization="int8", rescore=False), 64, lite=True)
+    assert index_request(IndexSpec(quantization="int8"), "l2", lite=True, plan=lite)["params"] == {
+        "params": {"M": 8, "efConstruction": 40}} and lite.index_type == "HNSW_SQ"
+    assert search_params("cosine", 64, sq8, 10) == {"metric_type": "COSINE", "params": {"nprobe": 8}}
+    assert search_params("cosine", 64, scann, 10) == {"metric_type": "COSINE", "params": {"nprobe": 16, "reorder_k": 20}}
+    assert search_params("cosine", 64, lite, 10) == {"metric_type": "COSINE", "params": {"ef": 64}}
+
+
+@pytest.mark.parametrize("quant,rescore,lite,words", [
+    ("int8", True, False, "IVF_SQ8, which has no refine step"),
+    ("fp16", True, False, "FLOAT16_VECTOR arrived in Milvus 2.4"),
+    ("binary", True, False, "BINARY_VECTOR field"),
+    ("pq", False, True, "milvus-lite 3.2.2 offers no pq quantization"),
+    ("int8", True, True, "HNSW_SQ has no refine step"),
+])
+def test_quantization_plan_refuses_with_the_version(quant: str, rescore: bool, lite: bool, words: str) -> None:
+    with pytest.raises(UserError, match=words):
+        quantization_plan(IndexSpec(quantization=quant, rescore=rescore), 64, lite=lite)
+
+
+def test_read_back_of_ivf_quantized_descriptions() -> None:
+    desc = {"nlist": "128", "m": "192", "nbits": "8", "metric_type": "COSINE", "index_type": "IVF_PQ",
+            "field_name": "vector", "index_name": "vector", "total_rows": 3000, "indexed_rows": 3000,
+            "pending_index_rows": 0, "state": "Finished"}
+    kind, params = read_index_description(desc)
+    assert kind == "ivf" and params["quantization"] == "pq" and (params["nlist"], params["pq_m"], params["pq_nbits"]) \
+        == (128, 192, 8)
+    assert read_index_description({"index_type": "IVF_SQ8", "nlist": "64"})[1]["quantization"] == "int8"
+    assert read_index_description({"index_type": "HNSW"})[1]["quantization"] is None
 
 
 def test_search_params_carry_ef_per_query() -> None:

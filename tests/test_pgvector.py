@@ -64,11 +64,11 @@ def test_bad_dsn_is_a_user_error(tmp_path) -> None:
 @pytest.mark.parametrize("metric,opclass", [("cosine", "vector_cosine_ops"), ("l2", "vector_l2_ops"),
                                             ("ip", "vector_ip_ops")])
 def test_index_is_read_back_and_searches_follow_the_metric(backend: PgvectorBackend, metric: str, opclass: str) -> None:
-    x = _data()
+    x = _data(2000)  # at 1,000 rows of 16-d PostgreSQL plans a sequential scan (and the read-back says so)
     backend.create(CollectionSpec("pgv_metric", 16, metric, IndexSpec(m=12, ef_construction=48)))
     backend.insert(np.arange(len(x)), x)
     built = backend.wait_indexed(60)
-    assert built.kind == "hnsw"
+    assert built.kind == "hnsw" and built.params["search_plan_uses_index"] is True
     assert built.params["m"] == 12 and built.params["ef_construction"] == 48 and built.params["opclass"] == opclass
     assert built.total_count == built.indexed_count == len(x)
     assert not built.substitutions
@@ -86,6 +86,15 @@ def test_index_is_read_back_and_searches_follow_the_metric(backend: PgvectorBack
     found = [backend.search(v, 10, SearchParams(ef_search=100)) for v in q]
     recall = np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in zip(found, truth, strict=True)])
     assert recall >= 0.9
+
+
+def test_a_planner_that_skips_the_index_is_a_substitution(backend: PgvectorBackend) -> None:
+    x = _data(1000)
+    backend.create(CollectionSpec("pgv_small", 16, "cosine", IndexSpec(m=12, ef_construction=48)))
+    backend.insert(np.arange(len(x)), x)
+    built = backend.wait_indexed(60)
+    assert built.kind == "hnsw" and built.params["search_plan_uses_index"] is False
+    assert built.substitutions == ["the planner does not use index pgv_small_hnsw for a search; searches are exact scans"]
 
 
 def test_flat_request_builds_no_index_and_says_so(backend: PgvectorBackend) -> None:

@@ -23,6 +23,7 @@ from bench.backends.qdrant import (
     hit_ids,
     index_ready,
     payload_index_requests,
+    quantization_search_params,
     query_filter,
     record_from_point,
     search_request,
@@ -89,7 +90,8 @@ def test_flat_disables_indexing() -> None:
     assert collection_request(spec, indexing_threshold_kb=1, full_scan_threshold_kb=10)["optimizers_config"].indexing_threshold == 0
 
 
-@pytest.mark.parametrize("index,metric", [(IndexSpec(kind="ivf"), "cosine"), (IndexSpec(quantization="int8"), "cosine"),
+@pytest.mark.parametrize("index,metric", [(IndexSpec(kind="ivf"), "cosine"),
+                                          (IndexSpec(kind="flat", quantization="int8"), "cosine"),
                                           (IndexSpec(), "hamming")])
 def test_collection_request_rejects(index: IndexSpec, metric: str) -> None:
     with pytest.raises(UserError):
@@ -122,6 +124,80 @@ def test_search_request_sends_hnsw_ef_per_query() -> None:
     assert req["query_filter"].must[0].key == "group"
     assert req["with_payload"] is False and req["with_vectors"] is False
     assert search_request("c", v, 5, SearchParams())["search_params"] is None
+
+
+def _qspec(q: str | None, rescore: bool = True) -> CollectionSpec:
+    return CollectionSpec(name="c", dim=64, metric="cosine",
+                          index=IndexSpec(m=16, ef_construction=100, quantization=q, rescore=rescore))
+
+
+def _create(q: str | None, rescore: bool = True) -> dict:
+    return collection_request(_qspec(q, rescore), indexing_threshold_kb=1, full_scan_threshold_kb=10)
+
+
+def test_collection_request_sends_the_quantization_config() -> None:
+    assert _create(None)["quantization_config"] is None
+    assert _create("int8")["quantization_config"] == models.ScalarQuantization(
+        scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True))
+    assert _create("pq")["quantization_config"] == models.ProductQuantization(
+        product=models.ProductQuantizationConfig(compression=models.CompressionRatio.X16, always_ram=True))
+    assert _create("binary")["quantization_config"] == models.BinaryQuantization(
+        binary=models.BinaryQuantizationConfig(always_ram=True))
+    fp16 = _create("fp16")
+    assert fp16["quantization_config"] is None and fp16["vectors_config"].datatype == models.Datatype.FLOAT16
+    assert _create("int8")["vectors_config"].datatype is None
+
+
+def test_collection_request_serialises_as_qdrant_expects() -> None:
+    """The JSON body qdrant-client's REST transport sends for the create call."""
+    body = models.CreateCollection(vectors=_create("int8")["vectors_config"],
+                                   quantization_config=_create("int8")["quantization_config"])
+    sent = body.model_dump(mode="json", exclude_none=True)
+    assert sent["quantization_config"] == {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}}
+    half = models.CreateCollection(vectors=_create("fp16")["vectors_config"]).model_dump(mode="json", exclude_none=True)
+    assert half["vectors"] == {"size": 64, "distance": "Cosine", "datatype": "float16"}
+
+
+def test_search_request_carries_the_quantization_search_params() -> None:
+    v = np.zeros(4, dtype=np.float32)
+    on = quantization_search_params("pq", True)
+    assert on == models.QuantizationSearchParams(rescore=True, oversampling=2.0)
+    off = quantization_search_params("binary", False)
+    assert off == models.QuantizationSearchParams(rescore=False, oversampling=None)
+    assert quantization_search_params("fp16", True) is None and quantization_search_params(None, True) is None
+    req = search_request("c", v, 10, SearchParams(ef_search=64), on)
+    assert req["search_params"] == models.SearchParams(hnsw_ef=64, quantization=on)
+    assert search_request("c", v, 10, SearchParams(), off)["search_params"] == models.SearchParams(quantization=off)
+
+
+@pytest.mark.parametrize("q,config,vectors,expect", [
+    ("int8", {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}}, None, "int8"),
+    ("pq", {"product": {"compression": "x16", "always_ram": True}}, None, "pq"),
+    ("binary", {"binary": {"always_ram": True}}, None, "binary"),
+    ("fp16", None, {"size": 64, "distance": "Cosine", "datatype": "float16"}, "fp16"),
+])
+def test_built_index_reads_the_quantization_back(q, config, vectors, expect) -> None:
+    changes = {"config__quantization_config": config}
+    if vectors:
+        changes["config__params__vectors"] = vectors
+    b = built_index_from_info(info(**changes), _qspec(q))
+    assert b.params["quantization"] == expect and b.substitutions == [], b
+    assert b.params["rescore"] is (None if q == "fp16" else True)
+    if config:
+        assert b.params["quantization_config"] == next(iter(config.values()))
+
+
+def test_built_index_vector_level_quantization_wins_and_mismatch_is_noted() -> None:
+    vec = {"size": 64, "distance": "Cosine", "quantization_config": {"binary": {"always_ram": True}}}
+    b = built_index_from_info(info(config__params__vectors=vec), _qspec("binary", False))
+    assert b.params["quantization"] == "binary" and b.params["rescore"] is False and not b.substitutions
+    missing = built_index_from_info(info(), _qspec("pq"))
+    assert any("asked for quantization pq; Qdrant reports none" in s for s in missing.substitutions)
+
+
+def test_local_mode_says_it_ignores_quantization() -> None:
+    b = built_index_from_info(info(), _qspec("int8"), local=True)
+    assert b.substitutions[0] == LOCAL_CAVEAT and "local mode ignores quantization: asked for int8" in b.substitutions[1]
 
 
 # -- response parsing -----------------------------------------------------------------------------------------
@@ -233,6 +309,25 @@ def test_local_mode_round_trip(tmp_path, path: str) -> None:
     b.close()
 
 
+@pytest.mark.parametrize("q", ["int8", "fp16", "pq", "binary"])
+def test_local_mode_runs_the_quantized_logic_and_says_it_ignores_it(tmp_path, q: str) -> None:
+    """The adapter's quantized path (create with quantization_config, read back, searches) against local mode,
+    which stores float32 and searches exactly: the substitution says so, and its figures are never Qdrant's."""
+    b = QdrantLocalBackend(QdrantLocalBackend.Options(), str(tmp_path))
+    b.connect()
+    b.create(CollectionSpec(name="lq", dim=8, metric="cosine", index=IndexSpec(quantization=q, rescore=False)))
+    x = np.random.default_rng(4).standard_normal((200, 8)).astype(np.float32)
+    b.insert(np.arange(200), x)
+    built = b.wait_indexed(10)
+    assert built.substitutions[0] == LOCAL_CAVEAT
+    assert f"local mode ignores quantization: asked for {q}" in built.substitutions[1]
+    assert built.params["quantization"] is None and built.params["datatype"] == "float32"
+    assert b.search(x[11], 5, SearchParams(ef_search=32))[0] == 11
+    assert QdrantLocalBackend.capabilities.quantization == ()  # `bench run` refuses it: nothing is quantized
+    b.drop()
+    b.close()
+
+
 def test_local_in_memory_cannot_be_attached(tmp_path) -> None:
     b = QdrantLocalBackend(QdrantLocalBackend.Options(), str(tmp_path))
     with pytest.raises(UserError, match="attached"):
@@ -251,6 +346,18 @@ def server(tmp_path):
     yield b
     b.drop()
     b.close()
+
+
+@pytest.mark.parametrize("q,rescore", [("int8", True), ("pq", True), ("binary", False), ("fp16", True)])
+def test_server_builds_and_reports_the_quantization(server, q: str, rescore: bool) -> None:
+    spec = CollectionSpec(name=f"bench_q_{q}", dim=32, metric="cosine",
+                          index=IndexSpec(m=16, ef_construction=64, quantization=q, rescore=rescore))
+    server.create(spec)
+    x = np.random.default_rng(5).standard_normal((2000, 32)).astype(np.float32)
+    server.insert(np.arange(2000), x)
+    built = server.wait_indexed(120)
+    assert built.kind == "hnsw" and built.params["quantization"] == q and not built.substitutions, built
+    assert server.search(x[9], 10, SearchParams(ef_search=64))[0] == 9
 
 
 def test_server_indexes_a_small_collection_with_the_lowered_threshold(server) -> None:

@@ -1,5 +1,6 @@
 """Resource sampling: a real process found by its listening port, and docker stats parsing."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -59,3 +60,8 @@ def test_no_docker_daemon_means_no_container_and_an_empty_sample():
     assert type(sampler_for(None, 6333)) is Sampler
     st = DockerSampler("no-such-container", interval_s=0.05).start().stop()
     assert st.rss_peak_bytes is None
+
+
+def test_a_trial_shorter_than_one_interval_still_gets_an_rss_reading():
+    st = Sampler(os.getpid(), interval_s=60).start().stop()
+    assert st.rss_peak_bytes is not None and st.rss_peak_bytes > 0 and st.cpu_mean_pct is None

@@ -28,6 +28,7 @@ from bench.backends.weaviate import (
     query_filter,
     record_from_object,
     search_request,
+    shards_compressed,
     shards_ready,
 )
 from bench.errors import ServerUnreachable, UserError
@@ -133,7 +134,7 @@ def test_create_request_flat_and_initial_ef() -> None:
 @pytest.mark.parametrize("spec", [
     CollectionSpec(name="x", dim=8, metric="hamming"),
     CollectionSpec(name="x", dim=8, metric="l2", index=IndexSpec(kind="ivf")),
-    CollectionSpec(name="x", dim=8, metric="l2", index=IndexSpec(quantization="pq")),
+    CollectionSpec(name="x", dim=8, metric="l2", index=IndexSpec(quantization="fp16")),
     CollectionSpec(name="x", dim=8, metric="l2", payload_fields={"id": "int"}),
     CollectionSpec(name="x", dim=8, metric="l2", payload_fields={"x": "float"}),
 ])
@@ -215,7 +216,8 @@ def test_built_index_notes_what_differs() -> None:
     pq = _schema()
     pq["vectorConfig"]["default"]["vectorIndexConfig"]["pq"]["enabled"] = True
     compressed = built_index_from_config(_collection_config_from_json(pq), SPEC, total=2000, queued=10)
-    assert compressed.params["quantizer"] == "pq" and any("compresses" in s for s in compressed.substitutions)
+    assert compressed.params["quantizer"] == "pq"
+    assert any("asked for quantization none; Weaviate reports pq" in s for s in compressed.substitutions)
     assert compressed.indexed_count == 1990
     flat = copy.deepcopy(SCHEMA)
     flat["vectorConfig"]["default"].update(vectorIndexType="flat", vectorIndexConfig={
@@ -223,6 +225,82 @@ def test_built_index_notes_what_differs() -> None:
         "pq": {"enabled": False}, "bq": {"enabled": False}, "sq": {"enabled": False}})
     got = built_index_from_config(_collection_config_from_json(flat), SPEC, total=2000)
     assert got.kind == "flat" and "asked for a hnsw" in got.substitutions[0]
+
+
+# -- quantization ---------------------------------------------------------------------------------------------
+
+def _quant(q: str, rescore: bool = True) -> CollectionSpec:
+    from dataclasses import replace
+
+    return replace(SPEC, index=IndexSpec(kind="hnsw", m=16, ef_construction=100, quantization=q, rescore=rescore))
+
+
+@pytest.mark.parametrize("q,rescore,sent", [
+    ("int8", True, {"sq": {"enabled": True, "rescoreLimit": 20, "trainingLimit": 10000}}),
+    ("int8", False, {"sq": {"enabled": True, "rescoreLimit": 0, "trainingLimit": 10000}}),
+    ("pq", True, {"pq": {"enabled": True, "centroids": 256, "encoder": {}, "segments": 16, "trainingLimit": 10000}}),
+    ("binary", True, {"bq": {"enabled": True}}),
+])
+def test_create_request_sends_the_quantizer(q: str, rescore: bool, sent: dict) -> None:
+    vic = _sent_json(_quant(q, rescore))["vectorConfig"]["default"]["vectorIndexConfig"]
+    assert vic == {"distance": "cosine", "efConstruction": 100, "maxConnections": 16, **sent}
+
+
+def test_create_request_quantizer_options() -> None:
+    req = collection_request(_quant("int8"), rescore_limit=50, training_limit=2000)
+    q = req["vector_config"].vectorIndexConfig.quantizer
+    assert (q.rescoreLimit, q.trainingLimit) == (50, 2000)
+    pq = collection_request(CollectionSpec("c", dim=100, metric="l2", index=IndexSpec(quantization="pq")))
+    assert pq["vector_config"].vectorIndexConfig.quantizer.segments == 25  # one per 4 dimensions, divides 100
+
+
+@pytest.mark.parametrize("q,rescore,words", [
+    ("fp16", True, "no fp16"), ("pq", False, "always rescores PQ"), ("binary", False, "always rescores BQ")])
+def test_create_request_refuses_what_weaviate_cannot_build(q: str, rescore: bool, words: str) -> None:
+    with pytest.raises(UserError, match=words) as e:
+        collection_request(_quant(q, rescore))
+    assert "\n" not in str(e.value)
+
+
+def _quantized_schema(kind: str, **cfg) -> dict:
+    s = copy.deepcopy(SCHEMA)
+    vic = s["vectorConfig"]["default"]["vectorIndexConfig"]
+    vic[kind].update(enabled=True, **cfg)
+    return s
+
+
+def test_quantized_read_back_sq_pq_bq() -> None:
+    sq = built_index_from_config(_collection_config_from_json(_quantized_schema("sq", rescoreLimit=20, trainingLimit=10000)),
+                                 _quant("int8"), total=2000, compressed=(1, 1))
+    assert sq.params["quantization"] == "int8" and sq.params["rescore"] is True and sq.substitutions == []
+    assert sq.params["quantizer_rescore_limit"] == 20 and sq.params["compressed_shards"] == 1
+    no_rescore = built_index_from_config(_collection_config_from_json(_quantized_schema("sq", rescoreLimit=0)),
+                                         _quant("int8", False), total=2000, compressed=(1, 1))
+    assert no_rescore.params["rescore"] is False and no_rescore.substitutions == []
+    pq = built_index_from_config(_collection_config_from_json(_quantized_schema("pq", segments=16)), _quant("pq"),
+                                 total=2000, compressed=(1, 1))
+    assert pq.params["quantization"] == "pq" and pq.params["quantizer_segments"] == 16 and not pq.substitutions
+    bq = built_index_from_config(_collection_config_from_json(_quantized_schema("bq")), _quant("binary"), total=2000,
+                                 compressed=(1, 1))
+    assert bq.params["quantization"] == "binary" and bq.params["rescore"] is True and not bq.substitutions
+
+
+def test_quantized_read_back_notes_what_differs() -> None:
+    plain = built_index_from_config(_collection_config_from_json(SCHEMA), _quant("int8"), total=2000, compressed=(0, 1))
+    assert any("asked for quantization int8; Weaviate reports no quantizer" in s for s in plain.substitutions)
+    untrained = built_index_from_config(_collection_config_from_json(_quantized_schema("pq", trainingLimit=100000)),
+                                        _quant("pq"), total=2000, compressed=(0, 1))
+    assert any("only 0 of 1 shards are compressed" in s and "100000" in s for s in untrained.substitutions)
+    rescoring = built_index_from_config(_collection_config_from_json(_quantized_schema("sq", rescoreLimit=20)),
+                                        _quant("int8", False), total=2000, compressed=(1, 1))
+    assert any("asked for rescore=False" in s for s in rescoring.substitutions)
+
+
+def test_shards_compressed_counts_this_collection_only() -> None:
+    nodes = copy.deepcopy(NODES)
+    assert shards_compressed(_ConvertFromREST.nodes_verbose(nodes), "Bench_conf") == (0, 1)
+    nodes[0]["shards"][0]["compressed"] = True
+    assert shards_compressed(_ConvertFromREST.nodes_verbose(nodes), "Bench_conf") == (1, 1)
 
 
 # -- options, errors ------------------------------------------------------------------------------------------
@@ -268,3 +346,17 @@ def test_server_ef_follows_the_search_params(server) -> None:
     assert built.kind == "hnsw" and (built.params["m"], built.params["ef_construction"]) == (12, 64)
     assert server.search(x[3], 5, SearchParams(ef_search=40))[0] == 3
     assert built_index_from_config(server.handle.config.get(), spec, None).params["ef"] == 40
+
+
+@pytest.mark.parametrize("q", ["int8", "pq", "binary"])
+def test_server_builds_and_reports_the_quantizer(server, q: str) -> None:
+    spec = CollectionSpec(name=f"BenchQ{q}", dim=32, metric="cosine",
+                          index=IndexSpec(m=16, ef_construction=64, quantization=q, rescore=True))
+    server.options = WeaviateOptions(url=server.options.url, training_limit=1000)
+    server.create(spec)
+    x = np.random.default_rng(3).standard_normal((2000, 32)).astype(np.float32)
+    server.insert(np.arange(2000), x)
+    built = server.wait_indexed(120)
+    assert built.params["quantization"] == q and built.params["compressed_shards"] == built.params["shards"], built
+    assert not built.substitutions
+    assert server.search(x[7], 10, SearchParams(ef_search=64))[0] == 7

@@ -30,10 +30,13 @@ FIGURE_COLUMNS: list[tuple[str, str, str, bool]] = [
     ("load_s", "load s", ",.2f", False),
     ("build_s", "build s", ",.2f", False),
     ("server_rss_peak_bytes", "peak RSS MiB", ",.1f", True),
+    ("index_size_bytes", "index MiB", ",.1f", False),
+    ("client_rss_growth_bytes", "RSS growth MiB", ",.1f", False),
 ]
 HYBRID_COLUMNS = ["recall_dense", "recall_bm25"]
-ID_COLUMNS = ["workload", "backend", "run_id", "op", "filter", "vector_name", "fusion", "alpha", "ef_search", "k",
-              "concurrency", "target_rate"]
+MEMORY_COLUMNS = {"server_rss_peak_bytes", "index_size_bytes", "client_rss_growth_bytes"}  # bytes, shown in MiB
+ID_COLUMNS = ["workload", "backend", "run_id", "op", "filter", "vector_name", "fusion", "alpha", "quantization",
+              "rescore", "ef_search", "k", "concurrency", "target_rate"]
 CAPABILITIES = ["filters", "hybrid", "quantization", "multi_vector", "replication", "sharding"]
 MIB = 1024 * 1024
 
@@ -78,8 +81,8 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
         lambda s: "; ".join(_substitutions(s)))
     df["dataset"] = df.get("dataset_name", pd.Series([None] * len(df)))
     cols += ["n_kept", "n_ok", "n_trials", "dataset", "substituted"]
-    out = df[cols].sort_values(["workload", "op", "backend", "run_id", "filter", "vector_name", "fusion", "alpha",
-                                "ef_search", "concurrency", "target_rate"],
+    out = df[cols].sort_values(["workload", "op", "backend", "quantization", "rescore", "run_id", "filter",
+                                "vector_name", "fusion", "alpha", "ef_search", "concurrency", "target_rate"],
                                na_position="first", kind="stable")
     return out.reset_index(drop=True)
 
@@ -125,7 +128,7 @@ def _num(v: object, spec: str) -> str:
 
 
 def _scale(name: str, v: object) -> object:
-    if name == "server_rss_peak_bytes" and isinstance(v, int | float) and not math.isnan(v):
+    if name in MEMORY_COLUMNS and isinstance(v, int | float) and not math.isnan(v):
         return v / MIB
     return v
 
@@ -157,13 +160,15 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     notes = {t: i + 1 for i, t in enumerate(substitution_notes(figures))}
     with_config = any(config_label(r) for r in figures.to_dict("records"))
     with_sides = any(_num(v, ".4f") != "-" for c in HYBRID_COLUMNS if c in figures for v in figures[c])
-    heads = (["workload", "backend", "run", "op", "ef"] + (["config"] if with_config else []) + ["k", "conc", "rate"]
-             + [h for _, h, _, _ in FIGURE_COLUMNS] + (["vs dense", "vs bm25"] if with_sides else []))
+    heads = (["workload", "backend", "run", "op", "quant", "ef"] + (["config"] if with_config else [])
+             + ["k", "conc", "rate"] + [h for _, h, _, _ in FIGURE_COLUMNS]
+             + (["vs dense", "vs bm25"] if with_sides else []))
     heads += ["trials", "index"]
     rows = []
     for r in figures.to_dict("records"):
         cells = [str(r["workload"]), str(r["backend"]) + (" *" if r["substituted"] else ""), str(r["run_id"]),
-                 str(r["op"]), _num(r["ef_search"], "d") if r["ef_search"] is not None else "-",
+                 str(r["op"]), quantization_label(r.get("quantization"), r.get("rescore")),
+                 _num(r["ef_search"], "d") if r["ef_search"] is not None else "-",
                  *([config_label(r) or "-"] if with_config else []),
                  _num(r["k"], "d") if r["k"] is not None else "-",
                  _num(r["concurrency"], "d") if r["concurrency"] is not None else "-",
@@ -181,6 +186,13 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         cells.append(f"other than asked, note {notes[r['substituted']]}" if r["substituted"] else "as asked")
         rows.append([c if isinstance(c, str) else str(c) for c in cells])
     return heads, rows
+
+
+def quantization_label(quant: object, rescore: object) -> str:
+    """'none', or the quantization with '+rescore' when candidates were rescored on the original vectors."""
+    if not isinstance(quant, str) or not quant:
+        return "none"
+    return f"{quant}+rescore" if rescore is True or rescore == 1 else quant
 
 
 def _int_safe(figures: pd.DataFrame) -> pd.DataFrame:
@@ -257,7 +269,7 @@ def _rich_text(groups, cap_heads: list[str], cap_rows: list[list[str]]) -> str:
         heads, rows = display_rows(g)
         t = Table(title=f"workload {w}", title_justify="left")
         for h in heads[1:]:
-            t.add_column(h, justify="left" if h in ("backend", "run", "op", "filter", "vector", "index") else "right",
+            t.add_column(h, justify="left" if h in ("backend", "run", "op", "quant", "config", "index") else "right",
                          overflow="fold")
         for r in rows:
             t.add_row(*r[1:])

@@ -61,18 +61,22 @@ def series_label(row: pd.Series | dict, multi_run: set[str], levels: dict[str, b
         fusion, alpha = row.get("fusion"), _num(row.get("alpha"))
         label += (f" {fusion}" if isinstance(fusion, str) and fusion else " dense") + (
             f" a={alpha:g}" if alpha is not None else "")
+    if levels.get("quantization") or levels.get("rescore"):
+        q = row.get("quantization")
+        label += f" {q}{'+rescore' if row.get('rescore') is True else ''}" if isinstance(q, str) and q else " unquantized"
     return label
 
 
 def varying(df: pd.DataFrame) -> dict[str, bool]:
     return {c: c in df and df[c].nunique(dropna=False) > 1
-            for c in ("concurrency", "target_rate", "filter", "vector_name", "fusion", "alpha")}
+            for c in ("concurrency", "target_rate", "filter", "vector_name", "fusion", "alpha", "quantization", "rescore")}
 
 
 def runs_per_backend(df: pd.DataFrame) -> set[str]:
     """Backends measured more than once at the same configuration (their series are labelled with the run id,
     so a baseline and a candidate stay apart; runs that only add settings join one series)."""
-    keys = [c for c in ("backend", "workload", "op", "filter", "vector_name", "fusion", "alpha", "ef_search", "k", "concurrency",
+    keys = [c for c in ("backend", "workload", "op", "filter", "vector_name", "fusion", "alpha", "quantization", "rescore",
+                        "ef_search", "k", "concurrency",
                         "target_rate") if c in df]
     n = df.groupby(keys, dropna=False)["run_id"].nunique()
     return {key[0] for key, k in n.items() if k > 1}

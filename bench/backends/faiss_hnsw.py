@@ -50,6 +50,25 @@ def _pq_subquantizers(dim: int) -> int:
     return m
 
 
+def index_bytes(faiss: Any, index: Any) -> int:
+    """Bytes held by the arrays of a (possibly wrapped) faiss HNSW or flat index, part by part."""
+    idx = faiss.downcast_index(index)
+    if isinstance(idx, faiss.IndexIDMap):  # IndexIDMap2 derives from it
+        return int(idx.id_map.size()) * 8 + index_bytes(faiss, idx.index)
+    if isinstance(idx, faiss.IndexRefine):
+        return index_bytes(faiss, idx.base_index) + index_bytes(faiss, idx.refine_index)
+    if isinstance(idx, faiss.IndexHNSW):
+        h = idx.hnsw
+        graph = int(h.neighbors.size()) * 4 + int(h.levels.size()) * 4 + int(h.offsets.size()) * 8
+        return graph + index_bytes(faiss, idx.storage)
+    total = int(idx.codes.size()) if hasattr(idx, "codes") else 0  # float32 vectors, SQ or PQ codes
+    if hasattr(idx, "pq"):
+        total += int(idx.pq.centroids.size()) * 4
+    if hasattr(idx, "sq"):
+        total += int(idx.sq.trained.size()) * 4
+    return total
+
+
 class FaissOptions(BackendOptions):
     build_threads: int = Field(0, ge=0, description="OpenMP threads while adding (0 = all cores)")
     search_threads: int = Field(1, ge=1, description="OpenMP threads per search call")
@@ -199,8 +218,20 @@ class FaissBackend(Backend):
         return Record(id=int(id), vector=v)
 
     def info(self) -> EngineInfo:
-        return EngineInfo(engine="faiss", client_version=version("faiss-cpu"),
-                          memory_bytes=None, extra={"omp_threads": self._faiss.omp_get_max_threads()})
+        """index_size_bytes: the bytes the index's arrays hold (graph, codes or vectors, the refine copy, the id
+        map, PQ centroids), summed part by part without copying the index; it matches faiss.serialize_index's
+        size to within its headers (tested)."""
+        size = index_bytes(self._faiss, self.index) if self.index is not None else None
+        extra: dict[str, Any] = {"omp_threads": self._faiss.omp_get_max_threads()}
+        if self.index is not None and isinstance(self._hnsw, self._faiss.IndexHNSW):
+            storage = self._faiss.downcast_index(self._hnsw.storage)
+            n = int(self.index.ntotal)
+            code = int(getattr(storage, "code_size", 0)) or 4 * int(storage.d)
+            extra["vector_codes_bytes"] = n * code  # what the graph searches: float32, fp16, int8 or PQ codes
+            if self._inner is not self._hnsw:
+                extra["rescore_vectors_bytes"] = n * 4 * int(self._hnsw.d)  # IndexRefineFlat's float32 copy
+        return EngineInfo(engine="faiss", client_version=version("faiss-cpu"), index_size_bytes=size,
+                          memory_bytes=None, extra=extra)
 
     def drop(self) -> None:
         self.index = None  # type: ignore[assignment]

@@ -27,6 +27,17 @@ index (index name = field name), searched with `anns_field=<name>`. A server nee
 older server with one sentence naming it. milvus-lite 3.2 holds several vector fields; each field's graph is read
 back from the engine's own segment objects.
 
+Quantization (read back from describe_index, and from the engine's own segment objects for lite):
+- Milvus server 2.3.5 has no quantized HNSW (HNSW_SQ / HNSW_PQ / HNSW_PRQ arrived in 2.5): int8 becomes IVF_SQ8,
+  pq without rescore IVF_PQ (one 8-bit code per 4 dimensions, as faiss), pq with rescore SCANN (IVF with 4-bit
+  fast-scan PQ, raw data kept by default, `reorder_k` = 2k candidates reranked on the raw vectors). These are IVF
+  indexes searched with `nprobe` of `nlist` lists (options `ivf_nlist`, `ivf_nprobe`), not HNSW graphs: the
+  run's ef_search does not apply to them, and `BuiltIndex.substitutions` says both. IVF_SQ8 has no refine step
+  in 2.3, so int8 with rescore is refused; fp16 (FLOAT16_VECTOR is 2.4+) and binary (no float-to-bit quantizer;
+  BIN_* indexes take BINARY_VECTOR fields) are refused naming the version.
+- milvus-lite 3.2.2 builds HNSW_SQ (faiss IndexHNSWSQ, 8-bit, no refine): int8 without rescore only. Its
+  IVF_PQ raises NotImplementedError, so pq, fp16 and binary are refused.
+
 `SearchParams.ef_search` is sent per query as `{"params": {"ef": ...}}`. Payload filters are Milvus boolean
 expressions `field == value` joined with `and`.
 
@@ -42,10 +53,12 @@ into the run: it keeps BM25 statistics (N, df, avgdl) per segment, not over the 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -81,8 +94,14 @@ LITE_CAVEAT = ("milvus-lite is a pure-Python reimplementation of Milvus (faiss p
 
 METRICS = {"cosine": "COSINE", "l2": "L2", "ip": "IP"}
 INDEX_TYPES = {"hnsw": "HNSW", "flat": "FLAT"}
-_KINDS = {"HNSW": "hnsw", "FLAT": "flat", "BRUTE_FORCE": "flat", "AUTOINDEX": "autoindex"}
-_FAISS_KINDS = {"FaissHnswIndex": "hnsw", "BruteForceIndex": "flat"}
+_KINDS = {"HNSW": "hnsw", "FLAT": "flat", "BRUTE_FORCE": "flat", "AUTOINDEX": "autoindex", "IVF_SQ8": "ivf",
+          "IVF_PQ": "ivf", "IVF_FLAT": "ivf", "SCANN": "ivf", "HNSW_SQ": "hnsw"}
+_FAISS_KINDS = {"FaissHnswIndex": "hnsw", "BruteForceIndex": "flat", "FaissHnswSqIndex": "hnsw",
+                "FaissIvfSq8Index": "ivf", "FaissIvfFlatIndex": "ivf"}
+_FAISS_QUANT = {"FaissHnswSqIndex": "int8", "FaissIvfSq8Index": "int8"}
+SERVER_QUANTIZATION = ("int8", "pq")  # IVF_SQ8; IVF_PQ / SCANN (Milvus 2.3.5 has no quantized HNSW)
+LITE_QUANTIZATION = ("int8",)  # HNSW_SQ, without refine
+RESCORE_FACTOR = 2.0  # SCANN reorder_k = k * this (as faiss, qdrant-edge, pgvector)
 _VARCHAR_MAX = {"keyword": 1024, "text": 65535}
 
 ConsistencyLevel = Literal["Strong", "Bounded", "Session", "Eventually"]
@@ -114,6 +133,8 @@ class MilvusOptions(BackendOptions):
         "Strong", description="collection consistency; Strong makes a get or search see the writes before it")
     shards_num: int = Field(1, ge=1, description="shards (DML channels) of the collection")
     connect_timeout_s: float = Field(5.0, gt=0, description="how long connect() waits for the server")
+    ivf_nlist: int = Field(128, ge=1, le=65536, description="quantized (IVF_SQ8, IVF_PQ, SCANN): lists of the IVF index")
+    ivf_nprobe: int = Field(16, ge=1, le=65536, description="quantized: lists each query probes (ef_search does not apply)")
 
 
 class MilvusLiteOptions(BackendOptions):
@@ -122,8 +143,73 @@ class MilvusLiteOptions(BackendOptions):
 
 # -- request building and response parsing (pure, unit-tested) ------------------------------------------------
 
-def index_request(index: IndexSpec, metric: str, *, lite: bool, field: str = VECTOR_FIELD) -> dict[str, Any]:
-    """Keyword arguments for `IndexParams.add_index` asking for `index` with `metric`.
+@dataclass(frozen=True)
+class QuantPlan:
+    """What a quantization request becomes on this Milvus: the index type, its build and search parameters and
+    the sentence that says what differs from an HNSW request."""
+
+    quantization: str
+    index_type: str
+    build: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)  # per-query params; "reorder_factor" -> reorder_k
+    note: str = ""
+
+
+def _pq_m(dim: int) -> int:
+    """One 8-bit PQ code per 4 dimensions (16x smaller than float32), or the nearest divisor of dim below."""
+    m = max(1, dim // 4)
+    while dim % m:
+        m -= 1
+    return m
+
+
+def quantization_plan(index: IndexSpec, dim: int, *, lite: bool, nlist: int = 128, nprobe: int = 16) -> QuantPlan | None:
+    """The index a quantization request maps to, or a UserError naming what this Milvus lacks. None: unquantized."""
+    q = index.quantization
+    if not q:
+        return None
+    where = "milvus-lite 3.2.2" if lite else "Milvus server 2.3.5"
+    fix = "remove index.quantization or choose another engine (`bench backends` lists quantization)"
+    if index.kind != "hnsw":
+        raise UserError(f"milvus quantization '{q}' is asked for with index.kind = '{index.kind}'",
+                        "set index.kind = \"hnsw\" (the quantized index replaces it)")
+    if lite:
+        if q != "int8":
+            raise UserError(f"{where} offers no {q} quantization (it builds HNSW_SQ for int8 only; its IVF_PQ is "
+                            "not implemented), so the run is skipped rather than built unquantized", fix)
+        if index.rescore:
+            raise UserError(f"{where} HNSW_SQ has no refine step, so int8 with rescore cannot run there",
+                            "set index.rescore = false, or choose faiss or qdrant-edge")
+        return QuantPlan(q, "HNSW_SQ", {"M": int(index.m), "efConstruction": int(index.ef_construction)})
+    ivf = (f"an IVF index, not HNSW, with nlist={nlist}, searched with nprobe={nprobe} (backend.ivf_nprobe); ef_search does "
+           "not apply; Milvus 2.3.5 has no quantized HNSW (HNSW_SQ/HNSW_PQ are 2.5+)")
+    if q == "int8":
+        if index.rescore:
+            raise UserError(f"{where} quantizes int8 only as IVF_SQ8, which has no refine step, so int8 with rescore "
+                            "cannot run there", "set index.rescore = false, or choose faiss or qdrant-edge")
+        return QuantPlan(q, "IVF_SQ8", {"nlist": nlist}, {"nprobe": nprobe}, f"int8 became IVF_SQ8, {ivf}")
+    if q == "pq":
+        if index.rescore:
+            # with_raw_data is left to knowhere's default (true): 2.3.5 rejects the string "True" pymilvus sends
+            # for it ("Type conflict in json") and then never builds the index.
+            return QuantPlan(q, "SCANN", {"nlist": nlist},
+                             {"nprobe": nprobe, "reorder_factor": RESCORE_FACTOR},
+                             f"pq with rescore became SCANN (4-bit fast-scan PQ, candidates reranked on the raw "
+                             f"vectors with reorder_k = {RESCORE_FACTOR:g}k), {ivf}")
+        m = _pq_m(dim)
+        return QuantPlan(q, "IVF_PQ", {"nlist": nlist, "m": m, "nbits": 8}, {"nprobe": nprobe},
+                         f"pq became IVF_PQ (m={m}, nbits=8), {ivf}")
+    if q == "fp16":
+        raise UserError(f"{where} has no fp16 vectors (FLOAT16_VECTOR arrived in Milvus 2.4), so the run is skipped "
+                        "rather than built unquantized", fix)
+    raise UserError(f"{where} has no binary quantization of float vectors (its BIN_* indexes need a BINARY_VECTOR "
+                    "field), so the run is skipped rather than built unquantized", fix)
+
+
+def index_request(index: IndexSpec, metric: str, *, lite: bool, plan: QuantPlan | None = None,
+                  field: str = VECTOR_FIELD) -> dict[str, Any]:
+    """Keyword arguments for `IndexParams.add_index` asking for `index` with `metric` (or for `plan`, the index a
+    quantization maps to; see `quantization_plan`).
 
     milvus-lite reads build parameters only from a nested `params` JSON entry; a server reads the flattened
     keys (pymilvus 3 flattens `params={...}` into top-level entries, hence the doubled nesting for lite).
@@ -132,13 +218,16 @@ def index_request(index: IndexSpec, metric: str, *, lite: bool, field: str = VEC
         raise UserError(f"milvus has no index kind '{index.kind}'", f"use one of: {', '.join(INDEX_TYPES)}")
     if metric not in METRICS:
         raise UserError(f"milvus has no metric '{metric}'", f"use one of: {', '.join(METRICS)}")
-    if index.quantization:
-        raise UserError(f"the milvus adapter does not apply quantization '{index.quantization}' yet",
-                        "remove index.quantization")
+    if index.quantization and plan is None:
+        raise UserError(f"milvus quantization '{index.quantization}' needs the collection's dimension to plan",
+                        "this is a harness bug if you see it")
     build: dict[str, Any] = {}
-    if index.kind == "hnsw":
+    index_type = INDEX_TYPES[index.kind]
+    if plan is not None:
+        index_type, build = plan.index_type, dict(plan.build)
+    elif index.kind == "hnsw":
         build = {"M": int(index.m), "efConstruction": int(index.ef_construction)}
-    req: dict[str, Any] = {"field_name": field, "index_type": INDEX_TYPES[index.kind],
+    req: dict[str, Any] = {"field_name": field, "index_type": index_type,
                            "index_name": INDEX_NAME if field == VECTOR_FIELD else field, "metric_type": METRICS[metric]}
     if build:
         req["params"] = {"params": build} if lite else build
@@ -172,10 +261,16 @@ def ranker_for(fusion: str | None, alpha: float | None) -> tuple[str, tuple[Any,
     raise ValueError(f"milvus: unknown fusion {fusion!r} (alpha {alpha})")
 
 
-def search_params(metric: str, ef: int | None) -> dict[str, Any]:
-    """The `search_params` of one query."""
+def search_params(metric: str, ef: int | None, plan: QuantPlan | None = None, k: int = 10) -> dict[str, Any]:
+    """The `search_params` of one query: ef for HNSW (and lite's HNSW_SQ); nprobe (and SCANN's reorder_k) for
+    the IVF indexes a quantization maps to."""
     out: dict[str, Any] = {"metric_type": METRICS[metric]}
-    if ef is not None:
+    if plan is not None and plan.search:
+        p = {key: v for key, v in plan.search.items() if key != "reorder_factor"}
+        if "reorder_factor" in plan.search:
+            p["reorder_k"] = max(int(k), math.ceil(int(k) * plan.search["reorder_factor"]))
+        out["params"] = p
+    elif ef is not None:
         out["params"] = {"ef": int(ef)}
     return out
 
@@ -216,7 +311,7 @@ def read_index_description(desc: Mapping[str, Any]) -> tuple[str, dict[str, Any]
             nested = None
     if isinstance(nested, Mapping):
         raw.update(nested)
-    for key in ("M", "efConstruction"):
+    for key in ("M", "efConstruction", "nlist", "m", "nbits", "with_raw_data"):
         if key in desc:
             raw[key] = desc[key]
     params: dict[str, Any] = {"index_type": index_type, "metric_type": desc.get("metric_type")}
@@ -224,6 +319,15 @@ def read_index_description(desc: Mapping[str, Any]) -> tuple[str, dict[str, Any]
         params["m"] = int(raw["M"])
     if "efConstruction" in raw:
         params["ef_construction"] = int(raw["efConstruction"])
+    if "nlist" in raw:
+        params["nlist"] = int(raw["nlist"])
+    if "m" in raw:
+        params["pq_m"] = int(raw["m"])
+    if "nbits" in raw:
+        params["pq_nbits"] = int(raw["nbits"])
+    if "with_raw_data" in raw:
+        params["with_raw_data"] = str(raw["with_raw_data"]).lower() == "true"
+    params["quantization"] = {"IVF_SQ8": "int8", "HNSW_SQ": "int8", "IVF_PQ": "pq", "SCANN": "pq"}.get(index_type)
     return _KINDS.get(index_type, index_type.lower() or "none"), params
 
 
@@ -241,9 +345,24 @@ def record_from_row(row: Mapping[str, Any]) -> Record:
                   payload=payload or None)
 
 
-def compare_params(req: IndexSpec, kind: str, params: Mapping[str, Any]) -> list[str]:
-    """Substitution lines where what the engine reports differs from the request."""
+def compare_params(req: IndexSpec, kind: str, params: Mapping[str, Any], plan: QuantPlan | None = None) -> list[str]:
+    """Substitution lines where what the engine reports differs from the request (for a quantization: from the
+    index it maps to, whose own difference from HNSW is `plan.note`)."""
     subs = []
+    if plan is not None:
+        got = params.get("index_type")
+        if got != plan.index_type:
+            subs.append(f"asked for {plan.quantization} quantization as {plan.index_type}; the engine reports {got}")
+        if plan.note:
+            subs.append(plan.note)
+        if params.get("quantization") != plan.quantization:
+            subs.append(f"asked for {plan.quantization} quantization; the engine reports "
+                        f"{params.get('quantization') or 'none'}")
+        if plan.index_type.startswith("HNSW") and kind == "hnsw" and (params.get("m"), params.get("ef_construction")) \
+                != (req.m, req.ef_construction):
+            subs.append(f"asked for m={req.m}, ef_construction={req.ef_construction}; the engine reports "
+                        f"m={params.get('m')}, ef_construction={params.get('ef_construction')}")
+        return subs
     if kind != req.kind:
         subs.append(f"asked for a {req.kind} index; the engine reports {params.get('index_type') or kind}")
     elif kind == "hnsw":
@@ -274,7 +393,9 @@ def lite_engine_state(db_path: str, collection: str, field: str = VECTOR_FIELD) 
             idx = seg.indexes.get(field)
             info: dict[str, Any] = {"rows": int(seg.num_rows),
                                     "index": None if idx is None else _FAISS_KINDS.get(type(idx).__name__,
-                                                                                       type(idx).__name__)}
+                                                                                       type(idx).__name__),
+                                    "index_class": None if idx is None else type(idx).__name__,
+                                    "quantization": None if idx is None else _FAISS_QUANT.get(type(idx).__name__)}
             graph = getattr(idx, "_index", None)
             hnsw = getattr(graph, "hnsw", None)
             if hnsw is not None:
@@ -301,6 +422,10 @@ class _MilvusBase(Backend):
         self.client: Any = None
         self.collection: CollectionSpec | None = None
         self._fill_missing: dict[str, Any] = {}
+        self._plan: QuantPlan | None = None
+
+    def _quant_plan(self, collection: CollectionSpec) -> QuantPlan | None:
+        return quantization_plan(collection.index, collection.dim, lite=self.lite)
 
     # -- connection ---------------------------------------------------------------------------------------
     @property
@@ -345,8 +470,12 @@ class _MilvusBase(Backend):
         for f in collection.vectors:
             if f == ID_FIELD or f in collection.payload_fields:
                 raise UserError(f"milvus: named vector '{f}' clashes with another field", "rename the vector")
-        reqs = [index_request(collection.index, collection.metric_of(f), lite=self.lite, field=f)
-                for f in fields]  # validates before dropping
+        plan = self._quant_plan(collection)  # validates before dropping
+        if plan is not None and collection.vectors:
+            raise UserError("the milvus adapter does not quantize named vectors (multi-vector records), so the run "
+                            "is skipped rather than built unquantized", "remove index.quantization or [multivector]")
+        reqs = [index_request(collection.index, collection.metric_of(f), lite=self.lite, plan=plan, field=f)
+                for f in fields]
         if collection.vectors:
             self._check_multi_vector(collection)
         name = collection.name
@@ -378,6 +507,7 @@ class _MilvusBase(Backend):
             index_params.add_index(**sparse_index_request(h.k1, h.b, lite=self.lite))
         self.client.create_index(name, index_params)
         self.collection = collection
+        self._plan = plan
         self._fill_missing = self._needs_fill(collection)
 
     def _create_kwargs(self) -> dict[str, Any]:
@@ -401,6 +531,7 @@ class _MilvusBase(Backend):
             raise UserError(f"{self.name}: collection '{collection.name}' does not exist at {self.uri}",
                             "the parent process creates and loads it before starting workers")
         self.collection = collection
+        self._plan = self._quant_plan(collection)
         self._fill_missing = self._needs_fill(collection)
         self.client.load_collection(collection.name)
 
@@ -463,7 +594,7 @@ class _MilvusBase(Backend):
             return self._hybrid(vector, k, params)
         field = params.vector_name or VECTOR_FIELD
         res = self.client.search(col.name, data=[vector.tolist()], limit=k, anns_field=field,
-                                 search_params=search_params(col.metric_of(field), params.ef_search),
+                                 search_params=search_params(col.metric_of(field), params.ef_search, self._plan, k),
                                  filter=filter_expr(params.filter), output_fields=[ID_FIELD])
         return hit_ids(res)
 
@@ -528,7 +659,7 @@ class MilvusBackend(_MilvusBase):
     name = "milvus"
     # multi_vector: the adapter drives it on Milvus >= 2.4; `create` refuses an older server, naming its version
     capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
-                                hybrid=True, replication=True, sharding=True)
+                                hybrid=True, replication=True, sharding=True, quantization=SERVER_QUANTIZATION)
     Options = MilvusOptions
     hybrid_weighted_norm = "atan"
 
@@ -568,6 +699,10 @@ class MilvusBackend(_MilvusBase):
                     f"collection (multi-vector records need Milvus >= {'.'.join(map(str, MULTI_VECTOR_MIN_SERVER))}; "
                     "or use backend milvus-lite)")
         return None
+
+    def _quant_plan(self, collection: CollectionSpec) -> QuantPlan | None:
+        o = self.options
+        return quantization_plan(collection.index, collection.dim, lite=False, nlist=o.ivf_nlist, nprobe=o.ivf_nprobe)
 
     @property
     def uri(self) -> str:
@@ -629,7 +764,8 @@ class MilvusBackend(_MilvusBase):
                             "run it against Milvus 2.4 or later, or on backend milvus-lite")
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
-        if params.ef_search is not None and params.ef_search < k and self.collection.index.kind == "hnsw":
+        if params.ef_search is not None and params.ef_search < k and self.collection.index.kind == "hnsw" \
+                and self._plan is None:
             raise UserError(f"milvus: ef_search={params.ef_search} is below k={k}, which a Milvus HNSW search rejects",
                             "set search.ef_search to at least k")
         return super().search(vector, k, params)
@@ -659,7 +795,9 @@ class MilvusBackend(_MilvusBase):
         unindexed = [(n, st) for n, has_index, st in seg_rows if not has_index]
         params.update({"segments": len(seg_rows), "indexed_segments": len(seg_rows) - len(unindexed),
                        "consistency_level": self.options.consistency_level, "shards": self.options.shards_num})
-        subs = compare_params(col.index, kind, params)
+        if self._plan is not None:
+            params["search_params"] = search_params(col.metric, None, self._plan, 10)["params"]
+        subs = compare_params(col.index, kind, params, self._plan)
         if col.hybrid is not None:
             params["hybrid"] = hb = self._hybrid_readback(col)
             if (hb["described_k1"], hb["described_b"]) != (col.hybrid.k1, col.hybrid.b):
@@ -724,7 +862,7 @@ class MilvusLiteBackend(_MilvusBase):
     name = "milvus-lite"
     lite = True
     capabilities = Capabilities(in_process=True, server=False, get=True, upsert=True, delete=True, filters=True,
-                                multi_vector=True, hybrid=True)
+                                multi_vector=True, hybrid=True, quantization=LITE_QUANTIZATION)
     Options = MilvusLiteOptions
     hybrid_weighted_norm = "atan"
 
@@ -769,7 +907,7 @@ class MilvusLiteBackend(_MilvusBase):
         if state is None:
             subs.append("could not read milvus-lite's segments (unknown version); the index kind and parameters "
                         "are what describe_index reports, not verified")
-            subs.extend(compare_params(col.index, kind, params))
+            subs.extend(compare_params(col.index, kind, params, self._plan))
             return BuiltIndex(kind=kind, params=params, substitutions=subs)
         segs = state["segments"]
         built_kinds = sorted({str(s["index"]) for s in segs})
@@ -783,7 +921,13 @@ class MilvusLiteBackend(_MilvusBase):
         real_kind = built_kinds[0] if len(built_kinds) == 1 else ("mixed" if built_kinds else "none")
         if real_kind == "None":
             real_kind = "none"
-        subs.extend(compare_params(col.index, real_kind, {**params, "index_type": "/".join(built_kinds) or "no index"}))
+        params["segment_index_classes"] = sorted({str(s["index_class"]) for s in segs})
+        if self._plan is not None:
+            params["quantization"] = _one_or_list([str(s["quantization"]) for s in segs]) if segs else None
+            subs.extend(compare_params(col.index, real_kind, params, self._plan))
+        else:
+            subs.extend(compare_params(col.index, real_kind,
+                                       {**params, "index_type": "/".join(built_kinds) or "no index"}))
         if state["memtable_rows"]:
             subs.append(f"{state['memtable_rows']} rows are still unflushed in milvus-lite's memtable and are "
                         "searched by brute force")

@@ -11,12 +11,27 @@ Multi-vector records (`CollectionSpec.vectors`): one `v_<name> vector(dim)` colu
 built one after the other in `wait_indexed` and read back per column from the catalog; a search orders by the
 column `SearchParams.vector_name` names.
 
+Quantization (pgvector offers two of the four kinds; int8 and pq are refused with a UserError):
+- fp16: the HNSW index is built on the expression `(embedding::halfvec(dim))` with `halfvec_<metric>_ops`, and
+  queries order by the same expression against `%s::halfvec(dim)`, so the planner uses it. The table keeps the
+  float32 vectors.
+- binary: the index is on `(binary_quantize(embedding)::bit(dim))` with `bit_hamming_ops`; queries order by the
+  Hamming distance `<~>` to `binary_quantize(q)::bit(dim)`.
+- rescore (either kind): pgvector's documented re-ranking subquery: the index returns `k * rescore_factor`
+  candidates ordered by the quantized distance, which the outer query re-orders by the full-precision distance
+  on the stored float32 vectors (`ORDER BY embedding <=> q LIMIT k`). Without rescore the quantized order is
+  the answer.
+The index really built is read back with `pg_get_indexdef` (what `pg_indexes.indexdef` shows: the expression and
+operator class) and its size with `pg_relation_size`; `wait_indexed` ANALYZEs the table, then EXPLAINs one search
+and records whether its plan uses the index (a substitution when it does not, e.g. a 1,000-row table).
+
 `hnsw.ef_search` is a session setting: it is SET when a query asks for a value other than the session's
 current one, never on every query. Results are never cached: every call is one statement.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -42,6 +57,8 @@ from bench.errors import BackendUnavailable, ServerUnreachable, UserError
 DEFAULT_DSN = "postgresql://bench@127.0.0.1:5432/bench"
 _OPCLASS = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "ip": "vector_ip_ops"}
 _OPERATOR = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}  # <#> is the negative inner product: ascending is best
+_HALF_OPCLASS = {"cosine": "halfvec_cosine_ops", "l2": "halfvec_l2_ops", "ip": "halfvec_ip_ops"}
+QUANTIZATION = ("fp16", "binary")  # halfvec and binary_quantize; pgvector has no int8 scalar or product quantizer
 _PG_TYPE = {"int": "bigint", "keyword": "text", "text": "text", "float": "double precision", "bool": "boolean"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -57,6 +74,8 @@ class PgvectorOptions(BackendOptions):
     iterative_scan: Literal["off", "strict_order", "relaxed_order"] = Field(
         "strict_order", description="pgvector 0.8 iterative index scans, so filtered searches still find k rows")
     copy_rows_per_statement: int = Field(10_000, ge=1, description="rows per COPY while loading")
+    rescore_factor: float = Field(2.0, ge=1, le=100, description="quantized with rescore: the index returns "
+                                  "k * this candidates, re-ordered by the full float32 distance (as faiss, qdrant)")
 
 
 def _column(field: str) -> str:
@@ -70,10 +89,10 @@ def _vcolumn(name: str) -> str:
 
 class PgvectorBackend(Backend):
     name = "pgvector"
-    # replication: PostgreSQL streaming replicas; sharding needs an extension (Citus), so not here. pgvector's
-    # halfvec/bit quantization is not wired into this adapter, so none is declared.
+    # replication: PostgreSQL streaming replicas; sharding needs an extension (Citus), so not here.
+    # quantization: halfvec (fp16) and binary_quantize (binary) expression indexes, with or without rescoring.
     capabilities = Capabilities(in_process=False, get=True, upsert=True, delete=True, filters=True,
-                                hybrid=False, quantization=(), multi_vector=True, replication=True,
+                                hybrid=False, quantization=QUANTIZATION, multi_vector=True, replication=True,
                                 sharding=False, server=True)
     Options = PgvectorOptions
     options: PgvectorOptions
@@ -179,10 +198,17 @@ class PgvectorBackend(Backend):
                             "use letters, digits and underscores, at most 63 characters")
         if collection.metric not in _OPCLASS:
             raise UserError(f"pgvector does not support metric '{collection.metric}'", "use cosine, l2 or ip")
-        if collection.index.quantization:
-            raise UserError(f"the pgvector adapter does not apply quantization '{collection.index.quantization}' "
-                            "(halfvec and binary_quantize are not wired in), so the run is skipped rather than "
-                            "built unquantized", "remove index.quantization or choose qdrant-edge or faiss")
+        quant = collection.index.quantization
+        if quant and quant not in QUANTIZATION:
+            raise UserError(f"pgvector offers no {quant} quantization (only fp16 as halfvec and binary as "
+                            "binary_quantize), so the run is skipped rather than built unquantized",
+                            "set index.quantization to 'fp16' or 'binary', or choose faiss, qdrant-edge or milvus")
+        if quant and collection.index.kind != "hnsw":
+            raise UserError(f"pgvector quantization '{quant}' needs an hnsw index, not '{collection.index.kind}'",
+                            "set index.kind = \"hnsw\" or remove index.quantization")
+        if quant and collection.vectors:
+            raise UserError("the pgvector adapter does not quantize named vectors (multi-vector records), so the run "
+                            "is skipped rather than built unquantized", "remove index.quantization or [multivector]")
         for v, m in ((v, collection.metric_of(v)) for v in collection.vectors):
             if not _NAME.match(_vcolumn(v)) or m not in _OPCLASS:
                 raise UserError(f"pgvector cannot store named vector '{v}' with metric '{m}'",
@@ -231,8 +257,7 @@ class PgvectorBackend(Backend):
     def _prepare_statements(self) -> None:
         sql = self._sql()
         t = sql.Identifier(self.collection.name)
-        op = sql.SQL(_OPERATOR[self.collection.metric])
-        self._q_search = sql.SQL("SELECT id FROM {} ORDER BY embedding {} %s LIMIT %s").format(t, op)
+        self._q_search = self._search_sql(None)
         self._q_get = sql.SQL("SELECT embedding, payload FROM {} WHERE id = %s").format(t)
         self._q_upsert = sql.SQL("INSERT INTO {} (id, embedding, payload) VALUES (%s, %s, %s) ON CONFLICT (id) DO "
                                  "UPDATE SET embedding = EXCLUDED.embedding, payload = EXCLUDED.payload").format(t)
@@ -241,6 +266,54 @@ class PgvectorBackend(Backend):
         self._q_named = {v: sql.SQL("SELECT id FROM {} ORDER BY {} {} %s LIMIT %s").format(
             t, sql.Identifier(_vcolumn(v)), sql.SQL(_OPERATOR[self.collection.metric_of(v)]))
             for v in self.collection.vectors}
+
+    # -- quantization: the indexed expression and the distance a query orders by ----------------------------
+    def _index_column(self) -> Any:
+        """The indexed column or expression with its operator class, e.g. `(embedding::halfvec(768)) halfvec_cosine_ops`."""
+        sql = self._sql()
+        c = self.collection
+        quant = c.index.quantization
+        if quant == "fp16":
+            return sql.SQL("(embedding::halfvec({})) {}").format(sql.Literal(c.dim), sql.SQL(_HALF_OPCLASS[c.metric]))
+        if quant == "binary":
+            return sql.SQL("(binary_quantize(embedding)::bit({})) bit_hamming_ops").format(sql.Literal(c.dim))
+        return sql.SQL("embedding {}").format(sql.SQL(_OPCLASS[c.metric]))
+
+    def _index_distance(self) -> Any:
+        """The distance the index orders by, with one %s for the query vector; it repeats the indexed expression
+        exactly, so the planner can use the index."""
+        sql = self._sql()
+        c = self.collection
+        quant = c.index.quantization
+        dim = sql.Literal(c.dim)
+        if quant == "fp16":
+            return sql.SQL("embedding::halfvec({}) {} %s::halfvec({})").format(dim, sql.SQL(_OPERATOR[c.metric]), dim)
+        if quant == "binary":
+            return sql.SQL("binary_quantize(embedding)::bit({}) <~> binary_quantize(%s::vector)::bit({})").format(dim, dim)
+        return sql.SQL("embedding {} %s").format(sql.SQL(_OPERATOR[c.metric]))
+
+    def _rescoring(self) -> bool:
+        return bool(self.collection.index.quantization) and self.collection.index.rescore
+
+    def _candidates(self, k: int) -> int:
+        return max(int(k), math.ceil(int(k) * self.options.rescore_factor))
+
+    def _search_sql(self, where: Any | None) -> Any:
+        """One search statement. Arguments: the filter values (if `where`), the vector, then the limit k; with
+        rescore: filter values, vector, candidate count, vector, k (the documented re-ranking subquery)."""
+        sql = self._sql()
+        t = sql.Identifier(self.collection.name)
+        cond = sql.SQL(" WHERE {}").format(where) if where is not None else sql.SQL("")
+        if not self._rescoring():
+            return sql.SQL("SELECT id FROM {}{} ORDER BY {} LIMIT %s").format(t, cond, self._index_distance())
+        return sql.SQL("SELECT id FROM (SELECT id, embedding FROM {}{} ORDER BY {} LIMIT %s) AS candidates "
+                       "ORDER BY embedding {} %s LIMIT %s").format(
+            t, cond, self._index_distance(), sql.SQL(_OPERATOR[self.collection.metric]))
+
+    def _search_args(self, filter_args: list[Any], vec: np.ndarray, k: int) -> tuple[Any, ...]:
+        if self._rescoring():
+            return (*filter_args, vec, self._candidates(k), vec, int(k))
+        return (*filter_args, vec, int(k))
 
     # -- writes -------------------------------------------------------------------------------------------
     def _jsonb(self, payload: Mapping[str, Any] | None) -> Any:
@@ -305,10 +378,17 @@ class PgvectorBackend(Backend):
         host, port = self.address
         if idx.kind == "hnsw":
             self._notices.clear()
-            stmts = [sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw ({} {}) "
-                             "WITH (m = {}, ef_construction = {})").format(
-                sql.Identifier(name), sql.Identifier(self.collection.name), sql.Identifier(column), sql.SQL(opclass),
-                sql.Literal(idx.m), sql.Literal(idx.ef_construction)) for name, column, opclass in self._hnsw_targets()]
+            if self.collection.vectors:
+                stmts = [sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw ({} {}) "
+                                 "WITH (m = {}, ef_construction = {})").format(
+                    sql.Identifier(name), sql.Identifier(self.collection.name), sql.Identifier(column),
+                    sql.SQL(opclass), sql.Literal(idx.m), sql.Literal(idx.ef_construction))
+                    for name, column, opclass in self._hnsw_targets()]
+            else:
+                stmts = [sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw ({}) "
+                                 "WITH (m = {}, ef_construction = {})").format(
+                    sql.Identifier(self._index_name()), sql.Identifier(self.collection.name),
+                    self._index_column(), sql.Literal(idx.m), sql.Literal(idx.ef_construction))]
             t0 = time.perf_counter()
             try:
                 with self.conn.transaction():
@@ -326,7 +406,8 @@ class PgvectorBackend(Backend):
                                 f"{timeout_s:g} s timeout", "raise run.index_timeout_s or use a smaller dataset") from None
             except self._psycopg.errors.ProgramLimitExceeded as e:
                 raise UserError(f"pgvector cannot build an HNSW index here ({_first_line(e)})",
-                                "pgvector's HNSW indexes take at most 2,000 dimensions for `vector`") from None
+                                "pgvector's HNSW indexes take at most 2,000 dimensions for `vector`, 4,000 for "
+                                "halfvec (index.quantization = 'fp16') and 64,000 for binary") from None
             self._build_s = time.perf_counter() - t0
         # Planner statistics now, not whenever autovacuum gets to it: without them every equality filter is
         # estimated at 0.5% of the rows and answered by the payload btree plus an exact sort, whatever its
@@ -339,7 +420,8 @@ class PgvectorBackend(Backend):
             return self._read_back_named()
         idx = self.collection.index
         rows = self.conn.execute(
-            """SELECT c.relname, am.amname, c.reloptions, c.reltuples, i.indisvalid, i.indisready, oc.opcname
+            """SELECT c.relname, am.amname, c.reloptions, c.reltuples, i.indisvalid, i.indisready, oc.opcname,
+                      pg_get_indexdef(i.indexrelid), pg_relation_size(i.indexrelid)
                FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
                JOIN pg_opclass oc ON oc.oid = i.indclass[0]
                WHERE i.indrelid = to_regclass(%s) AND am.amname IN ('hnsw', 'ivfflat')""",
@@ -352,13 +434,20 @@ class PgvectorBackend(Backend):
                 subs.append("no HNSW index exists on the table; searches are exact sequential scans")
             return BuiltIndex(kind="flat", params={"scan": "sequential"}, indexed_count=total, total_count=total,
                               substitutions=subs)
-        name, am, reloptions, reltuples, valid, ready, opclass = rows[0]
+        name, am, reloptions, reltuples, valid, ready, opclass, indexdef, index_bytes = rows[0]
         if not (valid and ready):
             raise UserError(f"pgvector index {name} is not valid (a build was interrupted)",
                             "drop the table and load it again")
         opts = dict(o.split("=", 1) for o in (reloptions or []))
         params: dict[str, Any] = {k: int(v) if v.isdigit() else v for k, v in opts.items()}
         params["opclass"] = opclass
+        params["indexdef"] = indexdef
+        params["index_bytes"] = int(index_bytes)
+        built_quant = index_quantization(indexdef, opclass)
+        params["quantization"] = built_quant
+        params["rescore"] = self._rescoring() if built_quant else None
+        if params["rescore"]:
+            params["rescore_factor"] = self.options.rescore_factor
         params["iterative_scan"] = self.options.iterative_scan
         if self._notices:
             params["build_notices"] = list(self._notices)
@@ -369,6 +458,14 @@ class PgvectorBackend(Backend):
         elif (params.get("m"), params.get("ef_construction")) != (idx.m, idx.ef_construction):
             subs.append(f"asked for m={idx.m}, ef_construction={idx.ef_construction}; the index has "
                         f"m={params.get('m', 16)}, ef_construction={params.get('ef_construction', 64)}")
+        if built_quant != idx.quantization:
+            subs.append(f"asked for quantization {idx.quantization or 'none'}; the index {name} is "
+                        f"{built_quant or 'unquantized'} ({indexdef})")
+        if am == "hnsw":
+            plan = self._plan_uses_index(name)
+            params["search_plan_uses_index"] = plan
+            if plan is False:
+                subs.append(f"the planner does not use index {name} for a search; searches are exact scans")
         indexed = int(reltuples) if reltuples is not None and reltuples >= 0 else None
         return BuiltIndex(kind=am, params=params, indexed_count=indexed, total_count=total, substitutions=subs)
 
@@ -428,6 +525,16 @@ class PgvectorBackend(Backend):
         return BuiltIndex(kind=kinds[0] if len(kinds) == 1 else "mixed", params=params, indexed_count=indexed_total,
                           total_count=total * len(per), substitutions=subs)
 
+    def _plan_uses_index(self, index_name: str) -> bool | None:
+        """EXPLAIN one search (a unit query vector) and say whether its plan scans the index."""
+        try:
+            vec = np.full(self.collection.dim, 1.0 / math.sqrt(self.collection.dim), dtype=np.float32)
+            sql = self._sql()
+            rows = self.conn.execute(sql.SQL("EXPLAIN ") + self._q_search, self._search_args([], vec, 10)).fetchall()
+        except self._psycopg.Error:
+            return None
+        return any(index_name in str(r[0]) for r in rows)
+
     # -- search -------------------------------------------------------------------------------------------
     def _set_ef(self, ef: int | None) -> None:
         if ef == self._ef:
@@ -448,9 +555,7 @@ class PgvectorBackend(Backend):
                     conds.append(sql.SQL("{} = %s").format(sql.Identifier(_column(f))))
                 else:
                     conds.append(sql.SQL("payload @> %s"))
-            q = self._filtered[fields] = sql.SQL("SELECT id FROM {} WHERE {} ORDER BY embedding {} %s LIMIT %s").format(
-                sql.Identifier(self.collection.name), sql.SQL(" AND ").join(conds),
-                sql.SQL(_OPERATOR[self.collection.metric]))
+            q = self._filtered[fields] = self._search_sql(sql.SQL(" AND ").join(conds))
         return q
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
@@ -473,9 +578,9 @@ class PgvectorBackend(Backend):
                     raise UserError(f"pgvector filter on '{f}' must be an equality value, not {dict(v)}",
                                     "write the filter as {\"field\": value}")
                 args.append(v if f in self.collection.payload_fields else self._jsonb({f: v}))
-            rows = self.conn.execute(self._filtered_query(fields), (*args, vec, int(k))).fetchall()
+            rows = self.conn.execute(self._filtered_query(fields), self._search_args(args, vec, k)).fetchall()
         else:
-            rows = self.conn.execute(self._q_search, (vec, int(k))).fetchall()
+            rows = self.conn.execute(self._q_search, self._search_args([], vec, k)).fetchall()
         return [r[0] for r in rows]
 
     # -- info and teardown --------------------------------------------------------------------------------
@@ -515,6 +620,15 @@ class PgvectorBackend(Backend):
         if conn is not None:
             conn.close()
             del self.conn
+
+
+def index_quantization(indexdef: str, opclass: str) -> str | None:
+    """The quantization an index definition (pg_get_indexdef) applies: fp16 (halfvec), binary (bit) or None."""
+    if opclass.startswith("halfvec_") or "halfvec" in indexdef:
+        return "fp16"
+    if opclass.startswith("bit_") or "binary_quantize" in indexdef:
+        return "binary"
+    return None
 
 
 def _first_line(e: BaseException) -> str:

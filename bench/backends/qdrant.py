@@ -23,6 +23,14 @@ candidates, fused by `RrfQuery(Rrf(k=61))` (Qdrant ranks from 0, so 61 is the st
 alpha-weighted score fusion, so `weighted` configurations are skipped. Server-side text scoring needs a Qdrant
 server recent enough to know `scoring` on text indexes (the one qdrant-client 1.20 speaks to).
 
+Quantization: int8 is `ScalarQuantization(ScalarQuantizationConfig(type=INT8, quantile=0.99, always_ram=True))`,
+pq `ProductQuantization(compression=X16, always_ram=True)`, binary `BinaryQuantization(always_ram=True)`, fp16 the
+vectors' `datatype=FLOAT16` (the stored vectors themselves are half precision: nothing to rescore with). Every
+query of a quantized collection carries `QuantizationSearchParams(rescore=..., oversampling=2.0 when rescoring)`
+(as qdrant-edge). What the server holds is read back from the collection info (`config.quantization_config`, or
+the vector's own, and `params.vectors.datatype`). `always_ram` is the deprecated spelling of `memory`, kept
+because every server since 1.1 reads it.
+
 Local mode (`qdrant-local`): `QdrantClient(":memory:")` or `QdrantClient(path=...)` is a brute-force Python
 reimplementation of Qdrant's API inside the client. It checks this adapter's logic without a server; it is not the
 Qdrant engine, and every run of it carries a substitution line saying its figures must never be reported as Qdrant's.
@@ -58,6 +66,9 @@ DEFAULT_URL = "http://127.0.0.1:6333"
 REST_PORT, GRPC_PORT = 6333, 6334
 DISTANCES = {"cosine": "Cosine", "l2": "Euclid", "ip": "Dot"}
 PAYLOAD_SCHEMAS = {"int": "integer", "keyword": "keyword", "text": "text"}
+QUANTIZATION = ("int8", "fp16", "pq", "binary")
+RESCORE_OVERSAMPLING = 2.0  # rescore: 2k quantized candidates reranked on the original vectors (as qdrant-edge)
+_QUANT_KIND = {"scalar": "int8", "product": "pq", "binary": "binary"}
 LOCAL_CAVEAT = ("qdrant-client local mode is a brute-force Python reimplementation of Qdrant's API, not the Qdrant "
                 "engine: no HNSW graph is built and every search is exact; never report its figures as Qdrant's")
 
@@ -96,9 +107,12 @@ def collection_request(collection: CollectionSpec, *, indexing_threshold_kb: int
         raise UserError(f"qdrant has no metric '{collection.metric}'", f"use one of: {', '.join(DISTANCES)}")
     if index.kind not in ("hnsw", "flat"):
         raise UserError(f"qdrant has no index kind '{index.kind}'", "use hnsw or flat")
-    if index.quantization:
-        raise UserError(f"the qdrant adapter does not apply quantization '{index.quantization}' yet",
-                        "remove index.quantization")
+    if index.quantization and index.kind != "hnsw":
+        raise UserError(f"qdrant quantization '{index.quantization}' needs an hnsw index, not '{index.kind}'",
+                        "set index.kind = \"hnsw\" or remove index.quantization")
+    if index.quantization and collection.vectors:
+        raise UserError("the qdrant adapter does not quantize named vectors (multi-vector records), so the run is "
+                        "skipped rather than built unquantized", "remove index.quantization or [multivector]")
     for name in collection.vectors:
         if collection.metric_of(name) not in DISTANCES:
             raise UserError(f"qdrant has no metric '{collection.metric_of(name)}' (named vector '{name}')",
@@ -108,11 +122,13 @@ def collection_request(collection: CollectionSpec, *, indexing_threshold_kb: int
                                                          distance=models.Distance(DISTANCES[collection.metric_of(name)]))
                                for name, dim in collection.vectors.items()}
     else:
-        vectors_config = models.VectorParams(size=int(collection.dim),
-                                             distance=models.Distance(DISTANCES[collection.metric]))
+        vectors_config = models.VectorParams(
+            size=int(collection.dim), distance=models.Distance(DISTANCES[collection.metric]),
+            datatype=models.Datatype.FLOAT16 if index.quantization == "fp16" else None)
     return {
         "collection_name": collection.name,
         "vectors_config": vectors_config,
+        "quantization_config": quantization_config(index.quantization),
         "hnsw_config": models.HnswConfigDiff(m=int(index.m), ef_construct=int(index.ef_construction),
                                              full_scan_threshold=int(full_scan_threshold_kb)),
         # indexing_threshold = 0 disables HNSW building: that is how Qdrant keeps a collection flat.
@@ -121,6 +137,56 @@ def collection_request(collection: CollectionSpec, *, indexing_threshold_kb: int
         "shard_number": int(shard_number),
         "replication_factor": int(replication_factor),
     }
+
+
+def quantization_config(quant: str | None) -> Any:
+    """The collection's `quantization_config` for an engine-neutral quantization (None: none, or fp16, which is
+    the vectors' datatype instead)."""
+    from qdrant_client import models
+
+    if quant in (None, "fp16"):
+        return None
+    if quant == "int8":
+        return models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+            type=models.ScalarType.INT8, quantile=0.99, always_ram=True))
+    if quant == "pq":
+        return models.ProductQuantization(product=models.ProductQuantizationConfig(
+            compression=models.CompressionRatio.X16, always_ram=True))
+    if quant == "binary":
+        return models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
+    raise UserError(f"qdrant has no quantization '{quant}'", f"use one of: {', '.join(QUANTIZATION)}")
+
+
+def quantization_search_params(quant: str | None, rescore: bool) -> Any:
+    """`QuantizationSearchParams` every query of a collection quantized with `quant` carries (None: nothing to
+    say, for none and fp16)."""
+    from qdrant_client import models
+
+    if quant not in ("int8", "pq", "binary"):
+        return None
+    return models.QuantizationSearchParams(rescore=bool(rescore),
+                                           oversampling=RESCORE_OVERSAMPLING if rescore else None)
+
+
+def quantization_read_back(info: Any) -> dict[str, Any]:
+    """The quantization and vector datatype a `CollectionInfo` reports (the vector's own config wins)."""
+    cfg = info.config
+    vectors = cfg.params.vectors
+    qc = getattr(vectors, "quantization_config", None) or getattr(cfg, "quantization_config", None)
+    kind = None
+    detail = None
+    if qc is not None:
+        for attr, name in _QUANT_KIND.items():
+            inner = getattr(qc, attr, None)
+            if inner is not None:
+                kind = name
+                detail = inner.model_dump(mode="json", exclude_none=True) if hasattr(inner, "model_dump") else str(inner)
+                break
+    dtype = getattr(vectors, "datatype", None)
+    dtype = _enum_value(dtype) if dtype is not None else "float32"
+    if kind is None and dtype == "float16":
+        kind = "fp16"
+    return {"quantization": kind, "quantization_config": detail, "datatype": dtype}
 
 
 def payload_index_requests(collection: CollectionSpec) -> list[dict[str, Any]]:
@@ -159,15 +225,20 @@ def query_filter(flt: Mapping[str, Any] | None) -> Any:
     return models.Filter(must=conds)
 
 
-def search_request(collection_name: str, vector: np.ndarray, k: int, params: SearchParams) -> dict[str, Any]:
-    """Keyword arguments of `QdrantClient.query_points` for one nearest-neighbour query."""
+def search_request(collection_name: str, vector: np.ndarray, k: int, params: SearchParams,
+                   quantization: Any = None) -> dict[str, Any]:
+    """Keyword arguments of `QdrantClient.query_points` for one nearest-neighbour query; `quantization` is the
+    collection's `quantization_search_params`."""
     from qdrant_client import models
 
+    sp = None
+    if params.ef_search is not None or quantization is not None:
+        sp = models.SearchParams(hnsw_ef=params.ef_search, quantization=quantization)
     req = {
         "collection_name": collection_name,
         "query": np.asarray(vector, dtype=np.float32).tolist(),
         "limit": int(k),
-        "search_params": models.SearchParams(hnsw_ef=params.ef_search) if params.ef_search is not None else None,
+        "search_params": sp,
         "query_filter": query_filter(params.filter),
         "with_payload": False,
         "with_vectors": False,
@@ -297,9 +368,26 @@ def built_index_from_info(info: Any, collection: CollectionSpec, *, local: bool 
     }
     subs: list[str] = []
     req = collection.index
+    quant = quantization_read_back(info)
+    params.update(quant)
+    params["rescore"] = req.rescore if quant["quantization"] in ("int8", "pq", "binary") else None
+    if params["rescore"]:
+        params["rescore_oversampling"] = RESCORE_OVERSAMPLING
     if local:
+        # Local mode echoes the quantization config and datatype it was given, but stores float32 and searches
+        # exactly: what it echoes is kept apart, and the built quantization is none.
+        params.update(config_echo={k: quant[k] for k in ("quantization", "datatype")}, quantization=None,
+                      quantization_config=None, datatype="float32", rescore=None)
+        params.pop("rescore_oversampling", None)
+        local_subs = [LOCAL_CAVEAT]
+        if req.quantization:
+            local_subs.append(f"local mode ignores quantization: asked for {req.quantization}; it echoes the config "
+                              "but stores float32 vectors and searches them exactly")
         return BuiltIndex(kind="flat", params={**params, "mode": "local"}, indexed_count=0, total_count=points,
-                          substitutions=[LOCAL_CAVEAT])
+                          substitutions=local_subs)
+    if quant["quantization"] != req.quantization:
+        subs.append(f"asked for quantization {req.quantization or 'none'}; Qdrant reports "
+                    f"{quant['quantization'] or 'none'} (datatype {quant['datatype']})")
     if indexed == 0 and points > 0:
         kind = "flat"
         if req.kind == "hnsw":
@@ -369,7 +457,7 @@ class QdrantBackend(Backend):
 
     name = "qdrant"
     capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
-                                hybrid=True, replication=True, sharding=True)
+                                hybrid=True, replication=True, sharding=True, quantization=QUANTIZATION)
     Options = QdrantOptions
     local: ClassVar[bool] = False
 
@@ -513,7 +601,9 @@ class QdrantBackend(Backend):
             if self.local:  # exact anyway; it warns on every query that carries search params
                 req["prefetch"][0].params = None
             return hit_ids(self.client.query_points(**req))
-        req = search_request(self.collection.name, vector, k, params)
+        idx = self.collection.index
+        req = search_request(self.collection.name, vector, k, params,
+                             quantization_search_params(idx.quantization, idx.rescore))
         if self.local:
             req["search_params"] = None  # local mode is exact and warns on every query that carries them
         return hit_ids(self.client.query_points(**req))

@@ -21,6 +21,14 @@ Mapping of the engine-neutral request:
   weights: 0.5 / (60 + rank) per side, the RRF order). Weaviate has no per-query per-side limit: each side
   brings the server's hybrid maximum (QUERY_HYBRID_MAXIMUM_RESULTS, 100 by default), so `candidates` other than
   100 is recorded as a substitution. Not run live here (no Weaviate server); request building is unit-tested.
+- Quantization (HNSW only): int8 is SQ (`Quantizer.sq(rescore_limit=..., training_limit=...)`), pq is PQ
+  (`segments` = one per 4 dimensions, 256 centroids, `training_limit`), binary is BQ. With rescore, SQ gets
+  `rescore_limit` = the `rescore_limit` option (default 20 = 2k for k = 10); without it, `rescore_limit = 0`, which
+  Weaviate's HNSW reads as "do not rescore" for SQ. Weaviate's HNSW always rescores PQ and BQ candidates with the
+  uncompressed vectors, so pq and binary without rescore are refused, and so is fp16 (Weaviate stores float32
+  only). SQ and PQ compress a shard once it holds `training_limit` objects: the option defaults to 10,000 so a
+  10k collection is compressed; `wait_indexed` reads each shard's `compressed` flag from the verbose nodes status
+  and says so when a shard is still uncompressed. None of this has run against a server here (none installs).
 - `wait_indexed` polls the verbose nodes status until every shard of the collection is READY with an empty
   vector queue (Weaviate may index asynchronously), then reads the vector-index config back from the schema.
 """
@@ -55,6 +63,8 @@ HTTP_PORT, GRPC_PORT = 8080, 50051
 VECTOR_NAME = "default"
 ID_PROPERTY = "bench_id"
 DISTANCES = {"cosine": "cosine", "l2": "l2-squared", "ip": "dot"}
+QUANTIZATION = ("int8", "pq", "binary")  # SQ, PQ, BQ; Weaviate has no fp16 vectors
+_QUANTIZER = {"int8": "sq", "pq": "pq", "binary": "bq"}
 
 
 def _env_url() -> str:
@@ -66,6 +76,10 @@ class WeaviateOptions(BackendOptions):
     grpc_port: int = Field(GRPC_PORT, ge=1, le=65535, description="gRPC port on the same host")
     api_key: str = Field("", description="API key; empty for none")
     timeout_s: float = Field(30.0, gt=0, description="query and insert timeout")
+    rescore_limit: int = Field(20, ge=1, description="quantized int8 (SQ) with rescore: candidates rescored with the "
+                               "uncompressed vectors")
+    training_limit: int = Field(10_000, ge=1, description="quantized int8/pq: objects a shard holds before Weaviate "
+                                "trains the quantizer and compresses it")
 
 
 # -- request building and response parsing (pure, unit-tested) ------------------------------------------------
@@ -85,29 +99,69 @@ def object_uuid(id: int) -> str:
     return generate_uuid5(int(id))
 
 
-def collection_request(collection: CollectionSpec, ef: int | None = None) -> dict[str, Any]:
+def _pq_segments(dim: int) -> int:
+    """One PQ segment (one byte, 256 centroids) per 4 dimensions, or the nearest divisor of dim below."""
+    m = max(1, dim // 4)
+    while dim % m:
+        m -= 1
+    return m
+
+
+def quantizer(collection: CollectionSpec, rescore_limit: int = 20, training_limit: int = 10_000) -> Any:
+    """The HNSW `quantizer` for the collection's quantization (None for none), or a UserError for what Weaviate
+    cannot build as asked."""
+    from weaviate.classes.config import Configure
+
+    index = collection.index
+    q = index.quantization
+    if not q:
+        return None
+    fix = "remove index.quantization or choose another engine (`bench backends` lists quantization)"
+    if q == "fp16":
+        raise UserError("weaviate has no fp16 vectors (it stores float32 and compresses with SQ, PQ, BQ or RQ), so "
+                        "the run is skipped rather than built unquantized", fix)
+    if q not in _QUANTIZER:
+        raise UserError(f"weaviate has no quantization '{q}'", f"use one of: {', '.join(QUANTIZATION)}")
+    if index.kind != "hnsw":
+        raise UserError(f"weaviate quantization '{q}' is wired for hnsw indexes, not '{index.kind}'",
+                        "set index.kind = \"hnsw\"")
+    if q in ("pq", "binary") and not index.rescore:
+        raise UserError(f"weaviate's HNSW always rescores {_QUANTIZER[q].upper()} candidates with the uncompressed "
+                        f"vectors, so {q} without rescore cannot run there", "set index.rescore = true")
+    if q == "int8":
+        return Configure.VectorIndex.Quantizer.sq(rescore_limit=int(rescore_limit) if index.rescore else 0,
+                                                  training_limit=int(training_limit))
+    if q == "pq":
+        return Configure.VectorIndex.Quantizer.pq(segments=_pq_segments(collection.dim), centroids=256,
+                                                  training_limit=int(training_limit))
+    return Configure.VectorIndex.Quantizer.bq()
+
+
+def collection_request(collection: CollectionSpec, ef: int | None = None, *, rescore_limit: int = 20,
+                       training_limit: int = 10_000) -> dict[str, Any]:
     """Keyword arguments of `client.collections.create` for `collection`."""
     from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
 
     index = collection.index
     if collection.metric not in DISTANCES:
         raise UserError(f"weaviate has no metric '{collection.metric}'", f"use one of: {', '.join(DISTANCES)}")
-    if index.quantization:
-        raise UserError(f"the weaviate adapter does not apply quantization '{index.quantization}' yet",
-                        "remove index.quantization")
+    if index.quantization and collection.vectors:
+        raise UserError("the weaviate adapter does not quantize named vectors (multi-vector records), so the run is "
+                        "skipped rather than built unquantized", "remove index.quantization or [multivector]")
     for name in collection.vectors:
         if collection.metric_of(name) not in DISTANCES:
             raise UserError(f"weaviate has no metric '{collection.metric_of(name)}' (named vector '{name}')",
                             f"use one of: {', '.join(DISTANCES)}")
         if name == VECTOR_NAME and len(collection.vectors) > 1:
             raise UserError(f"weaviate: named vector '{name}' clashes with the adapter's default vector", "rename it")
+    quant = quantizer(collection, rescore_limit, training_limit)
 
     def vic(metric: str) -> Any:
         distance = VectorDistances(DISTANCES[metric])
         if index.kind == "hnsw":
             return Configure.VectorIndex.hnsw(distance_metric=distance, max_connections=int(index.m),
                                               ef_construction=int(index.ef_construction),
-                                              ef=int(ef) if ef is not None else None)
+                                              ef=int(ef) if ef is not None else None, quantizer=quant)
         if index.kind == "flat":
             return Configure.VectorIndex.flat(distance_metric=distance)
         raise UserError(f"weaviate has no index kind '{index.kind}'", "use hnsw or flat")
@@ -220,6 +274,12 @@ def record_from_object(obj: Any) -> Record:
     return Record(id=id, vector=None if vec is None else np.asarray(vec, dtype=np.float32), payload=payload or None)
 
 
+def shards_compressed(nodes: Sequence[Any], name: str) -> tuple[int, int]:
+    """(compressed shards, shards) of collection `name` in a verbose nodes status."""
+    shards = [s for n in nodes for s in (n.shards or []) if s.collection == name]
+    return sum(1 for s in shards if getattr(s, "compressed", False)), len(shards)
+
+
 def shards_ready(nodes: Sequence[Any], name: str) -> tuple[bool, int, int, str]:
     """(ready, objects, queued vectors, why not) from a verbose nodes status, for collection `name`."""
     shards = [s for n in nodes for s in (n.shards or []) if s.collection == name]
@@ -255,11 +315,13 @@ def hybrid_readback(config: Any, collection: CollectionSpec, subs: list[str]) ->
     return out
 
 
-def built_index_from_config(config: Any, collection: CollectionSpec, total: int | None, queued: int = 0) -> BuiltIndex:
-    """What Weaviate reports it holds, read from the collection config (`collection.config.get()`)."""
+def built_index_from_config(config: Any, collection: CollectionSpec, total: int | None, queued: int = 0,
+                            compressed: tuple[int, int] | None = None) -> BuiltIndex:
+    """What Weaviate reports it holds, read from the collection config (`collection.config.get()`) and, for a
+    quantized collection, the (compressed, all) shard counts of the verbose nodes status."""
     if collection.vectors:
         return _built_named(config, collection, total, queued)
-    return _built_one(config, collection, total, queued, VECTOR_NAME)
+    return _built_one(config, collection, total, queued, VECTOR_NAME, compressed)
 
 
 def _built_named(config: Any, collection: CollectionSpec, total: int | None, queued: int) -> BuiltIndex:
@@ -282,7 +344,8 @@ def _built_named(config: Any, collection: CollectionSpec, total: int | None, que
                       indexed_count=indexed, total_count=want, substitutions=subs)
 
 
-def _built_one(config: Any, collection: CollectionSpec, total: int | None, queued: int, name: str) -> BuiltIndex:
+def _built_one(config: Any, collection: CollectionSpec, total: int | None, queued: int, name: str,
+               compressed: tuple[int, int] | None = None) -> BuiltIndex:
     named = (config.vector_config or {}).get(name)
     vic = named.vector_index_config if named is not None else config.vector_index_config
     type_name = type(vic).__name__.lower()
@@ -296,18 +359,37 @@ def _built_one(config: Any, collection: CollectionSpec, total: int | None, queue
         params.update({"m": vic.max_connections, "ef_construction": vic.ef_construction, "ef": vic.ef,
                        "dynamic_ef_min": vic.dynamic_ef_min, "dynamic_ef_max": vic.dynamic_ef_max,
                        "flat_search_cutoff": vic.flat_search_cutoff})
-    quantizer = getattr(vic, "quantizer", None)
-    if quantizer is not None:
-        params["quantizer"] = type(quantizer).__name__.strip("_").removesuffix("Config").lower()
+    qz = getattr(vic, "quantizer", None)
+    built_quant = None
+    if qz is not None:
+        params["quantizer"] = type(qz).__name__.strip("_").removesuffix("Config").lower()
+        built_quant = {v: k for k, v in _QUANTIZER.items()}.get(params["quantizer"], params["quantizer"])
+        for attr in ("rescore_limit", "training_limit", "segments", "centroids", "cache"):
+            if getattr(qz, attr, None) is not None:
+                params[f"quantizer_{attr}"] = getattr(qz, attr)
+    params["quantization"] = built_quant
     req = collection.index
+    if built_quant is not None:
+        # SQ rescores only with rescore_limit > 0; Weaviate's HNSW always rescores PQ and BQ.
+        params["rescore"] = bool(params.get("quantizer_rescore_limit")) if built_quant == "int8" else True
+    if compressed is not None:
+        params["compressed_shards"], params["shards"] = compressed
     subs: list[str] = []
     if kind != req.kind:
         subs.append(f"asked for a {req.kind} index; Weaviate reports {kind}")
     elif kind == "hnsw" and (params["m"], params["ef_construction"]) != (req.m, req.ef_construction):
         subs.append(f"asked for m={req.m}, ef_construction={req.ef_construction}; Weaviate reports "
                     f"max_connections={params['m']}, ef_construction={params['ef_construction']}")
-    if quantizer is not None:
-        subs.append(f"Weaviate compresses the vectors ({params['quantizer']}) though no quantization was asked for")
+    if built_quant != req.quantization:
+        subs.append(f"asked for quantization {req.quantization or 'none'}; Weaviate reports "
+                    f"{params.get('quantizer') or 'no quantizer'}")
+    elif built_quant is not None and params["rescore"] != req.rescore:
+        subs.append(f"asked for rescore={req.rescore}; Weaviate's {params['quantizer']} config rescores: "
+                    f"{params['rescore']}")
+    if built_quant is not None and compressed is not None and compressed[0] < compressed[1]:
+        subs.append(f"only {compressed[0]} of {compressed[1]} shards are compressed (Weaviate compresses a shard "
+                    f"once it holds training_limit = {params.get('quantizer_training_limit')} objects); the rest "
+                    "are searched uncompressed")
     indexed = None if total is None else max(total - queued, 0)
     return BuiltIndex(kind=kind, params=params, indexed_count=indexed, total_count=total, substitutions=subs)
 
@@ -319,7 +401,7 @@ class WeaviateBackend(Backend):
 
     name = "weaviate"
     capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
-                                hybrid=True, replication=True, sharding=True)
+                                hybrid=True, replication=True, sharding=True, quantization=QUANTIZATION)
     hybrid_weighted_norm = "minmax"
     Options = WeaviateOptions
 
@@ -373,7 +455,8 @@ class WeaviateBackend(Backend):
 
     def create(self, collection: CollectionSpec) -> None:
         self.connect()
-        req = collection_request(collection)
+        req = collection_request(collection, rescore_limit=self.options.rescore_limit,
+                                 training_limit=self.options.training_limit)
         if self.client.collections.exists(req["name"]):
             self.client.collections.delete(req["name"])
         self.handle = self.client.collections.create(**req)
@@ -419,7 +502,14 @@ class WeaviateBackend(Backend):
         name = collection_name(col.name)
         start = time.monotonic()
         while True:
-            ready, _objects, queued, why = shards_ready(self.client.cluster.nodes(name, output="verbose"), name)
+            nodes = self.client.cluster.nodes(name, output="verbose")
+            ready, objects, queued, why = shards_ready(nodes, name)
+            if ready and col.index.quantization:
+                done, shards = shards_compressed(nodes, name)
+                # BQ compresses at once; SQ and PQ once a shard holds training_limit objects (then asynchronously).
+                trains = col.index.quantization == "binary" or objects >= self.options.training_limit
+                if done < shards and trains:
+                    ready, why = False, f"{done} of {shards} shards compressed"
             if ready:
                 break
             if time.monotonic() - start > timeout_s:
@@ -427,8 +517,9 @@ class WeaviateBackend(Backend):
                                 "raise run.index_timeout_s, or check the server's load")
             time.sleep(0.2)
         total = self.handle.aggregate.over_all(total_count=True).total_count
+        compressed = shards_compressed(nodes, name) if col.index.quantization else None
         config = self.handle.config.get()
-        built = built_index_from_config(config, col, total, queued)
+        built = built_index_from_config(config, col, total, queued, compressed)
         if col.hybrid is not None:
             built.params["hybrid"] = hybrid_readback(config, col, built.substitutions)
         return built

@@ -87,9 +87,21 @@ class Sampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
+        cpu = sum(self._cpu) / len(self._cpu) if self._cpu else None
+        if not self._rss and self.pid and type(self) is Sampler:
+            # A trial shorter than one interval: one RSS reading at its end rather than none (no CPU figure,
+            # which needs an interval).
+            rss = 0
+            for p in _tree(self.pid):
+                try:
+                    rss += p.memory_info().rss
+                except psutil.Error:
+                    continue
+            if rss:
+                return ResourceStats(rss, float(rss), None)
         if not self._rss:
             return ResourceStats()
-        return ResourceStats(max(self._rss), sum(self._rss) / len(self._rss), sum(self._cpu) / len(self._cpu))
+        return ResourceStats(max(self._rss), sum(self._rss) / len(self._rss), cpu)
 
 
 def parse_docker_size(text: str) -> int | None:

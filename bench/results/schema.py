@@ -27,6 +27,8 @@ KEY_FIELDS = [
     pa.field("vector_name", pa.string()),  # multi-vector records: the named vector searched; null = single vector
     pa.field("fusion", pa.string()),  # hybrid: "rrf" | "weighted"; null = not hybrid
     pa.field("alpha", pa.float64()),  # hybrid weighted: the dense side's weight; null = rrf or not hybrid
+    pa.field("quantization", pa.string()),  # index.quantization asked for: int8, fp16, pq, binary; null = none
+    pa.field("rescore", pa.bool_()),  # quantized: candidates rescored with the original vectors; null = unquantized
 ]
 
 # hybrid: overlap@k of the engine's fused results with the exact dense-only and the exact BM25-only top-k
@@ -73,7 +75,10 @@ PROVENANCE_FIELDS = [
     pa.field("index_requested", pa.string()),  # JSON
     pa.field("index_built", pa.string()),  # JSON, as read back from the engine
     pa.field("index_substitutions", pa.string()),  # JSON list of sentences; "[]" when none
-    pa.field("index_size_bytes", pa.int64()),
+    pa.field("index_size_bytes", pa.int64()),  # the engine's own figure for its index (adapter's info(); README)
+    # in-process engines: RSS growth of the harness process from create() to the index read back (the engine's
+    # memory for the loaded, indexed collection, plus allocator slack); null for client-server engines
+    pa.field("client_rss_growth_bytes", pa.int64()),
     pa.field("backend_client_version", pa.string()),
     pa.field("backend_server_version", pa.string()),
     pa.field("backend_options", pa.string()),  # JSON
