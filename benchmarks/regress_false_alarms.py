@@ -24,8 +24,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from bench.analysis.aggregate import trimmed
 from bench.analysis.load import trials_frame
 from bench.analysis.regress import compare_frames, load_config
 from bench.spec import CONFIG_DIR
@@ -46,6 +48,7 @@ def main() -> int:
     ap.add_argument("--config", default=str(CONFIG_DIR / "regress.toml"))
     ap.add_argument("--duration", type=float, default=1.0, help="seconds per timed trial (0: 400 operations)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the runs in this folder")
+    ap.add_argument("--reuse", action="store_true", help="with --keep: compare the runs already there, run nothing")
     args = ap.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-false-alarms-"))
@@ -71,7 +74,8 @@ def main() -> int:
 
     try:
         for i in range(args.runs):
-            runs.append(one_run(f"repeat-{i}", []))
+            done = root / "results" / f"repeat-{i}"
+            runs.append(done if args.reuse and done.is_dir() else one_run(f"repeat-{i}", []))
         frames = [trials_frame([r]) for r in runs]
         alarms, checks = 0, 0
         pairs = list(itertools.permutations(range(len(runs)), 2))
@@ -95,6 +99,23 @@ def main() -> int:
             unit = "%" if rule.relative is not None else ""
             scale = 100 if rule.relative is not None else 1
             print(f"  {fig:>10}: {worst * scale:+.4g}{unit} (configured tolerance {tol * scale:g}{unit})")
+        # the machine's run-to-run spread per figure: the standard deviation of the runs' trimmed medians of
+        # each configuration (relative to their mean for relative tolerances), pooled over configurations (RMS)
+        print("run-to-run standard deviation per figure (run_sd in configs/regress.toml):")
+        allruns = pd.concat(frames, ignore_index=True)
+        ok = allruns[allruns["status"] == "ok"]
+        for fig, rule in cfg.figures.items():
+            sds = []
+            for _, g in ok.groupby(["op", "ef_search"], dropna=False):
+                meds = [trimmed(list(r[fig].dropna())).median for _, r in g.groupby("run_id")]
+                meds = [m for m in meds if m is not None]
+                if len(meds) >= 2:
+                    sd = float(np.std(meds, ddof=1))
+                    mean = float(np.mean(meds))
+                    sds.append(sd / abs(mean) if rule.relative is not None and mean else sd)
+            if sds:
+                rms = float(np.sqrt(np.mean(np.square(sds))))
+                print(f"  {fig:>10}: run_sd = {rms:.4g} (configured {rule.run_sd})")
         print(f"false alarms: {alarms} of {len(pairs)} ordered pairs ({checks} figure checks, "
               f"alpha {cfg.alpha:g})")
         # a baseline of several runs (bench baseline save --append): each run against the other four
@@ -109,7 +130,8 @@ def main() -> int:
                   f"regression(s){': ' + what if what else ''}")
         print(f"false alarms with a {len(runs) - 1}-run baseline: {multi} of {len(runs)}")
         # power: the same configuration built with a worse graph (M=4) must be caught
-        worse = trials_frame([one_run("worse-graph-m4", ["index.m=4"])])
+        done = root / "results" / "worse-graph-m4"
+        worse = trials_frame([done if args.reuse and done.is_dir() else one_run("worse-graph-m4", ["index.m=4"])])
         caught = 0
         for i, f in enumerate(frames):
             res = compare_frames(f, worse, cfg, f"repeat-{i}", "worse-graph-m4")

@@ -42,8 +42,19 @@ def test_slower_candidate_is_a_regression_naming_the_figure(fake_runs):
     verdicts = {c["figure"]: c["verdict"] for c in out["checks"]}
     assert verdicts["p50_us"] == "improvement" and verdicts["qps"] in ("improvement", "unclear")
     p50 = next(c for c in out["checks"] if c["figure"] == "p50_us")
-    assert p50["p"] == pytest.approx(2 / 252) and p50["n_baseline"] == 5 and p50["n_candidate"] == 5
+    # one run a side: tested against the run-to-run spread configs/regress.toml gives (run_sd)
+    assert p50["test"] == "run-noise" and p50["p"] < 1e-4 and p50["n_baseline"] == 5 and p50["n_candidate"] == 5
     assert p50["baseline"] > 1.5 * p50["candidate"]
+    # without run_sd in the config, the trials' Mann-Whitney test, and the summary says what it cannot see
+    cfg = cwd / "no-run-sd.toml"
+    cfg.write_text("[figures.p50_us]\nbetter = \"lower\"\nrelative = 0.1\n")
+    p = bench("regress", "--baseline", str(fast), "--candidate", str(slow), "--config", str(cfg), "--json",
+              cwd=cwd, cache_dir=cwd)
+    p50 = json.loads(p.stdout)["checks"][0]
+    assert p.returncode == 1 and p50["test"] == "mann-whitney" and p50["p"] == pytest.approx(2 / 252)
+    p = bench("regress", "--baseline", str(fast), "--candidate", str(slow), "--config", str(cfg), cwd=cwd,
+              cache_dir=cwd)
+    assert "The baseline is one run" in p.stdout
 
 
 def test_a_result_set_compared_with_itself_is_clean(fake_runs):
@@ -185,12 +196,18 @@ def test_bad_input_exits_2_with_one_sentence(fake_runs, tmp_path):
 
 
 def test_too_few_trials_are_said_not_counted(tmp_path):
-    """3 against 3 trials can never give p < 0.05, so a large change is reported as untestable, not a regression."""
+    """Without run_sd, 3 against 3 trials can never give p < 0.05 (Mann-Whitney), so a large change is reported as
+    untestable, not a regression; with the machine's run_sd (the default config) the doubling is clear."""
     a = schema_run(tmp_path / "a", latencies_us=[100, 101, 102])
     b = schema_run(tmp_path / "b", latencies_us=[200, 201, 202])
-    p = bench("regress", "--baseline", str(a), "--candidate", str(b), cwd=tmp_path, cache_dir=tmp_path)
+    cfg = tmp_path / "trials-only.toml"
+    cfg.write_text("[figures.p50_us]\nbetter = \"lower\"\nrelative = 0.1\n")
+    p = bench("regress", "--baseline", str(a), "--candidate", str(b), "--config", str(cfg), cwd=tmp_path,
+              cache_dir=tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "can never reach p < 0.05" in p.stdout and "too few trials" in p.stdout
+    p = bench("regress", "--baseline", str(a), "--candidate", str(b), cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 1 and "**p50_us regressed**" in p.stdout and "configured run-to-run spread" in p.stdout
 
 
 def test_mann_whitney_exact_p_values():
@@ -264,3 +281,23 @@ def test_recall_per_query_averages_each_querys_searches():
     per = recall_per_query(queries, found, truth[queries], 2, 3)
     assert per[0] == pytest.approx(0.75) and np.isnan(per[1]) and per[2] == pytest.approx(1.0)
     assert recall_at_k(found, truth[queries], 2) == pytest.approx((1 + 0.5 + 1) / 3)
+
+
+def test_one_run_a_side_is_tested_against_the_machines_run_to_run_spread():
+    from bench.analysis.regress import run_noise_p
+
+    rule = FigureRule(better="higher", relative=0.05, run_sd=0.07)
+    base, cand = [1000, 1002, 998, 1001, 999], [900, 901, 899, 902, 898]  # -10%, the trials far apart
+    c = check_figure({"backend": "b"}, "qps", rule, base, cand, 0.05)
+    assert c is not None and c.test == "run-noise" and c.worse and c.verdict == "unclear"
+    # z = 0.1 / sqrt(2 * 0.07^2 + tiny): about 1.01, p about 0.31
+    assert c.p == pytest.approx(0.31, abs=0.01)
+    c = check_figure({"backend": "b"}, "qps", rule, base, [500, 501, 499, 502, 498], 0.05)  # halved
+    assert c is not None and c.verdict == "regression" and c.p < 1e-6
+    # the runs' own trial spread adds to the run-to-run spread
+    wide = [700, 1300, 1000, 850, 1150]
+    assert run_noise_p(-0.3, base, wide, 1000, 1000, True, 0.07) > run_noise_p(-0.3, base, base, 1000, 1000, True, 0.07)
+    assert run_noise_p(0.0, base, base, 1000, 1000, True, 0.0) == 1.0
+    # against several baseline runs the prediction interval is used, whatever run_sd says
+    c = check_figure({"backend": "b"}, "qps", rule, base + cand, cand, 0.05, [base, cand])
+    assert c is not None and c.test == "prediction"

@@ -5,9 +5,14 @@ ef_search, k, concurrency, target rate, filter, ...) and every figure named in t
 it moved the wrong way by more than its tolerance (the practical threshold, from the config) AND a test on the
 right statistical unit finds the move clear (p < alpha):
 
-- Latency and throughput against a baseline of one run: a two-sided Mann-Whitney U test on the trials (exact, by
-  enumerating every split, when that is small). With 5 against 5 trials the smallest possible p is
-  2/252 = 0.0079; with 3 against 3 it is 0.1, so fewer than 4 trials a side can never show a regression.
+- Latency and throughput against a baseline of one run: one run cannot show how runs differ, so the config
+  gives each figure the machine's run-to-run standard deviation (`run_sd`, measured by
+  benchmarks/regress_false_alarms.py) and the change is tested against it, z = change / sqrt(2 run_sd^2 + the
+  two runs' standard errors^2) (a random-effects model with a measured between-run variance). Without
+  `run_sd`, a two-sided Mann-Whitney U test on the trials (exact, by enumerating every split, when that is
+  small), which sees only how one run's trials spread, and the summary says so. With 5 against 5 trials its
+  smallest possible p is 2/252 = 0.0079; with 3 against 3 it is 0.1, so fewer than 4 trials a side can never
+  show a regression.
 - Latency and throughput against a baseline of several runs (`bench baseline save --append`): the trials of one
   run share its process, its built index and its neighbours on the machine, so they show less spread than runs
   do and a test on them is falsely certain. The unit is then the run: the candidate's trimmed median is tested
@@ -48,6 +53,9 @@ class FigureRule(BaseModel):
     better: Literal["higher", "lower"]
     relative: float | None = Field(None, ge=0, description="tolerated change as a fraction of the baseline")
     absolute: float | None = Field(None, ge=0, description="tolerated change in the figure's own unit")
+    run_sd: float | None = Field(None, ge=0, description="the machine's run-to-run standard deviation of the figure "
+                                 "(a fraction when the tolerance is relative, else in the figure's unit), as "
+                                 "benchmarks/regress_false_alarms.py measures it; used against a one-run baseline")
 
     @model_validator(mode="after")
     def _one_tolerance(self) -> FigureRule:
@@ -62,10 +70,10 @@ class RegressConfig(BaseModel):
     figures: dict[str, FigureRule] = Field(default_factory=lambda: dict(DEFAULT_FIGURES))
 
 
-DEFAULT_FIGURES = {
-    "qps": FigureRule(better="higher", relative=0.05),
-    "p50_us": FigureRule(better="lower", relative=0.10),
-    "p99_us": FigureRule(better="lower", relative=0.10),
+DEFAULT_FIGURES = {  # as configs/regress.toml, which `bench regress` reads by default
+    "qps": FigureRule(better="higher", relative=0.05, run_sd=0.055),
+    "p50_us": FigureRule(better="lower", relative=0.10, run_sd=0.05),
+    "p99_us": FigureRule(better="lower", relative=0.10, run_sd=0.11),
     "recall": FigureRule(better="higher", absolute=0.01),
 }
 
@@ -142,7 +150,12 @@ class FigureCheck:
     worse: bool  # moved the wrong way beyond the tolerance (whatever the test says)
     baseline_runs: int = 1
     baseline_range: tuple[float, float] | None = None  # lowest and highest median of the baseline runs
-    test: str = "mann-whitney"  # "mann-whitney" (trials), "prediction" (baseline runs), "wilcoxon" (paired queries)
+    # "mann-whitney" (trials), "run-noise" (one run a side, the machine's run_sd), "prediction" (several baseline
+    # runs), "wilcoxon" (recall: queries paired across runs)
+    test: str = "mann-whitney"
+    p_adjusted: float = 1.0  # Holm-Bonferroni over every check of the comparison; the verdict rests on it
+    better: bool = False  # moved the right way beyond the tolerance
+    floor: float = 0.0  # the smallest p the test could give (Mann-Whitney on few trials)
 
     def describe_change(self) -> str:
         return f"{self.change:+.1%}" if self.relative else f"{self.change:+.4g}"
@@ -237,6 +250,28 @@ def prediction_p(run_medians: Sequence[float], c: float) -> float:
     return float(2 * student_t.sf(stat, n - 1))
 
 
+def run_noise_p(change: float, base: Sequence[float], cand: Sequence[float], b: float, c: float, relative: bool,
+                run_sd: float) -> float:
+    """Two-sided p of a change between two single runs, given the machine's run-to-run standard deviation:
+    z = change / sqrt(2 run_sd^2 + se_b^2 + se_c^2), where se are the standard errors of the two runs' trial
+    means (relative to the medians when the tolerance is relative). A random-effects model whose between-run
+    variance is measured once per machine, because one run cannot show it."""
+    from scipy.stats import norm
+
+    def se(values: Sequence[float], center: float) -> float:
+        if len(values) < 2:
+            return 0.0
+        sd = float(np.std(values, ddof=1))
+        return (sd / abs(center) if relative and center else sd) / math.sqrt(len(values))
+
+    total = math.sqrt(2 * run_sd**2 + se(base, b) ** 2 + se(cand, c) ** 2)
+    if total == 0:
+        return 1.0 if change == 0 else 0.0
+    if math.isinf(change):
+        return 0.0
+    return float(2 * norm.sf(abs(change) / total))
+
+
 def paired_queries_p(base: np.ndarray, cand: np.ndarray) -> tuple[float, int]:
     """Two-sided Wilcoxon signed-rank p of the per-query differences (queries searched on both sides), and how
     many queries were paired."""
@@ -281,11 +316,35 @@ def check_figure(key: dict, figure: str, rule: FigureRule, base: list[float], ca
     elif len(runs) >= 2:
         p, test, floor = prediction_p(runs, c), "prediction", 0.0
         n_base, n_cand = len(runs), 1
+    elif rule.run_sd is not None:
+        p, test, floor = run_noise_p(change, base, cand, b, c, relative, rule.run_sd), "run-noise", 0.0
     else:
         p, test, floor = mann_whitney_p(base, cand), "mann-whitney", smallest_p(len(base), len(cand))
     verdict = _verdict(worse, better, p, alpha, floor)
     return FigureCheck(key, figure, b, c, change, tol, relative, p, n_base, n_cand, verdict, worse,
-                       len(runs), (min(runs), max(runs)), test)
+                       len(runs), (min(runs), max(runs)), test, p_adjusted=p, better=better, floor=floor)
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values: the i-th smallest of m is multiplied by m - i (0-based) and made
+    non-decreasing. Rejecting where the adjusted p < alpha keeps the chance of any false alarm among all m
+    checks of one comparison below alpha."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    out = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out
+
+
+def apply_holm(checks: list[FigureCheck], alpha: float) -> None:
+    """Decide every check of one comparison on its Holm-adjusted p: each configuration and figure is one more
+    chance of a false alarm, and a nightly job compares dozens."""
+    for c, adj in zip(checks, holm_adjust([c.p for c in checks]), strict=True):
+        c.p_adjusted = adj
+        c.verdict = _verdict(c.worse, c.better, adj, alpha, c.floor)
 
 
 def _per_query(g: pd.DataFrame) -> np.ndarray | None:
@@ -341,6 +400,7 @@ def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, cfg: RegressConfig, b
             chk = check_figure(kd, fig, rule, _values(b, fig), _values(c, fig), cfg.alpha, by_run, pq)
             if chk is not None:
                 res.checks.append(chk)
+    apply_holm(res.checks, cfg.alpha)
     if not res.checks:
         raise UserError(f"Nothing in {candidate} is comparable with {baseline} (no configuration with the same "
                         "backend, workload, op, ef_search, k, concurrency and target rate has figures in both)",
@@ -370,11 +430,14 @@ def _key_text(k: dict) -> str:
 
 
 def _evidence(c: FigureCheck) -> str:
+    p = f"p = {c.p:.3g}" + (f" (Holm {c.p_adjusted:.3g})" if c.p_adjusted != c.p else "")
     if c.test == "wilcoxon":
-        return f"p = {c.p:.3g}, {c.n_baseline} queries paired"
+        return f"{p}, {c.n_baseline} queries paired"
     if c.test == "prediction":
-        return f"p = {c.p:.3g} against {c.baseline_runs} baseline runs"
-    return f"p = {c.p:.3g}, {c.n_baseline} vs {c.n_candidate} trials"
+        return f"{p} against {c.baseline_runs} baseline runs"
+    if c.test == "run-noise":
+        return f"{p}, one run a side, with the configured run-to-run spread"
+    return f"{p}, {c.n_baseline} vs {c.n_candidate} trials"
 
 
 def _fmt(v: float) -> str:
@@ -394,10 +457,12 @@ def render_markdown(r: RegressResult) -> str:
     head = (f"## bench regress: {len(regs)} regression(s)" if regs else "## bench regress: no regression")
     lines = [head, "", f"baseline `{r.baseline}`, candidate `{r.candidate}`; a regression is a change for the "
              f"worse beyond the tolerance that a two-sided test also finds clear (p < {r.alpha:g}): recall by a "
-             "Wilcoxon signed-rank test on the queries paired across runs; the other figures by a Mann-Whitney U "
-             "test on the trials against a one-run baseline, and against several baseline runs by the prediction "
-             "interval of their medians (the change then counts from their mean).", ""]
-    if any(c.test == "mann-whitney" for c in r.checks):
+             "Wilcoxon signed-rank test on the queries paired across runs; the other figures against a one-run "
+             "baseline by a z-test with the machine's run-to-run spread (`run_sd` in the config; else a "
+             "Mann-Whitney U test on the trials), and against several baseline runs by the prediction interval of "
+             "their medians (the change then counts from their mean). The p-values are Holm-Bonferroni adjusted "
+             "over every check of the comparison, so the chance of any false alarm stays below alpha.", ""]
+    if any(c.test == "mann-whitney" and c.figure != "recall" for c in r.checks):
         lines += ["The baseline is one run: its test sees how the trials of one run spread, not how runs do. Keep "
                   "several baseline runs (`bench baseline save RUN --name NAME --append --keep 5`) for alarms that "
                   "hold across runs.", ""]
@@ -414,13 +479,13 @@ def render_markdown(r: RegressResult) -> str:
                          f"{c.n_candidate} trials can never reach p < {r.alpha:g}: run at least 4 trials a side")
     if lines[-1]:
         lines.append("")
-    lines += ["| configuration | figure | baseline | candidate | change | tolerance | p | verdict |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["| configuration | figure | baseline | candidate | change | tolerance | p | p (Holm) | verdict |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for c in r.checks:
         tol = f"{c.tolerance:.0%}" if c.relative else f"{c.tolerance:g}"
         verdict = f"**{c.verdict}**" if c.verdict == "regression" else c.verdict
         lines.append(f"| {_key_text(c.key)} | {c.figure} | {_base_text(c)} | {_fmt(c.candidate)} | "
-                     f"{c.describe_change()} | {tol} | {c.p:.3g} | {verdict} |")
+                     f"{c.describe_change()} | {tol} | {c.p:.3g} | {c.p_adjusted:.3g} | {verdict} |")
     if r.only_baseline or r.only_candidate or r.notes:
         lines.append("")
     for k in r.only_baseline:
