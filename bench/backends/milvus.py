@@ -664,8 +664,9 @@ class MilvusBackend(_MilvusBase):
     hybrid_weighted_norm = "atan"
 
     @classmethod
-    def hybrid_unsupported(cls, options: BackendOptions) -> str | None:
-        """The BM25 function and hybrid_search need Milvus 2.5 or later: ask the server its version."""
+    def _older_than(cls, options: BackendOptions, minimum: tuple[int, int]) -> tuple[str, str | None]:
+        """(uri, None) when the server is at least `minimum`, else (uri, a clause saying what it is), asking the
+        server its version before anything of a run is written."""
         from pymilvus import MilvusClient
 
         b = cls(options, "")
@@ -674,31 +675,26 @@ class MilvusBackend(_MilvusBase):
             version = str(client.get_server_version())
             client.close()
         except Exception as e:  # noqa: BLE001 - unreachable servers are reported by the run itself
-            return f"could not ask the Milvus server at {b.uri} its version ({type(e).__name__}: {e})"
+            return b.uri, f"could not ask the Milvus server at {b.uri} its version ({type(e).__name__}: {e})"
         v = server_version_tuple(version)
-        if v is None or v[:2] < BM25_MIN_SERVER:
-            return (f"the Milvus server at {b.uri} is {version}, and the BM25 function with hybrid_search needs "
-                    "Milvus 2.5 or later")
-        return None
+        if v is None or v[:2] < minimum:
+            return b.uri, f"the Milvus server at {b.uri} is {version}"
+        return b.uri, None
+
+    @classmethod
+    def hybrid_unsupported(cls, options: BackendOptions) -> str | None:
+        """The BM25 function and hybrid_search need Milvus 2.5 or later."""
+        _, older = cls._older_than(options, BM25_MIN_SERVER)
+        return f"{older}, and the BM25 function with hybrid_search needs Milvus 2.5 or later" if older else None
 
     @classmethod
     def multi_vector_unsupported(cls, options: BackendOptions) -> str | None:
-        """Several vector fields in one collection need Milvus 2.4 or later: ask the server its version."""
-        from pymilvus import MilvusClient
-
-        b = cls(options, "")
-        try:
-            client = MilvusClient(uri=b.uri, **b._client_kwargs())
-            version = str(client.get_server_version())
-            client.close()
-        except Exception as e:  # noqa: BLE001 - unreachable servers are reported by the run itself
-            return f"could not ask the Milvus server at {b.uri} its version ({type(e).__name__}: {e})"
-        v = server_version_tuple(version)
-        if v is not None and v[:2] < MULTI_VECTOR_MIN_SERVER:
-            return (f"the Milvus server at {b.uri} is {version}, which cannot hold several vector fields in one "
-                    f"collection (multi-vector records need Milvus >= {'.'.join(map(str, MULTI_VECTOR_MIN_SERVER))}; "
-                    "or use backend milvus-lite)")
-        return None
+        """Several vector fields in one collection need Milvus 2.4 or later."""
+        _, older = cls._older_than(options, MULTI_VECTOR_MIN_SERVER)
+        if older is None:
+            return None
+        return (f"{older}, which cannot hold several vector fields in one collection (multi-vector records need "
+                f"Milvus >= {'.'.join(map(str, MULTI_VECTOR_MIN_SERVER))}; or use backend milvus-lite)")
 
     def _quant_plan(self, collection: CollectionSpec) -> QuantPlan | None:
         o = self.options
