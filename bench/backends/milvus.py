@@ -299,18 +299,21 @@ def filter_expr(flt: Mapping[str, Any] | None) -> str:
     return " and ".join(parts)
 
 
-def read_index_description(desc: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(kind, params) from describe_index: build params may come flat (server) or nested in `params` (lite)."""
-    index_type = str(desc.get("index_type", "")).upper()
-    raw: dict[str, Any] = {}
+def nested_params(desc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The `params` of a describe_index answer, given as a mapping or a JSON string (lite); {} when absent."""
     nested = desc.get("params")
     if isinstance(nested, str):
         try:
             nested = json.loads(nested)
         except json.JSONDecodeError:
             nested = None
-    if isinstance(nested, Mapping):
-        raw.update(nested)
+    return nested if isinstance(nested, Mapping) else {}
+
+
+def read_index_description(desc: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(kind, params) from describe_index: build params may come flat (server) or nested in `params` (lite)."""
+    index_type = str(desc.get("index_type", "")).upper()
+    raw: dict[str, Any] = dict(nested_params(desc))
     for key in ("M", "efConstruction", "nlist", "m", "nbits", "with_raw_data"):
         if key in desc:
             raw[key] = desc[key]
@@ -613,13 +616,7 @@ class _MilvusBase(Backend):
         h = col.hybrid
         assert h is not None
         desc = self.client.describe_index(col.name, SPARSE_INDEX) or {}
-        nested = desc.get("params")
-        if isinstance(nested, str):
-            try:
-                nested = json.loads(nested)
-            except json.JSONDecodeError:
-                nested = None
-        raw = {**(nested if isinstance(nested, Mapping) else {}), **{k: desc[k] for k in ("bm25_k1", "bm25_b") if k in desc}}
+        raw = {**nested_params(desc), **{k: desc[k] for k in ("bm25_k1", "bm25_b") if k in desc}}
         return {"bm25": "engine: BM25 function into a sparse field, SPARSE_INVERTED_INDEX", "index_type":
                 desc.get("index_type"), "metric_type": desc.get("metric_type"), "described_k1": raw.get("bm25_k1"),
                 "described_b": raw.get("bm25_b"), "fusion": {"rrf": "RRFRanker(60)",
