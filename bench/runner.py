@@ -34,7 +34,7 @@ from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool, WorkerFailed
 from bench.load.task import PhaseTask, WorkerResult
 from bench.load.worker import WorkerData
 from bench.metrics import hdr
-from bench.metrics.recall import per_query_mean, recall_at_k, recall_per_query, recall_under_updates
+from bench.metrics.recall import per_query_mean, per_search_recall, recall_at_k, recall_under_updates
 from bench.metrics.resources import pid_listening_on, sampler_for
 from bench.results import env
 from bench.results.intervals import write_interval_logs
@@ -604,9 +604,10 @@ def _trial_rows(spec, ds, gt, ef, trial, results: list[WorkerResult], cpu_s, poo
     elif spec.kind == "ann":
         q = np.concatenate([r.search_queries for r in results])
         ids = np.concatenate([r.search_ids for r in results])
-        recall = recall_at_k(ids, gt[q], spec.search.k) if len(q) else None
-        if len(q):
-            per_query = recall_per_query(q, ids, gt[q], spec.search.k, len(gt)).tolist()
+        if len(q):  # one pass over the hits: the trial's recall and each query's
+            per_search = per_search_recall(ids, gt[q], spec.search.k)
+            recall = float(per_search.mean())
+            per_query = per_query_mean(q, per_search, len(gt)).tolist()
     elif spec.ycsb is not None and spec.ycsb.search_proportion > 0 and gt is not None:
         recall = recall_under_updates(results, state, ds, spec.search.k)
     if spec.kind == "ycsb" and flt is not None and spec.ycsb.filtered_search_proportion > 0:

@@ -7,16 +7,20 @@ from collections.abc import Callable
 import numpy as np
 
 
-def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int) -> float:
-    """Mean over queries of |found[:k] & truth[:k]| / k. `found` is -1 padded; so is `truth` where fewer than
-    k records qualify (a filtered search), and then a query's denominator is the records there are."""
-    if len(found) == 0:
-        return float("nan")
+def per_search_recall(found: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
+    """|found[:k] & truth[:k]| / k of each search. `found` is -1 padded; so is `truth` where fewer than k
+    records qualify (a filtered search), and then a search's denominator is the records there are."""
     f = found[:, :k]
     t = truth[:, :k]
     hits = (f[:, :, None] == t[:, None, :]).any(axis=2) & (f >= 0)
-    want = np.maximum((t >= 0).sum(axis=1), 1)
-    return float((hits.sum(axis=1) / want).mean())
+    return hits.sum(axis=1) / np.maximum((t >= 0).sum(axis=1), 1)
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int) -> float:
+    """Mean over searches of their recall@k (see per_search_recall)."""
+    if len(found) == 0:
+        return float("nan")
+    return float(per_search_recall(found, truth, k).mean())
 
 
 def recall_per_query(queries: np.ndarray, found: np.ndarray, truth: np.ndarray, k: int, n_queries: int) -> np.ndarray:
@@ -26,10 +30,7 @@ def recall_per_query(queries: np.ndarray, found: np.ndarray, truth: np.ndarray, 
     `bench regress` compares two runs' recall per query, paired, so its test counts queries, not trials."""
     if len(found) == 0:
         return np.full(n_queries, np.nan, dtype=np.float32)
-    f = found[:, :k]
-    t = truth[:, :k]
-    hits = (f[:, :, None] == t[:, None, :]).any(axis=2) & (f >= 0)
-    return per_query_mean(queries, hits.sum(axis=1) / np.maximum((t >= 0).sum(axis=1), 1), n_queries)
+    return per_query_mean(queries, per_search_recall(found, truth, k), n_queries)
 
 
 def per_query_mean(queries: np.ndarray, per_search: np.ndarray, n_queries: int) -> np.ndarray:
