@@ -167,6 +167,34 @@ class Backend(ABC):
     hybrid_weighted_norm: ClassVar[str | None] = None
 
     @classmethod
+    def supports(cls, feature: str, options: BackendOptions, **details: Any) -> str | None:
+        """None when this adapter (with these options) can do `feature`, else one sentence why not. The one
+        question scenarios ask an engine; `details` narrow it (e.g. `supports("hybrid", o, fusion="weighted")`,
+        `supports("quantization", o, kind="pq")`). It may ask a server its version, before anything is written.
+
+        Features: "filters", "range_filters", "hybrid", "multi_vector", "quantization", "get", "upsert", "delete".
+        """
+        caps = cls.capabilities
+        if feature == "hybrid":
+            if details.get("fusion") == "weighted" and cls.hybrid_weighted_norm is None:
+                return f"{cls.name} has no alpha-weighted score fusion"
+            return cls.hybrid_unsupported(options)
+        if feature == "multi_vector":
+            return cls.multi_vector_unsupported(options)
+        if feature == "quantization":
+            kind = details.get("kind")
+            if kind and kind not in caps.quantization:
+                return (f"{cls.name} does not offer quantization '{kind}' (it offers: "
+                        f"{', '.join(caps.quantization) or 'none'})")
+            return None
+        if feature == "range_filters":
+            feature = "filters"
+        flag = getattr(caps, feature, None)
+        if flag is None:
+            raise ValueError(f"unknown feature {feature!r}")
+        return None if flag else f"{cls.name} does not support {feature.replace('_', ' ')} through bench"
+
+    @classmethod
     def hybrid_unsupported(cls, options: BackendOptions) -> str | None:
         """None when this adapter (with these options) can run hybrid searches, else one sentence why not."""
         if not cls.capabilities.hybrid:
