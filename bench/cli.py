@@ -62,11 +62,14 @@ def run(
         if req.live is not None:
             req.live.close()
     if as_json:
-        keep = ("backend", "workload", "op", "ef_search", "concurrency", "target_rate", "n_trials", "n_ok", "n_kept",
+        from bench.results import keys
+
+        keep = (*keys.names(), "n_trials", "n_ok", "n_kept",
                 "qps", "qps_lo", "qps_hi", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "recall",
                 "recall_lo", "recall_hi", "load_s", "build_s", "index_built", "index_substitutions", "run_status")
         print(json.dumps({"run_id": out.run_id, "results": str(out.run_dir), "status": out.status,
-                          "warnings": out.warnings, "summary": [{k: r.get(k) for k in keep} for r in out.summary_rows]},
+                          "warnings": out.warnings, "summary": [{k: _json_value(k, r.get(k)) for k in keep}
+                                                                for r in out.summary_rows]},
                          indent=2, default=str))
     else:
         print_summary(out.summary_rows, out.warnings)
@@ -76,6 +79,13 @@ def run(
         if bad and not as_json:
             print(f"{len(bad)} trial rows are failed or invalid (see status_reason in trials.parquet)", file=sys.stderr)
         raise typer.Exit(1)
+
+
+def _json_value(key: str, value: object) -> object:
+    """A summary value for --json: the JSON-text columns as objects, not strings inside JSON."""
+    if key in ("index_built", "index_substitutions") and isinstance(value, str):
+        return json.loads(value)
+    return value
 
 
 @app.command()
@@ -303,9 +313,11 @@ def main() -> None:
     except UserError as e:
         print(f"error: {e.sentence()}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        from bench.run_context import Terminated
+
         print("interrupted; finished trials were written", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(128 + e.signum if isinstance(e, Terminated) else 130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:

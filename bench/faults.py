@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +30,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +37,12 @@ import numpy as np
 import psutil
 import pyarrow as pa
 
-from bench import datasets
 from bench.backends.base import Backend, CollectionSpec, SearchParams
 from bench.errors import UserError
 from bench.fault_servers import pid_on_port, process_tree, signal_tree, wait_gone
 from bench.results import env
-from bench.results.writer import make_run_dir, new_run_id, write_json, write_parquet
-from bench.runner import RunRequest, prepare
+from bench.results.writer import new_run_id, write_json, write_parquet
+from bench.run_context import Checked, RunContext, RunRequest
 from bench.spec import REPO_ROOT, WorkloadSpec
 
 SERVICE_OF = {"pgvector": ("pgvector", 5432), "chroma-server": ("chroma", 8000)}  # scripts/services.py names
@@ -89,9 +86,9 @@ def _check(req: FaultRequest, spec: WorkloadSpec, cls: type[Backend]) -> None:
     if spec.kind != "ycsb" or spec.ycsb is None:
         raise UserError(f"bench fault runs a YCSB workload, and '{spec.name}' is kind '{spec.kind}'",
                         "use --workload fault-ycsb-a or another ycsb workload")
-    if spec.filter is not None:
-        raise UserError(f"bench fault does not run filtered searches, and workload '{spec.name}' has a [filter] table",
-                        "use a workload without [filter] and filtered_search_proportion")
+    if spec.features:
+        raise UserError(f"bench fault runs a plain YCSB mix, and workload '{spec.name}' has a "
+                        f"[{next(iter(spec.features))}] table", "use a workload without feature tables")
     if not cls.capabilities.server:
         raise UserError(f"Backend '{req.backend}' runs in this process, so there is no server to kill",
                         "use a server backend such as pgvector or chroma-server")
@@ -378,128 +375,130 @@ def durability(writes: list[tuple[int, int, int, int, bool]], snapshot: dict[int
 
 # -- the command ----------------------------------------------------------------------------------------------
 
-def run_fault(req: FaultRequest, say=None) -> FaultOutcome:  # noqa: ANN001 - say: Callable[[str], None]
-    from bench.ops.stream import OpKind
-    from bench.runner import Reporter, _load
+@dataclass
+class _Target:
+    """The local server process a fault run kills, and how it is started again."""
 
-    rr = RunRequest(backend=req.backend, workload=req.workload, overrides=list(req.overrides), config=req.config,
-                    concurrency=req.concurrency, quiet=req.quiet)
-    spec, cls, options, _ = prepare(rr)
-    _check(req, spec, cls)
-    rep = Reporter(req.quiet)
-    say = say or rep.say
-    cache_dir = req.cache_dir or datasets.default_cache_dir()
-    ds = datasets.load(spec.dataset, cache_dir, progress=not req.quiet)
-    if ds.dim != spec.dataset.dim:
-        raise UserError(f"Dataset '{ds.name}' has dimension {ds.dim} but the workload says dataset.dim = "
-                        f"{spec.dataset.dim}", "fix dataset.dim or choose another dataset")
-    workdir = tempfile.mkdtemp(prefix=f"bench-fault-{req.backend}-")
-    backend = cls(options, workdir)
-    backend.connect()
-    info = backend.info()
-    if info.server_address is None:
+    port: int
+    pid: int
+    restart: list[str]
+
+
+def _find_target(req: FaultRequest, cls: type[Backend], options: Any) -> _Target:
+    """Ask the engine where its server is (before anything of the run is written): it must be on this machine."""
+    probe = cls(options, tempfile.gettempdir())
+    probe.connect()
+    try:
+        address = probe.info().server_address
+    finally:
+        probe.close()
+    if address is None:
         raise UserError(f"Backend '{req.backend}' does not report its server's address", "bench fault needs it")
-    host, port = info.server_address
+    host, port = address
     if host not in LOOPBACK:
         raise UserError(f"The {req.backend} server is at {host}:{port}, not on this machine",
                         "bench fault kills a local server: point the backend at 127.0.0.1")
-    server_pid = pid_on_port(port)
-    if server_pid is None:
+    pid = pid_on_port(port)
+    if pid is None:
         raise UserError(f"No process on this machine listens on port {port} for {req.backend}",
                         "bench fault kills the server by its pid; run it here, not in a container it cannot see")
-    restart = _restart_command(req, port)
+    return _Target(port, pid, _restart_command(req, port))
 
-    run_id = req.run_id or new_run_id(f"fault-{req.backend}-{spec.name}")
-    run_dir = make_run_dir(req.results_dir, run_id)
-    started = datetime.now(UTC)
-    head = {"run_id": run_id, "kind": "fault", "backend": req.backend, "workload": spec.model_dump(mode="json"),
-            "backend_options": options.model_dump(mode="json"), "command": req.command,
-            "started_utc": started.isoformat(), "dataset": ds.describe(),
-            "fault": {"kill_at_s": req.kill_at_s, "duration_s": req.duration_s, "p99_factor": req.p99_factor,
-                      "window_s": req.window_s, "restart_command": shlex.join(restart),
-                      "restart_delay_s": req.restart_delay_s, "retry_pause_s": req.retry_pause_s}}
-    write_json(run_dir / "run.json", {**head, "status": "running"})
-    status, summary, timeline = "failed", {}, []
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
+
+def run_fault(req: FaultRequest, say=None) -> FaultOutcome:  # noqa: ANN001 - say: Callable[[str], None]
+    """Load through the run context (as `bench run` does), then one timed YCSB phase with the kill in it."""
+    rr = RunRequest(backend=req.backend, workload=req.workload, overrides=list(req.overrides), config=req.config,
+                    results_dir=req.results_dir, cache_dir=req.cache_dir, concurrency=req.concurrency,
+                    quiet=req.quiet, command=req.command)
+    found: list[_Target] = []
+
+    def extra_check(c: Checked) -> None:
+        _check(req, c.spec, c.cls)
+        found.append(_find_target(req, c.cls, c.options))
+        rr.run_id = req.run_id or new_run_id(f"fault-{req.backend}-{c.spec.name}")
+
+    summary: dict[str, Any] = {}
+    timeline: list[dict[str, Any]] = []
+    with RunContext.open(rr, extra_check) as ctx:
+        target = found[0]
+        ctx.extra_json.update(kind="fault", fault=_settings(req, target))
+        summary, timeline = _measure(req, ctx, target, say or ctx.rep.say)
+        recovered = summary["first_ok_s"] is not None and summary["lost_acknowledged_writes"] is not None
+        ctx.status = "complete" if recovered else "failed"
+        write_parquet(_timeline_table(timeline), ctx.path("timeline.parquet"))
+        write_json(ctx.path("fault.json"), {"run_id": ctx.run_id, "backend": req.backend, "workload": ctx.spec.name,
+                                            "status": ctx.status, **_settings(req, target), **summary,
+                                            "provenance": env.provenance()})
+    return FaultOutcome(ctx.run_id, ctx.run_dir, {"status": ctx.status, **summary}, timeline, ctx.status)
+
+
+def _settings(req: FaultRequest, target: _Target) -> dict[str, Any]:
+    return {"kill_at_s": req.kill_at_s, "duration_s": req.duration_s, "p99_factor": req.p99_factor,
+            "window_s": req.window_s, "restart_command": shlex.join(target.restart),
+            "restart_delay_s": req.restart_delay_s, "retry_pause_s": req.retry_pause_s}
+
+
+def _measure(req: FaultRequest, ctx: RunContext, target: _Target, say) -> tuple[dict[str, Any], list[dict]]:
+    """Workers (one client each) run the mix for the whole duration while the controller kills and restarts."""
+    spec, ds = ctx.spec, ctx.ds
+    W = spec.run.concurrency
+    logs = [_Log() for _ in range(W)]
     workers: list[Backend] = []
+    for _ in range(W):
+        b = ctx.cls(ctx.options, ctx.workdir)
+        ctx.on_close(b.close)
+        b.connect()
+        b.attach(ctx.collection)
+        workers.append(b)
+    stop = threading.Event()
+    t0 = time.perf_counter_ns() + int(spec.run.warmup_s * 1e9)
+    threads = [threading.Thread(target=_worker, args=(workers[w], spec, ds, w, W, t0, stop, req.retry_pause_s,
+                                                      logs[w]), name=f"bench-fault-{w}", daemon=True)
+               for w in range(W)]
+    fault = _Fault()
+    ctl = threading.Thread(target=_controller, args=(req, ctx.cls, ctx.options, ctx.collection, ctx.workdir,
+                                                     target.port, target.pid, target.restart, t0, logs, fault, say),
+                           name="bench-fault-ctl", daemon=True)
     try:
-        collection = CollectionSpec(name=f"bench_{spec.name}".replace("-", "_"), dim=ds.dim, metric=ds.metric,
-                                    index=spec.index.to_spec())
-        backend.create(collection)
-        load_s = _load(backend, ds, spec.run.batch_size, rep)
-        built = backend.wait_indexed(spec.run.index_timeout_s)
-        say(f"loaded {ds.n} vectors in {load_s:.1f} s ({built.kind})")
-        W = spec.run.concurrency
-        logs = [_Log() for _ in range(W)]
-        for _ in range(W):
-            b = cls(options, workdir)
-            b.connect()
-            b.attach(collection)
-            workers.append(b)
-        warm_ns = int(spec.run.warmup_s * 1e9)
-        t0 = time.perf_counter_ns() + warm_ns
-        for w in range(W):
-            t = threading.Thread(target=_worker, args=(workers[w], spec, ds, w, W, t0, stop, req.retry_pause_s,
-                                                       logs[w]), name=f"bench-fault-{w}", daemon=True)
+        for t in [*threads, ctl]:
             t.start()
-            threads.append(t)
-        fault = _Fault()
-        ctl = threading.Thread(target=_controller, args=(req, cls, options, collection, workdir, port, server_pid, restart, t0,
-                                                         logs, fault, say), name="bench-fault-ctl", daemon=True)
-        ctl.start()
         end_at = t0 + int(req.duration_s * 1e9)
         while time.perf_counter_ns() < end_at:
             time.sleep(0.05)
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
-        ctl.join(timeout=req.recovery_timeout_s + 30)
-
-        arrays = _arrays(logs)
-        keep = arrays["start"] >= 0  # warm-up excluded
-        labels = {int(k): k.label for k in OpKind}
-        summary, timeline = analyse(arrays["start"][keep], arrays["end"][keep], arrays["kind"][keep],
-                                    arrays["ok"][keep], fault.kill_ns, int(req.duration_s * 1e9), req.window_s,
-                                    req.p99_factor, labels)
-        writes = [wr for lg in logs for wr in lg.writes]
-        summary["restart_s"] = ((fault.healthy_ns - fault.kill_ns) / 1e9
-                                if fault.healthy_ns is not None and fault.kill_ns is not None else None)
-        summary["killed_pid"], summary["killed_processes"] = fault.killed_pid, fault.killed_procs
-        summary["kill_s"] = fault.kill_ns / 1e9 if fault.kill_ns is not None else None
-        if fault.kill_ns is not None and fault.healthy_ns is not None and fault.snapshot_error is None:
-            summary.update(durability(writes, fault.snapshot, fault.kill_ns, ds.holdout))
-        else:
-            summary.update({"acknowledged_writes_before_kill": None, "lost_acknowledged_writes": None})
-        summary["durability_error"] = fault.snapshot_error
-        summary["reconnects"] = sum(getattr(b, "reconnects", 0) for b in workers)
-        summary["error_samples"] = [e for lg in logs for e in lg.errors][:5]
-        summary["notes"] = fault.notes
-        summary["server_version"] = info.server_version
-        summary["client_version"] = info.client_version
-        recovered = summary["first_ok_s"] is not None and summary["lost_acknowledged_writes"] is not None
-        status = "complete" if recovered else "failed"
-        write_parquet(_timeline_table(timeline), run_dir / "timeline.parquet")
-        write_json(run_dir / "fault.json", {"run_id": run_id, "backend": req.backend, "workload": spec.name,
-                                            "status": status, **head["fault"], **summary,
-                                            "provenance": env.provenance()})
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
     finally:
         stop.set()
         for t in threads:
-            t.join(timeout=5)
-        write_json(run_dir / "run.json", {**head, "status": status, "ended_utc": datetime.now(UTC).isoformat()})
-        for b in [*workers, backend]:
-            try:
-                if b is backend:
-                    b.drop()
-                b.close()
-            except Exception:  # noqa: BLE001 - cleanup must not hide the result
-                pass
-        shutil.rmtree(workdir, ignore_errors=True)
-    return FaultOutcome(run_id, run_dir, {"status": status, **summary}, timeline, status)
+            t.join(timeout=30)
+    ctl.join(timeout=req.recovery_timeout_s + 30)
+    summary, timeline = _summarise(req, logs, fault, ds)
+    summary["reconnects"] = sum(getattr(b, "reconnects", 0) for b in workers)
+    assert ctx.info is not None
+    summary["server_version"], summary["client_version"] = ctx.info.server_version, ctx.info.client_version
+    return summary, timeline
+
+
+def _summarise(req: FaultRequest, logs: list[_Log], fault: _Fault, ds: Any) -> tuple[dict[str, Any], list[dict]]:
+    from bench.ops.stream import OpKind
+
+    arrays = _arrays(logs)
+    keep = arrays["start"] >= 0  # warm-up excluded
+    labels = {int(k): k.label for k in OpKind}
+    summary, timeline = analyse(arrays["start"][keep], arrays["end"][keep], arrays["kind"][keep],
+                                arrays["ok"][keep], fault.kill_ns, int(req.duration_s * 1e9), req.window_s,
+                                req.p99_factor, labels)
+    writes = [wr for lg in logs for wr in lg.writes]
+    summary["restart_s"] = ((fault.healthy_ns - fault.kill_ns) / 1e9
+                            if fault.healthy_ns is not None and fault.kill_ns is not None else None)
+    summary["killed_pid"], summary["killed_processes"] = fault.killed_pid, fault.killed_procs
+    summary["kill_s"] = fault.kill_ns / 1e9 if fault.kill_ns is not None else None
+    if fault.kill_ns is not None and fault.healthy_ns is not None and fault.snapshot_error is None:
+        summary.update(durability(writes, fault.snapshot, fault.kill_ns, ds.holdout))
+    else:
+        summary.update({"acknowledged_writes_before_kill": None, "lost_acknowledged_writes": None})
+    summary["durability_error"] = fault.snapshot_error
+    summary["error_samples"] = [e for lg in logs for e in lg.errors][:5]
+    summary["notes"] = fault.notes
+    return summary, timeline
 
 
 def _arrays(logs: list[_Log]) -> dict[str, np.ndarray]:

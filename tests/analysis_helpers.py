@@ -18,7 +18,7 @@ import numpy as np
 
 from bench.analysis.aggregate import summarize
 from bench.metrics import hdr
-from bench.results.schema import SUMMARY_SCHEMA, TRIALS_SCHEMA, table
+from bench.results.schema import summary_schema, table, trials_schema
 from bench.results.writer import write_json, write_parquet
 
 BENCH = [sys.executable, "-m", "bench.cli"]
@@ -87,7 +87,7 @@ def schema_run(folder: Path, backend: str = "b", workload: str = "w", op: str = 
             "started_utc": datetime.now(UTC), "run_status": "complete", "git_commit": "test",
         })
     folder.mkdir(parents=True, exist_ok=True)
-    write_parquet(table(rows, TRIALS_SCHEMA), folder / "trials.parquet")
-    write_parquet(table(summarize(rows), SUMMARY_SCHEMA), folder / "summary.parquet")
+    write_parquet(table(rows, trials_schema()), folder / "trials.parquet")
+    write_parquet(table(summarize(rows), summary_schema()), folder / "summary.parquet")
     write_json(folder / "run.json", {"run_id": run_id, "backend": backend, "status": "complete"})
     return folder

@@ -30,7 +30,7 @@ SMALL = ["--set", "dataset.n=2000", "--set", "dataset.queries=40", "--set", "dat
 
 def test_shipped_workload_names_each_vector_with_its_dim_and_metric():
     spec = load_workload("ann-multivector")
-    assert spec.multivector.fields(spec.dataset) == [("text", 768, "cosine"), ("image", 256, "l2")]
+    assert spec.feature("multivector").fields(spec.dataset) == [("text", 768, "cosine"), ("image", 256, "l2")]
 
 
 @pytest.mark.parametrize("bad, words", [

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.metrics import hdr
-from bench.results.schema import FIGURES, HYBRID_FIGURES, KEY_FIELDS
+from bench.results import keys
+from bench.results.schema import FIGURES, HYBRID_FIGURES, PROVENANCE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -31,21 +32,21 @@ def trimmed(values: Iterable[float | None]) -> Trimmed:
     return Trimmed(float(np.median(kept)), kept[0], kept[-1], len(kept))
 
 
-KEYS = [f.name for f in KEY_FIELDS]
 SPREAD_FIGURES = FIGURES + HYBRID_FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]
 
 
 def summarize(trial_rows: Sequence[dict]) -> list[dict]:
     """One summary row per configuration (the key columns), from the trial rows."""
+    names = keys.names()
+    carried = names + [f.name for f in PROVENANCE_FIELDS]
     groups: dict[tuple, list[dict]] = {}
     for r in trial_rows:
-        groups.setdefault(tuple(r.get(k) for k in KEYS), []).append(r)
+        groups.setdefault(tuple(r.get(k) for k in names), []).append(r)
     out = []
     for rows in groups.values():
         ok = [r for r in rows if r.get("status") == "ok"]
         first = rows[0]
-        s = {k: v for k, v in first.items() if k not in ("trial", "status", "status_reason", "hdr", "hdr_failed",
-                                                          "hdr_service", "error_samples", "recall_per_query")}
+        s = {k: first[k] for k in carried if k in first}
         s["n_trials"], s["n_ok"] = len(rows), len(ok)
         s["count"] = int(sum(r.get("count") or 0 for r in rows))
         s["errors"] = int(sum(r.get("errors") or 0 for r in rows))

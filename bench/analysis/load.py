@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from hdrh.histogram import HdrHistogram
 
-from bench.analysis.aggregate import KEYS
 from bench.errors import UserError
 from bench.metrics import hdr
+from bench.results import keys
 
 Kind = Literal["trials", "summary"]
 DEFAULT_RESULTS = Path("results")
@@ -98,11 +98,35 @@ def summary_frame(paths: Sequence[str | Path] | None = None) -> pd.DataFrame:
 
 
 def _with_keys(df: pd.DataFrame) -> pd.DataFrame:
-    """Results written before a key column existed (filter, fusion, ...) get it, empty, so groupings hold."""
-    for c in ("filter", "selectivity", "fusion", "alpha"):
-        if c not in df:
-            df[c] = None
+    """Results written before a key column existed (filter, fusion, the index axes, ...) get every registered key,
+    the index axes read from their `index_built`/`index_requested` JSON where it holds them, so groupings hold."""
+    for name in keys.names():
+        if name not in df:
+            df[name] = None
+    for col, param in (("index_m", "m"), ("index_ef_construction", "ef_construction"), ("index_kind", "kind")):
+        missing = df[col].isna()
+        if missing.any():
+            df.loc[missing, col] = [_index_param(b, r, param) for b, r in
+                                    zip(df.loc[missing].get("index_built", [None] * int(missing.sum())),
+                                        df.loc[missing].get("index_requested", [None] * int(missing.sum())),
+                                        strict=True)]
     return df
+
+
+def _index_param(built: object, requested: object, name: str) -> object:
+    """An index parameter from older files' JSON columns: as built where the engine reported it, else as asked."""
+    import json
+
+    for text, path in ((built, ("params", name) if name != "kind" else ("kind",)), (requested, (name,))):
+        try:
+            v = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            v = None
+        for part in path:
+            v = v.get(part) if isinstance(v, dict) else None
+        if isinstance(v, int | str) and not isinstance(v, bool):
+            return v
+    return None
 
 
 def merge_hdr(encoded: Iterable[str | None]) -> HdrHistogram:
@@ -135,5 +159,5 @@ def resolve_results(arg: str | Path, results_dir: Path = DEFAULT_RESULTS,
                     f"under {baselines_dir}/)", "check the name; `bench baseline show` lists baselines")
 
 
-__all__ = ["KEYS", "find_files", "read_tables", "trials_frame", "summary_frame", "merge_hdr", "merged_histograms",
+__all__ = ["find_files", "read_tables", "trials_frame", "summary_frame", "merge_hdr", "merged_histograms",
            "resolve_results"]

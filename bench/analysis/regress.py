@@ -39,12 +39,12 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bench.analysis.aggregate import KEYS, trimmed
+from bench.analysis.aggregate import trimmed
 from bench.analysis.load import trials_frame
 from bench.errors import UserError
+from bench.results import keys
 
 # every parameter that tells configurations apart; run_id, workload_kind and phase follow from the others
-MATCH_KEYS = [k for k in KEYS if k not in ("run_id", "workload_kind", "phase")]
 EXACT_LIMIT = 50_000  # enumerate splits exactly up to this many
 
 
@@ -190,7 +190,7 @@ def _norm(v: object) -> object:
 def _groups(df: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
     ok = df[df["status"] == "ok"]
     out: dict[tuple, pd.DataFrame] = {}
-    for key, g in ok.groupby(MATCH_KEYS, dropna=False, sort=True):
+    for key, g in ok.groupby(keys.match_names(), dropna=False, sort=True):
         out[tuple(_norm(v) for v in key)] = g
     return out
 
@@ -373,11 +373,11 @@ def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, cfg: RegressConfig, b
                             "use columns of trials.parquet such as qps, p50_us, p99_us, p999_us, recall")
     gb, gc = _groups(base), _groups(cand)
     for key in sorted(set(gb) - set(gc), key=str):
-        res.only_baseline.append(dict(zip(MATCH_KEYS, key, strict=True)))
+        res.only_baseline.append(dict(zip(keys.match_names(), key, strict=True)))
     for key in sorted(set(gc) - set(gb), key=str):
-        res.only_candidate.append(dict(zip(MATCH_KEYS, key, strict=True)))
+        res.only_candidate.append(dict(zip(keys.match_names(), key, strict=True)))
     for key in sorted(set(gb) & set(gc), key=str):
-        kd = dict(zip(MATCH_KEYS, key, strict=True))
+        kd = dict(zip(keys.match_names(), key, strict=True))
         b, c = gb[key], gc[key]
         hb, hc = set(b.get("dataset_hash", pd.Series(dtype=object)).dropna()), set(
             c.get("dataset_hash", pd.Series(dtype=object)).dropna())
@@ -417,16 +417,8 @@ def regress(baseline: str | Path, candidate: str | Path, config: str | Path | No
 
 # -- the summary ------------------------------------------------------------------------------------------
 
-_KEY_LABELS = {"ef_search": "ef", "concurrency": "conc", "target_rate": "rate"}
-
-
 def _key_text(k: dict) -> str:
-    parts = [f"{k['backend']} {k['workload']} {k['op']}"]
-    for name in MATCH_KEYS:
-        if name in ("backend", "workload", "op", "arrival", "selectivity") or k.get(name) is None:
-            continue
-        parts.append(f"{_KEY_LABELS.get(name, name)}={k[name]}")
-    return " ".join(parts)
+    return f"{k['backend']} {k['workload']} {k['op']} " + keys.label(k, groups=("index", "load", "variant"))
 
 
 def _evidence(c: FigureCheck) -> str:

@@ -118,6 +118,8 @@ def _top(scores: np.ndarray, c: int, larger_better: bool, positive_only: bool = 
     ids = np.arange(len(scores))
     if positive_only:
         ids = ids[scores > 0]
+    elif not np.isfinite(scores).all():  # records a filter excluded
+        ids = ids[np.isfinite(scores)]
     c = min(c, len(ids))
     if c == 0:
         return np.empty(0, dtype=np.int64), np.empty(0)
@@ -190,7 +192,9 @@ class HybridReference:
 
 def reference(base: np.ndarray, queries: np.ndarray, metric: str, bm25: Bm25Index, query_texts: Sequence[str],
               k: int, candidates: int, fusion: str, alpha: float | None, norm: str | None,
-              block: int = 256) -> HybridReference:
+              block: int = 256, mask: np.ndarray | None = None) -> HybridReference:
+    """The exact fused reference; `mask` (bool over the records) keeps only the records a filter allows on both
+    sides, as an engine filtering its dense and its BM25 search would."""
     nq = len(queries)
     c2 = 2 * candidates
     fused = np.full((nq, k), -1, dtype=np.int64)
@@ -204,6 +208,9 @@ def reference(base: np.ndarray, queries: np.ndarray, metric: str, bm25: Bm25Inde
         z = min(nq, a + block)
         ds = dense_scores(base, queries[a:z], metric)
         bs = bm25.scores(query_texts[a:z])
+        if mask is not None:  # excluded records: worst dense score, no BM25 score (never a candidate)
+            ds[:, ~mask] = -np.inf if larger else np.inf
+            bs[:, ~mask] = 0.0
         for j in range(z - a):
             qi = a + j
             d = _top(ds[j], candidates, larger)

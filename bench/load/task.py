@@ -27,12 +27,10 @@ class PhaseTask:
     recall_sample_every: int = 0  # search-under-writes: keep every Nth search result for recall (0 = none)
     visibility_every: int = 0  # search-under-writes: probe every Nth update for read-your-write lag (0 = none)
     late_threshold_us: int = 1000  # open loop: a send later than this behind its intended start is late
-    filter: dict[str, Any] | None = None  # search: SearchParams.filter of every search (filtered ANN)
-    vector_name: str | None = None  # search: the named vector searched (multi-vector records), with its queries
-    hybrid: dict[str, Any] | None = None  # search: {"fusion", "alpha", "candidates"} of every hybrid search
-    query_texts: tuple[str, ...] | None = None  # hybrid: the text of each query, row for row
-    filter: dict[str, Any] | None = None  # search: SearchParams.filter of every search (filtered ANN); ycsb: of
-    # every filtered search
+    params: dict[str, Any] = field(default_factory=dict)  # SearchParams keywords of every search (besides
+    # ef_search); in a YCSB phase its "filter" applies only to the filtered-search operations
+    per_query: tuple[dict[str, Any], ...] | None = None  # SearchParams keywords per query, merged over params
+    queries: np.ndarray | None = None  # this phase's query vectors; None: WorkerData.queries
     payload_cases: tuple[Any, ...] = ()  # ycsb: the FilterCases whose fields every upsert and insert carries
 
 

@@ -118,18 +118,17 @@ def _budget(task: PhaseTask) -> tuple[int, int | None]:
 
 
 def _run_search(backend, data, task, worker, workers, rng, wait) -> WorkerResult:
-    queries = data.queries if task.vector_name is None else data.named_queries[task.vector_name]
+    queries = data.queries if task.queries is None else task.queries
     nq = len(queries)
     order = rng.permutation(nq)
     n_max, window = _budget(task)
-    params = SearchParams(ef_search=task.ef_search, filter=task.filter, vector_name=task.vector_name)
+    params = SearchParams(ef_search=task.ef_search, **task.params)
     k, search = task.k, backend.search
     per_query = None
-    if task.hybrid is not None:  # built before the clock starts: one SearchParams per query text
-        if task.query_texts is None or len(task.query_texts) != nq:
-            raise ValueError("a hybrid phase needs one query text per query")
-        per_query = [SearchParams(ef_search=task.ef_search, filter=task.filter, text=t, **task.hybrid)
-                     for t in task.query_texts]
+    if task.per_query is not None:  # built before the clock starts: one SearchParams per query
+        if len(task.per_query) != nq:
+            raise ValueError(f"a phase with per-query parameters needs one per query ({len(task.per_query)} for {nq})")
+        per_query = [SearchParams(ef_search=task.ef_search, **{**task.params, **pq}) for pq in task.per_query]
     rec = hdr.Recorder()
     h_ok, h_fail = rec.histogram("search"), rec.histogram("search", failed=True)
     h_svc = hdr.new_histogram() if task.target_rate else None
@@ -248,10 +247,11 @@ def _run_ycsb(backend, data, task, worker, workers, rng, wait) -> WorkerResult: 
                       worker=worker, workers=workers)
     ops = _Writes(data, worker, workers, rng)
     n_max, window = _budget(task)
-    k, params = task.k, SearchParams(ef_search=task.ef_search)
-    params_f = SearchParams(ef_search=task.ef_search, filter=task.filter)
+    unfiltered = {name: value for name, value in task.params.items() if name != "filter"}
+    k, params = task.k, SearchParams(ef_search=task.ef_search, **unfiltered)
+    params_f = SearchParams(ef_search=task.ef_search, **task.params)
     payload_of = _payload_of(task)
-    queries, base = data.queries, data.base
+    queries, base = (data.queries if task.queries is None else task.queries), data.base
     nq, nb = len(queries), len(base)
     q_order = rng.permutation(nq)
     labels = {int(op): op.label for op in OpKind}

@@ -7,29 +7,11 @@ successful operations' latencies, so distributions can be merged later.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pyarrow as pa
 
-KEY_FIELDS = [
-    pa.field("run_id", pa.string()),
-    pa.field("workload", pa.string()),
-    pa.field("workload_kind", pa.string()),  # "ann" | "ycsb"
-    pa.field("backend", pa.string()),
-    pa.field("phase", pa.string()),  # "search" | "ycsb"
-    pa.field("op", pa.string()),  # "search", "filtered-search", "read", "update", ..., "total"
-    pa.field("ef_search", pa.int64()),
-    pa.field("k", pa.int64()),
-    pa.field("concurrency", pa.int64()),
-    pa.field("target_rate", pa.float64()),  # open loop: offered ops/s (all workers); null = closed loop
-    pa.field("arrival", pa.string()),
-    pa.field("filter", pa.string()),  # filtered ANN: the equality filter, e.g. "sel_10=1" (a YCSB mix: that of its
-    # "filtered-search" ops, on every op row of the configuration); null = unfiltered
-    pa.field("selectivity", pa.float64()),  # share of the records the filter keeps; null = unfiltered
-    pa.field("vector_name", pa.string()),  # multi-vector records: the named vector searched; null = single vector
-    pa.field("fusion", pa.string()),  # hybrid: "rrf" | "weighted"; null = not hybrid
-    pa.field("alpha", pa.float64()),  # hybrid weighted: the dense side's weight; null = rrf or not hybrid
-    pa.field("quantization", pa.string()),  # index.quantization asked for: int8, fp16, pq, binary; null = none
-    pa.field("rescore", pa.bool_()),  # quantized: candidates rescored with the original vectors; null = unquantized
-]
+from bench.results import keys
 
 # hybrid: overlap@k of the engine's fused results with the exact dense-only and the exact BM25-only top-k
 HYBRID_FIGURES = ["recall_dense", "recall_bm25"]
@@ -67,6 +49,8 @@ TRIAL_FIELDS = [
     pa.field("hdr", pa.string()),
     pa.field("hdr_failed", pa.string()),
     pa.field("hdr_service", pa.string()),
+    # the ids each sampled search returned, kept beside the trial (`bench rescore` recomputes quality from them)
+    pa.field("ids_file", pa.string()),
 ]
 
 PROVENANCE_FIELDS = [
@@ -83,11 +67,7 @@ PROVENANCE_FIELDS = [
     pa.field("backend_server_version", pa.string()),
     pa.field("backend_options", pa.string()),  # JSON
     pa.field("capabilities", pa.string()),  # JSON
-    pa.field("dataset_name", pa.string()),
-    pa.field("dataset_hash", pa.string()),
-    pa.field("dataset_n", pa.int64()),
     pa.field("dataset_queries", pa.int64()),
-    pa.field("dataset_dim", pa.int64()),
     pa.field("dataset_metric", pa.string()),
     pa.field("seed", pa.int64()),
     pa.field("harness_version", pa.string()),
@@ -103,7 +83,6 @@ PROVENANCE_FIELDS = [
     pa.field("run_status", pa.string()),  # "complete" | "interrupted" | "failed"
 ]
 
-TRIALS_SCHEMA = pa.schema(KEY_FIELDS + TRIAL_FIELDS + PROVENANCE_FIELDS)
 
 SUMMARY_FIELDS = [
     pa.field("n_trials", pa.int64()),
@@ -116,9 +95,52 @@ for _f in FIGURES + HYBRID_FIGURES + ["service_p99_us", "client_cpu_cores", "ser
     SUMMARY_FIELDS += [pa.field(_f, pa.float64()), pa.field(f"{_f}_lo", pa.float64()), pa.field(f"{_f}_hi", pa.float64())]
 SUMMARY_FIELDS += [pa.field("client_limited", pa.bool_()), pa.field("hdr", pa.string())]
 
-SUMMARY_SCHEMA = pa.schema(KEY_FIELDS + SUMMARY_FIELDS + PROVENANCE_FIELDS)
 
 
-def table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+FIELD_DOCS: dict[str, str] = {
+    "trial": "trial number within the configuration (0-based)",
+    "status": "ok | failed | invalid (see status_reason)",
+    "count": "successful operations in the trial (summary: summed over the kept trials)",
+    "errors": "failed operations",
+    "qps": "successful operations per second of the trial's window",
+    "mean_us": "mean latency, microseconds", "p50_us": "median latency, microseconds",
+    "p90_us": "90th percentile latency, microseconds", "p99_us": "99th percentile latency, microseconds",
+    "p999_us": "99.9th percentile latency, microseconds", "max_us": "maximum latency, microseconds",
+    "recall": "recall@k against the harness's exact reference (hybrid: agreement with the exact fused ranking)",
+    "recall_per_query": "recall@k of each query index (NaN: not searched in the trial)",
+    "hdr": "base64 HdrHistogram (V2) of the successful operations' latencies in microseconds; mergeable",
+    "ids_file": "file (relative to the run folder) holding the ids each sampled search returned",
+    "load_s": "seconds inserting the data", "build_s": "seconds from the last insert until searchable",
+    "index_built": "the index as the engine reports it built (JSON)",
+    "run_status": "running | complete | interrupted | failed | stopped",
+}
+
+
+def _described(fields: list[pa.Field]) -> list[pa.Field]:
+    out = []
+    for f in fields:
+        try:
+            desc = keys.get(f.name).description
+        except KeyError:
+            desc = FIELD_DOCS.get(f.name)
+        out.append(f.with_metadata({"description": desc}) if desc else f)
+    return out
+
+
+def trials_schema() -> pa.Schema:
+    """Every trial row: the registered keys (scenarios may add some), the trial's figures, its provenance."""
+    return pa.schema(_described(keys.fields() + TRIAL_FIELDS + PROVENANCE_FIELDS))
+
+
+def summary_schema() -> pa.Schema:
+    """The trimmed aggregate per configuration (the same keys), with `_lo`/`_hi` spreads."""
+    return pa.schema(_described(keys.fields() + SUMMARY_FIELDS + PROVENANCE_FIELDS))
+
+
+def table(rows: list[Mapping], schema: pa.Schema) -> pa.Table:
+    """Rows as an arrow table; a row column the schema does not know is an error (a typo is not a null)."""
+    allowed = set(schema.names)
+    for r in rows:
+        keys.check(r, allowed)
     cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
     return pa.Table.from_pydict(cols, schema=schema)

@@ -1,0 +1,41 @@
+"""Progress and messages on stderr: rich progress bars, a spinner with elapsed time, warnings; silent with --quiet
+(warnings still show)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+
+class Reporter:
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.console = Console(stderr=True, quiet=quiet)
+
+    def progress(self) -> Progress:
+        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=self.console, transient=True, disable=self.quiet)
+
+    @contextlib.contextmanager
+    def spinner(self, what: str) -> Iterator[None]:
+        """A spinner with the elapsed time while something of unknown length runs (an index build)."""
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console,
+                      transient=True, disable=self.quiet) as prog:
+            prog.add_task(what, total=None)
+            yield
+
+    def say(self, msg: str) -> None:
+        self.console.print(msg)
+
+    def warn(self, msg: str) -> None:
+        Console(stderr=True).print(f"[yellow]warning:[/yellow] {msg}")

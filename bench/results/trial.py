@@ -1,0 +1,102 @@
+"""The rows of one timed trial: one per operation kind (and a YCSB mix's total), from the workers' merged
+histograms, counts and errors, the trial's resource samples and the quality figures scored for it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bench.load.task import WorkerResult
+from bench.metrics import hdr
+
+GENERATOR_LAG_LIMIT = 0.01  # open loop: a trial where the generator itself fell behind on >1% of sends is invalid
+CLIENT_LIMIT = 0.9  # a worker process using >= 90% of a core was the limit, not the engine
+
+
+@dataclass
+class TrialInput:
+    """Everything a trial's rows are made of."""
+
+    results: list[WorkerResult]
+    groups: list[tuple[str, list[str]]]  # (row op, worker labels merged into it)
+    scored: Mapping[str, Mapping[str, Any]]  # row op -> quality figures
+    base: Mapping[str, Any]  # provenance, keys and variant columns shared by every row of the trial
+    cpu_s: float | None
+    pool_kind: str
+    resources: Any  # bench.metrics.resources stats: rss_peak_bytes, rss_mean_bytes, cpu_mean_pct
+    error_threshold: float
+    open_loop: bool
+
+
+def _window(results: Sequence[WorkerResult]) -> float:
+    start = min(r.started_wall for r in results)
+    end = max(r.ended_wall for r in results)
+    return max(end - start, 1e-9)
+
+
+def _common(t: TrialInput, duration: float) -> dict[str, Any]:
+    rs = t.results
+    scheduled = sum(r.scheduled for r in rs)
+    late = sum(r.late for r in rs)
+    lag = sum(r.generator_lag for r in rs)
+    limited = None
+    if t.pool_kind == "process":
+        limited = any((r.cpu_s or 0) / duration >= CLIENT_LIMIT for r in rs)
+    vis = [v for r in rs for v in r.visibility_us]
+    vis_ok = [v for v in vis if v >= 0]
+    res = t.resources
+    return {
+        **t.base, "duration_s": duration,
+        "achieved_rate": (scheduled / duration) if t.open_loop else None,
+        "late_share": (late / scheduled) if scheduled else None,
+        "generator_lag_share": (lag / scheduled) if scheduled else None,
+        "out_of_range": sum(r.out_of_range for r in rs),
+        "client_cpu_cores": (t.cpu_s / duration) if t.cpu_s is not None else None, "client_limited": limited,
+        "server_rss_peak_bytes": res.rss_peak_bytes, "server_rss_mean_bytes": res.rss_mean_bytes,
+        "server_cpu_mean_pct": res.cpu_mean_pct,
+        "visibility_p50_us": float(np.percentile(vis_ok, 50)) if vis_ok else None,
+        "visibility_p99_us": float(np.percentile(vis_ok, 99)) if vis_ok else None,
+        "visibility_missed": (len(vis) - len(vis_ok)) if vis else None,
+        "error_samples": json.dumps([s for r in rs for s in r.error_samples][:5]),
+    }
+
+
+def _status(err_rate: float, lag_share: float | None, threshold: float) -> tuple[str, str | None]:
+    if err_rate > threshold:
+        return "failed", f"error rate {err_rate:.2%} is above run.error_threshold {threshold:.2%}"
+    if lag_share is not None and lag_share > GENERATOR_LAG_LIMIT:
+        return "invalid", (f"the load generator fell behind its schedule on {lag_share:.1%} of sends (the client, "
+                           "not the engine); lower --target-rate or add client cores")
+    return "ok", None
+
+
+def _op_row(t: TrialInput, op: str, members: list[str], common: dict[str, Any], duration: float) -> dict[str, Any]:
+    rs = t.results
+    ok = hdr.merge(r.hist.get(m) for r in rs for m in members)
+    fail = hdr.merge(r.failed.get(m) for r in rs for m in members)
+    svc = hdr.merge(r.service.get(m) for r in rs for m in members)
+    st, svc_st = hdr.stats(ok), hdr.stats(svc)
+    n_ok, n_fail = ok.get_total_count(), fail.get_total_count()
+    err_rate = n_fail / (n_ok + n_fail) if n_ok + n_fail else 0.0
+    status, reason = _status(err_rate, common["generator_lag_share"], t.error_threshold)
+    return {
+        **common, "op": op, "status": status, "status_reason": reason, "count": n_ok, "errors": n_fail,
+        "error_rate": err_rate, "qps": n_ok / duration,
+        **{f: st[f] for f in ("mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us")},
+        "service_p50_us": svc_st["p50_us"], "service_p99_us": svc_st["p99_us"],
+        "service_p999_us": svc_st["p999_us"],
+        "hdr": hdr.encode(ok) if n_ok else None, "hdr_failed": hdr.encode(fail) if n_fail else None,
+        "hdr_service": hdr.encode(svc) if svc.get_total_count() else None,
+        "recall": None, **t.scored.get(op, {}),
+    }
+
+
+def rows(t: TrialInput) -> list[dict[str, Any]]:
+    """One row per row op of the trial."""
+    duration = _window(t.results)
+    common = _common(t, duration)
+    return [_op_row(t, op, members, common, duration) for op, members in t.groups]

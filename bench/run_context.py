@@ -1,0 +1,376 @@
+"""One run's context: what every orchestrator (`bench run`, `bench fault`, a suite cell) shares.
+
+    with RunContext.open(req) as ctx:   # spec, scenarios' checks, dataset, dimension check, references,
+        ...                             # run.json, create, load, wait until indexed, provenance
+        ctx.add_rows(rows)              # trials.parquet + summary.parquet rewritten atomically
+    outcome = ctx.outcome()             # run.json final status, collection dropped, work folder removed
+
+Leaving the block ends the run with an honest status: `complete`, `stopped` (a `Stop` raised inside), `failed`
+(a worker failed, or anything else went wrong; the exception propagates unless it was a `WorkerFailed`) or
+`interrupted` (Ctrl-C, SIGTERM or SIGHUP: what finished is written, then the interrupt propagates). Each run
+owns a collection name unique to it, and drops only what it created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from bench import datasets
+from bench.analysis.aggregate import summarize
+from bench.backends import registry
+from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo
+from bench.errors import UserError
+from bench.load.pool import WorkerFailed
+from bench.reporter import Reporter
+from bench.results import env
+from bench.results.schema import summary_schema, table, trials_schema
+from bench.results.writer import make_run_dir, new_run_id, write_json, write_parquet
+from bench.scenarios import Prep, RunFlags, Variant
+from bench.scenarios.plan import Plan
+from bench.spec import WorkloadSpec, load_backend_options, load_workload
+
+
+class Stop(Exception):
+    """Ends a run early on purpose (status `stopped`), e.g. run.on_trial_failure = "stop"."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled like Ctrl-C; the command exits with 128 + the signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_as_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise `Terminated` in the main thread (as SIGINT raises
+    KeyboardInterrupt), so a killed run writes what finished and cleans up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@dataclass
+class RunRequest:
+    backend: str
+    workload: str
+    overrides: list[str] = field(default_factory=list)
+    config: str | None = None
+    results_dir: Path = Path("results")
+    cache_dir: Path | None = None
+    run_id: str | None = None
+    trials: int | None = None
+    concurrency: int | None = None
+    target_rate: float | None = None
+    quiet: bool = False
+    command: str = ""
+    suite_run_id: str | None = None  # a suite writes several (backend, workload) cells into one run id
+    live: Any = None  # e.g. bench.live.LiveExporter: `trial_done(rows)` is called after every trial
+    rate_sweep: bool = False  # after the closed-loop trials, offer 10%..120% of their QPS open loop
+
+    def all_overrides(self) -> list[str]:
+        out = list(self.overrides)
+        for key, value in (("trials", self.trials), ("concurrency", self.concurrency),
+                           ("target_rate", self.target_rate)):
+            if value is not None:
+                out.append(f"run.{key}={value}")
+        return out
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    run_dir: Path
+    trial_rows: list[dict]
+    summary_rows: list[dict]
+    built: BuiltIndex | None
+    warnings: list[str]
+    status: str
+
+
+@dataclass
+class Checked:
+    """A request validated before anything is written."""
+
+    spec: WorkloadSpec
+    cls: type[Backend]
+    options: Any
+    plan: Plan
+    warnings: list[str]
+
+
+def check(req: RunRequest, extra: Callable[[Checked], None] | None = None) -> Checked:
+    """Spec, backend name, options, availability, and every scenario's check against this engine."""
+    spec = load_workload(req.workload, req.all_overrides())
+    cls = registry.get(req.backend)
+    options, _ = load_backend_options(cls.Options, req.backend, req.config, req.overrides)
+    reason = cls.check_available(options)
+    if reason:
+        raise UserError(f"Backend '{req.backend}' is not usable here: {reason.rstrip('.')}")
+    quant = spec.index.quantization
+    reason = cls.supports("quantization", options, kind=quant) if quant else None
+    if reason:
+        raise UserError(f"Backend '{req.backend}' cannot build quantization '{quant}' ({reason.rstrip('.')}), which "
+                        f"workload '{spec.name}' asks for, so it is skipped rather than built unquantized",
+                        "choose another index.quantization or backend (`bench backends` lists them)")
+    plan = Plan.of(spec)
+    checked = Checked(spec, cls, options, plan, plan.check(cls, options, RunFlags(rate_sweep=req.rate_sweep)))
+    if extra is not None:
+        extra(checked)
+    return checked
+
+
+def collection_name(workload: str, run_key: str) -> str:
+    """A collection name unique to the run, valid on every engine (letters, digits, underscores; <= 63)."""
+    safe = re.sub(r"[^a-z0-9_]", "_", workload.lower())[:40]
+    return f"bench_{safe}_{hashlib.sha1(run_key.encode()).hexdigest()[:10]}"
+
+
+class RunContext:
+    """See the module docstring. Build with `RunContext.open(req)`."""
+
+    def __init__(self, req: RunRequest, checked: Checked):
+        self.req, self.spec, self.cls, self.options = req, checked.spec, checked.cls, checked.options
+        self.plan, self.warnings = checked.plan, list(checked.warnings)
+        self.rep = Reporter(req.quiet)
+        self.cache_dir = req.cache_dir or datasets.default_cache_dir()
+        self.trial_rows: list[dict] = []
+        self.summary_rows: list[dict] = []
+        self.extra_json: dict[str, Any] = {}
+        self.status = "running"
+        self.built: BuiltIndex | None = None
+        self.info: EngineInfo | None = None
+        self.backend: Backend | None = None
+        self._closers: list[Callable[[], None]] = []
+        self._signals = signals_as_interrupts()
+
+    @classmethod
+    def open(cls, req: RunRequest, extra_check: Callable[[Checked], None] | None = None) -> RunContext:
+        return cls(req, check(req, extra_check))
+
+    # -- set-up ---------------------------------------------------------------------------------------------
+    def __enter__(self) -> RunContext:
+        self._signals.__enter__()
+        try:
+            self._data()
+            self._start_files()
+            self._engine()
+        except BaseException as e:
+            self.__exit__(type(e), e, e.__traceback__)
+            raise
+        return self
+
+    def _data(self) -> None:
+        spec, req = self.spec, self.req
+        self.ds = ds = datasets.load(spec.dataset, self.cache_dir, progress=not req.quiet)
+        if ds.dim != spec.dataset.dim:
+            raise UserError(f"Dataset '{ds.name}' has dimension {ds.dim} but the workload says dataset.dim = "
+                            f"{spec.dataset.dim}", "fix dataset.dim or choose another dataset")
+        if self.plan.kind.needs_reference():
+            ds.ground_truth(spec.search.k, progress=not req.quiet)  # the common reference, with its progress bar
+        self.plan.prepare(Prep(spec, ds, self.cache_dir, not req.quiet, self.rep.say))
+        self.variants: list[Variant] = self.plan.variants(ds)
+        for v in self.variants:
+            self.plan.reference(v, spec.search.k, self.cache_dir)
+        for w in self.warnings:
+            self.rep.warn(w)
+
+    def _start_files(self) -> None:
+        req, spec = self.req, self.spec
+        self.run_id = req.suite_run_id or req.run_id or new_run_id(f"{req.backend}-{spec.name}")
+        if req.suite_run_id:
+            self.run_dir = req.results_dir / self.run_id
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.prefix = f"{req.backend}.{spec.name}."
+        else:
+            self.run_dir = make_run_dir(req.results_dir, self.run_id)
+            self.prefix = ""
+        self.started = datetime.now(UTC)
+        self.write_run_json()
+        self.workdir = tempfile.mkdtemp(prefix=f"bench-{req.backend}-")
+        self._closers.append(lambda: shutil.rmtree(self.workdir, ignore_errors=True))
+
+    def _engine(self) -> None:
+        spec, ds = self.spec, self.ds
+        self.backend = backend = self.cls(self.options, self.workdir)
+        backend.connect()
+        self._closers.insert(0, backend.close)
+        self.collection = self.plan.collection(CollectionSpec(
+            name=collection_name(spec.name, f"{self.run_id}/{self.prefix}"), dim=ds.dim, metric=ds.metric,
+            index=spec.index.to_spec(), ef_search=self.plan.kind.ef_values()[0]))
+        rss0 = _rss_before_build(ds) if self.cls.capabilities.in_process else None
+        backend.create(self.collection)
+        self._closers.insert(0, backend.drop)  # created: this run drops it, and only it
+        self.load_s = self._load()
+        t0 = time.perf_counter()
+        with self.rep.spinner(f"waiting until {self.req.backend} has indexed {ds.n:,} vectors"):
+            self.built = backend.wait_indexed(spec.run.index_timeout_s)
+        self.build_s = time.perf_counter() - t0
+        rss_growth = (psutil.Process().memory_info().rss - rss0) if rss0 is not None else None
+        self.warnings.extend(f"{self.req.backend}: {s}" for s in self.built.substitutions)
+        self.info = backend.info()
+        self.rep.say(f"loaded {ds.n} vectors in {self.load_s:.1f} s; index ready after {self.build_s:.1f} s more "
+                     f"({self.built.kind} {self.built.params})")
+        self.base_row = {**self._provenance(), **self.plan.run_row(), "client_rss_growth_bytes": rss_growth}
+
+    def _load(self) -> float:
+        """Insert every record in batches (the dataset, or what a scenario loads instead), with its payloads."""
+        source = self.plan.source(self.ds)
+        total = 0.0
+        with self.rep.progress() as prog:
+            bar = prog.add_task(f"loading {source.name}", total=source.n)
+            for ids, vecs in source.batches(self.spec.run.batch_size):
+                payloads = self.plan.payloads(ids)
+                t0 = time.perf_counter()
+                self.backend.insert(ids, vecs, payloads)
+                total += time.perf_counter() - t0
+                prog.advance(bar, len(ids))
+        return total
+
+    def _provenance(self) -> dict[str, Any]:
+        from bench.backends.secrets import public_options
+
+        req, spec, ds, built, info = self.req, self.spec, self.ds, self.built, self.info
+        assert built is not None and info is not None
+        import json
+
+        return {
+            "run_id": self.run_id, "workload": spec.name, "workload_kind": spec.kind, "backend": req.backend,
+            "phase": self.plan.kind.mode, "k": spec.search.k, "concurrency": spec.run.concurrency,
+            **_index_keys(spec, built), "load_s": self.load_s, "build_s": self.build_s,
+            "index_requested": json.dumps(spec.index.model_dump()), "index_built": json.dumps(built.as_dict()),
+            "index_substitutions": json.dumps(built.substitutions), "index_size_bytes": info.index_size_bytes,
+            "quantization": spec.index.quantization,
+            "rescore": spec.index.rescore if spec.index.quantization else None,
+            "backend_client_version": info.client_version, "backend_server_version": info.server_version,
+            "backend_options": json.dumps(public_options(self.options)),
+            "capabilities": json.dumps(self.cls.capabilities.as_dict()),
+            "dataset_name": ds.name, "dataset_hash": ds.content_hash, "dataset_n": ds.n,
+            "dataset_queries": len(ds.queries), "dataset_dim": ds.dim, "dataset_metric": ds.metric,
+            "seed": spec.dataset.seed, **env.provenance(), "started_utc": self.started, "command": _command(req),
+        }
+
+    # -- during the run -------------------------------------------------------------------------------------
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Call `fn` when the run ends (before the collection is dropped), e.g. to stop a worker pool."""
+        self._closers.insert(0, fn)
+
+    def add_rows(self, rows: list[dict]) -> None:
+        """Keep a trial's rows and rewrite both parquet files atomically (an interrupted run keeps them)."""
+        self.trial_rows.extend(rows)
+        self._write_results("running")
+        if self.req.live is not None:
+            self.req.live.trial_done(rows)
+
+    def path(self, name: str) -> Path:
+        """A file of this run (a suite cell's files carry its prefix)."""
+        return self.run_dir / f"{self.prefix}{name}"
+
+    def _write_results(self, status: str) -> None:
+        for r in self.trial_rows:
+            r["run_status"] = status
+        self.summary_rows = summarize(self.trial_rows)
+        for r in self.summary_rows:
+            r["run_status"] = status
+        write_parquet(table(self.trial_rows, trials_schema()), self.path("trials.parquet"))
+        write_parquet(table(self.summary_rows, summary_schema()), self.path("summary.parquet"))
+
+    def write_run_json(self, **final: Any) -> None:
+        from bench.backends.secrets import public_options
+
+        req, spec = self.req, self.spec
+        write_json(self.path("run.json"), {
+            "run_id": self.run_id, "backend": req.backend, "workload": spec.dump(),
+            "backend_options": public_options(self.options), "command": _command(req),
+            "started_utc": self.started.isoformat(), "dataset": self.ds.describe(),
+            "scenarios": self.plan.describe(),
+            "status": self.status, **final})
+
+    # -- the end --------------------------------------------------------------------------------------------
+    def __exit__(self, et: Any, e: BaseException | None, tb: Any) -> bool:
+        handled = False
+        if e is None:
+            self.status = "complete" if self.status == "running" else self.status
+        elif isinstance(e, KeyboardInterrupt):
+            self.status = "interrupted"
+            self.rep.warn(f"interrupted ({e or 'Ctrl-C'}): writing the trials that finished")
+        elif isinstance(e, Stop | WorkerFailed):
+            self.status = "stopped" if isinstance(e, Stop) else "failed"
+            msg = str(e) if isinstance(e, Stop) else f"a worker failed: {e}"
+            self.warnings.append(msg)
+            self.rep.warn(msg)
+            handled = True
+        else:
+            self.status = "failed"
+        try:
+            self._finish()
+        finally:
+            self._signals.__exit__(None, None, None)
+        return handled
+
+    def _finish(self) -> None:
+        if self.trial_rows:
+            self._write_results(self.status)
+        if hasattr(self, "run_dir"):
+            self.write_run_json(ended_utc=datetime.now(UTC).isoformat(), warnings=self.warnings,
+                                index_built=self.built.as_dict() if self.built else None, **self.extra_json)
+        for close in self._closers:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - cleanup must not hide the result
+                pass
+
+    def outcome(self) -> RunOutcome:
+        return RunOutcome(self.run_id, self.run_dir, self.trial_rows, self.summary_rows, self.built, self.warnings,
+                          self.status)
+
+
+def _index_keys(spec: WorkloadSpec, built: BuiltIndex) -> dict[str, Any]:
+    """The index axes of every row: as the engine reports it built, else as asked."""
+    def param(name: str, asked: int) -> int | None:
+        v = built.params.get(name)
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+        return asked if spec.index.kind == "hnsw" else None
+
+    return {"index_kind": built.kind, "index_m": param("m", spec.index.m),
+            "index_ef_construction": param("ef_construction", spec.index.ef_construction)}
+
+
+def _command(req: RunRequest) -> str:
+    from bench.backends.secrets import redact_command
+
+    return redact_command(req.command)
+
+
+def _rss_before_build(ds: Any) -> int:
+    """The harness's RSS before an in-process engine is created, with the dataset's pages already resident (a
+    memory-mapped dataset read while loading would otherwise count as the engine's memory)."""
+    float(np.asarray(ds.base).sum())  # reads every page
+    return psutil.Process().memory_info().rss

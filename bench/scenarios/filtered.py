@@ -1,0 +1,82 @@
+"""[filter]: searches carry a payload filter pushed into the engine; recall is against the exact top-k of the
+records the filter keeps. One configuration per selectivity (a YCSB mix: one run of the mix per selectivity, its
+filtered searches on that field, its writes keeping every record's payload)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from bench.backends.base import BackendOptions
+from bench.datasets import filtered
+from bench.errors import UserError
+from bench.scenarios import register
+from bench.scenarios.base import Prep, RunFlags, Scenario, Variant
+from bench.spec import Strict
+
+
+class FilterModel(Strict):
+    """One payload field per selectivity (1 on exactly round(s*n) records), searched with an equality filter."""
+
+    selectivities: list[float] = Field(default_factory=lambda: [0.5, 0.1, 0.01, 0.001], min_length=1)
+    mode: Literal["sweep"] = Field("sweep", description="sweep: one configuration per selectivity at each ef_search "
+                                   "(YCSB: one run of the mix per selectivity, its filtered searches on that field)")
+
+    @model_validator(mode="after")
+    def _fractions(self) -> FilterModel:
+        bad = [s for s in self.selectivities if not 0 < s <= 1]
+        if bad:
+            raise ValueError(f"selectivities are fractions of the records in (0, 1], got {bad}")
+        if len(set(self.selectivities)) != len(self.selectivities):
+            raise ValueError(f"selectivities must be distinct, got {self.selectivities}")
+        return self
+
+
+@register
+class FilterScenario(Scenario):
+    table = "filter"
+    Options = FilterModel
+    order = 20
+    kinds = ("ann", "ycsb")
+
+    @classmethod
+    def validate_spec(cls, options: FilterModel, spec) -> None:
+        fsearch = spec.ycsb.filtered_search_proportion if spec.kind == "ycsb" and spec.ycsb is not None else 0.0
+        if spec.kind != "ann" and not fsearch:
+            raise ValueError("a [filter] table is only read when kind = 'ann', or with "
+                             "ycsb.filtered_search_proportion > 0; remove it, or give filtered searches a share of "
+                             "the mix")
+        empty = [s for s in options.selectivities if round(s * spec.dataset.n) == 0]
+        if empty:
+            raise ValueError(f"filter.selectivities {empty} select no record of dataset.n = {spec.dataset.n}; "
+                             "raise dataset.n or the selectivity")
+
+    def check(self, backend, options: BackendOptions, flags: RunFlags) -> list[str]:
+        reason = backend.supports("filters", options)
+        if reason:
+            raise UserError(f"Backend '{backend.name}' cannot push payload filters into its search, which workload "
+                            f"'{self.spec.name}' needs, so it is skipped ({reason.rstrip('.')})",
+                            "choose a backend with filters (`bench backends`)")
+        return []
+
+    def prepare(self, prep: Prep) -> None:
+        self.cases = filtered.cases(self.options.selectivities)
+        self.masks = filtered.masks(prep.ds.n, self.cases, self.spec.dataset.seed)
+        self.key_payloads = filtered.key_payloads(prep.ds.n, tuple(self.cases), self.spec.dataset.seed)
+
+    def payload_fields(self) -> dict[str, str]:
+        return filtered.payload_fields(self.cases)
+
+    def payloads(self, ids: np.ndarray) -> Mapping[str, Sequence[Any]]:
+        return {f: m[ids].astype(np.int64).tolist() for f, m in self.masks.items()}
+
+    def expand(self, v: Variant) -> Iterable[Variant]:
+        for case in self.cases:
+            mask = self.masks[case.field]
+            yield v.derive(axes={"filter": case.label, "selectivity": case.selectivity},
+                           params={"filter": case.query}, mask=mask if v.mask is None else (v.mask & mask),
+                           ref_key={"filter": case.label}, task={"payload_cases": tuple(self.cases)},
+                           allowed_keys=lambda keys, f=case.field: self.key_payloads.mask(f, keys))

@@ -1,0 +1,60 @@
+"""Exact references: the ids each query should find, cached on disk by everything they depend on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.datasets._io import ensure_dir, save_npy_atomic
+from bench.datasets.exact import exact_topk
+from bench.metrics.recall import per_search_recall
+from bench.scenarios.base import Reference, Variant
+
+
+class ExactReference(Reference):
+    """The exact top-k: a search's quality is its recall@k."""
+
+    def __init__(self, truth: np.ndarray):
+        self.truth = truth
+
+    def per_search(self, queries: np.ndarray, found: np.ndarray, k: int) -> np.ndarray:
+        return per_search_recall(found, self.truth[queries], k)
+
+
+def digest(a: np.ndarray | None) -> str | None:
+    if a is None:
+        return None
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+
+
+def cache_path(cache_dir: Path, prefix: str, key: dict[str, Any], suffix: str = ".npy") -> Path:
+    h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return Path(cache_dir) / "groundtruth" / f"{prefix}-{h}{suffix}"
+
+
+def exact(v: Variant, k: int, cache_dir: Path) -> ExactReference:
+    """The exact top-k of the variant's queries over its data (only the rows its mask keeps). The plain case
+    is the dataset's own ground truth (published neighbours where the dataset has them)."""
+    ds = v.data
+    assert ds is not None
+    if v.mask is None and v.queries is None:
+        return ExactReference(ds.ground_truth(k, progress=False))
+    queries = v.query_vectors()
+    key = {"data": ds.content_hash, "metric": ds.metric, "n": ds.n, "k": k, "queries": digest(queries),
+           "mask": digest(v.mask), **{f"ref_{a}": b for a, b in v.ref_key.items()}}
+    path = cache_path(cache_dir, "exact", key)
+    if path.exists():
+        try:
+            gt = np.load(path, allow_pickle=False)
+            if gt.shape == (len(queries), k):
+                return ExactReference(gt)
+        except (OSError, ValueError):
+            pass
+    gt = exact_topk(ds.base_rows, queries, k, ds.metric, mask=v.mask)
+    ensure_dir(path.parent)
+    save_npy_atomic(path, gt)
+    return ExactReference(gt)
