@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import pickle
 
 import numpy as np
@@ -19,6 +20,7 @@ from bench.backends.query import (
     label,
     payload_fields_of,
 )
+from bench.errors import UserError
 
 # -- the tree -------------------------------------------------------------------------------------------------
 
@@ -160,3 +162,156 @@ def test_every_combination_of_bounds_is_a_valid_range():
         for names in itertools.combinations(("gt", "gte", "lt", "lte"), k):
             r = Range("r", **{n: 3 for n in names})
             assert list(r.bounds()) == list(names)
+
+
+# -- each engine's translator ---------------------------------------------------------------------------------
+
+EQ, RANGE = Eq("group", 1), Range("rank", gte=5, lt=10)
+AND = And((EQ, Range("rank", lt=300)))
+OR = Or((EQ, RANGE, Eq("tag", "x")))
+NESTED = And((EQ, Or((RANGE, Eq("tag", "x")))))
+
+
+def test_qdrant_server_translator():
+    pytest.importorskip("qdrant_client")
+    from qdrant_client import models as m
+
+    from bench.backends.qdrant import query_filter
+
+    def dump(node):
+        return json.loads(query_filter(node).model_dump_json(exclude_none=True))
+
+    eq = {"key": "group", "match": {"value": 1}}
+    rng = {"key": "rank", "range": {"gte": 5.0, "lt": 10.0}}
+    assert query_filter(EQ) == m.Filter(must=[m.FieldCondition(key="group", match=m.MatchValue(value=1))])
+    assert dump(EQ) == {"must": [eq]}
+    assert dump(RANGE) == {"must": [rng]}
+    assert dump(AND) == {"must": [eq, {"key": "rank", "range": {"lt": 300.0}}]}
+    assert dump(OR) == {"should": [eq, rng, {"key": "tag", "match": {"value": "x"}}]}
+    assert dump(NESTED) == {"must": [eq, {"should": [rng, {"key": "tag", "match": {"value": "x"}}]}]}
+    assert query_filter(None) is None
+
+
+def test_qdrant_edge_translator_builds_the_same_tree():
+    pytest.importorskip("qdrant_edge")
+    import qdrant_edge as q
+
+    from bench.backends._qdrant_common import edge_api, query_filter
+
+    api = edge_api()
+    f = query_filter(EQ, api)
+    assert isinstance(f, q.Filter) and f.should is None
+    (cond,) = f.must
+    assert (cond.key, cond.match.value, cond.range) == ("group", 1, None)
+    (cond,) = query_filter(RANGE, api).must
+    assert cond.key == "rank" and (cond.range.gte, cond.range.gt, cond.range.lt, cond.range.lte) == (5, None, 10, None)
+    f = query_filter(NESTED, api)
+    eq, inner = f.must
+    assert eq.key == "group" and isinstance(inner, q.Filter) and inner.must is None
+    assert [c.key for c in inner.should] == ["rank", "tag"] and inner.should[1].match.value == "x"
+    assert query_filter(OR, api).must is None and len(query_filter(OR, api).should) == 3
+
+
+def test_qdrant_adapters_share_the_quantization_builders():
+    pytest.importorskip("qdrant_client")
+    pytest.importorskip("qdrant_edge")
+    from bench.backends import _qdrant_common as common
+    from bench.backends.qdrant_edge import QdrantEdgeBackend
+
+    for api in (common.client_api(), common.edge_api()):
+        assert common.quantization_config(None, api) is None and common.quantization_config("fp16", api) is None
+        assert common.quantization_search_params("fp16", True, api) is None
+        on = common.quantization_search_params("int8", True, api)
+        assert on.rescore is True and on.oversampling == common.RESCORE_OVERSAMPLING
+        assert common.quantization_search_params("pq", False, api).oversampling is None
+        with pytest.raises(UserError, match="no quantization 'lvq'"):
+            common.quantization_config("lvq", api)
+    edge = common.quantization_config("int8", common.edge_api())
+    assert edge.quantile == pytest.approx(common.SCALAR_QUANTILE) and edge.always_ram is True
+    assert not hasattr(QdrantEdgeBackend, "_quantization_config")  # one builder, not two
+
+
+def test_pgvector_translator_is_a_parameterized_where_clause():
+    pytest.importorskip("psycopg")
+    from psycopg.types.json import Jsonb
+
+    from bench.backends.pgvector import PgConditionParser
+
+    p = PgConditionParser({"group": "int", "rank": "int"}, Jsonb)
+
+    def sql(node):
+        cond, args = p.parse(node)
+        return cond.as_string(None), args
+
+    assert sql(EQ) == ('"p_group" = %s', [1])
+    assert sql(RANGE) == ('("p_rank" >= %s AND "p_rank" < %s)', [5, 10])
+    assert sql(AND) == ('("p_group" = %s AND "p_rank" < %s)', [1, 300])
+    text, args = sql(OR)
+    assert text == '("p_group" = %s OR ("p_rank" >= %s AND "p_rank" < %s) OR payload @> %s)'
+    assert args[:3] == [1, 5, 10] and args[3].obj == {"tag": "x"}  # undeclared field: jsonb containment
+    assert sql(NESTED)[0] == '("p_group" = %s AND (("p_rank" >= %s AND "p_rank" < %s) OR payload @> %s))'
+    assert sql(Range("score", gt=0.5)) == ("(payload ->> 'score')::numeric > %s", [0.5])
+    evil = "x'); DROP TABLE t; --"
+    text, args = sql(Eq("group", evil))
+    assert evil not in text and args == [evil]  # values never enter the SQL text
+
+
+def test_milvus_translator_is_a_boolean_expression():
+    pytest.importorskip("pymilvus")
+    from bench.backends.milvus import filter_expr
+
+    assert filter_expr(EQ) == "group == 1"
+    assert filter_expr(RANGE) == "(rank >= 5 and rank < 10)"
+    assert filter_expr(Range("rank", lt=300)) == "rank < 300"
+    assert filter_expr(AND) == "(group == 1 and rank < 300)"
+    assert filter_expr(OR) == '(group == 1 or (rank >= 5 and rank < 10) or tag == "x")'
+    assert filter_expr(NESTED) == '(group == 1 and ((rank >= 5 and rank < 10) or tag == "x"))'
+    assert filter_expr(Range("x", gt=0.5)) == "x > 0.5"
+    assert filter_expr(None) == ""
+
+
+def test_chroma_translator_is_a_where_document_chroma_accepts():
+    chromadb = pytest.importorskip("chromadb")
+    from bench.backends.chroma import where
+
+    validate = chromadb.api.types.validate_where
+    assert where(None) is None
+    cases = {
+        EQ: {"group": {"$eq": 1}},
+        RANGE: {"$and": [{"rank": {"$gte": 5}}, {"rank": {"$lt": 10}}]},
+        Range("rank", lt=300): {"rank": {"$lt": 300}},
+        AND: {"$and": [{"group": {"$eq": 1}}, {"rank": {"$lt": 300}}]},
+        OR: {"$or": [{"group": {"$eq": 1}}, {"$and": [{"rank": {"$gte": 5}}, {"rank": {"$lt": 10}}]},
+                     {"tag": {"$eq": "x"}}]},
+        NESTED: {"$and": [{"group": {"$eq": 1}}, {"$or": [{"$and": [{"rank": {"$gte": 5}}, {"rank": {"$lt": 10}}]},
+                                                          {"tag": {"$eq": "x"}}]}]},
+        And((EQ,)): {"group": {"$eq": 1}},  # Chroma wants two or more items in $and / $or
+    }
+    for node, want in cases.items():
+        assert where(node) == want, label(node)
+        validate(want)
+
+
+def test_weaviate_translator_is_a_v4_filter():
+    pytest.importorskip("weaviate")
+    from weaviate.collections.filters import _FilterToREST
+
+    from bench.backends.weaviate import query_filter, search_request
+
+    def rest(node):
+        return _FilterToREST.convert(query_filter(node))
+
+    eq = {"operator": "Equal", "path": ["group"], "valueInt": 1}
+    rng = {"operator": "And", "operands": [{"operator": "GreaterThanEqual", "path": ["rank"], "valueInt": 5},
+                                           {"operator": "LessThan", "path": ["rank"], "valueInt": 10}]}
+    tag = {"operator": "Equal", "path": ["tag"], "valueText": "x"}
+    assert rest(EQ) == eq
+    assert rest(RANGE) == rng
+    assert rest(Range("rank", lte=3)) == {"operator": "LessThanEqual", "path": ["rank"], "valueInt": 3}
+    assert rest(Range("score", gt=0.5)) == {"operator": "GreaterThan", "path": ["score"], "valueNumber": 0.5}
+    assert rest(AND) == {"operator": "And", "operands": [eq, {"operator": "LessThan", "path": ["rank"],
+                                                              "valueInt": 300}]}
+    assert rest(OR) == {"operator": "Or", "operands": [eq, rng, tag]}
+    assert rest(NESTED) == {"operator": "And", "operands": [eq, {"operator": "Or", "operands": [rng, tag]}]}
+    assert query_filter(None) is None
+    assert search_request(np.zeros(3, dtype=np.float32), 5, RANGE)["filters"] is not None

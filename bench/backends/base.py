@@ -22,6 +22,8 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from bench.backends.query import Filter
+
 
 def package_version(name: str) -> str | None:
     """The installed version of a client package, or None when it is not installed."""
@@ -146,7 +148,9 @@ class SearchParams:
     """Per-query search settings, engine-neutral."""
 
     ef_search: int | None = None
-    filter: Mapping[str, Any] | None = None  # {"field": value} equality, or {"field": {"lt": x}}; see filters
+    # the payload filter, a typed tree (`bench.backends.query`: Eq, Range, And, Or) each adapter translates with
+    # its own ConditionParser; None = unfiltered
+    filter: Filter | None = None
     vector_name: str | None = None  # multi-vector collections: which named vector to search (None = the only one)
     # hybrid search (BM25 + dense, fused by the engine): the query text, "rrf" or "weighted", the dense side's
     # weight (weighted), and the per-side prefetch limit

@@ -38,8 +38,11 @@ Quantization (read back from describe_index, and from the engine's own segment o
 - milvus-lite 3.2.2 builds HNSW_SQ (faiss IndexHNSWSQ, 8-bit, no refine): int8 without rescore only. Its
   IVF_PQ raises NotImplementedError, so pq, fp16 and binary are refused.
 
-`SearchParams.ef_search` is sent per query as `{"params": {"ef": ...}}`. Payload filters are Milvus boolean
-expressions `field == value` joined with `and`.
+`SearchParams.ef_search` is sent per query as `{"params": {"ef": ...}}`. Payload filters (the typed filter tree of
+`bench.backends.query`) become Milvus boolean expressions (`MilvusConditionParser`): `field == value` for Eq,
+`field >= a and field < b` for a Range, `and` / `or` for And / Or, every compound part in parentheses; strings are
+double-quoted with JSON escapes, field names must be identifiers. The same expression serves both `milvus` and
+`milvus-lite`, plain and hybrid searches.
 
 Hybrid: Milvus' own BM25. The text field is a VARCHAR with `enable_analyzer` (the standard analyzer: no
 stemming, no stopwords) feeding a `Function(type=BM25)` into a SPARSE_FLOAT_VECTOR field with a
@@ -78,6 +81,7 @@ from bench.backends.base import (
     SearchParams,
     package_version,
 )
+from bench.backends.query import ConditionParser, Filter
 from bench.errors import UserError
 
 DEFAULT_URI = "http://127.0.0.1:19530"
@@ -283,20 +287,42 @@ def _literal(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value)
     raise UserError(f"milvus filters compare with numbers, booleans or strings, not {type(value).__name__}",
-                    "use an equality filter such as {\"tag\": 3}")
+                    "filter on an int or keyword payload field")
 
 
-def filter_expr(flt: Mapping[str, Any] | None) -> str:
-    """A Milvus boolean expression for an equality filter `{"field": value, ...}` ('' for none)."""
-    if not flt:
-        return ""
-    parts = []
-    for field_name, value in flt.items():
-        if not str(field_name).isidentifier():
-            raise UserError(f"milvus filter field '{field_name}' is not a valid field name",
-                            "use the payload field's name")
-        parts.append(f"{field_name} == {_literal(value)}")
-    return " and ".join(parts)
+_EXPR_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+class MilvusConditionParser(ConditionParser[str]):
+    """The filter tree as a Milvus boolean expression; every compound part is parenthesised."""
+
+    @staticmethod
+    def _name(field: str) -> str:
+        if not field.isidentifier():
+            raise UserError(f"milvus filter field '{field}' is not a valid field name", "use the payload field's name")
+        return field
+
+    def build_eq(self, field: str, value: int | str) -> str:
+        return f"{self._name(field)} == {_literal(value)}"
+
+    def build_range(self, field: str, **bounds: float) -> str:
+        name = self._name(field)
+        return self._join(" and ", [f"{name} {_EXPR_OPS[op]} {_literal(v)}" for op, v in bounds.items()])
+
+    def build_and(self, items: list[str]) -> str:
+        return self._join(" and ", items)
+
+    def build_or(self, items: list[str]) -> str:
+        return self._join(" or ", items)
+
+    @staticmethod
+    def _join(op: str, items: list[str]) -> str:
+        return items[0] if len(items) == 1 else "(" + op.join(items) + ")"
+
+
+def filter_expr(flt: Filter | None) -> str:
+    """The Milvus boolean expression of a typed filter tree ('' for none)."""
+    return "" if flt is None else MilvusConditionParser().parse(flt)
 
 
 def nested_params(desc: Mapping[str, Any]) -> Mapping[str, Any]:

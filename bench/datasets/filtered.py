@@ -2,7 +2,7 @@
 
 For each selectivity s the harness adds one int payload field, e.g. `sel_10` for s = 0.1, equal to 1 on exactly
 round(s * n) records chosen by a permutation seeded from the dataset seed and s, else 0. A filtered search asks
-for `{"sel_10": 1}`; its ground truth is the exact top-k over the records where the field is 1.
+for `Eq("sel_10", 1)`; its ground truth is the exact top-k over the records where the field is 1.
 
 Under writes (a YCSB mix) a key keeps its payload: an upsert of row id i carries the fields of row i, and a new
 key k >= n (a YCSB insert) gets field = 1 when a seeded hash of (seed, s, k) falls below s, so about s of the
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.backends.query import Eq
 from bench.datasets._io import ensure_dir, save_npy_atomic
 from bench.datasets.exact import exact_topk
 
@@ -36,9 +37,9 @@ class FilterCase:
         return f"{self.field}={self.value}"
 
     @property
-    def query(self) -> dict[str, int]:
+    def query(self) -> Eq:
         """`SearchParams.filter` for this case."""
-        return {self.field: self.value}
+        return Eq(self.field, self.value)
 
 
 def field_name(selectivity: float) -> str:
