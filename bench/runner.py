@@ -144,7 +144,7 @@ def prepare(req: RunRequest) -> tuple[WorkloadSpec, type[Backend], Any, Path | N
         raise UserError(f"Backend '{req.backend}' cannot push payload filters into its search, which workload "
                         f"'{spec.name}' needs, so it is skipped", "choose a backend with filters (`bench backends`)")
     if spec.multivector is not None:
-        reason = cls.multi_vector_unsupported(options)
+        reason = cls.supports("multi_vector", options)
         if reason:
             raise UserError(f"Backend '{req.backend}' cannot store several named vectors per record, which workload "
                             f"'{spec.name}' needs, so it is skipped: {reason.rstrip('.')}",
@@ -153,7 +153,7 @@ def prepare(req: RunRequest) -> tuple[WorkloadSpec, type[Backend], Any, Path | N
         raise UserError(f"--rate-sweep does not sweep multi-vector workloads ('{spec.name}' has a [multivector] "
                         "table)", "run it without --rate-sweep")
     if spec.hybrid is not None:
-        reason = cls.hybrid_unsupported(options)
+        reason = cls.supports("hybrid", options)
         if reason:
             raise UserError(f"Backend '{req.backend}' cannot run hybrid (BM25 + dense) search, which workload "
                             f"'{spec.name}' needs, so it is skipped: {reason.rstrip('.')}",

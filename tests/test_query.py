@@ -315,3 +315,95 @@ def test_weaviate_translator_is_a_v4_filter():
     assert rest(NESTED) == {"operator": "And", "operands": [eq, {"operator": "Or", "operands": [rng, tag]}]}
     assert query_filter(None) is None
     assert search_request(np.zeros(3, dtype=np.float32), 5, RANGE)["filters"] is not None
+
+
+# -- what each adapter supports -------------------------------------------------------------------------------
+
+RANGE_FILTERS = {"qdrant-edge", "qdrant", "qdrant-local", "pgvector", "milvus", "milvus-lite", "chroma",
+                 "chroma-server", "weaviate", "null"}
+
+
+def _cls(name: str):
+    from bench.backends import registry
+    from bench.errors import BackendUnavailable
+
+    try:
+        return registry.get(name)
+    except BackendUnavailable as e:
+        pytest.skip(str(e))
+
+
+@pytest.mark.parametrize("name", ["qdrant-edge", "qdrant", "qdrant-local", "pgvector", "milvus", "milvus-lite",
+                                  "chroma", "chroma-server", "weaviate", "faiss", "null", "fake-slow"])
+def test_supports_answers_range_filters_per_engine(name, monkeypatch):
+    cls = _cls(name)
+    # answering filters never asks a server anything
+    monkeypatch.setattr(cls, "_older_than", lambda *a: pytest.fail("asked the server"), raising=False)
+    options = cls.Options()
+    for feature in ("filters", "range_filters"):
+        reason = cls.supports(feature, options)
+        if name in RANGE_FILTERS:
+            assert reason is None, (name, feature, reason)
+        else:
+            assert reason and name in reason and "filters" in reason and len(reason.splitlines()) == 1
+
+
+def test_the_feature_hooks_are_gone():
+    from bench.backends.base import Backend
+
+    for name in ("hybrid_unsupported", "multi_vector_unsupported"):
+        assert not hasattr(Backend, name)
+    for name in ("qdrant-edge", "milvus", "milvus-lite", "pgvector", "chroma", "faiss"):
+        cls = _cls(name)
+        assert not hasattr(cls, "hybrid_unsupported") and not hasattr(cls, "multi_vector_unsupported"), name
+
+
+def test_supports_hybrid_and_multi_vector_from_capabilities():
+    edge, chroma, lite = _cls("qdrant-edge"), _cls("chroma"), _cls("milvus-lite")
+    assert edge.supports("hybrid", edge.Options()) is None
+    assert "alpha-weighted" in edge.supports("hybrid", edge.Options(), fusion="weighted")
+    assert lite.supports("hybrid", lite.Options(), fusion="weighted") is None
+    assert "hybrid" in chroma.supports("hybrid", chroma.Options())
+    assert "named vectors" in chroma.supports("multi_vector", chroma.Options())
+    assert edge.supports("multi_vector", edge.Options()) is None
+    assert "'pq'" in chroma.supports("quantization", chroma.Options(), kind="pq")
+    with pytest.raises(ValueError, match="unknown feature"):
+        edge.supports("teleport", edge.Options())
+
+
+def test_milvus_server_version_decides_hybrid_and_multi_vector(monkeypatch):
+    cls = _cls("milvus")
+    asked = []
+
+    def older(options, minimum):
+        asked.append(minimum)
+        return "uri", ("the Milvus server at uri is v2.3.5" if minimum > (2, 3) else None)
+
+    monkeypatch.setattr(cls, "_older_than", staticmethod(older))
+    o = cls.Options(uri="http://127.0.0.1:1")
+    assert cls.supports("hybrid", o) == ("the Milvus server at uri is v2.3.5, and the BM25 function with "
+                                         "hybrid_search needs Milvus 2.5 or later")
+    assert ">= 2.4" in cls.supports("multi_vector", o) and "v2.3.5" in cls.supports("multi_vector", o)
+    assert asked == [(2, 5), (2, 4), (2, 4)]
+    monkeypatch.setattr(cls, "_older_than", staticmethod(lambda options, minimum: ("uri", None)))
+    assert cls.supports("hybrid", o) is None and cls.supports("multi_vector", o) is None
+    assert cls.supports("hybrid", o, fusion="weighted") is None  # WeightedRanker
+
+
+def test_milvus_server_here_is_asked_its_version():
+    cls = _cls("milvus")
+    from backend_options import BACKEND_OPTIONS
+
+    opts = BACKEND_OPTIONS["milvus"]()
+    if isinstance(opts, str):
+        pytest.skip(f"milvus: {opts}")
+    from pymilvus import MilvusClient
+
+    from bench.backends.milvus import MULTI_VECTOR_MIN_SERVER, server_version_tuple
+
+    version = MilvusClient(uri=opts["uri"]).get_server_version()
+    reason = cls.supports("multi_vector", cls.Options(**opts))
+    if server_version_tuple(version)[:2] >= MULTI_VECTOR_MIN_SERVER:
+        assert reason is None
+    else:
+        assert version in reason and ">= 2.4" in reason

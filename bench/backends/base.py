@@ -174,17 +174,22 @@ class Backend(ABC):
     def supports(cls, feature: str, options: BackendOptions, **details: Any) -> str | None:
         """None when this adapter (with these options) can do `feature`, else one sentence why not. The one
         question scenarios ask an engine; `details` narrow it (e.g. `supports("hybrid", o, fusion="weighted")`,
-        `supports("quantization", o, kind="pq")`). It may ask a server its version, before anything is written.
+        `supports("quantization", o, kind="pq")`). It may ask a server its version, before anything is written:
+        an adapter whose answer depends on more than its capabilities overrides this and calls it first.
 
-        Features: "filters", "range_filters", "hybrid", "multi_vector", "quantization", "get", "upsert", "delete".
+        Features: "filters" (the typed filter tree of `bench.backends.query`), "range_filters" (its `Range`
+        nodes; by default every adapter with filters translates them), "hybrid", "multi_vector",
+        "quantization", "get", "upsert", "delete".
         """
         caps = cls.capabilities
         if feature == "hybrid":
+            if not caps.hybrid:
+                return f"{cls.name} has no native hybrid (BM25 + dense) search through bench"
             if details.get("fusion") == "weighted" and cls.hybrid_weighted_norm is None:
                 return f"{cls.name} has no alpha-weighted score fusion"
-            return cls.hybrid_unsupported(options)
+            return None
         if feature == "multi_vector":
-            return cls.multi_vector_unsupported(options)
+            return None if caps.multi_vector else f"{cls.name} cannot store several named vectors per record through bench"
         if feature == "quantization":
             kind = details.get("kind")
             if kind and kind not in caps.quantization:
@@ -192,26 +197,11 @@ class Backend(ABC):
                         f"{', '.join(caps.quantization) or 'none'})")
             return None
         if feature == "range_filters":
-            feature = "filters"
+            return None if caps.filters else f"{cls.name} does not support range filters through bench"
         flag = getattr(caps, feature, None)
-        if flag is None:
+        if not isinstance(flag, bool):
             raise ValueError(f"unknown feature {feature!r}")
         return None if flag else f"{cls.name} does not support {feature.replace('_', ' ')} through bench"
-
-    @classmethod
-    def hybrid_unsupported(cls, options: BackendOptions) -> str | None:
-        """None when this adapter (with these options) can run hybrid searches, else one sentence why not."""
-        if not cls.capabilities.hybrid:
-            return f"{cls.name} has no native hybrid (BM25 + dense) search through bench"
-        return None
-
-    @classmethod
-    def multi_vector_unsupported(cls, options: BackendOptions) -> str | None:
-        """None when this adapter (with these options) can store several named vectors per record, else one
-        sentence why not. Asked before anything of a run is written (it may ask the server its version)."""
-        if not cls.capabilities.multi_vector:
-            return f"{cls.name} cannot store several named vectors per record through bench"
-        return None
 
     def __init__(self, options: BackendOptions, workdir: str):
         """`workdir` is a private folder for this run (for embedded engines' files)."""
