@@ -21,6 +21,7 @@ from backend_options import BACKEND_OPTIONS
 
 from bench.backends import registry
 from bench.backends.base import Backend, BuiltIndex, CollectionSpec, IndexSpec, SearchParams
+from bench.backends.query import Eq
 from bench.errors import UserError
 
 N, DIM, CLUSTERS, NQ, K = 2000, 64, 16, 50, 10
@@ -184,7 +185,7 @@ def test_filtered_search(loaded: Loaded, data: Data) -> None:
     _need(loaded, "filters")
     group = 2
     mask = np.array([p["group"] == group for p in data.payloads])
-    params = SearchParams(ef_search=EF, filter={"group": group})
+    params = SearchParams(ef_search=EF, filter=Eq("group", group))
     found = [list(loaded.backend.search(q, K, params)) for q in data.queries]
     allowed = set(int(i) for i in data.ids[mask])
     for f in found:

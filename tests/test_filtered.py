@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -12,6 +13,7 @@ import pytest
 from backend_options import BACKEND_OPTIONS
 
 from bench.backends.base import CollectionSpec, SearchParams
+from bench.backends.query import Eq, Range, evaluate
 from bench.datasets import filtered
 from bench.datasets.exact import exact_topk
 from bench.metrics.recall import recall_at_k
@@ -36,6 +38,63 @@ def test_generated_selectivities_are_exact_and_seeded(n):
     pl = filtered.payloads(ids, masks)
     assert pl[3] == {f: int(masks[f][8]) for f in masks}
     assert filtered.payload_fields(cases) == {f: "int" for f in masks}
+
+
+def test_range_cases_keep_exactly_round_s_n_records_of_one_seeded_rank_field():
+    n = 3001
+    cases = filtered.cases(SELS, kind="range", n=n)
+    assert {c.field for c in cases} == {"rank"} and {c.kind for c in cases} == {"range"}
+    assert [c.value for c in cases] == [round(s * n) for s in SELS] == [1500, 300, 30, 3]
+    assert [c.label for c in cases] == ["rank<1500", "rank<300", "rank<30", "rank<3"]
+    assert cases[1].query == Range("rank", lt=300) and cases[1].selectivity == 0.1
+    assert len({c.key for c in cases}) == len(cases)  # one field, distinct keys (file names, result stems)
+    cols = filtered.columns(n, cases, seed=7)
+    assert list(cols) == ["rank"] and sorted(cols["rank"].tolist()) == list(range(n))  # a permutation
+    masks = filtered.masks(n, cases, seed=7)
+    for c in cases:
+        m = masks[c.key]
+        assert int(m.sum()) == round(c.selectivity * n)
+        assert np.array_equal(m, cols["rank"] < c.value) and np.array_equal(m, evaluate(c.query, cols))
+    assert not (masks[cases[2].key] & ~masks[cases[1].key]).any()  # rarer ranges keep a subset
+    assert np.array_equal(filtered.masks(n, cases, seed=7)[cases[0].key], masks[cases[0].key])
+    assert not np.array_equal(filtered.masks(n, cases, seed=8)[cases[0].key], masks[cases[0].key])
+    assert filtered.payload_fields(cases) == {"rank": "int"}
+    ids = np.arange(5, 25, dtype=np.int64)
+    assert filtered.payloads(ids, cols)[3] == {"rank": int(cols["rank"][8])}
+    with pytest.raises(ValueError, match="record count"):
+        filtered.cases(SELS, kind="range")
+    with pytest.raises(ValueError, match="kind"):
+        filtered.FilterCase("x", 0.1, kind="grid")
+
+
+def test_equality_cases_are_unchanged_by_the_range_kind():
+    eq = filtered.cases([0.1], kind="eq")
+    assert eq == filtered.cases([0.1]) == [filtered.FilterCase("sel_10", 0.1)]
+    c = eq[0]
+    assert (c.kind, c.key, c.label, c.query) == ("eq", "sel_10", "sel_10=1", Eq("sel_10", 1))
+    assert np.array_equal(filtered.masks(1000, eq, 3)["sel_10"], filtered.mask_for(1000, 0.1, 3))
+
+
+def _tiny_ds(tmp_path, n=600, nq=8, dim=8):
+    rng = np.random.default_rng(2)
+    return SimpleNamespace(cache_dir=tmp_path, content_hash="h", metric="l2", n=n,
+                           base_rows=rng.standard_normal((n, dim)).astype(np.float32),
+                           queries=rng.standard_normal((nq, dim)).astype(np.float32))
+
+
+def test_range_ground_truth_is_exact_and_never_shares_a_cache_file_with_equality(tmp_path):
+    ds = _tiny_ds(tmp_path)
+    (eq,) = filtered.cases([0.1])
+    (rg,) = filtered.cases([0.1], kind="range", n=ds.n)
+    gt = filtered.ground_truth(ds, 10, rg, None, seed=4)  # the mask follows from the case
+    keep = filtered.masks(ds.n, [rg], 4)[rg.key]
+    assert np.array_equal(gt, exact_topk(ds.base_rows, ds.queries, 10, "l2", mask=keep))
+    assert set(gt.ravel().tolist()) <= set(np.flatnonzero(keep).tolist())
+    gt_eq = filtered.ground_truth(ds, 10, eq, filtered.masks(ds.n, [eq], 4)["sel_10"], seed=4)
+    files = sorted(p.name for p in (tmp_path / "groundtruth").iterdir())
+    assert files == ["h-l2-k10-range-rank_lt60-n600-seed4.npy", "h-l2-k10-sel_10-n600-seed4.npy"]
+    assert not np.array_equal(gt, gt_eq)
+    assert np.array_equal(filtered.ground_truth(ds, 10, rg, None, seed=4), gt)  # read back from the cache
 
 
 def test_filtered_ground_truth_stays_inside_the_mask_and_recall_counts_what_exists():

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.backends.base import CollectionSpec, HybridSpec, IndexSpec, SearchParams
+from bench.backends.query import Eq
 from bench.datasets import hybrid, texts
 
 HSPEC = CollectionSpec(name="bench-hyb", dim=8, metric="cosine", index=IndexSpec(m=16, ef_construction=64),
@@ -29,7 +30,7 @@ def test_qdrant_hybrid_request_prefetches_dense_and_bm25_and_fuses_by_rrf_61():
     from bench.backends.qdrant import hybrid_request, payload_index_requests
 
     req = hybrid_request(HSPEC, VEC, 10, SearchParams(ef_search=96, text="bako rata", fusion="rrf", candidates=50,
-                                                      filter={"group": 3}))
+                                                      filter=Eq("group", 3)))
     sent = json.loads(models.QueryRequest(prefetch=req["prefetch"], query=req["query"], limit=req["limit"],
                                           filter=req["query_filter"]).model_dump_json(exclude_none=True))
     dense, text = sent["prefetch"]
@@ -113,7 +114,7 @@ def test_weaviate_hybrid_request_maps_fusion_and_alpha():
     assert w["fusion_type"] == HybridFusion.RELATIVE_SCORE and w["alpha"] == 0.25
     assert w["query"] == "bako rata" and w["vector"] == pytest.approx(VEC.tolist())
     assert w["query_properties"] == ["text"] and w["limit"] == 10 and w["target_vector"] == VECTOR_NAME
-    r = hybrid_request(VEC, 5, SearchParams(text="x", fusion="rrf", filter={"group": 2}), "text")
+    r = hybrid_request(VEC, 5, SearchParams(text="x", fusion="rrf", filter=Eq("group", 2)), "text")
     assert r["fusion_type"] == HybridFusion.RANKED and r["alpha"] == 0.5 and r["filters"] is not None
     with pytest.raises(ValueError):
         hybrid_request(VEC, 5, SearchParams(text="x", fusion="weighted"), "text")

@@ -30,6 +30,7 @@ from bench.backends.milvus import (
     record_from_row,
     search_params,
 )
+from bench.backends.query import And, Eq
 from bench.errors import ServerUnreachable, UserError
 
 pymilvus = pytest.importorskip("pymilvus")
@@ -125,13 +126,12 @@ def test_search_params_carry_ef_per_query() -> None:
 
 def test_filter_expr_quotes_values() -> None:
     assert filter_expr(None) == ""
-    assert filter_expr({"group": 2}) == "group == 2"
-    assert filter_expr({"group": np.int64(2), "color": 'r"ed'}) == 'group == 2 and color == "r\\"ed"'
-    assert filter_expr({"ok": True}) == "ok == true"
+    assert filter_expr(Eq("group", 2)) == "group == 2"
+    assert filter_expr(And((Eq("group", np.int64(2)), Eq("color", 'r"ed')))) == '(group == 2 and color == "r\\"ed")'
     with pytest.raises(UserError, match="field"):
-        filter_expr({"a b": 1})
-    with pytest.raises(UserError, match="list"):
-        filter_expr({"group": [1, 2]})
+        filter_expr(Eq("a b", 1))
+    with pytest.raises(ValueError, match="int or a string"):
+        Eq("group", [1, 2])  # refused where the filter is made
 
 
 def test_read_index_description_server_and_lite_forms() -> None:
@@ -310,7 +310,7 @@ def test_lite_rows_without_a_declared_payload_field(lite) -> None:
     lite.upsert(int(ids[0]), x[1])  # no payload: the engine stores nulls
     lite.wait_indexed(60)
     assert lite.get(int(ids[0])).payload is None
-    found = lite.search(x[3], 10, SearchParams(ef_search=32, filter={"color": "blue"}))
+    found = lite.search(x[3], 10, SearchParams(ef_search=32, filter=Eq("color", "blue")))
     assert found and all(lite.get(i).payload["color"] == "blue" for i in found)
 
 

@@ -28,6 +28,7 @@ from bench.backends.qdrant import (
     record_from_point,
     search_request,
 )
+from bench.backends.query import And, Eq
 from bench.errors import ServerUnreachable, UserError
 
 models = pytest.importorskip("qdrant_client.http.models")  # the REST models query_points returns
@@ -108,17 +109,17 @@ def test_payload_indexes_for_declared_fields() -> None:
 
 
 def test_query_filter() -> None:
-    assert query_filter(None) is None and query_filter({}) is None
-    f = query_filter({"group": np.int64(2), "color": "red"})
+    assert query_filter(None) is None
+    f = query_filter(And((Eq("group", np.int64(2)), Eq("color", "red"))))
     assert f == models.Filter(must=[models.FieldCondition(key="group", match=models.MatchValue(value=2)),
                                     models.FieldCondition(key="color", match=models.MatchValue(value="red"))])
-    with pytest.raises(UserError, match="group"):
-        query_filter({"group": 0.5})
+    with pytest.raises(ValueError, match="group"):
+        Eq("group", 0.5)  # a float equality is refused where the filter is made
 
 
 def test_search_request_sends_hnsw_ef_per_query() -> None:
     v = np.arange(4, dtype=np.float32)
-    req = search_request("c", v, 10, SearchParams(ef_search=48, filter={"group": 1}))
+    req = search_request("c", v, 10, SearchParams(ef_search=48, filter=Eq("group", 1)))
     assert req["query"] == [0.0, 1.0, 2.0, 3.0] and req["limit"] == 10
     assert req["search_params"] == models.SearchParams(hnsw_ef=48)
     assert req["query_filter"].must[0].key == "group"
@@ -303,7 +304,7 @@ def test_local_mode_round_trip(tmp_path, path: str) -> None:
     assert built.kind == "flat" and built.substitutions == [LOCAL_CAVEAT] and built.total_count == 300
     exact = ids[np.argsort(((x - x[5]) ** 2).sum(1))[:10]].tolist()
     assert list(b.search(x[5], 10, SearchParams(ef_search=32))) == exact  # local mode is exact
-    assert all(int(i) % 3 == 1 for i in b.search(x[5], 10, SearchParams(filter={"group": 1})))
+    assert all(int(i) % 3 == 1 for i in b.search(x[5], 10, SearchParams(filter=Eq("group", 1))))
     assert b.info().extra["caveat"] == LOCAL_CAVEAT
     b.drop()
     b.close()

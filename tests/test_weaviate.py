@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from bench.backends.base import CollectionSpec, IndexSpec, SearchParams
+from bench.backends.query import And, Eq
 from bench.backends.weaviate import (
     ID_PROPERTY,
     WeaviateBackend,
@@ -159,14 +160,14 @@ def test_ids_map_to_deterministic_uuids() -> None:
 
 def test_query_filter() -> None:
     assert query_filter(None) is None
-    one = query_filter({"group": np.int64(2)})
+    one = query_filter(Eq("group", np.int64(2)))
     assert (one.target, one.value) == ("group", 2)
-    both = query_filter({"group": 2, "color": "red"})
+    both = query_filter(And((Eq("group", 2), Eq("color", "red"))))
     assert [f.target for f in both.filters] == ["group", "color"]
 
 
 def test_search_request_returns_only_the_int_id() -> None:
-    req = search_request(np.arange(3, dtype=np.float32), 10, {"group": 1})
+    req = search_request(np.arange(3, dtype=np.float32), 10, Eq("group", 1))
     assert req["near_vector"] == [0.0, 1.0, 2.0] and req["limit"] == 10
     assert req["return_properties"] == [ID_PROPERTY] and req["target_vector"] == "default"
     assert req["filters"].target == "group" and req["include_vector"] is False

@@ -59,6 +59,29 @@ def test_key_payloads_agree_with_the_load_and_between_mask_and_payload():
     assert filtered.key_payloads(3000, tuple(cases), 5) is filtered.key_payloads(3000, tuple(cases), 5)
 
 
+def test_key_payloads_of_range_cases_rank_inserted_keys_uniformly():
+    n = 3000
+    cases = filtered.cases([0.1, 0.01], kind="range", n=n)
+    kp = filtered.KeyPayloads(n, cases, seed=5)
+    loaded = filtered.columns(n, cases, seed=5)
+    ids = np.arange(n, dtype=np.int64)
+    assert filtered.payloads(ids[:50], loaded) == [kp.payload(int(i)) for i in ids[:50]]
+    new = np.arange(n, n + 40_000, dtype=np.int64)
+    ranks = filtered.inserted_rank(new, n, 5)
+    assert ranks.min() >= 0 and ranks.max() < n and np.array_equal(ranks, filtered.inserted_rank(new, n, 5))
+    assert not np.array_equal(ranks, filtered.inserted_rank(new, n, 6))
+    assert [kp.payload(int(k)) for k in new[:20]] == [{"rank": int(r)} for r in ranks[:20]]
+    for c in cases:
+        assert np.array_equal(kp.mask(c, ids), loaded["rank"] < c.value)
+        share = kp.mask(c, new).mean()
+        assert abs(share - c.selectivity) < 4 * np.sqrt(c.selectivity / len(new)) + 1e-3, (c.label, share)
+        mixed = np.concatenate([ids[:10], new[:10]])
+        assert np.array_equal(kp.mask(c, mixed), np.concatenate([kp.mask(c, ids[:10]), kp.mask(c, new[:10])]))
+    with pytest.raises(KeyError, match="pass the case"):
+        kp.mask("rank", ids)  # one field, two cases: the case must be named
+    assert np.array_equal(kp.mask(cases[0].key, ids), kp.mask(cases[0], ids))
+
+
 # -- filtered ground truth under writes, against brute force ------------------------------------------------
 
 class _DS:

@@ -22,6 +22,8 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from bench.backends.query import Filter
+
 
 def package_version(name: str) -> str | None:
     """The installed version of a client package, or None when it is not installed."""
@@ -146,7 +148,9 @@ class SearchParams:
     """Per-query search settings, engine-neutral."""
 
     ef_search: int | None = None
-    filter: Mapping[str, Any] | None = None  # {"field": value} equality, or {"field": {"lt": x}}; see filters
+    # the payload filter, a typed tree (`bench.backends.query`: Eq, Range, And, Or) each adapter translates with
+    # its own ConditionParser; None = unfiltered
+    filter: Filter | None = None
     vector_name: str | None = None  # multi-vector collections: which named vector to search (None = the only one)
     # hybrid search (BM25 + dense, fused by the engine): the query text, "rrf" or "weighted", the dense side's
     # weight (weighted), and the per-side prefetch limit
@@ -170,17 +174,22 @@ class Backend(ABC):
     def supports(cls, feature: str, options: BackendOptions, **details: Any) -> str | None:
         """None when this adapter (with these options) can do `feature`, else one sentence why not. The one
         question scenarios ask an engine; `details` narrow it (e.g. `supports("hybrid", o, fusion="weighted")`,
-        `supports("quantization", o, kind="pq")`). It may ask a server its version, before anything is written.
+        `supports("quantization", o, kind="pq")`). It may ask a server its version, before anything is written:
+        an adapter whose answer depends on more than its capabilities overrides this and calls it first.
 
-        Features: "filters", "range_filters", "hybrid", "multi_vector", "quantization", "get", "upsert", "delete".
+        Features: "filters" (the typed filter tree of `bench.backends.query`), "range_filters" (its `Range`
+        nodes; by default every adapter with filters translates them), "hybrid", "multi_vector",
+        "quantization", "get", "upsert", "delete".
         """
         caps = cls.capabilities
         if feature == "hybrid":
+            if not caps.hybrid:
+                return f"{cls.name} has no native hybrid (BM25 + dense) search through bench"
             if details.get("fusion") == "weighted" and cls.hybrid_weighted_norm is None:
                 return f"{cls.name} has no alpha-weighted score fusion"
-            return cls.hybrid_unsupported(options)
+            return None
         if feature == "multi_vector":
-            return cls.multi_vector_unsupported(options)
+            return None if caps.multi_vector else f"{cls.name} cannot store several named vectors per record through bench"
         if feature == "quantization":
             kind = details.get("kind")
             if kind and kind not in caps.quantization:
@@ -188,26 +197,11 @@ class Backend(ABC):
                         f"{', '.join(caps.quantization) or 'none'})")
             return None
         if feature == "range_filters":
-            feature = "filters"
+            return None if caps.filters else f"{cls.name} does not support range filters through bench"
         flag = getattr(caps, feature, None)
-        if flag is None:
+        if not isinstance(flag, bool):
             raise ValueError(f"unknown feature {feature!r}")
         return None if flag else f"{cls.name} does not support {feature.replace('_', ' ')} through bench"
-
-    @classmethod
-    def hybrid_unsupported(cls, options: BackendOptions) -> str | None:
-        """None when this adapter (with these options) can run hybrid searches, else one sentence why not."""
-        if not cls.capabilities.hybrid:
-            return f"{cls.name} has no native hybrid (BM25 + dense) search through bench"
-        return None
-
-    @classmethod
-    def multi_vector_unsupported(cls, options: BackendOptions) -> str | None:
-        """None when this adapter (with these options) can store several named vectors per record, else one
-        sentence why not. Asked before anything of a run is written (it may ask the server its version)."""
-        if not cls.capabilities.multi_vector:
-            return f"{cls.name} cannot store several named vectors per record through bench"
-        return None
 
     def __init__(self, options: BackendOptions, workdir: str):
         """`workdir` is a private folder for this run (for embedded engines' files)."""

@@ -16,6 +16,11 @@ ef_search than the current one:
   not applied. Rather than mislabel results, it raises a UserError; create the collection with the wanted
   value through the `ef_search` option (`--set backend.ef_search=N`), one value per run.
 
+Filters: the typed filter tree (`bench.backends.query`) becomes a `where` document (`ChromaConditionParser`):
+`{field: {"$eq": v}}` for Eq, `{field: {"$gte": a}}` for a one-bound Range (two bounds: their `$and`), `$and` /
+`$or` for And / Or (Chroma wants at least two items in either, so a one-item And / Or is its item). Payloads are
+stored as metadata, so every payload field is filterable; `$gt`/`$lt` compare numbers only.
+
 Chroma single-node applies writes to its HNSW index before `add` returns; it exposes no indexing progress
 (`get_indexing_status` is a distributed-Chroma feature), so `wait_indexed` reports the stored count and
 `indexed_count=None` when the engine does not say.
@@ -47,6 +52,7 @@ from bench.backends.base import (
     Record,
     SearchParams,
 )
+from bench.backends.query import ConditionParser, Filter
 from bench.errors import BackendUnavailable, ServerUnreachable, UserError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -63,6 +69,27 @@ class ChromaOptions(BackendOptions):
 class ChromaServerOptions(ChromaOptions):
     url: str = Field(default_factory=lambda: os.environ.get("BENCH_CHROMA_URL", DEFAULT_URL),
                      description="the Chroma server; default from BENCH_CHROMA_URL")
+
+
+class ChromaConditionParser(ConditionParser[dict[str, Any]]):
+    """The filter tree as a Chroma `where` document."""
+
+    def build_eq(self, field: str, value: int | str) -> dict[str, Any]:
+        return {field: {"$eq": value}}
+
+    def build_range(self, field: str, **bounds: float) -> dict[str, Any]:
+        return self.build_and([{field: {f"${op}": v}} for op, v in bounds.items()])
+
+    def build_and(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return items[0] if len(items) == 1 else {"$and": items}
+
+    def build_or(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return items[0] if len(items) == 1 else {"$or": items}
+
+
+def where(flt: Filter | None) -> dict[str, Any] | None:
+    """The `where` of one query (None for no filter)."""
+    return None if flt is None else ChromaConditionParser().parse(flt)
 
 
 def _chromadb() -> Any:
@@ -211,17 +238,6 @@ class _ChromaBase(Backend):
     @abstractmethod
     def _apply_ef(self, ef: int) -> None: ...
 
-    @staticmethod
-    def _where(flt: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        if not flt:
-            return None
-        for f, v in flt.items():
-            if isinstance(v, Mapping):
-                raise UserError(f"chroma filter on '{f}' must be an equality value, not {dict(v)}",
-                                "write the filter as {\"field\": value}")
-        items = [{f: v} for f, v in flt.items()]
-        return items[0] if len(items) == 1 else {"$and": items}
-
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
         ef = params.ef_search
         if ef is not None and ef != self._ef:
@@ -229,7 +245,7 @@ class _ChromaBase(Backend):
                 if ef != self._ef:
                     self._apply_ef(ef)
         r = self.col.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=int(k),
-                           where=self._where(params.filter), include=[])
+                           where=where(params.filter), include=[])
         return [int(i) for i in r["ids"][0]]
 
     # -- info and teardown --------------------------------------------------------------------------------

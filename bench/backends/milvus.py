@@ -38,8 +38,11 @@ Quantization (read back from describe_index, and from the engine's own segment o
 - milvus-lite 3.2.2 builds HNSW_SQ (faiss IndexHNSWSQ, 8-bit, no refine): int8 without rescore only. Its
   IVF_PQ raises NotImplementedError, so pq, fp16 and binary are refused.
 
-`SearchParams.ef_search` is sent per query as `{"params": {"ef": ...}}`. Payload filters are Milvus boolean
-expressions `field == value` joined with `and`.
+`SearchParams.ef_search` is sent per query as `{"params": {"ef": ...}}`. Payload filters (the typed filter tree of
+`bench.backends.query`) become Milvus boolean expressions (`MilvusConditionParser`): `field == value` for Eq,
+`field >= a and field < b` for a Range, `and` / `or` for And / Or, every compound part in parentheses; strings are
+double-quoted with JSON escapes, field names must be identifiers. The same expression serves both `milvus` and
+`milvus-lite`, plain and hybrid searches.
 
 Hybrid: Milvus' own BM25. The text field is a VARCHAR with `enable_analyzer` (the standard analyzer: no
 stemming, no stopwords) feeding a `Function(type=BM25)` into a SPARSE_FLOAT_VECTOR field with a
@@ -78,6 +81,7 @@ from bench.backends.base import (
     SearchParams,
     package_version,
 )
+from bench.backends.query import ConditionParser, Filter
 from bench.errors import UserError
 
 DEFAULT_URI = "http://127.0.0.1:19530"
@@ -106,6 +110,12 @@ _VARCHAR_MAX = {"keyword": 1024, "text": 65535}
 
 ConsistencyLevel = Literal["Strong", "Bounded", "Session", "Eventually"]
 MULTI_VECTOR_MIN_SERVER = (2, 4)  # several vector fields in one collection
+# what a Milvus server's version decides (`MilvusBackend.supports`): feature -> (minimum version, why not before)
+_SERVER_NEEDS = {
+    "hybrid": (BM25_MIN_SERVER, "and the BM25 function with hybrid_search needs Milvus 2.5 or later"),
+    "multi_vector": (MULTI_VECTOR_MIN_SERVER, "which cannot hold several vector fields in one collection (multi-vector "
+                     f"records need Milvus >= {'.'.join(map(str, MULTI_VECTOR_MIN_SERVER))}; or use backend milvus-lite)"),
+}
 
 
 def server_version_tuple(text: str) -> tuple[int, ...] | None:
@@ -283,20 +293,42 @@ def _literal(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value)
     raise UserError(f"milvus filters compare with numbers, booleans or strings, not {type(value).__name__}",
-                    "use an equality filter such as {\"tag\": 3}")
+                    "filter on an int or keyword payload field")
 
 
-def filter_expr(flt: Mapping[str, Any] | None) -> str:
-    """A Milvus boolean expression for an equality filter `{"field": value, ...}` ('' for none)."""
-    if not flt:
-        return ""
-    parts = []
-    for field_name, value in flt.items():
-        if not str(field_name).isidentifier():
-            raise UserError(f"milvus filter field '{field_name}' is not a valid field name",
-                            "use the payload field's name")
-        parts.append(f"{field_name} == {_literal(value)}")
-    return " and ".join(parts)
+_EXPR_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+class MilvusConditionParser(ConditionParser[str]):
+    """The filter tree as a Milvus boolean expression; every compound part is parenthesised."""
+
+    @staticmethod
+    def _name(field: str) -> str:
+        if not field.isidentifier():
+            raise UserError(f"milvus filter field '{field}' is not a valid field name", "use the payload field's name")
+        return field
+
+    def build_eq(self, field: str, value: int | str) -> str:
+        return f"{self._name(field)} == {_literal(value)}"
+
+    def build_range(self, field: str, **bounds: float) -> str:
+        name = self._name(field)
+        return self._join(" and ", [f"{name} {_EXPR_OPS[op]} {_literal(v)}" for op, v in bounds.items()])
+
+    def build_and(self, items: list[str]) -> str:
+        return self._join(" and ", items)
+
+    def build_or(self, items: list[str]) -> str:
+        return self._join(" or ", items)
+
+    @staticmethod
+    def _join(op: str, items: list[str]) -> str:
+        return items[0] if len(items) == 1 else "(" + op.join(items) + ")"
+
+
+def filter_expr(flt: Filter | None) -> str:
+    """The Milvus boolean expression of a typed filter tree ('' for none)."""
+    return "" if flt is None else MilvusConditionParser().parse(flt)
 
 
 def nested_params(desc: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -458,9 +490,6 @@ class _MilvusBase(Backend):
         return self.collection
 
     # -- lifecycle ----------------------------------------------------------------------------------------
-    def _check_multi_vector(self, collection: CollectionSpec) -> None:
-        """Raise a UserError when the engine cannot hold several vector fields (a server before 2.4)."""
-
     def _vector_fields(self, collection: CollectionSpec) -> dict[str, int]:
         """Vector field name -> dimension: the named vectors, else the one `vector` field."""
         return dict(collection.vectors) or {VECTOR_FIELD: int(collection.dim)}
@@ -479,8 +508,9 @@ class _MilvusBase(Backend):
                             "is skipped rather than built unquantized", "remove index.quantization or [multivector]")
         reqs = [index_request(collection.index, collection.metric_of(f), lite=self.lite, plan=plan, field=f)
                 for f in fields]
-        if collection.vectors:
-            self._check_multi_vector(collection)
+        if collection.vectors and (why := self.supports("multi_vector", self.options)):
+            raise UserError(f"{why[0].upper()}{why[1:]}, so the workload is skipped",
+                            "run it against Milvus 2.4 or later, or on backend milvus-lite")
         name = collection.name
         if self.client.has_collection(name):
             self.client.drop_collection(name)
@@ -679,19 +709,16 @@ class MilvusBackend(_MilvusBase):
         return b.uri, None
 
     @classmethod
-    def hybrid_unsupported(cls, options: BackendOptions) -> str | None:
-        """The BM25 function and hybrid_search need Milvus 2.5 or later."""
-        _, older = cls._older_than(options, BM25_MIN_SERVER)
-        return f"{older}, and the BM25 function with hybrid_search needs Milvus 2.5 or later" if older else None
-
-    @classmethod
-    def multi_vector_unsupported(cls, options: BackendOptions) -> str | None:
-        """Several vector fields in one collection need Milvus 2.4 or later."""
-        _, older = cls._older_than(options, MULTI_VECTOR_MIN_SERVER)
-        if older is None:
-            return None
-        return (f"{older}, which cannot hold several vector fields in one collection (multi-vector records need "
-                f"Milvus >= {'.'.join(map(str, MULTI_VECTOR_MIN_SERVER))}; or use backend milvus-lite)")
+    def supports(cls, feature: str, options: BackendOptions, **details: Any) -> str | None:
+        """Beyond its capabilities, a Milvus server answers by its version (asked before anything of a run is
+        written): hybrid search (the BM25 function and hybrid_search) needs Milvus 2.5 or later, multi-vector
+        records (several vector fields in one collection) 2.4 or later."""
+        reason = super().supports(feature, options, **details)
+        if reason is not None or feature not in _SERVER_NEEDS:
+            return reason
+        minimum, why = _SERVER_NEEDS[feature]
+        _, older = cls._older_than(options, minimum)
+        return f"{older}, {why}" if older else None
 
     def _quant_plan(self, collection: CollectionSpec) -> QuantPlan | None:
         o = self.options
@@ -745,16 +772,6 @@ class MilvusBackend(_MilvusBase):
 
     def _create_kwargs(self) -> dict[str, Any]:
         return {"consistency_level": self.options.consistency_level, "num_shards": self.options.shards_num}
-
-    def _check_multi_vector(self, collection: CollectionSpec) -> None:
-        text = str(self.client.get_server_version())
-        got = server_version_tuple(text)
-        if got is not None and got[:2] < MULTI_VECTOR_MIN_SERVER:
-            host, port = self.address
-            raise UserError(f"The Milvus server at {host}:{port} is version {text}, which cannot hold several vector "
-                            f"fields in one collection (multi-vector records need Milvus >= "
-                            f"{'.'.join(map(str, MULTI_VECTOR_MIN_SERVER))}), so the workload is skipped",
-                            "run it against Milvus 2.4 or later, or on backend milvus-lite")
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
         if params.ef_search is not None and params.ef_search < k and self.collection.index.kind == "hnsw" \

@@ -1,7 +1,13 @@
 """`pgvector`: PostgreSQL with the pgvector extension, through psycopg 3.
 
 One table per collection: `id bigint PRIMARY KEY, embedding vector(dim), payload jsonb`, plus one typed,
-generated column per declared payload field (so equality filters use a plain btree-indexable column).
+generated column per declared payload field (so filters use a plain btree-indexable column).
+
+Filters: the typed filter tree (`bench.backends.query`) becomes a parameterized WHERE clause (`PgConditionParser`):
+`p_<field> = %s` for Eq, `p_<field> > %s AND p_<field> < %s` for a Range, AND / OR in parentheses for And / Or.
+Values always travel as statement parameters, never in the SQL text. A field not declared in the collection's
+payload fields is read from the jsonb payload (`payload @> %s` for Eq, `(payload ->> 'field')::numeric` for a
+Range). Each distinct filter's statement is composed once and kept (filter nodes are hashable).
 Loading uses binary COPY into the bare table; the HNSW index is built afterwards, in `wait_indexed` (so the
 harness times the build there), with `WITH (m = ..., ef_construction = ...)` and the operator class of the
 metric. What was built is read back from the catalog (`pg_index`, `pg_class.reloptions`, `pg_am`, `pg_opclass`).
@@ -35,7 +41,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import version
 from typing import Any, Literal
 
@@ -52,6 +58,7 @@ from bench.backends.base import (
     Record,
     SearchParams,
 )
+from bench.backends.query import ConditionParser, Filter
 from bench.errors import BackendUnavailable, ServerUnreachable, UserError
 
 DEFAULT_DSN = "postgresql://bench@127.0.0.1:5432/bench"
@@ -85,6 +92,48 @@ def _column(field: str) -> str:
 def _vcolumn(name: str) -> str:
     """The column of named vector `name`."""
     return f"v_{name}"
+
+
+_SQL_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+Condition = tuple[Any, list[Any]]  # (a psycopg `sql.Composable` with %s placeholders, their values in order)
+
+
+class PgConditionParser(ConditionParser[Condition]):
+    """The filter tree as a parameterized SQL condition. Declared payload fields are compared on their typed
+    generated column; undeclared ones are read from the jsonb payload (`jsonb` wraps a dict as a Jsonb value)."""
+
+    def __init__(self, declared: Mapping[str, str], jsonb: Callable[[Mapping[str, Any]], Any]):
+        from psycopg import sql
+
+        self.sql, self.declared, self.jsonb = sql, declared, jsonb
+
+    def build_eq(self, field: str, value: int | str) -> Condition:
+        sql = self.sql
+        if field in self.declared:
+            return sql.SQL("{} = %s").format(sql.Identifier(_column(field))), [value]
+        return sql.SQL("payload @> %s"), [self.jsonb({field: value})]
+
+    def build_range(self, field: str, **bounds: float) -> Condition:
+        sql = self.sql
+        if field in self.declared:
+            target: Any = sql.Identifier(_column(field))
+        else:
+            target = sql.SQL("(payload ->> {})::numeric").format(sql.Literal(field))
+        parts = [sql.SQL("{} {} %s").format(target, sql.SQL(_SQL_OPS[name])) for name in bounds]
+        return self._join(" AND ", [(p, [v]) for p, v in zip(parts, bounds.values(), strict=True)])
+
+    def build_and(self, items: list[Condition]) -> Condition:
+        return self._join(" AND ", items)
+
+    def build_or(self, items: list[Condition]) -> Condition:
+        return self._join(" OR ", items)
+
+    def _join(self, op: str, items: list[Condition]) -> Condition:
+        if len(items) == 1:
+            return items[0]
+        sql = self.sql
+        cond = sql.SQL("(") + sql.SQL(op).join(c for c, _ in items) + sql.SQL(")")
+        return cond, [v for _, args in items for v in args]
 
 
 class PgvectorBackend(Backend):
@@ -262,7 +311,7 @@ class PgvectorBackend(Backend):
         self._q_upsert = sql.SQL("INSERT INTO {} (id, embedding, payload) VALUES (%s, %s, %s) ON CONFLICT (id) DO "
                                  "UPDATE SET embedding = EXCLUDED.embedding, payload = EXCLUDED.payload").format(t)
         self._q_delete = sql.SQL("DELETE FROM {} WHERE id = %s").format(t)
-        self._filtered: dict[tuple[str, ...], Any] = {}
+        self._filtered: dict[Filter, tuple[Any, list[Any]]] = {}
         self._q_named = {v: sql.SQL("SELECT id FROM {} ORDER BY {} {} %s LIMIT %s").format(
             t, sql.Identifier(_vcolumn(v)), sql.SQL(_OPERATOR[self.collection.metric_of(v)]))
             for v in self.collection.vectors}
@@ -545,18 +594,13 @@ class PgvectorBackend(Backend):
             self.conn.execute(self._sql().SQL("SET hnsw.ef_search = {}").format(self._sql().Literal(int(ef))))
         self._ef = ef
 
-    def _filtered_query(self, fields: tuple[str, ...]) -> Any:
-        q = self._filtered.get(fields)
-        if q is None:
-            sql = self._sql()
-            conds = []
-            for f in fields:
-                if f in self.collection.payload_fields:
-                    conds.append(sql.SQL("{} = %s").format(sql.Identifier(_column(f))))
-                else:
-                    conds.append(sql.SQL("payload @> %s"))
-            q = self._filtered[fields] = self._search_sql(sql.SQL(" AND ").join(conds))
-        return q
+    def _filtered_query(self, flt: Filter) -> tuple[Any, list[Any]]:
+        """(the search statement with the filter's WHERE clause, the filter's values), composed once per filter."""
+        got = self._filtered.get(flt)
+        if got is None:
+            where, args = PgConditionParser(self.collection.payload_fields, self._jsonb).parse(flt)
+            got = self._filtered[flt] = (self._search_sql(where), args)
+        return got
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
         self._live()
@@ -564,21 +608,14 @@ class PgvectorBackend(Backend):
         vec = np.asarray(vector, dtype=np.float32)
         if params.vector_name is not None:
             q = self._q_named.get(params.vector_name)
-            if q is None or params.filter:
+            if q is None or params.filter is not None:
                 raise UserError(f"pgvector: table '{self.collection.name}' has no named vector '{params.vector_name}'"
                                 if q is None else "pgvector: filtered search of a named vector is not supported",
                                 "search one of the collection's named vectors, without a filter")
             return [r[0] for r in self.conn.execute(q, (vec, int(k))).fetchall()]
-        if params.filter:
-            fields = tuple(params.filter)
-            args: list[Any] = []
-            for f in fields:
-                v = params.filter[f]
-                if isinstance(v, Mapping):
-                    raise UserError(f"pgvector filter on '{f}' must be an equality value, not {dict(v)}",
-                                    "write the filter as {\"field\": value}")
-                args.append(v if f in self.collection.payload_fields else self._jsonb({f: v}))
-            rows = self.conn.execute(self._filtered_query(fields), self._search_args(args, vec, k)).fetchall()
+        if params.filter is not None:
+            query, args = self._filtered_query(params.filter)
+            rows = self.conn.execute(query, self._search_args(args, vec, k)).fetchall()
         else:
             rows = self.conn.execute(self._q_search, self._search_args([], vec, k)).fetchall()
         return [r[0] for r in rows]

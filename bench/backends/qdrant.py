@@ -31,6 +31,10 @@ query of a quantized collection carries `QuantizationSearchParams(rescore=..., o
 the vector's own, and `params.vectors.datatype`). `always_ram` is the deprecated spelling of `memory`, kept
 because every server since 1.1 reads it.
 
+Filters: the typed filter tree (`bench.backends.query`) becomes a `Filter` of `FieldCondition`s (MatchValue for
+Eq, Range for Range, And / Or as a nested Filter's must / should) by the translator qdrant-edge shares
+(`_qdrant_common`, which also holds the quantization builders); each declared payload field gets a payload index.
+
 Local mode (`qdrant-local`): `QdrantClient(":memory:")` or `QdrantClient(path=...)` is a brute-force Python
 reimplementation of Qdrant's API inside the client. It checks this adapter's logic without a server; it is not the
 Qdrant engine, and every run of it carries a substitution line saying its figures must never be reported as Qdrant's.
@@ -47,7 +51,9 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
+from bench.backends import _qdrant_common as common
 from bench.backends._net import host_port, tcp_reachable, unreachable
+from bench.backends._qdrant_common import QUANT_KIND, QUANTIZATION, RESCORE_OVERSAMPLING, client_api
 from bench.backends.base import (
     Backend,
     BackendOptions,
@@ -59,6 +65,7 @@ from bench.backends.base import (
     SearchParams,
     package_version,
 )
+from bench.backends.query import Filter
 from bench.datasets.hybrid import RRF_K
 from bench.errors import UserError
 
@@ -66,9 +73,6 @@ DEFAULT_URL = "http://127.0.0.1:6333"
 REST_PORT, GRPC_PORT = 6333, 6334
 DISTANCES = {"cosine": "Cosine", "l2": "Euclid", "ip": "Dot"}
 PAYLOAD_SCHEMAS = {"int": "integer", "keyword": "keyword", "text": "text"}
-QUANTIZATION = ("int8", "fp16", "pq", "binary")
-RESCORE_OVERSAMPLING = 2.0  # rescore: 2k quantized candidates reranked on the original vectors (as qdrant-edge)
-_QUANT_KIND = {"scalar": "int8", "product": "pq", "binary": "binary"}
 LOCAL_CAVEAT = ("qdrant-client local mode is a brute-force Python reimplementation of Qdrant's API, not the Qdrant "
                 "engine: no HNSW graph is built and every search is exact; never report its figures as Qdrant's")
 
@@ -141,31 +145,14 @@ def collection_request(collection: CollectionSpec, *, indexing_threshold_kb: int
 
 def quantization_config(quant: str | None) -> Any:
     """The collection's `quantization_config` for an engine-neutral quantization (None: none, or fp16, which is
-    the vectors' datatype instead)."""
-    from qdrant_client import models
-
-    if quant in (None, "fp16"):
-        return None
-    if quant == "int8":
-        return models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
-            type=models.ScalarType.INT8, quantile=0.99, always_ram=True))
-    if quant == "pq":
-        return models.ProductQuantization(product=models.ProductQuantizationConfig(
-            compression=models.CompressionRatio.X16, always_ram=True))
-    if quant == "binary":
-        return models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
-    raise UserError(f"qdrant has no quantization '{quant}'", f"use one of: {', '.join(QUANTIZATION)}")
+    the vectors' datatype instead); built by the code qdrant-edge shares."""
+    return common.quantization_config(quant, client_api())
 
 
 def quantization_search_params(quant: str | None, rescore: bool) -> Any:
     """`QuantizationSearchParams` every query of a collection quantized with `quant` carries (None: nothing to
     say, for none and fp16)."""
-    from qdrant_client import models
-
-    if quant not in ("int8", "pq", "binary"):
-        return None
-    return models.QuantizationSearchParams(rescore=bool(rescore),
-                                           oversampling=RESCORE_OVERSAMPLING if rescore else None)
+    return common.quantization_search_params(quant, rescore, client_api())
 
 
 def quantization_read_back(info: Any) -> dict[str, Any]:
@@ -176,7 +163,7 @@ def quantization_read_back(info: Any) -> dict[str, Any]:
     kind = None
     detail = None
     if qc is not None:
-        for attr, name in _QUANT_KIND.items():
+        for attr, name in QUANT_KIND.items():
             inner = getattr(qc, attr, None)
             if inner is not None:
                 kind = name
@@ -208,21 +195,10 @@ def payload_index_requests(collection: CollectionSpec) -> list[dict[str, Any]]:
     return out
 
 
-def query_filter(flt: Mapping[str, Any] | None) -> Any:
-    """A Qdrant `Filter` requiring every `{"field": value}` pair (None for no filter)."""
-    from qdrant_client import models
-
-    if not flt:
-        return None
-    conds = []
-    for key, value in flt.items():
-        if isinstance(value, np.generic):
-            value = value.item()
-        if isinstance(value, float) or not isinstance(value, bool | int | str):
-            raise UserError(f"qdrant equality filters take an int, bool or string for '{key}', not {value!r}",
-                            "filter on a keyword or integer payload field")
-        conds.append(models.FieldCondition(key=str(key), match=models.MatchValue(value=value)))
-    return models.Filter(must=conds)
+def query_filter(flt: Filter | None) -> Any:
+    """The `Filter` of a typed filter tree (None for no filter), by the translator qdrant-edge shares: Eq is a
+    MatchValue condition, Range a Range condition, And / Or a nested Filter's must / should."""
+    return common.query_filter(flt, client_api())
 
 
 def search_request(collection_name: str, vector: np.ndarray, k: int, params: SearchParams,

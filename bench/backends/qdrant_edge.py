@@ -7,7 +7,12 @@ indexed-vector count the shard reports. What was built is read back from each se
 Quantization: int8 is ScalarQuantizationConfig (quantile 0.99), pq ProductQuantizationConfig (x16 compression),
 binary BinaryQuantizationConfig (one bit), all kept in RAM, with `QuantizationSearchParams(rescore=...)` on every
 query (oversampling 2 when rescoring); fp16 is the Float16 storage datatype (no separate quantized copy, so nothing to rescore with). What was
-built is read back from each indexed segment's `segment.json` and `vector_storage/quantized.config.json`.
+built is read back from each indexed segment's `segment.json` and `vector_storage/quantized.config.json`. The
+builders are shared with the `qdrant` server adapter (`_qdrant_common`).
+
+Filters: the typed filter tree (`bench.backends.query`) becomes a `Filter` of `FieldCondition`s (MatchValue for
+Eq, RangeFloat for Range; And / Or as must / should), by the translator shared with the server adapter. Every
+declared payload field gets a payload index (an Integer index serves both equality and ranges).
 
 Multi-vector records (`CollectionSpec.vectors`): one named vector per name in the shard config, each with its own
 HNSW graph (`vector_index-<name>/` in a segment) built by `optimize()`; a search names its vector with
@@ -34,6 +39,15 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from bench.backends._qdrant_common import (
+    QUANT_KIND,
+    QUANTIZED_COPY,
+    RESCORE_OVERSAMPLING,
+    edge_api,
+    quantization_config,
+    quantization_search_params,
+    query_filter,
+)
 from bench.backends.base import (
     Backend,
     BackendOptions,
@@ -44,11 +58,12 @@ from bench.backends.base import (
     Record,
     SearchParams,
 )
+from bench.backends.query import Filter
 from bench.datasets.hybrid import RRF_K
 from bench.errors import UserError
 
 _DISTANCE = {"cosine": "Cosine", "ip": "Dot", "l2": "Euclid"}
-RESCORE_OVERSAMPLING = 2.0  # rescore: 2k quantized candidates reranked on the original vectors (as faiss)
+_EXPECT = {name: key for key, name in QUANT_KIND.items()}  # bench's quantization -> the segment config's key
 
 
 def _subdir(base: str, name: str) -> str:
@@ -108,7 +123,7 @@ class QdrantEdgeBackend(Backend):
             vectors={name: q.EdgeVectorParams(size=int(dim), datatype=datatype,
                                               distance=getattr(q.Distance, _DISTANCE[collection.metric_of(name)]))
                      for name, dim in named.items()},
-            quantization_config=self._quantization_config(quant),
+            quantization_config=quantization_config(quant, edge_api()),
             hnsw_config=hnsw,
             optimizers=q.EdgeOptimizersConfig(indexing_threshold=o.indexing_threshold_kb),
             max_search_threads=o.max_search_threads,
@@ -129,18 +144,6 @@ class QdrantEdgeBackend(Backend):
                 raise UserError(f"qdrant-edge cannot index payload field '{name}' of type '{kind}'",
                                 f"use one of: {', '.join(kinds)}")
             self.shard.update(q.UpdateOperation.create_field_index(name, kinds[kind]))
-
-    def _quantization_config(self, quant: str | None) -> Any:
-        q = self.q
-        if quant in (None, "fp16"):
-            return None
-        if quant == "int8":
-            return q.ScalarQuantizationConfig(q.ScalarType.Int8, quantile=0.99, always_ram=True)
-        if quant == "pq":
-            return q.ProductQuantizationConfig(q.CompressionRatio.X16, always_ram=True)
-        if quant == "binary":
-            return q.BinaryQuantizationConfig(always_ram=True)
-        raise UserError(f"qdrant-edge does not offer quantization '{quant}'", "use int8, fp16, pq or binary")
 
     @property
     def _names(self) -> list[str]:
@@ -218,10 +221,10 @@ class QdrantEdgeBackend(Backend):
         params["quantization"] = _one([next(iter(c)) if c else None for c in quants])
         params["quantization_config"] = _one([json.dumps(c, sort_keys=True) if c else None for c in quants])
         params["datatype"] = _one(dtypes)
-        params["rescore"] = req.rescore if want in ("int8", "pq", "binary") else None
+        params["rescore"] = req.rescore if want in QUANTIZED_COPY else None
         if params["rescore"]:
             params["rescore_oversampling"] = RESCORE_OVERSAMPLING
-        expect = {"int8": "scalar", "pq": "product", "binary": "binary"}.get(want or "")
+        expect = _EXPECT.get(want or "")
         if segments and expect and any(c is None or expect not in c for c in quants):
             subs.append(f"asked for {want} quantization; the indexed segments hold {params['quantization']}")
         if segments and want == "fp16" and any(d != "float16" for d in dtypes):
@@ -256,7 +259,7 @@ class QdrantEdgeBackend(Backend):
             elif ms != [req.m] or efs != [req.ef_construction]:
                 subs.append(f"vector '{name}': asked for m={req.m}, ef_construction={req.ef_construction}; engine "
                             f"built m={ms}, ef_construct={efs}")
-            expect = {"int8": "scalar", "pq": "product", "binary": "binary"}.get(req.quantization or "")
+            expect = _EXPECT.get(req.quantization or "")
             if segments and expect and any(c is None or expect not in c for c in quants):
                 subs.append(f"vector '{name}': asked for {req.quantization} quantization; the indexed segments hold "
                             f"{per[name]['quantization']}")
@@ -287,18 +290,13 @@ class QdrantEdgeBackend(Backend):
     def _search_params(self, ef: int | None) -> Any:
         p = self._params.get(ef)
         if p is None:
-            quant = None
-            if self.collection.index.quantization in ("int8", "pq", "binary"):
-                rescore = self.collection.index.rescore
-                quant = self.q.QuantizationSearchParams(rescore=rescore, oversampling=RESCORE_OVERSAMPLING if rescore else None)
+            idx = self.collection.index
+            quant = quantization_search_params(idx.quantization, idx.rescore, edge_api())
             p = self._params[ef] = self.q.SearchParams(hnsw_ef=ef, quantization=quant)
         return p
 
-    def _filter(self, flt: Mapping[str, Any] | None) -> Any:
-        if not flt:
-            return None
-        q = self.q
-        return q.Filter(must=[q.FieldCondition(key=k, match=q.MatchValue(v)) for k, v in flt.items()])
+    def _filter(self, flt: Filter | None) -> Any:
+        return query_filter(flt, edge_api())
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
         q = self.q

@@ -29,6 +29,11 @@ Mapping of the engine-neutral request:
   only). SQ and PQ compress a shard once it holds `training_limit` objects: the option defaults to 10,000 so a
   10k collection is compressed; `wait_indexed` reads each shard's `compressed` flag from the verbose nodes status
   and says so when a shard is still uncompressed. None of this has run against a server here (none installs).
+- Filters: the typed filter tree (`bench.backends.query`) becomes a v4 filter (`WeaviateConditionParser`):
+  `Filter.by_property(f).equal(v)` for Eq, `greater_than` / `greater_or_equal` / `less_than` / `less_or_equal` for
+  each bound of a Range (two bounds: their `all_of`), `Filter.all_of` / `Filter.any_of` for And / Or. Every
+  declared int payload field is an INT property with a filterable index, which serves ranges too (Weaviate
+  1.26's `index_range_filters` is not asked for, so older servers accept the schema).
 - `wait_indexed` polls the verbose nodes status until every shard of the collection is READY with an empty
   vector queue (Weaviate may index asynchronously), then reads the vector-index config back from the schema.
 """
@@ -56,6 +61,7 @@ from bench.backends.base import (
     SearchParams,
     package_version,
 )
+from bench.backends.query import ConditionParser, Filter
 from bench.errors import UserError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -237,21 +243,37 @@ def data_object(id: int, vector: np.ndarray | Mapping[str, np.ndarray], payload:
                       vector={k: np.asarray(v, dtype=np.float32).tolist() for k, v in named.items()})
 
 
-def query_filter(flt: Mapping[str, Any] | None) -> Any:
-    """A Weaviate filter requiring every `{"field": value}` pair (None for no filter)."""
-    from weaviate.classes.query import Filter
-
-    if not flt:
-        return None
-    parts = []
-    for key, value in flt.items():
-        if isinstance(value, np.generic):
-            value = value.item()
-        parts.append(Filter.by_property(str(key)).equal(value))
-    return parts[0] if len(parts) == 1 else Filter.all_of(parts)
+_METHODS = {"gt": "greater_than", "gte": "greater_or_equal", "lt": "less_than", "lte": "less_or_equal"}
 
 
-def search_request(vector: np.ndarray, k: int, flt: Mapping[str, Any] | None,
+class WeaviateConditionParser(ConditionParser[Any]):
+    """The filter tree as weaviate-client v4 filters (`Filter.by_property(...)` and its combinators)."""
+
+    def __init__(self) -> None:
+        from weaviate.classes.query import Filter as WFilter
+
+        self.f = WFilter
+
+    def build_eq(self, field: str, value: int | str) -> Any:
+        return self.f.by_property(field).equal(value)
+
+    def build_range(self, field: str, **bounds: float) -> Any:
+        prop = self.f.by_property(field)
+        return self.build_and([getattr(prop, _METHODS[op])(v) for op, v in bounds.items()])
+
+    def build_and(self, items: list[Any]) -> Any:
+        return self.f.all_of(items)  # one item: the item itself
+
+    def build_or(self, items: list[Any]) -> Any:
+        return self.f.any_of(items)
+
+
+def query_filter(flt: Filter | None) -> Any:
+    """The Weaviate filter of a typed filter tree (None for no filter)."""
+    return None if flt is None else WeaviateConditionParser().parse(flt)
+
+
+def search_request(vector: np.ndarray, k: int, flt: Filter | None,
                    vector_name: str | None = None) -> dict[str, Any]:
     """Keyword arguments of `collection.query.near_vector` for one query of one named vector (default: the
     adapter's single vector); only `bench_id` comes back."""

@@ -1,44 +1,72 @@
 """Payload attributes with controlled selectivity, and exact filtered ground truth (cached).
 
-For each selectivity s the harness adds one int payload field, e.g. `sel_10` for s = 0.1, equal to 1 on exactly
-round(s * n) records chosen by a permutation seeded from the dataset seed and s, else 0. A filtered search asks
-for `{"sel_10": 1}`; its ground truth is the exact top-k over the records where the field is 1.
+Two kinds of filtered case, each searched with a typed filter (`bench.backends.query`):
+
+- `eq` (equality): for each selectivity s one int payload field, e.g. `sel_10` for s = 0.1, equal to 1 on exactly
+  round(s * n) records chosen by a permutation seeded from the dataset seed and s, else 0. A search asks for
+  `Eq("sel_10", 1)`, labelled `sel_10=1`.
+- `range`: one int payload field `rank` holding a seeded permutation of 0..n-1 over the records, shared by every
+  selectivity. A search asks for `Range("rank", lt=round(s * n))`, labelled e.g. `rank<300`, which keeps exactly
+  round(s * n) records.
+
+The records a case keeps are `query.evaluate(case.query, columns)` over the payload columns; its ground truth is
+the exact top-k among them.
 
 Under writes (a YCSB mix) a key keeps its payload: an upsert of row id i carries the fields of row i, and a new
-key k >= n (a YCSB insert) gets field = 1 when a seeded hash of (seed, s, k) falls below s, so about s of the
-inserted keys qualify (`KeyPayloads`).
+key k >= n (a YCSB insert) gets, from a seeded hash of k, `sel_<pct>` = 1 when a hash of (seed, s, k) falls below
+s, and a `rank` uniform in [0, n) from a hash of (seed, k); so about s of the inserted keys qualify either way
+(`KeyPayloads`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from bench.backends import query
+from bench.backends.query import Eq, Filter, Range
 from bench.datasets._io import ensure_dir, save_npy_atomic
 from bench.datasets.exact import exact_topk
+
+KINDS = ("eq", "range")
+RANK_FIELD = "rank"
 
 
 @dataclass(frozen=True)
 class FilterCase:
-    """One filtered configuration: the payload field, the value searched for and the share of records kept."""
+    """One filtered configuration: the payload field, the share of records kept, and `value`: for `eq` the value
+    searched for, for `range` the exclusive upper bound on the rank (= the number of records kept)."""
 
     field: str
     selectivity: float
     value: int = 1
+    kind: str = "eq"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown filter kind {self.kind!r}; use one of {KINDS}")
+
+    @property
+    def query(self) -> Filter:
+        """`SearchParams.filter` for this case: `Eq(field, value)` or `Range(field, lt=value)`."""
+        if self.kind == "range":
+            return Range(self.field, lt=self.value)
+        return Eq(self.field, self.value)
 
     @property
     def label(self) -> str:
-        """The `filter` result column, e.g. "sel_10=1"."""
-        return f"{self.field}={self.value}"
+        """The `filter` result column, e.g. "sel_10=1" or "rank<300"."""
+        return query.label(self.query)
 
     @property
-    def query(self) -> dict[str, int]:
-        """`SearchParams.filter` for this case."""
-        return {self.field: self.value}
+    def key(self) -> str:
+        """Unique among a run's cases and safe in a file name: the field for `eq` (`sel_10`), else e.g.
+        `rank_lt300` (every range case filters the same field)."""
+        return self.field if self.kind == "eq" else f"{self.field}_lt{self.value}"
 
 
 def field_name(selectivity: float) -> str:
@@ -47,8 +75,13 @@ def field_name(selectivity: float) -> str:
     return "sel_" + pct.replace(".", "_").replace("-", "m")
 
 
-def cases(selectivities: Iterable[float]) -> list[FilterCase]:
-    return [FilterCase(field_name(s), float(s)) for s in selectivities]
+def cases(selectivities: Iterable[float], kind: str = "eq", n: int | None = None) -> list[FilterCase]:
+    """One case per selectivity. `range` cases need the record count `n` (their bound is round(s * n))."""
+    if kind == "range":
+        if n is None:
+            raise ValueError("range filter cases need the record count n (their bound is round(s * n))")
+        return [FilterCase(RANK_FIELD, float(s), selected_count(n, s), "range") for s in selectivities]
+    return [FilterCase(field_name(s), float(s), kind=kind) for s in selectivities]
 
 
 def selected_count(n: int, selectivity: float) -> int:
@@ -63,19 +96,37 @@ def mask_for(n: int, selectivity: float, seed: int) -> np.ndarray:
     return mask
 
 
+def rank_column(n: int, seed: int) -> np.ndarray:
+    """int64 (n,): the `rank` of each row, a permutation of 0..n-1 seeded from the dataset seed alone."""
+    rng = np.random.default_rng([int(seed), 0x4A4E])  # a stream apart from every sel_ field's
+    return rng.permutation(n).astype(np.int64)
+
+
+def columns(n: int, fcases: Sequence[FilterCase], seed: int) -> dict[str, np.ndarray]:
+    """The payload columns the cases need, field -> int64 (n,): each `sel_<pct>` as 0/1, `rank` once."""
+    out: dict[str, np.ndarray] = {}
+    for c in fcases:
+        if c.field not in out:
+            out[c.field] = rank_column(n, seed) if c.kind == "range" else mask_for(n, c.selectivity, seed).astype(np.int64)
+    return out
+
+
 def masks(n: int, fcases: Sequence[FilterCase], seed: int) -> dict[str, np.ndarray]:
-    return {c.field: mask_for(n, c.selectivity, seed) for c in fcases}
+    """Boolean (n,) per case, keyed by `FilterCase.key` (the field, for `eq`): the rows its filter keeps."""
+    cols = columns(n, fcases, seed)
+    return {c.key: query.evaluate(c.query, cols) for c in fcases}
 
 
 def payload_fields(fcases: Sequence[FilterCase]) -> dict[str, str]:
-    """`CollectionSpec.payload_fields` declaring every selectivity field as an int, so engines index it."""
+    """`CollectionSpec.payload_fields` declaring every field the cases filter on as an int, so engines index it."""
     return {c.field: "int" for c in fcases}
 
 
-def payloads(ids: np.ndarray, field_masks: dict[str, np.ndarray]) -> list[dict[str, int]]:
-    """One payload per id (ids are row numbers): every selectivity field, 1 or 0."""
-    cols = {f: m[ids].astype(np.int64).tolist() for f, m in field_masks.items()}
-    return [{f: cols[f][j] for f in cols} for j in range(len(ids))]
+def payloads(ids: np.ndarray, cols: Mapping[str, np.ndarray]) -> list[dict[str, int]]:
+    """One payload per id (ids are row numbers): every payload column's value, from `columns` (the boolean
+    `masks` of `eq` cases, keyed by their fields, give the same payloads)."""
+    vals = {f: np.asarray(m)[ids].astype(np.int64).tolist() for f, m in cols.items()}
+    return [{f: vals[f][j] for f in vals} for j in range(len(ids))]
 
 
 _U64 = np.uint64
@@ -90,41 +141,67 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return z ^ (z >> _U64(31))
 
 
+def _uniform(keys: np.ndarray, salt_of: int) -> np.ndarray:
+    """A hash of each key, uniform in [0, 1), salted by `salt_of`."""
+    salt = _splitmix64(np.array([salt_of & (2**64 - 1)], dtype=np.uint64))[0]
+    h = _splitmix64(np.asarray(keys, dtype=np.int64).astype(np.uint64) ^ salt)
+    return (h >> _U64(11)).astype(np.float64) * (1.0 / 2**53)
+
+
 def inserted_mask(keys: np.ndarray, selectivity: float, seed: int) -> np.ndarray:
     """Boolean mask of keys written after the load (ids >= n): True where a hash of (seed, s, key), uniform in
     [0, 1), is below s. Depends on nothing but its arguments, so every worker and the recall agree."""
-    salt = _splitmix64(np.array([(int(seed) * 1_000_003 + int(round(selectivity * 1_000_000))) & (2**64 - 1)],
-                                dtype=np.uint64))[0]
-    h = _splitmix64(np.asarray(keys, dtype=np.int64).astype(np.uint64) ^ salt)
-    return (h >> _U64(11)).astype(np.float64) * (1.0 / 2**53) < selectivity
+    return _uniform(keys, int(seed) * 1_000_003 + int(round(selectivity * 1_000_000))) < selectivity
+
+
+def inserted_rank(keys: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """int64 `rank` of keys written after the load (ids >= n): a hash of (seed, key), uniform in [0, n), so
+    `rank < round(s * n)` keeps about s of them. Depends on nothing but its arguments."""
+    u = _uniform(keys, int(seed) * 1_000_003 + 0x4A4E_0000_0000)
+    return np.minimum((u * n).astype(np.int64), n - 1)
 
 
 class KeyPayloads:
-    """The payload of every key a run may write: rows 0..n-1 from the seeded masks of the load, keys >= n
-    (inserts under writes) from `inserted_mask`. A key's payload never changes."""
+    """The payload of every key a run may write: rows 0..n-1 from the seeded columns of the load, keys >= n
+    (inserts under writes) from `inserted_mask` / `inserted_rank`. A key's payload never changes."""
 
     def __init__(self, n: int, fcases: Sequence[FilterCase], seed: int):
         self.n, self.seed = int(n), int(seed)
         self.cases = tuple(fcases)
-        self.masks = masks(self.n, self.cases, self.seed)
+        self.columns = columns(self.n, self.cases, self.seed)
+        self.masks = {c.key: query.evaluate(c.query, self.columns) for c in self.cases}  # rows 0..n-1, as `masks`
+        self._by_field = {c.field: c for c in reversed(self.cases)}  # the first case of each field
 
-    def mask(self, field: str, keys: np.ndarray) -> np.ndarray:
-        """Which of `keys` have `field` = 1."""
-        keys = np.asarray(keys, dtype=np.int64)
-        case = next(c for c in self.cases if c.field == field)
-        out = np.zeros(keys.shape, dtype=bool)
+    def _case(self, which: FilterCase | str) -> FilterCase:
+        if isinstance(which, FilterCase):
+            return which
+        found = [c for c in self.cases if which in (c.key, c.field)]
+        if len(found) != 1:
+            raise KeyError(f"{which!r} names {len(found)} of the cases {[c.key for c in self.cases]}; pass the case")
+        return found[0]
+
+    def _column(self, field: str, keys: np.ndarray) -> np.ndarray:
+        """The int64 value of payload field `field` for each key."""
+        out = np.empty(keys.shape, dtype=np.int64)
         old = keys < self.n
-        out[old] = self.masks[field][keys[old]]
+        out[old] = self.columns[field][keys[old]]
         if not old.all():
-            out[~old] = inserted_mask(keys[~old], case.selectivity, self.seed)
+            case = self._by_field[field]
+            new = keys[~old]
+            out[~old] = (inserted_rank(new, self.n, self.seed) if case.kind == "range"
+                         else inserted_mask(new, case.selectivity, self.seed))
         return out
 
+    def mask(self, case: FilterCase | str, keys: np.ndarray) -> np.ndarray:
+        """Which of `keys` the case's filter keeps (a case, or its key / field when that names one case)."""
+        c = self._case(case)
+        keys = np.asarray(keys, dtype=np.int64)
+        return query.evaluate(c.query, {f: self._column(f, keys) for f in query.payload_fields_of(c.query)})
+
     def payload(self, key: int) -> dict[str, int]:
-        """The payload an upsert or insert of `key` carries: every selectivity field, 1 or 0."""
-        if key < self.n:
-            return {c.field: int(self.masks[c.field][key]) for c in self.cases}
+        """The payload an upsert or insert of `key` carries: every payload field of the cases."""
         k = np.array([key], dtype=np.int64)
-        return {c.field: int(inserted_mask(k, c.selectivity, self.seed)[0]) for c in self.cases}
+        return {f: int(self._column(f, k)[0]) for f in self.columns}
 
 
 @lru_cache(maxsize=4)
@@ -134,13 +211,15 @@ def key_payloads(n: int, fcases: tuple[FilterCase, ...], seed: int) -> KeyPayloa
 
 
 def _gt_path(cache_dir: Path, content_hash: str, metric: str, k: int, case: FilterCase, n: int, seed: int) -> Path:
-    return (cache_dir / "groundtruth" /
-            f"{content_hash}-{metric}-k{k}-{case.field}-n{n}-seed{seed}.npy")
+    """Equality cases keep the path they always had; range cases name their kind, so the two never share a file."""
+    what = case.field if case.kind == "eq" else f"{case.kind}-{case.key}"
+    return cache_dir / "groundtruth" / f"{content_hash}-{metric}-k{k}-{what}-n{n}-seed{seed}.npy"
 
 
-def ground_truth(ds, k: int, case: FilterCase, mask: np.ndarray, seed: int) -> np.ndarray:
-    """Exact top-k of each query among the rows where `mask` is True, -1 padded: int64 (nq, k). Cached beside
-    the plain ground truth, keyed by the data hash, metric, k, field, n and seed."""
+def ground_truth(ds, k: int, case: FilterCase, mask: np.ndarray | None, seed: int) -> np.ndarray:
+    """Exact top-k of each query among the rows the case keeps (`mask`, or computed from the case when None),
+    -1 padded: int64 (nq, k). Cached beside the plain ground truth, keyed by the data hash, metric, k, kind,
+    case, n and seed."""
     path = _gt_path(ds.cache_dir, ds.content_hash, ds.metric, k, case, ds.n, seed)
     if path.exists():
         try:
@@ -149,6 +228,8 @@ def ground_truth(ds, k: int, case: FilterCase, mask: np.ndarray, seed: int) -> n
                 return gt
         except (OSError, ValueError):
             pass
+    if mask is None:
+        mask = masks(ds.n, [case], seed)[case.key]
     gt = exact_topk(ds.base_rows, ds.queries, k, ds.metric, mask=mask)
     ensure_dir(path.parent)
     save_npy_atomic(path, gt)
