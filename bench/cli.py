@@ -198,6 +198,8 @@ def regress(
     results_dir: Annotated[Path, typer.Option(help="where run ids are looked up")] = Path("results"),
     baselines_dir: Annotated[Path, typer.Option(help="where baseline names are looked up")] = Path("baselines"),
     as_json: Annotated[bool, typer.Option("--json", help="print the comparisons as JSON")] = False,
+    across: Annotated[list[str], typer.Option("--across", help="pair configurations across a key group (data, "
+                                               "index, load, variant) or key, e.g. an A/B of index settings")] = [],  # noqa: B006
 ) -> None:
     """Compare a candidate with a baseline; exit 1 when a figure got clearly worse beyond its tolerance."""
     from bench.analysis import regress as rg
@@ -210,7 +212,7 @@ def regress(
 
         config = str(default if default.exists() else CONFIG_DIR / "regress.toml")
     res = rg.regress(resolve_results(baseline, results_dir, baselines_dir),
-                     resolve_results(candidate, results_dir, baselines_dir), config)
+                     resolve_results(candidate, results_dir, baselines_dir), config, across)
     text = res.markdown()
     if out is not None:
         write_text(out, text)

@@ -87,8 +87,9 @@ def _check(req: FaultRequest, spec: WorkloadSpec, cls: type[Backend]) -> None:
         raise UserError(f"bench fault runs a YCSB workload, and '{spec.name}' is kind '{spec.kind}'",
                         "use --workload fault-ycsb-a or another ycsb workload")
     if spec.features:
-        raise UserError(f"bench fault runs a plain YCSB mix, and workload '{spec.name}' has a "
-                        f"[{next(iter(spec.features))}] table", "use a workload without feature tables")
+        raise UserError(f"bench fault runs a plain YCSB mix (no filtered searches, named vectors or hybrid search), "
+                        f"and workload '{spec.name}' has a [{next(iter(spec.features))}] table",
+                        "use a workload without feature tables, such as fault-ycsb-a")
     if not cls.capabilities.server:
         raise UserError(f"Backend '{req.backend}' runs in this process, so there is no server to kill",
                         "use a server backend such as pgvector or chroma-server")

@@ -162,14 +162,14 @@ def test_run_hybrid_on_qdrant_edge_rrf_rows_and_weighted_skipped(bench_cli, tmp_
     assert 0 < s["recall_dense"] < 1 and 0 < s["recall_bm25"] < 1  # fusion is neither side alone
     assert "weighted" in err and "skipped" in err
     assert any("'weighted'" in w and "skipped" in w for w in run["warnings"])
-    assert run["hybrid"]["texts"] == "synthetic" and run["hybrid"]["bm25"]["k1"] == 1.2
+    assert run["scenarios"]["hybrid"]["texts"] == "synthetic" and run["scenarios"]["hybrid"]["bm25"]["k1"] == 1.2
     assert json.loads(s["index_built"])["params"]["hybrid"]["bm25"].startswith("engine")
 
 
 def test_hybrid_on_wordnet_uses_its_real_texts(bench_cli, tmp_path):
     trials, summary, run, _ = _run(bench_cli, tmp_path, "qdrant-edge", "--set", "dataset.source='wordnet-mpnet-768'",
                                    "--set", "dataset.dim=768", "--set", "dataset.queries=40")
-    assert run["hybrid"]["texts"] == "wordnet-mpnet-768 texts"
+    assert run["scenarios"]["hybrid"]["texts"] == "wordnet-mpnet-768 texts"
     assert summary[0]["recall"] >= 0.8
 
 
@@ -179,7 +179,7 @@ def test_milvus_lite_hybrid_runs_rrf_and_weighted_and_analysis_keeps_them_apart(
                                    "--trials", "1", "--set", "run.warmup_s=0")
     by = {(r["fusion"], r["alpha"]): r for r in summary}
     assert set(by) == {("rrf", None), ("weighted", 0.3), ("weighted", 0.7)}
-    assert run["hybrid"]["weighted_norm"] == "atan"
+    assert run["scenarios"]["hybrid"]["weighted_norm"] == "atan"
     for r in by.values():
         assert r["errors"] == 0 and r["recall"] >= 0.7, r["recall"]
     built = json.loads(summary[0]["index_built"])["params"]["hybrid"]

@@ -33,6 +33,12 @@ def test_shipped_workload_names_each_vector_with_its_dim_and_metric():
     assert spec.feature("multivector").fields(spec.dataset) == [("text", 768, "cosine"), ("image", 256, "l2")]
 
 
+def test_multivector_combines_with_a_filter():
+    """Features combine: a [filter] table beside [multivector] gives one configuration per (vector, filter)."""
+    spec = load_workload("ann-multivector", ["filter.selectivities=[0.5]"])
+    assert list(spec.features) == ["multivector", "filter"]  # fold order: named vectors first, then filters
+
+
 @pytest.mark.parametrize("bad, words", [
     (["multivector.vectors.text=64"], "dataset.dim = 768"),
     (["multivector.vectors.image.metric='hamming'"], "multivector.vectors.image"),
@@ -40,7 +46,6 @@ def test_shipped_workload_names_each_vector_with_its_dim_and_metric():
     (["multivector.vectors.id=32"], "vector name 'id'"),
     (["multivector.vectors.image.dim=0"], "multivector.vectors.image"),
     (["multivector.vectors.image.size=8"], "unknown key"),
-    (["filter.selectivities=[0.5]"], "[multivector] and [filter]"),
     (["kind='ycsb'", "ycsb.read_proportion=1.0"], "only read when kind = 'ann'"),
 ])
 def test_bad_multivector_table_is_one_clear_user_error(bad, words):
@@ -222,7 +227,7 @@ def test_run_multivector_rows_per_named_vector(bench_cli, tmp_path, backend):
         for v in ("text", "image"):
             assert built["params"]["vectors"][v]["m"] == 16
     run = json.loads((run_dir / "run.json").read_text())
-    assert set(run["vectors"]) == {"text", "image"} and run["status"] == "complete"
+    assert set(run["scenarios"]["multivector"]["vectors"]) == {"text", "image"} and run["status"] == "complete"
     # compare keeps the named vectors apart, in the table and in the numbers
     c = compare([run_dir])
     assert sorted(c.figures["vector_name"]) == ["image", "text"]

@@ -258,7 +258,13 @@ def test_a_different_built_index_is_noted(tmp_path, cache_dir):
                  run_id="m8")
     b = real_run(tmp_path, cache_dir, "faiss", "--set", "search.ef_search=[16]", "--set", "index.m=16", "--trials", "4",
                  run_id="m16")
-    p = bench("regress", "--baseline", str(a), "--candidate", str(b), "--json", cwd=tmp_path, cache_dir=cache_dir)
+    # different indexes measured different things: refused, naming the real reason ...
+    p = bench("regress", "--baseline", str(a), "--candidate", str(b), cwd=tmp_path, cache_dir=cache_dir)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert "M (index_m) is 8 in the baseline but 16 in the candidate" in p.stderr and "--across index" in p.stderr
+    # ... unless the user pairs across the index on purpose (an A/B of index settings)
+    p = bench("regress", "--baseline", str(a), "--candidate", str(b), "--json", "--across", "index", cwd=tmp_path,
+              cache_dir=cache_dir)
     assert p.returncode in (0, 1), p.stderr
     notes = json.loads(p.stdout)["notes"]
     assert any("built another index" in n and "m: 8 -> 16" in n for n in notes), notes
@@ -266,7 +272,8 @@ def test_a_different_built_index_is_noted(tmp_path, cache_dir):
     recall = next(c for c in json.loads(p.stdout)["checks"] if c["figure"] == "recall")
     assert recall["test"] == "wilcoxon" and recall["n_baseline"] == 40 and recall["change"] > 0.01
     assert recall["verdict"] == "improvement" and recall["p"] < 0.05
-    p = bench("regress", "--baseline", str(b), "--candidate", str(a), cwd=tmp_path, cache_dir=cache_dir)
+    p = bench("regress", "--baseline", str(b), "--candidate", str(a), "--across", "index", cwd=tmp_path,
+              cache_dir=cache_dir)
     assert p.returncode == 1 and "**recall regressed**" in p.stdout and "40 queries paired" in p.stdout
 
 

@@ -105,11 +105,14 @@ def _with_keys(df: pd.DataFrame) -> pd.DataFrame:
             df[name] = None
     for col, param in (("index_m", "m"), ("index_ef_construction", "ef_construction"), ("index_kind", "kind")):
         missing = df[col].isna()
-        if missing.any():
-            df.loc[missing, col] = [_index_param(b, r, param) for b, r in
-                                    zip(df.loc[missing].get("index_built", [None] * int(missing.sum())),
-                                        df.loc[missing].get("index_requested", [None] * int(missing.sum())),
-                                        strict=True)]
+        if not missing.any():
+            continue
+        built = df["index_built"] if "index_built" in df else pd.Series([None] * len(df), index=df.index)
+        asked = df["index_requested"] if "index_requested" in df else pd.Series([None] * len(df), index=df.index)
+        found = [_index_param(b, r, param) for b, r in zip(built[missing], asked[missing], strict=True)]
+        if any(v is not None for v in found):
+            df[col] = df[col].astype(object)
+            df.loc[missing, col] = found
     return df
 
 

@@ -187,10 +187,19 @@ def _norm(v: object) -> object:
     return v.item() if hasattr(v, "item") else v
 
 
-def _groups(df: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+def match_keys(across: Sequence[str] = ()) -> list[str]:
+    """The keys a baseline and a candidate configuration must share, less those the user pairs across (key
+    names, or whole groups: "data", "index", "load", "variant")."""
+    drop = set()
+    for a in across:
+        drop |= set(keys.names(a)) if a in keys.GROUPS else {keys.get(a).name}
+    return [k for k in keys.match_names() if k not in drop]
+
+
+def _groups(df: pd.DataFrame, names: list[str]) -> dict[tuple, pd.DataFrame]:
     ok = df[df["status"] == "ok"]
     out: dict[tuple, pd.DataFrame] = {}
-    for key, g in ok.groupby(keys.match_names(), dropna=False, sort=True):
+    for key, g in ok.groupby(names, dropna=False, sort=True):
         out[tuple(_norm(v) for v in key)] = g
     return out
 
@@ -365,19 +374,20 @@ def _per_query(g: pd.DataFrame) -> np.ndarray | None:
 
 
 def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, cfg: RegressConfig, baseline: str = "baseline",
-                   candidate: str = "candidate") -> RegressResult:
+                   candidate: str = "candidate", across: Sequence[str] = ()) -> RegressResult:
     res = RegressResult(baseline, candidate, cfg.alpha)
     for fig in cfg.figures:
         if fig not in base.columns or fig not in cand.columns:
             raise UserError(f"The regress config names the figure '{fig}', which the results do not have",
                             "use columns of trials.parquet such as qps, p50_us, p99_us, p999_us, recall")
-    gb, gc = _groups(base), _groups(cand)
+    names = match_keys(across)
+    gb, gc = _groups(base, names), _groups(cand, names)
     for key in sorted(set(gb) - set(gc), key=str):
-        res.only_baseline.append(dict(zip(keys.match_names(), key, strict=True)))
+        res.only_baseline.append(dict(zip(names, key, strict=True)))
     for key in sorted(set(gc) - set(gb), key=str):
-        res.only_candidate.append(dict(zip(keys.match_names(), key, strict=True)))
+        res.only_candidate.append(dict(zip(names, key, strict=True)))
     for key in sorted(set(gb) & set(gc), key=str):
-        kd = dict(zip(keys.match_names(), key, strict=True))
+        kd = dict(zip(names, key, strict=True))
         b, c = gb[key], gc[key]
         hb, hc = set(b.get("dataset_hash", pd.Series(dtype=object)).dropna()), set(
             c.get("dataset_hash", pd.Series(dtype=object)).dropna())
@@ -402,23 +412,49 @@ def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, cfg: RegressConfig, b
                 res.checks.append(chk)
     apply_holm(res.checks, cfg.alpha)
     if not res.checks:
-        raise UserError(f"Nothing in {candidate} is comparable with {baseline} (no configuration with the same "
-                        "backend, workload, op, ef_search, k, concurrency and target rate has figures in both)",
-                        "compare runs of the same workload and backend")
+        why, hint = _why_apart(base, cand, names)
+        raise UserError(f"Nothing in {candidate} is comparable with {baseline}: {why}", hint)
     return res
 
 
-def regress(baseline: str | Path, candidate: str | Path, config: str | Path | None = None) -> RegressResult:
+def _why_apart(base: pd.DataFrame, cand: pd.DataFrame, names: list[str]) -> tuple[str, str]:
+    """The real reason no configuration pairs: the keys whose values the two sides do not share."""
+    apart = []
+    for n in names:
+        vb, vc = ({_norm(v) for v in df[n].tolist()} if n in df else {None} for df in (base, cand))
+        if not vb & vc:
+            apart.append((n, vb, vc))
+    if not apart:
+        return ("no configuration has ok trials on both sides with the same " + ", ".join(names),
+                "compare runs of the same workload and backend")
+
+    def show(vals: set) -> str:
+        return ", ".join(sorted(str(v)[:16] for v in vals))
+
+    diff = "; ".join(f"{keys.get(n).label} ({n}) is {show(b)} in the baseline but {show(c)} in the candidate"
+                     for n, b, c in apart[:3])
+    groups = sorted({keys.get(n).group for n, _, _ in apart})
+    return (f"they measured different things: {diff}",
+            f"compare runs of the same {' and '.join(groups)}; to pair across it on purpose (an A/B of index "
+            f"settings, say), add --across {' --across '.join(groups)}")
+
+
+def regress(baseline: str | Path, candidate: str | Path, config: str | Path | None = None,
+            across: Sequence[str] = ()) -> RegressResult:
+    for a in across:
+        if a not in keys.GROUPS and a not in keys.names():
+            raise UserError(f"--across {a!r} is neither a key group nor a result key",
+                            f"use one of {', '.join(keys.GROUPS)} or a key such as index_m")
     cfg = load_config(config)
     base = trials_frame([baseline])
     cand = trials_frame([candidate])
-    return compare_frames(base, cand, cfg, str(baseline), str(candidate))
+    return compare_frames(base, cand, cfg, str(baseline), str(candidate), across)
 
 
 # -- the summary ------------------------------------------------------------------------------------------
 
 def _key_text(k: dict) -> str:
-    return f"{k['backend']} {k['workload']} {k['op']} " + keys.label(k, groups=("index", "load", "variant"))
+    return f"{k['backend']} {k['workload']} {k['op']} " + keys.label(k)
 
 
 def _evidence(c: FigureCheck) -> str:

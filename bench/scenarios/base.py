@@ -117,8 +117,8 @@ class Scenario:
     def validate_spec(cls, options: Any, spec: WorkloadSpec) -> None:
         """Raise ValueError (one sentence) when the table does not fit the rest of the workload."""
         if spec.kind not in cls.kinds:
-            raise ValueError(f"a [{cls.table}] table is only read when kind is {' or '.join(map(repr, cls.kinds))}; "
-                             f"remove it or change kind")
+            raise ValueError(f"a [{cls.table}] table is only read when "
+                             f"{' or '.join(f'kind = {k!r}' for k in cls.kinds)}; remove it or change kind")
 
     def check(self, backend: type[Backend], options: BackendOptions, flags: RunFlags) -> list[str]:
         """Raise UserError when this engine cannot run the scenario; return warnings (parts it skips)."""

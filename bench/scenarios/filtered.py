@@ -22,6 +22,9 @@ class FilterModel(Strict):
     """One payload field per selectivity (1 on exactly round(s*n) records), searched with an equality filter."""
 
     selectivities: list[float] = Field(default_factory=lambda: [0.5, 0.1, 0.01, 0.001], min_length=1)
+    kind: Literal["eq", "range"] = Field("eq", description="eq: one 0/1 field per selectivity searched with "
+                                         "field = 1; range: one int field `rank` (a seeded permutation of the "
+                                         "rows) searched with rank < round(s * n)")
     mode: Literal["sweep"] = Field("sweep", description="sweep: one configuration per selectivity at each ef_search "
                                    "(YCSB: one run of the mix per selectivity, its filtered searches on that field)")
 
@@ -55,7 +58,7 @@ class FilterScenario(Scenario):
                              "raise dataset.n or the selectivity")
 
     def check(self, backend, options: BackendOptions, flags: RunFlags) -> list[str]:
-        reason = backend.supports("filters", options)
+        reason = backend.supports("range_filters" if self.options.kind == "range" else "filters", options)
         if reason:
             raise UserError(f"Backend '{backend.name}' cannot push payload filters into its search, which workload "
                             f"'{self.spec.name}' needs, so it is skipped ({reason.rstrip('.')})",
@@ -63,20 +66,22 @@ class FilterScenario(Scenario):
         return []
 
     def prepare(self, prep: Prep) -> None:
-        self.cases = filtered.cases(self.options.selectivities)
-        self.masks = filtered.masks(prep.ds.n, self.cases, self.spec.dataset.seed)
-        self.key_payloads = filtered.key_payloads(prep.ds.n, tuple(self.cases), self.spec.dataset.seed)
+        n, seed = prep.ds.n, self.spec.dataset.seed
+        self.cases = filtered.cases(self.options.selectivities, kind=self.options.kind, n=n)
+        self.masks = filtered.masks(n, self.cases, seed)  # by case key
+        self.columns = filtered.columns(n, self.cases, seed)  # the payload fields' values, by field
+        self.key_payloads = filtered.key_payloads(n, tuple(self.cases), seed)
 
     def payload_fields(self) -> dict[str, str]:
         return filtered.payload_fields(self.cases)
 
     def payloads(self, ids: np.ndarray) -> Mapping[str, Sequence[Any]]:
-        return {f: m[ids].astype(np.int64).tolist() for f, m in self.masks.items()}
+        return {f: col[ids].astype(np.int64).tolist() for f, col in self.columns.items()}
 
     def expand(self, v: Variant) -> Iterable[Variant]:
         for case in self.cases:
-            mask = self.masks[case.field]
+            mask = self.masks[case.key]
             yield v.derive(axes={"filter": case.label, "selectivity": case.selectivity},
                            params={"filter": case.query}, mask=mask if v.mask is None else (v.mask & mask),
                            ref_key={"filter": case.label}, task={"payload_cases": tuple(self.cases)},
-                           allowed_keys=lambda keys, f=case.field: self.key_payloads.mask(f, keys))
+                           allowed_keys=lambda keys, c=case: self.key_payloads.mask(c, keys))
