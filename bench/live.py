@@ -25,18 +25,24 @@ from prometheus_client.registry import Collector
 
 from bench.errors import UserError
 from bench.metrics import hdr
+from bench.results import keys
 
-LABELS = ["backend", "workload", "op", "filter", "fusion", "ef_search", "vector_name"]
+# one Prometheus label per result key that tells configurations of a run apart (bench.results.keys): identity,
+# load and variant keys; a run's data and index are one value each, so they would only multiply the series
+LABELS = [k.name for k in keys.all_keys() if k.group in ("identity", "load", "variant")
+          and k.name not in ("run_id", "workload_kind", "phase", "selectivity", "arrival", "k")]
 BUCKETS_S = [25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3,
              1.0, 2.5, 5.0, 10.0, 30.0, 60.0]
 QUANTILES = [("0.5", "p50_us"), ("0.9", "p90_us"), ("0.99", "p99_us"), ("0.999", "p999_us")]
 
 
 def _labels(row: dict) -> tuple[str, ...]:
-    ef, flt, fusion, alpha = row.get("ef_search"), row.get("filter"), row.get("fusion"), row.get("alpha")
-    hyb = "" if fusion is None else str(fusion) + ("" if alpha is None else f" a={alpha:g}")
-    return (str(row.get("backend")), str(row.get("workload")), str(row.get("op")), "" if flt is None else str(flt),
-            hyb, "" if ef is None else str(ef), str(row.get("vector_name") or ""))
+    def text(v: object) -> str:
+        if v is None:
+            return ""
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return tuple(text(row.get(name)) for name in LABELS)
 
 
 def buckets_from_hdr(h: HdrHistogram, bounds_s: Iterable[float] = BUCKETS_S) -> list[tuple[str, float]]:

@@ -10,7 +10,7 @@ import shutil
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from analysis_helpers import bench, shared_run
+from analysis_helpers import bench, real_run, shared_run
 
 EFS = ["--set", "search.ef_search=[8, 64]", "--trials", "3"]
 
@@ -53,15 +53,16 @@ def test_markdown_and_html_group_by_workload(runs, tmp_path):
     assert p.returncode == 0, p.stderr
     md = p.stdout
     assert "### ann-smoke" in md and "### capabilities" in md
-    assert ("| backend | run | op | quant | ef | k | conc | rate | QPS | P50 us | P99 us | P99.9 us | recall | load s "
-            "| build s | peak RSS MiB | index MiB | RSS growth MiB |") in md
+    assert ("| backend | run | op | index | quant | ef | k | conc | rate | QPS | P50 us | P99 us | P99.9 us | recall "
+            "| load s | build s | peak RSS MiB | index MiB | RSS growth MiB |") in md
+    assert "| hnsw M=16 efc=100 |" in md  # the index as built is on every row
     null_rows = [line for line in md.splitlines() if line.startswith("| null *")]
     assert len(null_rows) == 2 and all("| other than asked, note 1 |" in r for r in null_rows)
     assert "1. built other than asked: the null backend stores and indexes nothing" in md
     frows = [line for line in md.splitlines() if line.startswith("| faiss |") and "search" in line]
     assert len(frows) == 2 and all("| as asked |" in r for r in frows)
     p = bench("compare", *map(str, runs), "--format", "html", cwd=tmp_path, cache_dir=tmp_path)
-    assert p.returncode == 0 and p.stdout.count("<table>") == 2 and "<h3>ann-smoke</h3>" in p.stdout
+    assert p.returncode == 0 and p.stdout.count("<table>") == 2 and "<h3>ann-smoke on synthetic" in p.stdout
     p = bench("compare", *map(str, runs), "--format", "xml", cwd=tmp_path, cache_dir=tmp_path)
     assert p.returncode == 2 and "Unknown format 'xml'" in p.stderr
 
@@ -118,3 +119,18 @@ def test_quantization_label_names_kind_and_rescore():
 
     assert quantization_label(None, None) == "none" and quantization_label(float("nan"), None) == "none"
     assert quantization_label("int8", True) == "int8+rescore" and quantization_label("pq", False) == "pq"
+
+
+def test_runs_on_two_datasets_get_a_table_each_titled_by_the_dataset(tmp_path, cache_dir):
+    """faiss on 1,000 vectors and faiss on 1,500 must never share a table: one each, titled by what it measured."""
+    a = real_run(tmp_path, cache_dir, "faiss", "--set", "search.ef_search=[32]", "--trials", "1", run_id="small")
+    b = real_run(tmp_path, cache_dir, "faiss", "--set", "search.ef_search=[32]", "--set", "dataset.n=1500",
+                 "--trials", "1", run_id="large")
+    p = bench("compare", str(a), str(b), "--format", "markdown", cwd=tmp_path, cache_dir=cache_dir)
+    assert p.returncode == 0, p.stderr
+    titles = [line for line in p.stdout.splitlines() if line.startswith("### ann-smoke on ")]
+    assert len(titles) == 2, p.stdout
+    assert any("n=1,000" in t for t in titles) and any("n=1,500" in t for t in titles)
+    tables = p.stdout.split("### ann-smoke on ")[1:]
+    assert sum("| small |" in t for t in tables) == 1 and sum("| large |" in t for t in tables) == 1
+    assert not any("| small |" in t and "| large |" in t for t in tables)

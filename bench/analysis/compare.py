@@ -16,6 +16,7 @@ import pandas as pd
 
 from bench.analysis.load import summary_frame
 from bench.errors import UserError
+from bench.results import keys
 
 Format = Literal["table", "markdown", "csv", "html"]
 FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "html")
@@ -35,8 +36,8 @@ FIGURE_COLUMNS: list[tuple[str, str, str, bool]] = [
 ]
 HYBRID_COLUMNS = ["recall_dense", "recall_bm25"]
 MEMORY_COLUMNS = {"server_rss_peak_bytes", "index_size_bytes", "client_rss_growth_bytes"}  # bytes, shown in MiB
-ID_COLUMNS = ["workload", "backend", "run_id", "op", "filter", "vector_name", "fusion", "alpha", "quantization",
-              "rescore", "ef_search", "k", "concurrency", "target_rate"]
+DATA_KEYS = keys.names("data")  # one table per workload and dataset: rows of two datasets never share one
+CONFIG_KEYS = [k for k in keys.names("variant") if k != "ef_search"]  # the `config` column
 CAPABILITIES = ["filters", "hybrid", "quantization", "multi_vector", "replication", "sharding"]
 MIB = 1024 * 1024
 
@@ -60,10 +61,11 @@ def _substitutions(text: object) -> list[str]:
 def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """The compare table as numbers: id columns, each figure with `_lo`/`_hi`, trial counts, substitutions."""
     df = summary.copy()
-    for col in ID_COLUMNS:
+    id_columns = keys.names()
+    for col in id_columns:
         if col not in df:
             df[col] = None
-    cols = list(ID_COLUMNS)
+    cols = list(id_columns)
     for name, _, _, spread in FIGURE_COLUMNS:
         for suffix in (("", "_lo", "_hi") if spread else ("",)):
             c = name + suffix
@@ -81,9 +83,9 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
         lambda s: "; ".join(_substitutions(s)))
     df["dataset"] = df.get("dataset_name", pd.Series([None] * len(df)))
     cols += ["n_kept", "n_ok", "n_trials", "dataset", "substituted"]
-    out = df[cols].sort_values(["workload", "op", "backend", "quantization", "rescore", "run_id", "filter",
-                                "vector_name", "fusion", "alpha", "ef_search", "concurrency", "target_rate"],
-                               na_position="first", kind="stable")
+    order = ["workload", *DATA_KEYS, "op", "backend", *keys.names("index"), "run_id", *CONFIG_KEYS, "ef_search",
+             "concurrency", "target_rate"]
+    out = df[cols].sort_values(order, na_position="first", kind="stable")
     return out.reset_index(drop=True)
 
 
@@ -139,19 +141,21 @@ def substitution_notes(figures: pd.DataFrame) -> list[str]:
 
 
 def config_label(r: dict) -> str:
-    """The filter, named vector or hybrid fusion of a row ("sel_10=1", "vector=image", "rrf", "weighted a=0.25"),
-    or "" for plain search."""
-    def present(v: object) -> bool:
-        return v is not None and v is not pd.NA and not (isinstance(v, float) and math.isnan(v))
+    """The scenario axes of a row besides ef_search ("filter sel_10=1", "vector=image", "weighted a=0.25"), or ""
+    for plain search: every variant key of bench.results.keys, scenario-registered ones too."""
+    return keys.label(r, CONFIG_KEYS)
 
-    parts = []
-    if present(r.get("filter")):
-        parts.append(str(r["filter"]))
-    if present(r.get("vector_name")):
-        parts.append(f"vector={r['vector_name']}")
-    if present(r.get("fusion")):
-        parts.append(str(r["fusion"]) + (f" a={float(r['alpha']):g}" if present(r.get("alpha")) else ""))
-    return " ".join(parts)
+
+def index_label(r: dict) -> str:
+    """The index as built: kind, M and ef_construction where the engine has them ("hnsw M=64 efc=200")."""
+    return keys.label(r, ["index_kind", "index_m", "index_ef_construction"]) or "-"
+
+
+def dataset_title(r: dict) -> str:
+    """What a table or picture measured: "ann-smoke on synthetic (n=10,000, dim=768, data#1a2b3c4d)"."""
+    head = keys.label(r, ["dataset_name"]) or "unknown dataset"
+    rest = keys.label(r, ["dataset_n", "dataset_dim", "dataset_hash"]).replace(" ", ", ")
+    return f"{r.get('workload')} on {head}" + (f" ({rest})" if rest else "")
 
 
 def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -160,14 +164,14 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     notes = {t: i + 1 for i, t in enumerate(substitution_notes(figures))}
     with_config = any(config_label(r) for r in figures.to_dict("records"))
     with_sides = any(_num(v, ".4f") != "-" for c in HYBRID_COLUMNS if c in figures for v in figures[c])
-    heads = (["workload", "backend", "run", "op", "quant", "ef"] + (["config"] if with_config else [])
+    heads = (["workload", "backend", "run", "op", "index", "quant", "ef"] + (["config"] if with_config else [])
              + ["k", "conc", "rate"] + [h for _, h, _, _ in FIGURE_COLUMNS]
              + (["vs dense", "vs bm25"] if with_sides else []))
-    heads += ["trials", "index"]
+    heads += ["trials", "built"]
     rows = []
     for r in figures.to_dict("records"):
         cells = [str(r["workload"]), str(r["backend"]) + (" *" if r["substituted"] else ""), str(r["run_id"]),
-                 str(r["op"]), quantization_label(r.get("quantization"), r.get("rescore")),
+                 str(r["op"]), index_label(r), quantization_label(r.get("quantization"), r.get("rescore")),
                  _num(r["ef_search"], "d") if r["ef_search"] is not None else "-",
                  *([config_label(r) or "-"] if with_config else []),
                  _num(r["k"], "d") if r["k"] is not None else "-",
@@ -197,7 +201,7 @@ def quantization_label(quant: object, rescore: object) -> str:
 
 def _int_safe(figures: pd.DataFrame) -> pd.DataFrame:
     df = figures.copy()
-    for c in ("ef_search", "k", "concurrency", "n_kept", "n_ok", "n_trials"):
+    for c in [k.name for k in keys.all_keys() if k.type == "int64"] + ["n_kept", "n_ok", "n_trials"]:
         df[c] = df[c].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v))
     return df
 
@@ -234,7 +238,8 @@ def render(c: Comparison, fmt: str = "table") -> str:
         return figures.to_csv(index=False) + "\n" + c.capabilities.to_csv(index=False)
     cap_heads = list(c.capabilities.columns)
     cap_rows = [[str(v) for v in row] for row in c.capabilities.itertuples(index=False)]
-    groups = [(w, g) for w, g in figures.groupby("workload", sort=True)]
+    groups = [(dataset_title(g.iloc[0].to_dict()), g)
+              for _, g in figures.groupby(["workload", *DATA_KEYS], sort=True, dropna=False)]
     if fmt == "markdown":
         parts = []
         for w, g in groups:
@@ -269,7 +274,8 @@ def _rich_text(groups, cap_heads: list[str], cap_rows: list[list[str]]) -> str:
         heads, rows = display_rows(g)
         t = Table(title=f"workload {w}", title_justify="left")
         for h in heads[1:]:
-            t.add_column(h, justify="left" if h in ("backend", "run", "op", "quant", "config", "index") else "right",
+            t.add_column(h, justify="left" if h in ("backend", "run", "op", "index", "quant", "config", "built")
+                         else "right",
                          overflow="fold")
         for r in rows:
             t.add_row(*r[1:])

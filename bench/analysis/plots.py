@@ -18,6 +18,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 
 from bench.analysis.load import merge_hdr  # noqa: E402
+from bench.results import keys  # noqa: E402
 
 COLOR_FAMILIES = ["Blues", "Oranges", "Greens", "Reds", "Purples", "Greys", "YlOrBr", "PuRd"]
 PERCENTILE_TICKS = [(0.0, "0%"), (0.5, "50%"), (0.9, "90%"), (0.99, "99%"), (0.999, "99.9%"), (0.9999, "99.99%"),
@@ -40,46 +41,33 @@ def _num(v: object) -> float | None:
     return None if math.isnan(f) else f
 
 
+# keys never in a series label: identity keys get their own treatment, the x-axis parameter is on the axis
+_NOT_IN_LABEL = {"run_id", "workload", "workload_kind", "phase", "backend", "selectivity"}
+
+
 def series_label(row: pd.Series | dict, multi_run: set[str], levels: dict[str, bool] | None = None) -> str:
-    """backend, plus the run id when the backend was measured twice at one configuration, plus concurrency,
-    target rate or filter when the data holds several of them (`levels` says which vary)."""
+    """backend, plus the run id when the backend was measured twice at one configuration, plus every key of
+    bench.results.keys that varies between the rows drawn (`levels`): dataset, index, concurrency, rate, filter,
+    named vector, fusion, scenario axes. Two rows that differ in any key never share a series."""
     b = str(row["backend"])
     label = f"{b} ({row['run_id']})" if b in multi_run else b
-    levels = levels or {}
-    if levels.get("concurrency") and _num(row.get("concurrency")) is not None:
-        label += f" c={int(row['concurrency'])}"
-    if levels.get("target_rate"):
-        rate = _num(row.get("target_rate"))
-        label += f" rate={rate:,.0f}/s" if rate is not None else " closed loop"
-    if levels.get("filter"):
-        flt = row.get("filter")
-        label += f" {flt}" if isinstance(flt, str) and flt else " unfiltered"
-    if levels.get("vector_name"):
-        vec = row.get("vector_name")
-        label += f" vector={vec}" if isinstance(vec, str) and vec else " single vector"
-    if levels.get("fusion") or levels.get("alpha"):
-        fusion, alpha = row.get("fusion"), _num(row.get("alpha"))
-        label += (f" {fusion}" if isinstance(fusion, str) and fusion else " dense") + (
-            f" a={alpha:g}" if alpha is not None else "")
-    if levels.get("quantization") or levels.get("rescore"):
-        q = row.get("quantization")
-        label += f" {q}{'+rescore' if row.get('rescore') is True else ''}" if isinstance(q, str) and q else " unquantized"
-    return label
+    names = [k for k, v in (levels or {}).items() if v]
+    extra = keys.label(row, names)
+    return f"{label} {extra}" if extra else label
 
 
-def varying(df: pd.DataFrame) -> dict[str, bool]:
-    return {c: c in df and df[c].nunique(dropna=False) > 1
-            for c in ("concurrency", "target_rate", "filter", "vector_name", "fusion", "alpha", "quantization", "rescore")}
+def varying(df: pd.DataFrame, axis: str | None = "ef_search") -> dict[str, bool]:
+    """Which keys (besides identity keys and the x-axis key) take more than one value among the rows."""
+    return {k: k in df and df[k].nunique(dropna=False) > 1 for k in keys.names()
+            if k not in _NOT_IN_LABEL and k != axis}
 
 
 def runs_per_backend(df: pd.DataFrame) -> set[str]:
     """Backends measured more than once at the same configuration (their series are labelled with the run id,
     so a baseline and a candidate stay apart; runs that only add settings join one series)."""
-    keys = [c for c in ("backend", "workload", "op", "filter", "vector_name", "fusion", "alpha", "quantization", "rescore",
-                        "ef_search", "k", "concurrency",
-                        "target_rate") if c in df]
-    n = df.groupby(keys, dropna=False)["run_id"].nunique()
-    return {key[0] for key, k in n.items() if k > 1}
+    cols = [c for c in keys.names() if c in df and c not in ("run_id", "workload_kind", "phase")]
+    n = df.groupby(cols, dropna=False)["run_id"].nunique()
+    return {key[cols.index("backend")] for key, k in n.items() if k > 1}
 
 
 def pareto_frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -93,7 +81,7 @@ def pareto_frontier(points: list[tuple[float, float]]) -> list[tuple[float, floa
     return out
 
 
-def recall_qps(summary: pd.DataFrame, workload: str) -> Picture:
+def recall_qps(summary: pd.DataFrame, workload: str, title: str | None = None) -> Picture:
     """Recall against QPS per backend, QPS on a log scale, the Pareto frontier drawn, every point shown."""
     df = summary[(summary["workload"] == workload) & (summary["op"] == "search")]
     df = df[df["recall"].map(_num).notna() & df["qps"].map(_num).notna()]
@@ -124,7 +112,7 @@ def recall_qps(summary: pd.DataFrame, workload: str) -> Picture:
     ax.set_xlabel("recall@k")
     ax.set_ylabel("queries per second (log scale)")
     k = sorted({int(v) for v in df["k"].dropna()}) if "k" in df else []
-    ax.set_title(f"{workload}: recall vs QPS" + (f" (k={k[0]})" if len(k) == 1 else "")
+    ax.set_title(f"{title or workload}: recall vs QPS" + (f" (k={k[0]})" if len(k) == 1 else "")
                  + "; line = Pareto frontier, bars = spread of kept trials")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize=8)
@@ -142,7 +130,7 @@ def percentile_curve(h, points: int = 300) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
-def latency_distribution(trials: pd.DataFrame, workload: str) -> Picture:
+def latency_distribution(trials: pd.DataFrame, workload: str, title: str | None = None) -> Picture:
     """HdrHistogram-style percentile distribution of the merged histograms of the ok trials, per series."""
     df = trials[(trials["workload"] == workload) & (trials["status"] == "ok")]
     df = df[df["hdr"].map(lambda v: isinstance(v, str) and bool(v))]
@@ -150,28 +138,21 @@ def latency_distribution(trials: pd.DataFrame, workload: str) -> Picture:
         return Picture(None, f"{workload}: no ok trial carries a latency histogram")
     multi = runs_per_backend(df)
     kind = str(df["workload_kind"].iloc[0]) if "workload_kind" in df else "ann"
-    levels = varying(df)
+    levels = varying(df, axis=None)
     curves: dict[str, list[tuple[str, object, np.ndarray, np.ndarray, int]]] = {}
-    keys = [c for c in ("backend", "run_id", "op", "filter", "vector_name", "fusion", "alpha", "ef_search",
-                        "concurrency", "target_rate") if c in df]
-    for key, g in df.groupby(keys, dropna=False, sort=True):
-        kv = dict(zip(keys, key, strict=True))
-        backend, run_id, op, ef = kv["backend"], kv["run_id"], kv["op"], kv["ef_search"]
-        conc, rate, flt, vec = kv.get("concurrency"), kv.get("target_rate"), kv.get("filter"), kv.get("vector_name")
-        fusion, alpha = kv.get("fusion"), _num(kv.get("alpha"))
+    cols = [c for c in keys.names() if c in df and c not in ("workload_kind", "phase")]
+    member_keys = [k for k in keys.names("variant") if k != "selectivity"]
+    group_levels = {k: v for k, v in levels.items() if k not in member_keys}
+    for key, g in df.groupby(cols, dropna=False, sort=True):
+        kv = dict(zip(cols, key, strict=True))
         h = merge_hdr(g["hdr"])
         if not h.get_total_count():
             continue
         xs, ys = percentile_curve(h)
-        group = series_label({"backend": backend, "run_id": run_id, "concurrency": conc, "target_rate": rate},
-                             multi, {**levels, "vector_name": False})
-        member = str(op) if kind == "ycsb" else (f"ef={int(ef)}" if _num(ef) is not None else str(op))
-        if isinstance(flt, str) and flt:
-            member += f" {flt}"
-        if isinstance(vec, str) and vec:
-            member += f" vector={vec}"
-        if isinstance(fusion, str) and fusion:
-            member += f" {fusion}" + (f" a={alpha:g}" if alpha is not None else "")
+        group = series_label(kv, multi, group_levels)  # one colour family: backend, run, data, index, load
+        op = kv["op"]
+        member = keys.label(kv, member_keys)  # shades within it: ef_search and the scenario axes
+        member = f"{op} {member}" if kind == "ycsb" or not member else member
         curves.setdefault(group, []).append((member, op, xs, ys, h.get_total_count()))
     n_series = sum(len(v) for v in curves.values())
     many = n_series > 6
@@ -202,7 +183,7 @@ def latency_distribution(trials: pd.DataFrame, workload: str) -> Picture:
     ax.set_xticklabels([lab for _, lab in ticks])
     ax.set_xlim(1, right)
     ax.set_xlabel("percentile (scale 1/(1-p)); a line ends where its samples run out")
-    ax.set_title(f"{workload}: latency by percentile, histograms merged over the ok trials")
+    ax.set_title(f"{title or workload}: latency by percentile, histograms merged over the ok trials")
     ax.grid(True, which="major", alpha=0.3)
     if many:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
@@ -212,7 +193,7 @@ def latency_distribution(trials: pd.DataFrame, workload: str) -> Picture:
     return Picture(fig)
 
 
-def ycsb_operations(summary: pd.DataFrame, workload: str) -> Picture:
+def ycsb_operations(summary: pd.DataFrame, workload: str, title: str | None = None) -> Picture:
     """Per operation kind: QPS (bars, spread of kept trials) and P50 / P99 latency, one bar group per backend."""
     df = summary[(summary["workload"] == workload)]
     if df.empty or "workload_kind" not in df or (df["workload_kind"] != "ycsb").all():
@@ -251,7 +232,7 @@ def ycsb_operations(summary: pd.DataFrame, workload: str) -> Picture:
         a1.set_ylabel("operations per second (log scale)")
     else:
         a1.set_ylabel("operations per second")
-    a1.set_title(f"{workload}: QPS per operation kind")
+    a1.set_title(f"{title or workload}: QPS per operation kind")
     a1.legend(fontsize=8)
     a2.set_ylabel("latency (us); narrow bar P50, wide pale bar P99")
     a2.set_title(f"{workload}: latency per operation kind")
@@ -264,7 +245,7 @@ def ycsb_operations(summary: pd.DataFrame, workload: str) -> Picture:
     return Picture(fig)
 
 
-def qps_vs_concurrency(summary: pd.DataFrame, workload: str) -> Picture:
+def qps_vs_concurrency(summary: pd.DataFrame, workload: str, title: str | None = None) -> Picture:
     """QPS and P99 against concurrency, per backend and operation (closed loop rows only)."""
     df = summary[(summary["workload"] == workload) & summary["qps"].map(_num).notna()]
     if "target_rate" in df:
@@ -273,24 +254,27 @@ def qps_vs_concurrency(summary: pd.DataFrame, workload: str) -> Picture:
         return Picture(None, f"{workload}: no closed-loop rows with QPS")
     kind = str(df["workload_kind"].iloc[0]) if "workload_kind" in df else "ann"
     lines = []
-    for key, g in df.groupby(["backend", "op", "ef_search"], dropna=False, sort=True):
-        if kind == "ycsb" and key[1] != "total" and (df["op"] == "total").any():
+    cols = [c for c in keys.names() if c in df and c not in ("run_id", "workload_kind", "phase", "concurrency")]
+    levels = {**varying(df, axis="concurrency"), "ef_search": kind == "ann"}
+    for key, g in df.groupby(cols, dropna=False, sort=True):
+        kv = dict(zip(cols, key, strict=True))
+        if kind == "ycsb" and kv["op"] != "total" and (df["op"] == "total").any():
             continue
         if g["concurrency"].nunique() < 2:
             continue
         if "started_utc" in g:
             g = g.sort_values("started_utc").groupby("concurrency", as_index=False).last()
-        lines.append((key, g.sort_values("concurrency")))
+        label = series_label(kv, set(), levels) + (f" {kv['op']}" if kind == "ycsb" else "")
+        lines.append(((str(kv["backend"]), label), g.sort_values("concurrency")))
     if not lines:
         levels = sorted({int(c) for c in df["concurrency"].dropna()})
         return Picture(None, f"{workload}: every series was measured at one concurrency only ({levels}); give "
                              "runs at several --concurrency values to draw QPS against concurrency")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5))
     backends = list(dict.fromkeys(str(k[0]) for k, _ in lines))
-    for (backend, op, ef), g in lines:
-        label = str(backend) + (f" ef={int(ef)}" if kind == "ann" and _num(ef) is not None else f" {op}")
-        family = [k for k, _ in lines if str(k[0]) == str(backend)]
-        j = family.index((backend, op, ef))
+    for (backend, label), g in lines:
+        family = [k for k, _ in lines if k[0] == backend]
+        j = family.index((backend, label))
         shade = 0.85 if len(family) == 1 else 0.4 + 0.55 * j / (len(family) - 1)
         color = plt.get_cmap(COLOR_FAMILIES[backends.index(str(backend)) % len(COLOR_FAMILIES)])(shade)
         a1.plot(g["concurrency"], g["qps"], "-o", label=label, color=color)
@@ -305,7 +289,7 @@ def qps_vs_concurrency(summary: pd.DataFrame, workload: str) -> Picture:
         a.grid(True, which="both", alpha=0.3)
         a.legend(fontsize=8)
     a1.set_ylabel("operations per second")
-    a1.set_title(f"{workload}: QPS against concurrency")
+    a1.set_title(f"{title or workload}: QPS against concurrency")
     a2.set_ylabel("P99 latency (us)")
     a2.set_title(f"{workload}: P99 against concurrency")
     fig.tight_layout()

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench.analysis import plots
+from bench.analysis.compare import DATA_KEYS, capability_frame, dataset_title, figures_frame, render
 from bench.analysis.compare import Comparison as _Comparison
-from bench.analysis.compare import capability_frame, figures_frame, render
 from bench.analysis.load import summary_frame, trials_frame
 from bench.errors import UserError
 from bench.results.writer import write_text
@@ -76,30 +76,44 @@ def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
         ("ycsb-ops", "Per operation kind", plots.ycsb_operations, summary),
         ("concurrency", "QPS vs concurrency", plots.qps_vs_concurrency, summary),
     ]
-    for workload in sorted(summary["workload"].dropna().unique()):
-        kind = set(summary.loc[summary["workload"] == workload, "workload_kind"].dropna())
-        parts = [f"<h2>workload {html.escape(str(workload))} ({html.escape(', '.join(sorted(kind)) or '?')})</h2>"]
-        for slug, title, draw, frame in drawers:
+    seen: dict[str, int] = {}
+    for group, s_group in summary.groupby(["workload", *DATA_KEYS], sort=True, dropna=False):
+        workload = group[0]
+        n = seen[workload] = seen.get(workload, -1) + 1  # a second dataset of one workload: files get -1, -2, ...
+        title = dataset_title(s_group.iloc[0].to_dict())
+        t_group = trials[_same_keys(trials, dict(zip(["workload", *DATA_KEYS], group, strict=True)))]
+        kind = set(s_group["workload_kind"].dropna())
+        parts = [f"<h2>workload {html.escape(title)} ({html.escape(', '.join(sorted(kind)) or '?')})</h2>"]
+        for slug, name, draw, frame in drawers:
             if slug == "recall-qps" and kind == {"ycsb"}:
                 res.skipped.append(f"{workload}: recall vs QPS is for ANN workloads; this one is YCSB")
                 continue
             if slug == "ycsb-ops" and "ycsb" not in kind:
                 res.skipped.append(f"{workload}: per-operation pictures are for YCSB workloads; this one only searches")
                 continue
-            pic = draw(frame, workload)
+            pic = draw(t_group if frame is trials else s_group, workload, title)
             if pic.figure is None:
-                res.skipped.append(pic.skipped or f"{workload}: {title} not drawn")
+                res.skipped.append(pic.skipped or f"{title}: {name} not drawn")
                 continue
-            path = out_dir / f"{slug}-{_slug(str(workload))}.png"
+            path = out_dir / (f"{slug}-{_slug(str(workload))}" + (f"-{n}" if n else "") + ".png")
             _save(pic, path)
             res.pictures.append(path)
-            parts.append(f"<figure><img src='{html.escape(path.name)}' alt='{html.escape(title)}'>"
-                         f"<figcaption><b>{html.escape(title)}.</b> {html.escape(CAPTIONS[slug])}</figcaption></figure>")
+            parts.append(f"<figure><img src='{html.escape(path.name)}' alt='{html.escape(name)}'>"
+                         f"<figcaption><b>{html.escape(name)}.</b> {html.escape(CAPTIONS[slug])}</figcaption></figure>")
         sections.append("\n".join(parts))
     comparison = _Comparison(figures_frame(summary), capability_frame(summary))
     page = _page(summary, render(comparison, "html"), sections, res.skipped)
     write_text(res.html, page)
     return res
+
+
+def _same_keys(df: pd.DataFrame, values: dict) -> pd.Series:
+    """Rows of `df` whose keys equal `values` (nulls equal nulls)."""
+    mask = pd.Series(True, index=df.index)
+    for k, v in values.items():
+        col = df[k] if k in df else pd.Series([None] * len(df), index=df.index)
+        mask &= col.isna() if v is None or (isinstance(v, float) and pd.isna(v)) else (col == v)
+    return mask
 
 
 def _runs_table(summary: pd.DataFrame) -> str:
