@@ -174,6 +174,17 @@ def compare(
 
 
 @app.command()
+def rescore(
+    results: Annotated[list[str], typer.Argument(help="run folders or trials.parquet files")],
+    cache_dir: Annotated[Path | None, typer.Option(help="dataset cache (default $BENCH_CACHE_DIR or ~/.cache/bench)")] = None,
+) -> None:
+    """Recompute recall (and every quality figure) of runs already made, from the ids their searches returned."""
+    from bench.analysis.rescore import rescore as do_rescore
+
+    do_rescore(results, cache_dir)
+
+
+@app.command()
 def report(
     results: Annotated[list[str], typer.Argument(help="run folders or parquet files")],
     out: Annotated[Path, typer.Option("--out", help="folder for the PNG pictures and index.html")] = Path("report"),

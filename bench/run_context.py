@@ -194,7 +194,7 @@ class RunContext:
                             f"{spec.dataset.dim}", "fix dataset.dim or choose another dataset")
         if self.plan.kind.needs_reference():
             ds.ground_truth(spec.search.k, progress=not req.quiet)  # the common reference, with its progress bar
-        self.plan.prepare(Prep(spec, ds, self.cache_dir, not req.quiet, self.rep.say))
+        self.plan.prepare(Prep(spec, ds, self.cache_dir, not req.quiet, self.rep.say, self.cls))
         self.variants: list[Variant] = self.plan.variants(ds)
         for v in self.variants:
             self.plan.reference(v, spec.search.k, self.cache_dir)

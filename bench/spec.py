@@ -203,7 +203,16 @@ def load_workload(name_or_path: str, overrides: list[str] | None = None) -> Work
     data = apply_overrides(data, [o for o in (overrides or []) if not o.startswith("backend.")],
                            CORE_TABLES | set(feature_classes))
     check_int_range(data, f"Workload {path}")
-    where = f"Workload {path}"
+    return parse_workload(data, f"Workload {path}")
+
+
+def parse_workload(data: dict[str, Any], where: str) -> WorkloadSpec:
+    """A workload from its TOML-shaped dict (a file's, or run.json's `workload`): the core tables by
+    WorkloadSpec, each feature table by its scenario's model, then every scenario's cross-checks."""
+    from bench import scenarios
+
+    feature_classes = scenarios.tables()
+    data = dict(data)
     raw = {t: data.pop(t) for t in list(data) if t in feature_classes}
     try:
         spec = WorkloadSpec.model_validate(data)

@@ -96,6 +96,7 @@ class Prep:
     cache_dir: Path
     progress: bool
     say: Callable[[str], None]
+    backend: type[Backend]
 
 
 class Scenario:

@@ -109,10 +109,9 @@ class HybridScenario(Scenario):
             raise UserError(f"Backend '{backend.name}' cannot run hybrid (BM25 + dense) search, which workload "
                             f"'{name}' needs, so it is skipped: {reason.rstrip('.')}",
                             "choose a backend with hybrid (`bench backends`)")
-        self.norm = backend.hybrid_weighted_norm
-        self.cases = [c for c in self.options.cases() if not backend.supports("hybrid", options, fusion=c[0])]
-        skipped = [a for f, a in self.options.cases() if (f, a) not in self.cases]
-        if not self.cases:
+        cases = self._cases(backend)
+        skipped = [a for f, a in self.options.cases() if (f, a) not in cases]
+        if not cases:
             raise UserError(f"Backend '{backend.name}' has no alpha-weighted fusion, the only fusion workload "
                             f"'{name}' asks for, so it is skipped", "add \"rrf\" to hybrid.fusion")
         if not skipped:
@@ -120,7 +119,13 @@ class HybridScenario(Scenario):
         return [f"{backend.name}: hybrid fusion 'weighted' (alpha {', '.join(f'{a:g}' for a in skipped)}) is "
                 "skipped: the engine has no alpha-weighted score fusion"]
 
+    def _cases(self, backend: Any) -> list[tuple[str, float | None]]:
+        """The (fusion, alpha) configurations this engine can run: weighted needs its score normalisation."""
+        return [c for c in self.options.cases() if c[0] != "weighted" or backend.hybrid_weighted_norm is not None]
+
     def prepare(self, prep: Prep) -> None:
+        self.norm = prep.backend.hybrid_weighted_norm
+        self.cases = self._cases(prep.backend)
         h = self.options
         self.docs, qtexts, self.source_name = hybrid_texts.for_dataset(prep.ds, h, self.spec.dataset.seed)
         self.query_texts = tuple(qtexts)
