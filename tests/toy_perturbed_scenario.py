@@ -1,0 +1,33 @@
+"""A toy scenario, written against bench's public scenario interface only: queries with a small random
+perturbation. `[perturb] sigma = [0.0, 0.05]` gives one configuration per sigma, each scored against the exact
+top-k of its own perturbed queries. Importing this module registers it (and its result key `noise`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field
+
+from bench.results.keys import Key
+from bench.scenarios import Scenario, Variant, register
+from bench.spec import Strict
+
+
+class PerturbModel(Strict):
+    sigma: list[float] = Field(default_factory=lambda: [0.05], min_length=1)
+
+
+@register
+class PerturbedQueries(Scenario):
+    table = "perturb"
+    Options = PerturbModel
+    keys = (Key("noise", pa.float64(), "noise", "variant", "std-dev of the Gaussian noise added to each query"),)
+
+    def expand(self, v: Variant) -> Iterable[Variant]:
+        base = v.query_vectors()
+        for sigma in self.options.sigma:
+            rng = np.random.default_rng([self.spec.dataset.seed, int(sigma * 1e6)])
+            noisy = (base + rng.normal(0.0, sigma, base.shape)).astype(np.float32)
+            yield v.derive(axes={"noise": sigma}, queries=noisy, ref_key={"noise": sigma})
