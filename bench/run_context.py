@@ -91,6 +91,7 @@ class RunRequest:
     quiet: bool = False
     command: str = ""
     suite_run_id: str | None = None  # a suite writes several (backend, workload) cells into one run id
+    suite_prefix: str | None = None  # the cell's file prefix in the suite's folder (default `<backend>.<name>.`)
     live: Any = None  # e.g. bench.live.LiveExporter: `trial_done(rows)` is called after every trial
     rate_sweep: bool = False  # after the closed-loop trials, offer 10%..120% of their QPS open loop
 
@@ -207,7 +208,7 @@ class RunContext:
         if req.suite_run_id:
             self.run_dir = req.results_dir / self.run_id
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.prefix = f"{req.backend}.{spec.name}."
+            self.prefix = req.suite_prefix or f"{req.backend}.{spec.name}."
         else:
             self.run_dir = make_run_dir(req.results_dir, self.run_id)
             self.prefix = ""

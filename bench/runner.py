@@ -138,12 +138,13 @@ class _Runner:
 
     def report(self, rows: list[dict], c: Config, trial: int) -> None:
         ctx = self.ctx
+        bad = next((r for r in rows if r["status"] != "ok"), None)
+        if bad is not None:  # once per trial, naming the first operation kind that was not ok
+            first = json.loads(bad["error_samples"] or "[]")[:1]
+            ctx.rep.warn(f"trial {trial} at {keys.label(c.axes())} is {bad['status']} ({bad['op']}): "
+                         f"{bad['status_reason']}" + (f"; first error: {first[0]}" if first else ""))
         for r in rows:
-            if r["status"] != "ok" and r["op"] in ("search", "filtered-search", "total"):
-                first = json.loads(r["error_samples"] or "[]")[:1]
-                ctx.rep.warn(f"trial {trial} at {keys.label(c.axes())} is {r['status']}: {r['status_reason']}"
-                             + (f"; first error: {first[0]}" if first else ""))
-            if r.get("client_limited") and r["op"] in ("search", "total"):
+            if r.get("client_limited"):
                 msg = (f"the client, not the engine, was the limit (a worker used >= {trial_rows.CLIENT_LIMIT:.0%} "
                        "of a core); add --concurrency or client cores")
                 if msg not in ctx.warnings:

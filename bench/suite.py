@@ -78,7 +78,8 @@ class Cell:
     workload: str
     status: CellStatus = "pending"
     reason: str | None = None
-    workload_name: str | None = None  # the workload's `name` (the prefix of its files)
+    workload_name: str | None = None  # the workload's `name`
+    prefix: str | None = None  # the prefix of its files: `<backend>.<name>.`, numbered when two cells share it
     started_utc: str | None = None
     duration_s: float | None = None
     files: list[str] = field(default_factory=list)
@@ -121,8 +122,7 @@ def _overrides(spec: SuiteSpec, backend: str, workload: str) -> list[str]:
     return [*spec.set, *w.set, *b.set]
 
 
-def cell_done(run_dir: Path, backend: str, workload_name: str) -> bool:
-    prefix = f"{backend}.{workload_name}."
+def cell_done(run_dir: Path, prefix: str) -> bool:
     if not (run_dir / f"{prefix}trials.parquet").is_file():
         return False
     try:
@@ -131,31 +131,94 @@ def cell_done(run_dir: Path, backend: str, workload_name: str) -> bool:
         return False
 
 
-def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = None,
-              results_dir: Path = Path("results"), cache_dir: Path | None = None, quiet: bool = False,
-              command: str = "", say: Callable[[str], None] = print) -> SuiteOutcome:
-    """Run every cell of the suite (or the ones not yet done, with resume); never stops at a failed cell."""
-    from bench.runner import RunRequest
-    from bench.runner import run as run_cell
-    from bench.spec import load_workload
-
-    spec = load_suite(path)
+def _suite_dir(spec: SuiteSpec, resume: str | None, run_id: str | None, results_dir: Path) -> tuple[str, Path]:
     if resume:
         run_dir = results_dir / resume
         if not run_dir.is_dir():
             raise UserError(f"There is no run folder {run_dir} to resume", "give the run id a suite printed")
-        rid = resume
-    else:
-        rid = run_id or new_run_id(f"suite-{spec.name}")
-        run_dir = make_run_dir(results_dir, rid)
+        return resume, run_dir
+    rid = run_id or new_run_id(f"suite-{spec.name}")
+    return rid, make_run_dir(results_dir, rid)
+
+
+@dataclass
+class _Suite:
+    spec: SuiteSpec
+    rid: str
+    run_dir: Path
+    resume: bool
+    results_dir: Path
+    cache_dir: Path | None
+    quiet: bool
+    command: str
+    say: Callable[[str], None]
+    prefixes: set[str]
+
+    def cell(self, cell: Cell) -> None:
+        """Run one cell (or find it done); every failure is the cell's, never the suite's."""
+        from bench.runner import RunRequest
+        from bench.runner import run as run_cell
+        from bench.spec import load_workload
+
+        spec = self.spec
+        overrides = _overrides(spec, cell.backend, cell.workload)
+        wl = load_workload(cell.workload, [o for o in overrides if not o.startswith("backend.")])
+        cell.workload_name = wl.name
+        prefix = _unique(f"{cell.backend}.{wl.name}", self.prefixes)
+        cell.prefix = prefix
+        if self.resume and cell_done(self.run_dir, prefix):
+            cell.status, cell.reason = "already done", f"done before in {self.rid}"
+            return
+        self.say(f"{cell.backend} x {cell.workload}: running")
+        opts = spec.backend.get(cell.backend, CellOptions())
+        out = run_cell(RunRequest(backend=cell.backend, workload=cell.workload, overrides=overrides,
+                                  config=opts.config, results_dir=self.results_dir, cache_dir=self.cache_dir,
+                                  trials=spec.trials, concurrency=spec.concurrency, quiet=self.quiet,
+                                  command=self.command, suite_run_id=self.rid, suite_prefix=prefix))
+        cell.status = "complete" if out.status == "complete" else "failed"
+        if out.status != "complete":
+            cell.reason = f"the run ended {out.status}" + (f": {out.warnings[-1]}" if out.warnings else "")
+
+
+def _unique(stem: str, used: set[str]) -> str:
+    """A cell's file prefix: `<backend>.<workload name>.`, numbered when two cells would share it."""
+    prefix, i = f"{stem}.", 1
+    while prefix in used:
+        i += 1
+        prefix = f"{stem}-{i}."
+    used.add(prefix)
+    return prefix
+
+
+def _run_cell(suite: _Suite, cell: Cell) -> None:
+    cell.started_utc = datetime.now(UTC).isoformat()
+    t0 = time.perf_counter()
+    try:
+        suite.cell(cell)
+    except UserError as e:
+        cell.status, cell.reason = "failed", e.sentence()
+    except Exception as e:  # noqa: BLE001 - one broken backend must not stop the suite
+        cell.status, cell.reason = "failed", f"{type(e).__name__}: {e}"
+        cell.detail = "".join(traceback.format_exc().splitlines(keepends=True)[-12:])
+    cell.duration_s = round(time.perf_counter() - t0, 3)
+    if cell.prefix:
+        cell.files = sorted(p.name for p in suite.run_dir.glob(f"{cell.prefix}*"))
+    suite.say(f"{cell.backend} x {cell.workload}: {cell.status}" + (f" ({cell.reason})" if cell.reason else ""))
+
+
+def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = None,
+              results_dir: Path = Path("results"), cache_dir: Path | None = None, quiet: bool = False,
+              command: str = "", say: Callable[[str], None] = print) -> SuiteOutcome:
+    """Run every cell of the suite (or the ones not yet done, with resume); never stops at a failed cell."""
+    spec = load_suite(path)
+    rid, run_dir = _suite_dir(spec, resume, run_id, results_dir)
+    suite = _Suite(spec, rid, run_dir, bool(resume), results_dir, cache_dir, quiet, command, say, set())
     cells = [Cell(b, w) for w in spec.workloads for b in spec.backends]
     doc: dict = {"suite": spec.name, "file": str(path), "run_id": rid, "started_utc": datetime.now(UTC).isoformat(),
                  "command": command, "status": "running", "spec": spec.model_dump(mode="json")}
 
     def save(status: str) -> None:
-        doc["status"] = status
-        doc["updated_utc"] = datetime.now(UTC).isoformat()
-        doc["cells"] = [asdict(c) for c in cells]
+        doc.update(status=status, updated_utc=datetime.now(UTC).isoformat(), cells=[asdict(c) for c in cells])
         write_json(run_dir / "suite.json", doc)
 
     save("running")
@@ -165,42 +228,11 @@ def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = 
             if ex is not None:
                 cell.status, cell.reason = "excluded", ex.reason
                 continue
-            overrides = _overrides(spec, cell.backend, cell.workload)
-            cell.started_utc = datetime.now(UTC).isoformat()
-            t0 = time.perf_counter()
-            try:
-                wl = load_workload(cell.workload, [o for o in overrides if not o.startswith("backend.")])
-                cell.workload_name = wl.name
-                if resume and cell_done(run_dir, cell.backend, wl.name):
-                    cell.status, cell.reason = "already done", f"done before in {rid}"
-                    say(f"{cell.backend} x {cell.workload}: already done")
-                    continue
-                say(f"{cell.backend} x {cell.workload}: running")
-                opts = spec.backend.get(cell.backend, CellOptions())
-                out = run_cell(RunRequest(backend=cell.backend, workload=cell.workload, overrides=overrides,
-                                          config=opts.config, results_dir=results_dir, cache_dir=cache_dir,
-                                          trials=spec.trials, concurrency=spec.concurrency, quiet=quiet,
-                                          command=command, suite_run_id=rid))
-                if out.status == "complete":
-                    cell.status = "complete"
-                else:
-                    cell.status = "failed"
-                    cell.reason = f"the run ended {out.status}" + (f": {out.warnings[-1]}" if out.warnings else "")
-            except UserError as e:
-                cell.status, cell.reason = "failed", e.sentence()
-            except Exception as e:  # noqa: BLE001 - one broken backend must not stop the suite
-                cell.status, cell.reason = "failed", f"{type(e).__name__}: {e}"
-                cell.detail = "".join(traceback.format_exc().splitlines(keepends=True)[-12:])
-            cell.duration_s = round(time.perf_counter() - t0, 3)
-            if cell.workload_name:
-                prefix = f"{cell.backend}.{cell.workload_name}."
-                cell.files = sorted(p.name for p in run_dir.glob(f"{prefix}*"))
-            say(f"{cell.backend} x {cell.workload}: {cell.status}" + (f" ({cell.reason})" if cell.reason else ""))
+            _run_cell(suite, cell)
             save("running")
     except KeyboardInterrupt:
         save("interrupted")
         raise
-    failed = any(c.status == "failed" for c in cells)
-    status = "failed" if failed else "complete"
+    status = "failed" if any(c.status == "failed" for c in cells) else "complete"
     save(status)
     return SuiteOutcome(rid, run_dir, status, cells)

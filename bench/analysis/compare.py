@@ -61,7 +61,8 @@ def _substitutions(text: object) -> list[str]:
 def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """The compare table as numbers: id columns, each figure with `_lo`/`_hi`, trial counts, substitutions."""
     df = summary.copy()
-    id_columns = keys.names()
+    lead = ["workload", "backend", "run_id", "op"]
+    id_columns = lead + [k for k in keys.names() if k not in lead]
     for col in id_columns:
         if col not in df:
             df[col] = None

@@ -130,14 +130,11 @@ def percentile_curve(h, points: int = 300) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
-def latency_distribution(trials: pd.DataFrame, workload: str, title: str | None = None) -> Picture:
-    """HdrHistogram-style percentile distribution of the merged histograms of the ok trials, per series."""
-    df = trials[(trials["workload"] == workload) & (trials["status"] == "ok")]
-    df = df[df["hdr"].map(lambda v: isinstance(v, str) and bool(v))]
-    if df.empty:
-        return Picture(None, f"{workload}: no ok trial carries a latency histogram")
+def _percentile_curves(df: pd.DataFrame, kind: str) -> dict[str, list[tuple[str, object, np.ndarray, np.ndarray,
+                                                                            int]]]:
+    """One merged histogram's percentile curve per configuration, grouped into colour families (backend, run,
+    data, index, load) whose members are the ef_search and scenario axes."""
     multi = runs_per_backend(df)
-    kind = str(df["workload_kind"].iloc[0]) if "workload_kind" in df else "ann"
     levels = varying(df, axis=None)
     curves: dict[str, list[tuple[str, object, np.ndarray, np.ndarray, int]]] = {}
     cols = [c for c in keys.names() if c in df and c not in ("workload_kind", "phase")]
@@ -154,6 +151,17 @@ def latency_distribution(trials: pd.DataFrame, workload: str, title: str | None 
         member = keys.label(kv, member_keys)  # shades within it: ef_search and the scenario axes
         member = f"{op} {member}" if kind == "ycsb" or not member else member
         curves.setdefault(group, []).append((member, op, xs, ys, h.get_total_count()))
+    return curves
+
+
+def latency_distribution(trials: pd.DataFrame, workload: str, title: str | None = None) -> Picture:
+    """HdrHistogram-style percentile distribution of the merged histograms of the ok trials, per series."""
+    df = trials[(trials["workload"] == workload) & (trials["status"] == "ok")]
+    df = df[df["hdr"].map(lambda v: isinstance(v, str) and bool(v))]
+    if df.empty:
+        return Picture(None, f"{workload}: no ok trial carries a latency histogram")
+    kind = str(df["workload_kind"].iloc[0]) if "workload_kind" in df else "ann"
+    curves = _percentile_curves(df, kind)
     n_series = sum(len(v) for v in curves.values())
     many = n_series > 6
     fig, ax = plt.subplots(figsize=(10.5 if many else 8, 5.5))

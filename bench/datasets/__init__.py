@@ -121,19 +121,7 @@ def _load_fileset(spec: DatasetSpec, fs: FileSet, cache_dir: Path, progress: boo
         raise UserError(f"The queries in {paths.get('queries', where)} have dimension {queries.shape[1]} but the "
                         f"vectors in {where} have {fs.dim}", "use query and base files of the same dataset")
 
-    published = None
-    if spec.neighbors_path:
-        npath = Path(spec.neighbors_path).expanduser()
-        paths["neighbors"] = str(npath)
-        published = _neighbors_from_file(npath, nq)
-    elif (fs.neighbors is not None and separate and not spec.queries_path and n == fs.train_n
-          and fs.metric in (None, metric)):
-        published = fs.neighbors
-    if spec.ground_truth == "file" and published is None:
-        raise UserError(f"{where} has no published neighbours that fit these rows (they need dataset.n = "
-                        f"{fs.train_n:,}, the file's own queries and its metric '{fs.metric}')",
-                        "set dataset.ground_truth = 'exact' or dataset.neighbors_path")
-
+    published = _published(spec, fs, paths, separate, metric)
     check_finite(queries, 0, f"The queries in {paths.get('queries', where)}")
     for start, block in holdout.blocks(block_rows_for(fs.dim)):
         check_finite(block, n + (0 if separate else nq) + start, f"The vectors in {where}")
@@ -143,6 +131,23 @@ def _load_fileset(spec: DatasetSpec, fs: FileSet, cache_dir: Path, progress: boo
                    cache_dir=cache_dir, content_hash=digest, paths=paths,
                    details={"format": fs.fmt, "rows_available": fs.train_n, "file_metric": fs.metric},
                    published_neighbors=published, ground_truth_source=spec.ground_truth)
+
+
+def _published(spec: DatasetSpec, fs: FileSet, paths: dict, separate: bool, metric: str):  # noqa: ANN202
+    """The published neighbours that fit these rows (a file named in the spec, or the set's own), else None."""
+    published = None
+    if spec.neighbors_path:
+        npath = Path(spec.neighbors_path).expanduser()
+        paths["neighbors"] = str(npath)
+        published = _neighbors_from_file(npath, spec.queries)
+    elif (fs.neighbors is not None and separate and not spec.queries_path and spec.n == fs.train_n
+          and fs.metric in (None, metric)):
+        published = fs.neighbors
+    if spec.ground_truth == "file" and published is None:
+        raise UserError(f"{fs.path} has no published neighbours that fit these rows (they need dataset.n = "
+                        f"{fs.train_n:,}, the file's own queries and its metric '{fs.metric}')",
+                        "set dataset.ground_truth = 'exact' or dataset.neighbors_path")
+    return published
 
 
 def _neighbors_from_file(path: Path, nq: int):  # noqa: ANN202 - Callable[[int], np.ndarray]
