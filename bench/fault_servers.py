@@ -166,7 +166,7 @@ class PrivateServer:
 
     def launch(self, timeout_s: float = 90.0) -> None:
         """Run the start command (detached, in its own session) and wait until the port answers."""
-        log = open(self.log or os.devnull, "ab")  # noqa: SIM115 - handed to the child
+        log = open(self.log or os.devnull, "ab")
         try:
             proc = subprocess.Popen(self.restart_command, cwd=str(self.folder), stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env})

@@ -406,7 +406,7 @@ def _find_target(req: FaultRequest, cls: type[Backend], options: Any) -> _Target
     return _Target(port, pid, _restart_command(req, port))
 
 
-def run_fault(req: FaultRequest, say=None) -> FaultOutcome:  # noqa: ANN001 - say: Callable[[str], None]
+def run_fault(req: FaultRequest, say=None) -> FaultOutcome:
     """Load through the run context (as `bench run` does), then one timed YCSB phase with the kill in it."""
     rr = RunRequest(backend=req.backend, workload=req.workload, overrides=list(req.overrides), config=req.config,
                     results_dir=req.results_dir, cache_dir=req.cache_dir, concurrency=req.concurrency,

@@ -14,7 +14,7 @@ from bench.backends.base import CollectionSpec, IndexSpec, SearchParams
 from bench.errors import ServerUnreachable, UserError
 
 pytest.importorskip("chromadb")
-from bench.backends.chroma import (  # noqa: E402
+from bench.backends.chroma import (
     ChromaBackend,
     ChromaOptions,
     ChromaServerBackend,

@@ -34,7 +34,7 @@ class ServerState:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         st: ServerState = self.server.state  # type: ignore[attr-defined]
         rng = self.headers.get("Range")
         st.requests.append((self.path, rng))

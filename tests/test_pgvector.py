@@ -16,7 +16,7 @@ from bench.backends.query import And, Eq, Range
 from bench.errors import ServerUnreachable, UserError
 
 pytest.importorskip("psycopg")
-from bench.backends.pgvector import PgvectorBackend, PgvectorOptions  # noqa: E402
+from bench.backends.pgvector import PgvectorBackend, PgvectorOptions
 
 
 @pytest.fixture(scope="module")

@@ -35,10 +35,10 @@ from bench.backends.weaviate import (
 from bench.errors import ServerUnreachable, UserError
 
 pytest.importorskip("weaviate")
-from weaviate.collections.classes.cluster import _ConvertFromREST  # noqa: E402
-from weaviate.collections.classes.config import _CollectionConfigCreate  # noqa: E402
-from weaviate.collections.classes.config_methods import _collection_config_from_json  # noqa: E402
-from weaviate.collections.classes.internal import MetadataReturn, Object, QueryReturn  # noqa: E402
+from weaviate.collections.classes.cluster import _ConvertFromREST
+from weaviate.collections.classes.config import _CollectionConfigCreate
+from weaviate.collections.classes.config_methods import _collection_config_from_json
+from weaviate.collections.classes.internal import MetadataReturn, Object, QueryReturn
 
 SPEC = CollectionSpec(name="bench-conf", dim=64, metric="cosine", index=IndexSpec(kind="hnsw", m=16, ef_construction=100),
                       payload_fields={"group": "int", "color": "keyword"})

@@ -338,7 +338,7 @@ class ChromaServerBackend(_ChromaBase):
         host, port, ssl = cls._address(options.url)
         url = f"{'https' if ssl else 'http'}://{host}:{port}/api/v2/heartbeat"
         try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - the configured server
+            with urllib.request.urlopen(url, timeout=1):
                 return None
         except (urllib.error.URLError, OSError) as e:
             return (f"the chroma server at {host}:{port} does not answer ({getattr(e, 'reason', e)}); "

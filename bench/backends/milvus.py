@@ -419,12 +419,12 @@ def lite_engine_state(db_path: str, collection: str, field: str = VECTOR_FIELD) 
     try:
         from milvus_lite.server_manager import server_manager_instance
 
-        entry = server_manager_instance._servers.get(os.path.abspath(db_path))  # noqa: SLF001
+        entry = server_manager_instance._servers.get(os.path.abspath(db_path))
         if entry is None:
             return None
         col = entry[1].get_collection(collection)
         segments = []
-        for seg in list(col._segment_cache.values()):  # noqa: SLF001
+        for seg in list(col._segment_cache.values()):
             idx = seg.indexes.get(field)
             info: dict[str, Any] = {"rows": int(seg.num_rows),
                                     "index": None if idx is None else _FAISS_KINDS.get(type(idx).__name__,
@@ -437,7 +437,7 @@ def lite_engine_state(db_path: str, collection: str, field: str = VECTOR_FIELD) 
                 info["m"] = int(hnsw.nb_neighbors(1))
                 info["ef_construction"] = int(hnsw.efConstruction)
             segments.append(info)
-        return {"segments": segments, "memtable_rows": int(col._memtable.size())}  # noqa: SLF001
+        return {"segments": segments, "memtable_rows": int(col._memtable.size())}
     except Exception:  # noqa: BLE001 - internals of another version: report "unknown" instead
         return None
 
@@ -994,9 +994,9 @@ class MilvusLiteBackend(_MilvusBase):
         try:
             from milvus_lite.server_manager import server_manager_instance
 
-            entry = server_manager_instance._servers.get(os.path.abspath(self.uri))  # noqa: SLF001
+            entry = server_manager_instance._servers.get(os.path.abspath(self.uri))
             lc = entry[1].get_collection(col.name)
-            for seg in list(lc._segment_cache.values()):  # noqa: SLF001
+            for seg in list(lc._segment_cache.values()):
                 idx = seg.sparse_indexes.get(SPARSE_FIELD)
                 if idx is not None:
                     scorers.append({"k1": idx.k1, "b": idx.b, "docs": idx.doc_count, "avgdl": round(idx.avgdl, 3)})

@@ -133,7 +133,7 @@ def _load_fileset(spec: DatasetSpec, fs: FileSet, cache_dir: Path, progress: boo
                    published_neighbors=published, ground_truth_source=spec.ground_truth)
 
 
-def _published(spec: DatasetSpec, fs: FileSet, paths: dict, separate: bool, metric: str):  # noqa: ANN202
+def _published(spec: DatasetSpec, fs: FileSet, paths: dict, separate: bool, metric: str):
     """The published neighbours that fit these rows (a file named in the spec, or the set's own), else None."""
     published = None
     if spec.neighbors_path:
@@ -150,7 +150,7 @@ def _published(spec: DatasetSpec, fs: FileSet, paths: dict, separate: bool, metr
     return published
 
 
-def _neighbors_from_file(path: Path, nq: int):  # noqa: ANN202 - Callable[[int], np.ndarray]
+def _neighbors_from_file(path: Path, nq: int):
     nb = read_neighbors_file(path)
     if len(nb) < nq:
         raise UserError(f"The neighbours file {path} has {len(nb)} rows but dataset.queries = {nq}",

@@ -247,7 +247,7 @@ def read_neighbors_file(path: Path) -> np.ndarray:
 
 # -- HDF5 (ann-benchmarks) -----------------------------------------------------------------------------------
 
-def _h5(path: Path):  # noqa: ANN202 - h5py.File
+def _h5(path: Path):
     import h5py
 
     try:
@@ -327,7 +327,7 @@ def _hdf5_metric(path: Path, value: Any) -> str | None:
 
 # -- parquet (VectorDBBench) ---------------------------------------------------------------------------------
 
-def _pq_file(path: Path):  # noqa: ANN202 - pyarrow.parquet.ParquetFile
+def _pq_file(path: Path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -340,10 +340,10 @@ def _pq_file(path: Path):  # noqa: ANN202 - pyarrow.parquet.ParquetFile
                         "download it again or check that it is parquet") from None
 
 
-def _vector_column(path: Path, schema) -> str:  # noqa: ANN001 - pyarrow schema
+def _vector_column(path: Path, schema) -> str:
     import pyarrow as pa
 
-    def is_vector(t) -> bool:  # noqa: ANN001
+    def is_vector(t) -> bool:
         return (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)) and (
             pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type))
 
@@ -359,7 +359,7 @@ def _vector_column(path: Path, schema) -> str:  # noqa: ANN001 - pyarrow schema
                     "name the one to use 'emb'")
 
 
-def _list_to_matrix(path: Path, col, dim: int | None) -> np.ndarray:  # noqa: ANN001 - pyarrow array
+def _list_to_matrix(path: Path, col, dim: int | None) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -413,7 +413,7 @@ class _ParquetVectors:
             base += cnt
         return np.concatenate(out) if out else np.empty((0, self.dim), dtype=np.float32)
 
-    def _read_file(self, path: Path, h, col: str, start: int, stop: int) -> np.ndarray:  # noqa: ANN001
+    def _read_file(self, path: Path, h, col: str, start: int, stop: int) -> np.ndarray:
         import pyarrow as pa
 
         parts, pos = [], 0

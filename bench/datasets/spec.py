@@ -53,21 +53,21 @@ class DatasetSpec(BaseModel):
 
     @field_validator("n", "queries", "dim", "clusters", "subclusters", "cluster_rank", "center_rank")
     @classmethod
-    def _positive(cls, v: int, info) -> int:  # noqa: ANN001 - pydantic's ValidationInfo
+    def _positive(cls, v: int, info) -> int:
         if v <= 0:
             raise ValueError(f"{info.field_name} must be a positive whole number, got {v}")
         return v
 
     @field_validator("holdout", "seed")
     @classmethod
-    def _not_negative(cls, v: int, info) -> int:  # noqa: ANN001
+    def _not_negative(cls, v: int, info) -> int:
         if v < 0:
             raise ValueError(f"{info.field_name} must be 0 or more, got {v}")
         return v
 
     @field_validator("center_spread", "subcluster_spread", "local_spread", "noise", "mean_offset")
     @classmethod
-    def _not_negative_float(cls, v: float, info) -> float:  # noqa: ANN001
+    def _not_negative_float(cls, v: float, info) -> float:
         if not v >= 0:  # also rejects NaN
             raise ValueError(f"{info.field_name} must be 0 or more, got {v}")
         return v

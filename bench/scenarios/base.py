@@ -126,7 +126,7 @@ class Scenario:
         return []
 
     # -- data -----------------------------------------------------------------------------------------------
-    def prepare(self, prep: Prep) -> None:  # noqa: B027 - optional hook
+    def prepare(self, prep: Prep) -> None:
         """Build the extra data the scenario needs (before the collection is created)."""
 
     def collection(self, c: CollectionSpec) -> CollectionSpec:
