@@ -322,6 +322,11 @@ def main() -> None:
     try:
         rc = app(standalone_mode=False)  # without standalone mode, a `typer.Exit(n)` comes back as n
         if isinstance(rc, int) and rc:
+            from bench.run_context import Terminated
+
+            if rc == 130 and Terminated.received:  # an interrupt that was SIGTERM or SIGHUP: 143 or 129
+                print("interrupted; finished trials were written", file=sys.stderr)
+                rc = 128 + Terminated.received
             sys.exit(rc)
     except UserError as e:
         print(f"error: {e.sentence()}", file=sys.stderr)
@@ -333,9 +338,12 @@ def main() -> None:
         sys.exit(128 + e.signum if isinstance(e, Terminated) else 130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
+    except typer.Abort as e:  # click turns KeyboardInterrupt (and so SIGTERM/SIGHUP's Terminated) into Abort
+        from bench.run_context import Terminated
+
+        cause = e.__cause__ or e.__context__
+        print("interrupted; finished trials were written", file=sys.stderr)
+        sys.exit(128 + cause.signum if isinstance(cause, Terminated) else 130)
     except Exception as e:  # usage errors of the (vendored) click: show them as click would, exit 2
         if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()

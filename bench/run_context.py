@@ -52,9 +52,12 @@ class Stop(Exception):
 class Terminated(KeyboardInterrupt):
     """SIGTERM or SIGHUP, handled like Ctrl-C; the command exits with 128 + the signal number."""
 
+    received: int | None = None  # the last one this process got (click reports any interrupt as exit 130)
+
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        Terminated.received = signum
 
 
 @contextlib.contextmanager
