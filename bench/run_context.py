@@ -268,6 +268,7 @@ class RunContext:
             "run_id": self.run_id, "workload": spec.name, "workload_kind": spec.kind, "backend": req.backend,
             "phase": self.plan.kind.mode, "k": spec.search.k, "concurrency": spec.run.concurrency,
             **_index_keys(spec, built), "load_s": self.load_s, "build_s": self.build_s,
+            "searchable_s": self.load_s + self.build_s,
             "index_requested": json.dumps(spec.index.model_dump()), "index_built": json.dumps(built.as_dict()),
             "index_substitutions": json.dumps(built.substitutions), "index_size_bytes": info.index_size_bytes,
             "quantization": spec.index.quantization,

@@ -21,6 +21,7 @@ from bench.analysis.scoring import Kept
 from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool
 from bench.load.task import PhaseTask, WorkerResult
 from bench.load.worker import WorkerData
+from bench.metrics.host import BUSY_CORES, HostSampler
 from bench.metrics.resources import pid_listening_on, sampler_for
 from bench.results import keys
 from bench.results import trial as trial_rows
@@ -112,9 +113,10 @@ class _Runner:
     def trial(self, c: Config, trial: int) -> None:
         ctx = self.ctx
         sampler = sampler_for(self.server_pid, self.server_port).start()
+        host = HostSampler(self.server_pid).start()
         cpu0 = psutil.Process().cpu_times() if self.pool.kind == "thread" else None
         results, cpu_s = self.phase(c, trial)
-        resources = sampler.stop()
+        resources, host_figures = sampler.stop(), host.stop()
         if cpu0 is not None:
             cpu1 = psutil.Process().cpu_times()
             cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
@@ -131,7 +133,8 @@ class _Runner:
         rows = trial_rows.rows(trial_rows.TrialInput(
             results, self.kind.op_groups(labels),
             self.kind.score(v, kept, ctx.plan.reference(v, k, ctx.cache_dir), self.state), base, cpu_s,
-            self.pool.kind, resources, self.spec.run.error_threshold, c.rate is not None))
+            self.pool.kind, resources, self.spec.run.error_threshold, c.rate is not None,
+            _scheduled_s(self.spec.run, c), host_figures))
         write_interval_logs(ctx.run_dir / "intervals", stem, results)
         ctx.add_rows(rows)
         self.report(rows, c, trial)
@@ -143,6 +146,11 @@ class _Runner:
             first = json.loads(bad["error_samples"] or "[]")[:1]
             ctx.rep.warn(f"trial {trial} at {keys.label(c.axes())} is {bad['status']} ({bad['op']}): "
                          f"{bad['status_reason']}" + (f"; first error: {first[0]}" if first else ""))
+        if rows and rows[0].get("host_busy"):
+            msg = (f"the machine was busy during trial {trial} at {keys.label(c.axes())}: other processes used "
+                   f"{rows[0]['host_other_cores']:.1f} cores (flagged at {BUSY_CORES}); its figures may be the "
+                   "machine's, not the engine's")
+            ctx.rep.warn(msg)  # live; the summary counts busy trials per configuration
         for r in rows:
             if r.get("client_limited"):
                 msg = (f"the client, not the engine, was the limit (a worker used >= {trial_rows.CLIENT_LIMIT:.0%} "
@@ -160,6 +168,13 @@ def _pool(ctx: RunContext) -> Any:
     setup = ProcessSetup(ctx.req.backend, ctx.options.model_dump(), ctx.workdir, ctx.collection, ctx.spec.dataset,
                          str(ctx.cache_dir))
     return ProcessPool(setup, W)
+
+
+def _scheduled_s(r: Any, c: Config) -> float | None:
+    """Open loop: the window the trial's operations were scheduled over (its duration, or operations / rate)."""
+    if not c.rate:
+        return None
+    return r.duration_s if r.duration_s is not None else ((r.operations or 0) / c.rate or None)
 
 
 def _per_worker(total: int | None, W: int) -> int | None:
@@ -211,11 +226,31 @@ def find_knee(summary_rows: list[dict], p99_factor: float = 3.0, achieved: float
     return {k: knee[k] for k in ("target_rate", "qps", "p50_us", "p99_us", "p999_us")}
 
 
+def summary_notes(rows: list[dict]) -> list[str]:
+    """What a reader must know to read the table: withheld percentiles, flagged trials, few trials, a busy host."""
+    notes = []
+    if any(r.get("percentiles_withheld") for r in rows):
+        notes.append("- = too few samples for that percentile (P99 needs 1,000 operations, P99.9 10,000); run "
+                     "longer trials (run.min_operations, run.operations or run.duration_s)")
+    few = sorted({int(r["n_ok"]) for r in rows if r.get("n_ok") is not None and r["n_ok"] < 5})
+    if few:
+        notes.append(f"only {', '.join(map(str, few))} ok trial(s) in some configurations: the median rests on "
+                     "fewer than the five trials a figure should have")
+    for r in rows:
+        if r.get("outliers"):
+            notes.append(f"[yellow]flagged:[/yellow] {r['backend']} {r['op']} {keys.label(r)}: {r['outliers']}")
+        if r.get("busy_trials"):
+            notes.append(f"[yellow]busy host:[/yellow] {r['backend']} {r['op']} {keys.label(r)}: "
+                         f"{r['busy_trials']} trial(s) measured while other processes were busy")
+    return notes
+
+
 def print_summary(rows: list[dict], warnings: list[str], out: Callable[[Any], None] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="bench results (trimmed median of kept trials; spread in brackets)")
+    t = Table(title="bench results: QPS and recall are trimmed medians \\[spread of all trials]; latency "
+                    "percentiles are of the trials' merged histogram")
     for col in ("backend", "workload", "op", "configuration", "QPS", "P50 us", "P99 us", "P99.9 us", "recall",
                 "trials"):
         t.add_column(col, justify="right" if col not in ("backend", "workload", "op", "configuration") else "left")
@@ -230,6 +265,8 @@ def print_summary(rows: list[dict], warnings: list[str], out: Callable[[Any], No
                   f"{r['n_kept']}/{r['n_ok']}/{r['n_trials']}")
     console = Console(file=sys.stdout, width=160)
     console.print(t)
+    for line in summary_notes(rows):
+        console.print(line)
     subs = sorted({s for r in rows for s in json.loads(r.get("index_substitutions") or "[]")})
     for s in subs:
         console.print(f"[yellow]built other than asked:[/yellow] {s}")

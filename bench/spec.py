@@ -64,6 +64,9 @@ class RunModel(Strict):
     warmup_s: float = Field(1.0, ge=0, le=3600)
     duration_s: float | None = Field(None, gt=0, le=86_400, description="length of a timed trial")
     operations: int | None = Field(None, ge=1, description="operations per timed trial (all workers together)")
+    min_operations: int = Field(2000, ge=1, le=100_000_000, description="ANN: a trial is at least this many "
+                                "searches (cycling through the queries in each worker's seeded order), so a "
+                                "trial supports a P99 and five merged trials a P99.9")
     concurrency: int = Field(1, ge=1, le=1024)
     batch_size: int = Field(1000, ge=1, le=1_000_000, description="vectors per insert batch while loading")
     target_rate: float | None = Field(None, gt=0, description="open loop: operations per second offered")

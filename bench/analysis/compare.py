@@ -28,6 +28,7 @@ FIGURE_COLUMNS: list[tuple[str, str, str, bool]] = [
     ("p99_us", "P99 us", ",.0f", True),
     ("p999_us", "P99.9 us", ",.0f", True),
     ("recall", "recall", ".4f", True),
+    ("searchable_s", "searchable s", ",.2f", False),
     ("load_s", "load s", ",.2f", False),
     ("build_s", "build s", ",.2f", False),
     ("server_rss_peak_bytes", "peak RSS MiB", ",.1f", True),
@@ -77,13 +78,13 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
         if c not in df:
             df[c] = float("nan")
         cols.append(c)
-    for c in ("n_kept", "n_ok", "n_trials"):
+    for c in ("n_kept", "n_ok", "n_trials", "outliers", "busy_trials"):
         if c not in df:
             df[c] = None
     df["substituted"] = df.get("index_substitutions", pd.Series([None] * len(df))).map(
         lambda s: "; ".join(_substitutions(s)))
     df["dataset"] = df.get("dataset_name", pd.Series([None] * len(df)))
-    cols += ["n_kept", "n_ok", "n_trials", "dataset", "substituted"]
+    cols += ["n_kept", "n_ok", "n_trials", "outliers", "busy_trials", "dataset", "substituted"]
     order = ["workload", *DATA_KEYS, "op", "backend", *keys.names("index"), "run_id", *CONFIG_KEYS, "ef_search",
              "concurrency", "target_rate"]
     out = df[cols].sort_values(order, na_position="first", kind="stable")
@@ -123,6 +124,10 @@ def compare(paths: Sequence[str | Path] | None = None) -> Comparison:
 
 
 # -- rendering --------------------------------------------------------------------------------------------
+
+def _present(v: object) -> bool:
+    return v is not None and v is not pd.NA and not (isinstance(v, float) and math.isnan(v)) and v != ""
+
 
 def _num(v: object, spec: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
@@ -186,8 +191,9 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             cells.append(med)
         if with_sides:
             cells += [_num(r.get(c), ".4f") for c in HYBRID_COLUMNS]
-        cells.append(f"{_num(r['n_kept'], 'd')}/{_num(r['n_ok'], 'd')}/{_num(r['n_trials'], 'd')}"
-                     if r["n_trials"] is not None else "-")
+        marks = (" !" if _present(r.get("outliers")) else "") + (" busy" if (r.get("busy_trials") or 0) > 0 else "")
+        cells.append((f"{_num(r['n_kept'], 'd')}/{_num(r['n_ok'], 'd')}/{_num(r['n_trials'], 'd')}"
+                      if r["n_trials"] is not None else "-") + marks)
         cells.append(f"other than asked, note {notes[r['substituted']]}" if r["substituted"] else "as asked")
         rows.append([c if isinstance(c, str) else str(c) for c in cells])
     return heads, rows
@@ -224,8 +230,12 @@ def _html_table(heads: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-NOTE = ("Figures are trimmed medians of the kept trials (lowest and highest dropped) with the spread of the kept "
-        "trials in brackets; load and build time are measured once per run. trials = kept/ok/total. "
+NOTE = ("QPS, recall and memory are trimmed medians of the ok trials (lowest and highest dropped) with the spread "
+        "of all ok trials in brackets; latency percentiles are of the ok trials' merged histogram, and '-' where too "
+        "few samples support one (P99 needs 1,000, P99.9 10,000). searchable s = load + build, the comparable "
+        "time until an engine answers (engines that build while loading show build 0). trials = kept/ok/total; "
+        "! = a trial beyond the trials' noise was flagged (see outliers); busy = measured while other processes "
+        "used the CPU. "
         "* = the engine built another index than asked (the numbered note says what). Hybrid: recall = agreement "
         "with the exact fused reference; vs dense / vs bm25 = overlap@k with the exact dense-only / BM25-only top-k.")
 

@@ -39,6 +39,29 @@ def merge(encoded: Iterable[str | bytes | None]) -> HdrHistogram:
     return total
 
 
+# A percentile p is reported only when the samples above it, n * (1 - p), are at least this many: with fewer,
+# the "P99.9" of 200 samples is just their maximum. P50 needs 20 samples, P90 100, P99 1,000, P99.9 10,000.
+TAIL_SAMPLES = 10
+PERCENTILE_FIELDS = {"p50_us": 50.0, "p90_us": 90.0, "p99_us": 99.0, "p999_us": 99.9}
+
+
+def min_samples(percentile: float) -> int:
+    """The fewest samples at which `percentile` (e.g. 99.9) is reported."""
+    return int(round(TAIL_SAMPLES / (1 - percentile / 100)))
+
+
+def withhold(st: dict, prefix: str = "") -> list[str]:
+    """Set the percentiles the sample count cannot support to None; returns the fields withheld."""
+    n = st.get("count") or 0
+    out = []
+    for name, p in PERCENTILE_FIELDS.items():
+        field = prefix + name
+        if n < min_samples(p) and st.get(field) is not None:
+            st[field] = None
+            out.append(field)
+    return out
+
+
 def stats(h: HdrHistogram) -> dict[str, float | int | None]:
     """count, mean, p50, p90, p99, p999, max and min in microseconds."""
     n = h.get_total_count()

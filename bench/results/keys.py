@@ -11,6 +11,7 @@ Groups:
 - `identity`: which run, engine, workload and operation;
 - `data`: the dataset as loaded (name, size, dimension, content hash);
 - `index`: the index as built (read back from the engine where it reports it, else as asked);
+- `engine`: the engine's server and client versions (regress pairs across them: that is what it compares);
 - `load`: how the load was offered (k, concurrency, open-loop rate);
 - `variant`: the scenario axes of one configuration (ef_search, filter, named vector, fusion, ...).
 """
@@ -24,7 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
-GROUPS = ("identity", "data", "index", "load", "variant")
+GROUPS = ("identity", "data", "index", "engine", "load", "variant")
 
 
 def _plain(v: Any) -> str:
@@ -82,6 +83,10 @@ _BUILTIN: list[Key] = [
         show=lambda v: str(v)),
     Key("index_m", pa.int64(), "M", "index", "HNSW M as built (else as asked)"),
     Key("index_ef_construction", pa.int64(), "efc", "index", "HNSW ef_construction as built (else as asked)"),
+    Key("backend_server_version", pa.string(), "server", "engine", "the engine server's version (client-server "
+        "engines)", show=lambda v: f"server {v}", match=False),
+    Key("backend_client_version", pa.string(), "client", "engine", "the engine's client library version",
+        show=lambda v: f"client {v}", match=False),
     Key("quantization", pa.string(), "quant", "index", "index.quantization asked for: int8, fp16, pq, binary; "
         "null = none", show=lambda v: str(v)),
     Key("rescore", pa.bool_(), "rescore", "index", "quantized: candidates rescored with the original vectors; "

@@ -49,6 +49,11 @@ TRIAL_FIELDS = [
     pa.field("hdr", pa.string()),
     pa.field("hdr_failed", pa.string()),
     pa.field("hdr_service", pa.string()),
+    pa.field("percentiles_withheld", pa.string()),  # comma-separated: percentiles too few samples support
+    pa.field("host_load1", pa.float64()),  # the host's 1-minute load average at the trial's end
+    pa.field("host_other_cores", pa.float64()),  # cores used by processes other than bench and the engine
+    pa.field("host_steal_pct", pa.float64()),  # CPU steal time during the trial (virtual machines), percent
+    pa.field("host_busy", pa.bool_()),  # other processes took enough CPU to disturb the measurement
     # the ids each sampled search returned, kept beside the trial (`bench rescore` recomputes quality from them)
     pa.field("ids_file", pa.string()),
 ]
@@ -56,6 +61,7 @@ TRIAL_FIELDS = [
 PROVENANCE_FIELDS = [
     pa.field("load_s", pa.float64()),
     pa.field("build_s", pa.float64()),
+    pa.field("searchable_s", pa.float64()),  # load_s + build_s: from the first insert until searchable
     pa.field("index_requested", pa.string()),  # JSON
     pa.field("index_built", pa.string()),  # JSON, as read back from the engine
     pa.field("index_substitutions", pa.string()),  # JSON list of sentences; "[]" when none
@@ -63,8 +69,6 @@ PROVENANCE_FIELDS = [
     # in-process engines: RSS growth of the harness process from create() to the index read back (the engine's
     # memory for the loaded, indexed collection, plus allocator slack); null for client-server engines
     pa.field("client_rss_growth_bytes", pa.int64()),
-    pa.field("backend_client_version", pa.string()),
-    pa.field("backend_server_version", pa.string()),
     pa.field("backend_options", pa.string()),  # JSON
     pa.field("capabilities", pa.string()),  # JSON
     pa.field("dataset_queries", pa.int64()),
@@ -93,7 +97,9 @@ SUMMARY_FIELDS = [
 ]
 for _f in FIGURES + HYBRID_FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]:
     SUMMARY_FIELDS += [pa.field(_f, pa.float64()), pa.field(f"{_f}_lo", pa.float64()), pa.field(f"{_f}_hi", pa.float64())]
-SUMMARY_FIELDS += [pa.field("client_limited", pa.bool_()), pa.field("hdr", pa.string())]
+SUMMARY_FIELDS += [pa.field("client_limited", pa.bool_()), pa.field("hdr", pa.string()),
+                   pa.field("percentiles_withheld", pa.string()), pa.field("outliers", pa.string()),
+                   pa.field("busy_trials", pa.int64())]
 
 
 
@@ -113,6 +119,11 @@ FIELD_DOCS: dict[str, str] = {
     "load_s": "seconds inserting the data", "build_s": "seconds from the last insert until searchable",
     "index_built": "the index as the engine reports it built (JSON)",
     "run_status": "running | complete | interrupted | failed | stopped",
+    "percentiles_withheld": "percentiles left out because too few samples support them (P99 needs 1,000, "
+                            "P99.9 10,000; summary: of the merged histogram)",
+    "outliers": "trials whose figure lies beyond the trials' own noise (3 robust sd and 10%): kept in sight",
+    "busy_trials": "ok trials during which other processes used enough CPU to disturb the measurement",
+    "searchable_s": "seconds from the first insert until the index was searchable (load_s + build_s)",
 }
 
 

@@ -30,12 +30,16 @@ class TrialInput:
     resources: Any  # bench.metrics.resources stats: rss_peak_bytes, rss_mean_bytes, cpu_mean_pct
     error_threshold: float
     open_loop: bool
+    scheduled_s: float | None = None  # open loop: the window the operations were scheduled over
+    host: Mapping[str, Any] | None = None  # bench.metrics.host figures of the trial
 
 
-def _window(results: Sequence[WorkerResult]) -> float:
+def _window(results: Sequence[WorkerResult], scheduled_s: float | None) -> float:
+    """The trial's length: first start to last end; open loop, at least the scheduled window (a rate of one
+    operation in a 2-s window is 0.5/s, not one divided by that operation's latency)."""
     start = min(r.started_wall for r in results)
     end = max(r.ended_wall for r in results)
-    return max(end - start, 1e-9)
+    return max(end - start, scheduled_s or 0.0, 1e-9)
 
 
 def _common(t: TrialInput, duration: float) -> dict[str, Any]:
@@ -50,7 +54,7 @@ def _common(t: TrialInput, duration: float) -> dict[str, Any]:
     vis_ok = [v for v in vis if v >= 0]
     res = t.resources
     return {
-        **t.base, "duration_s": duration,
+        **t.base, **(t.host or {}), "duration_s": duration,
         "achieved_rate": (scheduled / duration) if t.open_loop else None,
         "late_share": (late / scheduled) if scheduled else None,
         "generator_lag_share": (lag / scheduled) if scheduled else None,
@@ -80,6 +84,8 @@ def _op_row(t: TrialInput, op: str, members: list[str], common: dict[str, Any], 
     fail = hdr.merge(r.failed.get(m) for r in rs for m in members)
     svc = hdr.merge(r.service.get(m) for r in rs for m in members)
     st, svc_st = hdr.stats(ok), hdr.stats(svc)
+    withheld = hdr.withhold(st)
+    hdr.withhold(svc_st)
     n_ok, n_fail = ok.get_total_count(), fail.get_total_count()
     err_rate = n_fail / (n_ok + n_fail) if n_ok + n_fail else 0.0
     status, reason = _status(err_rate, common["generator_lag_share"], t.error_threshold)
@@ -91,12 +97,12 @@ def _op_row(t: TrialInput, op: str, members: list[str], common: dict[str, Any], 
         "service_p999_us": svc_st["p999_us"],
         "hdr": hdr.encode(ok) if n_ok else None, "hdr_failed": hdr.encode(fail) if n_fail else None,
         "hdr_service": hdr.encode(svc) if svc.get_total_count() else None,
-        "recall": None, **t.scored.get(op, {}),
+        "recall": None, **t.scored.get(op, {}), "percentiles_withheld": ",".join(withheld) or None,
     }
 
 
 def rows(t: TrialInput) -> list[dict[str, Any]]:
     """One row per row op of the trial."""
-    duration = _window(t.results)
+    duration = _window(t.results, t.scheduled_s if t.open_loop else None)
     common = _common(t, duration)
     return [_op_row(t, op, members, common, duration) for op, members in t.groups]

@@ -184,7 +184,9 @@ class KindScenario(Scenario):
         return Variant(data=ds)
 
     def default_operations(self, v: Variant) -> int:
-        return len(v.query_vectors())
+        """A trial's searches when the workload gives neither operations nor a duration: every query at least
+        once, and at least run.min_operations."""
+        return max(len(v.query_vectors()), self.spec.run.min_operations)
 
     def task_fields(self, warmup: bool) -> dict[str, Any]:
         """Extra PhaseTask fields of a phase (e.g. the YCSB mix, recall sampling under writes)."""
