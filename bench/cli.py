@@ -136,10 +136,13 @@ def calibrate(
     from rich.table import Table
 
     from bench.load.calibrate import calibrate as do_calibrate
+    from bench.load.calibrate import verdict
 
     rows = do_calibrate(operations, slow_latency_us)
+    v = verdict(rows[-1], slow_latency_us)
     if as_json:
-        print(json.dumps([asdict(r) for r in rows], indent=2))
+        print(json.dumps({"measurements": [asdict(r) for r in rows], "verdict": {**asdict(v), "text": v.sentence()}},
+                         indent=2))
         return
     t = Table(title="harness self-check (one worker thread)")
     for c in ("backend", "mode", "ops/s", "loop cost per op (us)", "recorded P50 (us)", "recorded P99 (us)"):
@@ -147,8 +150,7 @@ def calibrate(
     for r in rows:
         t.add_row(r.backend, r.mode, f"{r.ops_per_s:,.0f}", f"{r.per_op_us:.2f}", f"{r.p50_us}", f"{r.p99_us}")
     Console(width=160).print(t)
-    print(f"fake-slow was asked for {slow_latency_us:.0f} us per operation; the recorded P50 above should be close "
-          "to it (plus the OS's sleep overshoot).")
+    print(f"verdict: {v.sentence()}")
 
 
 # -- analysis: compare, report, regress, baseline, suite (bench/analysis/*, bench/suite.py) -------------------

@@ -55,6 +55,32 @@ def measure(backend: Backend, mode: str = "search", operations: int = 200_000, w
     return Calibration(backend.name, mode, workers, n, secs, n / secs, secs * workers / n * 1e6, st["p50_us"], st["p99_us"])
 
 
+@dataclass
+class Verdict:
+    """Can this machine measure at the resolution a run needs? From the fake-slow backend of known latency."""
+
+    asked_us: float
+    error_p50_us: float  # recorded P50 minus the latency asked: the harness's and the OS's own error
+    error_p99_us: float
+    floor_us: float  # the shortest latency measured within 10% at P99: ten times the P99 error
+    ok: bool  # the P99 error is below 10% of the latency asked
+
+    def sentence(self) -> str:
+        state = "can" if self.ok else "cannot"
+        return (f"this machine {state} measure {self.asked_us:,.0f} us operations within 10%: the harness and the "
+                f"OS add {self.error_p50_us:+,.0f} us at P50 and {self.error_p99_us:+,.0f} us at P99, so latencies "
+                f"from about {self.floor_us:,.0f} us up are measured within 10% at P99"
+                + ("" if self.ok else "; a run whose operations are faster than that measures the machine, not "
+                   "the engine (close other programs, pin the harness to a core, or use a quieter host)"))
+
+
+def verdict(slow: Calibration, asked_us: float) -> Verdict:
+    e50 = (slow.p50_us or 0.0) - asked_us
+    e99 = (slow.p99_us or 0.0) - asked_us
+    floor = 10 * max(e99, 1.0)
+    return Verdict(asked_us, e50, e99, floor, abs(e99) <= 0.1 * asked_us)
+
+
 def calibrate(operations: int = 200_000, slow_latency_us: float = 1000.0) -> list[Calibration]:
     wd = tempfile.mkdtemp(prefix="bench-calibrate-")
     null = NullBackend(BackendOptions(), wd)

@@ -1,0 +1,111 @@
+"""Numbers a reader cannot misread (each case was seen on the old main): percentiles only where the samples support
+them, long-enough ANN trials by default, the spread of all trials, stalls flagged though trimming drops them,
+time until searchable, host load per trial, the calibrate verdict, and open-loop throughput over the window."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+from analysis_helpers import bench, real_run
+
+from bench.metrics import hdr
+
+
+def _rows(run, kind="trials"):
+    return pq.read_table(run / f"{kind}.parquet").to_pylist()
+
+
+def test_a_p999_of_200_samples_is_withheld_everywhere(tmp_path, cache_dir):
+    run = real_run(tmp_path, cache_dir, "faiss", "--set", "search.ef_search=[32]", "--set", "dataset.queries=200",
+                   "--set", "run.min_operations=200", "--trials", "3")
+    for r in _rows(run):
+        assert r["count"] == 200 and r["p999_us"] is None and r["p99_us"] is None
+        assert r["percentiles_withheld"] == "p99_us,p999_us" and r["p50_us"] is not None
+    s = _rows(run, "summary")[0]  # merged: 600 samples support a P50 and a P90, not a P99
+    assert s["p99_us"] is None and s["p999_us"] is None and s["p90_us"] is not None
+    md = bench("compare", str(run), "--format", "markdown", cwd=tmp_path, cache_dir=cache_dir).stdout
+    line = next(x for x in md.splitlines() if x.startswith("| faiss |"))
+    cells = [c.strip() for c in line.split("|")]
+    heads = [c.strip() for c in md.splitlines()[2].split("|")]
+    assert cells[heads.index("P99 us")] == "-" and cells[heads.index("P99.9 us")] == "-"
+    assert "too few samples" in md or "P99 needs 1,000" in md
+
+
+def test_default_ann_trials_are_long_enough_for_a_p99(tmp_path, cache_dir):
+    run = real_run(tmp_path, cache_dir, "faiss", "--set", "search.ef_search=[32]", "--trials", "5")
+    rows = _rows(run)
+    assert all(r["count"] >= 2000 and r["p99_us"] is not None for r in rows)  # 40 queries, cycled
+    s = _rows(run, "summary")[0]
+    assert s["p999_us"] is not None  # five merged trials: 10,000 samples
+    merged = hdr.merge(r["hdr"] for r in rows)  # the summary's percentiles are the merged histogram's
+    assert s["p99_us"] == hdr.stats(merged)["p99_us"] and s["count"] == merged.get_total_count()
+
+
+def test_the_spread_is_of_all_trials_not_the_one_kept(tmp_path, cache_dir):
+    run = real_run(tmp_path, cache_dir, "faiss", "--set", "search.ef_search=[32]", "--trials", "3")
+    qps = sorted(r["qps"] for r in _rows(run))
+    s = _rows(run, "summary")[0]
+    assert s["n_kept"] == 1 and s["qps"] == qps[1]
+    assert (s["qps_lo"], s["qps_hi"]) == (qps[0], qps[2])
+    p = bench("run", "--backend", "faiss", "--workload", "ann-smoke", "--set", "dataset.n=1000", "--set",
+              "dataset.dim=16", "--set", "dataset.queries=40", "--set", "search.ef_search=[32]", "--trials", "3",
+              cwd=tmp_path, cache_dir=cache_dir)
+    assert "only 3 ok trial(s)" in p.stdout, p.stdout
+
+
+def test_a_stalled_trial_is_flagged_though_trimming_drops_it(tmp_path, cache_dir):
+    """fake-slow stalls once, 0.3 s into the run: that trial's QPS collapses; the headline stays the median, and
+    the table and the summary say which trial was an outlier."""
+    run = real_run(tmp_path, cache_dir, "fake-slow", "--set", "search.ef_search=[32]", "--trials", "5",
+                   "--set", "backend.latency_us=200", "--set", "backend.stall_after_s=1.2",
+                   "--set", "backend.stall_s=1.5", "--set", "run.warmup_s=0", "--set", "run.min_operations=1000")
+    s = _rows(run, "summary")[0]
+    assert s["outliers"] and "qps" in s["outliers"] and "-" in s["outliers"], s["outliers"]
+    slow = min(r["qps"] for r in _rows(run))
+    assert s["qps_lo"] == slow and s["qps"] > 2 * slow  # in the spread, out of the headline
+    p = bench("compare", str(run), "--format", "markdown", cwd=tmp_path, cache_dir=cache_dir)
+    assert " !" in p.stdout
+
+
+def test_searchable_time_is_the_comparable_build_figure(tmp_path, cache_dir):
+    run = real_run(tmp_path, cache_dir, "faiss", "--set", "search.ef_search=[32]", "--trials", "1")
+    s = _rows(run, "summary")[0]
+    assert s["searchable_s"] == s["load_s"] + s["build_s"] > 0
+    md = bench("compare", str(run), "--format", "markdown", cwd=tmp_path, cache_dir=cache_dir).stdout
+    assert "| searchable s |" in md
+
+
+def test_a_busy_host_is_recorded_and_warned_about(tmp_path, cache_dir):
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        p = bench("run", "--backend", "faiss", "--workload", "ann-smoke", "--set", "dataset.n=1000", "--set",
+                  "dataset.dim=16", "--set", "dataset.queries=40", "--set", "search.ef_search=[32]",
+                  "--trials", "3", "--set", "run.duration_s=1", "--json", cwd=tmp_path, cache_dir=cache_dir)
+    finally:
+        for b in burners:
+            b.kill()
+    assert p.returncode == 0, p.stderr
+    run = tmp_path / json.loads(p.stdout)["results"]
+    rows = _rows(run)
+    assert all(r["host_busy"] and r["host_other_cores"] >= 0.5 and r["host_load1"] is not None for r in rows)
+    assert "the machine was busy" in p.stderr
+    assert _rows(run, "summary")[0]["busy_trials"] == 3
+
+
+def test_calibrate_gives_a_verdict(tmp_path, cache_dir):
+    p = bench("calibrate", "--operations", "20000", "--slow-latency-us", "2000", "--json", cwd=tmp_path,
+              cache_dir=cache_dir)
+    assert p.returncode == 0, p.stderr
+    v = json.loads(p.stdout)["verdict"]
+    assert v["asked_us"] == 2000 and v["floor_us"] >= 10 and isinstance(v["ok"], bool)
+    assert ("can measure" in v["text"]) or ("cannot measure" in v["text"])
+
+
+def test_open_loop_throughput_counts_over_the_scheduled_window(tmp_path, cache_dir):
+    run = real_run(tmp_path, cache_dir, "null", "--set", "search.ef_search=[32]", "--trials", "1",
+                   "--target-rate", "0.01", "--set", "run.duration_s=2", "--set", "run.warmup_s=0")
+    r = _rows(run)[0]
+    assert r["count"] == 1 and 0.4 <= r["qps"] <= 0.55, r["qps"]  # one operation in a 2-s window, not 2,774/s
