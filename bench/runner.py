@@ -239,6 +239,9 @@ def summary_notes(rows: list[dict]) -> list[str]:
     for r in rows:
         if r.get("outliers"):
             notes.append(f"[yellow]flagged:[/yellow] {r['backend']} {r['op']} {keys.label(r)}: {r['outliers']}")
+        if r.get("suspect_trials"):
+            notes.append(f"[yellow]suspect:[/yellow] {r['backend']} {r['op']} {keys.label(r)}: the load generator "
+                         f"fell behind in {r['suspect_trials']} trial(s) (see status_reason in trials.parquet)")
         if r.get("busy_trials"):
             notes.append(f"[yellow]busy host:[/yellow] {r['backend']} {r['op']} {keys.label(r)}: "
                          f"{r['busy_trials']} trial(s) measured while other processes were busy")

@@ -109,3 +109,15 @@ def test_open_loop_throughput_counts_over_the_scheduled_window(tmp_path, cache_d
                    "--target-rate", "0.01", "--set", "run.duration_s=2", "--set", "run.warmup_s=0")
     r = _rows(run)[0]
     assert r["count"] == 1 and 0.4 <= r["qps"] <= 0.55, r["qps"]  # one operation in a 2-s window, not 2,774/s
+
+
+def test_a_lagging_generator_is_judged_against_the_scale_of_what_is_measured():
+    """A trial whose generator fell behind keeps its figures: suspect (with the reason) where a 1 ms delay
+    matters next to the service time, unremarkable where it is noise (a 20 ms operation)."""
+    from bench.results.trial import _status
+
+    assert _status(0.0, 0.053, 0.01, 5_000.0)[0] == "ok"
+    assert _status(0.0, 0.053, 0.01, 5_000.0)[1].startswith("suspect: the load generator itself fell behind")
+    assert _status(0.0, 0.053, 0.01, 20_000.0) == ("ok", None)
+    assert _status(0.0, 0.001, 0.01, 50.0) == ("ok", None)
+    assert _status(0.2, 0.0, 0.01, 50.0)[0] == "failed"

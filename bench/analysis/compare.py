@@ -78,13 +78,13 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
         if c not in df:
             df[c] = float("nan")
         cols.append(c)
-    for c in ("n_kept", "n_ok", "n_trials", "outliers", "busy_trials"):
+    for c in ("n_kept", "n_ok", "n_trials", "outliers", "busy_trials", "suspect_trials"):
         if c not in df:
             df[c] = None
     df["substituted"] = df.get("index_substitutions", pd.Series([None] * len(df))).map(
         lambda s: "; ".join(_substitutions(s)))
     df["dataset"] = df.get("dataset_name", pd.Series([None] * len(df)))
-    cols += ["n_kept", "n_ok", "n_trials", "outliers", "busy_trials", "dataset", "substituted"]
+    cols += ["n_kept", "n_ok", "n_trials", "outliers", "busy_trials", "suspect_trials", "dataset", "substituted"]
     order = ["workload", *DATA_KEYS, "op", "backend", *keys.names("index"), "run_id", *CONFIG_KEYS, "ef_search",
              "concurrency", "target_rate"]
     out = df[cols].sort_values(order, na_position="first", kind="stable")
@@ -191,7 +191,8 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             cells.append(med)
         if with_sides:
             cells += [_num(r.get(c), ".4f") for c in HYBRID_COLUMNS]
-        marks = (" !" if _present(r.get("outliers")) else "") + (" busy" if (r.get("busy_trials") or 0) > 0 else "")
+        marks = ((" !" if _present(r.get("outliers")) else "") + (" busy" if (r.get("busy_trials") or 0) > 0 else "")
+                 + (" ?" if (r.get("suspect_trials") or 0) > 0 else ""))
         cells.append((f"{_num(r['n_kept'], 'd')}/{_num(r['n_ok'], 'd')}/{_num(r['n_trials'], 'd')}"
                       if r["n_trials"] is not None else "-") + marks)
         cells.append(f"other than asked, note {notes[r['substituted']]}" if r["substituted"] else "as asked")
@@ -235,7 +236,7 @@ NOTE = ("QPS, recall and memory are trimmed medians of the ok trials (lowest and
         "few samples support one (P99 needs 1,000, P99.9 10,000). searchable s = load + build, the comparable "
         "time until an engine answers (engines that build while loading show build 0). trials = kept/ok/total; "
         "! = a trial beyond the trials' noise was flagged (see outliers); busy = measured while other processes "
-        "used the CPU. "
+        "used the CPU; ? = the load generator fell behind (suspect). "
         "* = the engine built another index than asked (the numbered note says what). Hybrid: recall = agreement "
         "with the exact fused reference; vs dense / vs bm25 = overlap@k with the exact dense-only / BM25-only top-k.")
 

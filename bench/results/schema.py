@@ -20,7 +20,7 @@ FIGURES = ["qps", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", 
 
 TRIAL_FIELDS = [
     pa.field("trial", pa.int64()),
-    pa.field("status", pa.string()),  # "ok" | "failed" | "invalid"
+    pa.field("status", pa.string()),  # "ok" | "failed"; an ok trial may be "suspect: ..." in status_reason
     pa.field("status_reason", pa.string()),
     pa.field("count", pa.int64()),
     pa.field("errors", pa.int64()),
@@ -99,7 +99,7 @@ for _f in FIGURES + HYBRID_FIGURES + ["service_p99_us", "client_cpu_cores", "ser
     SUMMARY_FIELDS += [pa.field(_f, pa.float64()), pa.field(f"{_f}_lo", pa.float64()), pa.field(f"{_f}_hi", pa.float64())]
 SUMMARY_FIELDS += [pa.field("client_limited", pa.bool_()), pa.field("hdr", pa.string()),
                    pa.field("percentiles_withheld", pa.string()), pa.field("outliers", pa.string()),
-                   pa.field("busy_trials", pa.int64())]
+                   pa.field("busy_trials", pa.int64()), pa.field("suspect_trials", pa.int64())]
 
 
 
