@@ -44,7 +44,8 @@ def test_summarize_excludes_failed_trials_and_merges_histograms():
     rows = [_row(0, 100), _row(1, 200), _row(2, 300), _row(3, 400), _row(4, 5000, status="failed", lat=9000)]
     (s,) = summarize(rows)
     assert s["n_trials"] == 5 and s["n_ok"] == 4 and s["n_kept"] == 2
-    assert s["qps"] == 250.0 and (s["qps_lo"], s["qps_hi"]) == (200.0, 300.0)
+    # the headline is the trimmed median; the spread is of every ok trial, the dropped extremes included
+    assert s["qps"] == 250.0 and (s["qps_lo"], s["qps_hi"]) == (100.0, 400.0)
     merged = hdr.decode(s["hdr"])
     assert merged.get_total_count() == 40  # only the four ok trials
     assert merged.get_max_value() < 200
@@ -56,4 +57,6 @@ def test_summarize_groups_by_configuration():
     b = [dict(_row(t, 10 + t), ef_search=128) for t in range(3)]
     out = {s["ef_search"]: s for s in summarize(a + b)}
     assert out[64]["qps"] == 101.0 and out[128]["qps"] == 11.0
-    assert not math.isnan(out[64]["p99_us"])
+    # latency comes from the merged histogram: 30 samples support a P50, not a P99 (withheld and named)
+    assert out[64]["p50_us"] == 100.0 and out[64]["p99_us"] is None
+    assert out[64]["percentiles_withheld"] == "p99_us,p999_us"
