@@ -300,11 +300,9 @@ def run(req: RunRequest) -> RunOutcome:
         base_row["client_rss_growth_bytes"] = rss_growth
         W = spec.run.concurrency
         if cls.capabilities.in_process:
-            pool = ThreadPool(backend, WorkerData(ds.queries, ds.base, ds.holdout,
-                                                  named_queries=mv.queries if mv else None), W)
+            pool = ThreadPool(backend, WorkerData(ds.queries, ds.base, ds.holdout), W)
         else:
-            setup = ProcessSetup(req.backend, options.model_dump(), workdir, collection, spec.dataset, str(cache_dir),
-                                 multivector=mv_fields)
+            setup = ProcessSetup(req.backend, options.model_dump(), workdir, collection, spec.dataset, str(cache_dir))
             pool = ProcessPool(setup, W)
         state = _UpdateState()
 
@@ -319,13 +317,14 @@ def run(req: RunRequest) -> RunOutcome:
                          + (f" filter {flt.label}" if flt else "") + (f" vector {vec}" if vec else "")
                          + (f" {hc[0]}" + (f" alpha={hc[1]}" if hc[1] is not None else "") if hc else ""))
                 prog.update(bar, description=label)
+                vq = mv.queries[vec] if vec else None
                 _phase(pool, spec, ds, ef, trial=-1, warmup=True, state=state, rate=rate, flt=flt, vec=vec,
-                       hyb=(hyb, hc) if hc else None)  # warm-up: excluded
+                       hyb=(hyb, hc) if hc else None, queries=vq)  # warm-up: excluded
                 for trial in range(spec.run.trials):
                     sampler = sampler_for(server_pid, server_port).start()
                     cpu0 = psutil.Process().cpu_times() if pool.kind == "thread" else None
                     results, cpu_s = _phase(pool, spec, ds, ef, trial=trial, warmup=False, state=state, rate=rate,
-                                            flt=flt, vec=vec, hyb=(hyb, hc) if hc else None)
+                                            flt=flt, vec=vec, hyb=(hyb, hc) if hc else None, queries=vq)
                     res_stats = sampler.stop()
                     if cpu0 is not None:
                         cpu1 = psutil.Process().cpu_times()
@@ -483,7 +482,8 @@ def _per_worker(total: int | None, W: int) -> int | None:
 
 
 def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state,
-           rate: float | None, flt=None, vec: str | None = None, hyb=None) -> tuple[list[WorkerResult], float | None]:
+           rate: float | None, flt=None, vec: str | None = None, hyb=None,
+           queries: np.ndarray | None = None) -> tuple[list[WorkerResult], float | None]:
     r = spec.run
     W = r.concurrency
     if warmup:
@@ -497,6 +497,11 @@ def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state,
         operations = _per_worker(r.operations or (len(ds.queries) if spec.kind == "ann" else 10_000), W)
     y = spec.ycsb
     searching = spec.kind == "ycsb" and y is not None and (y.search_proportion + y.filtered_search_proportion) > 0
+    params: dict[str, Any] = {"filter": flt.query} if flt is not None else {}
+    if vec is not None:
+        params["vector_name"] = vec
+    if hyb is not None and spec.hybrid is not None:
+        params.update(fusion=hyb[1][0], alpha=hyb[1][1], candidates=spec.hybrid.candidates)
     task = PhaseTask(
         mode="search" if spec.kind == "ann" else "ycsb", trial=trial, seed=spec.dataset.seed, k=spec.search.k,
         ef_search=ef, duration_s=duration, operations=operations,
@@ -504,12 +509,10 @@ def _phase(pool, spec: WorkloadSpec, ds, ef, trial: int, warmup: bool, state,
         record_count=ds.n,
         recall_sample_every=r.recall_sample_every if searching and not warmup else 0,
         visibility_every=r.visibility_sample_every if searching and not warmup else 0,
-        filter=flt.query if flt is not None else None,
-        vector_name=vec,
-        hybrid=({"fusion": hyb[1][0], "alpha": hyb[1][1], "candidates": spec.hybrid.candidates}
-                if hyb is not None and spec.hybrid is not None else None),
-        query_texts=hyb[0].query_texts if hyb is not None else None,
+        params=params, per_query=tuple({"text": t} for t in hyb[0].query_texts) if hyb is not None else None,
+        queries=queries,
         payload_cases=tuple(filtered.cases(spec.filter.selectivities)) if spec.filter and spec.kind == "ycsb" else (),
+        track_writes=searching and r.recall_sample_every > 0,  # else no search is scored under the writes
     )
     results, cpu_s = pool.run(task)
     state.apply(results)
@@ -547,14 +550,15 @@ class _UpdateState:
     def __init__(self) -> None:
         self.current: dict[int, int] = {}  # key -> held-out row, after every phase so far
         self.before: dict[int, int] = {}  # the same, before the last phase
-        self.trial_log: list[tuple[int, int, int]] = []  # (ack ns, key, row) of the last phase's writes, in order
+        self.trial_log = np.empty((0, 3), dtype=np.int64)  # (ack ns, key, row) of the last phase's writes, in order
 
     def apply(self, results: list[WorkerResult]) -> None:
-        new = sorted(u for r in results for u in r.updates)
+        logs = [r.updates for r in results if r.updates is not None]
+        new = np.concatenate(logs) if logs else np.empty((0, 3), dtype=np.int64)
+        new = new[np.lexsort((new[:, 2], new[:, 1], new[:, 0]))]
         self.before = dict(self.current)
         self.trial_log = new
-        for _, key, row in new:
-            self.current[key] = row
+        self.current.update(zip(new[:, 1].tolist(), new[:, 2].tolist(), strict=True))
 
 
 def _provenance(req, spec, ds, options, cls, info: EngineInfo, built: BuiltIndex, load_s, build_s, started, run_id):
