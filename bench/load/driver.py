@@ -244,7 +244,7 @@ class _Run:
             if h.get_total_count():
                 self.res.intervals.append((a, b, self.labels[kind], hdr.encode(h)))
                 self.whole[kind].add(h)
-                self.cur[kind] = hdr.new_histogram()
+                hdr.clear(h)
         self.int_start = t
         return self.stop is not None and bool(self.stop())
 
