@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,13 @@ import numpy as np
 import psutil
 import pyarrow as pa
 
-from bench.backends.base import Backend, CollectionSpec, SearchParams
+from bench.backends.base import Backend, CollectionSpec
 from bench.errors import UserError
 from bench.fault_servers import pid_on_port, process_tree, signal_tree, wait_gone
+from bench.load.driver import After, Op, drive
+from bench.load.sources import YcsbSource
+from bench.load.task import PhaseTask, WorkerResult
+from bench.ops.stream import OpKind
 from bench.results import env
 from bench.results.writer import new_run_id, write_json, write_parquet
 from bench.run_context import Checked, RunContext, RunRequest
@@ -127,67 +132,64 @@ def _restart_command(req: FaultRequest, port: int) -> list[str]:
 
 @dataclass
 class _Log:
-    start: list[int] = field(default_factory=list)  # ns since t0
-    end: list[int] = field(default_factory=list)
-    kind: list[int] = field(default_factory=list)
-    ok: list[bool] = field(default_factory=list)
-    writes: list[tuple[int, int, int, int, bool]] = field(default_factory=list)  # key, holdout row, start, end, ok
-    errors: list[str] = field(default_factory=list)
+    """One worker's record of every operation, kept compact (no Python object per operation). The controller
+    reads the writes while the worker still appends; each append of a row is one call, so it sees whole rows."""
+
+    spans: array = field(default_factory=lambda: array("q"))  # (start, end) ns since t0, two per operation
+    kind: array = field(default_factory=lambda: array("b"))
+    ok: array = field(default_factory=lambda: array("b"))
+    writes: array = field(default_factory=lambda: array("q"))  # (key, holdout row, start, end, ok), five per write
+    result: WorkerResult | None = None  # the driver's, once the worker is done (error counts and samples)
+
+    def write_rows(self) -> np.ndarray:
+        """The write attempts so far, as int64 (n, 5) rows (key, holdout row, start, end, ok)."""
+        w = np.frombuffer(self.writes.tobytes(), dtype=np.int64)
+        return w[: len(w) - len(w) % 5].reshape(-1, 5)
 
 
-def _worker(backend: Backend, spec: WorkloadSpec, ds, w: int, W: int, t0: int, stop: threading.Event,
-            retry_pause_s: float, log: _Log) -> None:
-    from bench.ops.stream import OpKind, OpStream
+_WRITES = (int(OpKind.UPDATE), int(OpKind.INSERT), int(OpKind.RMW))
 
+
+class _FaultSource(YcsbSource):
+    """The YCSB source, logging every operation's span and every write attempt (ns since t0) for the recovery
+    and durability analysis."""
+
+    def __init__(self, backend: Backend, task: PhaseTask, ds, w: int, W: int, t0: int, log: _Log):
+        super().__init__(backend, task, ds.queries, ds.base, ds.holdout, w, W, np.random.default_rng([task.seed, w]))
+        self.t0, self.flog = t0, log
+        self.pending: After | None = None
+        self.pending_kind = 0
+
+    def next(self) -> Op:
+        kind, call, args, after = super().next()
+        self.pending_kind, self.pending = kind, after
+        return kind, call, args, self._done
+
+    def _done(self, out: Any, t0: int, t1: int) -> int:
+        self._log(self.pending_kind, t0, t1, 1)
+        return t1 if self.pending is None else self.pending(out, t0, t1)
+
+    def failed(self, kind: int, t0: int, t1: int) -> None:
+        self._log(kind, t0, t1, 0)
+
+    def _log(self, kind: int, t0: int, t1: int, ok: int) -> None:
+        lg, s, e = self.flog, t0 - self.t0, t1 - self.t0
+        lg.spans.extend((s, e))
+        lg.kind.append(kind)
+        lg.ok.append(ok)
+        if kind in _WRITES:
+            lg.writes.extend((self.key, self.row, s, e, ok))
+
+
+def _worker(backend: Backend, spec: WorkloadSpec, ds, w: int, W: int, t0: int, duration_s: float,
+            stop: threading.Event, retry_pause_s: float, log: _Log) -> None:
+    """One worker: the YCSB mix from its start (the warm-up, before t0) until t0 + duration_s, closed loop."""
     assert spec.ycsb is not None
-    stream = OpStream(spec.ycsb, ds.n, seed=spec.dataset.seed * 1009 + 7, worker=w, workers=W)
-    params = SearchParams(ef_search=spec.search.ef_search[0])
-    k = spec.search.k
-    holdout, base, queries = ds.holdout, ds.base, ds.queries
-    nh = len(holdout)
-    next_row = w
-    pc = time.perf_counter_ns
-    READ, UPDATE, INSERT, SCAN, RMW = (int(OpKind.READ), int(OpKind.UPDATE), int(OpKind.INSERT), int(OpKind.SCAN),
-                                       int(OpKind.RMW))
-    qi = w
-    while not stop.is_set():
-        b = stream.next_batch(1024)
-        for op, key, slen in zip(b.kinds.tolist(), b.keys.tolist(), b.scan_lengths.tolist(), strict=True):
-            if stop.is_set():
-                return
-            row = -1
-            if op in (UPDATE, INSERT, RMW):
-                row = next_row % nh
-                next_row += W
-                vec = holdout[row]
-            s = pc()
-            try:
-                if op == READ:
-                    backend.get(key)
-                elif op in (UPDATE, INSERT):
-                    backend.upsert(key, vec)
-                elif op == RMW:
-                    backend.get(key)
-                    backend.upsert(key, vec)
-                elif op == SCAN:
-                    backend.search(base[key % len(base)], slen, params)
-                else:
-                    backend.search(queries[qi % len(queries)], k, params)
-                    qi += W
-                ok = True
-            except Exception as e:  # noqa: BLE001 - every failure is counted, never raised
-                ok = False
-                if len(log.errors) < 5:
-                    log.errors.append(f"{OpKind(op).label}: {type(e).__name__}: {str(e).strip()[:300]}")
-            e_ = pc()
-            log.start.append(s - t0)
-            log.end.append(e_ - t0)
-            log.kind.append(op)
-            log.ok.append(ok)
-            if row >= 0:
-                log.writes.append((key, row, s - t0, e_ - t0, ok))
-            if not ok and retry_pause_s > 0:
-                time.sleep(retry_pause_s)
+    task = PhaseTask(mode="ycsb", trial=0, seed=spec.dataset.seed, k=spec.search.k,
+                     ef_search=spec.search.ef_search[0], duration_s=duration_s, operations=None, ycsb=spec.ycsb,
+                     record_count=ds.n)
+    log.result = drive(_FaultSource(backend, task, ds, w, W, t0, log), task, worker=w, epoch_ns=t0,
+                       stop=stop.is_set, error_pause_s=retry_pause_s)
 
 
 # -- the fault ------------------------------------------------------------------------------------------------
@@ -260,7 +262,7 @@ def _controller(req: FaultRequest, cls: type[Backend], options: Any, collection:
 def _snapshot(cls, options, collection, workdir, t0, logs, fault: _Fault, deadline: int) -> None:
     """Read back every key written (acknowledged) before the kill, right after recovery, on its own client."""
     assert fault.kill_ns is not None
-    keys = sorted({key for lg in logs for key, _, _, end, ok in list(lg.writes) if ok and end < fault.kill_ns})
+    keys = sorted({int(key) for lg in logs for key, _, _, end, ok in lg.write_rows() if ok and end < fault.kill_ns})
     pc = time.perf_counter_ns
     reader = None
     while reader is None and pc() < deadline:
@@ -453,8 +455,9 @@ def _measure(req: FaultRequest, ctx: RunContext, target: _Target, say) -> tuple[
         workers.append(b)
     stop = threading.Event()
     t0 = time.perf_counter_ns() + int(spec.run.warmup_s * 1e9)
-    threads = [threading.Thread(target=_worker, args=(workers[w], spec, ds, w, W, t0, stop, req.retry_pause_s,
-                                                      logs[w]), name=f"bench-fault-{w}", daemon=True)
+    threads = [threading.Thread(target=_worker, args=(workers[w], spec, ds, w, W, t0, req.duration_s, stop,
+                                                      req.retry_pause_s, logs[w]), name=f"bench-fault-{w}",
+                                daemon=True)
                for w in range(W)]
     fault = _Fault()
     ctl = threading.Thread(target=_controller, args=(req, ctx.cls, ctx.options, ctx.collection, ctx.workdir,
@@ -487,7 +490,7 @@ def _summarise(req: FaultRequest, logs: list[_Log], fault: _Fault, ds: Any) -> t
     summary, timeline = analyse(arrays["start"][keep], arrays["end"][keep], arrays["kind"][keep],
                                 arrays["ok"][keep], fault.kill_ns, int(req.duration_s * 1e9), req.window_s,
                                 req.p99_factor, labels)
-    writes = [wr for lg in logs for wr in lg.writes]
+    writes = np.concatenate([lg.write_rows() for lg in logs]).tolist()
     summary["restart_s"] = ((fault.healthy_ns - fault.kill_ns) / 1e9
                             if fault.healthy_ns is not None and fault.kill_ns is not None else None)
     summary["killed_pid"], summary["killed_processes"] = fault.killed_pid, fault.killed_procs
@@ -497,16 +500,21 @@ def _summarise(req: FaultRequest, logs: list[_Log], fault: _Fault, ds: Any) -> t
     else:
         summary.update({"acknowledged_writes_before_kill": None, "lost_acknowledged_writes": None})
     summary["durability_error"] = fault.snapshot_error
-    summary["error_samples"] = [e for lg in logs for e in lg.errors][:5]
+    summary["error_samples"] = [e for lg in logs if lg.result for e in lg.result.error_samples][:5]
     summary["notes"] = fault.notes
     return summary, timeline
 
 
 def _arrays(logs: list[_Log]) -> dict[str, np.ndarray]:
-    return {"start": np.concatenate([np.asarray(lg.start, dtype=np.int64) for lg in logs]),
-            "end": np.concatenate([np.asarray(lg.end, dtype=np.int64) for lg in logs]),
-            "kind": np.concatenate([np.asarray(lg.kind, dtype=np.int8) for lg in logs]),
-            "ok": np.concatenate([np.asarray(lg.ok, dtype=bool) for lg in logs])}
+    """Every logged operation's start, end, kind and ok, all workers together (whole rows only)."""
+    parts = []
+    for lg in logs:
+        spans = np.frombuffer(lg.spans.tobytes(), dtype=np.int64)
+        n = min(len(spans) // 2, len(lg.kind), len(lg.ok))
+        parts.append((spans[: 2 * n].reshape(-1, 2), np.frombuffer(lg.kind, dtype=np.int8)[:n].copy(),
+                      np.frombuffer(lg.ok, dtype=np.int8)[:n].astype(bool)))
+    return {"start": np.concatenate([p[0][:, 0] for p in parts]), "end": np.concatenate([p[0][:, 1] for p in parts]),
+            "kind": np.concatenate([p[1] for p in parts]), "ok": np.concatenate([p[2] for p in parts])}
 
 
 def _timeline_table(rows: list[dict[str, Any]]) -> pa.Table:

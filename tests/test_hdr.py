@@ -37,3 +37,17 @@ def test_out_of_range_values_are_counted_not_dropped():
     r.record(h, hdr.HIGHEST_US * 10)
     assert h.get_total_count() == 2
     assert r.out_of_range == 1
+
+
+def test_clear_empties_a_histogram_like_a_new_one():
+    h = hdr.new_histogram()
+    for v in (1, 5, 900, 12_345, 3_000_000):
+        h.record_value(v)
+    hdr.clear(h)
+    fresh = hdr.new_histogram()
+    assert hdr.encode(h) == hdr.encode(fresh) and h.get_total_count() == 0
+    assert (h.get_min_value(), h.get_max_value()) == (fresh.get_min_value(), fresh.get_max_value())
+    h.record_value(700)
+    h.record_value(40)
+    st = hdr.stats(h)
+    assert st["count"] == 2 and st["min_us"] == 40 and st["max_us"] == 700

@@ -204,10 +204,11 @@ def test_worker_upserts_and_inserts_carry_each_keys_payload(name):
             task = PhaseTask(mode="ycsb", trial=0, seed=11, k=10, ef_search=200, duration_s=None, operations=300,
                              ycsb=YcsbSpec(update_proportion=0.6, insert_proportion=0.4,
                                            request_distribution="uniform"),
-                             record_count=n, payload_cases=tuple(cases), params={"filter": cases[0].query})
+                             record_count=n, payload_cases=tuple(cases), params={"filter": cases[0].query},
+                             track_writes=True)
             res = run_phase(b, WorkerData(base[:10], base, holdout), task, 0, 1)
             assert not res.errors, res.error_samples
-            last = {key: row for _, key, row in sorted(res.updates)}
+            last = {key: row for _, key, row in sorted(map(tuple, res.updates.tolist()))}
             assert len(last) > 100 and any(k >= n for k in last) and any(k < n for k in last)
             for key in list(last)[:60]:
                 rec = b.get(key)

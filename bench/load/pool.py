@@ -67,7 +67,6 @@ class ProcessSetup:
     collection: CollectionSpec
     dataset_spec: Any
     cache_dir: str
-    multivector: Any = None  # [(name, dim, metric), ...] of a multi-vector workload, else None
 
 
 def _process_main(setup: ProcessSetup, w: int, n: int, barrier: Any, conn: Any) -> None:
@@ -87,11 +86,6 @@ def _process_main(setup: ProcessSetup, w: int, n: int, barrier: Any, conn: Any) 
         backend.attach(setup.collection)
         ds = datasets.load(setup.dataset_spec, Path(setup.cache_dir), progress=False)
         data = WorkerData(ds.queries, ds.base, ds.holdout)
-        if setup.multivector:
-            from bench.datasets import multivector
-
-            data.named_queries = multivector.load(setup.dataset_spec, setup.multivector, Path(setup.cache_dir),
-                                                  progress=False, first=ds).queries
         conn.send(("ready", None))
     except BaseException as e:  # noqa: BLE001
         conn.send(("error", format_exception(e)))

@@ -27,11 +27,16 @@ class PhaseTask:
     recall_sample_every: int = 0  # search-under-writes: keep every Nth search result for recall (0 = none)
     visibility_every: int = 0  # search-under-writes: probe every Nth update for read-your-write lag (0 = none)
     late_threshold_us: int = 1000  # open loop: a send later than this behind its intended start is late
-    params: dict[str, Any] = field(default_factory=dict)  # SearchParams keywords of every search (besides
-    # ef_search); in a YCSB phase its "filter" applies only to the filtered-search operations
-    per_query: tuple[dict[str, Any], ...] | None = None  # SearchParams keywords per query, merged over params
-    queries: np.ndarray | None = None  # this phase's query vectors; None: WorkerData.queries
+    # keyword arguments of SearchParams for every search, besides ef_search (e.g. filter, vector_name, fusion,
+    # alpha, candidates); ycsb: "filter" applies to the filtered searches only, never to plain searches or scans
+    params: dict[str, Any] = field(default_factory=dict)
+    # per-query SearchParams keyword arguments merged over `params`, row for row with the queries (hybrid: text)
+    per_query: tuple[dict[str, Any], ...] | None = None
+    queries: np.ndarray | None = None  # the query vectors of this phase; None: WorkerData.queries
     payload_cases: tuple[Any, ...] = ()  # ycsb: the FilterCases whose fields every upsert and insert carries
+    # ycsb: keep (ack ns, key, holdout row) of every write, which scoring searches under writes needs; off, the
+    # worker keeps nothing per write
+    track_writes: bool = False
 
 
 @dataclass
@@ -50,7 +55,8 @@ class WorkerResult:
     search_ids: np.ndarray | None = None  # (n, k) int64, -1 padded
     search_started: np.ndarray | None = None  # wall-clock ns at each kept search's start (search under writes)
     search_filtered: np.ndarray | None = None  # bool: which kept searches were filtered searches (ycsb)
-    updates: list[tuple[int, int, int]] = field(default_factory=list)  # (ack wall ns, key, holdout row)
+    # track_writes: int64 (n, 3) rows (ack wall ns, key, holdout row), in the order acknowledged; else None
+    updates: np.ndarray | None = None
     visibility_us: list[int] = field(default_factory=list)
     scheduled: int = 0
     late: int = 0

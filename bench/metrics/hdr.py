@@ -6,6 +6,8 @@ counted in `Recorder.out_of_range`, never silently dropped.
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -19,6 +21,22 @@ PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIG_FIGS)
+
+
+def clear(h: HdrHistogram) -> None:
+    """Empty h in place, as `h.reset()` does, without its Python loop over every counter (~2 ms for our range,
+    once per interval and kind on the hot path): hdrh keeps the counters in one ctypes array, zeroed here with
+    one memset. (A new histogram per interval instead would leave cyclic garbage the collector frees late.)"""
+    counts = h.counts
+    if not isinstance(counts, ctypes.Array):
+        h.reset()
+        return
+    ctypes.memset(ctypes.addressof(counts), 0, ctypes.sizeof(counts))
+    h.total_count = 0
+    h.min_value = sys.maxsize
+    h.max_value = 0
+    h.start_time_stamp_msec = sys.maxsize
+    h.end_time_stamp_msec = 0
 
 
 def encode(h: HdrHistogram) -> str:

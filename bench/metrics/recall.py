@@ -81,7 +81,9 @@ def recall_under_updates(results, state, ds, k: int,
                          allowed: Callable[[np.ndarray], np.ndarray] | None = None) -> float | None:
     """Recall of the sampled searches of one trial, against exact top-k over the collection as it stood when
     each search started: base vectors, with every write acknowledged before that moment applied (updates of
-    loaded records and inserts of new keys alike).
+    loaded records and inserts of new keys alike). `state.before` maps key -> held-out row before the trial;
+    `state.trial_log` holds the trial's writes as (ack ns, key, held-out row) rows in ack order (an int64
+    (n, 3) array, or any sequence of such triples).
 
     allowed: None scores the unfiltered sampled searches. A function from keys (int64) to a bool mask (the
     filter of the filtered searches) scores the sampled filtered searches instead, against the exact top-k of
@@ -103,7 +105,8 @@ def recall_under_updates(results, state, ds, k: int,
         return None
     events.sort(key=lambda e: e[0])
     current = dict(state.before)
-    log = state.trial_log
+    log = np.asarray(state.trial_log, dtype=np.int64).reshape(-1, 3)  # (ack ns, key, row) rows, in ack order
+    log_t, log_key, log_row = log[:, 0].tolist(), log[:, 1].tolist(), log[:, 2].tolist()
     j = 0
     base, holdout, queries = ds.base, ds.holdout, ds.queries
     n = len(base)
@@ -112,9 +115,8 @@ def recall_under_updates(results, state, ds, k: int,
     total = 0.0
     scored = 0
     for t, qi, ids in events:
-        while j < len(log) and log[j][0] < t:
-            _, key, row = log[j]
-            current[key] = row
+        while j < len(log_t) and log_t[j] < t:
+            current[log_key[j]] = log_row[j]
             j += 1
         q = np.asarray(queries[qi:qi + 1], dtype=np.float32)
         s = cached[qi].copy() if cached is not None else _score_matrix(base, q, ds.metric)[0]

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from bench.backends.base import BackendOptions
 from bench.errors import UserError
 from bench.metrics.recall import recall_under_updates
@@ -65,7 +67,10 @@ class YcsbScenario(KindScenario):
         r = self.spec.run
         sample = self.searching() and not warmup
         return {"ycsb": self.mix, "recall_sample_every": r.recall_sample_every if sample else 0,
-                "visibility_every": r.visibility_sample_every if sample else 0}
+                "visibility_every": r.visibility_sample_every if sample else 0,
+                # the write log is kept only when searches are scored under the writes (warm-up included: the
+                # state the ground truth follows starts there)
+                "track_writes": self.searching() and r.recall_sample_every > 0}
 
     def op_groups(self, labels: Sequence[str]) -> list[tuple[str, list[str]]]:
         return [*super().op_groups(labels), ("total", list(labels))]
@@ -89,11 +94,12 @@ class UpdateState:
     def __init__(self) -> None:
         self.current: dict[int, int] = {}  # key -> held-out row, after every phase so far
         self.before: dict[int, int] = {}  # the same, before the last phase
-        self.trial_log: list[tuple[int, int, int]] = []  # (ack ns, key, row) of the last phase's writes, in order
+        self.trial_log = np.empty((0, 3), dtype=np.int64)  # (ack ns, key, row) of the last phase's writes, in order
 
     def apply(self, results: list[Any]) -> None:
-        new = sorted(u for r in results for u in r.updates)
+        logs = [r.updates for r in results if r.updates is not None]
+        new = np.concatenate(logs) if logs else np.empty((0, 3), dtype=np.int64)
+        new = new[np.lexsort((new[:, 2], new[:, 1], new[:, 0]))]
         self.before = dict(self.current)
         self.trial_log = new
-        for _, key, row in new:
-            self.current[key] = row
+        self.current.update(zip(new[:, 1].tolist(), new[:, 2].tolist(), strict=True))
