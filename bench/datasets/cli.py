@@ -19,6 +19,7 @@ from bench.datasets.fetch import CATALOG, datasets_dir, fetch, is_complete
 from bench.datasets.formats import open_path
 from bench.datasets.spec import DatasetSpec
 from bench.errors import UserError
+from bench.units import format_bytes
 
 app = typer.Typer(help="Generate, fetch, list and describe datasets.", no_args_is_help=False)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,12 +44,7 @@ def _user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" or n >= 100 else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+_size = format_bytes
 
 
 def _count(n: int) -> str:
