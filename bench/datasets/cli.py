@@ -15,7 +15,14 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.datasets import default_cache_dir, load
-from bench.datasets.fetch import CATALOG, datasets_dir, fetch, is_complete
+from bench.datasets.fetch import (
+    CATALOG,
+    DEFAULT_DEADLINE_S,
+    DEFAULT_STALL_S,
+    datasets_dir,
+    fetch,
+    is_complete,
+)
 from bench.datasets.formats import open_path
 from bench.datasets.spec import DatasetSpec
 from bench.errors import UserError
@@ -194,10 +201,17 @@ def fetch_cmd(name: Annotated[str, typer.Argument(help="a catalog name (see `ben
               dest: Annotated[Path | None, typer.Option("--dest", help="folder to put NAME/ in (default: "
                                                                        "<cache>/datasets)")] = None,
               sha256: Annotated[str | None, typer.Option("--sha256", help="expected sha256 of the file")] = None,
+              size: Annotated[int | None, typer.Option("--size", help="expected size of the file in bytes")] = None,
+              deadline: Annotated[float, typer.Option("--deadline", help="give up after this many seconds in all "
+                                                      "(the part is kept: run again to continue)")
+                                  ] = DEFAULT_DEADLINE_S,
+              stall_timeout: Annotated[float, typer.Option("--stall-timeout", help="retry when less than 16 KiB "
+                                                           "arrived in this many seconds")] = DEFAULT_STALL_S,
               quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False) -> None:
-    """Download a public dataset (resumable; run again to continue an interrupted download)."""
+    """Download a public dataset (resumable; run again to continue an interrupted download). A file is kept only
+    once its size, checksum and format are verified; retries are shown as they happen."""
     folder = fetch(name, dest or datasets_dir(default_cache_dir()), progress=not quiet, url_override=url,
-                   sha256=sha256)
+                   sha256=sha256, size=size, timeout=stall_timeout, deadline=deadline)
     typer.echo(f"fetched {name} into {folder}")
     if dest is not None and dest.resolve() != datasets_dir(default_cache_dir()).resolve():
         typer.echo(f"load it with source = 'file', path = '{CATALOG[name].local_path(folder)}'")
