@@ -5,8 +5,10 @@ can be made."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +16,6 @@ import pytest
 
 from bench.errors import UserError
 from bench.units import format_bytes
-
 
 # -- sizes in messages ----------------------------------------------------------------------------------------
 
@@ -31,3 +32,91 @@ def test_a_full_disk_names_sizes_that_differ(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(synthetic.shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(1 << 30, 1 << 30, 20_000))
     with pytest.raises(UserError, match=r"needs 55 KiB but .* has 19.5 KiB free"):
         synthetic.ensure_generated(DatasetSpec(n=100, queries=10, dim=128), tmp_path, progress=False)
+
+
+# -- the real command line --------------------------------------------------------------------------------------
+
+BENCH = [sys.executable, "-m", "bench.cli"]
+TINY = ["--set", "dataset.n=1000", "--set", "dataset.queries=40", "--set", "dataset.dim=16",
+        "--set", "run.warmup_s=0.05", "--quiet"]
+FAKE = ["--set", "search.ef_search=[64]", "--set", "run.operations=200", "--trials", "5"]
+
+
+def _env(cache_dir: Path, **extra: str) -> dict[str, str]:
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "BENCH_CACHE_DIR": str(cache_dir), "PYTHONPATH": path, **extra}
+
+
+def bench(*args: str | bytes, cwd: Path, cache_dir: Path, timeout: float = 300, umask: int | None = None,
+          **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env=_env(cache_dir, **env), preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+
+
+def one_sentence(p: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The process ended with `code` and one line on stderr, no traceback; returns that line."""
+    assert p.returncode == code, (p.returncode, p.stderr[-3000:])
+    assert "Traceback" not in p.stderr, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, cache_dir):
+    """Two real runs on the fake-slow backend: `fast` (200 us per operation) and `slow` (400 us)."""
+    cwd = tmp_path_factory.mktemp("robust")
+    for name, us in (("fast", 200), ("slow", 400)):
+        p = bench("run", "--backend", "fake-slow", "--workload", "ann-smoke", *TINY, *FAKE, "--set",
+                  f"backend.latency_us={us}", "--run-id", name, "--json", cwd=cwd, cache_dir=cache_dir)
+        assert p.returncode == 0, p.stderr[-3000:]
+    return cwd
+
+
+# -- #6: concurrent `bench baseline save --append` keeps every run ----------------------------------------------
+
+def test_concurrent_baseline_appends_keep_every_run(runs, cache_dir):
+    cwd, results = runs, runs / "results"
+    names = [f"night{i}" for i in range(7)]
+    for n in names:
+        shutil.copytree(results / "fast", results / n)
+    p = bench("baseline", "save", names[0], "--name", "nightly", cwd=cwd, cache_dir=cache_dir)
+    assert p.returncode == 0, p.stderr
+    procs = [subprocess.Popen([*BENCH, "baseline", "save", n, "--name", "nightly", "--append"], cwd=cwd,
+                              env=_env(cache_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in names[1:]]  # six at once
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    base = cwd / "baselines" / "nightly"
+    note = json.loads((base / "baseline.json").read_text())
+    assert sorted(e["folder"] for e in note["runs"]) == names
+    assert sorted(d.name for d in base.iterdir() if d.is_dir()) == names
+    assert not [d.name for d in (cwd / "baselines").iterdir() if d.name.startswith(".nightly.") and d.is_dir()]
+
+
+# -- file permissions follow the umask ---------------------------------------------------------------------------
+
+def _modes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mode & 0o777 for p in folder.rglob("*")}
+
+
+def test_results_reports_and_baselines_follow_the_umask(runs, cache_dir):
+    p = bench("run", "--backend", "fake-slow", "--workload", "ann-smoke", *TINY, "--set", "run.operations=100",
+              "--trials", "1", "--run-id", "shared", cwd=runs, cache_dir=cache_dir, umask=0o027)
+    assert p.returncode == 0, p.stderr
+    modes = _modes(runs / "results" / "shared")
+    assert modes and {m for f, m in modes.items() if not f.endswith(("intervals",))} <= {0o640, 0o750}
+    assert modes["run.json"] == modes["trials.parquet"] == modes["summary.parquet"] == 0o640
+    p = bench("report", "results/shared", "--out", "rep", cwd=runs, cache_dir=cache_dir, umask=0o022)
+    assert p.returncode == 0, p.stderr
+    modes = _modes(runs / "rep")
+    assert modes["index.html"] == 0o644 and all(m == 0o644 for f, m in modes.items() if f.endswith(".png"))
+    p = bench("baseline", "save", "shared", "--name", "perm", cwd=runs, cache_dir=cache_dir, umask=0o022)
+    assert p.returncode == 0, p.stderr
+    base = runs / "baselines" / "perm"
+    assert base.stat().st_mode & 0o777 == 0o755
+    modes = _modes(base)
+    assert modes.pop("baseline.json") == 0o644 and modes.pop("shared") == 0o755
+    assert set(modes.values()) == {0o640}  # the copies keep the mode of the run's files
