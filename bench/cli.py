@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -46,7 +50,7 @@ def run(
                                                         "Prometheus on 127.0.0.1:PORT/metrics during the run")] = None,
 ) -> None:
     """Measure one backend on one workload: load, index, warm up, then timed trials; write parquet results."""
-    from bench.runner import RunRequest, print_summary
+    from bench.runner import RunRequest
     from bench.runner import run as do_run
 
     req = RunRequest(backend=backend, workload=workload, overrides=list(set_), config=config, results_dir=results_dir,
@@ -61,6 +65,18 @@ def run(
     finally:
         if req.live is not None:
             req.live.close()
+    with _reader_may_leave():
+        _print_run(out, as_json)
+    bad = [r for r in out.trial_rows if r["status"] != "ok"]
+    if out.status != "complete" or bad:
+        if bad and not as_json:
+            print(f"{len(bad)} trial rows are failed or invalid (see status_reason in trials.parquet)", file=sys.stderr)
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _print_run(out, as_json: bool) -> None:  # noqa: ANN001 - bench.runner.RunOutcome (imported lazily)
+    from bench.runner import print_summary
+
     if as_json:
         keep = ("backend", "workload", "op", "ef_search", "concurrency", "target_rate", "n_trials", "n_ok", "n_kept",
                 "qps", "qps_lo", "qps_hi", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "recall",
@@ -71,11 +87,6 @@ def run(
     else:
         print_summary(out.summary_rows, out.warnings)
         print(f"results: {out.run_dir}/trials.parquet, {out.run_dir}/summary.parquet")
-    bad = [r for r in out.trial_rows if r["status"] != "ok"]
-    if out.status != "complete" or bad:
-        if bad and not as_json:
-            print(f"{len(bad)} trial rows are failed or invalid (see status_reason in trials.parquet)", file=sys.stderr)
-        raise typer.Exit(1)
 
 
 @app.command()
@@ -160,7 +171,8 @@ def compare(
         write_text(out, text)
         print(f"wrote {out}")
     else:
-        print(text, end="" if text.endswith("\n") else "\n")
+        with _reader_may_leave():
+            print(text, end="" if text.endswith("\n") else "\n")
 
 
 @app.command()
@@ -204,9 +216,10 @@ def regress(
     text = res.markdown()
     if out is not None:
         write_text(out, text)
-    print(rg.as_json(res) if as_json else text.rstrip("\n"))
+    with _reader_may_leave():
+        print(rg.as_json(res) if as_json else text.rstrip("\n"))
     if res.regressions:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 baseline_app = typer.Typer(help="Store and list baselines for `bench regress` (under baselines/NAME/).",
@@ -273,15 +286,16 @@ def suite(
     out = run_suite(file, resume=resume, run_id=run_id, results_dir=results_dir, cache_dir=cache_dir,
                     quiet=quiet or as_json, command=shlex.join(["bench", *sys.argv[1:]]),
                     say=lambda m: print(m, file=sys.stderr))
-    if as_json:
-        print(json.dumps({"run_id": out.run_id, "results": str(out.run_dir), "status": out.status,
-                          "cells": [asdict(c) for c in out.cells]}, indent=2))
-    else:
-        for c in out.cells:
-            print(f"{c.status:>12}  {c.backend} x {c.workload}" + (f": {c.reason}" if c.reason else ""))
-        print(f"suite {out.status}: {out.run_dir}/suite.json")
+    with _reader_may_leave():
+        if as_json:
+            print(json.dumps({"run_id": out.run_id, "results": str(out.run_dir), "status": out.status,
+                              "cells": [asdict(c) for c in out.cells]}, indent=2))
+        else:
+            for c in out.cells:
+                print(f"{c.status:>12}  {c.backend} x {c.workload}" + (f": {c.reason}" if c.reason else ""))
+            print(f"suite {out.status}: {out.run_dir}/suite.json")
     if out.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 
@@ -292,6 +306,55 @@ def _mount_fault() -> None:
 
 
 _mount_fault()
+
+
+# Exit codes, the same for every command (README, "Exit codes"): a crash must never look like a verdict.
+EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _silence_stdout() -> None:
+    """The reader of stdout went away (`bench ... | head`): send what is left to /dev/null, so neither the rest of
+    the output nor the interpreter's last flush raises again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+@contextmanager
+def _reader_may_leave() -> Iterator[None]:
+    """Print inside this block: a closed stdout is not an error, the command goes on to its exit code."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+
+
+def _internal_error(e: BaseException) -> int:
+    """A bug: one line naming it and the file holding the traceback (or the traceback, with BENCH_DEBUG=1)."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(e))
+    if os.environ.get("BENCH_DEBUG", "") not in ("", "0"):
+        print(text, file=sys.stderr, end="")
+        print(f"internal error (exit {EXIT_INTERNAL})", file=sys.stderr)
+        return EXIT_INTERNAL
+    where = "not saved"
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"bench-error-{time.strftime('%Y%m%dT%H%M%S')}-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"bench {' '.join(sys.argv[1:])}\n{text}")
+        where = f"saved in {path}"
+    except OSError:
+        pass
+    first = " ".join(str(e).split())[:300]
+    print(f"internal error (a bug in bench, not a verdict): {type(e).__name__}: {first}; the traceback is {where} "
+          "(BENCH_DEBUG=1 prints it); please report it", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def main() -> None:
@@ -305,17 +368,20 @@ def main() -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         print("interrupted; finished trials were written", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
         print("aborted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as e:  # usage errors of the (vendored) click: show them as click would, exit 2
-        if hasattr(e, "show") and hasattr(e, "exit_code"):
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:  # stdout closed while a command printed outside _reader_may_leave: not an error
+        _silence_stdout()
+        sys.exit(EXIT_OK)
+    except Exception as e:  # noqa: BLE001 - the one place a bug becomes exit 3 instead of a traceback
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors of the (vendored) click: exit 2
             e.show()
             sys.exit(e.exit_code)
-        raise
+        sys.exit(_internal_error(e))
 
 
 if __name__ == "__main__":

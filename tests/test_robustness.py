@@ -96,6 +96,55 @@ def test_concurrent_baseline_appends_keep_every_run(runs, cache_dir):
     assert not [d.name for d in (cwd / "baselines").iterdir() if d.name.startswith(".nightly.") and d.is_dir()]
 
 
+# -- #12: exit codes -- 1 is a verdict, 2 a user mistake, 3 a bug -------------------------------------------------
+
+def test_regress_with_an_unwritable_out_is_a_user_error_not_a_regression(runs, cache_dir):
+    p = bench("regress", "--baseline", "fast", "--candidate", "fast", "--out", str(runs / "no-such-dir" / "r.md"),
+              cwd=runs, cache_dir=cache_dir)
+    line = one_sentence(p, 2)
+    assert line.startswith(f"error: Cannot write {runs / 'no-such-dir' / 'r.md'} (No such file or directory)")
+
+
+@pytest.mark.parametrize(("candidate", "verdict"), [("fast", 0), ("slow", 1)])
+def test_regress_into_a_closed_pipe_exits_with_the_verdict(runs, cache_dir, candidate, verdict):
+    """`bench regress ... | head`: the reader leaving is not an error; the exit code is still the verdict."""
+    proc = subprocess.Popen([*BENCH, "regress", "--baseline", "fast", "--candidate", candidate], cwd=runs,
+                            env=_env(cache_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before bench writes a byte
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == verdict, err
+    assert err.strip() == ""
+
+
+def test_a_bug_exits_3_with_one_line_and_the_traceback_saved(monkeypatch, capsys, tmp_path):
+    from bench import cli
+    from bench.analysis import regress
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise RuntimeError("an invariant broke")
+
+    monkeypatch.setattr(regress, "regress", broken)
+    monkeypatch.setattr("bench.analysis.load.resolve_results", lambda name, *a: Path(name))
+    monkeypatch.setattr("sys.argv", ["bench", "regress", "--baseline", "a", "--candidate", "b"])
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("BENCH_DEBUG", raising=False)
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR is read again
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code == 3
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("internal error (a bug in bench, not a verdict): RuntimeError: an invariant broke; the "
+                           f"traceback is saved in {tmp_path}/bench-error-")
+    (saved,) = tmp_path.glob("bench-error-*.txt")
+    assert "Traceback" in saved.read_text() and "an invariant broke" in saved.read_text()
+    monkeypatch.setenv("BENCH_DEBUG", "1")
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    err = capsys.readouterr().err
+    assert e.value.code == 3 and "Traceback (most recent call last)" in err and "RuntimeError: an invariant broke" in err
+
+
 # -- file permissions follow the umask ---------------------------------------------------------------------------
 
 def _modes(folder: Path) -> dict[str, int]:
