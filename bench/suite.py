@@ -37,7 +37,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.errors import UserError
-from bench.results.writer import make_run_dir, new_run_id, write_json
+from bench.results.writer import check_run_id, make_run_dir, new_run_id, write_json
 
 CellStatus = Literal["pending", "complete", "failed", "excluded", "already done"]
 
@@ -131,6 +131,23 @@ def cell_done(run_dir: Path, backend: str, workload_name: str) -> bool:
         return False
 
 
+def _resume_dir(results_dir: Path, resume: str) -> Path:
+    """The folder of the suite run `resume`: a run id (a plain folder name) under results_dir holding suite.json,
+    never a path, so a resumed suite writes nowhere but there."""
+    try:
+        check_run_id(resume)
+    except UserError:
+        raise UserError(f"--resume '{resume}' is not a run id", f"give the run id a suite printed (a folder name "
+                        f"under {results_dir}/, without '/' or '..'); use --results-dir for another results folder") from None
+    run_dir = results_dir / resume
+    if not run_dir.is_dir():
+        raise UserError(f"There is no run folder {run_dir} to resume", "give the run id a suite printed")
+    if not (run_dir / "suite.json").is_file():
+        raise UserError(f"The run folder {run_dir} holds no suite.json, so it is not a suite run",
+                        "give the run id a suite printed")
+    return run_dir
+
+
 def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = None,
               results_dir: Path = Path("results"), cache_dir: Path | None = None, quiet: bool = False,
               command: str = "", say: Callable[[str], None] = print) -> SuiteOutcome:
@@ -141,9 +158,7 @@ def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = 
 
     spec = load_suite(path)
     if resume:
-        run_dir = results_dir / resume
-        if not run_dir.is_dir():
-            raise UserError(f"There is no run folder {run_dir} to resume", "give the run id a suite printed")
+        run_dir = _resume_dir(results_dir, resume)
         rid = resume
     else:
         rid = run_id or new_run_id(f"suite-{spec.name}")

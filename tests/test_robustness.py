@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.errors import UserError
@@ -143,6 +145,94 @@ def test_a_bug_exits_3_with_one_line_and_the_traceback_saved(monkeypatch, capsys
         cli.main()
     err = capsys.readouterr().err
     assert e.value.code == 3 and "Traceback (most recent call last)" in err and "RuntimeError: an invariant broke" in err
+
+
+# -- #10: workload names ----------------------------------------------------------------------------------------
+
+SMOKE = (Path(__file__).resolve().parent.parent / "workloads" / "ann-smoke.toml").read_text()
+
+
+@pytest.mark.parametrize("name", ["a/b", "../x", "x" * 300, "", ".hidden", "tab\there"])
+def test_a_bad_workload_name_is_refused_at_load(tmp_path, cache_dir, name):
+    path = tmp_path / "w.toml"
+    path.write_text(re.sub(r'(?m)^name = ".*"$', f"name = {json.dumps(name)}", SMOKE))
+    p = bench("run", "--backend", "faiss", "--workload", str(path), *TINY, cwd=tmp_path, cache_dir=cache_dir)
+    line = one_sentence(p)
+    assert "a workload name is 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'" in line
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_workload_name_with_a_byte_that_is_not_utf8_is_refused(tmp_path, cache_dir):
+    p = subprocess.run([*BENCH, "run", "--backend", "faiss", *TINY, b'--set', b'name="ab\xffc"'],
+                       capture_output=True, text=True, cwd=tmp_path, env=_env(cache_dir), timeout=300)
+    assert "a workload name is 1 to 64" in one_sentence(p)
+
+
+def test_a_plain_workload_name_still_loads():
+    from bench.spec import load_workload
+
+    assert load_workload("ann-smoke", ["name=\"My.workload_2-b\""]).name == "My.workload_2-b"
+
+
+# -- #13: inputs that ran away, wrote anywhere, hung or misread ----------------------------------------------------
+
+@pytest.mark.parametrize(("setting", "needle"), [
+    ("search.ef_search=[1000000000]", "ef_search values must be between 1 and 100,000"),
+    ("search.k=100000", "'search.k' = 100000: input should be less than or equal to 10000"),
+])
+def test_search_sizes_are_capped(tmp_path, cache_dir, setting, needle):
+    p = bench("run", "--backend", "faiss", *TINY, "--set", setting, cwd=tmp_path, cache_dir=cache_dir)
+    assert needle in one_sentence(p)
+
+
+def test_suite_resume_takes_a_run_id_not_a_path(tmp_path, cache_dir):
+    suite = tmp_path / "one.toml"
+    suite.write_text('name = "one"\nbackends = ["null"]\nworkloads = ["ann-smoke"]\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "results").mkdir()
+    for resume in ("../elsewhere", str(elsewhere)):
+        p = bench("suite", str(suite), "--resume", resume, cwd=tmp_path, cache_dir=cache_dir)
+        assert f"--resume '{resume}' is not a run id" in one_sentence(p)
+    (tmp_path / "results" / "plain").mkdir()  # a run folder that is not a suite's
+    p = bench("suite", str(suite), "--resume", "plain", cwd=tmp_path, cache_dir=cache_dir)
+    assert "holds no suite.json" in one_sentence(p)
+    assert list(elsewhere.iterdir()) == [] and list((tmp_path / "results" / "plain").iterdir()) == []
+
+
+def test_an_fvecs_file_whose_rows_differ_is_refused(tmp_path, cache_dir):
+    """First and last rows say 4, the middle ones 3 and 5 (the file size is still a whole number of rows)."""
+    def row(dim: int) -> bytes:
+        return np.int32(dim).tobytes() + np.arange(dim, dtype=np.float32).tobytes()
+
+    path = tmp_path / "mixed.fvecs"
+    path.write_bytes(row(4) + row(3) + row(5) + row(4))
+    p = bench("datasets", "describe", str(path), cwd=tmp_path, cache_dir=cache_dir)
+    assert "its first row has dimension 4 but row 1 says 3" in one_sentence(p)
+    path.write_bytes(row(4) * 4)
+    p = bench("datasets", "describe", str(path), "--json", cwd=tmp_path, cache_dir=cache_dir)
+    assert p.returncode == 0 and json.loads(p.stdout)["rows"] == 4
+
+
+def test_a_toml_file_with_a_byte_order_mark_is_read(tmp_path, cache_dir):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + b"trails = 3\n" + SMOKE.encode())  # a BOM, and a real mistake after it
+    p = bench("run", "--backend", "faiss", "--workload", str(path), *TINY, cwd=tmp_path, cache_dir=cache_dir)
+    line = one_sentence(p)
+    assert "unknown key 'trails'" in line and "not valid TOML" not in line
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_is_refused_not_read(tmp_path, cache_dir):
+    fifo = tmp_path / "vectors.npy"
+    os.mkfifo(fifo)
+    p = bench("datasets", "describe", str(fifo), cwd=tmp_path, cache_dir=cache_dir, timeout=60)
+    assert one_sentence(p) == (f"error: The dataset file {fifo} is a FIFO (named pipe), not a regular file; give "
+                               "the path of an ordinary file.")
+    wl = tmp_path / "w.toml"
+    os.mkfifo(wl)
+    p = bench("run", "--backend", "faiss", "--workload", str(wl), cwd=tmp_path, cache_dir=cache_dir, timeout=60)
+    assert "is a FIFO (named pipe), not a regular file" in one_sentence(p)
 
 
 # -- file permissions follow the umask ---------------------------------------------------------------------------
