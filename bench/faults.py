@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from bench import datasets
 from bench.backends.base import Backend, CollectionSpec, SearchParams
+from bench.backends.secrets import public_options, redact_command
 from bench.errors import UserError
 from bench.fault_servers import pid_on_port, process_tree, signal_tree, wait_gone
 from bench.results import env
@@ -413,10 +414,10 @@ def run_fault(req: FaultRequest, say=None) -> FaultOutcome:  # noqa: ANN001 - sa
     run_dir = make_run_dir(req.results_dir, run_id)
     started = datetime.now(UTC)
     head = {"run_id": run_id, "kind": "fault", "backend": req.backend, "workload": spec.model_dump(mode="json"),
-            "backend_options": options.model_dump(mode="json"), "command": req.command,
+            "backend_options": public_options(options), "command": redact_command(req.command),
             "started_utc": started.isoformat(), "dataset": ds.describe(),
             "fault": {"kill_at_s": req.kill_at_s, "duration_s": req.duration_s, "p99_factor": req.p99_factor,
-                      "window_s": req.window_s, "restart_command": shlex.join(restart),
+                      "window_s": req.window_s, "restart_command": redact_command(shlex.join(restart)),
                       "restart_delay_s": req.restart_delay_s, "retry_pause_s": req.retry_pause_s}}
     write_json(run_dir / "run.json", {**head, "status": "running"})
     status, summary, timeline = "failed", {}, []

@@ -26,6 +26,7 @@ from bench import datasets
 from bench.analysis.aggregate import summarize
 from bench.backends import registry
 from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo, HybridSpec
+from bench.backends.secrets import public_options, redact_command
 from bench.datasets import filtered, multivector
 from bench.datasets import hybrid as hybrid_ref
 from bench.datasets import texts as hybrid_texts
@@ -259,7 +260,7 @@ def run(req: RunRequest) -> RunOutcome:
     started = datetime.now(UTC)
     write_json(run_dir / f"{prefix}run.json", {
         "run_id": run_id, "backend": req.backend, "workload": spec.model_dump(mode="json"),
-        "backend_options": options.model_dump(mode="json"), "command": req.command, "started_utc": started.isoformat(),
+        "backend_options": public_options(options), "command": redact_command(req.command), "started_utc": started.isoformat(),
         "dataset": ds.describe(), **({"vectors": mv.describe()} if mv else {}), "status": "running"})
 
     workdir = tempfile.mkdtemp(prefix=f"bench-{req.backend}-")
@@ -402,7 +403,7 @@ def run(req: RunRequest) -> RunOutcome:
             summary_rows = _write_results(trial_rows, status, run_dir, prefix)
         write_json(run_dir / f"{prefix}run.json", {
             "run_id": run_id, "backend": req.backend, "workload": spec.model_dump(mode="json"),
-            "backend_options": options.model_dump(mode="json"), "command": req.command,
+            "backend_options": public_options(options), "command": redact_command(req.command),
             "started_utc": started.isoformat(), "ended_utc": datetime.now(UTC).isoformat(),
             "dataset": ds.describe(), **({"vectors": mv.describe()} if mv else {}), "status": status,
             "warnings": warnings,
@@ -569,11 +570,11 @@ def _provenance(req, spec, ds, options, cls, info: EngineInfo, built: BuiltIndex
         "quantization": spec.index.quantization,
         "rescore": spec.index.rescore if spec.index.quantization else None,
         "backend_client_version": info.client_version, "backend_server_version": info.server_version,
-        "backend_options": json.dumps(options.model_dump(mode="json")),
+        "backend_options": json.dumps(public_options(options)),
         "capabilities": json.dumps(cls.capabilities.as_dict()),
         "dataset_name": ds.name, "dataset_hash": ds.content_hash, "dataset_n": ds.n,
         "dataset_queries": len(ds.queries), "dataset_dim": ds.dim, "dataset_metric": ds.metric,
-        "seed": spec.dataset.seed, **env.provenance(), "started_utc": started, "command": req.command,
+        "seed": spec.dataset.seed, **env.provenance(), "started_utc": started, "command": redact_command(req.command),
     }
 
 

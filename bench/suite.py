@@ -36,6 +36,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bench.backends.secrets import redact_command, redact_settings
 from bench.errors import UserError
 from bench.results.writer import check_run_id, make_run_dir, new_run_id, write_json
 
@@ -165,7 +166,8 @@ def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = 
         run_dir = make_run_dir(results_dir, rid)
     cells = [Cell(b, w) for w in spec.workloads for b in spec.backends]
     doc: dict = {"suite": spec.name, "file": str(path), "run_id": rid, "started_utc": datetime.now(UTC).isoformat(),
-                 "command": command, "status": "running", "spec": spec.model_dump(mode="json")}
+                 "command": redact_command(command), "status": "running",
+                 "spec": redact_settings(spec.model_dump(mode="json"))}
 
     def save(status: str) -> None:
         doc["status"] = status
