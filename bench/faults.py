@@ -43,7 +43,7 @@ from bench import datasets
 from bench.backends.base import Backend, CollectionSpec, SearchParams
 from bench.backends.secrets import public_options, redact_command
 from bench.errors import UserError
-from bench.fault_servers import pid_on_port, process_tree, signal_tree, wait_gone
+from bench.fault_servers import identify_engine, pid_on_port, process_tree, signal_tree, wait_gone
 from bench.results import env
 from bench.results.writer import make_run_dir, new_run_id, write_json, write_parquet
 from bench.runner import RunRequest, prepare
@@ -229,6 +229,11 @@ def _controller(req: FaultRequest, cls: type[Backend], options: Any, collection:
     if not procs:
         fault.notes.append(f"no process listened on port {port} at the kill time")
         return
+    try:
+        say(f"killing {identify_engine(req.backend, procs[0].pid)} and its {len(procs) - 1} child processes")
+    except UserError as e:  # another process took the port since the start: it is not ours to kill
+        fault.notes.append(e.sentence())
+        return
     fault.kill_ns = pc() - t0
     signal_tree(procs, signal.SIGKILL)
     fault.killed_pid, fault.killed_procs = procs[0].pid, len(procs)
@@ -408,6 +413,7 @@ def run_fault(req: FaultRequest, say=None) -> FaultOutcome:  # noqa: ANN001 - sa
     if server_pid is None:
         raise UserError(f"No process on this machine listens on port {port} for {req.backend}",
                         "bench fault kills the server by its pid; run it here, not in a container it cannot see")
+    say(f"will kill the {req.backend} server at {req.kill_at_s:g} s: {identify_engine(req.backend, server_pid)}")
     restart = _restart_command(req, port)
 
     run_id = req.run_id or new_run_id(f"fault-{req.backend}-{spec.name}")

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -259,3 +260,96 @@ def test_results_reports_and_baselines_follow_the_umask(runs, cache_dir):
     modes = _modes(base)
     assert modes.pop("baseline.json") == 0o644 and modes.pop("shared") == 0o755
     assert set(modes.values()) == {0o640}  # the copies keep the mode of the run's files
+
+
+# -- bench fault kills only the engine it was asked to fault --------------------------------------------------------
+
+PROXY = r"""
+import socket, sys, threading
+listen = socket.create_server(("127.0.0.1", 0))
+print(listen.getsockname()[1], flush=True)
+target = ("127.0.0.1", int(sys.argv[1]))
+def pipe(a, b):
+    try:
+        while data := a.recv(65536):
+            b.sendall(data)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+while True:
+    c, _ = listen.accept()
+    u = socket.create_connection(target)
+    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+"""
+
+
+@pytest.fixture
+def stranger(tmp_path):
+    """A process that is not a database listening on a loopback port: a plain `python -m http.server`."""
+    from bench.fault_servers import free_port, pid_on_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while pid_on_port(port) != proc.pid:
+        assert proc.poll() is None and time.monotonic() < deadline, "http.server did not start"
+        time.sleep(0.05)
+    yield port, proc
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_a_private_server_never_signals_a_stranger_on_its_port(tmp_path, stranger):
+    from bench.fault_servers import PrivateServer, identify_engine
+
+    port, proc = stranger
+    with pytest.raises(UserError, match=rf"The process listening for pgvector \(pid {proc.pid}, python[\d.]*: .*"
+                                        r"http.server.*\) is not a postgres or postmaster server, so bench will not kill it"):
+        identify_engine("pgvector", proc.pid)
+    srv = PrivateServer("pgvector", port, tmp_path / "srv", ["true"])
+    (tmp_path / "srv").mkdir()
+    assert srv.pid() is None and srv.kill() == 0
+    srv.stop()
+    time.sleep(0.2)
+    assert proc.poll() is None  # still serving
+
+
+@pytest.mark.server
+def test_bench_fault_refuses_a_proxy_in_front_of_postgres(tmp_path, cache_dir):
+    """The port bench fault was pointed at belongs to a TCP proxy (a python process) forwarding to PostgreSQL: the
+    old code SIGKILLed the proxy at --kill-at; now it names what listens and refuses before anything is written."""
+    pytest.importorskip("psycopg")
+    from bench.backends.pgvector import PgvectorBackend, PgvectorOptions
+    from bench.fault_servers import identify_engine, pid_on_port
+
+    base = PgvectorOptions()
+    if PgvectorBackend.check_available(base):
+        pytest.skip("no pgvector server answers here")
+    _, pg_port = PgvectorBackend._address(base.dsn)
+    pg_pid = pid_on_port(pg_port)
+    if pg_pid is None:
+        pytest.skip("the pgvector server's process is not visible here")
+    assert "postgres" in identify_engine("pgvector", pg_pid)  # the real engine is recognised
+    proxy = subprocess.Popen([sys.executable, "-c", PROXY, str(pg_port)], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proxy.stdout.readline())
+        dsn = base.dsn.replace(f":{pg_port}/", f":{port}/")
+        assert dsn != base.dsn
+        p = bench("fault", "--backend", "pgvector", "--set", f'backend.dsn="{dsn}"', "--restart-cmd", "true",
+                  "--kill-at", "1", "--duration", "3", "--set", "dataset.n=300", "--set", "dataset.holdout=100",
+                  "--set", "dataset.dim=8", "--set", "dataset.queries=10", "--quiet", cwd=tmp_path,
+                  cache_dir=cache_dir, timeout=300)
+        line = one_sentence(p)
+        assert line.startswith(f"error: The process listening for pgvector (pid {proxy.pid}, python")
+        assert "is not a postgres or postmaster server, so bench will not kill it" in line
+        assert proxy.poll() is None and pid_on_port(pg_port) == pg_pid
+        assert not (tmp_path / "results").exists()
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
