@@ -149,14 +149,63 @@ def _resume_dir(results_dir: Path, resume: str) -> Path:
     return run_dir
 
 
-def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = None,
-              results_dir: Path = Path("results"), cache_dir: Path | None = None, quiet: bool = False,
-              command: str = "", say: Callable[[str], None] = print) -> SuiteOutcome:
-    """Run every cell of the suite (or the ones not yet done, with resume); never stops at a failed cell."""
+@dataclass
+class _Where:
+    """Where and how a suite's cells run."""
+
+    run_dir: Path
+    rid: str
+    resume: bool
+    results_dir: Path
+    cache_dir: Path | None
+    quiet: bool
+    command: str
+    say: Callable[[str], None]
+
+
+def _run_cell(cell: Cell, spec: SuiteSpec, at: _Where) -> None:
+    """Run one cell (or find it done, with resume), recording its status; never raises but for Ctrl-C."""
     from bench.runner import RunRequest
     from bench.runner import run as run_cell
     from bench.spec import load_workload
 
+    overrides = _overrides(spec, cell.backend, cell.workload)
+    cell.started_utc = datetime.now(UTC).isoformat()
+    t0 = time.perf_counter()
+    try:
+        wl = load_workload(cell.workload, [o for o in overrides if not o.startswith("backend.")])
+        cell.workload_name = wl.name
+        if at.resume and cell_done(at.run_dir, cell.backend, wl.name):
+            cell.status, cell.reason = "already done", f"done before in {at.rid}"
+            at.say(f"{cell.backend} x {cell.workload}: already done")
+            return
+        at.say(f"{cell.backend} x {cell.workload}: running")
+        opts = spec.backend.get(cell.backend, CellOptions())
+        out = run_cell(RunRequest(backend=cell.backend, workload=cell.workload, overrides=overrides,
+                                  config=opts.config, results_dir=at.results_dir, cache_dir=at.cache_dir,
+                                  trials=spec.trials, concurrency=spec.concurrency, quiet=at.quiet,
+                                  command=at.command, suite_run_id=at.rid))
+        if out.status == "complete":
+            cell.status = "complete"
+        else:
+            cell.status = "failed"
+            cell.reason = f"the run ended {out.status}" + (f": {out.warnings[-1]}" if out.warnings else "")
+    except UserError as e:
+        cell.status, cell.reason = "failed", e.sentence()
+    except Exception as e:  # noqa: BLE001 - one broken backend must not stop the suite
+        cell.status, cell.reason = "failed", f"{type(e).__name__}: {e}"
+        cell.detail = "".join(traceback.format_exc().splitlines(keepends=True)[-12:])
+    cell.duration_s = round(time.perf_counter() - t0, 3)
+    if cell.workload_name:
+        prefix = f"{cell.backend}.{cell.workload_name}."
+        cell.files = sorted(p.name for p in at.run_dir.glob(f"{prefix}*"))
+    at.say(f"{cell.backend} x {cell.workload}: {cell.status}" + (f" ({cell.reason})" if cell.reason else ""))
+
+
+def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = None,
+              results_dir: Path = Path("results"), cache_dir: Path | None = None, quiet: bool = False,
+              command: str = "", say: Callable[[str], None] = print) -> SuiteOutcome:
+    """Run every cell of the suite (or the ones not yet done, with resume); never stops at a failed cell."""
     spec = load_suite(path)
     if resume:
         run_dir = _resume_dir(results_dir, resume)
@@ -175,6 +224,7 @@ def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = 
         doc["cells"] = [asdict(c) for c in cells]
         write_json(run_dir / "suite.json", doc)
 
+    at = _Where(run_dir, rid, bool(resume), results_dir, cache_dir, quiet, command, say)
     save("running")
     try:
         for cell in cells:
@@ -182,38 +232,9 @@ def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = 
             if ex is not None:
                 cell.status, cell.reason = "excluded", ex.reason
                 continue
-            overrides = _overrides(spec, cell.backend, cell.workload)
-            cell.started_utc = datetime.now(UTC).isoformat()
-            t0 = time.perf_counter()
-            try:
-                wl = load_workload(cell.workload, [o for o in overrides if not o.startswith("backend.")])
-                cell.workload_name = wl.name
-                if resume and cell_done(run_dir, cell.backend, wl.name):
-                    cell.status, cell.reason = "already done", f"done before in {rid}"
-                    say(f"{cell.backend} x {cell.workload}: already done")
-                    continue
-                say(f"{cell.backend} x {cell.workload}: running")
-                opts = spec.backend.get(cell.backend, CellOptions())
-                out = run_cell(RunRequest(backend=cell.backend, workload=cell.workload, overrides=overrides,
-                                          config=opts.config, results_dir=results_dir, cache_dir=cache_dir,
-                                          trials=spec.trials, concurrency=spec.concurrency, quiet=quiet,
-                                          command=command, suite_run_id=rid))
-                if out.status == "complete":
-                    cell.status = "complete"
-                else:
-                    cell.status = "failed"
-                    cell.reason = f"the run ended {out.status}" + (f": {out.warnings[-1]}" if out.warnings else "")
-            except UserError as e:
-                cell.status, cell.reason = "failed", e.sentence()
-            except Exception as e:  # noqa: BLE001 - one broken backend must not stop the suite
-                cell.status, cell.reason = "failed", f"{type(e).__name__}: {e}"
-                cell.detail = "".join(traceback.format_exc().splitlines(keepends=True)[-12:])
-            cell.duration_s = round(time.perf_counter() - t0, 3)
-            if cell.workload_name:
-                prefix = f"{cell.backend}.{cell.workload_name}."
-                cell.files = sorted(p.name for p in run_dir.glob(f"{prefix}*"))
-            say(f"{cell.backend} x {cell.workload}: {cell.status}" + (f" ({cell.reason})" if cell.reason else ""))
-            save("running")
+            _run_cell(cell, spec, at)
+            if cell.status != "already done":
+                save("running")
     except KeyboardInterrupt:
         save("interrupted")
         raise
