@@ -3,9 +3,9 @@
 
 `bench baseline save RUN --name NAME` copies the run folder's parquet and json files (not the interval logs);
 saving again replaces the baseline whole, `--append` adds the run to the ones there (`--keep N`: the newest N).
-A new folder is filled, then swapped in, so a reader never sees half of one and half of another. Writers of one
-baseline take turns under an exclusive lock (`baselines/.NAME.lock`, fcntl), so saves that run at once each
-see the runs the others kept: with `--append`, every run is kept.
+A new folder is filled, then swapped in, so a reader never sees half of one and half of another. Writers take
+turns under an exclusive lock on the baselines folder (fcntl.flock), so saves that run at once each see the runs
+the others kept: with `--append`, every run is kept.
 """
 
 from __future__ import annotations
@@ -69,15 +69,15 @@ def _copy_run(src: Path, dest: Path) -> list[str]:
 
 
 @contextmanager
-def _locked(baselines_dir: Path, name: str) -> Iterator[None]:
-    """Hold the baseline's writer lock: concurrent saves of one name run one after another, never interleaved (a
-    read of the note, then a swap, by two writers at once would lose the runs one of them added)."""
-    path = baselines_dir / f".{name}.lock"
+def _locked(baselines_dir: Path) -> Iterator[None]:
+    """Hold the writers' lock of the baselines folder (fcntl.flock on the folder itself, so no lock file is left
+    behind): concurrent saves run one after another, never interleaved (a read of the note, then a swap, by two
+    writers at once would lose the runs one of them added)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(baselines_dir, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
-        raise UserError(f"Cannot create the lock file {path} ({e.strerror or e})",
-                        "choose a writable --baselines-dir") from None
+        raise UserError(f"Cannot open the baselines folder {baselines_dir} ({e.strerror or e})",
+                        "choose a readable --baselines-dir") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -105,7 +105,7 @@ def save(run: str | Path, name: str, results_dir: Path = DEFAULT_RESULTS, baseli
     except OSError as e:
         raise UserError(f"Cannot create the baselines folder {baselines_dir} ({e.strerror or e})",
                         "choose a writable --baselines-dir") from None
-    with _locked(baselines_dir, name):
+    with _locked(baselines_dir):
         return _save_locked(src, name, baselines_dir, described, append, keep)
 
 
