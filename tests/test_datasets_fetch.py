@@ -330,3 +330,17 @@ def test_a_name_that_does_not_resolve_fails_at_once_in_one_sentence(tmp_path: Pa
                    "does not resolve (Name or service not known): there is no network or the name is wrong; check "
                    "the network, or pass --url with a reachable mirror.")
     _nothing_kept(tmp_path / "sift-128-euclidean")
+
+
+def test_a_file_of_a_set_fetched_before_a_failure_is_not_fetched_again(tmp_path: Path) -> None:
+    files = {}
+    for name in ("shuffle_train", "test"):
+        pq.write_table(pa.table({"id": np.arange(10)}), tmp_path / f"{name}.parquet")
+        files[f"/c/{name}.parquet"] = (tmp_path / f"{name}.parquet").read_bytes()
+    with serve_files(files) as (url, st):  # neighbors.parquet is missing: the fetch fails on the third file
+        with pytest.raises(UserError, match="answered 404"):
+            fetch("cohere-768-100k", tmp_path, url_override=url + "/c/", **FAST)
+        st.files["/c/neighbors.parquet"] = files["/c/test.parquet"]
+        fetch("cohere-768-100k", tmp_path, url_override=url + "/c/", **FAST)
+    assert [p for p, _ in st.requests] == ["/c/shuffle_train.parquet", "/c/test.parquet", "/c/neighbors.parquet",
+                                          "/c/neighbors.parquet"]

@@ -178,7 +178,8 @@ def fetch(name: str, dest_dir: Path, progress: bool = True, url_override: str | 
             digest = download(url, final, size=want.size, sha256=want.sha256, progress=progress, kind=entry.kind,
                               limits=limits)
         record["files"][f.name] = {"url": url, "bytes": final.stat().st_size, "sha256": digest}
-    write_json_atomic(folder / "source.json", record)
+        # after every file, so a later failure does not make the next fetch download this one again
+        write_json_atomic(folder / "source.json", {**record, "files": {**before, **record["files"]}})
     return folder
 
 
