@@ -16,6 +16,9 @@ import typer
 
 from bench.errors import UserError
 
+# Exit codes, the same for every command (README, "Exit codes"): a crash must never look like a verdict.
+EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
 app = typer.Typer(help="bench: a benchmark harness for vector databases.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 
@@ -308,10 +311,6 @@ def _mount_fault() -> None:
 _mount_fault()
 
 
-# Exit codes, the same for every command (README, "Exit codes"): a crash must never look like a verdict.
-EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-
 def _silence_stdout() -> None:
     """The reader of stdout went away (`bench ... | head`): send what is left to /dev/null, so neither the rest of
     the output nor the interpreter's last flush raises again."""
@@ -338,6 +337,8 @@ def _internal_error(e: BaseException) -> int:
     import tempfile
     import traceback
 
+    from bench.backends.secrets import redact_command
+
     text = "".join(traceback.format_exception(e))
     if os.environ.get("BENCH_DEBUG", "") not in ("", "0"):
         print(text, file=sys.stderr, end="")
@@ -347,7 +348,7 @@ def _internal_error(e: BaseException) -> int:
     try:
         fd, path = tempfile.mkstemp(prefix=f"bench-error-{time.strftime('%Y%m%dT%H%M%S')}-", suffix=".txt")
         with os.fdopen(fd, "w") as f:
-            f.write(f"bench {' '.join(sys.argv[1:])}\n{text}")
+            f.write(f"{redact_command(shlex.join(['bench', *sys.argv[1:]]))}\n{text}")
         where = f"saved in {path}"
     except OSError:
         pass
