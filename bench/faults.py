@@ -39,8 +39,9 @@ import psutil
 import pyarrow as pa
 
 from bench.backends.base import Backend, CollectionSpec
+from bench.backends.secrets import redact_command
 from bench.errors import UserError
-from bench.fault_servers import pid_on_port, process_tree, signal_tree, wait_gone
+from bench.fault_servers import identify_engine, pid_on_port, process_tree, signal_tree, wait_gone
 from bench.load.driver import After, Op, drive
 from bench.load.sources import YcsbSource
 from bench.load.task import PhaseTask, WorkerResult
@@ -228,6 +229,11 @@ def _controller(req: FaultRequest, cls: type[Backend], options: Any, collection:
     if not procs:
         fault.notes.append(f"no process listened on port {port} at the kill time")
         return
+    try:
+        say(f"killing {identify_engine(req.backend, procs[0].pid)} and its {len(procs) - 1} child processes")
+    except UserError as e:  # another process took the port since the start: it is not ours to kill
+        fault.notes.append(e.sentence())
+        return
     fault.kill_ns = pc() - t0
     signal_tree(procs, signal.SIGKILL)
     fault.killed_pid, fault.killed_procs = procs[0].pid, len(procs)
@@ -385,6 +391,7 @@ class _Target:
     port: int
     pid: int
     restart: list[str]
+    described: str  # the process, as identified: what will be killed
 
 
 def _find_target(req: FaultRequest, cls: type[Backend], options: Any) -> _Target:
@@ -405,7 +412,7 @@ def _find_target(req: FaultRequest, cls: type[Backend], options: Any) -> _Target
     if pid is None:
         raise UserError(f"No process on this machine listens on port {port} for {req.backend}",
                         "bench fault kills the server by its pid; run it here, not in a container it cannot see")
-    return _Target(port, pid, _restart_command(req, port))
+    return _Target(port, pid, _restart_command(req, port), identify_engine(req.backend, pid))
 
 
 def run_fault(req: FaultRequest, say=None) -> FaultOutcome:
@@ -425,6 +432,7 @@ def run_fault(req: FaultRequest, say=None) -> FaultOutcome:
     with RunContext.open(rr, extra_check) as ctx:
         target = found[0]
         ctx.extra_json.update(kind="fault", fault=_settings(req, target))
+        (say or ctx.rep.say)(f"will kill the {req.backend} server at {req.kill_at_s:g} s: {target.described}")
         summary, timeline = _measure(req, ctx, target, say or ctx.rep.say)
         recovered = summary["first_ok_s"] is not None and summary["lost_acknowledged_writes"] is not None
         ctx.status = "complete" if recovered else "failed"
@@ -437,7 +445,7 @@ def run_fault(req: FaultRequest, say=None) -> FaultOutcome:
 
 def _settings(req: FaultRequest, target: _Target) -> dict[str, Any]:
     return {"kill_at_s": req.kill_at_s, "duration_s": req.duration_s, "p99_factor": req.p99_factor,
-            "window_s": req.window_s, "restart_command": shlex.join(target.restart),
+            "window_s": req.window_s, "restart_command": redact_command(shlex.join(target.restart)),
             "restart_delay_s": req.restart_delay_s, "retry_pause_s": req.retry_pause_s}
 
 

@@ -6,15 +6,17 @@ long. A backend config holds one engine's connection and engine settings. Neithe
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.backends.base import BackendOptions, IndexSpec
 from bench.datasets.spec import DatasetSpec
 from bench.errors import UserError
+from bench.files import check_regular_file
 from bench.ops.spec import YcsbSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent  # a source checkout's root (tests, scripts); not for lookups
@@ -47,15 +49,19 @@ class IndexModel(Strict):
                          quantization=self.quantization, rescore=self.rescore)
 
 
+MAX_K = 10_000  # results per search; README, "Limits"
+MAX_EF_SEARCH = 100_000  # beyond any engine's useful range, and an engine allocates per query by it
+
+
 class SearchModel(Strict):
-    k: int = Field(10, ge=1, le=10_000)
+    k: int = Field(10, ge=1, le=MAX_K)
     ef_search: list[int] = Field(default_factory=lambda: [64], min_length=1)
 
     @model_validator(mode="after")
     def _positive_ef(self) -> SearchModel:
-        bad = [e for e in self.ef_search if e < 1]
+        bad = [e for e in self.ef_search if not 1 <= e <= MAX_EF_SEARCH]
         if bad:
-            raise ValueError(f"ef_search values must be at least 1, got {bad}")
+            raise ValueError(f"ef_search values must be between 1 and {MAX_EF_SEARCH:,}, got {bad}")
         return self
 
 
@@ -80,6 +86,9 @@ class RunModel(Strict):
                                          "its visibility lag (0 = none)")
 
 
+WORKLOAD_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+
+
 class WorkloadSpec(Strict):
     name: str
     kind: Literal["ann", "ycsb"]
@@ -101,6 +110,15 @@ class WorkloadSpec(Strict):
         return {**self.model_dump(mode="json"),
                 **{t: m.model_dump(mode="json") for t, m in self.features.items()}}
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        """The name becomes part of run ids, file names, collection names and every result row."""
+        if not WORKLOAD_NAME.fullmatch(name):
+            raise ValueError("a workload name is 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' "
+                             "(it names result files and collections)")
+        return name
+
     @model_validator(mode="after")
     def _consistent(self) -> WorkloadSpec:
         if self.search.k > self.dataset.n:
@@ -115,14 +133,21 @@ class WorkloadSpec(Strict):
 # -- loading -----------------------------------------------------------------------------------------------
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file as a dict. A UTF-8 byte order mark (some Windows editors write one) is skipped; a FIFO or a
+    device is refused rather than read (it could block forever)."""
     try:
+        check_regular_file(path, f"{what} file")
         with path.open("rb") as f:
-            return tomllib.load(f)
+            text = f.read().decode("utf-8")
+        return tomllib.loads(text.removeprefix("\ufeff"))
     except FileNotFoundError:
         raise UserError(f"The {what} file {path} does not exist", "check the path") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"The {what} file {path} is not valid TOML ({e})", "fix the syntax at that line") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise UserError(f"The {what} file {path} is not UTF-8 text (byte {e.start} is 0x{e.object[e.start]:02x})",
+                        "save it as UTF-8") from None
+    except OSError as e:
         raise UserError(f"The {what} file {path} cannot be read ({e})", "check the file and its permissions") from None
 
 

@@ -36,8 +36,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bench.backends.secrets import redact_command, redact_settings
 from bench.errors import UserError
-from bench.results.writer import make_run_dir, new_run_id, write_json
+from bench.results.writer import check_run_id, make_run_dir, new_run_id, write_json
 
 CellStatus = Literal["pending", "complete", "failed", "excluded", "already done"]
 
@@ -131,12 +132,26 @@ def cell_done(run_dir: Path, prefix: str) -> bool:
         return False
 
 
+def _resume_dir(results_dir: Path, resume: str) -> Path:
+    """The folder of the suite run `resume`: a run id (a plain folder name) under results_dir holding suite.json,
+    never a path, so a resumed suite writes nowhere but there."""
+    try:
+        check_run_id(resume)
+    except UserError:
+        raise UserError(f"--resume '{resume}' is not a run id", f"give the run id a suite printed (a folder name "
+                        f"under {results_dir}/, without '/' or '..'); use --results-dir for another results folder") from None
+    run_dir = results_dir / resume
+    if not run_dir.is_dir():
+        raise UserError(f"There is no run folder {run_dir} to resume", "give the run id a suite printed")
+    if not (run_dir / "suite.json").is_file():
+        raise UserError(f"The run folder {run_dir} holds no suite.json, so it is not a suite run",
+                        "give the run id a suite printed")
+    return run_dir
+
+
 def _suite_dir(spec: SuiteSpec, resume: str | None, run_id: str | None, results_dir: Path) -> tuple[str, Path]:
     if resume:
-        run_dir = results_dir / resume
-        if not run_dir.is_dir():
-            raise UserError(f"There is no run folder {run_dir} to resume", "give the run id a suite printed")
-        return resume, run_dir
+        return resume, _resume_dir(results_dir, resume)
     rid = run_id or new_run_id(f"suite-{spec.name}")
     return rid, make_run_dir(results_dir, rid)
 
@@ -215,7 +230,8 @@ def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = 
     suite = _Suite(spec, rid, run_dir, bool(resume), results_dir, cache_dir, quiet, command, say, set())
     cells = [Cell(b, w) for w in spec.workloads for b in spec.backends]
     doc: dict = {"suite": spec.name, "file": str(path), "run_id": rid, "started_utc": datetime.now(UTC).isoformat(),
-                 "command": command, "status": "running", "spec": spec.model_dump(mode="json")}
+                 "command": redact_command(command), "status": "running",
+                 "spec": redact_settings(spec.model_dump(mode="json"))}
 
     def save(status: str) -> None:
         doc.update(status=status, updated_utc=datetime.now(UTC).isoformat(), cells=[asdict(c) for c in cells])

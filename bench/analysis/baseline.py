@@ -3,21 +3,27 @@
 
 `bench baseline save RUN --name NAME` copies the run folder's parquet and json files (not the interval logs);
 saving again replaces the baseline whole, `--append` adds the run to the ones there (`--keep N`: the newest N).
-A new folder is filled, then swapped in, so a reader never sees half of one and half of another.
+A new folder is filled, then swapped in, so a reader never sees half of one and half of another. Writers take
+turns under an exclusive lock on the baselines folder (fcntl.flock), so saves that run at once each see the runs
+the others kept: with `--append`, every run is kept.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.analysis.load import BASELINES_DIR, DEFAULT_RESULTS, find_files, read_table, resolve_results
 from bench.errors import UserError
-from bench.results.writer import write_json
+from bench.results.writer import default_mode, write_json
 
 NOTE = "baseline.json"
 
@@ -62,6 +68,23 @@ def _copy_run(src: Path, dest: Path) -> list[str]:
     return copied
 
 
+@contextmanager
+def _locked(baselines_dir: Path) -> Iterator[None]:
+    """Hold the writers' lock of the baselines folder (fcntl.flock on the folder itself, so no lock file is left
+    behind): concurrent saves run one after another, never interleaved (a read of the note, then a swap, by two
+    writers at once would lose the runs one of them added)."""
+    try:
+        fd = os.open(baselines_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        raise UserError(f"Cannot open the baselines folder {baselines_dir} ({e.strerror or e})",
+                        "choose a readable --baselines-dir") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def save(run: str | Path, name: str, results_dir: Path = DEFAULT_RESULTS, baselines_dir: Path = BASELINES_DIR,
          append: bool = False, keep: int | None = None) -> Baseline:
     """Copy the results of `run` (a run folder, or a run id under results_dir) to baselines_dir/name/<run-id>/.
@@ -77,10 +100,21 @@ def save(run: str | Path, name: str, results_dir: Path = DEFAULT_RESULTS, baseli
     if not src.is_dir():
         raise UserError(f"{src} is not a run folder", "give the run folder (or run id) that `bench run` wrote")
     described = _describe(src)  # refuses folders without results before anything is written
-    baselines_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        baselines_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"Cannot create the baselines folder {baselines_dir} ({e.strerror or e})",
+                        "choose a writable --baselines-dir") from None
+    with _locked(baselines_dir):
+        return _save_locked(src, name, baselines_dir, described, append, keep)
+
+
+def _save_locked(src: Path, name: str, baselines_dir: Path, described: dict, append: bool,
+                 keep: int | None) -> Baseline:
     dest = baselines_dir / name
     previous = _read_note(dest) if dest.exists() else {}
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=baselines_dir))
+    tmp.chmod(default_mode(directory=True))  # mkdtemp makes 0700; a baseline is shared like the results it copies
     try:
         entries = []
         if append:

@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from bench.backends.query import Filter
+from bench.backends.secrets import Secret, public_options, redact_command  # noqa: F401 - the contract's names
 
 
 def package_version(name: str) -> str | None:
@@ -37,6 +38,8 @@ class BackendOptions(BaseModel):
     """Connection and engine settings of one backend, from `configs/<name>.toml` or `--set backend.X=...`.
 
     Each adapter subclasses this with its own fields; unknown keys are rejected, and so are NaN and infinity.
+    A key, token or password is a `Secret` field (bench.backends.secrets): it may be given as `env:NAME` or
+    `file:PATH`, and results store only `public_options(options)`, where it is a fingerprint.
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

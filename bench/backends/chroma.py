@@ -60,7 +60,8 @@ _MISSING = "chromadb is not installed; install it with `pip install -e '.[embedd
 
 
 class ChromaOptions(BackendOptions):
-    ef_search: int | None = Field(None, ge=1, description="ef_search the collection is created with (None = Chroma's 100)")
+    ef_search: int | None = Field(None, ge=1, le=100_000,  # the same bound as the workload's search.ef_search
+                                   description="ef_search the collection is created with (None = Chroma's 100)")
     num_threads: int | None = Field(None, ge=1, description="HNSW build/search threads (None = Chroma's default)")
     batch_size: int | None = Field(None, ge=2, description="Chroma's HNSW batch size (None = its default)")
     sync_threshold: int | None = Field(None, ge=2, description="vectors between index syncs to disk (None = default)")

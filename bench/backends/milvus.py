@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from bench.backends._net import host_port, tcp_reachable, unreachable
 from bench.backends.base import (
@@ -79,6 +79,7 @@ from bench.backends.base import (
     IndexSpec,
     Record,
     SearchParams,
+    Secret,
     package_version,
 )
 from bench.backends.query import ConditionParser, Filter
@@ -137,7 +138,8 @@ def is_lite_uri(uri: str) -> bool:
 
 class MilvusOptions(BackendOptions):
     uri: str = Field(default_factory=_env_uri, description="server URI; env BENCH_MILVUS_URI is the default")
-    token: str = Field("", description="`user:password` or an API key; empty for no authentication")
+    token: Secret = Field(SecretStr(""), description="`user:password` or an API key; empty for no authentication; "
+                          "\"env:NAME\" or \"file:PATH\" reads it from an environment variable or a file")
     db_name: str = Field("", description="database; empty = the server's default")
     consistency_level: ConsistencyLevel = Field(
         "Strong", description="collection consistency; Strong makes a get or search see the writes before it")
@@ -758,8 +760,8 @@ class MilvusBackend(_MilvusBase):
     def _client_kwargs(self) -> dict[str, Any]:
         o = self.options
         kw: dict[str, Any] = {"timeout": o.connect_timeout_s}
-        if o.token:
-            kw["token"] = o.token
+        if o.token.get_secret_value():
+            kw["token"] = o.token.get_secret_value()
         if o.db_name:
             kw["db_name"] = o.db_name
         return kw

@@ -46,7 +46,7 @@ from importlib.metadata import version
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from bench.backends.base import (
     Backend,
@@ -57,8 +57,10 @@ from bench.backends.base import (
     EngineInfo,
     Record,
     SearchParams,
+    Secret,
 )
 from bench.backends.query import ConditionParser, Filter
+from bench.backends.secrets import redact_text
 from bench.errors import BackendUnavailable, ServerUnreachable, UserError
 
 DEFAULT_DSN = "postgresql://bench@127.0.0.1:5432/bench"
@@ -73,6 +75,8 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 class PgvectorOptions(BackendOptions):
     dsn: str = Field(default_factory=lambda: os.environ.get("BENCH_PGVECTOR_DSN", DEFAULT_DSN),
                      description="libpq connection URI; default from BENCH_PGVECTOR_DSN")
+    password: Secret = Field(SecretStr(""), description="password when the DSN has none (libpq also reads "
+                             "PGPASSWORD and ~/.pgpass); \"env:NAME\" or \"file:PATH\" reads it from there")
     connect_timeout_s: int = Field(5, ge=1, le=600)
     maintenance_work_mem: str = Field("512MB", pattern=r"^\d+\s*(kB|MB|GB)$",
                                       description="memory for the index build (a graph larger than this builds slower)")
@@ -156,7 +160,8 @@ class PgvectorBackend(Backend):
             host = str(d.get("host") or "127.0.0.1").split(",")[0]
             return host, int(str(d.get("port") or 5432).split(",")[0])
         except Exception as e:  # noqa: BLE001 - psycopg raises ProgrammingError for a bad DSN, int() ValueError
-            raise UserError(f"pgvector dsn '{dsn}' is not a valid connection string ({_first_line(e)})",
+            raise UserError(f"pgvector dsn '{redact_text(dsn)}' is not a valid connection string "
+                            f"({redact_text(_first_line(e))})",
                             "write it as postgresql://USER@HOST:PORT/DB") from None
 
     @classmethod
@@ -169,7 +174,7 @@ class PgvectorBackend(Backend):
         assert isinstance(options, PgvectorOptions)
         host, port = cls._address(options.dsn)
         try:
-            psycopg.connect(options.dsn, connect_timeout=1).close()
+            psycopg.connect(options.dsn, connect_timeout=1, **_auth(options)).close()
         except psycopg.Error as e:
             return (f"the pgvector server at {host}:{port} does not answer ({_first_line(e)}); "
                     "start it with `docker compose up -d pgvector`")
@@ -187,7 +192,7 @@ class PgvectorBackend(Backend):
         self.address = (host, port)
         try:
             self.conn = psycopg.connect(self.options.dsn, autocommit=True,
-                                        connect_timeout=self.options.connect_timeout_s)
+                                        connect_timeout=self.options.connect_timeout_s, **_auth(self.options))
         except psycopg.OperationalError as e:
             raise ServerUnreachable(f"The pgvector server at {host}:{port} does not answer ({_first_line(e)})",
                                     "start it with `docker compose up -d pgvector`") from None
@@ -225,7 +230,7 @@ class PgvectorBackend(Backend):
             except self._psycopg.Error:
                 pass
             conn = self._psycopg.connect(self.options.dsn, autocommit=True,
-                                         connect_timeout=self.options.connect_timeout_s)
+                                         connect_timeout=self.options.connect_timeout_s, **_auth(self.options))
             try:
                 self._session(conn)
             except BaseException:
@@ -644,7 +649,7 @@ class PgvectorBackend(Backend):
             extra={"table_total_bytes": table_size, "index_build_s": self._build_s,
                    "ef_search_session": self._ef, "iterative_scan": self.options.iterative_scan,
                    "maintenance_work_mem": self.options.maintenance_work_mem,
-                   "dsn": _redact(self.options.dsn)},
+                   "dsn": redact_text(self.options.dsn)},
         )
 
     def drop(self) -> None:
@@ -673,6 +678,8 @@ def _first_line(e: BaseException) -> str:
     return text[0].rstrip(".") if text else type(e).__name__
 
 
-def _redact(dsn: str) -> str:
-    return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", dsn)
+def _auth(options: PgvectorOptions) -> dict[str, str]:
+    """psycopg.connect keywords for the password option (the real value; it is a fingerprint in results)."""
+    password = options.password.get_secret_value()
+    return {"password": password} if password else {}
 

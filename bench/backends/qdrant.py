@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from bench.backends import _qdrant_common as common
 from bench.backends._net import host_port, tcp_reachable, unreachable
@@ -63,6 +63,7 @@ from bench.backends.base import (
     EngineInfo,
     Record,
     SearchParams,
+    Secret,
     package_version,
 )
 from bench.backends.query import Filter
@@ -85,7 +86,8 @@ class QdrantOptions(BackendOptions):
     url: str = Field(default_factory=_env_url, description="REST URL of the server; env BENCH_QDRANT_URL is the default")
     prefer_grpc: bool = Field(False, description="talk gRPC (on grpc_port) instead of REST")
     grpc_port: int = Field(GRPC_PORT, ge=1, le=65535)
-    api_key: str = Field("", description="API key; empty for none")
+    api_key: Secret = Field(SecretStr(""), description="API key; empty for none; \"env:NAME\" or \"file:PATH\" "
+                            "reads it from an environment variable or a file")
     timeout_s: int = Field(30, ge=1, description="per-request timeout")
     indexing_threshold_kb: int = Field(
         1, ge=1, description="segments with more vector kB than this get an HNSW graph (Qdrant's default: 10000+)")
@@ -474,7 +476,7 @@ class QdrantBackend(Backend):
         from qdrant_client import QdrantClient
 
         o = self.options
-        return QdrantClient(url=o.url, prefer_grpc=o.prefer_grpc, grpc_port=o.grpc_port, api_key=o.api_key or None,
+        return QdrantClient(url=o.url, prefer_grpc=o.prefer_grpc, grpc_port=o.grpc_port, api_key=o.api_key.get_secret_value() or None,
                             timeout=o.timeout_s, check_compatibility=False)
 
     def connect(self) -> None:

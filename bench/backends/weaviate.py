@@ -47,7 +47,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from bench.backends._net import host_port, tcp_reachable, unreachable
 from bench.backends.base import (
@@ -59,6 +59,7 @@ from bench.backends.base import (
     EngineInfo,
     Record,
     SearchParams,
+    Secret,
     package_version,
 )
 from bench.backends.query import ConditionParser, Filter
@@ -80,7 +81,8 @@ def _env_url() -> str:
 class WeaviateOptions(BackendOptions):
     url: str = Field(default_factory=_env_url, description="HTTP URL of the server; env BENCH_WEAVIATE_URL is the default")
     grpc_port: int = Field(GRPC_PORT, ge=1, le=65535, description="gRPC port on the same host")
-    api_key: str = Field("", description="API key; empty for none")
+    api_key: Secret = Field(SecretStr(""), description="API key; empty for none; \"env:NAME\" or \"file:PATH\" "
+                            "reads it from an environment variable or a file")
     timeout_s: float = Field(30.0, gt=0, description="query and insert timeout")
     rescore_limit: int = Field(20, ge=1, description="quantized int8 (SQ) with rescore: candidates rescored with the "
                                "uncompressed vectors")
@@ -465,7 +467,7 @@ class WeaviateBackend(Backend):
         try:
             self.client = weaviate.connect_to_custom(
                 http_host=host, http_port=port, http_secure=secure, grpc_host=host, grpc_port=o.grpc_port,
-                grpc_secure=secure, auth_credentials=Auth.api_key(o.api_key) if o.api_key else None,
+                grpc_secure=secure, auth_credentials=Auth.api_key(o.api_key.get_secret_value()) if o.api_key.get_secret_value() else None,
                 additional_config=AdditionalConfig(timeout=Timeout(init=5, query=o.timeout_s, insert=o.timeout_s)))
         except Exception as e:  # noqa: BLE001 - start-up errors of REST or gRPC mean the same to the user
             raise unreachable("weaviate", host, port, "weaviate", f"{type(e).__name__}; gRPC port {o.grpc_port}") from None

@@ -24,6 +24,7 @@ from bench.datasets.formats import FileSet, open_path, read_neighbors_file, read
 from bench.datasets.rows import ArrayRows, Rows, block_rows_for
 from bench.datasets.spec import BUILTIN_SOURCES, DatasetSpec
 from bench.errors import UserError
+from bench.units import format_bytes
 
 __all__ = ["CATALOG", "Dataset", "DatasetSpec", "default_cache_dir", "exact_topk", "fetch", "load"]
 
@@ -52,7 +53,7 @@ def load(spec: DatasetSpec, cache_dir: Path, progress: bool = True) -> Dataset:
         folder = datasets_dir(cache_dir) / entry.name
         if not is_complete(entry, folder):
             raise UserError(f"Dataset '{entry.name}' is not in the cache ({folder})",
-                            f"run `bench datasets fetch {entry.name}` first (about {entry.approx_bytes / 2**30:.1f} GiB)")
+                            f"run `bench datasets fetch {entry.name}` first (about {format_bytes(entry.approx_bytes)})")
         fs = open_path(entry.local_path(folder))
         if fs.metric is None:
             fs.metric = entry.metric

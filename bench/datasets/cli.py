@@ -15,10 +15,18 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.datasets import default_cache_dir, load
-from bench.datasets.fetch import CATALOG, datasets_dir, fetch, is_complete
+from bench.datasets.fetch import (
+    CATALOG,
+    DEFAULT_DEADLINE_S,
+    DEFAULT_STALL_S,
+    datasets_dir,
+    fetch,
+    is_complete,
+)
 from bench.datasets.formats import open_path
 from bench.datasets.spec import DatasetSpec
 from bench.errors import UserError
+from bench.units import format_bytes
 
 app = typer.Typer(help="Generate, fetch, list and describe datasets.", no_args_is_help=False)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,12 +51,7 @@ def _user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" or n >= 100 else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+_size = format_bytes
 
 
 def _count(n: int) -> str:
@@ -198,10 +201,17 @@ def fetch_cmd(name: Annotated[str, typer.Argument(help="a catalog name (see `ben
               dest: Annotated[Path | None, typer.Option("--dest", help="folder to put NAME/ in (default: "
                                                                        "<cache>/datasets)")] = None,
               sha256: Annotated[str | None, typer.Option("--sha256", help="expected sha256 of the file")] = None,
+              size: Annotated[int | None, typer.Option("--size", help="expected size of the file in bytes")] = None,
+              deadline: Annotated[float, typer.Option("--deadline", help="give up after this many seconds in all "
+                                                      "(the part is kept: run again to continue)")
+                                  ] = DEFAULT_DEADLINE_S,
+              stall_timeout: Annotated[float, typer.Option("--stall-timeout", help="retry when less than 16 KiB "
+                                                           "arrived in this many seconds")] = DEFAULT_STALL_S,
               quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False) -> None:
-    """Download a public dataset (resumable; run again to continue an interrupted download)."""
+    """Download a public dataset (resumable; run again to continue an interrupted download). A file is kept only
+    once its size, checksum and format are verified; retries are shown as they happen."""
     folder = fetch(name, dest or datasets_dir(default_cache_dir()), progress=not quiet, url_override=url,
-                   sha256=sha256)
+                   sha256=sha256, size=size, timeout=stall_timeout, deadline=deadline)
     typer.echo(f"fetched {name} into {folder}")
     if dest is not None and dest.resolve() != datasets_dir(default_cache_dir()).resolve():
         typer.echo(f"load it with source = 'file', path = '{CATALOG[name].local_path(folder)}'")

@@ -21,6 +21,7 @@ from bench.datasets import _progress
 from bench.datasets._io import ensure_dir, file_identity, key_of, npy_rows, read_npy_header, write_npy_blocks
 from bench.datasets.rows import ArrayRows, FileRows, Rows, block_rows_for
 from bench.errors import UserError
+from bench.files import check_regular_file
 
 IN_MEMORY_LIMIT = 256 << 20  # converted rows up to this size stay in memory; larger go to a cached .npy
 MAX_DIM = 65_536
@@ -100,6 +101,7 @@ def open_path(path: Path, *, role: str = "dataset") -> FileSet:
                         "current folder)")
     if path.is_dir():
         return open_parquet(path)
+    check_regular_file(path, f"{role} file")  # a FIFO or a device would block the reader forever
     suffix = path.suffix.lower()
     if suffix == ".npy":
         return open_npy(path)
@@ -180,12 +182,27 @@ def _vecs_layout(path: Path) -> tuple[np.dtype, int, int, int]:
             raise UserError(f"The file {path} is truncated or corrupt: {size:,} bytes is not a whole number of "
                             f"{dim}-dimensional rows ({stride} bytes each)", "download or write it again")
         rows = size // stride
-        f.seek((rows - 1) * stride)
-        last = int(np.frombuffer(f.read(4), dtype="<i4")[0])
-    if last != dim:
-        raise UserError(f"The file {path} is corrupt: its first row has dimension {dim} but its last row {last}",
-                        "download or write it again")
+    _check_row_headers(path, dim, rows, stride)
     return dtype, dim, rows, stride
+
+
+_HEADER_BLOCK_BYTES = 64 << 20  # read this much at a time while checking row headers
+
+
+def _check_row_headers(path: Path, dim: int, rows: int, stride: int) -> None:
+    """Every row of a .fvecs/.bvecs/.ivecs file starts with its dimension: check all of them, a block at a time
+    (a file whose rows differ would otherwise be read with the wrong stride, as vectors of garbage)."""
+    block = max(1, _HEADER_BLOCK_BYTES // stride)
+    for start in range(0, rows, block):
+        n = min(block, rows - start)
+        raw = np.fromfile(path, dtype=np.uint8, count=n * stride, offset=start * stride)
+        heads = np.ascontiguousarray(raw.reshape(n, stride)[:, :4]).view("<i4").ravel()
+        bad = np.flatnonzero(heads != dim)
+        if len(bad):
+            row = start + int(bad[0])
+            raise UserError(f"The file {path} is corrupt: its first row has dimension {dim} but row {row:,} says "
+                            f"{int(heads[bad[0]])} ({len(bad):,} rows of this block disagree)",
+                            "every row must have the same dimension; download or write it again")
 
 
 def _vecs_reader(path: Path, dtype: np.dtype, dim: int, stride: int) -> BlockReader:
@@ -230,6 +247,7 @@ def read_neighbors_file(path: Path) -> np.ndarray:
     """Published neighbours from .ivecs or .npy: int64 (nq, K) row ids, best first."""
     if not path.exists():
         raise UserError(f"The neighbours file {path} does not exist", "check dataset.neighbors_path")
+    check_regular_file(path, "neighbours file")
     if path.suffix.lower() == ".ivecs":
         return read_ivecs(path)
     if path.suffix.lower() == ".npy":

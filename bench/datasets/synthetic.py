@@ -40,6 +40,7 @@ from bench.datasets._io import ensure_dir, key_of, new_hasher, npy_rows, write_n
 from bench.datasets.rows import FileRows
 from bench.datasets.spec import DatasetSpec
 from bench.errors import UserError
+from bench.units import format_bytes
 
 GENERATOR_VERSION = 1
 BLOCK = 8192  # rows per generated block; part of the definition of the data (do not change lightly)
@@ -68,7 +69,7 @@ def build_model(spec: DatasetSpec) -> Model:
     C, S = spec.clusters, spec.subclusters
     size = 4 * C * (rank + S) * dim
     if size > _MODEL_BYTES_LIMIT:
-        raise UserError(f"The synthetic generator would need {size / 2**30:.1f} GiB for {C} clusters x "
+        raise UserError(f"The synthetic generator would need {format_bytes(size)} for {C} clusters x "
                         f"({rank} basis + {S} sub-topic) vectors of dimension {dim}",
                         "lower dataset.clusters, dataset.subclusters or dataset.cluster_rank")
     rng = np.random.default_rng([spec.seed, STREAM_MODEL])
@@ -174,8 +175,8 @@ def ensure_generated(spec: DatasetSpec, cache_dir: Path, progress: bool = True) 
     free = shutil.disk_usage(root).free
     if need > free:
         raise UserError(f"Generating {spec.n + spec.holdout + spec.queries:,} x {spec.dim} vectors (dataset.n + "
-                        f"dataset.queries + dataset.holdout) needs {need / 2**30:.1f} GiB but {root} has "
-                        f"{free / 2**30:.1f} GiB free", "free some space or set BENCH_CACHE_DIR to a larger disk")
+                        f"dataset.queries + dataset.holdout) needs {format_bytes(need)} but {root} has "
+                        f"{format_bytes(free)} free", "free some space or set BENCH_CACHE_DIR to a larger disk")
     model = build_model(spec)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
     try:

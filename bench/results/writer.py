@@ -3,6 +3,7 @@ half-written file; one run never overwrites another (run ids are unique and the 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -23,6 +24,11 @@ def new_run_id(label: str = "") -> str:
     suffix = secrets.token_hex(3)
     return f"{stamp}-{label}-{suffix}" if label else f"{stamp}-{suffix}"
 
+
+# Write failures that are the machine's state, not a bug: a full disk or quota, a read-only file system, a folder
+# that is not writable or is a file.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR,
+                       errno.ENOTDIR}
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
 
@@ -52,19 +58,47 @@ def make_run_dir(results_dir: Path, run_id: str) -> Path:
     return d
 
 
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask sets it, which races with other threads)."""
     try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(directory: bool = False) -> int:
+    """The mode open() or mkdir() would give a new file or folder: 0666 (0777) less the user's umask. mkstemp and
+    mkdtemp create 0600 / 0700, which would hide results from the group the umask shares them with."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+def _atomic(path: Path, write) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise UserError(f"Cannot write {path} ({e.strerror or e})",
+                        "choose a writable location (an existing folder you may write to)") from None
+    try:
+        os.fchmod(fd, default_mode())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.errno in _ENVIRONMENT_ERRNOS:
+            raise UserError(f"Cannot write {path} ({e.strerror or e})",
+                            "free some space or choose another location") from None
         raise
 
 
