@@ -329,7 +329,7 @@ def suite(
 
 
 def _mount_fault() -> None:
-    from bench.faults_cli import fault
+    from bench.faults.cli import fault
 
     app.command("fault")(fault)
 

@@ -16,7 +16,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from bench.fault_servers import PrivateServer
+from bench.faults.servers import PrivateServer
 from bench.faults import FaultRequest, run_fault
 
 

@@ -5,9 +5,7 @@ backend configs (configs/*.toml, else the adapter's defaults) point at. No Docke
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 import tomllib
 from pathlib import Path
 from urllib.parse import urlparse
@@ -153,14 +151,8 @@ def test_config_ports_match_compose(compose: dict, name: str, monkeypatch: pytes
 
 
 def test_local_services_use_the_compose_ports(compose: dict) -> None:
-    spec = importlib.util.spec_from_file_location("bench_services", REPO / "scripts" / "services.py")
-    assert spec and spec.loader
-    services = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = services  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(services)
-    finally:
-        del sys.modules[spec.name]
+    from bench import services  # scripts/services.py is its wrapper
+
     for name, svc in services.SERVICES.items():
         published = {hp for _, hp, _ in _published(compose["services"][name])}
         assert svc.ports[0] in published, f"scripts/services.py starts {name} on {svc.ports[0]}, compose on {published}"

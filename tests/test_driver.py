@@ -275,7 +275,7 @@ def test_fault_workers_log_every_operation_and_every_write_attempt_compactly():
     import threading
     from types import SimpleNamespace
 
-    from bench.faults import _arrays, _Log, _worker
+    from bench.faults.run import _arrays, _Log, _worker
     from bench.spec import load_workload
 
     spec = load_workload("fault-ycsb-a")

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from bench.fault_servers import PrivateServer
 from bench.faults import analyse, durability
+from bench.faults.servers import PrivateServer
 
 SMALL = ["--set", "dataset.n=1500", "--set", "dataset.holdout=3000", "--set", "dataset.dim=32", "--set",
          "dataset.queries=20", "--set", "index.ef_construction=32"]
@@ -172,10 +172,10 @@ def test_fault_user_errors(tmp_path, cache_dir, args, needle):
 
 def test_default_restart_goes_through_scripts_services():
     from bench.errors import UserError
-    from bench.faults import FaultRequest, _restart_command
+    from bench.faults.run import FaultRequest, _restart_command
 
     cmd = _restart_command(FaultRequest(backend="pgvector"), 5432)
-    assert cmd[1].endswith("scripts/services.py") and cmd[2:] == ["up", "pgvector"]
+    assert cmd[1:] == ["-m", "bench.services", "up", "pgvector"]
     assert _restart_command(FaultRequest(backend="chroma-server"), 8000)[2:] == ["up", "chroma"]
     assert _restart_command(FaultRequest(backend="pgvector", restart_cmd="pg_ctl start"), 6000) == \
         ["/bin/sh", "-c", "pg_ctl start"]

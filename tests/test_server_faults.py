@@ -25,7 +25,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from bench.fault_servers import PrivateServer
+from bench.faults.servers import PrivateServer
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

@@ -12,7 +12,6 @@ the pid that listens on the port (psutil), and only when that process is recogni
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shlex
@@ -20,7 +19,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,7 +29,6 @@ from typing import Literal
 import psutil
 
 from bench.errors import UserError
-from bench.spec import REPO_ROOT
 
 HOST = "127.0.0.1"
 Kind = Literal["pgvector", "chroma"]
@@ -39,16 +36,10 @@ BACKEND_OF: dict[str, str] = {"pgvector": "pgvector", "chroma": "chroma-server"}
 
 
 def services_module() -> ModuleType:
-    """`scripts/services.py` of this checkout, imported as a module (it is a script, not part of the package)."""
-    path = REPO_ROOT / "scripts" / "services.py"
-    spec = importlib.util.spec_from_file_location("bench_scripts_services", path)
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, mod)
-    spec.loader.exec_module(mod)
-    return mod
+    """bench.services: how the test servers are installed and started (scripts/services.py is its wrapper)."""
+    from bench import services
 
+    return services
 
 def free_port() -> int:
     with socket.socket() as s:

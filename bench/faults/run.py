@@ -41,7 +41,7 @@ import pyarrow as pa
 from bench.backends.base import Backend, CollectionSpec
 from bench.backends.secrets import redact_command
 from bench.errors import UserError
-from bench.fault_servers import identify_engine, pid_on_port, process_tree, signal_tree, wait_gone
+from bench.faults.servers import identify_engine, pid_on_port, process_tree, signal_tree, wait_gone
 from bench.load.driver import After, Op, drive
 from bench.load.sources import YcsbSource
 from bench.load.task import PhaseTask, WorkerResult
@@ -126,7 +126,7 @@ def _restart_command(req: FaultRequest, port: int) -> list[str]:
         raise UserError(f"bench fault does not know how to restart the {req.backend} server on port {port}",
                         "give --restart-cmd 'COMMAND' (it may return at once or keep running; bench waits for the "
                         "server's health)")
-    return [sys.executable, str(REPO_ROOT / "scripts" / "services.py"), "up", svc[0]]
+    return [sys.executable, "-m", "bench.services", "up", svc[0]]
 
 
 # -- the workers ----------------------------------------------------------------------------------------------
