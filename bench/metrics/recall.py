@@ -77,6 +77,20 @@ def _base_scores(base: np.ndarray, queries: np.ndarray, qis: list[int], metric: 
     return {qi: out[i] for i, qi in enumerate(qis)}
 
 
+def _events(results, want_filtered: bool) -> list[tuple[int, int, np.ndarray]]:
+    """(start ns, query index, returned ids) of the sampled searches of one kind (filtered or not), by start."""
+    events = []
+    for r in results:
+        if r.search_queries is None:
+            continue
+        flags = r.search_filtered if r.search_filtered is not None else np.zeros(len(r.search_queries), dtype=bool)
+        for t, qi, ids, f in zip(r.search_started, r.search_queries, r.search_ids, flags, strict=True):
+            if bool(f) == want_filtered:
+                events.append((int(t), int(qi), ids))
+    events.sort(key=lambda e: e[0])
+    return events
+
+
 def recall_under_updates(results, state, ds, k: int,
                          allowed: Callable[[np.ndarray], np.ndarray] | None = None) -> float | None:
     """Recall of the sampled searches of one trial, against exact top-k over the collection as it stood when
@@ -92,18 +106,9 @@ def recall_under_updates(results, state, ds, k: int,
     Writes still in flight while a search ran may or may not be visible to it; the ground truth takes the
     state at the search's start, so such a race can only lower the reported recall, never raise it.
     """
-    want_filtered = allowed is not None
-    events = []
-    for r in results:
-        if r.search_queries is None:
-            continue
-        flags = r.search_filtered if r.search_filtered is not None else np.zeros(len(r.search_queries), dtype=bool)
-        for t, qi, ids, f in zip(r.search_started, r.search_queries, r.search_ids, flags, strict=True):
-            if bool(f) == want_filtered:
-                events.append((int(t), int(qi), ids))
+    events = _events(results, allowed is not None)
     if not events:
         return None
-    events.sort(key=lambda e: e[0])
     current = dict(state.before)
     log = np.asarray(state.trial_log, dtype=np.int64).reshape(-1, 3)  # (ack ns, key, row) rows, in ack order
     log_t, log_key, log_row = log[:, 0].tolist(), log[:, 1].tolist(), log[:, 2].tolist()
