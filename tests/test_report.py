@@ -83,3 +83,35 @@ def test_percentile_curve_reads_the_merged_histogram():
     i99 = min(range(len(xs)), key=lambda i: abs(xs[i] - 100))  # 1/(1-0.99) = 100
     assert ys[i99] == pytest.approx(990, rel=0.02)
     assert list(ys) == sorted(ys)
+
+
+def test_two_datasets_and_two_m_values_give_four_series_titled_by_dataset(tmp_path, cache_dir):
+    """Runs on two datasets and two M values: one picture per dataset, titled by it, each with one series per M;
+    nothing of one dataset is drawn with the other."""
+    from analysis_helpers import real_run
+
+    from bench.analysis import plots
+    from bench.analysis.compare import DATA_KEYS, dataset_title
+    from bench.analysis.load import summary_frame
+
+    runs = [real_run(tmp_path, cache_dir, "faiss", "--set", f"dataset.n={n}", "--set", f"index.m={m}",
+                     "--set", "search.ef_search=[16, 64]", "--trials", "1", run_id=f"n{n}-m{m}")
+            for n in (1000, 1500) for m in (8, 16)]
+    out = tmp_path / "report"
+    p = bench("report", *map(str, runs), "--out", str(out), cwd=tmp_path, cache_dir=cache_dir)
+    assert p.returncode == 0, p.stderr
+    assert sorted(x.name for x in out.glob("recall-qps-*.png")) == ["recall-qps-ann-smoke-1.png",
+                                                                     "recall-qps-ann-smoke.png"]
+    page = (out / "index.html").read_text()
+    assert "n=1,000" in page and "n=1,500" in page
+    summary = summary_frame([str(r) for r in runs])
+    series = []
+    for _, g in summary.groupby(["workload", *DATA_KEYS], dropna=False):
+        title = dataset_title(g.iloc[0].to_dict())
+        pic = plots.recall_qps(g, "ann-smoke", title)
+        ax = pic.figure.axes[0]
+        labels = sorted(t.get_text() for t in ax.get_legend().get_texts())
+        assert labels == ["faiss M=16", "faiss M=8"], labels
+        assert title in ax.get_title() and "n=1," in ax.get_title()
+        series += [(title, lbl) for lbl in labels]
+    assert len(series) == 4 and len({t for t, _ in series}) == 2
