@@ -227,6 +227,8 @@ def regress(
     results_dir: Annotated[Path, typer.Option(help="where run ids are looked up")] = Path("results"),
     baselines_dir: Annotated[Path, typer.Option(help="where baseline names are looked up")] = Path("baselines"),
     as_json: Annotated[bool, typer.Option("--json", help="print the comparisons as JSON")] = False,
+    allow_incomplete: Annotated[bool, typer.Option("--allow-incomplete", help="compare runs that did not complete "
+                                                   "(interrupted, failed, stopped) too")] = False,
     across: Annotated[list[str], typer.Option("--across", help="pair configurations across a key group (data, "
                                                "index, load, variant) or key, e.g. an A/B of index settings")] = [],  # noqa: B006
 ) -> None:
@@ -241,7 +243,7 @@ def regress(
 
         config = str(default if default.exists() else CONFIG_DIR / "regress.toml")
     res = rg.regress(resolve_results(baseline, results_dir, baselines_dir),
-                     resolve_results(candidate, results_dir, baselines_dir), config, across)
+                     resolve_results(candidate, results_dir, baselines_dir), config, across, allow_incomplete)
     text = res.markdown()
     if out is not None:
         write_text(out, text)
@@ -265,11 +267,13 @@ def baseline_save(
     append: Annotated[bool, typer.Option("--append", help="add the run to the baseline's runs instead of "
                                          "replacing them (their run-to-run spread then counts in regress)")] = False,
     keep: Annotated[int | None, typer.Option(help="with --append: keep only the newest N runs")] = None,
+    allow_incomplete: Annotated[bool, typer.Option("--allow-incomplete", help="accept a run that did not "
+                                                   "complete")] = False,
 ) -> None:
     """Copy a run's results to baselines/NAME/<run-id>/ (replacing the baseline, or --append), with a note."""
     from bench.analysis.baseline import save
 
-    b = save(run, name, results_dir, baselines_dir, append=append, keep=keep)
+    b = save(run, name, results_dir, baselines_dir, append=append, keep=keep, allow_incomplete=allow_incomplete)
     print(f"baseline '{b.name}' saved in {b.path}: {len(b.note['runs'])} run(s), latest from {b.note['source']}"
           + (f" (replaced {', '.join(b.note['replaced'])})" if b.note.get("replaced") else ""))
 

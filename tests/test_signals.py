@@ -21,9 +21,10 @@ ARGS = ["run", "--workload", "ycsb-c", "--set", "dataset.n=2000", "--set", "data
         "--trials", "200", "--quiet"]
 
 
-def _signal_after_first_trial(tmp: Path, cache: Path, backend: str, sig: int, *extra: str) -> tuple[int, Path, int]:
+def _signal_after_first_trial(tmp: Path, cache: Path, backend: str, sig: int, *extra: str,
+                              args: list[str] = ARGS) -> tuple[int, Path, int]:
     env = {**os.environ, "BENCH_CACHE_DIR": str(cache), "TMPDIR": str(tmp)}
-    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", *ARGS, "--backend", backend, *extra,
+    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", *args, "--backend", backend, *extra,
                              "--results-dir", str(tmp / "results")], cwd=tmp, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -73,3 +74,25 @@ def test_sigterm_stops_server_workers_and_drops_the_collection(tmp_path, cache_d
 
     assert collection_name("ycsb-c", f"{run_id}/") not in names
     assert not list(tmp_path.glob("bench-pgvector-*"))  # the run's TMPDIR was tmp_path: nothing of it stays
+
+
+def test_an_interrupted_run_is_marked_and_refused_downstream(tmp_path, cache_dir):
+    """compare marks it; regress and baseline save refuse it (one sentence, exit 2) unless asked for."""
+    from analysis_helpers import TINY, bench, real_run
+
+    good = real_run(tmp_path, cache_dir, "faiss", "--set", "search.ef_search=[32, 64]", "--trials", "2",
+                    run_id="good")
+    (tmp_path / "x").mkdir()
+    args = ["run", "--workload", "ann-smoke", *TINY, "--set", "search.ef_search=[32, 64]", "--trials", "200"]
+    rc, cut, _ = _signal_after_first_trial(tmp_path / "x", cache_dir, "faiss", signal.SIGTERM, args=args)
+    assert rc == 143
+    md = bench("compare", str(good), str(cut), "--format", "markdown", cwd=tmp_path, cache_dir=cache_dir).stdout
+    assert f"{cut.name} (interrupted)" in md
+    p = bench("regress", "--baseline", str(good), "--candidate", str(cut), cwd=tmp_path, cache_dir=cache_dir)
+    assert p.returncode == 2 and "did not complete" in p.stderr and "--allow-incomplete" in p.stderr, p.stderr
+    p = bench("regress", "--baseline", str(good), "--candidate", str(cut), "--allow-incomplete", cwd=tmp_path,
+              cache_dir=cache_dir)
+    assert p.returncode in (0, 1) and "did not complete, used on request" in p.stdout, p.stderr
+    p = bench("baseline", "save", str(cut), "--name", "nightly", cwd=tmp_path, cache_dir=cache_dir)
+    assert p.returncode == 2 and "did not complete" in p.stderr
+    assert not (tmp_path / "baselines" / "nightly").exists()

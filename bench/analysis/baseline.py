@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.analysis.load import BASELINES_DIR, DEFAULT_RESULTS, find_files, read_table, resolve_results
+from bench.analysis.load import (
+    BASELINES_DIR,
+    DEFAULT_RESULTS,
+    find_files,
+    read_table,
+    require_complete,
+    resolve_results,
+    trials_frame,
+)
 from bench.errors import UserError
 from bench.results.writer import default_mode, write_json
 
@@ -86,7 +94,7 @@ def _locked(baselines_dir: Path) -> Iterator[None]:
 
 
 def save(run: str | Path, name: str, results_dir: Path = DEFAULT_RESULTS, baselines_dir: Path = BASELINES_DIR,
-         append: bool = False, keep: int | None = None) -> Baseline:
+         append: bool = False, keep: int | None = None, allow_incomplete: bool = False) -> Baseline:
     """Copy the results of `run` (a run folder, or a run id under results_dir) to baselines_dir/name/<run-id>/.
 
     Without append the baseline is replaced whole; with append the run joins the runs already there (a run of
@@ -100,6 +108,7 @@ def save(run: str | Path, name: str, results_dir: Path = DEFAULT_RESULTS, baseli
     if not src.is_dir():
         raise UserError(f"{src} is not a run folder", "give the run folder (or run id) that `bench run` wrote")
     described = _describe(src)  # refuses folders without results before anything is written
+    require_complete(trials_frame([src]), f"run {src.name}", allow_incomplete)
     try:
         baselines_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -78,13 +78,14 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
         if c not in df:
             df[c] = float("nan")
         cols.append(c)
-    for c in ("n_kept", "n_ok", "n_trials", "outliers", "busy_trials", "suspect_trials"):
+    for c in ("n_kept", "n_ok", "n_trials", "outliers", "busy_trials", "suspect_trials", "run_status"):
         if c not in df:
             df[c] = None
     df["substituted"] = df.get("index_substitutions", pd.Series([None] * len(df))).map(
         lambda s: "; ".join(_substitutions(s)))
     df["dataset"] = df.get("dataset_name", pd.Series([None] * len(df)))
-    cols += ["n_kept", "n_ok", "n_trials", "outliers", "busy_trials", "suspect_trials", "dataset", "substituted"]
+    cols += ["n_kept", "n_ok", "n_trials", "outliers", "busy_trials", "suspect_trials", "run_status", "dataset",
+             "substituted"]
     order = ["workload", *DATA_KEYS, "op", "backend", *keys.names("index"), "run_id", *CONFIG_KEYS, "ef_search",
              "concurrency", "target_rate"]
     out = df[cols].sort_values(order, na_position="first", kind="stable")
@@ -176,7 +177,9 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     heads += ["trials", "built"]
     rows = []
     for r in figures.to_dict("records"):
-        cells = [str(r["workload"]), str(r["backend"]) + (" *" if r["substituted"] else ""), str(r["run_id"]),
+        status = r.get("run_status")
+        run = str(r["run_id"]) + (f" ({status})" if isinstance(status, str) and status != "complete" else "")
+        cells = [str(r["workload"]), str(r["backend"]) + (" *" if r["substituted"] else ""), run,
                  str(r["op"]), index_label(r), quantization_label(r.get("quantization"), r.get("rescore")),
                  _num(r["ef_search"], "d") if r["ef_search"] is not None else "-",
                  *([config_label(r) or "-"] if with_config else []),

@@ -132,6 +132,27 @@ def _index_param(built: object, requested: object, name: str) -> object:
     return None
 
 
+def incomplete_runs(df: pd.DataFrame) -> dict[str, str]:
+    """run id -> its status, for every run in the frame that did not end `complete` (interrupted, failed,
+    stopped, or still `running`: killed before it could say)."""
+    if "run_status" not in df:
+        return {}
+    st = df.drop_duplicates("run_id").set_index("run_id")["run_status"]
+    return {str(r): str(s) for r, s in st.items() if s != "complete"}
+
+
+def require_complete(df: pd.DataFrame, what: str, allow: bool) -> list[str]:
+    """Refuse (one sentence) results whose runs did not complete, unless `allow`; then say what was allowed."""
+    bad = incomplete_runs(df)
+    if not bad:
+        return []
+    listed = ", ".join(f"{r} ({s})" for r, s in sorted(bad.items()))
+    if not allow:
+        raise UserError(f"The {what} holds runs that did not complete: {listed}; their figures may cover only part "
+                        "of the configurations", "rerun them, or give --allow-incomplete to use what they measured")
+    return [f"the {what} holds runs that did not complete, used on request: {listed}"]
+
+
 def merge_hdr(encoded: Iterable[str | None]) -> HdrHistogram:
     """One histogram from encoded HDR histograms (e.g. the `hdr` column of several trials)."""
     return hdr.merge(e for e in encoded if isinstance(e, str) and e)

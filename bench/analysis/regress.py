@@ -40,7 +40,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bench.analysis.aggregate import trimmed
-from bench.analysis.load import trials_frame
+from bench.analysis.load import require_complete, trials_frame
 from bench.errors import UserError
 from bench.results import keys
 
@@ -440,7 +440,7 @@ def _why_apart(base: pd.DataFrame, cand: pd.DataFrame, names: list[str]) -> tupl
 
 
 def regress(baseline: str | Path, candidate: str | Path, config: str | Path | None = None,
-            across: Sequence[str] = ()) -> RegressResult:
+            across: Sequence[str] = (), allow_incomplete: bool = False) -> RegressResult:
     for a in across:
         if a not in keys.GROUPS and a not in keys.names():
             raise UserError(f"--across {a!r} is neither a key group nor a result key",
@@ -448,7 +448,11 @@ def regress(baseline: str | Path, candidate: str | Path, config: str | Path | No
     cfg = load_config(config)
     base = trials_frame([baseline])
     cand = trials_frame([candidate])
-    return compare_frames(base, cand, cfg, str(baseline), str(candidate), across)
+    notes = require_complete(base, "baseline", allow_incomplete) + require_complete(cand, "candidate",
+                                                                                    allow_incomplete)
+    res = compare_frames(base, cand, cfg, str(baseline), str(candidate), across)
+    res.notes += notes
+    return res
 
 
 # -- the summary ------------------------------------------------------------------------------------------
