@@ -22,7 +22,7 @@ from bench.results.schema import summary_schema, table, trials_schema
 from bench.results.writer import write_json, write_parquet
 
 BENCH = [sys.executable, "-m", "bench.cli"]
-TINY = ["--set", "dataset.n=1000", "--set", "dataset.queries=40", "--set", "dataset.dim=16",
+TINY = ["--set", "dataset.n=1000", "--set", "dataset.queries=40", "--set", "run.min_operations=1", "--set", "dataset.dim=16",
         "--set", "run.warmup_s=0.05", "--quiet"]
 
 

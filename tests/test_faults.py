@@ -18,7 +18,7 @@ from bench.faults import analyse, durability
 from bench.faults.servers import PrivateServer
 
 SMALL = ["--set", "dataset.n=1500", "--set", "dataset.holdout=3000", "--set", "dataset.dim=32", "--set",
-         "dataset.queries=20", "--set", "index.ef_construction=32"]
+         "dataset.queries=20", "--set", "run.min_operations=1", "--set", "index.ef_construction=32"]
 
 
 def _fault(tmp_path: Path, cache_dir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ from bench.datasets import filtered
 from bench.datasets.exact import exact_topk
 from bench.metrics.recall import recall_at_k
 
-SMALL = ["--set", "dataset.n=3000", "--set", "dataset.queries=40", "--set", "dataset.dim=48",
+SMALL = ["--set", "dataset.n=3000", "--set", "dataset.queries=40", "--set", "run.min_operations=1", "--set", "dataset.dim=48",
          "--set", "search.ef_search=[128]", "--set", "run.warmup_s=0.1", "--trials", "3"]
 SELS = [0.5, 0.1, 0.01, 0.001]
 

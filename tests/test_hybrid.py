@@ -14,7 +14,7 @@ import pytest
 from bench.backends.base import CollectionSpec, HybridSpec, SearchParams
 from bench.datasets import hybrid, texts
 
-SMALL = ["--set", "dataset.n=2000", "--set", "dataset.queries=40", "--set", "dataset.dim=48",
+SMALL = ["--set", "dataset.n=2000", "--set", "dataset.queries=40", "--set", "run.min_operations=1", "--set", "dataset.dim=48",
          "--set", "search.ef_search=[128]", "--set", "run.warmup_s=0.1", "--trials", "3"]
 
 # A corpus small enough to check by hand: N = 4, lengths 3, 2, 4, 1, avgdl = 10 / 4 = 2.5.
@@ -168,7 +168,7 @@ def test_run_hybrid_on_qdrant_edge_rrf_rows_and_weighted_skipped(bench_cli, tmp_
 
 def test_hybrid_on_wordnet_uses_its_real_texts(bench_cli, tmp_path):
     trials, summary, run, _ = _run(bench_cli, tmp_path, "qdrant-edge", "--set", "dataset.source='wordnet-mpnet-768'",
-                                   "--set", "dataset.dim=768", "--set", "dataset.queries=40")
+                                   "--set", "dataset.dim=768", "--set", "dataset.queries=40", "--set", "run.min_operations=1")
     assert run["scenarios"]["hybrid"]["texts"] == "wordnet-mpnet-768 texts"
     assert summary[0]["recall"] >= 0.8
 

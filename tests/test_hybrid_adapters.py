@@ -77,7 +77,7 @@ def test_qdrant_adapter_logic_on_local_mode_equals_the_exact_reference():
 
 def test_bench_run_hybrid_on_qdrant_local(bench_cli, tmp_path):
     p = bench_cli("run", "--backend", "qdrant-local", "--workload", "ann-hybrid", "--set", "dataset.n=1500",
-                  "--set", "dataset.queries=20", "--set", "dataset.dim=32", "--set", "search.ef_search=[64]",
+                  "--set", "dataset.queries=20", "--set", "run.min_operations=1", "--set", "dataset.dim=32", "--set", "search.ef_search=[64]",
                   "--set", "run.warmup_s=0", "--trials", "1", "--json")
     assert p.returncode == 0, p.stderr
     run_dir = tmp_path / json.loads(p.stdout)["results"]

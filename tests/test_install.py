@@ -37,7 +37,7 @@ def test_installed_bench_runs_a_shipped_workload_from_an_empty_directory(install
                            text=True, env={**os.environ, "PYTHONPATH": str(installed)}, cwd=tmp_path)
     assert probe.stdout.strip().startswith(str(installed)), probe.stdout  # the installed copy, not the checkout
     p = _bench(installed, tmp_path, cache_dir, "run", "--backend", "qdrant-edge", "--workload", "ann-smoke",
-               "--set", "dataset.n=1000", "--set", "dataset.dim=16", "--set", "dataset.queries=20",
+               "--set", "dataset.n=1000", "--set", "dataset.dim=16", "--set", "dataset.queries=20", "--set", "run.min_operations=1",
                "--trials", "1", "--quiet", "--json")
     assert p.returncode == 0, p.stderr[-2000:]
     out = json.loads(p.stdout)
@@ -52,7 +52,7 @@ def test_a_users_own_workloads_and_configs_folders_win(installed, tmp_path, cach
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "qdrant-edge.toml").write_text("indexing_threshold_kb = 7\n")
     p = _bench(installed, tmp_path, cache_dir, "run", "--backend", "qdrant-edge", "--workload", "ann-smoke",
-               "--set", "dataset.n=1000", "--set", "dataset.dim=16", "--set", "dataset.queries=20",
+               "--set", "dataset.n=1000", "--set", "dataset.dim=16", "--set", "dataset.queries=20", "--set", "run.min_operations=1",
                "--trials", "1", "--quiet", "--json")
     assert p.returncode == 0, p.stderr[-2000:]
     run = json.loads((tmp_path / json.loads(p.stdout)["results"] / "run.json").read_text())

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 SEED = 20240611
 RUNS = 8
 ARGS = ["run", "--backend", "null", "--workload", "ycsb-a", "--set", "dataset.n=3000", "--set", "dataset.dim=64",
-        "--set", "dataset.queries=50", "--set", "dataset.holdout=500", "--set", "run.warmup_s=0",
+        "--set", "dataset.queries=50", "--set", "run.min_operations=1", "--set", "dataset.holdout=500", "--set", "run.warmup_s=0",
         "--set", "run.duration_s=0.15", "--trials", "40", "--concurrency", "2", "--quiet"]
 
 

@@ -21,7 +21,7 @@ from bench.spec import load_workload
 
 FIELDS = [("text", 24, "cosine"), ("image", 12, "l2"), ("audio", 8, "ip")]
 SPEC = DatasetSpec(n=600, queries=15, dim=24, metric="cosine", seed=11)
-SMALL = ["--set", "dataset.n=2000", "--set", "dataset.queries=40", "--set", "dataset.dim=48",
+SMALL = ["--set", "dataset.n=2000", "--set", "dataset.queries=40", "--set", "run.min_operations=1", "--set", "dataset.dim=48",
          "--set", "multivector.vectors.text=48", "--set", "multivector.vectors.image.dim=24",
          "--set", "search.ef_search=[128]", "--set", "run.warmup_s=0.1", "--trials", "3"]
 

@@ -92,7 +92,7 @@ def test_run_skips_an_engine_without_the_quantization(bench_cli):
 
 def test_run_quantized_workload_records_what_was_built(bench_cli, tmp_path):
     p = bench_cli("run", "--backend", "qdrant-edge", "--workload", "ann-quantized", "--set", "dataset.n=2000",
-                  "--set", "dataset.dim=32", "--set", "dataset.queries=40", "--set", "search.ef_search=[64]",
+                  "--set", "dataset.dim=32", "--set", "dataset.queries=40", "--set", "run.min_operations=1", "--set", "search.ef_search=[64]",
                   "--set", "run.warmup_s=0.1", "--trials", "1", "--json")
     assert p.returncode == 0, p.stderr
     run_dir = tmp_path / json.loads(p.stdout)["results"]
@@ -114,7 +114,7 @@ def _pgvector_or_skip() -> None:
 
 def _run(bench_cli, tmp_path, backend: str, quant: str, rescore: bool, *extra: str):
     p = bench_cli("run", "--backend", backend, "--workload", "ann-quantized", "--set", "dataset.n=2000",
-                  "--set", "dataset.dim=64", "--set", "dataset.queries=40", "--set", "search.ef_search=[64]",
+                  "--set", "dataset.dim=64", "--set", "dataset.queries=40", "--set", "run.min_operations=1", "--set", "search.ef_search=[64]",
                   "--set", f"index.quantization='{quant}'", "--set", f"index.rescore={str(rescore).lower()}",
                   "--set", "run.warmup_s=0.1", "--trials", "1", "--json", *extra)
     assert p.returncode == 0, p.stderr

@@ -40,7 +40,7 @@ def test_a_full_disk_names_sizes_that_differ(tmp_path: Path, monkeypatch: pytest
 # -- the real command line --------------------------------------------------------------------------------------
 
 BENCH = [sys.executable, "-m", "bench.cli"]
-TINY = ["--set", "dataset.n=1000", "--set", "dataset.queries=40", "--set", "dataset.dim=16",
+TINY = ["--set", "dataset.n=1000", "--set", "dataset.queries=40", "--set", "run.min_operations=1", "--set", "dataset.dim=16",
         "--set", "run.warmup_s=0.05", "--quiet"]
 FAKE = ["--set", "search.ef_search=[64]", "--set", "run.operations=200", "--trials", "5"]
 
@@ -343,7 +343,7 @@ def test_bench_fault_refuses_a_proxy_in_front_of_postgres(tmp_path, cache_dir):
         assert dsn != base.dsn
         p = bench("fault", "--backend", "pgvector", "--set", f'backend.dsn="{dsn}"', "--restart-cmd", "true",
                   "--kill-at", "1", "--duration", "3", "--set", "dataset.n=300", "--set", "dataset.holdout=100",
-                  "--set", "dataset.dim=8", "--set", "dataset.queries=10", "--quiet", cwd=tmp_path,
+                  "--set", "dataset.dim=8", "--set", "dataset.queries=10", "--set", "run.min_operations=1", "--quiet", cwd=tmp_path,
                   cache_dir=cache_dir, timeout=300)
         line = one_sentence(p)
         assert line.startswith(f"error: The process listening for pgvector (pid {proxy.pid}, python")

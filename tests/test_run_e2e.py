@@ -6,7 +6,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-SMALL = ["--set", "dataset.n=3000", "--set", "dataset.queries=60", "--set", "dataset.dim=96",
+SMALL = ["--set", "dataset.n=3000", "--set", "dataset.queries=60", "--set", "run.min_operations=1", "--set", "dataset.dim=96",
          "--set", "search.ef_search=[16, 64]", "--set", "run.warmup_s=0.2", "--trials", "3"]
 
 

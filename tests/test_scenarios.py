@@ -25,6 +25,7 @@ dim = 32
 [search]
 ef_search = [64]
 [run]
+min_operations = 1
 trials = 1
 warmup_s = 0.05
 """

@@ -107,7 +107,7 @@ def test_a_run_with_secrets_leaves_no_trace_of_them(tmp_path, cache_dir) -> None
     (tmp_path / "pw").write_text("file-SECRET-3\n")
     env = {**os.environ, "BENCH_CACHE_DIR": str(cache_dir), "PG_TEST_PASSWORD": "env-SECRET-2"}
     args = [sys.executable, "-m", "bench.cli", "run", "--backend", "pgvector", "--workload", "ann-smoke",
-            "--set", "dataset.n=500", "--set", "dataset.queries=20", "--set", "dataset.dim=8", "--set",
+            "--set", "dataset.n=500", "--set", "dataset.queries=20", "--set", "run.min_operations=1", "--set", "dataset.dim=8", "--set",
             "run.warmup_s=0", "--trials", "1", "--concurrency", "2", "--quiet", "--run-id", "secret-run",
             "--set", f'backend.dsn="{dsn}"', "--set", 'backend.password="set-SECRET-4"']
     p = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)

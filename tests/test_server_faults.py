@@ -29,7 +29,7 @@ from bench.faults.servers import PrivateServer
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
-YCSB = ["--workload", "ycsb-a", "--set", "dataset.n=1500", "--set", "dataset.queries=20", "--set", "dataset.dim=32",
+YCSB = ["--workload", "ycsb-a", "--set", "dataset.n=1500", "--set", "dataset.queries=20", "--set", "run.min_operations=1", "--set", "dataset.dim=32",
         "--set", "dataset.holdout=500", "--set", "index.ef_construction=32", "--set", "run.warmup_s=0.2",
         "--concurrency", "1", "--quiet"]
 
@@ -195,7 +195,7 @@ def test_sigint_writes_finished_trials_and_marks_the_run_interrupted(pg, tmp_pat
 def test_sigint_embedded_engine(tmp_path, cache_dir):
     """The same with an in-process engine (worker threads, no server)."""
     proc = _start(["run", "--backend", "chroma", "--workload", "ann-smoke", "--set", "dataset.n=1000",
-                   "--set", "dataset.queries=20", "--set", "dataset.dim=16", "--set", "search.ef_search=[16]",
+                   "--set", "dataset.queries=20", "--set", "run.min_operations=1", "--set", "dataset.dim=16", "--set", "search.ef_search=[16]",
                    "--set", "run.warmup_s=0", "--set", "run.duration_s=0.5", "--trials", "50", "--quiet"],
                   tmp_path, cache_dir)
     _wait_trials(tmp_path / "results", 2, proc)

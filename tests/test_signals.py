@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 ARGS = ["run", "--workload", "ycsb-c", "--set", "dataset.n=2000", "--set", "dataset.dim=32",
-        "--set", "dataset.queries=40", "--set", "run.warmup_s=0", "--set", "run.duration_s=0.5",
+        "--set", "dataset.queries=40", "--set", "run.min_operations=1", "--set", "run.warmup_s=0", "--set", "run.duration_s=0.5",
         "--trials", "200", "--quiet"]
 
 

@@ -28,7 +28,7 @@ name = "small"
 backends = ["null", "fake-slow", "qdrant", "faiss"]
 workloads = ["ann-smoke", "ycsb-c"]
 trials = 3
-set = ["dataset.n=500", "dataset.queries=20", "dataset.dim=8", "run.warmup_s=0.02", "search.ef_search=[16]"]
+set = ["dataset.n=500", "dataset.queries=20", "run.min_operations=1", "dataset.dim=8", "run.warmup_s=0.02", "search.ef_search=[16]"]
 
 [backend.fake-slow]
 set = ["backend.latency_us=50"]
@@ -92,7 +92,7 @@ def test_suite_records_a_failed_backend_and_goes_on_then_resumes(tmp_path, cache
 def test_resume_runs_a_cell_whose_run_did_not_complete(tmp_path, cache_dir):
     path = tmp_path / "one.toml"
     path.write_text('name = "one"\nbackends = ["null"]\nworkloads = ["ann-smoke"]\ntrials = 1\n'
-                    'set = ["dataset.n=300", "dataset.queries=10", "dataset.dim=8", "run.warmup_s=0", '
+                    'set = ["dataset.n=300", "dataset.queries=10", "run.min_operations=1", "dataset.dim=8", "run.warmup_s=0", '
                     '"search.ef_search=[8]"]\n')
     p = bench("suite", str(path), "--run-id", "s2", "--quiet", cwd=tmp_path, cache_dir=cache_dir)
     assert p.returncode == 0, p.stderr

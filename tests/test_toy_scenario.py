@@ -26,6 +26,7 @@ selectivities = [0.2]
 [perturb]
 sigma = [0.0, 0.3]
 [run]
+min_operations = 1
 trials = 2
 warmup_s = 0.1
 """

@@ -35,7 +35,11 @@ def test_a_p999_of_200_samples_is_withheld_everywhere(tmp_path, cache_dir):
 
 
 def test_default_ann_trials_are_long_enough_for_a_p99(tmp_path, cache_dir):
-    run = real_run(tmp_path, cache_dir, "faiss", "--set", "search.ef_search=[32]", "--trials", "5")
+    p = bench("run", "--backend", "faiss", "--workload", "ann-smoke", "--set", "dataset.n=1000", "--set",
+              "dataset.dim=16", "--set", "dataset.queries=40", "--set", "search.ef_search=[32]", "--trials", "5",
+              "--quiet", "--json", cwd=tmp_path, cache_dir=cache_dir)  # no run.min_operations: the default
+    assert p.returncode == 0, p.stderr
+    run = tmp_path / json.loads(p.stdout)["results"]
     rows = _rows(run)
     assert all(r["count"] >= 2000 and r["p99_us"] is not None for r in rows)  # 40 queries, cycled
     s = _rows(run, "summary")[0]

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from backend_options import BACKEND_OPTIONS
 
-SMALL_DATA = ["--set", "dataset.n=2000", "--set", "dataset.dim=64", "--set", "dataset.queries=50",
+SMALL_DATA = ["--set", "dataset.n=2000", "--set", "dataset.dim=64", "--set", "dataset.queries=50", "--set", "run.min_operations=1",
               "--set", "dataset.holdout=500", "--set", "run.warmup_s=0.1",
               "--set", "index.m=8", "--set", "index.ef_construction=40"]
 TINY = [*SMALL_DATA, "--set", "run.duration_s=0.3"]

@@ -23,7 +23,7 @@ from bench.load.worker import WorkerData, run_phase
 from bench.metrics.recall import recall_under_updates
 from bench.ops import YcsbSpec
 
-TINY = ["--set", "dataset.n=2000", "--set", "dataset.dim=48", "--set", "dataset.queries=40",
+TINY = ["--set", "dataset.n=2000", "--set", "dataset.dim=48", "--set", "dataset.queries=40", "--set", "run.min_operations=1",
         "--set", "dataset.holdout=500", "--set", "run.warmup_s=0.2", "--set", "run.duration_s=0.8",
         "--set", "index.m=16", "--set", "index.ef_construction=100", "--set", "search.ef_search=[200]",
         "--trials", "2"]
