@@ -344,6 +344,7 @@ class RunContext:
             self._write_results(self.status)
         if hasattr(self, "run_dir"):
             self.write_run_json(ended_utc=datetime.now(UTC).isoformat(), warnings=self.warnings,
+                                rows={"trials": len(self.trial_rows), "summary": len(self.summary_rows)},
                                 index_built=self.built.as_dict() if self.built else None, **self.extra_json)
         for close in self._closers:
             try:

@@ -124,11 +124,18 @@ def _overrides(spec: SuiteSpec, backend: str, workload: str) -> list[str]:
 
 
 def cell_done(run_dir: Path, prefix: str) -> bool:
-    if not (run_dir / f"{prefix}trials.parquet").is_file():
-        return False
+    """A cell is done when its run.json says complete AND both parquet files read back whole with the row counts
+    run.json recorded; a truncated, missing or foreign file makes the cell run again."""
+    import pyarrow.parquet as pq
+
     try:
-        return json.loads((run_dir / f"{prefix}run.json").read_text()).get("status") == "complete"
-    except (OSError, json.JSONDecodeError):
+        run = json.loads((run_dir / f"{prefix}run.json").read_text())
+        rows = run.get("rows") or {}
+        if run.get("status") != "complete" or not rows:
+            return False
+        return all(pq.read_table(run_dir / f"{prefix}{kind}.parquet").num_rows == rows.get(kind)
+                   for kind in ("trials", "summary"))
+    except (OSError, ValueError, json.JSONDecodeError):  # pyarrow's errors are ValueError/OSError subclasses
         return False
 
 

@@ -7,6 +7,7 @@ parquet file. Every trials file has a summary file beside it; either may be name
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -43,6 +44,7 @@ def find_files(paths: Sequence[str | Path] | None, kind: Kind) -> list[Path]:
     for p in given:
         if p.is_dir():
             hits = sorted(x for x in p.rglob(f"*{kind}.parquet") if _is_kind(x, kind) and not x.name.startswith("."))
+            _warn_unpaired(p)
             if not hits:
                 raise UserError(f"No {kind}.parquet file was found under {p}",
                                 "give a run folder made by `bench run` or `bench suite`, or a parquet file")
@@ -62,6 +64,16 @@ def find_files(paths: Sequence[str | Path] | None, kind: Kind) -> list[Path]:
     return [f for f in found if not (f.resolve() in seen or seen.add(f.resolve()))]
 
 
+def _warn_unpaired(folder: Path) -> None:
+    """Say which runs or suite cells under `folder` lack one of their two parquet files (a damaged or interrupted
+    write): they are left out of what reads the other kind, and a reader must know."""
+    for kind, other in (("trials", "summary"), ("summary", "trials")):
+        for x in folder.rglob(f"*{kind}.parquet"):
+            if _is_kind(x, kind) and not x.name.startswith(".") and not _sibling(x, other).is_file():  # type: ignore[arg-type]
+                print(f"warning: {x} has no {_sibling(x, other).name} beside it; that run is left out of what "  # type: ignore[arg-type]
+                      f"reads {other} files", file=sys.stderr)
+
+
 def read_table(path: Path) -> pa.Table:
     try:
         return pq.read_table(path)
@@ -75,12 +87,21 @@ def read_tables(paths: Sequence[str | Path] | None, kind: Kind) -> pa.Table:
     files = find_files(paths, kind)
     tables = []
     for f in files:
-        t = read_table(f)
+        try:
+            t = read_table(f)
+        except UserError as e:
+            if len(files) == 1:
+                raise
+            print(f"warning: {e.sentence()}; left out of the figures", file=sys.stderr)  # the others still count
+            continue
         missing = [k for k in ("run_id", "backend", "workload", "op") if k not in t.column_names]
         if missing:
             raise UserError(f"The file {f} is not a bench {kind} file (no column {missing[0]})",
                             "give a file written by `bench run`")
         tables.append(t.replace_schema_metadata(None))
+    if not tables:
+        raise UserError(f"No {kind}.parquet file under {', '.join(map(str, paths or [DEFAULT_RESULTS]))} can be read",
+                        "rerun the runs, or give other results")
     return pa.concat_tables(tables, promote_options="permissive")
 
 
