@@ -176,7 +176,7 @@ def test_default_restart_goes_through_scripts_services():
 
     cmd = _restart_command(FaultRequest(backend="pgvector"), 5432)
     assert cmd[1:] == ["-m", "bench.services", "up", "pgvector"]
-    assert _restart_command(FaultRequest(backend="chroma-server"), 8000)[2:] == ["up", "chroma"]
+    assert _restart_command(FaultRequest(backend="chroma-server"), 8000)[3:] == ["up", "chroma"]
     assert _restart_command(FaultRequest(backend="pgvector", restart_cmd="pg_ctl start"), 6000) == \
         ["/bin/sh", "-c", "pg_ctl start"]
     with pytest.raises(UserError, match="--restart-cmd"):

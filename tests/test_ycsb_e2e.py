@@ -32,7 +32,9 @@ def test_ycsb_core_workloads_on_qdrant_edge(bench_cli, tmp_path, workload):
     for op in ops:
         rows = [r for r in trials if r["op"] == op]
         assert sorted(r["trial"] for r in rows) == [0, 1, 2, 3, 4]
-        assert all(r["qps"] > 0 and r["p50_us"] <= r["p99_us"] <= r["p999_us"] for r in rows)
+        for r in rows:  # each reported percentile in order; one its samples cannot support is withheld
+            shown = [r[f] for f in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us") if r[f] is not None]
+            assert r["qps"] > 0 and shown == sorted(shown) and r["p50_us"] is not None
     for t in range(5):
         parts = [r["count"] for r in trials if r["trial"] == t and r["op"] != "total"]
         (total,) = [r["count"] for r in trials if r["trial"] == t and r["op"] == "total"]
