@@ -62,6 +62,10 @@ def redact(value: Any) -> Any:
                     else redact(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
+    if isinstance(value, str):  # a connection string or key=value text elsewhere: its password redacted
+        from bench.backends.secrets import redact_text
+
+        return redact_text(value)
     return value
 
 
