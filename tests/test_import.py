@@ -221,6 +221,7 @@ ef_search = [64]
 [run]
 trials = 1
 warmup_s = 0
+min_operations = 1
 """)
     return path
 
