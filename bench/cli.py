@@ -191,6 +191,26 @@ def compare(
             print(text, end="" if text.endswith("\n") else "\n")
 
 
+@app.command("import")
+def import_(
+    files: Annotated[list[Path], typer.Argument(help="VectorDBBench result .json or ann-benchmarks result .hdf5 files")],
+    out: Annotated[Path, typer.Option("--out", help="where the run folders go")] = Path("results"),
+    tool_version: Annotated[str | None, typer.Option(help="the version of the tool that wrote the files (neither "
+                                                     "tool records its own)")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="ann-benchmarks: the dataset's HDF5 file, for recall (default: "
+                                                 "the set fetched into the cache under the name the file records)")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="dataset cache (default $BENCH_CACHE_DIR or ~/.cache/bench)")] = None,
+) -> None:
+    """Other tools' results as bench runs, one run folder each, so compare and report show them beside bench's."""
+    from bench.datasets import default_cache_dir
+    from bench.importers import import_files
+
+    for r in import_files(files, out, version=tool_version, dataset=dataset, cache_dir=cache_dir or default_cache_dir()):
+        print(f"imported {r.path}: {r.rows} rows -> {r.run_dir}")
+        for s in r.skipped:
+            print(f"  skipped {s}")
+
+
 @app.command()
 def rescore(
     results: Annotated[list[str], typer.Argument(help="run folders or trials.parquet files")],

@@ -158,7 +158,9 @@ def resolve_workload_path(name_or_path: str) -> Path:
     candidate = _local_first("workloads", f"{name_or_path}.toml", WORKLOAD_DIR)
     if candidate.exists():
         return candidate
-    known = sorted({x.stem for d in (Path("workloads"), WORKLOAD_DIR) if d.is_dir() for x in d.glob("*.toml")})
+    # a name may name a subfolder: `vdbb/performance-768d-1m` (VectorDBBench's cases), `annb/sift-128-euclidean`
+    known = sorted({x.relative_to(d).with_suffix("").as_posix() for d in (Path("workloads"), WORKLOAD_DIR)
+                    if d.is_dir() for x in (*d.glob("*.toml"), *d.glob("*/*.toml"))})
     raise UserError(f"Unknown workload '{name_or_path}'", f"give a file path or one of: {', '.join(known)}")
 
 

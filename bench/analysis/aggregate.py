@@ -21,7 +21,7 @@ import numpy as np
 
 from bench.metrics import hdr
 from bench.results import keys
-from bench.results.schema import FIGURES, HYBRID_FIGURES, PROVENANCE_FIELDS
+from bench.results.schema import FIGURES, HYBRID_FIGURES, IMPORT_FIELDS, PROVENANCE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def outliers(rows: Sequence[dict], figures: Sequence[str] = OUTLIER_FIGURES) -> 
 def summarize(trial_rows: Sequence[dict]) -> list[dict]:
     """One summary row per configuration (the key columns), from the trial rows."""
     names = keys.names()
-    carried = names + [f.name for f in PROVENANCE_FIELDS]
+    carried = names + [f.name for f in PROVENANCE_FIELDS + IMPORT_FIELDS]
     groups: dict[tuple, list[dict]] = {}
     for r in trial_rows:
         groups.setdefault(tuple(r.get(k) for k in names), []).append(r)

@@ -8,12 +8,13 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
+from bench.analysis import sidebyside
 from bench.analysis.load import summary_frame
 from bench.errors import UserError
 from bench.results import keys
@@ -43,10 +44,19 @@ CAPABILITIES = ["filters", "hybrid", "quantization", "multi_vector", "replicatio
 MIB = 1024 * 1024
 
 
+# `bench import`: another tool's figures, in their own columns (see bench.importers); shown where such rows are
+TOOL_COLUMNS: list[tuple[str, str, str]] = [
+    ("source_qps", "tool QPS", ",.0f"),
+    ("source_headline_qps", "tool headline QPS", ",.0f"),
+    ("source_p99_us", "tool P99 us", ",.0f"),
+]
+
+
 @dataclass
 class Comparison:
     figures: pd.DataFrame  # one row per (workload, backend, run, op, parameters): numeric, with _lo/_hi
     capabilities: pd.DataFrame  # one row per backend
+    apart: list[str] = field(default_factory=list)  # why imported rows are not beside bench's (one sentence each)
 
 
 def _substitutions(text: object) -> list[str]:
@@ -81,6 +91,14 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
     for c in ("n_kept", "n_ok", "n_trials", "outliers", "busy_trials", "suspect_trials", "run_status"):
         if c not in df:
             df[c] = None
+    for c, _, _ in TOOL_COLUMNS:  # imported rows: the other tool's own figures
+        if c not in df:
+            df[c] = float("nan")
+        cols.append(c)
+    df["figure_definition"] = df["figure_definition"] if "figure_definition" in df else None
+    df["table"], apart = sidebyside.place(df)
+    df.attrs["apart"] = apart
+    cols += ["figure_definition", "table"]
     df["substituted"] = df.get("index_substitutions", pd.Series([None] * len(df))).map(
         lambda s: "; ".join(_substitutions(s)))
     df["dataset"] = df.get("dataset_name", pd.Series([None] * len(df)))
@@ -89,6 +107,7 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
     order = ["workload", *DATA_KEYS, "op", "backend", *keys.names("index"), "run_id", *CONFIG_KEYS, "ef_search",
              "concurrency", "target_rate"]
     out = df[cols].sort_values(order, na_position="first", kind="stable")
+    out.attrs["apart"] = apart
     return out.reset_index(drop=True)
 
 
@@ -121,7 +140,8 @@ def compare(paths: Sequence[str | Path] | None = None) -> Comparison:
     summary = summary_frame(paths)
     if summary.empty:
         raise UserError("The results hold no summary rows", "check that the runs finished at least one trial")
-    return Comparison(figures_frame(summary), capability_frame(summary))
+    figures = figures_frame(summary)
+    return Comparison(figures, capability_frame(summary), list(figures.attrs.get("apart", [])))
 
 
 # -- rendering --------------------------------------------------------------------------------------------
@@ -133,6 +153,8 @@ def _present(v: object) -> bool:
 def _num(v: object, spec: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
         return "-"
+    if spec == "d" and isinstance(v, float):  # a whole-number column that pandas widened to float beside nulls
+        v = int(v)
     return format(v, spec)
 
 
@@ -169,17 +191,21 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Headings and text cells: each figure as `median [lo-hi]`; substituted rows marked with `*` and the
     number of their note (`substitution_notes`)."""
     notes = {t: i + 1 for i, t in enumerate(substitution_notes(figures))}
+    defs = {t: i + 1 for i, t in enumerate(definition_notes(figures))}
     with_config = any(config_label(r) for r in figures.to_dict("records"))
     with_sides = any(_num(v, ".4f") != "-" for c in HYBRID_COLUMNS if c in figures for v in figures[c])
-    heads = (["workload", "backend", "run", "op", "index", "quant", "ef"] + (["config"] if with_config else [])
-             + ["k", "conc", "rate"] + [h for _, h, _, _ in FIGURE_COLUMNS]
-             + (["vs dense", "vs bm25"] if with_sides else []))
+    with_tool = bool(defs) or bool(sidebyside.imported(figures).any())
+    heads = (["workload", "backend"] + (["tool"] if with_tool else []) + ["run", "op", "index", "quant", "ef"]
+             + (["config"] if with_config else []) + ["k", "conc", "rate"] + [h for _, h, _, _ in FIGURE_COLUMNS]
+             + (["vs dense", "vs bm25"] if with_sides else [])
+             + ([h for _, h, _ in TOOL_COLUMNS] + ["measured as"] if with_tool else []))
     heads += ["trials", "built"]
     rows = []
     for r in figures.to_dict("records"):
         status = r.get("run_status")
         run = str(r["run_id"]) + (f" ({status})" if isinstance(status, str) and status != "complete" else "")
-        cells = [str(r["workload"]), str(r["backend"]) + (" *" if r["substituted"] else ""), run,
+        tool = [str(sidebyside.tool_of(r.get("source_tool")))] if with_tool else []
+        cells = [str(r["workload"]), str(r["backend"]) + (" *" if r["substituted"] else ""), *tool, run,
                  str(r["op"]), index_label(r), quantization_label(r.get("quantization"), r.get("rescore")),
                  _num(r["ef_search"], "d") if r["ef_search"] is not None else "-",
                  *([config_label(r) or "-"] if with_config else []),
@@ -194,6 +220,10 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             cells.append(med)
         if with_sides:
             cells += [_num(r.get(c), ".4f") for c in HYBRID_COLUMNS]
+        if with_tool:
+            cells += [_num(r.get(c), spec) for c, _, spec in TOOL_COLUMNS]
+            d = r.get("figure_definition")
+            cells.append(f"definition {defs[d]}" if isinstance(d, str) and d in defs else "bench")
         marks = ((" !" if _present(r.get("outliers")) else "") + (" busy" if (r.get("busy_trials") or 0) > 0 else "")
                  + (" ?" if (r.get("suspect_trials") or 0) > 0 else ""))
         cells.append((f"{_num(r['n_kept'], 'd')}/{_num(r['n_ok'], 'd')}/{_num(r['n_trials'], 'd')}"
@@ -201,6 +231,29 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         cells.append(f"other than asked, note {notes[r['substituted']]}" if r["substituted"] else "as asked")
         rows.append([c if isinstance(c, str) else str(c) for c in cells])
     return heads, rows
+
+
+def definition_notes(figures: pd.DataFrame) -> list[str]:
+    """The distinct definitions of imported rows' figures (how the other tool measured them), numbered in order."""
+    col = figures["figure_definition"] if "figure_definition" in figures else []
+    return list(dict.fromkeys(t for t in col if isinstance(t, str) and t))
+
+
+def _notes(g: pd.DataFrame) -> list[str]:
+    """The numbered notes under one table: indexes built other than asked, how imported figures were measured."""
+    out = [f"{i}. built other than asked: {t}" for i, t in enumerate(substitution_notes(g), 1)]
+    out += [f"definition {i}: {t}" for i, t in enumerate(definition_notes(g), 1)]
+    return out
+
+
+def table_groups(figures: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(title, rows) per table: bench's rows by workload and dataset, imported rows beside the bench run that
+    measured the same dataset, k, metric and index (`bench.analysis.sidebyside`), else in a table of their own."""
+    out = []
+    for _, g in figures.groupby("table", sort=True, dropna=False):
+        own = g[~sidebyside.imported(g)]
+        out.append((dataset_title((own if len(own) else g).iloc[0].to_dict()), g))
+    return out
 
 
 def quantization_label(quant: object, rescore: object) -> str:
@@ -241,7 +294,9 @@ NOTE = ("QPS, recall and memory are trimmed medians of the ok trials (lowest and
         "! = a trial beyond the trials' noise was flagged (see outliers); busy = measured while other processes "
         "used the CPU; ? = the load generator fell behind (suspect). "
         "* = the engine built another index than asked (the numbered note says what). Hybrid: recall = agreement "
-        "with the exact fused reference; vs dense / vs bm25 = overlap@k with the exact dense-only / BM25-only top-k.")
+        "with the exact fused reference; vs dense / vs bm25 = overlap@k with the exact dense-only / BM25-only top-k. "
+        "Imported rows (tool other than bench) keep the other tool's figures in the tool columns, measured as their "
+        "numbered definition says; bench's QPS and latency columns stay empty for them.")
 
 
 def render(c: Comparison, fmt: str = "table") -> str:
@@ -253,15 +308,15 @@ def render(c: Comparison, fmt: str = "table") -> str:
         return figures.to_csv(index=False) + "\n" + c.capabilities.to_csv(index=False)
     cap_heads = list(c.capabilities.columns)
     cap_rows = [[str(v) for v in row] for row in c.capabilities.itertuples(index=False)]
-    groups = [(dataset_title(g.iloc[0].to_dict()), g)
-              for _, g in figures.groupby(["workload", *DATA_KEYS], sort=True, dropna=False)]
+    groups = table_groups(figures)
+    apart = list(c.apart)
     if fmt == "markdown":
         parts = []
         for w, g in groups:
             heads, rows = display_rows(g)
             parts += [f"### {w}", "", markdown_table(heads[1:], [r[1:] for r in rows]), ""]
-            parts += [f"{i}. built other than asked: {t}" for i, t in enumerate(substitution_notes(g), 1)]
-            parts += [""] if substitution_notes(g) else []
+            parts += _notes(g) + ([""] if _notes(g) else [])
+        parts += [*[f"- {a}." for a in apart], *([""] if apart else [])]
         parts += ["### capabilities", "", markdown_table(cap_heads, cap_rows), "", NOTE, ""]
         return "\n".join(parts)
     if fmt == "html":
@@ -269,17 +324,17 @@ def render(c: Comparison, fmt: str = "table") -> str:
         for w, g in groups:
             heads, rows = display_rows(g)
             parts += [f"<h3>{html.escape(str(w))}</h3>", _html_table(heads[1:], [r[1:] for r in rows])]
-            notes = substitution_notes(g)
-            if notes:
-                parts.append("<ol class='notes'>" + "".join(f"<li>built other than asked: {html.escape(t)}</li>"
-                                                              for t in notes) + "</ol>")
+            if _notes(g):
+                parts.append("<ul class='notes'>" + "".join(f"<li>{html.escape(t)}</li>" for t in _notes(g))
+                             + "</ul>")
+        parts += [f"<p class='apart'>{html.escape(a)}.</p>" for a in apart]
         parts += ["<h3>capabilities</h3>", _html_table(cap_heads, cap_rows), f"<p>{html.escape(NOTE)}</p>",
                   "</section>"]
         return "\n".join(parts) + "\n"
-    return _rich_text(groups, cap_heads, cap_rows)
+    return _rich_text(groups, cap_heads, cap_rows, apart)
 
 
-def _rich_text(groups, cap_heads: list[str], cap_rows: list[list[str]]) -> str:
+def _rich_text(groups, cap_heads: list[str], cap_rows: list[list[str]], apart: list[str]) -> str:
     from rich.console import Console
     from rich.table import Table
 
@@ -289,14 +344,17 @@ def _rich_text(groups, cap_heads: list[str], cap_rows: list[list[str]]) -> str:
         heads, rows = display_rows(g)
         t = Table(title=f"workload {w}", title_justify="left")
         for h in heads[1:]:
-            t.add_column(h, justify="left" if h in ("backend", "run", "op", "index", "quant", "config", "built")
+            t.add_column(h, justify="left" if h in ("backend", "tool", "run", "op", "index", "quant", "config", "built",
+                                                   "measured as")
                          else "right",
                          overflow="fold")
         for r in rows:
             t.add_row(*r[1:])
         console.print(t)
-        for i, text in enumerate(substitution_notes(g), 1):
-            console.print(f"  note {i}: built other than asked: {text}")
+        for text in _notes(g):
+            console.print(f"  {text}")
+    for a in apart:
+        console.print(f"{a}.")
     t = Table(title="capabilities", title_justify="left")
     for h in cap_heads:
         t.add_column(h)

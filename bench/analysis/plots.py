@@ -85,10 +85,15 @@ def recall_qps(summary: pd.DataFrame, workload: str, title: str | None = None) -
     """Recall against QPS per backend, QPS on a log scale, the Pareto frontier drawn, every point shown."""
     df = summary[(summary["workload"] == workload) & (summary["op"] == "search")]
     df = df[df["recall"].map(_num).notna() & df["qps"].map(_num).notna()]
-    if df.empty:
+    ext = _imported_points(summary)
+    if df.empty and ext.empty:
         return Picture(None, f"{workload}: no search rows with both recall and QPS")
     multi, levels = runs_per_backend(df), varying(df)
     fig, ax = plt.subplots(figsize=(8, 5.5))
+    for (tool, backend, conc), g in ext.groupby(["source_tool", "backend", "concurrency"], dropna=False, sort=True):
+        c = f" c={int(conc)}" if _num(conc) is not None else ""
+        ax.plot(g["recall"].astype(float), g["source_qps"].astype(float), "x", markersize=7,
+                label=f"{tool}: {backend}{c} (its own QPS, measured as its definition says)")
     for label, g in df.groupby(df.apply(lambda r: series_label(r, multi, levels), axis=1), sort=True):
         pts = [(float(r["recall"]), float(r["qps"])) for _, r in g.iterrows()]
         front = pareto_frontier(pts)
@@ -118,6 +123,16 @@ def recall_qps(summary: pd.DataFrame, workload: str, title: str | None = None) -
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     return Picture(fig)
+
+
+def _imported_points(summary: pd.DataFrame) -> pd.DataFrame:
+    """Search rows another tool measured (bench import), with recall and the tool's own QPS: drawn as crosses
+    apart from bench's series, never joined to them."""
+    if "source_tool" not in summary or "source_qps" not in summary:
+        return summary.iloc[0:0]
+    tool = summary["source_tool"].map(lambda t: isinstance(t, str) and t != "bench")
+    df = summary[tool & (summary["op"] == "search")]
+    return df[df["recall"].map(_num).notna() & df["source_qps"].map(_num).notna()]
 
 
 def percentile_curve(h, points: int = 300) -> tuple[np.ndarray, np.ndarray]:

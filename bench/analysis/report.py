@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analysis import plots
+from bench.analysis import plots, sidebyside
 from bench.analysis.compare import DATA_KEYS, capability_frame, dataset_title, figures_frame, render
 from bench.analysis.compare import Comparison as _Comparison
 from bench.analysis.load import summary_frame, trials_frame
@@ -37,7 +37,9 @@ def _slug(text: str) -> str:
 CAPTIONS = {
     "recall-qps": "Recall against queries per second per backend (ann-benchmarks style): each point is one "
                   "ef_search setting (trimmed median of the kept trials, bars show their spread); the line joins "
-                  "the Pareto frontier, pale points are dominated. Up and to the right is better.",
+                  "the Pareto frontier, pale points are dominated. Up and to the right is better. Crosses are "
+                  "rows another tool measured (bench import), at that tool's own QPS: see their definitions in "
+                  "the table above.",
     "latency": "Latency by percentile (HdrHistogram style) from the HDR histograms of every ok trial merged; "
                "the x axis is 1/(1-percentile) on a log scale, so the tail gets room. Lower is better.",
     "ycsb-ops": "Throughput and latency per YCSB operation kind (trimmed medians; QPS bars show the spread of "
@@ -77,11 +79,15 @@ def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
         ("concurrency", "QPS vs concurrency", plots.qps_vs_concurrency, summary),
     ]
     seen: dict[str, int] = {}
-    for group, s_group in summary.groupby(["workload", *DATA_KEYS], sort=True, dropna=False):
+    summary = summary.assign(table=sidebyside.place(summary)[0])  # imported rows beside the bench run they match
+    for group, s_group in summary.groupby("table", sort=True, dropna=False):
         workload = group[0]
         n = seen[workload] = seen.get(workload, -1) + 1  # a second dataset of one workload: files get -1, -2, ...
-        title = dataset_title(s_group.iloc[0].to_dict())
-        t_group = trials[_same_keys(trials, dict(zip(["workload", *DATA_KEYS], group, strict=True)))]
+        own = s_group[~sidebyside.imported(s_group)]
+        title = dataset_title((own if len(own) else s_group).iloc[0].to_dict())
+        others = s_group.loc[sidebyside.imported(s_group), "run_id"].unique()
+        t_group = trials[_same_keys(trials, dict(zip(["workload", *DATA_KEYS], group, strict=True)))
+                         | trials["run_id"].isin(others)]
         kind = set(s_group["workload_kind"].dropna())
         parts = [f"<h2>workload {html.escape(title)} ({html.escape(', '.join(sorted(kind)) or '?')})</h2>"]
         for slug, name, draw, frame in drawers:
@@ -101,7 +107,8 @@ def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
             parts.append(f"<figure><img src='{html.escape(path.name)}' alt='{html.escape(name)}'>"
                          f"<figcaption><b>{html.escape(name)}.</b> {html.escape(CAPTIONS[slug])}</figcaption></figure>")
         sections.append("\n".join(parts))
-    comparison = _Comparison(figures_frame(summary), capability_frame(summary))
+    figures = figures_frame(summary)
+    comparison = _Comparison(figures, capability_frame(summary), list(figures.attrs.get("apart", [])))
     page = _page(summary, render(comparison, "html"), sections, res.skipped)
     write_text(res.html, page)
     return res

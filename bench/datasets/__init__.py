@@ -128,10 +128,12 @@ def _load_fileset(spec: DatasetSpec, fs: FileSet, cache_dir: Path, progress: boo
         check_finite(block, n + (0 if separate else nq) + start, f"The vectors in {where}")
     key = key_of({"ids": identity, "n": n, "nq": nq, "metric": metric, "separate": separate, "dim": fs.dim})
     digest = _cached_hash(cache_dir, key, base, queries, metric, progress, where)
+    ids = fs.train_ids() if fs.train_ids is not None else None
     return Dataset(name=name, source=source, metric=metric, base=base, queries=queries, holdout=holdout,
                    cache_dir=cache_dir, content_hash=digest, paths=paths,
                    details={"format": fs.fmt, "rows_available": fs.train_n, "file_metric": fs.metric},
-                   published_neighbors=published, ground_truth_source=spec.ground_truth)
+                   published_neighbors=published, ground_truth_source=spec.ground_truth,
+                   row_ids=ids[:n] if ids is not None else None)
 
 
 def _published(spec: DatasetSpec, fs: FileSet, paths: dict, separate: bool, metric: str):

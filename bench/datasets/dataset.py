@@ -18,7 +18,8 @@ class Dataset:
     """One loaded dataset. `base` may be an `np.memmap`; `batches` streams it one batch at a time.
 
     Ids are row numbers: base row i has id i. Holdout rows are distinct from base and queries and are meant
-    for updates that replace vectors.
+    for updates that replace vectors. `row_ids` keeps the id a file gave each base row (VectorDBBench's parquet
+    `id` column), or None: scenarios that filter on it (VectorDBBench's int filter) read it from there.
     """
 
     def __init__(self, *, name: str, source: str, metric: str, base: Rows, queries: np.ndarray,
@@ -26,7 +27,7 @@ class Dataset:
                  texts: Sequence[str] | None = None, query_texts: Sequence[str] | None = None,
                  paths: dict[str, str] | None = None, details: dict[str, object] | None = None,
                  published_neighbors: Callable[[int], np.ndarray] | None = None,
-                 ground_truth_source: str = "exact"):
+                 ground_truth_source: str = "exact", row_ids: np.ndarray | None = None):
         self.name = name
         self.source = source
         self.metric = metric
@@ -43,6 +44,7 @@ class Dataset:
         self.details = dict(details or {})
         self._published = published_neighbors
         self.ground_truth_source = ground_truth_source
+        self.row_ids = row_ids
 
     # -- arrays ---------------------------------------------------------------------------------------------
     @property

@@ -12,9 +12,10 @@ one line. Once fetched into `<cache_dir>/datasets`, a spec with `source = NAME` 
 Published addresses:
 - ann-benchmarks (Aumüller, Bernhardsson, Faithfull): http://ann-benchmarks.com/NAME.hdf5, HDF5 with 'train',
   'test', 'neighbors' (100 per query), 'distances' and the attribute 'distance'.
-- VectorDBBench (Zilliz): https://assets.zilliz.com/benchmark/<folder>/ with shuffle_train.parquet (id, emb),
-  test.parquet (id, emb) and neighbors.parquet (id, neighbors_id); the folder names follow VectorDBBench's
-  dataset.py (<name>_<small|medium>_<size>).
+- VectorDBBench (Zilliz): https://assets.zilliz.com/benchmark/<folder>/ with shuffle_train.parquet (id, emb; the
+  10M and 5M sets in ten shuffle_train-NN-of-10.parquet parts), test.parquet (id, emb: the queries) and
+  neighbors.parquet (id, neighbors_id: the top 100); the folder names follow VectorDBBench's dataset.py
+  (<name>_<small|medium|large>_<size>), and the sets of its int-filter cases carry their filtered ground truth.
 Sizes are approximate (shown, not checked) unless `size`/`sha256` are given; no checksums are published.
 """
 
@@ -51,6 +52,7 @@ class RemoteFile:
     url: str
     size: int | None = None  # exact bytes, checked when known
     sha256: str | None = None
+    required: bool = True  # False: fetched too, but a set without it still loads (filtered ground truth)
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,22 @@ def _ann(name: str, dim: int, metric: str, base: int, queries: int, approx_mb: i
     return CatalogEntry(name, "hdf5", dim, metric, base, queries, approx_mb << 20, (f,), "ann-benchmarks", what)
 
 
-def _vdb(name: str, folder: str, dim: int, base: int, approx_mb: int, what: str) -> CatalogEntry:
+# VectorDBBench's int-filter cases ("Filter 1%" / "Filter 99%": id >= int(n * rate)) publish their ground truth
+# beside the set: neighbors_head_1p.parquet for rate 0.01 (keeps 99%), neighbors_tail_1p.parquet for 0.99 (keeps 1%)
+VDBB_FILTER_GT = ("neighbors_head_1p.parquet", "neighbors_tail_1p.parquet")
+
+
+def _vdb(name: str, folder: str, dim: int, base: int, approx_mb: int, what: str, *, parts: int = 1,
+         filtered: bool = False) -> CatalogEntry:
+    """A VectorDBBench folder, as its dataset.py names it: <name>_<small|medium|large>_<size>/ holding
+    shuffle_train.parquet (or shuffle_train-NN-of-PP.parquet when split), test.parquet (the queries) and
+    neighbors.parquet (the top 100 of each, by id); the sets of the filtered cases also their filtered ground truth."""
     root = f"https://assets.zilliz.com/benchmark/{folder}/"
-    files = tuple(RemoteFile(f, root + f) for f in ("shuffle_train.parquet", "test.parquet", "neighbors.parquet"))
+    train = (["shuffle_train.parquet"] if parts == 1
+             else [f"shuffle_train-{i:02d}-of-{parts}.parquet" for i in range(parts)])
+    files = tuple(RemoteFile(f, root + f) for f in (*train, "test.parquet", "neighbors.parquet"))
+    if filtered:
+        files += tuple(RemoteFile(f, root + f, required=False) for f in VDBB_FILTER_GT)
     return CatalogEntry(name, "parquet", dim, "cosine", base, None, approx_mb << 20, files, "VectorDBBench", what)
 
 
@@ -89,9 +104,15 @@ CATALOG: dict[str, CatalogEntry] = {e.name: e for e in (
     _ann("fashion-mnist-784-euclidean", 784, "l2", 60_000, 10_000, 217, "Fashion-MNIST images, raw pixels"),
     _ann("nytimes-256-angular", 256, "cosine", 290_000, 10_000, 301, "New York Times bag of words, projected"),
     _vdb("cohere-768-100k", "cohere_small_100k", 768, 100_000, 310, "Cohere wikipedia-22-12 embeddings, 100K"),
-    _vdb("cohere-768-1m", "cohere_medium_1m", 768, 1_000_000, 3_100, "Cohere wikipedia-22-12 embeddings, 1M"),
+    _vdb("cohere-768-1m", "cohere_medium_1m", 768, 1_000_000, 3_100, "Cohere wikipedia-22-12 embeddings, 1M",
+         filtered=True),
+    _vdb("cohere-768-10m", "cohere_large_10m", 768, 10_000_000, 31_000, "Cohere wikipedia-22-12 embeddings, 10M",
+         parts=10, filtered=True),
     _vdb("openai-1536-50k", "openai_small_50k", 1536, 50_000, 310, "OpenAI ada-002 embeddings of C4, 50K"),
-    _vdb("openai-1536-500k", "openai_medium_500k", 1536, 500_000, 3_100, "OpenAI ada-002 embeddings of C4, 500K"),
+    _vdb("openai-1536-500k", "openai_medium_500k", 1536, 500_000, 3_100, "OpenAI ada-002 embeddings of C4, 500K",
+         filtered=True),
+    _vdb("openai-1536-5m", "openai_large_5m", 1536, 5_000_000, 31_000, "OpenAI ada-002 embeddings of C4, 5M",
+         parts=10, filtered=True),
 )}
 
 
@@ -107,7 +128,7 @@ def datasets_dir(cache_dir: Path) -> Path:
 
 
 def is_complete(entry: CatalogEntry, folder: Path) -> bool:
-    return all((folder / f.name).is_file() for f in entry.files)
+    return all((folder / f.name).is_file() for f in entry.files if f.required)
 
 
 DEFAULT_STALL_S = 60.0  # a download that gets less than STALL_BYTES in this long is stalled (and retried)

@@ -8,6 +8,11 @@ Two kinds of filtered case, each searched with a typed filter (`bench.backends.q
 - `range`: one int payload field `rank` holding a seeded permutation of 0..n-1 over the records, shared by every
   selectivity. A search asks for `Range("rank", lt=round(s * n))`, labelled e.g. `rank<300`, which keeps exactly
   round(s * n) records.
+- `id_ge` (VectorDBBench's int filter): one int payload field `file_id` holding each record's id in the dataset
+  file (VectorDBBench's parquet `id` column; the row number where the file has none). A search asks for
+  `Range("file_id", gte=int(n * (1 - s)))`, labelled e.g. `file_id>=10000`: VectorDBBench's `id >= int(size *
+  filter_rate)` with filter_rate = 1 - s, so its "Filter 1%" case (rate 0.01) is s = 0.99 and "Filter 99%" is
+  s = 0.01. It keeps exactly n - int(n * (1 - s)) records when the ids are 0..n-1 (a whole VectorDBBench set).
 
 The records a case keeps are `query.evaluate(case.query, columns)` over the payload columns; its ground truth is
 the exact top-k among them.
@@ -32,8 +37,9 @@ from bench.backends.query import Eq, Filter, Range
 from bench.datasets._io import ensure_dir, save_npy_atomic
 from bench.datasets.exact import exact_topk
 
-KINDS = ("eq", "range")
+KINDS = ("eq", "range", "id_ge")
 RANK_FIELD = "rank"
+ID_FIELD = "file_id"  # not `id`: engines keep the record key under that name
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,8 @@ class FilterCase:
         """`SearchParams.filter` for this case: `Eq(field, value)` or `Range(field, lt=value)`."""
         if self.kind == "range":
             return Range(self.field, lt=self.value)
+        if self.kind == "id_ge":
+            return Range(self.field, gte=self.value)
         return Eq(self.field, self.value)
 
     @property
@@ -66,7 +74,9 @@ class FilterCase:
     def key(self) -> str:
         """Unique among a run's cases and safe in a file name: the field for `eq` (`sel_10`), else e.g.
         `rank_lt300` (every range case filters the same field)."""
-        return self.field if self.kind == "eq" else f"{self.field}_lt{self.value}"
+        if self.kind == "eq":
+            return self.field
+        return f"{self.field}_{'ge' if self.kind == 'id_ge' else 'lt'}{self.value}"
 
 
 def field_name(selectivity: float) -> str:
@@ -77,15 +87,23 @@ def field_name(selectivity: float) -> str:
 
 def cases(selectivities: Iterable[float], kind: str = "eq", n: int | None = None) -> list[FilterCase]:
     """One case per selectivity. `range` cases need the record count `n` (their bound is round(s * n))."""
+    if kind in ("range", "id_ge") and n is None:
+        raise ValueError(f"{kind} filter cases need the record count n (their bound depends on it)")
     if kind == "range":
-        if n is None:
-            raise ValueError("range filter cases need the record count n (their bound is round(s * n))")
         return [FilterCase(RANK_FIELD, float(s), selected_count(n, s), "range") for s in selectivities]
+    if kind == "id_ge":
+        return [FilterCase(ID_FIELD, float(s), id_threshold(n, s), "id_ge") for s in selectivities]
     return [FilterCase(field_name(s), float(s), kind=kind) for s in selectivities]
 
 
 def selected_count(n: int, selectivity: float) -> int:
     return int(round(selectivity * n))
+
+
+def id_threshold(n: int, selectivity: float) -> int:
+    """VectorDBBench's int-filter bound `int(size * filter_rate)`, filter_rate = 1 - s (the share filtered out),
+    rounded to 12 places first so s = 0.99 gives VectorDBBench's 0.01 exactly."""
+    return int(n * round(1.0 - selectivity, 12))
 
 
 def mask_for(n: int, selectivity: float, seed: int) -> np.ndarray:
@@ -102,18 +120,25 @@ def rank_column(n: int, seed: int) -> np.ndarray:
     return rng.permutation(n).astype(np.int64)
 
 
-def columns(n: int, fcases: Sequence[FilterCase], seed: int) -> dict[str, np.ndarray]:
-    """The payload columns the cases need, field -> int64 (n,): each `sel_<pct>` as 0/1, `rank` once."""
+def columns(n: int, fcases: Sequence[FilterCase], seed: int, ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The payload columns the cases need, field -> int64 (n,): each `sel_<pct>` as 0/1, `rank` once, `file_id`
+    from `ids` (the file's id of each row; row numbers when None)."""
     out: dict[str, np.ndarray] = {}
     for c in fcases:
-        if c.field not in out:
-            out[c.field] = rank_column(n, seed) if c.kind == "range" else mask_for(n, c.selectivity, seed).astype(np.int64)
+        if c.field in out:
+            continue
+        if c.kind == "range":
+            out[c.field] = rank_column(n, seed)
+        elif c.kind == "id_ge":
+            out[c.field] = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids[:n], dtype=np.int64)
+        else:
+            out[c.field] = mask_for(n, c.selectivity, seed).astype(np.int64)
     return out
 
 
-def masks(n: int, fcases: Sequence[FilterCase], seed: int) -> dict[str, np.ndarray]:
+def masks(n: int, fcases: Sequence[FilterCase], seed: int, ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Boolean (n,) per case, keyed by `FilterCase.key` (the field, for `eq`): the rows its filter keeps."""
-    cols = columns(n, fcases, seed)
+    cols = columns(n, fcases, seed, ids)
     return {c.key: query.evaluate(c.query, cols) for c in fcases}
 
 

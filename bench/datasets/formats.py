@@ -45,6 +45,7 @@ class FileSet:
     metric: str | None = None  # declared by the file
     neighbors: Callable[[int], np.ndarray] | None = None  # nq -> (nq, K) int64 train rows, for the full train set
     iter_train: Callable[[int, int], Iterator[np.ndarray]] | None = None  # (count, block) -> blocks, sequential
+    train_ids: Callable[[], np.ndarray | None] | None = None  # the file's id of every train row, if it has them
     paths: dict[str, str] = field(default_factory=dict)
     identity: list[dict[str, Any]] = field(default_factory=list)
 
@@ -515,7 +516,8 @@ def open_parquet(path: Path) -> FileSet:
             paths["neighbors"] = str(nb_file)
             neighbors = _parquet_neighbors(nb_file, train, test)
     return FileSet("parquet", path, train.n, train.dim, train.read, test_n=test_n, read_test=read_test,
-                   neighbors=neighbors, iter_train=train.iter_rows, paths=paths, identity=identity)
+                   neighbors=neighbors, iter_train=train.iter_rows, paths=paths, identity=identity,
+                   train_ids=train.ids)
 
 
 def _parquet_neighbors(nb_file: Path, train: _ParquetVectors, test: _ParquetVectors) -> Callable[[int], np.ndarray]:

@@ -73,6 +73,8 @@ _BUILTIN: list[Key] = [
     Key("workload_kind", pa.string(), "kind", "identity", "ann | ycsb", in_label=False, match=False),
     Key("backend", pa.string(), "backend", "identity", "the adapter's registry name", in_label=False),
     Key("phase", pa.string(), "phase", "identity", "search | ycsb", in_label=False, match=False),
+    Key("source_tool", pa.string(), "tool", "identity", "which tool measured the row: null = bench itself; "
+        "vectordbbench or ann-benchmarks for results brought in by `bench import`", in_label=False),
     Key("op", pa.string(), "op", "identity", "search, filtered-search, read, update, insert, scan, "
         "read-modify-write, or total (a YCSB mix)", in_label=False),
     Key("dataset_name", pa.string(), "dataset", "data", "the dataset's name", show=lambda v: str(v)),

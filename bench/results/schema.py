@@ -87,6 +87,21 @@ PROVENANCE_FIELDS = [
     pa.field("run_status", pa.string()),  # "complete" | "interrupted" | "failed"
 ]
 
+# `bench import`: rows another tool measured. Its figures stay in these columns, named for what they are; bench's
+# own figure columns (qps, latencies) stay null where the other tool measured them differently.
+IMPORT_FIELDS = [
+    pa.field("source_version", pa.string()),
+    pa.field("source_file", pa.string()),
+    pa.field("source_params", pa.string()),  # JSON: every parameter the tool recorded (secrets removed)
+    pa.field("figure_definition", pa.string()),
+    pa.field("source_qps", pa.float64()),
+    pa.field("source_headline_qps", pa.float64()),
+    pa.field("source_mean_us", pa.float64()),
+    pa.field("source_p50_us", pa.float64()),
+    pa.field("source_p95_us", pa.float64()),
+    pa.field("source_p99_us", pa.float64()),
+]
+TRIAL_FIELDS += IMPORT_FIELDS
 
 SUMMARY_FIELDS = [
     pa.field("n_trials", pa.int64()),
@@ -100,6 +115,7 @@ for _f in FIGURES + HYBRID_FIGURES + ["service_p99_us", "client_cpu_cores", "ser
 SUMMARY_FIELDS += [pa.field("client_limited", pa.bool_()), pa.field("hdr", pa.string()),
                    pa.field("percentiles_withheld", pa.string()), pa.field("outliers", pa.string()),
                    pa.field("busy_trials", pa.int64()), pa.field("suspect_trials", pa.int64())]
+SUMMARY_FIELDS += IMPORT_FIELDS
 
 
 
@@ -124,6 +140,17 @@ FIELD_DOCS: dict[str, str] = {
     "outliers": "trials whose figure lies beyond the trials' own noise (3 robust sd and 10%): kept in sight",
     "busy_trials": "ok trials during which other processes used enough CPU to disturb the measurement",
     "searchable_s": "seconds from the first insert until the index was searchable (load_s + build_s)",
+    "source_version": "imported rows: the version of the tool that measured them, where known",
+    "source_file": "imported rows: the file they came from, with its sha256",
+    "source_params": "imported rows: every parameter the tool recorded (JSON; secrets removed)",
+    "figure_definition": "imported rows: how the tool measured the figures of the row (its source_* columns)",
+    "source_qps": "imported rows: the tool's own throughput figure at this configuration (see figure_definition)",
+    "source_headline_qps": "imported rows: the tool's headline throughput of the case (VectorDBBench: the maximum "
+                           "over its concurrency levels; ann-benchmarks: 1 / the best pass's mean query time)",
+    "source_mean_us": "imported rows: the tool's mean latency, microseconds",
+    "source_p50_us": "imported rows: the tool's median latency, microseconds",
+    "source_p95_us": "imported rows: the tool's 95th percentile latency, microseconds",
+    "source_p99_us": "imported rows: the tool's 99th percentile latency, microseconds",
 }
 
 

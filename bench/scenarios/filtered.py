@@ -22,9 +22,10 @@ class FilterModel(Strict):
     """One payload field per selectivity (1 on exactly round(s*n) records), searched with an equality filter."""
 
     selectivities: list[float] = Field(default_factory=lambda: [0.5, 0.1, 0.01, 0.001], min_length=1)
-    kind: Literal["eq", "range"] = Field("eq", description="eq: one 0/1 field per selectivity searched with "
-                                         "field = 1; range: one int field `rank` (a seeded permutation of the "
-                                         "rows) searched with rank < round(s * n)")
+    kind: Literal["eq", "range", "id_ge"] = Field(
+        "eq", description="eq: one 0/1 field per selectivity searched with field = 1; range: one int field `rank` "
+        "(a seeded permutation of the rows) searched with rank < round(s * n); id_ge: VectorDBBench's int filter, "
+        "one int field `file_id` (the dataset file's id of each row) searched with file_id >= int(n * (1 - s))")
     mode: Literal["sweep"] = Field("sweep", description="sweep: one configuration per selectivity at each ef_search "
                                    "(YCSB: one run of the mix per selectivity, its filtered searches on that field)")
 
@@ -52,13 +53,16 @@ class FilterScenario(Scenario):
             raise ValueError("a [filter] table is only read when kind = 'ann', or with "
                              "ycsb.filtered_search_proportion > 0; remove it, or give filtered searches a share of "
                              "the mix")
+        if options.kind == "id_ge" and spec.kind != "ann":
+            raise ValueError("filter.kind = 'id_ge' (VectorDBBench's int filter on the file's ids) is for ann "
+                             "workloads; a YCSB mix writes keys the file has no id for")
         empty = [s for s in options.selectivities if round(s * spec.dataset.n) == 0]
         if empty:
             raise ValueError(f"filter.selectivities {empty} select no record of dataset.n = {spec.dataset.n}; "
                              "raise dataset.n or the selectivity")
 
     def check(self, backend, options: BackendOptions, flags: RunFlags) -> list[str]:
-        reason = backend.supports("range_filters" if self.options.kind == "range" else "filters", options)
+        reason = backend.supports("filters" if self.options.kind == "eq" else "range_filters", options)
         if reason:
             raise UserError(f"Backend '{backend.name}' cannot push payload filters into its search, which workload "
                             f"'{self.spec.name}' needs, so it is skipped ({reason.rstrip('.')})",
@@ -68,8 +72,9 @@ class FilterScenario(Scenario):
     def prepare(self, prep: Prep) -> None:
         n, seed = prep.ds.n, self.spec.dataset.seed
         self.cases = filtered.cases(self.options.selectivities, kind=self.options.kind, n=n)
-        self.masks = filtered.masks(n, self.cases, seed)  # by case key
-        self.columns = filtered.columns(n, self.cases, seed)  # the payload fields' values, by field
+        ids = prep.ds.row_ids if self.options.kind == "id_ge" else None  # the file's ids (VectorDBBench's filter)
+        self.masks = filtered.masks(n, self.cases, seed, ids)  # by case key
+        self.columns = filtered.columns(n, self.cases, seed, ids)  # the payload fields' values, by field
         self.key_payloads = filtered.key_payloads(n, tuple(self.cases), seed)
 
     def payload_fields(self) -> dict[str, str]:
