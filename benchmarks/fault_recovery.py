@@ -16,8 +16,8 @@ import argparse
 import statistics
 from pathlib import Path
 
-from bench.faults.servers import PrivateServer
 from bench.faults import FaultRequest, run_fault
+from bench.faults.servers import PrivateServer
 
 
 def main() -> None:
