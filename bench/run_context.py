@@ -237,7 +237,7 @@ class RunContext:
             self.built = backend.wait_indexed(spec.run.index_timeout_s)
         self.build_s = time.perf_counter() - t0
         rss_growth = (psutil.Process().memory_info().rss - rss0) if rss0 is not None else None
-        self.warnings.extend(f"{self.req.backend}: {s}" for s in self.built.substitutions)
+        self.warnings.extend(f"{self.req.backend}: {s}" for s in [*self.built.substitutions, *self.built.warnings])
         self.info = backend.info()
         self.rep.say(f"loaded {ds.n} vectors in {self.load_s:.1f} s; index ready after {self.build_s:.1f} s more "
                      f"({self.built.kind} {self.built.params})")
@@ -249,7 +249,7 @@ class RunContext:
         total = 0.0
         with self.rep.progress() as prog:
             bar = prog.add_task(f"loading {source.name}", total=source.n)
-            for ids, vecs in source.batches(self.spec.run.batch_size):
+            for ids, vecs in source.batches(self.backend.load_batch_size(self.spec.run.batch_size)):
                 payloads = self.plan.payloads(ids)
                 t0 = time.perf_counter()
                 self.backend.insert(ids, vecs, payloads)

@@ -18,6 +18,7 @@ import psutil
 
 from bench.analysis.aggregate import summarize
 from bench.analysis.scoring import Kept
+from bench.analysis.timers import on_timer
 from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool
 from bench.load.task import PhaseTask, WorkerResult
 from bench.load.worker import WorkerData
@@ -151,6 +152,10 @@ class _Runner:
                    f"{rows[0]['host_other_cores']:.1f} cores (flagged at {BUSY_CORES}); its figures may be the "
                    "machine's, not the engine's")
             ctx.rep.warn(msg)  # live; the summary counts busy trials per configuration
+        timers = ctx.info.latency_timers if ctx.info is not None else {}
+        for msg in on_timer(rows, timers, keys.label(c.axes())):
+            if msg not in ctx.warnings:
+                ctx.warnings.append(msg)
         for r in rows:
             if r.get("client_limited"):
                 msg = (f"the client, not the engine, was the limit (a worker used >= {trial_rows.CLIENT_LIMIT:.0%} "

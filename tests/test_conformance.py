@@ -27,8 +27,9 @@ from bench.errors import UserError
 N, DIM, CLUSTERS, NQ, K = 2000, 64, 16, 50, 10
 EF = 128  # one value for every search here (a chroma-server collection is created with it)
 NAME = "BenchConformance"
+# reads_own_writes: the suite reads back what it just wrote (get after upsert, search after delete)
 SPEC = CollectionSpec(name=NAME, dim=DIM, metric="cosine", index=IndexSpec(kind="hnsw", m=16, ef_construction=100),
-                      payload_fields={"group": "int"})
+                      payload_fields={"group": "int"}, reads_own_writes=True)
 GROUPS = 5
 EXCLUDED = {"null", "fake-slow"}
 BACKENDS = [n for n in registry.names() if n not in EXCLUDED]

@@ -103,7 +103,8 @@ def test_flat_request_builds_no_index_and_says_so(backend: PgvectorBackend) -> N
     backend.create(CollectionSpec("pgv_flat", 16, "l2", IndexSpec(kind="flat")))
     backend.insert(np.arange(200), x)
     built = backend.wait_indexed(60)
-    assert built.kind == "flat" and built.params == {"scan": "sequential"} and not built.substitutions
+    assert built.kind == "flat" and built.params["scan"] == "sequential" and not built.substitutions
+    assert set(built.params) == {"scan", "load_recipe"} and "maintenance_work_mem" not in built.params["load_recipe"]
     assert backend.search(x[5], 1, SearchParams())[0] == 5
 
 

@@ -104,10 +104,15 @@ class CollectionSpec:
     vectors: Mapping[str, int] = field(default_factory=dict)
     vector_metrics: Mapping[str, str] = field(default_factory=dict)
 
+    hybrid: HybridSpec | None = None  # set for hybrid workloads
+    # The workload reads, from the client that wrote them, records it wrote during the run (a YCSB mix with
+    # writes); False: nothing reads its own writes (search-only). An engine with tunable consistency picks the
+    # weakest level that still guarantees this (set by the kind scenario, `KindScenario.collection`).
+    reads_own_writes: bool = False
+
     def metric_of(self, vector_name: str) -> str:
         """The metric of a named vector (its own, else the collection's)."""
         return self.vector_metrics.get(vector_name, self.metric)
-    hybrid: HybridSpec | None = None  # set for hybrid workloads
 
 
 @dataclass
@@ -119,6 +124,9 @@ class BuiltIndex:
     indexed_count: int | None = None  # vectors in the index, if the engine reports it
     total_count: int | None = None  # vectors stored
     substitutions: list[str] = field(default_factory=list)  # human-readable: what differs from the request
+    # human-readable: what the run must say although it was built as asked (a configured setting known to
+    # distort the measurement); the run warns with each, as with substitutions
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,6 +142,9 @@ class EngineInfo:
     server_pid: int | None = None  # for resource sampling of a server on this machine, when known
     server_address: tuple[str, int] | None = None  # (host, port) the client talks to; the harness finds a local pid by it
     extra: dict[str, Any] = field(default_factory=dict)
+    # engine timers a request may wait on, as configured: what -> period in microseconds (e.g. Milvus' time tick
+    # under Strong consistency). A latency that sits on one measures the timer, and the run says so.
+    latency_timers: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -218,6 +229,12 @@ class Backend(ABC):
         return None
 
     # -- lifecycle ----------------------------------------------------------------------------------------
+    def load_batch_size(self, requested: int) -> int:
+        """Records per `insert` call while the run loads, given the workload's `run.batch_size`. An adapter whose
+        engine documents a bulk-load request size (Chroma's max batch size) returns it; `insert` still takes
+        any size."""
+        return requested
+
     def connect(self) -> None:  # noqa: B027 - optional hook
         """Open the client. Raise ServerUnreachable with a hint when the server does not answer."""
 

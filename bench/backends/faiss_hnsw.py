@@ -170,6 +170,11 @@ class FaissBackend(Backend):
             kind = "hnsw"
         else:
             params, kind = {}, "flat"
+        params["load_recipe"] = {
+            "add": "add_with_ids of each batch: the graph is built while adding" if not trained_on else
+            "train on every loaded vector, then one add_with_ids", "build_threads":
+            self.options.build_threads or "all cores (OpenMP)",
+            "docs": ["faiss wiki: IndexHNSW adds are parallelised with OpenMP within one add call"]}
         return BuiltIndex(kind=kind, params=params, indexed_count=n, total_count=n)
 
     def _quantization_read_back(self, trained_on: int) -> dict[str, Any]:

@@ -110,6 +110,33 @@ RESCORE_FACTOR = 2.0  # SCANN reorder_k = k * this (as faiss, qdrant-edge, pgvec
 _VARCHAR_MAX = {"keyword": 1024, "text": 65535}
 
 ConsistencyLevel = Literal["Strong", "Bounded", "Session", "Eventually"]
+TIME_TICK_US = 200_000  # proxy.timeTickInterval, Milvus's default (docs: configure_proxy)
+TIME_TICK = "Milvus proxy time tick (proxy.timeTickInterval, 200 ms by default)"
+LOAD_DOCS = ["Milvus docs: Consistency (Strong, Bounded, Session, Eventually; Bounded is the default)",
+             "Milvus docs: configure_proxy (proxy.timeTickInterval = 200 ms)",
+             "pymilvus docs: flush() (seal once after inserting, not after every insert; only sealed segments are "
+             "indexed)", "Milvus docs: Insert Entities (batched MilvusClient.insert), Load Collection"]
+
+
+def choose_consistency(configured: str | None, reads_own_writes: bool) -> tuple[str, str, list[str]]:
+    """(level, why, warnings): the weakest Milvus consistency level that guarantees what the workload needs
+    (Milvus docs, Consistency): Bounded when nothing reads its own writes (search-only), Session when a client
+    reads its own writes. A configured level wins, with a warning when it is Strong on a search-only workload
+    (every request then waits for the time tick) or too weak for a workload that reads its own writes."""
+    needed = "Session" if reads_own_writes else "Bounded"
+    what = "a client reads its own writes" if reads_own_writes else "no client reads its own writes"
+    if configured is None:
+        return needed, f"auto: {needed}, the weakest level that serves this workload ({what})", []
+    warnings = []
+    if configured == "Strong" and not reads_own_writes:
+        warnings.append(f"consistency_level = Strong is configured on a search-only workload: every search waits "
+                        f"for the {TIME_TICK}, so latency and QPS measure that timer; Bounded (Milvus's default) is "
+                        "enough when no client reads its own writes (unset backend.consistency_level to let bench "
+                        "choose)")
+    if configured in ("Bounded", "Eventually") and reads_own_writes:
+        warnings.append(f"consistency_level = {configured} is configured on a workload whose clients read their own "
+                        "writes: a read may miss the write just before it (Session guarantees it)")
+    return configured, "backend.consistency_level", warnings
 MULTI_VECTOR_MIN_SERVER = (2, 4)  # several vector fields in one collection
 # what a Milvus server's version decides (`MilvusBackend.supports`): feature -> (minimum version, why not before)
 _SERVER_NEEDS = {
@@ -141,8 +168,11 @@ class MilvusOptions(BackendOptions):
     token: Secret = Field(SecretStr(""), description="`user:password` or an API key; empty for no authentication; "
                           "\"env:NAME\" or \"file:PATH\" reads it from an environment variable or a file")
     db_name: str = Field("", description="database; empty = the server's default")
-    consistency_level: ConsistencyLevel = Field(
-        "Strong", description="collection consistency; Strong makes a get or search see the writes before it")
+    consistency_level: ConsistencyLevel | None = Field(
+        None, description="collection consistency (None = per workload: Bounded when nothing reads its own writes, "
+        "Session when a client reads its own writes); Strong makes every request wait for the 200 ms time tick")
+    insert_request_mb: float = Field(4.0, gt=0, le=64, description="largest insert request while loading, MB of "
+                                     "vectors (the proxy accepts up to proxy.grpc.serverMaxRecvSize)")
     shards_num: int = Field(1, ge=1, description="shards (DML channels) of the collection")
     connect_timeout_s: float = Field(5.0, gt=0, description="how long connect() waits for the server")
     ivf_nlist: int = Field(128, ge=1, le=65536, description="quantized (IVF_SQ8, IVF_PQ, SCANN): lists of the IVF index")
@@ -591,13 +621,23 @@ class _MilvusBase(Backend):
                 row[ID_FIELD] = int(i)
                 row.update({f: vals[j] for f, vals in lists.items()})
                 rows.append(row)
-            self.client.insert(col.name, rows)
+            self._insert_rows(col, rows)
             return
         if vectors.ndim != 2 or vectors.shape[1] != col.dim:
             raise UserError(f"{self.name}: vectors have shape {vectors.shape}, the collection has dimension {col.dim}",
                             "check the dataset's dimension against the workload")
         rows = [self._row(i, v, payloads[j] if payloads else None) for j, (i, v) in enumerate(zip(ids, vectors, strict=True))]
-        self.client.insert(col.name, rows)
+        self._insert_rows(col, rows)
+
+    def _rows_per_request(self, col: CollectionSpec) -> int | None:
+        """The most rows one insert request carries (None: a whole batch)."""
+        return None
+
+    def _insert_rows(self, col: CollectionSpec, rows: list[dict[str, Any]]) -> None:
+        step = self._rows_per_request(col) or len(rows) or 1
+        for s in range(0, len(rows), step):
+            self.client.insert(col.name, rows[s:s + step])
+        self._rows_sent = max(getattr(self, "_rows_sent", 0), min(step, len(rows)))
 
     def wait_indexed(self, timeout_s: float) -> BuiltIndex:
         col = self._require_collection()
@@ -772,8 +812,33 @@ class MilvusBackend(_MilvusBase):
             raise self._unreachable()
         super().connect()
 
+    def _choose_consistency(self, collection: CollectionSpec) -> None:
+        self._level, self._level_from, self._level_warnings = choose_consistency(
+            self.options.consistency_level, collection.reads_own_writes)
+
+    def create(self, collection: CollectionSpec) -> None:
+        self._choose_consistency(collection)
+        super().create(collection)
+
+    def attach(self, collection: CollectionSpec) -> None:
+        self._choose_consistency(collection)
+        super().attach(collection)
+
     def _create_kwargs(self) -> dict[str, Any]:
-        return {"consistency_level": self.options.consistency_level, "num_shards": self.options.shards_num}
+        return {"consistency_level": self._level, "num_shards": self.options.shards_num}
+
+    def _rows_per_request(self, col: CollectionSpec) -> int | None:
+        width = 4 * sum(self._vector_fields(col).values())
+        return max(1, int(self.options.insert_request_mb * 1024 * 1024 // width))
+
+    def _load_recipe(self, col: CollectionSpec) -> dict[str, Any]:
+        """How this run loaded and built the collection, after Milvus's docs (see `LOAD_DOCS`)."""
+        return {"insert": "MilvusClient.insert of row batches", "rows_per_insert_request": getattr(self, "_rows_sent", 0)
+                or None, "insert_request_mb": self.options.insert_request_mb,
+                "index": "created with the collection; the server builds it on each sealed segment",
+                "flush": "once, after the load", "wait": "until describe_index reports no pending rows",
+                "load": "load_collection, then each loaded segment's index read back",
+                "consistency_level": self._level, "consistency_level_from": self._level_from, "docs": LOAD_DOCS}
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
         if params.ef_search is not None and params.ef_search < k and self.collection.index.kind == "hnsw" \
@@ -806,7 +871,8 @@ class MilvusBackend(_MilvusBase):
         indexed_rows = sum(n for n, has_index, _ in seg_rows if has_index)
         unindexed = [(n, st) for n, has_index, st in seg_rows if not has_index]
         params.update({"segments": len(seg_rows), "indexed_segments": len(seg_rows) - len(unindexed),
-                       "consistency_level": self.options.consistency_level, "shards": self.options.shards_num})
+                       "consistency_level": self._level, "shards": self.options.shards_num,
+                       "load_recipe": self._load_recipe(col)})
         if self._plan is not None:
             params["search_params"] = search_params(col.metric, None, self._plan, 10)["params"]
         subs = compare_params(col.index, kind, params, self._plan)
@@ -820,7 +886,8 @@ class MilvusBackend(_MilvusBase):
             subs.append(f"{len(unindexed)} loaded segment(s) holding {small} rows carry no index and are searched "
                         f"by brute force (Milvus indexes only sealed segments of at least {SERVER_MIN_INDEXED_ROWS} "
                         "rows by default)")
-        return BuiltIndex(kind=kind, params=params, indexed_count=indexed_rows, substitutions=subs)
+        return BuiltIndex(kind=kind, params=params, indexed_count=indexed_rows, substitutions=subs,
+                          warnings=list(self._level_warnings))
 
     def _wait_built_named(self, col: CollectionSpec, deadline: float) -> BuiltIndex:
         """Multi-vector (Milvus >= 2.4; not run against a server here, which is 2.3): every field's index has no
@@ -851,8 +918,19 @@ class MilvusBackend(_MilvusBase):
             subs.extend(f"vector '{f}': {s}" for s in compare_params(col.index, kind, params))
         kinds = sorted({p["kind"] for p in per.values()})
         return BuiltIndex(kind=kinds[0] if len(kinds) == 1 else "mixed",
-                          params={"vectors": per, "consistency_level": self.options.consistency_level},
-                          indexed_count=indexed_total, substitutions=subs)
+                          params={"vectors": per, "consistency_level": self._level,
+                                  "load_recipe": self._load_recipe(col)},
+                          indexed_count=indexed_total, substitutions=subs, warnings=list(self._level_warnings))
+
+    def _timers(self) -> dict[str, int]:
+        """The time tick a request waits for: every one under Strong, a read after its client's write under Session."""
+        level = getattr(self, "_level", None)
+        if level == "Strong":
+            return {f"{TIME_TICK}, which every request waits for under Strong consistency": TIME_TICK_US}
+        if level == "Session":
+            return {f"{TIME_TICK}, which a read after its own client's write waits for under Session consistency":
+                    TIME_TICK_US}
+        return {}
 
     def info(self) -> EngineInfo:
         server = None
@@ -863,7 +941,8 @@ class MilvusBackend(_MilvusBase):
                 server = None
         return EngineInfo(engine="milvus", client_version=package_version("pymilvus"), server_version=server,
                           server_address=self.address,
-                          extra={"uri": self.options.uri, "consistency_level": self.options.consistency_level,
+                          latency_timers=self._timers(),
+                          extra={"uri": self.options.uri, "consistency_level": getattr(self, "_level", None),
                                  "shards": self.options.shards_num,
                                  "payload_defaults": dict(self._fill_missing)})
 
@@ -911,8 +990,14 @@ class MilvusLiteBackend(_MilvusBase):
         self.client.load_collection(col.name)
         if time.monotonic() > deadline:
             raise self._timeout(time.monotonic() - start, f"building the index of '{col.name}'")
-        if col.vectors:
-            return self._lite_named(col)
+        built = self._lite_named(col) if col.vectors else self._lite_one(col)
+        built.params["load_recipe"] = {
+            "insert": "MilvusClient.insert of each batch", "index": "created with the collection",
+            "flush": "once, after the load", "load": "release + load_collection, which builds every flushed "
+            "segment's index in this process before returning", "docs": LOAD_DOCS[2:]}
+        return built
+
+    def _lite_one(self, col: CollectionSpec) -> BuiltIndex:
         kind, params, _ = self._index_readback(col)
         subs = [LITE_CAVEAT]
         state = lite_engine_state(self.uri, col.name)

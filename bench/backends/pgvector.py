@@ -48,6 +48,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, SecretStr
 
+from bench.backends import _pgvector_build as build
 from bench.backends.base import (
     Backend,
     BackendOptions,
@@ -78,10 +79,17 @@ class PgvectorOptions(BackendOptions):
     password: Secret = Field(SecretStr(""), description="password when the DSN has none (libpq also reads "
                              "PGPASSWORD and ~/.pgpass); \"env:NAME\" or \"file:PATH\" reads it from there")
     connect_timeout_s: int = Field(5, ge=1, le=600)
-    maintenance_work_mem: str = Field("512MB", pattern=r"^\d+\s*(kB|MB|GB)$",
-                                      description="memory for the index build (a graph larger than this builds slower)")
-    max_parallel_maintenance_workers: int | None = Field(None, ge=0, le=64,
-                                                         description="parallel build workers (None = server default)")
+    maintenance_work_mem: str | None = Field(
+        None, pattern=r"^\d+\s*(kB|MB|GB)$",
+        description="memory for the index build (None = sized to the HNSW graph from n, dim and M)")
+    maintenance_work_mem_max: str = Field(
+        "960MB", pattern=r"^\d+\s*(kB|MB|GB)$",
+        description="the most the sizing asks for (a parallel build holds it in /dev/shm: Docker's shm_size)")
+    max_parallel_maintenance_workers: int | None = Field(
+        None, ge=0, le=64, description="parallel build workers (None = this machine's cores - 1 for a server on "
+        "loopback, else the server's setting)")
+    vector_storage: Literal["auto", "plain", "main", "extended", "external"] = Field(
+        "auto", description="storage of the vector columns (auto = PLAIN when they fit a page, else MAIN)")
     iterative_scan: Literal["off", "strict_order", "relaxed_order"] = Field(
         "strict_order", description="pgvector 0.8 iterative index scans, so filtered searches still find k rows")
     copy_rows_per_statement: int = Field(10_000, ge=1, description="rows per COPY while loading")
@@ -204,6 +212,7 @@ class PgvectorBackend(Backend):
                             "CREATE EXTENSION vector") from None
         self._build_s: float | None = None
         self._notices: list[str] = []
+        self._debug: list[str] = []
         self.reconnects = 0
         self._session(self.conn)
 
@@ -213,9 +222,17 @@ class PgvectorBackend(Backend):
 
         register_vector(conn)
         self._ef: int | None = None  # a new session starts at the server's default hnsw.ef_search
-        conn.add_notice_handler(lambda d: self._notices.append(d.message_primary or ""))
+        conn.add_notice_handler(self._on_notice)
         if self.options.iterative_scan != "off":
             conn.execute(f"SET hnsw.iterative_scan = {self.options.iterative_scan}")
+
+    def _on_notice(self, d: Any) -> None:
+        """NOTICE and WARNING messages are kept as build notices; DEBUG ones (the build's, see `_build_hnsw`) apart."""
+        text = d.message_primary or ""
+        if str(d.severity_nonlocalized or "").startswith("DEBUG"):
+            self._debug.append(text)
+        else:
+            self._notices.append(text)
 
     def _live(self) -> Any:
         """The connection, replaced first when the last one broke (server restarted, connection dropped).
@@ -292,9 +309,23 @@ class PgvectorBackend(Backend):
         with self.conn.transaction():
             self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
             self.conn.execute(sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(cols)))
+            for stmt in self._storage_statements(collection):
+                self.conn.execute(stmt)
             for f in collection.payload_fields:
                 self.conn.execute(sql.SQL("CREATE INDEX ON {} ({})").format(table, sql.Identifier(_column(f))))
+        self._loaded = 0
+        self._copy_rows = 0
         self._prepare_statements()
+
+    def _storage_statements(self, collection: CollectionSpec) -> list[Any]:
+        """`ALTER TABLE ... ALTER COLUMN ... SET STORAGE` for each vector column (see `_pgvector_build`): inline
+        vectors are what lets PostgreSQL plan a parallel HNSW build, and spare the build a detoast per vector."""
+        sql = self._sql()
+        dims = list(collection.vectors.values()) or [collection.dim]
+        storage = build.vector_storage([int(d) for d in dims], self.options.vector_storage)
+        columns = [_vcolumn(v) for v in collection.vectors] or ["embedding"]
+        return [sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET STORAGE {}").format(
+            sql.Identifier(collection.name), sql.Identifier(c), sql.SQL(storage.upper())) for c in columns]
 
     def attach(self, collection: CollectionSpec) -> None:
         self._check(collection)
@@ -395,10 +426,12 @@ class PgvectorBackend(Backend):
         with self.conn.cursor() as cur:
             for s in range(0, len(ids), step):
                 with cur.copy(stmt) as copy:
-                    copy.set_types(types)
+                    copy.set_types(types)  # binary: pgvector-python's vector dumper, no text formatting
                     for j in range(s, min(s + step, len(ids))):
                         copy.write_row((int(ids[j]), *[a[j] for a in arrays],
                                         self._jsonb(payloads[j] if payloads else None)))
+        self._loaded = getattr(self, "_loaded", 0) + len(ids)
+        self._copy_rows = max(getattr(self, "_copy_rows", 0), min(step, len(ids)))
 
     def upsert(self, id: int, vector: np.ndarray, payload: Mapping[str, Any] | None = None) -> None:
         self._live().execute(self._q_upsert, (int(id), np.asarray(vector, dtype=np.float32), self._jsonb(payload)))
@@ -428,46 +461,103 @@ class PgvectorBackend(Backend):
 
     def wait_indexed(self, timeout_s: float) -> BuiltIndex:
         sql = self._sql()
-        idx = self.collection.index
-        host, port = self.address
-        if idx.kind == "hnsw":
-            self._notices.clear()
-            if self.collection.vectors:
-                stmts = [sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw ({} {}) "
-                                 "WITH (m = {}, ef_construction = {})").format(
-                    sql.Identifier(name), sql.Identifier(self.collection.name), sql.Identifier(column),
-                    sql.SQL(opclass), sql.Literal(idx.m), sql.Literal(idx.ef_construction))
-                    for name, column, opclass in self._hnsw_targets()]
-            else:
-                stmts = [sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw ({}) "
-                                 "WITH (m = {}, ef_construction = {})").format(
-                    sql.Identifier(self._index_name()), sql.Identifier(self.collection.name),
-                    self._index_column(), sql.Literal(idx.m), sql.Literal(idx.ef_construction))]
-            t0 = time.perf_counter()
-            try:
-                with self.conn.transaction():
-                    self.conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(
-                        sql.Literal(max(1, int(timeout_s * 1000)))))
-                    self.conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(
-                        sql.Literal(self.options.maintenance_work_mem)))
-                    if self.options.max_parallel_maintenance_workers is not None:
-                        self.conn.execute(sql.SQL("SET LOCAL max_parallel_maintenance_workers = {}").format(
-                            sql.Literal(self.options.max_parallel_maintenance_workers)))
-                    for stmt in stmts:
-                        self.conn.execute(stmt)
-            except self._psycopg.errors.QueryCanceled:
-                raise UserError(f"pgvector at {host}:{port} did not finish building the HNSW index within the "
-                                f"{timeout_s:g} s timeout", "raise run.index_timeout_s or use a smaller dataset") from None
-            except self._psycopg.errors.ProgramLimitExceeded as e:
-                raise UserError(f"pgvector cannot build an HNSW index here ({_first_line(e)})",
-                                "pgvector's HNSW indexes take at most 2,000 dimensions for `vector`, 4,000 for "
-                                "halfvec (index.quantization = 'fp16') and 64,000 for binary") from None
-            self._build_s = time.perf_counter() - t0
+        recipe: dict[str, Any] = {"load": "COPY ... FROM STDIN WITH (FORMAT BINARY), pgvector-python's binary "
+                                  "vector dumper, into the bare table; indexes built after the load",
+                                  "rows_per_copy": getattr(self, "_copy_rows", 0) or None}
+        if self.collection.index.kind == "hnsw":
+            recipe.update(self._build_hnsw(timeout_s))
         # Planner statistics now, not whenever autovacuum gets to it: without them every equality filter is
         # estimated at 0.5% of the rows and answered by the payload btree plus an exact sort, whatever its
         # selectivity, so filtered results would depend on whether autovacuum had run yet.
         self.conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.collection.name)))
-        return self._read_back()
+        built = self._read_back()
+        built.params["load_recipe"] = {**recipe, "analyze": True, **self._storage_read_back(), "docs": build.DOCS}
+        if any("no longer fits into maintenance_work_mem" in n for n in self._notices):
+            built.warnings.append(f"the HNSW graph did not fit maintenance_work_mem = "
+                                  f"{recipe.get('maintenance_work_mem')} and the build went on on disk, much slower "
+                                  "(raise backend.maintenance_work_mem_max, or set backend.maintenance_work_mem)")
+        return built
+
+    def _host(self) -> build.Host:
+        """The server's machine as far as it is known: this one when the server is on loopback or a socket."""
+        host = self.address[0]
+        workers = int(self.conn.execute("SHOW max_parallel_workers").fetchone()[0])
+        if not (host.startswith(("127.", "/")) or host in ("localhost", "::1")):
+            return build.Host(max_parallel_workers=workers)
+        import shutil
+
+        import psutil
+
+        shm = shutil.disk_usage("/dev/shm").free if os.path.isdir("/dev/shm") else None
+        return build.Host(cores=os.cpu_count(), available_bytes=int(psutil.virtual_memory().available),
+                          shm_free_bytes=shm, max_parallel_workers=workers)
+
+    def _build_hnsw(self, timeout_s: float) -> dict[str, Any]:
+        """CREATE INDEX for every HNSW the collection needs, each in a transaction with the build's settings;
+        returns the load recipe: the settings, where each came from, and the workers pgvector reports."""
+        sql, c = self._sql(), self.collection
+        idx = c.index
+        n = getattr(self, "_loaded", 0) or int(self.conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier(c.name))).fetchone()[0])
+        dim = max([int(d) for d in c.vectors.values()] or [c.dim])
+        plan = build.plan_build(n, dim, idx.m, idx.quantization, self._host(), mem=self.options.maintenance_work_mem,
+                                mem_max=self.options.maintenance_work_mem_max,
+                                workers=self.options.max_parallel_maintenance_workers)
+        if c.vectors:
+            targets = [(name, sql.SQL("{} {}").format(sql.Identifier(column), sql.SQL(opclass)))
+                       for name, column, opclass in self._hnsw_targets()]
+        else:
+            targets = [(self._index_name(), self._index_column())]
+        self._notices.clear()
+        self._build_mem = plan.maintenance_work_mem
+        per: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        for name, column in targets:
+            self._debug.clear()
+            self._create_index(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw ({}) WITH (m = {}, "
+                                       "ef_construction = {})").format(
+                sql.Identifier(name), sql.Identifier(c.name), column, sql.Literal(idx.m),
+                sql.Literal(idx.ef_construction)), plan, t0 + timeout_s, timeout_s)
+            per[name] = build.read_build_debug(self._debug)
+        self._build_s = time.perf_counter() - t0
+        out = {**plan.recipe, **(per[targets[0][0]] if len(per) == 1 else {"per_index": per})}
+        return out
+
+    def _create_index(self, stmt: Any, plan: build.BuildPlan, deadline: float, timeout_s: float) -> None:
+        """One CREATE INDEX in a transaction with the build's settings, cancelled by the server at `deadline`."""
+        sql = self._sql()
+        host, port = self.address
+        try:
+            with self.conn.transaction():
+                self.conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(
+                    sql.Literal(max(1, int((deadline - time.perf_counter()) * 1000)))))
+                for name, value in plan.settings():
+                    self.conn.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+                self.conn.execute(stmt)
+        except self._psycopg.errors.QueryCanceled:
+            raise UserError(f"pgvector at {host}:{port} did not finish building the HNSW index within the "
+                            f"{timeout_s:g} s timeout", "raise run.index_timeout_s or use a smaller dataset") from None
+        except self._psycopg.errors.ProgramLimitExceeded as e:
+            raise UserError(f"pgvector cannot build an HNSW index here ({_first_line(e)})",
+                            "pgvector's HNSW indexes take at most 2,000 dimensions for `vector`, 4,000 for "
+                            "halfvec (index.quantization = 'fp16') and 64,000 for binary") from None
+
+    def _storage_read_back(self) -> dict[str, Any]:
+        """The vector columns' storage as the catalog has it, and the heap and TOAST sizes it led to."""
+        c = self.collection
+        columns = [_vcolumn(v) for v in c.vectors] or ["embedding"]
+        rel = self._quoted(c.name)
+        rows = self.conn.execute("SELECT attname, attstorage FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                                 "AND attname = ANY(%s)", (rel, columns)).fetchall()
+        names = {"p": "plain", "m": "main", "x": "extended", "e": "external"}
+        storage = sorted({names.get(str(s), str(s)) for _, s in rows})
+        heap, toast = self.conn.execute(
+            "SELECT pg_relation_size(to_regclass(%s)), coalesce(pg_relation_size(reltoastrelid), 0) FROM pg_class "
+            "WHERE oid = to_regclass(%s)", (rel, rel)).fetchone()
+        return {"vector_storage": storage[0] if len(storage) == 1 else storage,
+                "vector_storage_from": "backend.vector_storage" if self.options.vector_storage != "auto" else
+                "auto: PLAIN when the row's vectors fit a page, else MAIN",
+                "heap_bytes": int(heap), "toast_bytes": int(toast)}
 
     def _read_back(self) -> BuiltIndex:
         if self.collection.vectors:
@@ -648,7 +738,7 @@ class PgvectorBackend(Backend):
             server_address=self.address,
             extra={"table_total_bytes": table_size, "index_build_s": self._build_s,
                    "ef_search_session": self._ef, "iterative_scan": self.options.iterative_scan,
-                   "maintenance_work_mem": self.options.maintenance_work_mem,
+                   "maintenance_work_mem": getattr(self, "_build_mem", self.options.maintenance_work_mem),
                    "dsn": redact_text(self.options.dsn)},
         )
 

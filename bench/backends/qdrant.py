@@ -95,6 +95,13 @@ class QdrantOptions(BackendOptions):
         10, ge=10, description="below this many kB of candidate vectors a query scans exactly (Qdrant's default: 10000)")
     shard_number: int = Field(1, ge=1)
     replication_factor: int = Field(1, ge=1)
+    index_during_upload: bool = Field(
+        False, description="build HNSW while loading (Qdrant's bulk-upload docs: indexing_threshold 0 while "
+        "uploading, the configured threshold after, is the fastest upload)")
+    upload_batch_size: int = Field(256, ge=1, le=10_000, description="points per upsert request while loading "
+                                   "(Qdrant's bulk-upload docs: 64-256)")
+    upload_parallel: int = Field(2, ge=1, le=16, description="concurrent upsert requests while loading (Qdrant's "
+                                 "bulk-upload docs: two to four threads)")
 
 
 class QdrantLocalOptions(BackendOptions):
@@ -104,8 +111,9 @@ class QdrantLocalOptions(BackendOptions):
 # -- request building and response parsing (pure, unit-tested) ------------------------------------------------
 
 def collection_request(collection: CollectionSpec, *, indexing_threshold_kb: int, full_scan_threshold_kb: int,
-                       shard_number: int = 1, replication_factor: int = 1) -> dict[str, Any]:
-    """Keyword arguments of `QdrantClient.create_collection` for `collection`."""
+                       shard_number: int = 1, replication_factor: int = 1, indexing_off: bool = False) -> dict[str, Any]:
+    """Keyword arguments of `QdrantClient.create_collection` for `collection`; `indexing_off`: created with
+    indexing_threshold 0 for the upload (`reindex_request` turns it on after)."""
     from qdrant_client import models
 
     index = collection.index
@@ -139,10 +147,24 @@ def collection_request(collection: CollectionSpec, *, indexing_threshold_kb: int
                                              full_scan_threshold=int(full_scan_threshold_kb)),
         # indexing_threshold = 0 disables HNSW building: that is how Qdrant keeps a collection flat.
         "optimizers_config": models.OptimizersConfigDiff(
-            indexing_threshold=0 if index.kind == "flat" else int(indexing_threshold_kb)),
+            indexing_threshold=0 if index.kind == "flat" or indexing_off else int(indexing_threshold_kb)),
         "shard_number": int(shard_number),
         "replication_factor": int(replication_factor),
     }
+
+
+def reindex_request(collection_name: str, indexing_threshold_kb: int) -> dict[str, Any]:
+    """Keyword arguments of `QdrantClient.update_collection` turning indexing back on after an upload made with
+    indexing_threshold 0 (Qdrant docs, Bulk Upload: "indexing must be re-enabled after upload")."""
+    from qdrant_client import models
+
+    return {"collection_name": collection_name,
+            "optimizers_config": models.OptimizersConfigDiff(indexing_threshold=int(indexing_threshold_kb))}
+
+
+def upload_chunks(points: list[Any], batch: int) -> list[list[Any]]:
+    """The upsert requests of one insert: `batch` points each (the last may be smaller)."""
+    return [points[s:s + batch] for s in range(0, len(points), max(1, batch))]
 
 
 def quantization_config(quant: str | None) -> Any:
@@ -507,9 +529,14 @@ class QdrantBackend(Backend):
         return {"indexing_threshold_kb": o.indexing_threshold_kb, "full_scan_threshold_kb": o.full_scan_threshold_kb,
                 "shard_number": o.shard_number, "replication_factor": o.replication_factor}
 
+    def _indexing_off(self, collection: CollectionSpec) -> bool:
+        """Whether the upload runs with indexing off (turned on in `wait_indexed`)."""
+        return collection.index.kind == "hnsw" and not self.options.index_during_upload
+
     def create(self, collection: CollectionSpec) -> None:
         self.connect()
-        req = collection_request(collection, **self._thresholds())
+        self._reindex = self._indexing_off(collection)
+        req = collection_request(collection, **self._thresholds(), indexing_off=self._reindex)
         payload_indexes = payload_index_requests(collection)
         if self.client.collection_exists(collection.name):
             self.client.delete_collection(collection.name)
@@ -537,13 +564,28 @@ class QdrantBackend(Backend):
                payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
         col = self._require_collection()
         if isinstance(vectors, Mapping):  # multi-vector records: {name: (n, dim)}
-            self.client.upsert(col.name, points=named_points(col, ids, vectors, payloads), wait=True)
+            self._upload(col, named_points(col, ids, vectors, payloads))
             return
         if vectors.ndim != 2 or vectors.shape[1] != col.dim:
             raise UserError(f"{self.name}: vectors have shape {vectors.shape}, the collection has dimension {col.dim}",
                             "check the dataset's dimension against the workload")
         points = [self._point(i, v, payloads[j] if payloads else None) for j, (i, v) in enumerate(zip(ids, vectors, strict=True))]
-        self.client.upsert(col.name, points=points, wait=True)
+        self._upload(col, points)
+
+    def _upload(self, col: CollectionSpec, points: list[Any]) -> None:
+        """Upsert `points` in requests of `upload_batch_size`, `upload_parallel` at a time (Qdrant docs, Bulk
+        Upload: batches of 64-256 points, two to four parallel streams; the client is thread-safe)."""
+        batch, parallel = self._upload_plan()
+        chunks = upload_chunks(points, batch)
+        if parallel == 1 or len(chunks) == 1:
+            for chunk in chunks:
+                self.client.upsert(col.name, points=chunk, wait=True)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(parallel) as pool:
+            for _ in pool.map(lambda c: self.client.upsert(col.name, points=c, wait=True), chunks):
+                pass
 
     def wait_indexed(self, timeout_s: float) -> BuiltIndex:
         from qdrant_client import models
@@ -551,6 +593,9 @@ class QdrantBackend(Backend):
         col = self._require_collection()
         start = time.monotonic()
         nudged = False
+        if getattr(self, "_reindex", False):  # the upload ran with indexing off: on again
+            self.client.update_collection(**reindex_request(col.name, self._thresholds()["indexing_threshold_kb"]))
+            self._reindex = False
         while True:
             info = self.client.get_collection(col.name)
             if self.local:
@@ -567,11 +612,28 @@ class QdrantBackend(Backend):
                                 f"({why})", "raise run.index_timeout_s, or check the server's load")
             time.sleep(0.2)
         built = built_index_from_info(info, col, local=self.local)
+        built.params["load_recipe"] = self._load_recipe(col)
         if col.hybrid is not None:
             built.params["hybrid"] = hb = hybrid_readback(info, col)
             if not self.local and (hb["text_index"] is None or hb["text_index"]["scoring"] in ("None", "False")):
                 built.substitutions.append(f"the text index on '{col.hybrid.text_field}' reports no BM25 scoring")
         return built
+
+    def _upload_plan(self) -> tuple[int, int]:
+        """(points per upsert request, concurrent requests) while loading."""
+        return self.options.upload_batch_size, self.options.upload_parallel
+
+    def _load_recipe(self, col: CollectionSpec) -> dict[str, Any]:
+        batch, parallel = self._upload_plan()
+        off = self._indexing_off(col)
+        return {"upsert": "upsert(wait=True) of PointStructs", "points_per_request": batch,
+                "parallel_requests": parallel,
+                "indexing_during_upload": "off (indexing_threshold 0), then indexing_threshold = "
+                f"{self._thresholds()['indexing_threshold_kb']} kB and wait until green with every vector indexed"
+                if off else "on",
+                "docs": ["Qdrant docs: Bulk Upload Vectors (batches of 64-256 points, 2-4 parallel threads, "
+                         "indexing_threshold 0 during upload, re-enabled after)", "Qdrant docs: Optimizer "
+                         "(indexing_threshold)"]}
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
         if params.text is not None:
@@ -642,6 +704,12 @@ class QdrantLocalBackend(QdrantBackend):
 
     def _thresholds(self) -> dict[str, int]:
         return {"indexing_threshold_kb": 1, "full_scan_threshold_kb": 10}
+
+    def _indexing_off(self, collection: CollectionSpec) -> bool:
+        return False  # local mode builds no graph at all
+
+    def _upload_plan(self) -> tuple[int, int]:
+        return 256, 1  # local mode is not thread-safe
 
     def _make_client(self) -> Any:
         from qdrant_client import QdrantClient

@@ -195,14 +195,24 @@ class QdrantEdgeBackend(Backend):
 
     def wait_indexed(self, timeout_s: float) -> BuiltIndex:
         start = time.monotonic()
+        indexed_before = int(self.shard.info().indexed_vectors_count)
         self.shard.optimize()  # blocks until no more optimisations are planned
         self.shard.flush()
         info = self.shard.info()
         if time.monotonic() - start > timeout_s:
             raise UserError(f"qdrant-edge took {time.monotonic() - start:.0f} s to build its index, past the "
                             f"{timeout_s:.0f} s timeout", "raise run.index_timeout_s")
-        if self.collection.vectors:
-            return self._built_named(info)
+        built = self._built_named(info) if self.collection.vectors else self._built_one(info)
+        built.params["load_recipe"] = {
+            "upsert": "one UpdateOperation.upsert_points per insert batch",
+            "indexing_during_upload": "off: EdgeShard builds no graph until optimize(), as Qdrant's bulk-upload "
+            "docs advise (indexing_threshold 0 while uploading)", "indexed_before_optimize": indexed_before,
+            "build": "optimize() after the load (blocks until no optimisation is planned), then flush()",
+            "max_indexing_threads": self.options.max_indexing_threads or "all cores",
+            "docs": ["Qdrant docs: Bulk Upload Vectors (index after the upload)", "qdrant-edge: EdgeShard.optimize()"]}
+        return built
+
+    def _built_one(self, info: Any) -> BuiltIndex:
         segments = self._built_segments()
         subs: list[str] = []
         req = self.collection.index

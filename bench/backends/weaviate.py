@@ -44,7 +44,7 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, SecretStr
@@ -88,6 +88,12 @@ class WeaviateOptions(BackendOptions):
                                "uncompressed vectors")
     training_limit: int = Field(10_000, ge=1, description="quantized int8/pq: objects a shard holds before Weaviate "
                                 "trains the quantizer and compresses it")
+    batch_mode: Literal["fixed_size", "dynamic", "stream"] = Field(
+        "fixed_size", description="how the load is batched (Weaviate docs, Batch import): fixed_size (batch_size, "
+        "concurrent_requests), dynamic (the client sizes batches), stream (server-side batching, Weaviate >= 1.36)")
+    batch_size: int = Field(200, ge=1, le=10_000, description="fixed_size: objects per batch request")
+    batch_concurrent_requests: int = Field(2, ge=1, le=32, description="fixed_size: batch requests in flight; "
+                                           "stream: the client's concurrency")
 
 
 # -- request building and response parsing (pure, unit-tested) ------------------------------------------------
@@ -224,6 +230,18 @@ def hybrid_request(vector: np.ndarray, k: int, params: SearchParams, text_field:
             "fusion_type": fusion, "query_properties": [text_field], "limit": int(k),
             "filters": query_filter(params.filter), "target_vector": VECTOR_NAME,
             "return_properties": [ID_PROPERTY], "include_vector": False}
+
+
+def batch_context(mode: str, batch_size: int = 200, concurrent_requests: int = 2) -> tuple[str, dict[str, Any]]:
+    """(method of `collection.batch`, its keyword arguments) of the load's batching context (Weaviate docs, Batch
+    import: `fixed_size(batch_size, concurrent_requests)`, `dynamic()`, server-side `stream(concurrency)`)."""
+    if mode == "fixed_size":
+        return "fixed_size", {"batch_size": int(batch_size), "concurrent_requests": int(concurrent_requests)}
+    if mode == "dynamic":
+        return "dynamic", {}
+    if mode == "stream":
+        return "stream", {"concurrency": int(concurrent_requests)}
+    raise ValueError(f"weaviate: unknown batch mode {mode!r}")
 
 
 def ef_update(ef: int, vector_name: str = VECTOR_NAME) -> dict[str, Any]:
@@ -505,6 +523,18 @@ class WeaviateBackend(Backend):
             first = next(iter(res.errors.values()))
             raise RuntimeError(f"weaviate rejected {len(res.errors)} of {len(objects)} objects: {first.message}")
 
+    def _load(self, objects: list[Any]) -> None:
+        """Load `objects` through the client's batching (`batch_context`), then fail on any object it reports
+        failed (Weaviate docs, Batch import: error handling through `batch.failed_objects`)."""
+        o = self.options
+        method, kwargs = batch_context(o.batch_mode, o.batch_size, o.batch_concurrent_requests)
+        with getattr(self.handle.batch, method)(**kwargs) as batch:
+            for obj in objects:
+                batch.add_object(properties=obj.properties, uuid=obj.uuid, vector=obj.vector)
+        failed = self.handle.batch.failed_objects
+        if failed:
+            raise RuntimeError(f"weaviate rejected {len(failed)} of {len(objects)} objects: {failed[0].message}")
+
     def insert(self, ids: np.ndarray, vectors: np.ndarray | Mapping[str, np.ndarray],
                payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
         col = self._require_collection()
@@ -512,14 +542,14 @@ class WeaviateBackend(Backend):
             if set(vectors) != set(col.vectors):
                 raise UserError(f"weaviate: the batch has vectors {sorted(vectors)} but the collection has "
                                 f"{sorted(col.vectors)}", "insert every named vector of the collection")
-            self._insert([data_object(i, {name: v[j] for name, v in vectors.items()}, payloads[j] if payloads else None)
-                          for j, i in enumerate(ids)])
+            self._load([data_object(i, {name: v[j] for name, v in vectors.items()}, payloads[j] if payloads else None)
+                        for j, i in enumerate(ids)])
             return
         if vectors.ndim != 2 or vectors.shape[1] != col.dim:
             raise UserError(f"weaviate: vectors have shape {vectors.shape}, the collection has dimension {col.dim}",
                             "check the dataset's dimension against the workload")
-        self._insert([data_object(i, v, payloads[j] if payloads else None)
-                      for j, (i, v) in enumerate(zip(ids, vectors, strict=True))])
+        self._load([data_object(i, v, payloads[j] if payloads else None)
+                    for j, (i, v) in enumerate(zip(ids, vectors, strict=True))])
 
     def wait_indexed(self, timeout_s: float) -> BuiltIndex:
         col = self._require_collection()
@@ -544,6 +574,13 @@ class WeaviateBackend(Backend):
         compressed = shards_compressed(nodes, name) if col.index.quantization else None
         config = self.handle.config.get()
         built = built_index_from_config(config, col, total, queued, compressed)
+        o = self.options
+        method, kwargs = batch_context(o.batch_mode, o.batch_size, o.batch_concurrent_requests)
+        built.params["load_recipe"] = {
+            "batch": f"collection.batch.{method}({', '.join(f'{k}={v}' for k, v in kwargs.items())})",
+            "wait": "until every shard is READY with an empty vector queue",
+            "docs": ["Weaviate docs: Batch import (fixed_size batch_size/concurrent_requests, dynamic, server-side "
+                     "batching from 1.36; failed_objects)"]}
         if col.hybrid is not None:
             built.params["hybrid"] = hybrid_readback(config, col, built.substitutions)
         return built

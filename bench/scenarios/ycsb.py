@@ -4,12 +4,13 @@ every operation kind. Searches under writes are scored against the collection as
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from bench.backends.base import BackendOptions
+from bench.backends.base import BackendOptions, CollectionSpec
 from bench.errors import UserError
 from bench.metrics.recall import recall_under_updates
 from bench.scenarios import register
@@ -35,9 +36,17 @@ class YcsbScenario(KindScenario):
     def searching(self) -> bool:
         return (self.mix.search_proportion + self.mix.filtered_search_proportion) > 0
 
+    def writes(self) -> float:
+        y = self.mix
+        return y.update_proportion + y.insert_proportion + y.read_modify_write_proportion
+
+    def collection(self, c: CollectionSpec) -> CollectionSpec:
+        # a worker reads and searches after its own writes (read-modify-write, visibility probes)
+        return dataclasses.replace(c, reads_own_writes=self.writes() > 0)
+
     def check(self, backend, options: BackendOptions, flags: RunFlags) -> list[str]:
         y, name = self.mix, self.spec.name
-        writes = y.update_proportion + y.insert_proportion + y.read_modify_write_proportion
+        writes = self.writes()
         for feature, share, what in (("upsert", writes, "update records"),
                                      ("get", y.read_proportion + y.read_modify_write_proportion,
                                       "fetch records by id")):
