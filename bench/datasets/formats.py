@@ -473,10 +473,14 @@ class _ParquetVectors:
     def ids(self) -> np.ndarray | None:
         """The 'id' column of all files, or None when there is none."""
         out = []
-        for h in self.handles:
+        for path, h in zip(self.files, self.handles, strict=True):
             if "id" not in h.schema_arrow.names:
                 return None
-            out.append(h.read(columns=["id"]).column(0).to_numpy().astype(np.int64))
+            try:
+                out.append(h.read(columns=["id"]).column(0).to_numpy().astype(np.int64))
+            except (pa.ArrowException, OSError, ValueError) as e:
+                raise UserError(f"The parquet file {path} cannot be read ({str(e).splitlines()[0]})",
+                                "it may be truncated or damaged; download it again") from None
         return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
 
