@@ -472,6 +472,8 @@ class _ParquetVectors:
 
     def ids(self) -> np.ndarray | None:
         """The 'id' column of all files, or None when there is none."""
+        import pyarrow as pa
+
         out = []
         for path, h in zip(self.files, self.handles, strict=True):
             if "id" not in h.schema_arrow.names:
