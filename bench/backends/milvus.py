@@ -668,9 +668,10 @@ class _MilvusBase(Backend):
         if params.text is not None:
             return self._hybrid(vector, k, params)
         field = params.vector_name or VECTOR_FIELD
+        # no output_fields: every hit carries its primary key, and asking for fields adds a retrieve step
         res = self.client.search(col.name, data=[vector.tolist()], limit=k, anns_field=field,
                                  search_params=search_params(col.metric_of(field), params.ef_search, self._plan, k),
-                                 filter=filter_expr(params.filter), output_fields=[ID_FIELD])
+                                 filter=filter_expr(params.filter))
         return hit_ids(res)
 
     def _hybrid(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
