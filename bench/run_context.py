@@ -35,7 +35,7 @@ from bench.analysis.aggregate import summarize
 from bench.backends import registry
 from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo
 from bench.errors import UserError
-from bench.load.pool import WorkerFailed
+from bench.load.pool import PhaseStalled, WorkerFailed
 from bench.reporter import Reporter
 from bench.results import env
 from bench.results.schema import summary_schema, table, trials_schema
@@ -171,6 +171,8 @@ class RunContext:
         self.built: BuiltIndex | None = None
         self.info: EngineInfo | None = None
         self.backend: Backend | None = None
+        self.collection: CollectionSpec | None = None
+        self.stalled = False  # a phase stalled: the engine stopped answering, so cleanup is given a time limit
         self._closers: list[Callable[[], None]] = []
         self._signals = signals_as_interrupts()
 
@@ -326,6 +328,7 @@ class RunContext:
             self.status = "interrupted"
             self.rep.warn(f"interrupted ({e or 'Ctrl-C'}): writing the trials that finished")
         elif isinstance(e, Stop | WorkerFailed):
+            self.stalled = isinstance(e, PhaseStalled)
             self.status = "stopped" if isinstance(e, Stop) else "failed"
             msg = str(e) if isinstance(e, Stop) else f"a worker failed: {e}"
             self.warnings.append(msg)
@@ -346,15 +349,36 @@ class RunContext:
             self.write_run_json(ended_utc=datetime.now(UTC).isoformat(), warnings=self.warnings,
                                 rows={"trials": len(self.trial_rows), "summary": len(self.summary_rows)},
                                 index_built=self.built.as_dict() if self.built else None, **self.extra_json)
+        limit = (self.spec.run.op_timeout_s + self.spec.run.phase_margin_s) if self.stalled else None
         for close in self._closers:
-            try:
-                close()
-            except Exception:  # noqa: BLE001 - cleanup must not hide the result
-                pass
+            if not _bounded(close, limit):
+                self.rep.warn(f"cleanup ({getattr(close, '__qualname__', close)}) did not return within {limit:g} s "
+                              "after the engine stopped answering; anything this run created on the server (collection "
+                              f"'{self.collection.name if self.collection else '?'}') may be left there: drop it "
+                              "by hand once the server answers")
+                break
 
     def outcome(self) -> RunOutcome:
         return RunOutcome(self.run_id, self.run_dir, self.trial_rows, self.summary_rows, self.built, self.warnings,
                           self.status)
+
+
+def _bounded(fn: Callable[[], None], limit_s: float | None) -> bool:
+    """Call `fn`, ignoring its errors (cleanup must not hide the result); with a limit, in a daemon thread given
+    that long (an engine that stopped answering must not hang the end of the run). False when it overran."""
+    def call() -> None:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001
+            pass
+
+    if limit_s is None:
+        call()
+        return True
+    t = threading.Thread(target=call, name="bench-cleanup", daemon=True)
+    t.start()
+    t.join(limit_s)
+    return not t.is_alive()
 
 
 def _index_keys(spec: WorkloadSpec, built: BuiltIndex) -> dict[str, Any]:

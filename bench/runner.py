@@ -135,7 +135,7 @@ class _Runner:
             results, self.kind.op_groups(labels),
             self.kind.score(v, kept, ctx.plan.reference(v, k, ctx.cache_dir), self.state), base, cpu_s,
             self.pool.kind, resources, self.spec.run.error_threshold, c.rate is not None,
-            _scheduled_s(self.spec.run, c), host_figures))
+            _scheduled_s(self.spec.run, c), host_figures, self.spec.run.duration_s, self.spec.run.phase_margin_s))
         write_interval_logs(ctx.run_dir / "intervals", stem, results)
         ctx.add_rows(rows)
         self.report(rows, c, trial)
@@ -167,12 +167,14 @@ class _Runner:
 
 
 def _pool(ctx: RunContext) -> Any:
-    W, ds = ctx.spec.run.concurrency, ctx.ds
+    r, ds = ctx.spec.run, ctx.ds
+    W, stall_s = r.concurrency, r.op_timeout_s + r.phase_margin_s
     if ctx.cls.capabilities.in_process:
-        return ThreadPool(ctx.backend, WorkerData(ds.queries, ds.base, ds.holdout), W)
+        ctx.backend.set_op_timeout(r.op_timeout_s)
+        return ThreadPool(ctx.backend, WorkerData(ds.queries, ds.base, ds.holdout), W, stall_s=stall_s)
     setup = ProcessSetup(ctx.req.backend, ctx.options.model_dump(), ctx.workdir, ctx.collection, ctx.spec.dataset,
-                         str(ctx.cache_dir))
-    return ProcessPool(setup, W)
+                         str(ctx.cache_dir), r.op_timeout_s)
+    return ProcessPool(setup, W, stall_s=stall_s)
 
 
 def _scheduled_s(r: Any, c: Config) -> float | None:
