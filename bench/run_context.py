@@ -37,12 +37,14 @@ from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo
 from bench.errors import UserError
 from bench.load.pool import PhaseStalled, WorkerFailed
 from bench.reporter import Reporter
-from bench.results import env
+from bench.results import env, space
 from bench.results.schema import summary_schema, table, trials_schema
 from bench.results.writer import make_run_dir, new_run_id, write_json, write_parquet
 from bench.scenarios import Prep, RunFlags, Variant
 from bench.scenarios.plan import Plan
 from bench.spec import WorkloadSpec, load_backend_options, load_workload
+
+RATE_SWEEP = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.2)  # --rate-sweep: fractions of the closed-loop QPS offered
 
 
 class Stop(Exception):
@@ -215,11 +217,20 @@ class RunContext:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.prefix = req.suite_prefix or f"{req.backend}.{spec.name}."
         else:
+            self._check_space(req.results_dir)
             self.run_dir = make_run_dir(req.results_dir, self.run_id)
             self.prefix = ""
         self.started = datetime.now(UTC)
         self.write_run_json()
+        try:
+            self.reserve = space.Reserve(self.path(".reserve"))
+        except OSError as e:
+            raise UserError(f"Cannot write {self.path('.reserve')} ({e.strerror or e})",
+                            "free some space or choose another --results-dir") from None
         self.workdir = tempfile.mkdtemp(prefix=f"bench-{req.backend}-")
+        if self.cls.capabilities.in_process:
+            space.check_free(Path(self.workdir), space.engine_bytes(self.ds.n, self.ds.dim), "the engine's data",
+                             "free some space in the temporary folder or point TMPDIR at a larger disk")
         self._closers.append(lambda: shutil.rmtree(self.workdir, ignore_errors=True))
 
     def _engine(self) -> None:
@@ -342,7 +353,16 @@ class RunContext:
             self._signals.__exit__(None, None, None)
         return handled
 
+    def _check_space(self, results_dir: Path) -> None:
+        spec, kind = self.spec, self.plan.kind
+        configs = len(kind.ef_values()) * len(self.variants) * (1 + (len(RATE_SWEEP) if self.req.rate_sweep else 0))
+        kept = max(len(self.ds.queries), spec.run.min_operations)
+        space.check_free(results_dir, space.results_bytes(spec.run.trials, configs, kept, spec.search.k),
+                         "its results", "free some space or choose another --results-dir")
+
     def _finish(self) -> None:
+        if getattr(self, "reserve", None) is not None:
+            self.reserve.release()  # the room it held is for the writes below, on a disk that may be full
         if self.trial_rows:
             self._write_results(self.status)
         if hasattr(self, "run_dir"):

@@ -27,10 +27,8 @@ from bench.metrics.resources import pid_listening_on, sampler_for
 from bench.results import keys
 from bench.results import trial as trial_rows
 from bench.results.intervals import write_interval_logs
-from bench.run_context import RunContext, RunOutcome, RunRequest, Stop, check
+from bench.run_context import RATE_SWEEP, RunContext, RunOutcome, RunRequest, Stop, check
 from bench.scenarios import Variant
-
-RATE_SWEEP = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.2)
 
 __all__ = ["RunOutcome", "RunRequest", "check", "find_knee", "print_summary", "run"]
 
