@@ -409,11 +409,14 @@ def _internal_error(e: BaseException) -> int:
 
 
 def main() -> None:
+    from bench.errors import terminate_on_signals
+
+    terminate_on_signals()  # first: a SIGTERM or SIGHUP at any point ends the command as Ctrl-C would
     _mount_subapps()
     try:
         rc = app(standalone_mode=False)  # without standalone mode, a `typer.Exit(n)` comes back as n
         if isinstance(rc, int) and rc:
-            from bench.run_context import Terminated
+            from bench.errors import Terminated
 
             if rc == 130 and Terminated.received:  # an interrupt that was SIGTERM or SIGHUP: 143 or 129
                 print("interrupted; finished trials were written", file=sys.stderr)
@@ -423,14 +426,14 @@ def main() -> None:
         print(f"error: {e.sentence()}", file=sys.stderr)
         sys.exit(e.exit_code)
     except KeyboardInterrupt as e:
-        from bench.run_context import Terminated
+        from bench.errors import Terminated
 
         print("interrupted; finished trials were written", file=sys.stderr)
         sys.exit(128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPTED)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort as e:  # click turns KeyboardInterrupt (and so SIGTERM/SIGHUP's Terminated) into Abort
-        from bench.run_context import Terminated
+        from bench.errors import Terminated
 
         cause = e.__cause__ or e.__context__
         print("interrupted; finished trials were written", file=sys.stderr)

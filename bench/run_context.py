@@ -34,7 +34,7 @@ from bench import datasets
 from bench.analysis.aggregate import summarize
 from bench.backends import registry
 from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo
-from bench.errors import UserError
+from bench.errors import UserError, raise_terminated
 from bench.load.pool import PhaseStalled, WorkerFailed
 from bench.reporter import Reporter
 from bench.results import env, space
@@ -51,17 +51,6 @@ class Stop(Exception):
     """Ends a run early on purpose (status `stopped`), e.g. run.on_trial_failure = "stop"."""
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, handled like Ctrl-C; the command exits with 128 + the signal number."""
-
-    received: int | None = None  # the last one this process got (click reports any interrupt as exit 130)
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-        Terminated.received = signum
-
-
 @contextlib.contextmanager
 def signals_as_interrupts() -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise `Terminated` in the main thread (as SIGINT raises
@@ -70,10 +59,7 @@ def signals_as_interrupts() -> Iterator[None]:
         yield
         return
 
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated(signum)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    old = {s: signal.signal(s, raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
@@ -242,6 +228,7 @@ class RunContext:
             name=collection_name(spec.name, f"{self.run_id}/{self.prefix}"), dim=ds.dim, metric=ds.metric,
             index=spec.index.to_spec(), ef_search=self.plan.kind.ef_values()[0]))
         rss0 = _rss_before_build(ds) if self.cls.capabilities.in_process else None
+        self.write_run_json()  # names the collection before it exists: a killed run's leftover can be found
         backend.create(self.collection)
         self._closers.insert(0, backend.drop)  # created: this run drops it, and only it
         self.load_s = self._load()
@@ -327,7 +314,7 @@ class RunContext:
             "run_id": self.run_id, "backend": req.backend, "workload": spec.dump(),
             "backend_options": public_options(self.options), "command": _command(req),
             "started_utc": self.started.isoformat(), "dataset": self.ds.describe(),
-            "scenarios": self.plan.describe(),
+            "scenarios": self.plan.describe(), "collection": self.collection.name if self.collection else None,
             "status": self.status, **final})
 
     # -- the end --------------------------------------------------------------------------------------------

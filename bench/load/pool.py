@@ -13,6 +13,7 @@ server forever.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -131,7 +132,22 @@ class ProcessSetup:
     op_timeout_s: float | None = None  # every engine call of a timed phase gives up after this (Backend.set_op_timeout)
 
 
-def _process_main(setup: ProcessSetup, w: int, n: int, barrier: Any, conn: Any, beats: Any) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel SIGKILLs this worker when the harness dies (even by SIGKILL, which it cannot handle), so
+    no worker goes on querying the engine for a run that is gone. Elsewhere a worker ends at its next receive."""
+    import ctypes
+    import os
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the harness died before the call above took effect
+        os._exit(1)
+
+
+def _process_main(setup: ProcessSetup, w: int, n: int, barrier: Any, conn: Any, beats: Any, parent: int) -> None:
     import signal
 
     from bench import datasets
@@ -140,6 +156,7 @@ def _process_main(setup: ProcessSetup, w: int, n: int, barrier: Any, conn: Any, 
     # Ctrl-C reaches the whole process group: the parent handles it (writes what finished, closes the pool);
     # a worker that took it too would die mid-phase with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
 
     try:
         cls = registry.get(setup.backend_name)
@@ -191,7 +208,7 @@ class ProcessPool:
         self.procs = []
         for w in range(n):
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=_process_main, args=(setup, w, n, self.barrier, child, self.heart.slots),
+            p = ctx.Process(target=_process_main, args=(setup, w, n, self.barrier, child, self.heart.slots, os.getpid()),
                             daemon=True, name=f"bench-worker-{w}")
             p.start()
             self.conns.append(parent)
