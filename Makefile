@@ -26,7 +26,7 @@ test: $(STAMP)
 # Execute notebooks/analysis.ipynb in place on the results under $(RESULTS) (default: results/).
 RESULTS ?= results
 notebook: $(STAMP)
-	BENCH_RESULTS=$(RESULTS) $(PY) scripts/run_notebook.py notebooks/analysis.ipynb
+	BENCH_RESULTS=$(RESULTS) MPLBACKEND=module://matplotlib_inline.backend_inline $(PY) scripts/run_notebook.py notebooks/analysis.ipynb
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bench tests benchmarks scripts
