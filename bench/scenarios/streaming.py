@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pyarrow as pa
@@ -39,7 +39,7 @@ KEPT_UP = 0.95  # a rate is sustained when this share of it was achieved
 
 
 class StreamingOptions(Strict):
-    rates: list[float] = Field(min_length=1, description="ingest rates to sweep, vectors per second")
+    rates: list[Annotated[float, Field(gt=0)]] = Field(min_length=1, description="ingest rates to sweep, vectors per second")
     initial_fraction: float = Field(0.1, gt=0, lt=1, description="share of the dataset loaded before streaming")
     stages: int = Field(10, ge=1, le=100, description="stages of ingest progress reported (10: every 10%)")
     insert_batch: int = Field(10, ge=1, le=100_000, description="vectors per insert call while streaming")
@@ -194,9 +194,14 @@ class _Stream:
         extra = {"ingest_rate": self.rate, "trial": self.trial, "ingest_achieved": achieved,
                  "idle_p99_us": self.idle_p99, "p99_factor": self.o.p99_factor}
         scored = {"search": {"recall": float(per.mean())}} if len(per) else {}
-        out = rows(ctx, results, [("search", ["search"]), ("insert", ["insert"])], scored,
-                   {**extra, "ingest_stage": None}, pool_kind=pool_kind, cpu_s=cpu, scheduled_s=span)
+        # searches and inserts each over their own workers' window (searchers stop at the scheduled end of the
+        # stream; writers go on until every batch is acknowledged when the engine falls behind)
+        out = rows(ctx, searchers, [("search", ["search"])], scored, {**extra, "ingest_stage": None},
+                   pool_kind=pool_kind, scheduled_s=span if ctx.spec.run.target_rate else None)
+        out += rows(ctx, writers, [("insert", ["insert"])], {}, {**extra, "ingest_stage": None},
+                    pool_kind=pool_kind, scheduled_s=span)
         ends = stage_ends(ack_times, self.n - self.n0, self.o.stages)
+        searched_until = max(res.ended_wall for res in searchers) * 1e9
         for s, (a, b) in enumerate(zip([t0 * 1e9, *ends[:-1]], ends, strict=True)):
             stage = round(100 * (s + 1) / self.o.stages)
             if not math.isfinite(b):
@@ -205,9 +210,15 @@ class _Stream:
                 break
             in_stage = (kept.search_started >= a) & (kept.search_started < b)
             sc = {"search": {"recall": float(per[in_stage].mean())}} if in_stage.any() else {}
+            groups = [("insert", ["insert"])]
+            if b <= searched_until:
+                groups.insert(0, ("search", ["search"]))
+            elif a < searched_until:
+                ctx.warnings.append(f"ingest at {self.rate:,.0f}/s (trial {self.trial}): the engine fell behind, "
+                                    f"so the searches (run for the scheduled {span:.1f} s) ended in the stage ending "
+                                    f"at {stage}%; later stages have insert rows only")
             sliced = [_slice(res, a / 1e9, b / 1e9) for res in results]
-            out += rows(ctx, sliced, [("search", ["search"]), ("insert", ["insert"])], sc,
-                        {**extra, "ingest_stage": stage}, pool_kind=pool_kind)
+            out += rows(ctx, sliced, groups, sc, {**extra, "ingest_stage": stage}, pool_kind=pool_kind)
         for row in out:  # the phase mixes paced inserts and searches: its ingest rate is ingest_achieved
             row["achieved_rate"] = None
         ctx.add_rows(out)
