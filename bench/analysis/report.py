@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analysis import plots, sidebyside
+from bench.analysis import cases, plots, sidebyside
 from bench.analysis.compare import DATA_KEYS, capability_frame, dataset_title, figures_frame, render
 from bench.analysis.compare import Comparison as _Comparison
 from bench.analysis.load import summary_frame, trials_frame
@@ -45,6 +45,10 @@ CAPTIONS = {
     "ycsb-ops": "Throughput and latency per YCSB operation kind (trimmed medians; QPS bars show the spread of "
                 "the kept trials).",
     "concurrency": "Throughput and P99 latency against the number of workers, closed loop.",
+    "streaming": "Search latency and recall per stage of ingest progress, one line per backend and ingest rate "
+                 "(trimmed medians of the trials' stage rows; P99 only where a stage has the samples for it, P50 "
+                 "dotted); the dashed line is the idle P99 (no ingest). Recall is against the exact top-k of the "
+                 "vectors acknowledged when each sampled search started.",
 }
 
 
@@ -77,6 +81,7 @@ def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
         ("latency", "Latency percentiles", plots.latency_distribution, trials),
         ("ycsb-ops", "Per operation kind", plots.ycsb_operations, summary),
         ("concurrency", "QPS vs concurrency", plots.qps_vs_concurrency, summary),
+        ("streaming", "Search P99 and recall against ingest progress", cases.streaming_progress, summary),
     ]
     seen: dict[str, int] = {}
     summary = summary.assign(table=sidebyside.place(summary)[0])  # imported rows beside the bench run they match
@@ -93,6 +98,11 @@ def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
         for slug, name, draw, frame in drawers:
             if slug == "recall-qps" and kind == {"ycsb"}:
                 res.skipped.append(f"{workload}: recall vs QPS is for ANN workloads; this one is YCSB")
+                continue
+            if slug == "streaming" and "streaming" not in kind:
+                continue  # only streaming runs have stages of ingest progress
+            if slug in ("recall-qps", "concurrency") and kind & {"streaming", "capacity", "searchable"}:
+                res.skipped.append(f"{workload}: {name} is for search sweeps; this is a {'/'.join(sorted(kind))} run")
                 continue
             if slug == "ycsb-ops" and "ycsb" not in kind:
                 res.skipped.append(f"{workload}: per-operation pictures are for YCSB workloads; this one only searches")

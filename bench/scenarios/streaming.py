@@ -20,7 +20,6 @@ import math
 from typing import Annotated, Any
 
 import numpy as np
-import pyarrow as pa
 from pydantic import Field
 
 from bench.analysis.scoring import Kept
@@ -28,7 +27,6 @@ from bench.errors import UserError
 from bench.load.task import IngestPlan, PhaseTask, WorkerResult
 from bench.metrics import hdr
 from bench.metrics.recall import _score_matrix, per_search_recall
-from bench.results.keys import Key
 from bench.scenarios import register
 from bench.scenarios._cases import fresh_collection, pool_for, rows
 from bench.scenarios.base import KindScenario, RunFlags
@@ -53,12 +51,6 @@ class StreamingScenario(KindScenario):
     kind = "streaming"
     mode = "ingest"
     Options = StreamingOptions
-    keys = (
-        Key("ingest_rate", pa.float64(), "ingest", "load", "streaming: vectors inserted per second, offered "
-            "(0 = the idle baseline)", show=lambda v: f"ingest={float(v):,.0f}/s"),
-        Key("ingest_stage", pa.int64(), "stage", "variant", "streaming: the stage of ingest progress, in percent "
-            "of the streamed rows acknowledged at its end; null = the whole stream", show=lambda v: f"at {v}%"),
-    )
 
     @classmethod
     def validate_spec(cls, options: Any, spec: Any) -> None:
