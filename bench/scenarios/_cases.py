@@ -157,9 +157,11 @@ def footprint(ctx: Any, backend: Backend) -> Footprint:
 
 
 def _data_dir(pid: int) -> Path | None:
-    """The data folder a local server's command line names (`--path DIR`: chroma run; `--data DIR`: milvus)."""
+    """The data folder a local server's command line names (`--path DIR`: chroma run; `--data DIR`: milvus-server,
+    the parent of the process that listens)."""
     with contextlib.suppress(psutil.Error):
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        me = psutil.Process(pid)
+        procs = [me, *me.parents()[:2], *me.children(recursive=True)]
         for p in procs:
             args = p.cmdline()
             for flag in ("--path", "--data"):
