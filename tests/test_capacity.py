@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from backend_options import BACKEND_OPTIONS
 
+from bench.analysis.compare import compare, render
 from bench.errors import UserError
 from bench.run_context import RunRequest, check
 
@@ -35,6 +36,8 @@ def test_capacity_on_qdrant_edge_stops_at_the_memory_cap_and_the_vector_limit(be
     row = _row(tmp_path, p)
     assert row["ended_by"] == "vector limit" and row["vectors_held"] == 1500 and row["count"] == 10
     assert row["disk_per_million_bytes"] > 32 * 4 * 1e6  # at least the raw float32 vectors
+    text = render(compare([tmp_path / json.loads(p.stdout)["results"]]), "markdown")
+    assert "| vectors held |" in text and "| vector limit |" in text and "disk MiB/M vec" in text
 
 
 @pytest.mark.server

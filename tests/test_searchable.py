@@ -9,6 +9,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from bench.analysis.compare import compare, render
 from bench.errors import UserError
 from bench.faults.servers import PrivateServer
 from bench.run_context import RunRequest, check
@@ -35,7 +36,10 @@ def _check(rows: dict[str, dict]) -> None:
 
 
 def test_searchable_and_reopen_on_qdrant_edge(bench_cli, tmp_path):
-    _check(_rows(tmp_path, bench_cli("run", "--backend", "qdrant-edge", *TINY)))
+    p = bench_cli("run", "--backend", "qdrant-edge", *TINY)
+    _check(_rows(tmp_path, p))
+    text = render(compare([tmp_path / json.loads(p.stdout)["results"]]), "markdown")
+    assert "| search-cold |" in text and "first query us" in text and "all found after s" in text
 
 
 @pytest.mark.server

@@ -12,13 +12,15 @@ import pyarrow.parquet as pq
 import pytest
 from backend_options import BACKEND_OPTIONS
 
+from bench.analysis.compare import compare, render
+from bench.analysis.report import build
 from bench.analysis.scoring import Kept
 from bench.errors import UserError
 from bench.run_context import RunRequest, check
 from bench.scenarios.streaming import NEVER, knee_of, recall_growing, stage_ends
 
 TINY = ["--workload", "streaming", "--set", "dataset.source=\"synthetic\"", "--set", "dataset.dim=32",
-        "--set", "dataset.n=600", "--set", "dataset.queries=40", "--set", "index.ef_construction=32",
+        "--set", "dataset.n=400", "--set", "dataset.queries=40", "--set", "index.ef_construction=32",
         "--set", "streaming.idle_s=0.3", "--set", "streaming.stages=5", "--set", "run.warmup_s=0",
         "--set", "run.recall_sample_every=1", "--quiet", "--json"]
 
@@ -37,12 +39,12 @@ def _check_streaming(tmp_path: Path, p, rates: list[float]) -> list[dict]:
         mine = [r for r in trials if r["ingest_rate"] == rate]
         whole = {r["op"]: r for r in mine if r["ingest_stage"] is None}
         assert set(whole) == {"search", "insert"}
-        assert whole["insert"]["count"] == 54  # 540 streamed rows in batches of 10, every one acknowledged
+        assert whole["insert"]["count"] == 36  # 360 streamed rows in batches of 10, every one acknowledged
         assert whole["insert"]["hdr"] and whole["insert"]["p50_us"] > 0  # the insert latency histogram
         assert 0 < whole["search"]["ingest_achieved"] <= rate * 1.1
         stages = sorted(r["ingest_stage"] for r in mine if r["op"] == "insert" and r["ingest_stage"] is not None)
         assert stages == [20, 40, 60, 80, 100]
-        assert sum(r["count"] for r in mine if r["op"] == "insert" and r["ingest_stage"]) <= 54
+        assert sum(r["count"] for r in mine if r["op"] == "insert" and r["ingest_stage"]) <= 36
         recalls = [r["recall"] for r in mine if r["op"] == "search" and r["recall"] is not None]
         assert recalls and all(0 <= x <= 1 for x in recalls)
     run = json.loads((tmp_path / out["results"] / "run.json").read_text())
@@ -56,6 +58,11 @@ def test_streaming_on_qdrant_edge(bench_cli, tmp_path):
     summary = _rows(tmp_path, json.loads(p.stdout), "summary.parquet")
     assert {r["ingest_stage"] for r in summary if r["ingest_rate"] == 1000} == {None, 20, 40, 60, 80, 100}
     assert len(trials) == len(summary)  # one trial per configuration
+    run_dir = tmp_path / json.loads(p.stdout)["results"]
+    text = render(compare([run_dir]), "markdown")  # compare: a line per stage, the knee under the table
+    assert "ingest=1,000/s at 20%" in text and "ingest/s" in text and "knee, qdrant-edge" in text
+    rep = build([run_dir], tmp_path / "report")  # report: the chart against ingest progress
+    assert any(p.name.startswith("streaming-") for p in rep.pictures)
 
 
 @pytest.mark.server
