@@ -4,6 +4,7 @@ held, RSS and disk at the end and per million vectors, and what ended it; the se
 from __future__ import annotations
 
 import json
+import os
 
 import pyarrow.parquet as pq
 import pytest
@@ -44,6 +45,8 @@ def test_capacity_on_qdrant_edge_stops_at_the_memory_cap_and_the_vector_limit(be
 def test_capacity_on_pgvector_until_the_time_limit(bench_cli, tmp_path):
     opts = BACKEND_OPTIONS["pgvector"]()
     if isinstance(opts, str):
+        if "pgvector" in os.environ.get("BENCH_REQUIRE_SERVERS", "").split(","):
+            pytest.fail(f"pgvector must run (BENCH_REQUIRE_SERVERS) but cannot: {opts}")
         pytest.skip(opts)
     p = bench_cli("run", "--backend", "pgvector", *TINY, "--set", "capacity.time_limit_s=1.5")
     row = _row(tmp_path, p)

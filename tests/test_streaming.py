@@ -5,6 +5,7 @@ the sentences it refuses with."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,8 @@ def test_streaming_on_qdrant_edge(bench_cli, tmp_path):
 def test_streaming_on_pgvector(bench_cli, tmp_path):
     opts = BACKEND_OPTIONS["pgvector"]()
     if isinstance(opts, str):
+        if "pgvector" in os.environ.get("BENCH_REQUIRE_SERVERS", "").split(","):
+            pytest.fail(f"pgvector must run (BENCH_REQUIRE_SERVERS) but cannot: {opts}")
         pytest.skip(opts)
     p = bench_cli("run", "--backend", "pgvector", *TINY, "--set", "streaming.rates=[1000.0]")
     _check_streaming(tmp_path, p, [1000.0])
