@@ -28,13 +28,15 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def pool_for(ctx: Any, backend: Backend, collection: CollectionSpec, workdir: str, n: int) -> Any:
     """n workers over `collection`: threads sharing `backend` (in-process engines), else processes each with its
-    own client."""
-    ds = ctx.ds
+    own client; every engine call has run.op_timeout_s, and a silent worker ends the phase (as the runner's)."""
+    ds, r = ctx.ds, ctx.spec.run
+    stall_s = r.op_timeout_s + r.phase_margin_s
     if ctx.cls.capabilities.in_process:
-        return ThreadPool(backend, WorkerData(ds.queries, ds.base, ds.holdout), n)
+        backend.set_op_timeout(r.op_timeout_s)
+        return ThreadPool(backend, WorkerData(ds.queries, ds.base, ds.holdout), n, stall_s=stall_s)
     setup = ProcessSetup(ctx.req.backend, ctx.options.model_dump(), workdir, collection, ctx.spec.dataset,
-                         str(ctx.cache_dir))
-    return ProcessPool(setup, n)
+                         str(ctx.cache_dir), r.op_timeout_s)
+    return ProcessPool(setup, n, stall_s=stall_s)
 
 
 @dataclasses.dataclass

@@ -74,6 +74,7 @@ class CapacityScenario(KindScenario):
                                 "(a server not on loopback, or whose process is not visible)",
                                 f"remove capacity.max_{'rss' if what == 'memory' else 'disk'}_bytes or run the "
                                 "server on this machine")
+        ctx.backend.set_op_timeout(ctx.spec.run.op_timeout_s)
         src = _Source(ctx.backend, ctx.ds, o)
         watch = _Watch(fp, ctx.backend, o, ctx.ds.n, src)
         task = PhaseTask(mode="search", trial=0, seed=ctx.spec.dataset.seed, k=ctx.spec.search.k, ef_search=None,

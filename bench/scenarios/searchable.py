@@ -99,6 +99,7 @@ class SearchableScenario(KindScenario):
 
     def measure(self, ctx: Any) -> bool:
         o = self.opts
+        ctx.backend.set_op_timeout(ctx.spec.run.op_timeout_s)
         n0 = ctx.ds.n - o.new_vectors
         ranges = [(a, min(a + o.batch, ctx.ds.n)) for a in range(n0, ctx.ds.n, o.batch)]
         res = drive(InsertSource(ctx.backend, ctx.ds.base, ranges), self._task(len(ranges)))
@@ -210,6 +211,7 @@ def _reconnect(ctx: Any, o: SearchableOptions, proc: subprocess.Popen, log: Path
             try:
                 backend.connect()
                 backend.attach(ctx.collection)
+                backend.set_op_timeout(ctx.spec.run.op_timeout_s)
             except Exception:  # noqa: BLE001 - not ready yet
                 time.sleep(0.1)
                 continue
