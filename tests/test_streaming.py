@@ -54,8 +54,8 @@ def _check_streaming(tmp_path: Path, p, rates: list[float]) -> list[dict]:
 
 
 def test_streaming_on_qdrant_edge(bench_cli, tmp_path):
-    p = bench_cli("run", "--backend", "qdrant-edge", *TINY, "--set", "streaming.rates=[1000.0, 3000.0]")
-    trials = _check_streaming(tmp_path, p, [1000.0, 3000.0])
+    p = bench_cli("run", "--backend", "qdrant-edge", *TINY, "--set", "streaming.rates=[1000.0]")
+    trials = _check_streaming(tmp_path, p, [1000.0])
     summary = _rows(tmp_path, json.loads(p.stdout), "summary.parquet")
     assert {r["ingest_stage"] for r in summary if r["ingest_rate"] == 1000} == {None, 20, 40, 60, 80, 100}
     assert len(trials) == len(summary)  # one trial per configuration
