@@ -119,3 +119,5 @@ def test_stage_ends_and_the_knee():
     assert knee_of(summary, 2.0)["ingest_rate"] == 100.0
     assert knee_of(summary, 3.0)["ingest_rate"] == 300.0
     assert knee_of(summary[1:], 2.0) is None  # no idle baseline, no knee
+    nan = [{**r, "ingest_stage": float("nan")} for r in summary]  # nulls as a pandas frame has them
+    assert knee_of(nan, 2.0)["ingest_rate"] == 100.0

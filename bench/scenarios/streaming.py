@@ -92,18 +92,23 @@ class StreamingScenario(KindScenario):
 
 
 def knee_of(summary_rows: list[dict], factor: float) -> dict | None:
-    """The highest sustained ingest rate whose whole-stream search P99 is within `factor` x the idle P99."""
-    whole = [s for s in summary_rows if s.get("op") == "search" and s.get("ingest_stage") is None
-             and s.get("ingest_rate") is not None and s.get("p99_us") is not None]
-    idle = [s["p99_us"] for s in whole if s["ingest_rate"] == 0]
+    """The highest sustained ingest rate whose whole-stream search P99 is within `factor` x the idle P99 (rows as
+    dicts; a null may be None or NaN, as a pandas frame has it)."""
+    def val(r: dict, k: str) -> float | None:
+        v = r.get(k)
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+    whole = [s for s in summary_rows if s.get("op") == "search" and val(s, "ingest_stage") is None
+             and val(s, "ingest_rate") is not None and val(s, "p99_us") is not None]
+    idle = [float(s["p99_us"]) for s in whole if val(s, "ingest_rate") == 0]
     if not idle:
         return None
     best = None
-    for s in sorted(whole, key=lambda s: s["ingest_rate"]):
-        rate = s["ingest_rate"]
-        kept_up = (s.get("ingest_achieved") or 0) >= KEPT_UP * rate
-        if rate > 0 and kept_up and s["p99_us"] <= factor * idle[0]:
-            best = {"ingest_rate": rate, "p99_us": s["p99_us"], "idle_p99_us": idle[0], "p99_factor": factor}
+    for s in sorted(whole, key=lambda s: float(s["ingest_rate"])):
+        rate, p99 = float(s["ingest_rate"]), float(s["p99_us"])
+        kept_up = (val(s, "ingest_achieved") or 0) >= KEPT_UP * rate
+        if rate > 0 and kept_up and p99 <= factor * idle[0]:
+            best = {"ingest_rate": rate, "p99_us": p99, "idle_p99_us": idle[0], "p99_factor": factor}
     return best
 
 
