@@ -138,7 +138,11 @@ class _Idle:
         finally:
             pool.close()
         idle = [s for s in ctx.summary_rows if s.get("ingest_rate") == 0 and s.get("op") == "search"]
-        return idle[0].get("p99_us") if idle else None
+        p99 = idle[0].get("p99_us") if idle else None
+        if p99 is None:
+            ctx.warnings.append(f"the idle P99 is withheld ({idle[0]['count'] if idle else 0} searches, fewer than a "
+                                "P99 needs), so no knee can be found: raise streaming.idle_s or run.trials")
+        return p99
 
 
 def _search_task(ctx: Any, trial: int, duration: float, **more: Any) -> PhaseTask:
