@@ -97,7 +97,7 @@ WORKLOAD_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 
 class WorkloadSpec(Strict):
     name: str
-    kind: Literal["ann", "ycsb"]
+    kind: str  # a registered kind scenario: "ann", "ycsb", "streaming", ...
     description: str = ""
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     index: IndexModel = Field(default_factory=IndexModel)
@@ -106,6 +106,8 @@ class WorkloadSpec(Strict):
     run: RunModel = Field(default_factory=RunModel)
     # the feature tables ([filter], [hybrid], ...), each validated by its scenario's own model, in fold order
     features: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    # the kind's own table ([streaming], [capacity], ...), validated by the kind scenario's model; None: it has none
+    kind_options: Any = Field(None, exclude=True)
 
     def feature(self, table: str) -> Any:
         """The validated options of a feature table, or None when the workload has none."""
@@ -113,8 +115,19 @@ class WorkloadSpec(Strict):
 
     def dump(self) -> dict[str, Any]:
         """The workload as a TOML-shaped dict (run.json): the core tables and every feature table."""
-        return {**self.model_dump(mode="json"),
+        own = {self.kind: self.kind_options.model_dump(mode="json")} if self.kind_options is not None else {}
+        return {**self.model_dump(mode="json"), **own,
                 **{t: m.model_dump(mode="json") for t, m in self.features.items()}}
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        from bench import scenarios
+
+        known = scenarios.kinds()
+        if kind not in known:
+            raise ValueError(f"kind must be one of {', '.join(sorted(known))}, got {kind!r}")
+        return kind
 
     @field_validator("name")
     @classmethod
@@ -236,8 +249,9 @@ def load_workload(name_or_path: str, overrides: list[str] | None = None) -> Work
     from bench import scenarios
 
     feature_classes = scenarios.tables()
+    own_tables = {k for k, c in scenarios.kinds().items() if c.Options is not None}
     data = apply_overrides(data, [o for o in (overrides or []) if not o.startswith("backend.")],
-                           CORE_TABLES | set(feature_classes))
+                           CORE_TABLES | set(feature_classes) | own_tables)
     check_int_range(data, f"Workload {path}")
     return parse_workload(data, f"Workload {path}")
 
@@ -250,14 +264,18 @@ def parse_workload(data: dict[str, Any], where: str) -> WorkloadSpec:
     feature_classes = scenarios.tables()
     data = dict(data)
     raw = {t: data.pop(t) for t in list(data) if t in feature_classes}
+    kind_cls = scenarios.kinds().get(str(data.get("kind")))
+    own = data.pop(data["kind"], {}) if kind_cls is not None and kind_cls.Options is not None else None
     try:
         spec = WorkloadSpec.model_validate(data)
+        if own is not None:
+            spec.kind_options = _validate_table(kind_cls, spec.kind, own, where)
         for table, value in raw.items():
             spec.features[table] = _validate_table(feature_classes[table], table, value, where)
         spec.features = dict(sorted(spec.features.items(), key=lambda kv: feature_classes[kv[0]].order))
         for table, options in spec.features.items():
             feature_classes[table].validate_spec(options, spec)
-        scenarios.kinds()[spec.kind].validate_spec(None, spec)
+        scenarios.kinds()[spec.kind].validate_spec(spec.kind_options, spec)
     except ValidationError as e:
         raise UserError(format_validation_error(e, where), "fix the value in the file or with --set") from None
     except ValueError as e:

@@ -21,7 +21,14 @@ import numpy as np
 
 from bench.metrics import hdr
 from bench.results import keys
-from bench.results.schema import FIGURES, HYBRID_FIGURES, IMPORT_FIELDS, PROVENANCE_FIELDS
+from bench.results.schema import (
+    CASE_FIGURES,
+    CASE_TEXT,
+    FIGURES,
+    HYBRID_FIGURES,
+    IMPORT_FIELDS,
+    PROVENANCE_FIELDS,
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ def trimmed(values: Iterable[float | None]) -> Trimmed:
     return Trimmed(float(np.median(kept)), kept[0], kept[-1], len(kept))
 
 
-SPREAD_FIGURES = FIGURES + HYBRID_FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]
+SPREAD_FIGURES = FIGURES + HYBRID_FIGURES + CASE_FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]
 MERGED_FIGURES = ["mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us"]  # from the merged histogram
 OUTLIER_FIGURES = ["qps", "p99_us", "recall"]
 OUTLIER_FLOOR = 0.10  # relative: below this a trimmed extreme is never flagged
@@ -86,6 +93,8 @@ def summarize(trial_rows: Sequence[dict]) -> list[dict]:
         s["count"] = int(sum(r.get("count") or 0 for r in rows))
         s["errors"] = int(sum(r.get("errors") or 0 for r in rows))
         _figures(s, ok)
+        for f in CASE_TEXT:
+            s[f] = "; ".join(sorted({str(r[f]) for r in ok if r.get(f) is not None})) or None
         s["client_limited"] = any(bool(r.get("client_limited")) for r in ok)
         merged = hdr.merge(r.get("hdr") for r in ok)
         s["hdr"] = hdr.encode(merged) if merged.get_total_count() else None

@@ -14,7 +14,7 @@ from typing import Literal
 
 import pandas as pd
 
-from bench.analysis import sidebyside
+from bench.analysis import cases, sidebyside
 from bench.analysis.load import summary_frame
 from bench.errors import UserError
 from bench.results import keys
@@ -91,6 +91,10 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
     for c in ("n_kept", "n_ok", "n_trials", "outliers", "busy_trials", "suspect_trials", "run_status"):
         if c not in df:
             df[c] = None
+    for c, *_ in cases.CASE_COLUMNS:  # streaming, capacity, searchable: shown only where present
+        if c not in df:
+            df[c] = None
+        cols.append(c)
     for c, _, _ in TOOL_COLUMNS:  # imported rows: the other tool's own figures
         if c not in df:
             df[c] = float("nan")
@@ -195,9 +199,10 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     with_config = any(config_label(r) for r in figures.to_dict("records"))
     with_sides = any(_num(v, ".4f") != "-" for c in HYBRID_COLUMNS if c in figures for v in figures[c])
     with_tool = bool(defs) or bool(sidebyside.imported(figures).any())
+    case_cols = cases.columns_present(figures)
     heads = (["workload", "backend"] + (["tool"] if with_tool else []) + ["run", "op", "index", "quant", "ef"]
              + (["config"] if with_config else []) + ["k", "conc", "rate"] + [h for _, h, _, _ in FIGURE_COLUMNS]
-             + (["vs dense", "vs bm25"] if with_sides else [])
+             + (["vs dense", "vs bm25"] if with_sides else []) + [h for _, h, _, _ in case_cols]
              + ([h for _, h, _ in TOOL_COLUMNS] + ["measured as"] if with_tool else []))
     heads += ["trials", "built"]
     rows = []
@@ -220,6 +225,7 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             cells.append(med)
         if with_sides:
             cells += [_num(r.get(c), ".4f") for c in HYBRID_COLUMNS]
+        cells += cases.cells(r, case_cols)
         if with_tool:
             cells += [_num(r.get(c), spec) for c, _, spec in TOOL_COLUMNS]
             d = r.get("figure_definition")
@@ -243,7 +249,7 @@ def _notes(g: pd.DataFrame) -> list[str]:
     """The numbered notes under one table: indexes built other than asked, how imported figures were measured."""
     out = [f"{i}. built other than asked: {t}" for i, t in enumerate(substitution_notes(g), 1)]
     out += [f"definition {i}: {t}" for i, t in enumerate(definition_notes(g), 1)]
-    return out
+    return out + cases.knee_notes(g)
 
 
 def table_groups(figures: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:

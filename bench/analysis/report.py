@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analysis import charts, htmlpage, plots, sidebyside
+from bench.analysis import cases, charts, htmlpage, plots, sidebyside
 from bench.analysis.compare import (
     DATA_KEYS,
     _notes,
@@ -52,7 +52,12 @@ CAPTIONS = {
     "ycsb-ops": "Throughput and latency per YCSB operation kind (trimmed medians; QPS bars show the spread of "
                 "the kept trials).",
     "concurrency": "Throughput and P99 latency against the number of workers, closed loop.",
+    "streaming": "Search latency and recall per stage of ingest progress, one line per backend and ingest rate "
+                 "(trimmed medians of the trials' stage rows; P99 only where a stage has the samples for it, P50 "
+                 "dotted); the dashed line is the idle P99 (no ingest). Recall is against the exact top-k of the "
+                 "vectors acknowledged when each sampled search started.",
 }
+CASE_KINDS = {"streaming", "capacity", "searchable"}  # no ef_search sweep: no recall-QPS or concurrency picture
 
 
 def _save(pic: plots.Picture, path: Path) -> None:
@@ -112,6 +117,7 @@ def _draw_pngs(res: ReportResult, s_group: pd.DataFrame, t_group: pd.DataFrame, 
         ("latency", "Latency percentiles", plots.latency_distribution, True),
         ("ycsb-ops", "Per operation kind", plots.ycsb_operations, False),
         ("concurrency", "QPS vs concurrency", plots.qps_vs_concurrency, False),
+        ("streaming", "Search P99 and recall against ingest progress", cases.streaming_progress, False),
     ]
     out = []
     for slug, name, draw, uses_trials in drawers:
@@ -120,6 +126,10 @@ def _draw_pngs(res: ReportResult, s_group: pd.DataFrame, t_group: pd.DataFrame, 
             continue
         if slug == "ycsb-ops" and "ycsb" not in kind:
             continue  # an ANN workload has one operation: nothing to say about it
+        if slug == "streaming" and "streaming" not in kind:
+            continue  # only a streaming run has stages of ingest progress
+        if slug in ("recall-qps", "concurrency") and kind & CASE_KINDS:
+            continue  # no ef_search sweep, no concurrency sweep
         pic = draw(t_group if uses_trials else s_group, workload, title)
         if pic.figure is None:
             res.skipped.append(pic.skipped or f"{title}: {name} not drawn")
@@ -142,17 +152,22 @@ def _section(anchor: str, title: str, s_group: pd.DataFrame, t_group: pd.DataFra
     kind = set(s_group["workload_kind"].dropna())
     parts = [f"<h2 id='{html.escape(anchor)}'>{html.escape(title)} ({html.escape(', '.join(sorted(kind)) or '?')})</h2>"]
     drawn: list[tuple[str, object]] = []
-    if kind != {"ycsb"}:
+    if kind != {"ycsb"} and not kind & CASE_KINDS:
         drawn.append(("recall-qps", charts.recall_qps(s_group, title)))
     latency, left_out = charts.latency_panels(t_group, title)
     drawn.append(("latency", latency))
     if "ycsb" in kind:
         drawn.append(("ycsb-ops", charts.ycsb_bars(s_group, title)))
-    drawn.append(("concurrency", charts.concurrency_lines(s_group, title)))
+    if not kind & CASE_KINDS:
+        drawn.append(("concurrency", charts.concurrency_lines(s_group, title)))
     for slug, fig in drawn:
         if isinstance(fig, str):  # the PNG drawers, on the same conditions, have said why
             continue
         parts.append(_chart(fig) + f"<p class='note'>{html.escape(CAPTIONS[slug])}</p>")
+    for name, png in pngs:  # streaming: search P99 and recall against ingest progress (matplotlib)
+        if png.name.startswith("streaming-"):
+            parts.append(f"<img src='{html.escape(png.name)}' alt='{html.escape(name)}' style='max-width:100%'>"
+                         f"<p class='note'>{html.escape(CAPTIONS['streaming'])}</p>")
     if left_out:
         parts.append(f"<p class='note'>Left out of the crowded percentile panels (at most {charts.MAX_PER_PANEL} "
                      f"series each; every one is in the table): {html.escape(', '.join(left_out))}.</p>")

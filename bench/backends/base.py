@@ -61,6 +61,7 @@ class Capabilities:
     replication: bool = False
     sharding: bool = False
     server: bool = False  # needs a server (a URL / URI in its options)
+    reopen: bool = False  # in-process: `reopen()` closes the engine and opens the collection again from its files
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -193,7 +194,7 @@ class Backend(ABC):
 
         Features: "filters" (the typed filter tree of `bench.backends.query`), "range_filters" (its `Range`
         nodes; by default every adapter with filters translates them), "hybrid", "multi_vector",
-        "quantization", "get", "upsert", "delete".
+        "quantization", "get", "upsert", "delete", "reopen".
         """
         caps = cls.capabilities
         if feature == "hybrid":
@@ -284,6 +285,11 @@ class Backend(ABC):
     @abstractmethod
     def drop(self) -> None:
         """Remove the collection."""
+
+    def reopen(self) -> None:
+        """In-process engines (`capabilities.reopen`): close the engine and open the same collection again from
+        its files, as a restarted process would (the next search is a cold one)."""
+        raise NotImplementedError(f"{self.name} cannot be reopened")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the client."""

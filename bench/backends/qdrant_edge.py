@@ -88,7 +88,8 @@ class QdrantEdgeOptions(BackendOptions):
 class QdrantEdgeBackend(Backend):
     name = "qdrant-edge"
     capabilities = Capabilities(in_process=True, get=True, upsert=True, delete=True, filters=True, hybrid=True,
-                                quantization=("int8", "fp16", "pq", "binary"), multi_vector=True)
+                                quantization=("int8", "fp16", "pq", "binary"), multi_vector=True,
+                                reopen=True)
     Options = QdrantEdgeOptions
 
     @classmethod
@@ -379,6 +380,12 @@ class QdrantEdgeBackend(Backend):
             shard.close()
             self.shard = None
         shutil.rmtree(self.path, ignore_errors=True)
+
+    def reopen(self) -> None:
+        """Close the shard and load it again from its files (EdgeShard.load), as a restarted process would."""
+        self.shard.close()
+        self.shard = self.q.EdgeShard.load(str(self.path))
+        self._params = {}
 
     def close(self) -> None:
         shard = getattr(self, "shard", None)

@@ -285,3 +285,36 @@ def _visibility_lag(search, vec, key, params, acked_ns: int, timeout_s: float = 
             return (now - acked_ns) // 1000
         if now > deadline:
             return -1
+
+
+class InsertSource:
+    """Inserts of row ranges of `base` (ids = row numbers), one batch per operation, prepared before the clock;
+    every acknowledged batch is kept as (ack wall ns, first id, count) in `res.extra["acks"]`."""
+
+    labels = ("insert",)
+
+    def __init__(self, backend: Backend, base: np.ndarray, ranges: list[tuple[int, int]]):
+        self.insert, self.base, self.ranges = backend.insert, base, ranges
+        self.i = 0
+        self.cur = (0, 0)
+        self.log = array("q")
+
+    def next(self) -> Op:
+        lo, hi = self.ranges[self.i % len(self.ranges)]
+        self.i += 1
+        self.cur = (lo, hi)
+        ids = np.arange(lo, hi, dtype=np.int64)
+        return 0, self.insert, (ids, np.ascontiguousarray(self.base[lo:hi], dtype=np.float32)), self._acked
+
+    def _acked(self, out: Any, t0: int, t1: int) -> int:
+        lo, hi = self.cur
+        self.log.extend((t1, lo, hi - lo))
+        return t1
+
+    def failed(self, kind: int, t0: int, t1: int) -> None:
+        pass
+
+    def finish(self, res: WorkerResult, start_ns: int, wall0_ns: int) -> None:
+        acks = np.frombuffer(self.log, dtype=np.int64).reshape(-1, 3).copy()
+        acks[:, 0] += wall0_ns - start_ns
+        res.extra["acks"] = acks

@@ -11,8 +11,25 @@ from bench.ops.spec import YcsbSpec
 
 
 @dataclass(frozen=True)
+class IngestPlan:
+    """mode "ingest": the first `writers` workers insert base rows [lo, hi) (ids = row numbers) in batches of
+    `batch`, dealt round-robin, open loop at `rate` vectors per second in all; the other workers search."""
+
+    lo: int
+    hi: int
+    batch: int
+    writers: int
+    rate: float
+
+    def batches(self, writer: int) -> list[tuple[int, int]]:
+        """The (lo, hi) row ranges writer `writer` inserts, in order."""
+        starts = range(self.lo, self.hi, self.batch)
+        return [(a, min(a + self.batch, self.hi)) for j, a in enumerate(starts) if j % self.writers == writer]
+
+
+@dataclass(frozen=True)
 class PhaseTask:
-    mode: Literal["search", "ycsb"]
+    mode: Literal["search", "ycsb", "ingest"]
     trial: int  # -1 for warm-up
     seed: int
     k: int
@@ -37,6 +54,7 @@ class PhaseTask:
     # ycsb: keep (ack ns, key, holdout row) of every write, which scoring searches under writes needs; off, the
     # worker keeps nothing per write
     track_writes: bool = False
+    inserts: IngestPlan | None = None  # mode "ingest": what the writers insert
 
 
 @dataclass

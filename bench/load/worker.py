@@ -11,14 +11,14 @@ import contextlib
 import gc
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from bench.backends.base import Backend
 from bench.load.driver import MAX_ERROR_SAMPLES, SPIN_NS, drive, schedule_offsets_ns
-from bench.load.sources import SearchSource, YcsbSource
+from bench.load.sources import InsertSource, SearchSource, YcsbSource
 from bench.load.task import PhaseTask, WorkerResult
 
 __all__ = ["MAX_ERROR_SAMPLES", "SPIN_NS", "WorkerData", "format_exception", "run_phase", "schedule_offsets_ns",
@@ -56,7 +56,13 @@ def run_phase(backend: Backend, data: WorkerData, task: PhaseTask, worker: int, 
     is called past it and then once per interval of the timed loop (the pool's watchdog, bench.load.pool)."""
     rng = np.random.default_rng([task.seed, task.trial + 1, worker])
     queries = task.queries if task.queries is not None else data.queries
-    if task.mode == "search":
+    if task.mode == "ingest" and task.inserts is not None and worker < task.inserts.writers:
+        plan = task.inserts  # a writer: its batches, open loop at its share of the rate, until all are acked
+        ranges = plan.batches(worker)
+        paced = replace(task, operations=len(ranges), duration_s=None,
+                        target_rate=plan.rate / plan.writers / plan.batch, recall_sample_every=0)
+        return drive(InsertSource(backend, data.base, ranges), paced, worker=worker, wait=wait)
+    if task.mode in ("search", "ingest"):
         source: SearchSource | YcsbSource = SearchSource(backend, queries, task, rng)
     else:
         source = YcsbSource(backend, task, queries, data.base, data.holdout, worker, workers, rng)

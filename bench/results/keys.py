@@ -100,6 +100,10 @@ _BUILTIN: list[Key] = [
     Key("vector_name", pa.string(), "vector", "variant", "multi-vector records: the named vector searched"),
     Key("fusion", pa.string(), "fusion", "variant", "hybrid: rrf | weighted", show=lambda v: str(v)),
     Key("alpha", pa.float64(), "a", "variant", "hybrid weighted: the dense side's weight"),
+    Key("ingest_rate", pa.float64(), "ingest", "variant", "streaming: vectors inserted per second, offered (0 = the "
+        "idle baseline)", show=lambda v: f"ingest={float(v):,.0f}/s"),
+    Key("ingest_stage", pa.int64(), "stage", "variant", "streaming: stage of ingest progress, the percent of the "
+        "streamed rows acknowledged at its end; null = the whole stream", show=lambda v: f"at {int(v)}%"),
     Key("k", pa.int64(), "k", "load", "neighbours asked per search", in_label=False),
     Key("concurrency", pa.int64(), "c", "load", "workers issuing operations"),
     Key("target_rate", pa.float64(), "rate", "load", "open loop: offered ops/s (all workers); null = closed loop",

@@ -16,6 +16,12 @@ from bench.results import keys
 # hybrid: overlap@k of the engine's fused results with the exact dense-only and the exact BM25-only top-k
 HYBRID_FIGURES = ["recall_dense", "recall_bm25"]
 
+# the production cases (bench/scenarios/streaming.py, capacity.py, searchable.py): numeric figures of their rows
+CASE_FIGURES = ["ingest_achieved", "idle_p99_us", "p99_factor",
+                "vectors_held", "rss_bytes", "disk_bytes", "rss_per_million_bytes", "disk_per_million_bytes",
+                "searchable_after_s", "searchable_found", "first_query_us", "restart_s"]
+CASE_TEXT = ["ended_by", "memory_from", "disk_from"]
+
 FIGURES = ["qps", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "recall"]
 
 TRIAL_FIELDS = [
@@ -30,6 +36,8 @@ TRIAL_FIELDS = [
     # recall@k of each query index (NaN: not searched in the trial); `bench regress` pairs it across runs
     pa.field("recall_per_query", pa.list_(pa.float32())),
     *[pa.field(f, pa.float64()) for f in HYBRID_FIGURES],
+    *[pa.field(f, pa.float64()) for f in CASE_FIGURES],
+    *[pa.field(f, pa.string()) for f in CASE_TEXT],
     pa.field("service_p50_us", pa.float64()),
     pa.field("service_p99_us", pa.float64()),
     pa.field("service_p999_us", pa.float64()),
@@ -110,11 +118,12 @@ SUMMARY_FIELDS = [
     pa.field("count", pa.int64()),
     pa.field("errors", pa.int64()),
 ]
-for _f in FIGURES + HYBRID_FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]:
+for _f in FIGURES + HYBRID_FIGURES + CASE_FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]:
     SUMMARY_FIELDS += [pa.field(_f, pa.float64()), pa.field(f"{_f}_lo", pa.float64()), pa.field(f"{_f}_hi", pa.float64())]
 SUMMARY_FIELDS += [pa.field("client_limited", pa.bool_()), pa.field("hdr", pa.string()),
                    pa.field("percentiles_withheld", pa.string()), pa.field("outliers", pa.string()),
                    pa.field("busy_trials", pa.int64()), pa.field("suspect_trials", pa.int64())]
+SUMMARY_FIELDS += [pa.field(f, pa.string()) for f in CASE_TEXT]  # the distinct values of the ok trials
 SUMMARY_FIELDS += IMPORT_FIELDS
 
 
@@ -140,6 +149,21 @@ FIELD_DOCS: dict[str, str] = {
     "outliers": "trials whose figure lies beyond the trials' own noise (3 robust sd and 10%): kept in sight",
     "busy_trials": "ok trials during which other processes used enough CPU to disturb the measurement",
     "searchable_s": "seconds from the first insert until the index was searchable (load_s + build_s)",
+    "ingest_achieved": "streaming: vectors per second acknowledged (the offered rate, if the engine kept up)",
+    "idle_p99_us": "streaming: the search P99 with no ingest (the knee's baseline), microseconds",
+    "p99_factor": "streaming: the knee is the highest sustained ingest rate with search P99 within this x idle",
+    "vectors_held": "capacity: vectors acknowledged in the collection when the insert loop ended",
+    "rss_bytes": "capacity: the engine's resident memory at the end (see memory_from)",
+    "disk_bytes": "capacity: the engine's data on disk at the end (see disk_from)",
+    "rss_per_million_bytes": "capacity: RSS growth per million vectors inserted by the capacity loop",
+    "disk_per_million_bytes": "capacity: disk growth per million vectors inserted by the capacity loop",
+    "ended_by": "capacity: what ended the insert loop (refused, memory cap, disk cap, time limit, vector limit)",
+    "memory_from": "capacity: which process(es) the RSS is of", "disk_from": "capacity: where the disk size is read",
+    "searchable_after_s": "searchable: seconds from the last acknowledged insert until every inserted id was found "
+                          "by its own vector (null: not all within the timeout)",
+    "searchable_found": "searchable: share of the inserted ids found by their own vector by the end",
+    "first_query_us": "searchable: latency of the first search after the restart or reopen, microseconds",
+    "restart_s": "searchable: seconds from the restart's start until the engine answered again",
     "source_version": "imported rows: the version of the tool that measured them, where known",
     "source_file": "imported rows: the file they came from, with its sha256",
     "source_params": "imported rows: every parameter the tool recorded (JSON; secrets removed)",

@@ -171,11 +171,18 @@ class KindScenario(Scenario):
     """A workload kind: which operations a phase runs, which ef_search values it measures, how long a trial is
     by default, and how a trial's quality is scored. Exactly one per workload."""
 
-    mode: ClassVar[str] = "search"  # the worker's operation source: "search" or "ycsb"
+    mode: ClassVar[str] = "search"  # the worker's operation source: "search", "ycsb" or "ingest"
+    Options: ClassVar[type[BaseModel] | None] = None  # the model of the kind's own table ([<kind>]), if it has one
 
     @classmethod
     def validate_spec(cls, options: Any, spec: WorkloadSpec) -> None:  # the kind is the spec's own
         return None
+
+    def measure(self, ctx: Any) -> bool:
+        """A kind whose measurement is not the runner's loop (ef_search x variants x rates, each a warm-up and
+        timed trials) measures here, on the loaded run context (`bench.run_context.RunContext`: it adds its rows
+        with `ctx.add_rows`), and returns True; the default returns False and leaves it to the runner."""
+        return False
 
     def ef_values(self) -> list[int | None]:
         return list(self.spec.search.ef_search)

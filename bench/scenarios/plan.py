@@ -25,7 +25,7 @@ class Plan:
     def of(cls, spec: Any) -> Plan:
         feats = [tables()[t](opts, spec) for t, opts in spec.features.items()]
         feats.sort(key=lambda s: s.order)
-        kind = kinds()[spec.kind](None, spec)
+        kind = kinds()[spec.kind](spec.kind_options, spec)
         assert isinstance(kind, KindScenario)
         return cls(kind, feats)
 
