@@ -116,10 +116,11 @@ def _draw_pngs(res: ReportResult, s_group: pd.DataFrame, t_group: pd.DataFrame, 
     out = []
     for slug, name, draw, uses_trials in drawers:
         if slug == "recall-qps" and kind == {"ycsb"}:
-            res.skipped.append(f"{title}: recall vs QPS is for ANN workloads; this one is YCSB")
+            res.skipped.append(f"{workload}: recall vs QPS is for ANN workloads; this one is YCSB")
             continue
         if slug == "ycsb-ops" and "ycsb" not in kind:
-            continue  # an ANN workload has one operation: nothing to say about it
+            res.skipped.append(f"{workload}: per-operation pictures are for YCSB workloads; this one only searches")
+            continue
         pic = draw(t_group if uses_trials else s_group, workload, title)
         if pic.figure is None:
             res.skipped.append(pic.skipped or f"{title}: {name} not drawn")
