@@ -222,7 +222,8 @@ def _facts(summary: pd.DataFrame) -> list[tuple[str, str]]:
         engines.append(f"{b} ({v})" if v else str(b))
     hosts = sorted({f"{r.get('host_cpu')} x{r.get('host_cores')}, {r.get('host_os')}"
                     for r in summary.drop_duplicates("run_id").to_dict("records")})
-    harness = sorted({f"{r.get('harness_version')} ({str(r.get('git_commit') or '?')[:12]})"
+    harness = sorted({f"{r.get('harness_version')}" + (f" (git {r['git_commit'][:12]})"
+                                                        if isinstance(r.get("git_commit"), str) else " (no git)")
                       for r in summary.drop_duplicates("run_id").to_dict("records")})
     started = sorted(str(v) for v in summary["started_utc"].dropna()) if "started_utc" in summary else []
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
