@@ -288,9 +288,9 @@ def rescore(
 @app.command()
 def report(
     results: Annotated[list[str], typer.Argument(help="run folders or parquet files")],
-    out: Annotated[Path, typer.Option("--out", help="folder for the PNG pictures and index.html")] = Path("report"),
+    out: Annotated[Path, typer.Option("--out", help="folder for index.html and the PNG pictures")] = Path("report"),
 ) -> None:
-    """Pictures (recall vs QPS, latency percentiles, YCSB operations, concurrency) and one HTML page."""
+    """One self-contained interactive HTML page (charts, sortable tables) and PNG pictures for papers."""
     from bench.analysis.report import build
 
     res = build(results, out)

@@ -65,7 +65,8 @@ def test_markdown_and_html_group_by_workload(runs, tmp_path):
     frows = [line for line in md.splitlines() if line.startswith("| faiss |") and "search" in line]
     assert len(frows) == 2 and all("| as asked |" in r for r in frows)
     p = bench("compare", *map(str, runs), "--format", "html", cwd=tmp_path, cache_dir=tmp_path)
-    assert p.returncode == 0 and p.stdout.count("<table>") == 2 and "<h3>ann-smoke on synthetic" in p.stdout
+    assert p.returncode == 0 and p.stdout.count("<table class='sortable'>") == 2 and "<h3>ann-smoke on synthetic" in p.stdout
+    assert p.stdout.startswith("<!doctype html>") and "<style>" in p.stdout  # a page of its own, styled, sortable
     p = bench("compare", *map(str, runs), "--format", "xml", cwd=tmp_path, cache_dir=tmp_path)
     assert p.returncode == 2 and "Unknown format 'xml'" in p.stderr
 

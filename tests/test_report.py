@@ -43,10 +43,12 @@ def test_report_draws_every_picture(full, tmp_path):
         _png(rep / n)
     page = (rep / "index.html").read_text()
     for n in names:
-        assert f"src='{n}'" in page
-    assert "<h2>Runs</h2>" in page and page.count("<h3>capabilities</h3>") == 1
+        assert f"href='{n}'" in page  # the PNGs for papers, linked from the interactive page
+    assert "<h2 id='runs'>Runs</h2>" in page and page.count("<h2 id='capabilities'>") == 1
+    assert "<script src=" not in page and "Plotly.newPlot" in page  # self-contained: the library is inline
+    assert page.count("<div class='chart'>") == 5  # recall-QPS, 2 latency, YCSB bars, concurrency
     # what was not drawn is said, with why: one YCSB workload has no recall curve, one concurrency only
-    skipped = re.search(r"<h2>Not drawn</h2>(.*)</body>", page, re.S).group(1)
+    skipped = re.search(r"<h2 id='not-drawn'>Not drawn</h2>(.*)</main>", page, re.S).group(1)
     assert "ycsb-b: recall vs QPS is for ANN workloads" in skipped
     assert "ycsb-b: every series was measured at one concurrency only ([1])" in skipped
     assert "ann-smoke: per-operation pictures are for YCSB workloads" in skipped

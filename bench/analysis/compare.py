@@ -14,7 +14,7 @@ from typing import Literal
 
 import pandas as pd
 
-from bench.analysis import cases, sidebyside
+from bench.analysis import cases, htmlpage, sidebyside
 from bench.analysis.load import summary_frame
 from bench.errors import UserError
 from bench.results import keys
@@ -285,14 +285,6 @@ def markdown_table(heads: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _html_table(heads: list[str], rows: list[list[str]]) -> str:
-    out = ["<table>", "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in heads) + "</tr></thead>", "<tbody>"]
-    for row in rows:
-        out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
-    out += ["</tbody>", "</table>"]
-    return "\n".join(out)
-
-
 NOTE = ("QPS, recall and memory are trimmed medians of the ok trials (lowest and highest dropped) with the spread "
         "of all ok trials in brackets; latency percentiles are of the ok trials' merged histogram, and '-' where too "
         "few samples support one (P99 needs 1,000, P99.9 10,000). searchable s = load + build, the comparable "
@@ -332,14 +324,14 @@ def render(c: Comparison, fmt: str = "table", width: int | None = None, wide: bo
         parts = ["<section class='bench-compare'>"]
         for w, g in groups:
             heads, rows = display_rows(g)
-            parts += [f"<h3>{html.escape(str(w))}</h3>", _html_table(heads[1:], [r[1:] for r in rows])]
+            parts += [f"<h3>{html.escape(str(w))}</h3>", htmlpage.table(heads[1:], [r[1:] for r in rows])]
             if _notes(g):
                 parts.append("<ul class='notes'>" + "".join(f"<li>{html.escape(t)}</li>" for t in _notes(g))
                              + "</ul>")
         parts += [f"<p class='apart'>{html.escape(a)}.</p>" for a in apart]
-        parts += ["<h3>capabilities</h3>", _html_table(cap_heads, cap_rows), f"<p>{html.escape(NOTE)}</p>",
+        parts += ["<h3>capabilities</h3>", htmlpage.table(cap_heads, cap_rows), f"<p>{html.escape(NOTE)}</p>",
                   "</section>"]
-        return "\n".join(parts) + "\n"
+        return htmlpage.page("bench compare", [], [], "\n".join(parts), with_charts=False)
     return _rich_text(groups, cap_heads, cap_rows, apart, width or 100, wide)
 
 

@@ -122,10 +122,11 @@ def _draw_pngs(res: ReportResult, s_group: pd.DataFrame, t_group: pd.DataFrame, 
     out = []
     for slug, name, draw, uses_trials in drawers:
         if slug == "recall-qps" and kind == {"ycsb"}:
-            res.skipped.append(f"{title}: recall vs QPS is for ANN workloads; this one is YCSB")
+            res.skipped.append(f"{workload}: recall vs QPS is for ANN workloads; this one is YCSB")
             continue
         if slug == "ycsb-ops" and "ycsb" not in kind:
-            continue  # an ANN workload has one operation: nothing to say about it
+            res.skipped.append(f"{workload}: per-operation pictures are for YCSB workloads; this one only searches")
+            continue
         if slug == "streaming" and "streaming" not in kind:
             continue  # only a streaming run has stages of ingest progress
         if slug in ("recall-qps", "concurrency") and kind & CASE_KINDS:
@@ -236,7 +237,8 @@ def _facts(summary: pd.DataFrame) -> list[tuple[str, str]]:
         engines.append(f"{b} ({v})" if v else str(b))
     hosts = sorted({f"{r.get('host_cpu')} x{r.get('host_cores')}, {r.get('host_os')}"
                     for r in summary.drop_duplicates("run_id").to_dict("records")})
-    harness = sorted({f"{r.get('harness_version')} ({str(r.get('git_commit') or '?')[:12]})"
+    harness = sorted({f"{r.get('harness_version')}" + (f" (git {r['git_commit'][:12]})"
+                                                        if isinstance(r.get("git_commit"), str) else " (no git)")
                       for r in summary.drop_duplicates("run_id").to_dict("records")})
     started = sorted(str(v) for v in summary["started_utc"].dropna()) if "started_utc" in summary else []
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
