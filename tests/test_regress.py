@@ -74,7 +74,9 @@ def test_baseline_save_show_and_regress_by_name(fake_runs):
     assert note["source"] == str(fast.resolve()) and "trials.parquet" in note["runs"][0]["files"]
     assert (base / "fast" / "trials.parquet").is_file() and not (base / "fast" / "intervals").exists()
     p = bench("baseline", "show", cwd=cwd, cache_dir=cwd)
-    assert p.returncode == 0 and "main:" in p.stdout and "fake-slow" in p.stdout and "1 run(s)" in p.stdout
+    assert p.returncode == 0 and p.stdout.startswith("main  (baselines/main)"), p.stdout
+    shown = dict(ln.split(None, 1) for ln in p.stdout.splitlines()[1:] if ln.startswith("  ") and " " in ln.strip())
+    assert shown["runs"].strip() == "fast" and shown["backends"].strip() == "fake-slow", shown
     p = bench("regress", "--baseline", "main", "--candidate", "slow", cwd=cwd, cache_dir=cwd)
     assert p.returncode == 1 and "p50_us regressed" in p.stdout
     # saving again under the same name replaces the copy and says what it replaced
