@@ -20,7 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from bench.backends.query import Filter
 from bench.backends.secrets import Secret, public_options, redact_command  # noqa: F401 - the contract's names
@@ -43,6 +43,11 @@ class BackendOptions(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    # What an hour of the engine's machine costs (every backend; `bench run --price-per-hour`): compare and report
+    # show queries per currency unit and the cost of a million queries beside QPS. Not an engine setting.
+    price_per_hour: float | None = Field(None, gt=0, description="price of one hour of the engine's machine")
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of price_per_hour, e.g. USD")
 
 
 @dataclass(frozen=True)
