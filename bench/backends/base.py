@@ -66,6 +66,8 @@ class Capabilities:
     replication: bool = False
     sharding: bool = False
     server: bool = False  # needs a server (a URL / URI in its options)
+    # multi-tenancy the engine's native way (`CollectionSpec.tenant_field`, `SearchParams.tenant`)
+    tenants: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +116,10 @@ class CollectionSpec:
     # writes); False: nothing reads its own writes (search-only). An engine with tunable consistency picks the
     # weakest level that still guarantees this (set by the kind scenario, `KindScenario.collection`).
     reads_own_writes: bool = False
+    # Multi-tenant collections: the keyword payload field naming each record's tenant (None: one tenant). The
+    # adapter keeps tenants apart its engine's native way (a partition key, a tenant payload index, one tenant
+    # shard or collection each, a tenant column) and confines a search with `SearchParams.tenant` to that tenant.
+    tenant_field: str | None = None
 
     def metric_of(self, vector_name: str) -> str:
         """The metric of a named vector (its own, else the collection's)."""
@@ -177,6 +183,8 @@ class SearchParams:
     fusion: str | None = None
     alpha: float | None = None
     candidates: int | None = None
+    # multi-tenant collections (`CollectionSpec.tenant_field`): the tenant the search is confined to
+    tenant: str | None = None
 
 
 class Backend(ABC):
@@ -198,7 +206,7 @@ class Backend(ABC):
 
         Features: "filters" (the typed filter tree of `bench.backends.query`), "range_filters" (its `Range`
         nodes; by default every adapter with filters translates them), "hybrid", "multi_vector",
-        "quantization", "get", "upsert", "delete".
+        "quantization", "get", "upsert", "delete", "tenants" (multi-tenancy, `CollectionSpec.tenant_field`).
         """
         caps = cls.capabilities
         if feature == "hybrid":

@@ -60,7 +60,7 @@ from bench.backends.base import (
     SearchParams,
     Secret,
 )
-from bench.backends.query import ConditionParser, Filter
+from bench.backends.query import ConditionParser, Filter, with_tenant
 from bench.backends.secrets import redact_text
 from bench.errors import BackendUnavailable, ServerUnreachable, UserError
 
@@ -154,7 +154,7 @@ class PgvectorBackend(Backend):
     # quantization: halfvec (fp16) and binary_quantize (binary) expression indexes, with or without rescoring.
     capabilities = Capabilities(in_process=False, get=True, upsert=True, delete=True, filters=True,
                                 hybrid=False, quantization=QUANTIZATION, multi_vector=True, replication=True,
-                                sharding=False, server=True)
+                                sharding=False, server=True, tenants=True)
     Options = PgvectorOptions
     options: PgvectorOptions
 
@@ -593,6 +593,11 @@ class PgvectorBackend(Backend):
         if params["rescore"]:
             params["rescore_factor"] = self.options.rescore_factor
         params["iterative_scan"] = self.options.iterative_scan
+        if self.collection.tenant_field:
+            params["tenants"] = {"field": self.collection.tenant_field, "how": f"a tenant column "
+                                 f"{_column(self.collection.tenant_field)} (btree index) in the one table; every search "
+                                 f"filtered on it through the HNSW index, hnsw.iterative_scan = "
+                                 f"{self.options.iterative_scan}"}
         if self._notices:
             params["build_notices"] = list(self._notices)
         if idx.kind == "flat":
@@ -708,8 +713,9 @@ class PgvectorBackend(Backend):
                                 if q is None else "pgvector: filtered search of a named vector is not supported",
                                 "search one of the collection's named vectors, without a filter")
             return [r[0] for r in self.conn.execute(q, (vec, int(k))).fetchall()]
-        if params.filter is not None:
-            query, args = self._filtered_query(params.filter)
+        flt = with_tenant(params.filter, self.collection.tenant_field, params.tenant)
+        if flt is not None:
+            query, args = self._filtered_query(flt)
             rows = self.conn.execute(query, self._search_args(args, vec, k)).fetchall()
         else:
             rows = self.conn.execute(self._q_search, self._search_args([], vec, k)).fetchall()

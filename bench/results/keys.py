@@ -100,6 +100,10 @@ _BUILTIN: list[Key] = [
     Key("vector_name", pa.string(), "vector", "variant", "multi-vector records: the named vector searched"),
     Key("fusion", pa.string(), "fusion", "variant", "hybrid: rrf | weighted", show=lambda v: str(v)),
     Key("alpha", pa.float64(), "a", "variant", "hybrid weighted: the dense side's weight"),
+    Key("tenants", pa.int64(), "tenants", "variant", "multi-tenancy: tenants the searched copy of the data is dealt "
+        "to (each holds n / tenants records); null = no tenants", show=lambda v: f"tenants={int(v):,}"),
+    Key("tenant_choice", pa.string(), "choice", "variant", "multi-tenancy: how each search's tenant was drawn "
+        "(uniform | zipfian)", show=lambda v: str(v)),
     Key("k", pa.int64(), "k", "load", "neighbours asked per search", in_label=False),
     Key("concurrency", pa.int64(), "c", "load", "workers issuing operations"),
     Key("target_rate", pa.float64(), "rate", "load", "open loop: offered ops/s (all workers); null = closed loop",
