@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analysis import plots, sidebyside
+from bench.analysis import plots, sidebyside, tenant_plot
 from bench.analysis.compare import DATA_KEYS, capability_frame, dataset_title, figures_frame, render
 from bench.analysis.compare import Comparison as _Comparison
 from bench.analysis.load import summary_frame, trials_frame
@@ -45,6 +45,9 @@ CAPTIONS = {
     "ycsb-ops": "Throughput and latency per YCSB operation kind (trimmed medians; QPS bars show the spread of "
                 "the kept trials).",
     "concurrency": "Throughput and P99 latency against the number of workers, closed loop.",
+    "tenants": "Multi-tenancy: QPS, P99 and recall (against the exact top-k within the searched tenant) against "
+               "the number of tenants the data was dealt to, each engine's native multi-tenancy; one line per run "
+               "and configuration, gaps where too few samples support a P99.",
 }
 
 
@@ -77,6 +80,7 @@ def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
         ("latency", "Latency percentiles", plots.latency_distribution, trials),
         ("ycsb-ops", "Per operation kind", plots.ycsb_operations, summary),
         ("concurrency", "QPS vs concurrency", plots.qps_vs_concurrency, summary),
+        ("tenants", "QPS, P99 and recall vs tenants", tenant_plot.against_tenants, summary),
     ]
     seen: dict[str, int] = {}
     summary = summary.assign(table=sidebyside.place(summary)[0])  # imported rows beside the bench run they match
@@ -94,6 +98,8 @@ def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
             if slug == "recall-qps" and kind == {"ycsb"}:
                 res.skipped.append(f"{workload}: recall vs QPS is for ANN workloads; this one is YCSB")
                 continue
+            if slug == "tenants" and ("tenants" not in s_group or s_group["tenants"].isna().all()):
+                continue  # not a multi-tenant workload: nothing to say
             if slug == "ycsb-ops" and "ycsb" not in kind:
                 res.skipped.append(f"{workload}: per-operation pictures are for YCSB workloads; this one only searches")
                 continue
