@@ -43,7 +43,7 @@ QUALITY_COLUMNS: list[tuple[str, str]] = [("recall_at_1", "R@1"), ("recall_at_10
 MEMORY_COLUMNS = {"server_rss_peak_bytes", "index_size_bytes", "client_rss_growth_bytes"}  # bytes, shown in MiB
 DATA_KEYS = keys.names("data")  # one table per workload and dataset: rows of two datasets never share one
 CONFIG_KEYS = [k for k in keys.names("variant") if k != "ef_search"]  # the `config` column
-CAPABILITIES = ["filters", "hybrid", "quantization", "multi_vector", "replication", "sharding"]
+CAPABILITIES = ["filters", "hybrid", "quantization", "multi_vector", "replication", "sharding", "tenants"]
 MIB = 1024 * 1024
 
 
