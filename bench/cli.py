@@ -443,6 +443,14 @@ def main() -> None:
     except BrokenPipeError:  # stdout closed while a command printed outside _reader_may_leave: not an error
         _silence_stdout()
         sys.exit(EXIT_OK)
+    except OSError as e:
+        from bench.results.writer import ENVIRONMENT_ERRNOS
+
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            sys.exit(_internal_error(e))
+        print(f"error: Cannot write {e.filename or 'a file'} ({e.strerror or e}); free some space or choose "
+              "another location", file=sys.stderr)
+        sys.exit(EXIT_USER)
     except Exception as e:  # noqa: BLE001 - the one place a bug becomes exit 3 instead of a traceback
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors of the (vendored) click: exit 2
             e.show()

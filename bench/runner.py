@@ -27,10 +27,8 @@ from bench.metrics.resources import pid_listening_on, sampler_for
 from bench.results import keys
 from bench.results import trial as trial_rows
 from bench.results.intervals import write_interval_logs
-from bench.run_context import RunContext, RunOutcome, RunRequest, Stop, check
+from bench.run_context import RATE_SWEEP, RunContext, RunOutcome, RunRequest, Stop, check
 from bench.scenarios import Variant
-
-RATE_SWEEP = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.2)
 
 __all__ = ["RunOutcome", "RunRequest", "check", "find_knee", "print_summary", "run"]
 
@@ -135,7 +133,7 @@ class _Runner:
             results, self.kind.op_groups(labels),
             self.kind.score(v, kept, ctx.plan.reference(v, k, ctx.cache_dir), self.state), base, cpu_s,
             self.pool.kind, resources, self.spec.run.error_threshold, c.rate is not None,
-            _scheduled_s(self.spec.run, c), host_figures))
+            _scheduled_s(self.spec.run, c), host_figures, self.spec.run.duration_s, self.spec.run.phase_margin_s))
         write_interval_logs(ctx.run_dir / "intervals", stem, results)
         ctx.add_rows(rows)
         self.report(rows, c, trial)
@@ -167,12 +165,14 @@ class _Runner:
 
 
 def _pool(ctx: RunContext) -> Any:
-    W, ds = ctx.spec.run.concurrency, ctx.ds
+    r, ds = ctx.spec.run, ctx.ds
+    W, stall_s = r.concurrency, r.op_timeout_s + r.phase_margin_s
     if ctx.cls.capabilities.in_process:
-        return ThreadPool(ctx.backend, WorkerData(ds.queries, ds.base, ds.holdout), W)
+        ctx.backend.set_op_timeout(r.op_timeout_s)
+        return ThreadPool(ctx.backend, WorkerData(ds.queries, ds.base, ds.holdout), W, stall_s=stall_s)
     setup = ProcessSetup(ctx.req.backend, ctx.options.model_dump(), ctx.workdir, ctx.collection, ctx.spec.dataset,
-                         str(ctx.cache_dir))
-    return ProcessPool(setup, W)
+                         str(ctx.cache_dir), r.op_timeout_s)
+    return ProcessPool(setup, W, stall_s=stall_s)
 
 
 def _scheduled_s(r: Any, c: Config) -> float | None:
