@@ -60,7 +60,7 @@ from bench.backends.base import (
     SearchParams,
     Secret,
 )
-from bench.backends.query import ConditionParser, Filter, with_tenant
+from bench.backends.query import ConditionParser, Eq, Filter, with_tenant
 from bench.backends.secrets import redact_text
 from bench.errors import BackendUnavailable, ServerUnreachable, UserError
 
@@ -627,8 +627,21 @@ class PgvectorBackend(Backend):
             params["search_plan_uses_index"] = plan
             if plan is False:
                 subs.append(f"the planner does not use index {name} for a search; searches are exact scans")
+            if self.collection.tenant_field:
+                params["tenants"]["plans"] = self._tenant_plans(name)
         indexed = int(reltuples) if reltuples is not None and reltuples >= 0 else None
         return BuiltIndex(kind=am, params=params, indexed_count=indexed, total_count=total, substitutions=subs)
+
+    def _tenant_plans(self, index_name: str) -> list[dict[str, Any]]:
+        """Whether the planner searches the largest and the smallest tenant through the HNSW index (a small tenant
+        is often read through the tenant column's btree and sorted exactly instead)."""
+        sql, field = self._sql(), self.collection.tenant_field
+        assert field is not None
+        rows = self.conn.execute(sql.SQL("SELECT {c}, count(*) FROM {t} GROUP BY {c} ORDER BY 2 DESC, 1").format(
+            c=sql.Identifier(_column(field)), t=sql.Identifier(self.collection.name))).fetchall()
+        picks = [rows[0], rows[-1]] if len(rows) > 1 else rows
+        return [{"tenant": t, "rows": int(n), "uses_hnsw_index": self._plan_uses_index(index_name, Eq(field, t))}
+                for t, n in picks]
 
     def _read_back_named(self) -> BuiltIndex:
         """Multi-vector read-back: the index on each named vector's column, from the catalog."""
@@ -686,12 +699,13 @@ class PgvectorBackend(Backend):
         return BuiltIndex(kind=kinds[0] if len(kinds) == 1 else "mixed", params=params, indexed_count=indexed_total,
                           total_count=total * len(per), substitutions=subs)
 
-    def _plan_uses_index(self, index_name: str) -> bool | None:
-        """EXPLAIN one search (a unit query vector) and say whether its plan scans the index."""
+    def _plan_uses_index(self, index_name: str, flt: Filter | None = None) -> bool | None:
+        """EXPLAIN one search (a unit query vector, under `flt` if given) and say whether its plan scans the index."""
         try:
             vec = np.full(self.collection.dim, 1.0 / math.sqrt(self.collection.dim), dtype=np.float32)
             sql = self._sql()
-            rows = self.conn.execute(sql.SQL("EXPLAIN ") + self._q_search, self._search_args([], vec, 10)).fetchall()
+            query, args = self._filtered_query(flt) if flt is not None else (self._q_search, [])
+            rows = self.conn.execute(sql.SQL("EXPLAIN ") + query, self._search_args(args, vec, 10)).fetchall()
         except self._psycopg.Error:
             return None
         return any(index_name in str(r[0]) for r in rows)
