@@ -201,6 +201,9 @@ def test_run_measures_each_tenant_count_with_recall_inside_the_tenant(runs, back
         assert r["recall"] >= 0.85, (backend, r["tenants"], r["recall"])
     built = json.loads(summary[0]["index_built"])
     assert built["params"]["tenants"]["field"] == "tenant"
+    if backend == "pgvector":  # the planner's choice for the largest and the smallest tenant, read back
+        plans = built["params"]["tenants"]["plans"]
+        assert [p["rows"] for p in plans] == [500, 50] and all(isinstance(p["uses_hnsw_index"], bool) for p in plans)
     if backend == "chroma-server":
         assert built["params"]["tenants"]["collections"] == 11  # one per tenant of counts 1 and 10
     assert built["total_count"] == 1000
