@@ -605,11 +605,6 @@ class PgvectorBackend(Backend):
         if params["rescore"]:
             params["rescore_factor"] = self.options.rescore_factor
         params["iterative_scan"] = self.options.iterative_scan
-        if self.collection.tenant_field:
-            params["tenants"] = {"field": self.collection.tenant_field, "how": f"a tenant column "
-                                 f"{_column(self.collection.tenant_field)} (btree index) in the one table; every search "
-                                 f"filtered on it through the HNSW index, hnsw.iterative_scan = "
-                                 f"{self.options.iterative_scan}"}
         if self._notices:
             params["build_notices"] = list(self._notices)
         if idx.kind == "flat":
@@ -627,10 +622,17 @@ class PgvectorBackend(Backend):
             params["search_plan_uses_index"] = plan
             if plan is False:
                 subs.append(f"the planner does not use index {name} for a search; searches are exact scans")
-            if self.collection.tenant_field:
-                params["tenants"]["plans"] = self._tenant_plans(name)
+        if self.collection.tenant_field:
+            params["tenants"] = self._tenant_readback(name if am == "hnsw" else None)
         indexed = int(reltuples) if reltuples is not None and reltuples >= 0 else None
         return BuiltIndex(kind=am, params=params, indexed_count=indexed, total_count=total, substitutions=subs)
+
+    def _tenant_readback(self, index_name: str | None) -> dict[str, Any]:
+        field = self.collection.tenant_field
+        assert field is not None
+        return {"field": field, "how": f"a tenant column {_column(field)} (btree index) in the one table; every search "
+                f"filtered on it through the HNSW index, hnsw.iterative_scan = {self.options.iterative_scan}",
+                "plans": self._tenant_plans(index_name) if index_name else None}
 
     def _tenant_plans(self, index_name: str) -> list[dict[str, Any]]:
         """Whether the planner searches the largest and the smallest tenant through the HNSW index (a small tenant
