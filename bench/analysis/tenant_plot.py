@@ -59,10 +59,11 @@ def against_tenants(summary: pd.DataFrame, workload: str, title: str | None = No
         a.set_title(f"{what} against tenants")
         a.grid(True, which="both", alpha=0.3)
     axes[0].set_yscale("log")
-    axes[1].set_yscale("log")
     if all(g["p99_us"].map(_num).isna().all() for _, g in lines):
         axes[1].text(0.5, 0.5, "P99 withheld everywhere:\nfewer than 1,000 searches per configuration", ha="center",
                      va="center", transform=axes[1].transAxes)
+    else:
+        axes[1].set_yscale("log")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=min(2, len(labels)))
     fig.suptitle(title or workload)
