@@ -90,11 +90,16 @@ def run(
                                        "width")] = False,
     prometheus_port: Annotated[int | None, typer.Option(help="serve live QPS and latency histograms for "
                                                         "Prometheus on 127.0.0.1:PORT/metrics during the run")] = None,
+    price_per_hour: Annotated[float | None, typer.Option(help="what an hour of the engine's machine costs: compare "
+                                                         "and report show queries per unit and per million")] = None,
+    currency: Annotated[str | None, typer.Option(help="ISO 4217 code of --price-per-hour (default USD)")] = None,
 ) -> None:
     """Measure one backend on one workload: load, index, warm up, then timed trials; write parquet results."""
     from bench.runner import RunRequest
     from bench.runner import run as do_run
 
+    set_ = [*set_, *([f"backend.price_per_hour={price_per_hour!r}"] if price_per_hour is not None else []),
+            *([f"backend.currency={json.dumps(currency)}"] if currency is not None else [])]  # as backend.X
     req = RunRequest(backend=backend, workload=workload, overrides=list(set_), config=config, results_dir=results_dir,
                      cache_dir=cache_dir, run_id=run_id, trials=trials, concurrency=concurrency,
                      target_rate=target_rate, rate_sweep=rate_sweep, quiet=quiet or as_json, command=shlex.join(["bench", *sys.argv[1:]]))

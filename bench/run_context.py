@@ -275,6 +275,8 @@ class RunContext:
             "rescore": spec.index.rescore if spec.index.quantization else None,
             "backend_client_version": info.client_version, "backend_server_version": info.server_version,
             "backend_options": json.dumps(public_options(self.options)),
+            "price_per_hour": self.options.price_per_hour,
+            "currency": self.options.currency if self.options.price_per_hour else None,
             "capabilities": json.dumps(self.cls.capabilities.as_dict()),
             "dataset_name": ds.name, "dataset_hash": ds.content_hash, "dataset_n": ds.n,
             "dataset_queries": len(ds.queries), "dataset_dim": ds.dim, "dataset_metric": ds.metric,

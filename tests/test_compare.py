@@ -41,7 +41,9 @@ def test_csv_carries_the_summary_figures_and_spreads(runs, tmp_path):
     caps = pd.read_csv(io.StringIO(caps_csv), keep_default_na=False).set_index("backend")
     assert caps.loc["null", "filters"] == "yes" and caps.loc["faiss", "filters"] == "no"
     assert caps.loc["faiss", "quantization"] == "int8, fp16, pq" and caps.loc["null", "hybrid"] == "no"
-    assert list(caps.columns) == ["filters", "hybrid", "quantization", "multi_vector", "replication", "sharding"]
+    assert list(caps.columns) == ["filters", "hybrid", "quantization", "multi_vector", "replication", "sharding",
+                                  "tenants"]
+    assert caps.loc["faiss", "tenants"] == "no"
     # the null backend reports that it built nothing: its rows are marked, faiss's are not
     assert df[df.backend == "null"]["substituted"].str.contains("null backend").all()
     assert df[df.backend == "faiss"]["substituted"].isna().all()

@@ -28,6 +28,7 @@ from bench.results.schema import (
     HYBRID_FIGURES,
     IMPORT_FIELDS,
     PROVENANCE_FIELDS,
+    QUALITY_FIGURES,
 )
 
 
@@ -48,7 +49,8 @@ def trimmed(values: Iterable[float | None]) -> Trimmed:
     return Trimmed(float(np.median(kept)), kept[0], kept[-1], len(kept))
 
 
-SPREAD_FIGURES = FIGURES + HYBRID_FIGURES + CASE_FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]
+SPREAD_FIGURES = (FIGURES + HYBRID_FIGURES + CASE_FIGURES + QUALITY_FIGURES
+                  + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"])
 MERGED_FIGURES = ["mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us"]  # from the merged histogram
 OUTLIER_FIGURES = ["qps", "p99_us", "recall"]
 OUTLIER_FLOOR = 0.10  # relative: below this a trimmed extreme is never flagged

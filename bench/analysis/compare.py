@@ -14,7 +14,7 @@ from typing import Literal
 
 import pandas as pd
 
-from bench.analysis import cases, htmlpage, sidebyside
+from bench.analysis import cases, cost, htmlpage, sidebyside
 from bench.analysis.load import summary_frame
 from bench.errors import UserError
 from bench.results import keys
@@ -37,10 +37,13 @@ FIGURE_COLUMNS: list[tuple[str, str, str, bool]] = [
     ("client_rss_growth_bytes", "RSS growth MiB", ",.1f", False),
 ]
 HYBRID_COLUMNS = ["recall_dense", "recall_bm25"]
+# quality beyond recall@k (bench.metrics.quality): shown where a row has them
+QUALITY_COLUMNS: list[tuple[str, str]] = [("recall_at_1", "R@1"), ("recall_at_10", "R@10"),
+                                          ("recall_at_100", "R@100"), ("ndcg", "NDCG@k"), ("distance_ratio", "rel")]
 MEMORY_COLUMNS = {"server_rss_peak_bytes", "index_size_bytes", "client_rss_growth_bytes"}  # bytes, shown in MiB
 DATA_KEYS = keys.names("data")  # one table per workload and dataset: rows of two datasets never share one
 CONFIG_KEYS = [k for k in keys.names("variant") if k != "ef_search"]  # the `config` column
-CAPABILITIES = ["filters", "hybrid", "quantization", "multi_vector", "replication", "sharding"]
+CAPABILITIES = ["filters", "hybrid", "quantization", "multi_vector", "replication", "sharding", "tenants"]
 MIB = 1024 * 1024
 
 
@@ -88,6 +91,15 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
         if c not in df:
             df[c] = float("nan")
         cols.append(c)
+    for c in [q for q, _ in QUALITY_COLUMNS] + ["price_per_hour"]:
+        if c not in df:
+            df[c] = float("nan")
+        cols.append(c)
+    df["currency"] = df["currency"] if "currency" in df else None
+    priced = [cost.figures(r) for r in df.to_dict("records")]
+    df["queries_per_unit"] = [p[0] for p in priced]
+    df["cost_per_million_queries"] = [p[1] for p in priced]
+    cols += ["currency", "queries_per_unit", "cost_per_million_queries"]
     for c in ("n_kept", "n_ok", "n_trials", "outliers", "busy_trials", "suspect_trials", "run_status"):
         if c not in df:
             df[c] = None
@@ -200,9 +212,12 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     with_sides = any(_num(v, ".4f") != "-" for c in HYBRID_COLUMNS if c in figures for v in figures[c])
     with_tool = bool(defs) or bool(sidebyside.imported(figures).any())
     case_cols = cases.columns_present(figures)
+    quality = [(c, h) for c, h in QUALITY_COLUMNS if figures[c].notna().any()]
+    cur = cost.currencies(figures.to_dict("records"))
     heads = (["workload", "backend"] + (["tool"] if with_tool else []) + ["run", "op", "index", "quant", "ef"]
              + (["config"] if with_config else []) + ["k", "conc", "rate"] + [h for _, h, _, _ in FIGURE_COLUMNS]
-             + (["vs dense", "vs bm25"] if with_sides else []) + [h for _, h, _, _ in case_cols]
+             + (["vs dense", "vs bm25"] if with_sides else []) + [h for _, h in quality]
+             + (cost.headings(cur) if cur else []) + [h for _, h, _, _ in case_cols]
              + ([h for _, h, _ in TOOL_COLUMNS] + ["measured as"] if with_tool else []))
     heads += ["trials", "built"]
     rows = []
@@ -225,6 +240,8 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             cells.append(med)
         if with_sides:
             cells += [_num(r.get(c), ".4f") for c in HYBRID_COLUMNS]
+        cells += [_num(r.get(c), ".4f") for c, _ in quality]
+        cells += cost.cells(r, cur) if cur else []
         cells += cases.cells(r, case_cols)
         if with_tool:
             cells += [_num(r.get(c), spec) for c, _, spec in TOOL_COLUMNS]
@@ -249,7 +266,7 @@ def _notes(g: pd.DataFrame) -> list[str]:
     """The numbered notes under one table: indexes built other than asked, how imported figures were measured."""
     out = [f"{i}. built other than asked: {t}" for i, t in enumerate(substitution_notes(g), 1)]
     out += [f"definition {i}: {t}" for i, t in enumerate(definition_notes(g), 1)]
-    return out + cases.knee_notes(g)
+    return out + cases.knee_notes(g) + cost.note(cost.currencies(g.to_dict("records")))
 
 
 def table_groups(figures: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -293,6 +310,9 @@ NOTE = ("QPS, recall and memory are trimmed medians of the ok trials (lowest and
         "used the CPU; ? = the load generator fell behind (suspect). "
         "* = the engine built another index than asked (the numbered note says what). Hybrid: recall = agreement "
         "with the exact fused reference; vs dense / vs bm25 = overlap@k with the exact dense-only / BM25-only top-k. "
+        "R@1/R@10/R@100 = recall at that cutoff from the same k-neighbour searches ('-' where k is smaller); "
+        "NDCG@k binary relevance; rel = summed distances returned / exact (ann-benchmarks; 1 = exact). "
+        "Priced runs: queries per currency unit and cost of a million queries = price per hour over QPS x 3,600. "
         "Imported rows (tool other than bench) keep the other tool's figures in the tool columns, measured as their "
         "numbered definition says; bench's QPS and latency columns stay empty for them.")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analysis import cases, charts, htmlpage, plots, sidebyside
+from bench.analysis import cases, charts, htmlpage, plots, sidebyside, tenant_plot
 from bench.analysis.compare import (
     DATA_KEYS,
     _notes,
@@ -56,6 +56,9 @@ CAPTIONS = {
                  "(trimmed medians of the trials' stage rows; P99 only where a stage has the samples for it, P50 "
                  "dotted); the dashed line is the idle P99 (no ingest). Recall is against the exact top-k of the "
                  "vectors acknowledged when each sampled search started.",
+    "tenants": "Multi-tenancy: QPS, P99 and recall (against the exact top-k within the searched tenant) against "
+               "the number of tenants the data was dealt to, each engine's native multi-tenancy; one line per run "
+               "and configuration, gaps where too few samples support a P99.",
 }
 CASE_KINDS = {"streaming", "capacity", "searchable"}  # no ef_search sweep: no recall-QPS or concurrency picture
 
@@ -118,6 +121,7 @@ def _draw_pngs(res: ReportResult, s_group: pd.DataFrame, t_group: pd.DataFrame, 
         ("ycsb-ops", "Per operation kind", plots.ycsb_operations, False),
         ("concurrency", "QPS vs concurrency", plots.qps_vs_concurrency, False),
         ("streaming", "Search P99 and recall against ingest progress", cases.streaming_progress, False),
+        ("tenants", "QPS, P99 and recall vs tenants", tenant_plot.against_tenants, False),
     ]
     out = []
     for slug, name, draw, uses_trials in drawers:
@@ -129,6 +133,8 @@ def _draw_pngs(res: ReportResult, s_group: pd.DataFrame, t_group: pd.DataFrame, 
             continue
         if slug == "streaming" and "streaming" not in kind:
             continue  # only a streaming run has stages of ingest progress
+        if slug == "tenants" and ("tenants" not in s_group or s_group["tenants"].isna().all()):
+            continue  # not a multi-tenant workload: nothing to say
         if slug in ("recall-qps", "concurrency") and kind & CASE_KINDS:
             continue  # no ef_search sweep, no concurrency sweep
         pic = draw(t_group if uses_trials else s_group, workload, title)

@@ -20,7 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from bench.backends.query import Filter
 from bench.backends.secrets import Secret, public_options, redact_command  # noqa: F401 - the contract's names
@@ -44,6 +44,11 @@ class BackendOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+    # What an hour of the engine's machine costs (every backend; `bench run --price-per-hour`): compare and report
+    # show queries per currency unit and the cost of a million queries beside QPS. Not an engine setting.
+    price_per_hour: float | None = Field(None, gt=0, description="price of one hour of the engine's machine")
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of price_per_hour, e.g. USD")
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -62,6 +67,8 @@ class Capabilities:
     sharding: bool = False
     server: bool = False  # needs a server (a URL / URI in its options)
     reopen: bool = False  # in-process: `reopen()` closes the engine and opens the collection again from its files
+    # multi-tenancy the engine's native way (`CollectionSpec.tenant_field`, `SearchParams.tenant`)
+    tenants: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,6 +117,10 @@ class CollectionSpec:
     # writes); False: nothing reads its own writes (search-only). An engine with tunable consistency picks the
     # weakest level that still guarantees this (set by the kind scenario, `KindScenario.collection`).
     reads_own_writes: bool = False
+    # Multi-tenant collections: the keyword payload field naming each record's tenant (None: one tenant). The
+    # adapter keeps tenants apart its engine's native way (a partition key, a tenant payload index, one tenant
+    # shard or collection each, a tenant column) and confines a search with `SearchParams.tenant` to that tenant.
+    tenant_field: str | None = None
 
     def metric_of(self, vector_name: str) -> str:
         """The metric of a named vector (its own, else the collection's)."""
@@ -173,6 +184,8 @@ class SearchParams:
     fusion: str | None = None
     alpha: float | None = None
     candidates: int | None = None
+    # multi-tenant collections (`CollectionSpec.tenant_field`): the tenant the search is confined to
+    tenant: str | None = None
 
 
 class Backend(ABC):
@@ -194,7 +207,7 @@ class Backend(ABC):
 
         Features: "filters" (the typed filter tree of `bench.backends.query`), "range_filters" (its `Range`
         nodes; by default every adapter with filters translates them), "hybrid", "multi_vector",
-        "quantization", "get", "upsert", "delete", "reopen".
+        "quantization", "get", "upsert", "delete", "reopen", "tenants" (multi-tenancy, `CollectionSpec.tenant_field`).
         """
         caps = cls.capabilities
         if feature == "hybrid":

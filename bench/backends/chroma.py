@@ -21,6 +21,12 @@ Filters: the typed filter tree (`bench.backends.query`) becomes a `where` docume
 `$or` for And / Or (Chroma wants at least two items in either, so a one-item And / Or is its item). Payloads are
 stored as metadata, so every payload field is filterable; `$gt`/`$lt` compare numbers only.
 
+Multi-tenancy (`CollectionSpec.tenant_field`): one collection per tenant, as Chroma's docs advise for tenant
+isolation within a database (`<collection>_<tenant>`, each with the run's HNSW configuration, created as its
+first records arrive); the run's own collection stays empty and keeps the configuration read back. A search with
+`SearchParams.tenant` queries that tenant's collection; worker processes open every tenant collection when they
+attach, so no timed search pays for a lookup.
+
 Chroma single-node applies writes to its HNSW index before `add` returns; it exposes no indexing progress
 (`get_indexing_status` is a distributed-Chroma feature), so `wait_indexed` reports the stored count and
 `indexed_count=None` when the engine does not say.
@@ -161,6 +167,43 @@ class _ChromaBase(Backend):
         self.collection = collection
         self._ef = self._stored_hnsw().get("ef_search")
         self._max_batch = int(self.client.get_max_batch_size())
+        self._tenants: dict[str, Any] = {}
+
+    # -- tenants: one collection each ---------------------------------------------------------------------
+    def _tenant_name(self, tenant: str) -> str:
+        return f"{self.collection.name}_{tenant}"
+
+    def _tenant_names(self) -> list[str]:
+        """The tenants of this run's tenant collections, as the engine lists them."""
+        prefix, out, offset = f"{self.collection.name}_", [], 0
+        while True:
+            page = self.client.list_collections(limit=1000, offset=offset)
+            out += [c.name[len(prefix):] for c in page if c.name.startswith(prefix)]
+            if len(page) < 1000:
+                return out
+            offset += 1000
+
+    def _tenant_collections(self) -> dict[str, Any]:
+        """Every tenant collection of this run, by tenant."""
+        return {t: self.client.get_collection(self._tenant_name(t), embedding_function=None)
+                for t in self._tenant_names()}
+
+    def _tenant_add(self, tenant: str) -> Any:
+        col = self._tenants.get(tenant)
+        if col is None:
+            col = self._tenants[tenant] = self.client.get_or_create_collection(
+                self._tenant_name(tenant), configuration={"hnsw": self._hnsw_config(self.collection)},
+                embedding_function=None)
+        return col
+
+    def _target(self, tenant: str | None) -> Any:
+        if tenant is None:
+            return self.col
+        col = self._tenants.get(tenant)
+        if col is None:
+            raise UserError(f"{self.name}: tenant '{tenant}' has no collection ({self._tenant_name(tenant)})",
+                            "search only tenants that were loaded")
+        return col
 
     def attach(self, collection: CollectionSpec) -> None:
         self._ensure()
@@ -172,6 +215,7 @@ class _ChromaBase(Backend):
         self.collection = collection
         self._ef = self._stored_hnsw().get("ef_search")
         self._max_batch = int(self.client.get_max_batch_size())
+        self._tenants = self._tenant_collections() if collection.tenant_field else {}
 
     def _stored_hnsw(self) -> dict[str, Any]:
         """The HNSW configuration as the engine stores it (fetched again, not the client's copy)."""
@@ -191,13 +235,23 @@ class _ChromaBase(Backend):
         return dict(payload) if payload else None
 
     def insert(self, ids: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
+        field = self.collection.tenant_field
+        if field and payloads:  # one collection per tenant: each tenant's records to its own
+            tenants = np.asarray([p[field] for p in payloads])
+            for t in np.unique(tenants).tolist():
+                sel = np.flatnonzero(tenants == t)
+                self._add(self._tenant_add(t), ids[sel], vectors[sel], [payloads[j] for j in sel])
+            return
+        self._add(self.col, ids, vectors, payloads)
+
+    def _add(self, col: Any, ids: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]] | None) -> None:
         vecs = np.ascontiguousarray(vectors, dtype=np.float32)
         for s in range(0, len(ids), self._max_batch):
             e = min(s + self._max_batch, len(ids))
             metas = None
             if payloads and any(payloads[s:e]):
                 metas = [self._metadata(p) for p in payloads[s:e]]
-            self.col.add(ids=[str(int(i)) for i in ids[s:e]], embeddings=vecs[s:e], metadatas=metas)
+            col.add(ids=[str(int(i)) for i in ids[s:e]], embeddings=vecs[s:e], metadatas=metas)
             self._rows_per_add = max(getattr(self, "_rows_per_add", 0), e - s)
 
     def upsert(self, id: int, vector: np.ndarray, payload: Mapping[str, Any] | None = None) -> None:
@@ -219,7 +273,7 @@ class _ChromaBase(Backend):
     # -- index --------------------------------------------------------------------------------------------
     def wait_indexed(self, timeout_s: float) -> BuiltIndex:
         hnsw = self._stored_hnsw()
-        total = int(self.col.count())
+        total = int(self.col.count()) + sum(int(c.count()) for c in self._tenants.values())
         indexed = None
         try:
             status = self.col.get_indexing_status()
@@ -245,6 +299,13 @@ class _ChromaBase(Backend):
                                  "index before returning", "max_batch_size": getattr(self, "_max_batch", None),
                                  "rows_per_add": getattr(self, "_rows_per_add", 0) or None,
                                  "docs": ["Chroma cookbook: Batching (client.get_max_batch_size(), create_batches)"]}
+        if self.collection.tenant_field:
+            tenant_hnsw = [dict((c.configuration_json or {}).get("hnsw") or {}) for c in self._tenants.values()]
+            params["tenants"] = {"field": self.collection.tenant_field, "collections": len(self._tenants),
+                                 "how": "one collection per tenant, each with the run's HNSW configuration",
+                                 "same_hnsw": all(h == hnsw for h in tenant_hnsw)}
+            if not params["tenants"]["same_hnsw"]:
+                subs.append("some tenant collections store another HNSW configuration than the run's collection")
         return BuiltIndex(kind="hnsw", params=params, indexed_count=indexed, total_count=total, substitutions=subs)
 
     # -- search -------------------------------------------------------------------------------------------
@@ -257,8 +318,8 @@ class _ChromaBase(Backend):
             with self._lock:
                 if ef != self._ef:
                     self._apply_ef(ef)
-        r = self.col.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=int(k),
-                           where=where(params.filter), include=[])
+        r = self._target(params.tenant).query(query_embeddings=[np.asarray(vector, dtype=np.float32)],
+                                              n_results=int(k), where=where(params.filter), include=[])
         return [int(i) for i in r["ids"][0]]
 
     # -- info and teardown --------------------------------------------------------------------------------
@@ -272,10 +333,12 @@ class _ChromaBase(Backend):
     def drop(self) -> None:
         coll = getattr(self, "collection", None)
         if coll is not None and hasattr(self, "client"):
-            try:
-                self.client.delete_collection(coll.name)
-            except (self.chromadb.errors.NotFoundError, ValueError):
-                pass
+            names = [coll.name] + ([self._tenant_name(t) for t in self._tenant_names()] if coll.tenant_field else [])
+            for name in names:
+                try:
+                    self.client.delete_collection(name)
+                except (self.chromadb.errors.NotFoundError, ValueError):
+                    pass
 
     def close(self) -> None:
         client = getattr(self, "client", None)
@@ -289,7 +352,8 @@ class ChromaBackend(_ChromaBase):
 
     name = "chroma"
     capabilities = Capabilities(in_process=True, get=True, upsert=True, delete=True, filters=True, hybrid=False,
-                                quantization=(), multi_vector=False, replication=False, sharding=False, server=False)
+                                quantization=(), multi_vector=False, replication=False, sharding=False, server=False,
+                                tenants=True)
     Options = ChromaOptions
 
     @classmethod
@@ -310,10 +374,13 @@ class ChromaBackend(_ChromaBase):
 
     def _apply_ef(self, ef: int) -> None:
         """Store the new ef_search, then reopen the client so the engine reloads the index with it."""
-        self.col.modify(configuration={"hnsw": {"ef_search": int(ef)}})
+        for col in [self.col, *self._tenants.values()]:
+            col.modify(configuration={"hnsw": {"ef_search": int(ef)}})
         self.client.close()
         self.client = self._open_client()
         self.col = self.client.get_collection(self.collection.name, embedding_function=None)
+        if self._tenants:
+            self._tenants = self._tenant_collections()
         self._ef = int(ef)
         self._ef_changes.append(int(ef))
 
@@ -329,7 +396,8 @@ class ChromaServerBackend(_ChromaBase):
 
     name = "chroma-server"
     capabilities = Capabilities(in_process=False, get=True, upsert=True, delete=True, filters=True, hybrid=False,
-                                quantization=(), multi_vector=False, replication=False, sharding=False, server=True)
+                                quantization=(), multi_vector=False, replication=False, sharding=False, server=True,
+                                tenants=True)
     Options = ChromaServerOptions
     options: ChromaServerOptions
 

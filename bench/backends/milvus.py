@@ -82,7 +82,7 @@ from bench.backends.base import (
     Secret,
     package_version,
 )
-from bench.backends.query import ConditionParser, Filter
+from bench.backends.query import ConditionParser, Filter, with_tenant
 from bench.errors import UserError
 
 DEFAULT_URI = "http://127.0.0.1:19530"
@@ -174,6 +174,8 @@ class MilvusOptions(BackendOptions):
     insert_request_mb: float = Field(4.0, gt=0, le=64, description="largest insert request while loading, MB of "
                                      "vectors (the proxy accepts up to proxy.grpc.serverMaxRecvSize)")
     shards_num: int = Field(1, ge=1, description="shards (DML channels) of the collection")
+    num_partitions: int | None = Field(None, ge=1, le=1024, description="multi-tenancy ([tenants]): the partitions "
+                                       "the partition key hashes tenants into; unset = the server's default")
     connect_timeout_s: float = Field(5.0, gt=0, description="how long connect() waits for the server")
     ivf_nlist: int = Field(128, ge=1, le=65536, description="quantized (IVF_SQ8, IVF_PQ, SCANN): lists of the IVF index")
     ivf_nprobe: int = Field(16, ge=1, le=65536, description="quantized: lists each query probes (ef_search does not apply)")
@@ -557,6 +559,9 @@ class _MilvusBase(Backend):
                 schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
                 schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
                                              input_field_names=[field_name], output_field_names=[SPARSE_FIELD]))
+            elif field_name == collection.tenant_field:  # Milvus' multi-tenancy: the partition key
+                schema.add_field(field_name, DataType.VARCHAR, max_length=_VARCHAR_MAX["keyword"],
+                                 is_partition_key=True)
             elif kind == "int":
                 schema.add_field(field_name, DataType.INT64, nullable=True)
             elif kind in _VARCHAR_MAX:
@@ -671,7 +676,8 @@ class _MilvusBase(Backend):
         # no output_fields: every hit carries its primary key, and asking for fields adds a retrieve step
         res = self.client.search(col.name, data=[vector.tolist()], limit=k, anns_field=field,
                                  search_params=search_params(col.metric_of(field), params.ef_search, self._plan, k),
-                                 filter=filter_expr(params.filter), timeout=self.op_timeout_s)
+                                 filter=filter_expr(with_tenant(params.filter, col.tenant_field, params.tenant)),
+                                 timeout=self.op_timeout_s)
         return hit_ids(res)
 
     def _hybrid(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
@@ -729,7 +735,8 @@ class MilvusBackend(_MilvusBase):
     name = "milvus"
     # multi_vector: the adapter drives it on Milvus >= 2.4; `create` refuses an older server, naming its version
     capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
-                                hybrid=True, replication=True, sharding=True, quantization=SERVER_QUANTIZATION)
+                                hybrid=True, replication=True, sharding=True, quantization=SERVER_QUANTIZATION,
+                                tenants=True)
     Options = MilvusOptions
     hybrid_weighted_norm = "atan"
 
@@ -819,6 +826,7 @@ class MilvusBackend(_MilvusBase):
 
     def create(self, collection: CollectionSpec) -> None:
         self._choose_consistency(collection)
+        self._tenant_field = collection.tenant_field
         super().create(collection)
 
     def attach(self, collection: CollectionSpec) -> None:
@@ -826,7 +834,10 @@ class MilvusBackend(_MilvusBase):
         super().attach(collection)
 
     def _create_kwargs(self) -> dict[str, Any]:
-        return {"consistency_level": self._level, "num_shards": self.options.shards_num}
+        kw: dict[str, Any] = {"consistency_level": self._level, "num_shards": self.options.shards_num}
+        if self.options.num_partitions is not None and self._tenant_field:
+            kw["num_partitions"] = self.options.num_partitions
+        return kw
 
     def _rows_per_request(self, col: CollectionSpec) -> int | None:
         width = 4 * sum(self._vector_fields(col).values())
@@ -877,6 +888,8 @@ class MilvusBackend(_MilvusBase):
         if self._plan is not None:
             params["search_params"] = search_params(col.metric, None, self._plan, 10)["params"]
         subs = compare_params(col.index, kind, params, self._plan)
+        if col.tenant_field:
+            params["tenants"] = self._tenant_readback(col)
         if col.hybrid is not None:
             params["hybrid"] = hb = self._hybrid_readback(col)
             if (hb["described_k1"], hb["described_b"]) != (col.hybrid.k1, col.hybrid.b):
@@ -889,6 +902,15 @@ class MilvusBackend(_MilvusBase):
                         "rows by default)")
         return BuiltIndex(kind=kind, params=params, indexed_count=indexed_rows, substitutions=subs,
                           warnings=list(self._level_warnings))
+
+    def _tenant_readback(self, col: CollectionSpec) -> dict[str, Any]:
+        """The partition key field and the partitions it hashes tenants into, as the server describes them
+        (Milvus docs: Use Partition Key; Multi-tenancy strategies)."""
+        desc = self.client.describe_collection(col.name) or {}
+        keys = [f.get("name") for f in desc.get("fields", []) if f.get("is_partition_key")]
+        return {"field": col.tenant_field, "partition_key": keys, "num_partitions": desc.get("num_partitions"),
+                "how": "one collection, the tenant field its partition key (tenants hashed into its partitions), "
+                       "every search filtered on the tenant so it reads only that tenant's partition"}
 
     def _wait_built_named(self, col: CollectionSpec, deadline: float) -> BuiltIndex:
         """Multi-vector (Milvus >= 2.4; not run against a server here, which is 2.3): every field's index has no

@@ -60,7 +60,7 @@ from bench.backends.base import (
     SearchParams,
     Secret,
 )
-from bench.backends.query import ConditionParser, Filter
+from bench.backends.query import ConditionParser, Eq, Filter, with_tenant
 from bench.backends.secrets import redact_text
 from bench.errors import BackendUnavailable, ServerUnreachable, UserError
 
@@ -154,7 +154,7 @@ class PgvectorBackend(Backend):
     # quantization: halfvec (fp16) and binary_quantize (binary) expression indexes, with or without rescoring.
     capabilities = Capabilities(in_process=False, get=True, upsert=True, delete=True, filters=True,
                                 hybrid=False, quantization=QUANTIZATION, multi_vector=True, replication=True,
-                                sharding=False, server=True)
+                                sharding=False, server=True, tenants=True)
     Options = PgvectorOptions
     options: PgvectorOptions
 
@@ -622,8 +622,28 @@ class PgvectorBackend(Backend):
             params["search_plan_uses_index"] = plan
             if plan is False:
                 subs.append(f"the planner does not use index {name} for a search; searches are exact scans")
+        if self.collection.tenant_field:
+            params["tenants"] = self._tenant_readback(name if am == "hnsw" else None)
         indexed = int(reltuples) if reltuples is not None and reltuples >= 0 else None
         return BuiltIndex(kind=am, params=params, indexed_count=indexed, total_count=total, substitutions=subs)
+
+    def _tenant_readback(self, index_name: str | None) -> dict[str, Any]:
+        field = self.collection.tenant_field
+        assert field is not None
+        return {"field": field, "how": f"a tenant column {_column(field)} (btree index) in the one table; every search "
+                f"filtered on it through the HNSW index, hnsw.iterative_scan = {self.options.iterative_scan}",
+                "plans": self._tenant_plans(index_name) if index_name else None}
+
+    def _tenant_plans(self, index_name: str) -> list[dict[str, Any]]:
+        """Whether the planner searches the largest and the smallest tenant through the HNSW index (a small tenant
+        is often read through the tenant column's btree and sorted exactly instead)."""
+        sql, field = self._sql(), self.collection.tenant_field
+        assert field is not None
+        rows = self.conn.execute(sql.SQL("SELECT {c}, count(*) FROM {t} GROUP BY {c} ORDER BY 2 DESC, 1").format(
+            c=sql.Identifier(_column(field)), t=sql.Identifier(self.collection.name))).fetchall()
+        picks = [rows[0], rows[-1]] if len(rows) > 1 else rows
+        return [{"tenant": t, "rows": int(n), "uses_hnsw_index": self._plan_uses_index(index_name, Eq(field, t))}
+                for t, n in picks]
 
     def _read_back_named(self) -> BuiltIndex:
         """Multi-vector read-back: the index on each named vector's column, from the catalog."""
@@ -681,12 +701,13 @@ class PgvectorBackend(Backend):
         return BuiltIndex(kind=kinds[0] if len(kinds) == 1 else "mixed", params=params, indexed_count=indexed_total,
                           total_count=total * len(per), substitutions=subs)
 
-    def _plan_uses_index(self, index_name: str) -> bool | None:
-        """EXPLAIN one search (a unit query vector) and say whether its plan scans the index."""
+    def _plan_uses_index(self, index_name: str, flt: Filter | None = None) -> bool | None:
+        """EXPLAIN one search (a unit query vector, under `flt` if given) and say whether its plan scans the index."""
         try:
             vec = np.full(self.collection.dim, 1.0 / math.sqrt(self.collection.dim), dtype=np.float32)
             sql = self._sql()
-            rows = self.conn.execute(sql.SQL("EXPLAIN ") + self._q_search, self._search_args([], vec, 10)).fetchall()
+            query, args = self._filtered_query(flt) if flt is not None else (self._q_search, [])
+            rows = self.conn.execute(sql.SQL("EXPLAIN ") + query, self._search_args(args, vec, 10)).fetchall()
         except self._psycopg.Error:
             return None
         return any(index_name in str(r[0]) for r in rows)
@@ -720,8 +741,9 @@ class PgvectorBackend(Backend):
                                 if q is None else "pgvector: filtered search of a named vector is not supported",
                                 "search one of the collection's named vectors, without a filter")
             return [r[0] for r in self.conn.execute(q, (vec, int(k))).fetchall()]
-        if params.filter is not None:
-            query, args = self._filtered_query(params.filter)
+        flt = with_tenant(params.filter, self.collection.tenant_field, params.tenant)
+        if flt is not None:
+            query, args = self._filtered_query(flt)
             rows = self.conn.execute(query, self._search_args(args, vec, k)).fetchall()
         else:
             rows = self.conn.execute(self._q_search, self._search_args([], vec, k)).fetchall()

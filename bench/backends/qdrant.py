@@ -45,6 +45,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -66,7 +67,7 @@ from bench.backends.base import (
     Secret,
     package_version,
 )
-from bench.backends.query import Filter
+from bench.backends.query import Filter, with_tenant
 from bench.datasets.hybrid import RRF_K
 from bench.errors import UserError
 
@@ -214,6 +215,11 @@ def payload_index_requests(collection: CollectionSpec) -> list[dict[str, Any]]:
             continue
         if kind not in PAYLOAD_SCHEMAS:
             raise UserError(f"qdrant payload field '{field_name}' has unknown type '{kind}'", "use int, keyword or text")
+        if field_name == collection.tenant_field:  # payload-based multitenancy (Qdrant docs: Configure Multitenancy)
+            out.append({"collection_name": collection.name, "field_name": field_name, "wait": True,
+                        "field_schema": models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD,
+                                                                  is_tenant=True)})
+            continue
         out.append({"collection_name": collection.name, "field_name": field_name,
                     "field_schema": models.PayloadSchemaType(PAYLOAD_SCHEMAS[kind]), "wait": True})
     return out
@@ -457,7 +463,7 @@ class QdrantBackend(Backend):
 
     name = "qdrant"
     capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
-                                hybrid=True, replication=True, sharding=True, quantization=QUANTIZATION)
+                                hybrid=True, replication=True, sharding=True, quantization=QUANTIZATION, tenants=True)
     Options = QdrantOptions
     local: ClassVar[bool] = False
 
@@ -613,6 +619,15 @@ class QdrantBackend(Backend):
             time.sleep(0.2)
         built = built_index_from_info(info, col, local=self.local)
         built.params["load_recipe"] = self._load_recipe(col)
+        if col.tenant_field:
+            schema = (info.payload_schema or {}).get(col.tenant_field)
+            params = getattr(schema, "params", None)
+            built.params["tenants"] = {"field": col.tenant_field, "is_tenant": getattr(params, "is_tenant", None),
+                                       "data_type": str(getattr(schema, "data_type", None)),
+                                       "how": "one collection, a keyword payload index with is_tenant=True, every "
+                                              "search filtered on the tenant"}
+            if not self.local and built.params["tenants"]["is_tenant"] is not True:
+                built.substitutions.append(f"the tenant field '{col.tenant_field}' has no is_tenant keyword index")
         if col.hybrid is not None:
             built.params["hybrid"] = hb = hybrid_readback(info, col)
             if not self.local and (hb["text_index"] is None or hb["text_index"]["scoring"] in ("None", "False")):
@@ -642,6 +657,8 @@ class QdrantBackend(Backend):
                 req["prefetch"][0].params = None
             return hit_ids(self.client.query_points(**req))
         idx = self.collection.index
+        if params.tenant is not None:  # payload-based tenants: the tenant is a filter on the is_tenant field
+            params = replace(params, filter=with_tenant(params.filter, self.collection.tenant_field, params.tenant))
         req = search_request(self.collection.name, vector, k, params,
                              quantization_search_params(idx.quantization, idx.rescore))
         if self.local:
@@ -686,7 +703,7 @@ class QdrantLocalBackend(QdrantBackend):
 
     name = "qdrant-local"
     capabilities = Capabilities(in_process=True, server=False, get=True, upsert=True, delete=True, filters=True,
-                                multi_vector=True, hybrid=True)
+                                multi_vector=True, hybrid=True, tenants=True)
     Options = QdrantLocalOptions
     local = True
 

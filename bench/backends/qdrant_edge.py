@@ -58,7 +58,7 @@ from bench.backends.base import (
     Record,
     SearchParams,
 )
-from bench.backends.query import Filter
+from bench.backends.query import Filter, with_tenant
 from bench.datasets.hybrid import RRF_K
 from bench.errors import UserError
 
@@ -89,7 +89,7 @@ class QdrantEdgeBackend(Backend):
     name = "qdrant-edge"
     capabilities = Capabilities(in_process=True, get=True, upsert=True, delete=True, filters=True, hybrid=True,
                                 quantization=("int8", "fp16", "pq", "binary"), multi_vector=True,
-                                reopen=True)
+                                reopen=True, tenants=True)
     Options = QdrantEdgeOptions
 
     @classmethod
@@ -144,6 +144,9 @@ class QdrantEdgeBackend(Backend):
             if kind not in kinds:
                 raise UserError(f"qdrant-edge cannot index payload field '{name}' of type '{kind}'",
                                 f"use one of: {', '.join(kinds)}")
+            if name == collection.tenant_field:  # Qdrant's payload-based multitenancy: a keyword index, is_tenant
+                self.shard.update(q.UpdateOperation.create_field_index(name, q.KeywordIndexParams(is_tenant=True)))
+                continue
             self.shard.update(q.UpdateOperation.create_field_index(name, kinds[kind]))
 
     @property
@@ -211,7 +214,18 @@ class QdrantEdgeBackend(Backend):
             "build": "optimize() after the load (blocks until no optimisation is planned), then flush()",
             "max_indexing_threads": self.options.max_indexing_threads or "all cores",
             "docs": ["Qdrant docs: Bulk Upload Vectors (index after the upload)", "qdrant-edge: EdgeShard.optimize()"]}
+        if self.collection.tenant_field:
+            built.params["tenants"] = self._built_tenants(info)
         return built
+
+    def _built_tenants(self, info: Any) -> dict[str, Any]:
+        """The tenant field's payload index as the shard reports it (Qdrant docs: Configure Multitenancy)."""
+        field = self.collection.tenant_field
+        schema = (info.payload_schema or {}).get(field)
+        params = getattr(schema, "params", None)
+        return {"field": field, "how": "one collection, a keyword payload index with is_tenant=True, every search "
+                "filtered on the tenant", "data_type": str(getattr(schema, "data_type", None)),
+                "is_tenant": getattr(params, "is_tenant", None), "points": getattr(schema, "points", None)}
 
     def _built_one(self, info: Any) -> BuiltIndex:
         segments = self._built_segments()
@@ -313,8 +327,9 @@ class QdrantEdgeBackend(Backend):
         q = self.q
         if params.text is not None:
             return self._hybrid(vector, k, params)
+        flt = with_tenant(params.filter, self.collection.tenant_field, params.tenant)
         req = q.SearchRequest(query=q.Query.Nearest(vector.tolist(), using=params.vector_name), limit=k,
-                              params=self._search_params(params.ef_search), filter=self._filter(params.filter))
+                              params=self._search_params(params.ef_search), filter=self._filter(flt))
         return [p.id for p in self.shard.search(req)]
 
     def _hybrid(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:

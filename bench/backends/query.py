@@ -214,4 +214,17 @@ def _grouped(node: Filter, inside: type) -> str:
     return f"({label(node)})" if compound else label(node)
 
 
-__all__ = ["And", "ConditionParser", "Eq", "Filter", "Or", "Range", "evaluate", "label", "payload_fields_of"]
+def with_tenant(node: Filter | None, field: str | None, tenant: str | None) -> Filter | None:
+    """The filter of a search confined to `tenant` (the equality on the collection's tenant field, and-ed with the
+    search's own filter), for engines whose native multi-tenancy is a filter on a tenant key; `node` unchanged
+    when the search names no tenant."""
+    if tenant is None:
+        return node
+    if field is None:
+        raise ValueError(f"a search names tenant {tenant!r} but the collection has no tenant field")
+    own = Eq(field, tenant)
+    return own if node is None else And((own, node))
+
+
+__all__ = ["And", "ConditionParser", "Eq", "Filter", "Or", "Range", "evaluate", "label", "payload_fields_of",
+           "with_tenant"]

@@ -213,6 +213,14 @@ def collection_request(collection: CollectionSpec, ef: int | None = None, *, res
     return out
 
 
+def multi_tenancy_request(collection: CollectionSpec) -> dict[str, Any]:
+    """`client.collections.create` keyword arguments for native multi-tenancy (Weaviate docs: Multi-tenancy, one
+    shard per tenant, tenants created before their objects), empty for a collection without tenants."""
+    from weaviate.classes.config import Configure
+
+    return {"multi_tenancy_config": Configure.multi_tenancy(enabled=True)} if collection.tenant_field else {}
+
+
 HYBRID_MAX_RESULTS = 100  # Weaviate's default per-side limit of a hybrid search (QUERY_HYBRID_MAXIMUM_RESULTS)
 
 
@@ -443,7 +451,7 @@ class WeaviateBackend(Backend):
 
     name = "weaviate"
     capabilities = Capabilities(server=True, get=True, upsert=True, delete=True, filters=True, multi_vector=True,
-                                hybrid=True, replication=True, sharding=True, quantization=QUANTIZATION)
+                                hybrid=True, replication=True, sharding=True, quantization=QUANTIZATION, tenants=True)
     hybrid_weighted_norm = "minmax"
     Options = WeaviateOptions
 
@@ -454,6 +462,7 @@ class WeaviateBackend(Backend):
         self.collection: CollectionSpec | None = None
         self._ef: int | None = None
         self._efs: dict[str, int] = {}  # multi-vector records: the ef this adapter last set per named vector
+        self._tenants: dict[str, Any] = {}  # multi-tenancy: the collection handle of each tenant
 
     @property
     def address(self) -> tuple[str, int]:
@@ -498,7 +507,7 @@ class WeaviateBackend(Backend):
     def create(self, collection: CollectionSpec) -> None:
         self.connect()
         req = collection_request(collection, rescore_limit=self.options.rescore_limit,
-                                 training_limit=self.options.training_limit)
+                                 training_limit=self.options.training_limit) | multi_tenancy_request(collection)
         if self.client.collections.exists(req["name"]):
             self.client.collections.delete(req["name"])
         self.handle = self.client.collections.create(**req)
@@ -523,15 +532,39 @@ class WeaviateBackend(Backend):
             first = next(iter(res.errors.values()))
             raise RuntimeError(f"weaviate rejected {len(res.errors)} of {len(objects)} objects: {first.message}")
 
+    def _tenant(self, tenant: str) -> Any:
+        """The collection handle confined to `tenant` (no request: the client only names the tenant)."""
+        h = self._tenants.get(tenant)
+        if h is None:
+            h = self._tenants[tenant] = self.handle.with_tenant(tenant)
+        return h
+
     def _load(self, objects: list[Any]) -> None:
         """Load `objects` through the client's batching (`batch_context`), then fail on any object it reports
-        failed (Weaviate docs, Batch import: error handling through `batch.failed_objects`)."""
+        failed (Weaviate docs, Batch import: error handling through `batch.failed_objects`). Multi-tenant
+        collections: each tenant's objects into that tenant, created first."""
+        field = self.collection.tenant_field if self.collection else None
+        if not field:
+            self._load_into(self.handle, objects)
+            return
+        from weaviate.classes.tenants import Tenant
+
+        groups: dict[str, list[Any]] = {}
+        for obj in objects:
+            groups.setdefault(str(obj.properties[field]), []).append(obj)
+        new = [t for t in groups if t not in self._tenants]
+        if new:
+            self.handle.tenants.create([Tenant(name=t) for t in new])
+        for t, objs in groups.items():
+            self._load_into(self._tenant(t), objs)
+
+    def _load_into(self, handle: Any, objects: list[Any]) -> None:
         o = self.options
         method, kwargs = batch_context(o.batch_mode, o.batch_size, o.batch_concurrent_requests)
-        with getattr(self.handle.batch, method)(**kwargs) as batch:
+        with getattr(handle.batch, method)(**kwargs) as batch:
             for obj in objects:
                 batch.add_object(properties=obj.properties, uuid=obj.uuid, vector=obj.vector)
-        failed = self.handle.batch.failed_objects
+        failed = handle.batch.failed_objects
         if failed:
             raise RuntimeError(f"weaviate rejected {len(failed)} of {len(objects)} objects: {failed[0].message}")
 
@@ -570,7 +603,11 @@ class WeaviateBackend(Backend):
                 raise UserError(f"weaviate did not finish indexing '{name}' within the {timeout_s:.0f} s timeout ({why})",
                                 "raise run.index_timeout_s, or check the server's load")
             time.sleep(0.2)
-        total = self.handle.aggregate.over_all(total_count=True).total_count
+        if col.tenant_field:  # every tenant is a shard of its own: count each
+            tenants = sorted(self.handle.tenants.get())
+            total = sum(self._tenant(t).aggregate.over_all(total_count=True).total_count for t in tenants)
+        else:
+            total = self.handle.aggregate.over_all(total_count=True).total_count
         compressed = shards_compressed(nodes, name) if col.index.quantization else None
         config = self.handle.config.get()
         built = built_index_from_config(config, col, total, queued, compressed)
@@ -583,6 +620,13 @@ class WeaviateBackend(Backend):
                      "batching from 1.36; failed_objects)"]}
         if col.hybrid is not None:
             built.params["hybrid"] = hybrid_readback(config, col, built.substitutions)
+        if col.tenant_field:
+            mt = getattr(config, "multi_tenancy_config", None)
+            built.params["tenants"] = {"field": col.tenant_field, "enabled": getattr(mt, "enabled", None),
+                                       "tenants": len(tenants), "how": "native multi-tenancy: one shard per tenant, "
+                                       "each search names its tenant (collection.with_tenant)"}
+            if getattr(mt, "enabled", None) is not True:
+                built.substitutions.append("asked for multi-tenancy; the collection reports it disabled")
         return built
 
     def _set_ef(self, ef: int, vector_name: str | None = None) -> None:
@@ -599,7 +643,8 @@ class WeaviateBackend(Backend):
             self._set_ef(params.ef_search, name)
         if params.text is not None:
             return hit_ids(self.handle.query.hybrid(**hybrid_request(vector, k, params, self.collection.hybrid.text_field)))
-        return hit_ids(self.handle.query.near_vector(**search_request(vector, k, params.filter, name)))
+        handle = self.handle if params.tenant is None else self._tenant(params.tenant)
+        return hit_ids(handle.query.near_vector(**search_request(vector, k, params.filter, name)))
 
     def get(self, id: int) -> Record | None:
         self._require_collection()

@@ -104,6 +104,10 @@ _BUILTIN: list[Key] = [
         "idle baseline)", show=lambda v: f"ingest={float(v):,.0f}/s"),
     Key("ingest_stage", pa.int64(), "stage", "variant", "streaming: stage of ingest progress, the percent of the "
         "streamed rows acknowledged at its end; null = the whole stream", show=lambda v: f"at {int(v)}%"),
+    Key("tenants", pa.int64(), "tenants", "variant", "multi-tenancy: tenants the searched copy of the data is dealt "
+        "to (each holds n / tenants records); null = no tenants", show=lambda v: f"tenants={int(v):,}"),
+    Key("tenant_choice", pa.string(), "choice", "variant", "multi-tenancy: how each search's tenant was drawn "
+        "(uniform | zipfian)", show=lambda v: str(v)),
     Key("k", pa.int64(), "k", "load", "neighbours asked per search", in_label=False),
     Key("concurrency", pa.int64(), "c", "load", "workers issuing operations"),
     Key("target_rate", pa.float64(), "rate", "load", "open loop: offered ops/s (all workers); null = closed loop",

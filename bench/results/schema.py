@@ -21,6 +21,8 @@ CASE_FIGURES = ["ingest_achieved", "idle_p99_us", "p99_factor",
                 "vectors_held", "rss_bytes", "disk_bytes", "rss_per_million_bytes", "disk_per_million_bytes",
                 "searchable_after_s", "searchable_found", "first_query_us", "restart_s"]
 CASE_TEXT = ["ended_by", "memory_from", "disk_from"]
+# quality beyond recall@k (bench.metrics.quality), from the kept ids; null where it does not apply
+QUALITY_FIGURES = ["recall_at_1", "recall_at_10", "recall_at_100", "ndcg", "distance_ratio"]
 
 FIGURES = ["qps", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "recall"]
 
@@ -38,6 +40,7 @@ TRIAL_FIELDS = [
     *[pa.field(f, pa.float64()) for f in HYBRID_FIGURES],
     *[pa.field(f, pa.float64()) for f in CASE_FIGURES],
     *[pa.field(f, pa.string()) for f in CASE_TEXT],
+    *[pa.field(f, pa.float64()) for f in QUALITY_FIGURES],
     pa.field("service_p50_us", pa.float64()),
     pa.field("service_p99_us", pa.float64()),
     pa.field("service_p999_us", pa.float64()),
@@ -78,6 +81,8 @@ PROVENANCE_FIELDS = [
     # memory for the loaded, indexed collection, plus allocator slack); null for client-server engines
     pa.field("client_rss_growth_bytes", pa.int64()),
     pa.field("backend_options", pa.string()),  # JSON
+    pa.field("price_per_hour", pa.float64()),  # backend.price_per_hour / --price-per-hour; null = no price
+    pa.field("currency", pa.string()),  # its ISO 4217 code; null without a price
     pa.field("capabilities", pa.string()),  # JSON
     pa.field("dataset_queries", pa.int64()),
     pa.field("dataset_metric", pa.string()),
@@ -118,7 +123,7 @@ SUMMARY_FIELDS = [
     pa.field("count", pa.int64()),
     pa.field("errors", pa.int64()),
 ]
-for _f in FIGURES + HYBRID_FIGURES + CASE_FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]:
+for _f in FIGURES + HYBRID_FIGURES + CASE_FIGURES + QUALITY_FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]:
     SUMMARY_FIELDS += [pa.field(_f, pa.float64()), pa.field(f"{_f}_lo", pa.float64()), pa.field(f"{_f}_hi", pa.float64())]
 SUMMARY_FIELDS += [pa.field("client_limited", pa.bool_()), pa.field("hdr", pa.string()),
                    pa.field("percentiles_withheld", pa.string()), pa.field("outliers", pa.string()),
@@ -138,9 +143,21 @@ FIELD_DOCS: dict[str, str] = {
     "p90_us": "90th percentile latency, microseconds", "p99_us": "99th percentile latency, microseconds",
     "p999_us": "99.9th percentile latency, microseconds", "max_us": "maximum latency, microseconds",
     "recall": "recall@k against the harness's exact reference (hybrid: agreement with the exact fused ranking)",
+    "recall_at_1": "recall@1 of the sampled searches (the first returned id is the exact nearest), read from "
+                   "the same k-neighbour searches as recall; null when k < 1",
+    "recall_at_10": "recall@10: |first 10 returned & exact top-10| / 10, from the same searches; null when k < 10",
+    "recall_at_100": "recall@100, from the same searches; null when k < 100 (the searches asked for fewer "
+                     "neighbours: run with search.k >= 100 for it)",
+    "ndcg": "NDCG@k, binary relevance (a returned id in the exact top-k counts 1/log2(position + 2)), over the "
+            "ideal ranking",
+    "distance_ratio": "ann-benchmarks' rel: summed distances of the returned ids / summed distances of the exact "
+                      "top-k (1 = exact); l2 and cosine only, null for inner product and where unknown",
     "recall_per_query": "recall@k of each query index (NaN: not searched in the trial)",
     "hdr": "base64 HdrHistogram (V2) of the successful operations' latencies in microseconds; mergeable",
     "ids_file": "file (relative to the run folder) holding the ids each sampled search returned",
+    "price_per_hour": "what an hour of the engine's machine costs (backend.price_per_hour or --price-per-hour); "
+                      "compare and report derive queries per currency unit and the cost of a million queries",
+    "currency": "ISO 4217 code of price_per_hour (null without a price)",
     "load_s": "seconds inserting the data", "build_s": "seconds from the last insert until searchable",
     "index_built": "the index as the engine reports it built (JSON)",
     "run_status": "running | complete | interrupted | failed | stopped",

@@ -5,24 +5,39 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bench.datasets._io import ensure_dir, save_npy_atomic
 from bench.datasets.exact import exact_topk
+from bench.metrics import quality
 from bench.metrics.recall import per_search_recall
 from bench.scenarios.base import Reference, Variant
 
+if TYPE_CHECKING:
+    from bench.datasets.dataset import Dataset
+
 
 class ExactReference(Reference):
-    """The exact top-k: a search's quality is its recall@k."""
+    """The exact top-k: a search's quality is its recall@k; `extra` adds recall@1/10/100, NDCG@k and the distance
+    ratio (bench.metrics.quality) where the reference knows the searched vectors (`data`, `queries`)."""
 
-    def __init__(self, truth: np.ndarray):
+    def __init__(self, truth: np.ndarray, data: Dataset | None = None, queries: np.ndarray | None = None):
         self.truth = truth
+        self.data, self.queries = data, queries
 
     def per_search(self, queries: np.ndarray, found: np.ndarray, k: int) -> np.ndarray:
         return per_search_recall(found, self.truth[queries], k)
+
+    def extra(self, queries: np.ndarray, found: np.ndarray, k: int) -> dict[str, float | None]:
+        if self.data is None or self.queries is None:
+            return quality.figures(found, self.truth[queries], k)
+        inside = np.where(found < self.data.n, found, -1)  # an id the data does not hold has no distance
+        return {**quality.figures(inside, self.truth[queries], k, np.asarray(self.queries)[queries],
+                                  self.data.base_rows.take, self.data.metric),
+                **quality.recall_at(found, self.truth[queries], k),
+                "ndcg": float(quality.ndcg(found, self.truth[queries], k).mean()) if len(found) else None}
 
 
 def digest(a: np.ndarray | None) -> str | None:
@@ -42,7 +57,7 @@ def exact(v: Variant, k: int, cache_dir: Path) -> ExactReference:
     ds = v.data
     assert ds is not None
     if v.mask is None and v.queries is None:
-        return ExactReference(ds.ground_truth(k, progress=False))
+        return ExactReference(ds.ground_truth(k, progress=False), ds, ds.queries)
     queries = v.query_vectors()
     key = {"data": ds.content_hash, "metric": ds.metric, "n": ds.n, "k": k, "queries": digest(queries),
            "mask": digest(v.mask), **{f"ref_{a}": b for a, b in v.ref_key.items()}}
@@ -51,10 +66,10 @@ def exact(v: Variant, k: int, cache_dir: Path) -> ExactReference:
         try:
             gt = np.load(path, allow_pickle=False)
             if gt.shape == (len(queries), k):
-                return ExactReference(gt)
+                return ExactReference(gt, ds, queries)
         except (OSError, ValueError):
             pass
     gt = exact_topk(ds.base_rows, queries, k, ds.metric, mask=v.mask)
     ensure_dir(path.parent)
     save_npy_atomic(path, gt)
-    return ExactReference(gt)
+    return ExactReference(gt, ds, queries)
