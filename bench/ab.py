@@ -100,7 +100,7 @@ def run_ab(workload: str, arms: list[Arm], trials: int | None = None, results_di
                 say(f"arm {arm.name}: {arm.backend}: loading and indexing")
                 _, it = stack.enter_context(_opened(arm, workload, rid, results_dir, cache_dir, trials, command))
                 steps.append(it)
-            _alternate(arms, steps, say)
+            _alternate(arms, steps, say, doc.setdefault("sequence", []))
         status = "complete" if all(a.status == "complete" for a in arms) else "failed"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -125,9 +125,10 @@ def _opened(arm: Arm, workload: str, rid: str, results_dir: Path, cache_dir: Pat
         raise
 
 
-def _alternate(arms: list[Arm], steps: list[Iterator[str]], say: Callable[[str], None]) -> None:
+def _alternate(arms: list[Arm], steps: list[Iterator[str]], say: Callable[[str], None], sequence: list[str]) -> None:
     """Pair after pair, one timed trial of each arm, in the order `order(pair)`; an arm with trials left after
-    the other ran out goes on alone (the arms then measured different configurations, which regress reports)."""
+    the other ran out goes on alone (the arms then measured different configurations, which regress reports).
+    `sequence` gets "<arm> <label>" per trial, in the order they ran (ab.json keeps it)."""
     live = [True, True]
     pair = 0
     t0 = time.perf_counter()
@@ -140,5 +141,6 @@ def _alternate(arms: list[Arm], steps: list[Iterator[str]], say: Callable[[str],
                 live[i] = False
                 continue
             arms[i].trials += 1
+            sequence.append(f"{arms[i].name} {label}")
             say(f"pair {pair} arm {arms[i].name}: {label} ({time.perf_counter() - t0:.0f} s)")
         pair += 1

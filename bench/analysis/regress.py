@@ -515,7 +515,7 @@ def paired_check(key: dict, figure: str, rule: FigureRule, a: dict[int, float], 
     assert tol is not None
     worse = change < -tol if rule.better == "higher" else change > tol
     better = change > tol if rule.better == "higher" else change < -tol
-    p, floor = paired_p(d), (1.0 if len(d) < 3 else 0.0)
+    p, floor = (paired_p(d), 0.0) if len(d) >= 3 else (1.0, 1.0)  # two pairs tell no spread
     base, cand = trimmed(av).median, trimmed(bv).median
     assert base is not None and cand is not None
     return FigureCheck(key, figure, base, cand, change, tol, relative, p, len(d), len(d),
