@@ -153,3 +153,12 @@ def test_a_suite_records_the_sentinel_first_in_its_own_rows(tmp_path, cache_dir)
     res = compare_frames(df, df, RegressConfig())
     assert {c.key["backend"] for c in res.sentinel} == {"null", "faiss"}
     assert {c.key["workload"] for c in res.checks} == {"ann-smoke"}
+
+
+def test_an_ab_run_of_one_trial_is_refused_before_anything_is_written(tmp_path):
+    from bench.ab import Arm, run_ab
+    from bench.errors import UserError
+
+    with pytest.raises(UserError, match="pairs trials"):
+        run_ab("ann-smoke", [Arm("A", "null"), Arm("B", "null")], trials=1, results_dir=tmp_path / "results")
+    assert not (tmp_path / "results").exists()
