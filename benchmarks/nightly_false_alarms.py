@@ -12,6 +12,8 @@ Two procedures, as .github/workflows/nightly.yml runs them:
   `--prefill` nights fill the baseline first and are not counted. Each counted night is followed by a slow night
   (fake-slow at 1,300 us, +30%; the engines unchanged) compared with the same baseline and never added to it.
   Verdicts are computed four ways from the same runs: with or without the sentinel rule and the host-load rule.
+- ab-real (on request): the power on a real engine, `bench ab` of --real-backend (faiss) with arm B at a slower
+  setting (--real-b-set, default ef_search 96 instead of 64), regressed across the key it changes.
 - ab: each night, one `bench ab` process per engine (arm A and arm B the same configuration: an identical
   candidate build) and `bench regress --candidate AB_RUN`; a slow night is `bench ab` of fake-slow with arm B at
   1,300 us. Verdicts with and without the host-load rule (the sentinel has no part in an interleaved run).
@@ -202,13 +204,34 @@ def ab(b: Bench) -> dict[str, dict]:
     return tally
 
 
+def ab_real(b: Bench) -> dict[str, dict]:
+    """Power on a real engine: `bench ab` of --real-backend with arm B given --real-b-set (a slower setting, e.g.
+    a wider ef_search), regressed across --real-across; a catch is a regression of that backend's latency or
+    throughput (a better recall does not count). No identical nights: those are the ab procedure's."""
+    a = b.args
+    name = f"ab real {a.real_backend} ({a.real_b_set})"
+    t = {"false": 0, "caught": 0, "slow_false": 0, "moved": [], "identical_nights": 0}
+    for night in range(a.nights):
+        run = b.ab(f"ab-real-{night}-{a.real_backend}", a.real_backend, [a.real_b_set], [])
+        res = compare_paired(trials_frame([run]), b.variant(False, True), run.name, [a.real_across])
+        caught = any(c.figure != "recall" for c in res.regressions)
+        t["caught"] += caught
+        t["moved"].append(next((c.change for c in res.checks if c.figure == "p50_us"), None))
+        b.record["nights"].append({"procedure": "ab-real", "night": night, "run": run.name, "caught": caught,
+                                   "regressions": [f"{c.figure} {c.describe_change()}" for c in res.regressions]})
+        print(f"{name} slow night {night}: {'caught' if caught else 'missed'} (P50 {t['moved'][-1]:+.1%})",
+              flush=True)
+    return {name: t}
+
+
 def table(tallies: dict[str, dict], nights: int, slowdown: float) -> str:
     lines = [f"| procedure | false alarms in {nights} identical nights | catches of +{slowdown:.0%} in {nights} "
              "slow nights | fake-slow P50 change measured (mean) |", "|---|---|---|---|"]
     for v, t in tallies.items():
         moved = [m for m in t["moved"] if m is not None]
         mean = f"{sum(moved) / len(moved):+.1%}" if moved else "-"
-        lines.append(f"| {v} | {t['false']} of {nights} | {t['caught']} of {nights} | {mean} |")
+        false = "-" if t.get("identical_nights") == 0 else f"{t['false']} of {nights}"
+        lines.append(f"| {v} | {false} | {t['caught']} of {nights} | {mean} |")
     return "\n".join(lines)
 
 
@@ -216,10 +239,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nights", type=int, default=10)
     ap.add_argument("--prefill", type=int, default=5, help="nights that fill the rolling baseline first")
-    ap.add_argument("--procedures", default="stored,ab")
+    ap.add_argument("--procedures", default="stored,ab", help="stored, ab, ab-real (a real engine's slower "
+                    "setting, --real-*)")
     ap.add_argument("--backends", default="qdrant-edge,faiss,pgvector")
     ap.add_argument("--slowdown", type=float, default=0.3, help="fake-slow's injected slowdown (0.3: +30%%)")
     ap.add_argument("--config", default=str(CONFIG_DIR / "regress.toml"))
+    ap.add_argument("--real-backend", default="faiss", help="ab-real: the engine slowed by a real setting")
+    ap.add_argument("--real-b-set", default="search.ef_search=[96]", help="ab-real: arm B's slower setting")
+    ap.add_argument("--real-across", default="ef_search", help="ab-real: the key arm B changes")
     ap.add_argument("--keep", type=Path, default=None, help="keep the runs (and summary.json) in this folder")
     ap.add_argument("--reuse", action="store_true", help="with --keep: reuse the runs already there")
     args = ap.parse_args()
@@ -235,6 +262,8 @@ def main() -> int:
             tallies.update(stored(b))
         if "ab" in procs:
             tallies.update(ab(b))
+        if "ab-real" in procs:
+            tallies.update(ab_real(b))
         elapsed = time.perf_counter() - t0
         print(f"\n{table(tallies, args.nights, args.slowdown)}\n\n{elapsed / 60:.1f} min; engines "
               f"{', '.join(args.backends)} + {FAKE} (the injected slowdown), workload {b.workload}")
