@@ -308,8 +308,10 @@ def report(
 
 @app.command()
 def regress(
-    baseline: Annotated[str, typer.Option("--baseline", help="baseline: a run folder, run id or baseline name")],
     candidate: Annotated[str, typer.Option("--candidate", help="candidate: a run folder or run id")],
+    baseline: Annotated[str | None, typer.Option("--baseline", help="baseline: a run folder, run id or baseline "
+                                                 "name; none: the candidate is an A/B run (`bench ab`), arm B "
+                                                 "tested against arm A pair by pair")] = None,
     config: Annotated[str | None, typer.Option(help="tolerances and alpha (default configs/regress.toml)")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="also write the markdown summary here")] = None,
     results_dir: Annotated[Path, typer.Option(help="where run ids are looked up")] = Path("results"),
@@ -330,7 +332,7 @@ def regress(
         from bench.spec import CONFIG_DIR
 
         config = str(default if default.exists() else CONFIG_DIR / "regress.toml")
-    res = rg.regress(resolve_results(baseline, results_dir, baselines_dir),
+    res = rg.regress(resolve_results(baseline, results_dir, baselines_dir) if baseline is not None else None,
                      resolve_results(candidate, results_dir, baselines_dir), config, across, allow_incomplete)
     text = res.markdown()
     if out is not None:
@@ -390,6 +392,39 @@ def baseline_show(
                              ("workloads", ", ".join(n.get("workloads", [])) or "?"),
                              ("trial rows", n.get("trial_rows", "?"))):
             print(f"  {label:<10} {value}")
+
+
+@app.command()
+def ab(
+    backend: Annotated[str, typer.Option("--backend", "-b", help="arm A's backend (and arm B's, without --b-backend)")],
+    workload: Annotated[str, typer.Option("--workload", "-w", help="workload file or name in workloads/")] = "ann-smoke",
+    set_: Annotated[list[str], typer.Option("--set", help="override for both arms: section.key=value")] = [],  # noqa: B006
+    config: Annotated[str | None, typer.Option(help="backend config file of both arms")] = None,
+    a_set: Annotated[list[str], typer.Option("--a-set", help="override for arm A only")] = [],  # noqa: B006
+    b_set: Annotated[list[str], typer.Option("--b-set", help="override for arm B only, e.g. backend.url=... of "
+                                             "the candidate build, or index.m=32")] = [],  # noqa: B006
+    b_backend: Annotated[str | None, typer.Option(help="arm B's backend (default: --backend)")] = None,
+    b_config: Annotated[str | None, typer.Option(help="arm B's backend config file (default: --config)")] = None,
+    trials: Annotated[int | None, typer.Option(help="timed trials per arm and configuration: the pairs")] = None,
+    results_dir: Annotated[Path, typer.Option(help="where results/<run-id>/ goes")] = Path("results"),
+    run_id: Annotated[str | None, typer.Option(help="run id (default: time, 'ab', random)")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="dataset cache (default $BENCH_CACHE_DIR or ~/.cache/bench)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no line per trial")] = False,
+) -> None:
+    """Interleaved A/B: two configurations' trials alternate in one time window; `bench regress --candidate RUN`
+    then tests the paired differences."""
+    from bench.ab import Arm, run_ab
+
+    arms = [Arm("A", backend, config, [*set_, *a_set]),
+            Arm("B", b_backend or backend, b_config if b_config is not None else config, [*set_, *b_set])]
+    out = run_ab(workload, arms, trials, results_dir, cache_dir, run_id, shlex.join(["bench", *sys.argv[1:]]),
+                 say=(lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr)))
+    with _reader_may_leave():
+        for a in out.arms:
+            print(f"arm {a.name}: {a.backend} {a.status}, {a.trials} trials ({a.prefix}*)")
+        print(f"A/B run {out.status}: {out.run_dir} (bench regress --candidate {out.run_dir})")
+    if out.status != "complete":
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()

@@ -85,6 +85,7 @@ class RunRequest:
     suite_prefix: str | None = None  # the cell's file prefix in the suite's folder (default `<backend>.<name>.`)
     live: Any = None  # e.g. bench.live.LiveExporter: `trial_done(rows)` is called after every trial
     rate_sweep: bool = False  # after the closed-loop trials, offer 10%..120% of their QPS open loop
+    row_extra: dict[str, Any] = field(default_factory=dict)  # key columns every row carries (an A/B arm, a role)
 
     def all_overrides(self) -> list[str]:
         out = list(self.overrides)
@@ -241,7 +242,8 @@ class RunContext:
         self.info = backend.info()
         self.rep.say(f"loaded {ds.n} vectors in {self.load_s:.1f} s; index ready after {self.build_s:.1f} s more "
                      f"({self.built.kind} {self.built.params})")
-        self.base_row = {**self._provenance(), **self.plan.run_row(), "client_rss_growth_bytes": rss_growth}
+        self.base_row = {**self._provenance(), **self.plan.run_row(), "client_rss_growth_bytes": rss_growth,
+                         **self.req.row_extra}
 
     def _load(self) -> float:
         """Insert every record in batches (the dataset, or what a scenario loads instead), with its payloads."""

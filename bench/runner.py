@@ -6,10 +6,11 @@ variant's axes (bench.results.keys), quality figures from the kind scenario and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ from bench.results.intervals import write_interval_logs
 from bench.run_context import RATE_SWEEP, RunContext, RunOutcome, RunRequest, Stop, check
 from bench.scenarios import Variant
 
-__all__ = ["RunOutcome", "RunRequest", "check", "find_knee", "print_summary", "run"]
+__all__ = ["RunOutcome", "RunRequest", "check", "find_knee", "print_summary", "run", "stepwise"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,18 @@ def run(req: RunRequest) -> RunOutcome:
     return ctx.outcome()
 
 
+@contextlib.contextmanager
+def stepwise(req: RunRequest) -> Iterator[tuple[RunContext, Iterator[str]]]:
+    """A run whose trials an orchestrator drives one at a time (`bench ab` interleaves two runs trial by trial):
+    the run context is open (loaded, indexed) inside the block, and each `next()` of the iterator measures one
+    timed trial (a configuration's warm-up comes with its first trial) and gives its label. Offered-rate sweeps
+    are not stepped."""
+    with RunContext.open(req) as ctx:
+        runner = _Runner(ctx)
+        ctx.on_close(runner.pool.close)
+        yield ctx, runner.steps()
+
+
 class _Runner:
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
@@ -67,14 +80,18 @@ class _Runner:
         self.server_pid = info.server_pid or (pid_listening_on(self.server_port) if self.server_port else None)
 
     def all(self) -> None:
+        for _ in self.steps(RATE_SWEEP if self.ctx.req.rate_sweep else ()):
+            pass
+
+    def steps(self, sweep: tuple[float, ...] = ()) -> Iterator[str]:
+        """Every configuration's warm-up and timed trials, yielding after each timed trial."""
         efs = self.kind.ef_values()
-        sweep = RATE_SWEEP if self.ctx.req.rate_sweep else ()
         total = len(efs) * len(self.ctx.variants) * self.spec.run.trials * (1 + len(sweep))
         with self.ctx.rep.progress() as prog:
             self.prog, self.bar = prog, prog.add_task("trials", total=total)
             for ef in efs:
                 for v in self.ctx.variants:
-                    self.measure(Config(v, ef, self.spec.run.target_rate))
+                    yield from self.measure(Config(v, ef, self.spec.run.target_rate))
                     if sweep:
                         self.sweep(v, ef, sweep)
         self.ctx.extra_json["knees"] = self.knees
@@ -85,7 +102,8 @@ class _Runner:
         mine = [r for r in self.ctx.trial_rows if all(r.get(a) == b for a, b in same.items())]
         qmax = _closed_loop_qps(mine, ef)
         for frac in fractions:
-            self.measure(Config(v, ef, max(1.0, frac * qmax)))
+            for _ in self.measure(Config(v, ef, max(1.0, frac * qmax))):
+                pass
         mine = [r for r in self.ctx.trial_rows if all(r.get(a) == b for a, b in same.items())]
         knee = find_knee(summarize(mine))
         if knee:
@@ -93,13 +111,14 @@ class _Runner:
                              f"({knee['qps']:,.0f} achieved, P99 {knee['p99_us']:,.0f} us)")
             self.knees.append({**same, **knee})
 
-    def measure(self, c: Config) -> None:
+    def measure(self, c: Config) -> Iterator[str]:
         label = f"{self.ctx.req.backend} {self.spec.name} {keys.label(c.axes())}"
         self.prog.update(self.bar, description=label)
         self.phase(c, trial=-1)  # warm-up: excluded from every figure
         for trial in range(self.spec.run.trials):
             self.trial(c, trial)
             self.prog.advance(self.bar)
+            yield f"{label} trial {trial}"
 
     def phase(self, c: Config, trial: int) -> tuple[list[WorkerResult], float | None]:
         task = _task(self.ctx, c, trial)

@@ -13,6 +13,8 @@ A suite file:
     workloads = ["ann-smoke", "ycsb-b"]
     trials = 5                                  # optional, for every cell
     set = ["dataset.n=5000"]                    # optional --set for every cell
+    sentinel = true                             # optional: first, the fixed reference measurement (null and faiss
+                                                # on workloads/sentinel.toml, rows with role = "sentinel")
     [backend.qdrant]                            # optional, per backend: config file and more --set
     config = "configs/qdrant.toml"
     [workload.ycsb-b]                           # optional, per workload: more --set
@@ -21,6 +23,10 @@ A suite file:
     backend = "faiss"
     workload = "ycsb-b"
     reason = "faiss cannot update records"
+
+The sentinel's cells come first, with the file prefix `sentinel.<backend>.sentinel.`; they take none of the suite's
+overrides. `bench regress` reads the machine's drift between two runs from them (bench.analysis.conditions) and
+never compares them with an engine.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bench.backends.secrets import redact_command, redact_settings
 from bench.errors import UserError
 from bench.results.writer import check_run_id, make_run_dir, new_run_id, write_json
+
+SENTINEL_BACKENDS = ("null", "faiss")  # the harness alone, and a small in-process index: a second or two
+SENTINEL_WORKLOAD = "sentinel"  # workloads/sentinel.toml
 
 CellStatus = Literal["pending", "complete", "failed", "excluded", "already done"]
 
@@ -71,6 +80,7 @@ class SuiteSpec(BaseModel):
     backend: dict[str, CellOptions] = Field(default_factory=dict)
     workload: dict[str, CellOptions] = Field(default_factory=dict)
     exclude: list[Exclude] = Field(default_factory=list)
+    sentinel: bool = False
 
 
 @dataclass
@@ -85,6 +95,7 @@ class Cell:
     duration_s: float | None = None
     files: list[str] = field(default_factory=list)
     detail: str | None = None  # traceback tail of an unexpected exception
+    role: str | None = None  # "sentinel": the fixed reference measurement, not an engine's
 
 
 @dataclass
@@ -183,20 +194,23 @@ class _Suite:
         from bench.spec import load_workload
 
         spec = self.spec
-        overrides = _overrides(spec, cell.backend, cell.workload)
+        fixed = cell.role is not None  # the sentinel takes none of the suite's settings
+        overrides = [] if fixed else _overrides(spec, cell.backend, cell.workload)
         wl = load_workload(cell.workload, [o for o in overrides if not o.startswith("backend.")])
         cell.workload_name = wl.name
-        prefix = _unique(f"{cell.backend}.{wl.name}", self.prefixes)
+        prefix = _unique(f"{cell.role + '.' if fixed else ''}{cell.backend}.{wl.name}", self.prefixes)
         cell.prefix = prefix
         if self.resume and cell_done(self.run_dir, prefix):
             cell.status, cell.reason = "already done", f"done before in {self.rid}"
             return
         self.say(f"{cell.backend} x {cell.workload}: running")
-        opts = spec.backend.get(cell.backend, CellOptions())
+        opts = CellOptions() if fixed else spec.backend.get(cell.backend, CellOptions())
         out = run_cell(RunRequest(backend=cell.backend, workload=cell.workload, overrides=overrides,
                                   config=opts.config, results_dir=self.results_dir, cache_dir=self.cache_dir,
-                                  trials=spec.trials, concurrency=spec.concurrency, quiet=self.quiet,
-                                  command=self.command, suite_run_id=self.rid, suite_prefix=prefix))
+                                  trials=None if fixed else spec.trials,
+                                  concurrency=None if fixed else spec.concurrency, quiet=self.quiet,
+                                  command=self.command, suite_run_id=self.rid, suite_prefix=prefix,
+                                  row_extra={"role": cell.role} if fixed else {}))
         cell.status = "complete" if out.status == "complete" else "failed"
         if out.status != "complete":
             cell.reason = f"the run ended {out.status}" + (f": {out.warnings[-1]}" if out.warnings else "")
@@ -236,6 +250,8 @@ def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = 
     rid, run_dir = _suite_dir(spec, resume, run_id, results_dir)
     suite = _Suite(spec, rid, run_dir, bool(resume), results_dir, cache_dir, quiet, command, say, set())
     cells = [Cell(b, w) for w in spec.workloads for b in spec.backends]
+    if spec.sentinel:
+        cells = [Cell(b, SENTINEL_WORKLOAD, role="sentinel") for b in SENTINEL_BACKENDS] + cells
     doc: dict = {"suite": spec.name, "file": str(path), "run_id": rid, "started_utc": datetime.now(UTC).isoformat(),
                  "command": redact_command(command), "status": "running",
                  "spec": redact_settings(spec.model_dump(mode="json"))}
@@ -247,7 +263,8 @@ def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = 
     save("running")
     try:
         for cell in cells:
-            ex = next((e for e in spec.exclude if e.matches(cell.backend, cell.workload)), None)
+            ex = None if cell.role else next((e for e in spec.exclude if e.matches(cell.backend, cell.workload)),
+                                             None)
             if ex is not None:
                 cell.status, cell.reason = "excluded", ex.reason
                 continue

@@ -67,6 +67,10 @@ class FigureRule(BaseModel):
 class RegressConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the Mann-Whitney U test")
+    sentinel: bool = Field(True, description="a regression the suite's sentinel shows too is the machine's: unclear")
+    host: bool = Field(True, description="a regression measured on a busier machine than its baseline: unclear")
+    busier_cores: float = Field(0.25, ge=0, description="other processes' mean cores more in the candidate than in "
+                                "the baseline that make its machine busier")
     figures: dict[str, FigureRule] = Field(default_factory=lambda: dict(DEFAULT_FIGURES))
 
 
@@ -156,6 +160,9 @@ class FigureCheck:
     p_adjusted: float = 1.0  # Holm-Bonferroni over every check of the comparison; the verdict rests on it
     better: bool = False  # moved the right way beyond the tolerance
     floor: float = 0.0  # the smallest p the test could give (Mann-Whitney on few trials)
+    figure_better: str = "lower"  # the rule's direction: "higher" or "lower"
+    reason: str | None = None  # why a move beyond tolerance is "unclear" (the machine: sentinel, host load)
+    note: str | None = None  # what the reader should know beside the verdict
 
     def describe_change(self) -> str:
         return f"{self.change:+.1%}" if self.relative else f"{self.change:+.4g}"
@@ -170,6 +177,8 @@ class RegressResult:
     only_baseline: list[dict] = field(default_factory=list)
     only_candidate: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    sentinel: list[FigureCheck] = field(default_factory=list)  # the sentinel's own checks (never verdicts)
+    paired: bool = False  # an interleaved A/B run: arm A against arm B, trial by trial
 
     @property
     def regressions(self) -> list[FigureCheck]:
@@ -331,7 +340,8 @@ def check_figure(key: dict, figure: str, rule: FigureRule, base: list[float], ca
         p, test, floor = mann_whitney_p(base, cand), "mann-whitney", smallest_p(len(base), len(cand))
     verdict = _verdict(worse, better, p, alpha, floor)
     return FigureCheck(key, figure, b, c, change, tol, relative, p, n_base, n_cand, verdict, worse,
-                       len(runs), (min(runs), max(runs)), test, p_adjusted=p, better=better, floor=floor)
+                       len(runs), (min(runs), max(runs)), test, p_adjusted=p, better=better, floor=floor,
+                       figure_better=rule.better)
 
 
 def holm_adjust(p_values: Sequence[float]) -> list[float]:
@@ -356,6 +366,34 @@ def apply_holm(checks: list[FigureCheck], alpha: float) -> None:
         c.verdict = _verdict(c.worse, c.better, adj, alpha, c.floor)
 
 
+def apply_conditions(res: RegressResult, cfg: RegressConfig, hosts: dict[tuple, tuple]) -> None:
+    """The machine's part (bench.analysis.conditions): a regression the candidate's busier host or the sentinel
+    explains becomes "unclear", with the reason."""
+    from bench.analysis import conditions
+
+    moved = conditions.drift(res.sentinel) if cfg.sentinel else {}
+    for c in res.checks:
+        if not c.worse:
+            continue
+        reasons = []
+        if cfg.host:
+            hb, hc = hosts.get(_key_tuple(c.key), (None, None))
+            why = conditions.busier(hb, hc, cfg.busier_cores) if hb is not None and hc is not None else None
+            if why:
+                reasons.append(why)
+        why = conditions.machine_reason(c, moved) if moved else None
+        if why:
+            reasons.append(why)
+        if reasons:
+            c.reason = "; ".join(reasons)
+            if c.verdict == "regression":
+                c.verdict = "unclear"
+
+
+def _key_tuple(k: dict) -> tuple:
+    return tuple(sorted((n, str(v)) for n, v in k.items()))
+
+
 def _per_query(g: pd.DataFrame) -> np.ndarray | None:
     """Mean recall per query index over the ok trials of these rows (NaN: never searched); None when the
     results do not record it (older results, YCSB) or the trials disagree on the number of queries."""
@@ -375,31 +413,47 @@ def _per_query(g: pd.DataFrame) -> np.ndarray | None:
 
 def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, cfg: RegressConfig, baseline: str = "baseline",
                    candidate: str = "candidate", across: Sequence[str] = ()) -> RegressResult:
+    from bench.analysis.conditions import split_sentinel
+
     res = RegressResult(baseline, candidate, cfg.alpha)
+    _require_figures(base, cand, cfg)
+    names = match_keys(across)
+    (base, base_s), (cand, cand_s) = split_sentinel(base), split_sentinel(cand)
+    hosts: dict[tuple, tuple] = {}
+    res.checks = _checks(base, cand, cfg, names, res, hosts, list_apart=True)
+    res.sentinel = _checks(base_s, cand_s, cfg, names, res, {}, list_apart=False)
+    apply_holm(res.checks, cfg.alpha)
+    apply_holm(res.sentinel, cfg.alpha)
+    if not res.checks:
+        why, hint = _why_apart(base, cand, names)
+        raise UserError(f"Nothing in {candidate} is comparable with {baseline}: {why}", hint)
+    apply_conditions(res, cfg, hosts)
+    return res
+
+
+def _require_figures(base: pd.DataFrame, cand: pd.DataFrame, cfg: RegressConfig) -> None:
     for fig in cfg.figures:
         if fig not in base.columns or fig not in cand.columns:
             raise UserError(f"The regress config names the figure '{fig}', which the results do not have",
                             "use columns of trials.parquet such as qps, p50_us, p99_us, p999_us, recall")
-    names = match_keys(across)
+
+
+def _checks(base: pd.DataFrame, cand: pd.DataFrame, cfg: RegressConfig, names: list[str], res: RegressResult,
+            hosts: dict[tuple, tuple], list_apart: bool) -> list[FigureCheck]:
+    """Every figure of every configuration found on both sides (and the host load of each side in `hosts`)."""
+    from bench.analysis.conditions import host_of
+
     gb, gc = _groups(base, names), _groups(cand, names)
-    for key in sorted(set(gb) - set(gc), key=str):
-        res.only_baseline.append(dict(zip(names, key, strict=True)))
-    for key in sorted(set(gc) - set(gb), key=str):
-        res.only_candidate.append(dict(zip(names, key, strict=True)))
+    if list_apart:
+        res.only_baseline += [dict(zip(names, k, strict=True)) for k in sorted(set(gb) - set(gc), key=str)]
+        res.only_candidate += [dict(zip(names, k, strict=True)) for k in sorted(set(gc) - set(gb), key=str)]
+    out = []
     for key in sorted(set(gb) & set(gc), key=str):
         kd = dict(zip(names, key, strict=True))
         b, c = gb[key], gc[key]
-        hb, hc = set(b.get("dataset_hash", pd.Series(dtype=object)).dropna()), set(
-            c.get("dataset_hash", pd.Series(dtype=object)).dropna())
-        if hb and hc and hb != hc:
-            res.notes.append(f"{_key_text(kd)}: not compared, the datasets differ (hash {sorted(hb)[0][:12]} "
-                             f"against {sorted(hc)[0][:12]})")
+        if _apart_note(kd, b, c, res):
             continue
-        ib = set(b.get("index_built", pd.Series(dtype=object)).dropna())
-        ic = set(c.get("index_built", pd.Series(dtype=object)).dropna())
-        if ib and ic and ib != ic:
-            res.notes.append(f"{_key_text(kd)}: the engine built another index in the candidate than in the "
-                             f"baseline ({_built_diff(ib, ic)}); a change may come from that")
+        hosts[_key_tuple(kd)] = (host_of(b), host_of(c))
         for fig, rule in cfg.figures.items():
             by_run = [_values(g, fig) for _, g in b.groupby("run_id", sort=True)]
             pq = None
@@ -409,11 +463,111 @@ def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, cfg: RegressConfig, b
                     pq = (qb, qc)
             chk = check_figure(kd, fig, rule, _values(b, fig), _values(c, fig), cfg.alpha, by_run, pq)
             if chk is not None:
+                out.append(chk)
+    return out
+
+
+def _apart_note(kd: dict, b: pd.DataFrame, c: pd.DataFrame, res: RegressResult) -> bool:
+    """True when the two sides loaded different data (not compared); a note when the engine built another
+    index."""
+    hb, hc = set(b.get("dataset_hash", pd.Series(dtype=object)).dropna()), set(
+        c.get("dataset_hash", pd.Series(dtype=object)).dropna())
+    if hb and hc and hb != hc:
+        res.notes.append(f"{_key_text(kd)}: not compared, the datasets differ (hash {sorted(hb)[0][:12]} "
+                         f"against {sorted(hc)[0][:12]})")
+        return True
+    ib = set(b.get("index_built", pd.Series(dtype=object)).dropna())
+    ic = set(c.get("index_built", pd.Series(dtype=object)).dropna())
+    if ib and ic and ib != ic:
+        res.notes.append(f"{_key_text(kd)}: the engine built another index in the candidate than in the "
+                         f"baseline ({_built_diff(ib, ic)}); a change may come from that")
+    return False
+
+
+# -- interleaved A/B (bench ab): arm A against arm B, trial by trial -----------------------------------------
+
+def paired_p(d: np.ndarray) -> float:
+    """Two-sided p of a paired t-test: are the pair differences centred away from zero?"""
+    if len(d) < 2:
+        return 1.0
+    m, sd = float(np.mean(d)), float(np.std(d, ddof=1))
+    if sd == 0:
+        return 1.0 if m == 0 else 0.0
+    from scipy.stats import ttest_1samp
+
+    p = float(ttest_1samp(d, 0.0).pvalue)
+    return 1.0 if math.isnan(p) else p
+
+
+def paired_check(key: dict, figure: str, rule: FigureRule, a: dict[int, float], b: dict[int, float],
+                 alpha: float) -> FigureCheck | None:
+    """One figure of one configuration of an A/B run: the trials paired by their number (trial i of A and of B
+    ran next to each other). Relative figures are tested on the log ratios B/A and their change is the geometric
+    mean ratio minus 1; absolute ones on the differences B - A, their change the mean difference."""
+    relative = rule.relative is not None
+    pairs = [t for t in sorted(set(a) & set(b)) if not relative or (a[t] > 0 and b[t] > 0)]
+    if not pairs:
+        return None
+    av, bv = np.array([a[t] for t in pairs]), np.array([b[t] for t in pairs])
+    d = np.log(bv / av) if relative else bv - av
+    change = math.expm1(float(np.mean(d))) if relative else float(np.mean(d))
+    tol = rule.relative if relative else rule.absolute
+    assert tol is not None
+    worse = change < -tol if rule.better == "higher" else change > tol
+    better = change > tol if rule.better == "higher" else change < -tol
+    p, floor = (paired_p(d), 0.0) if len(d) >= 3 else (1.0, 1.0)  # two pairs tell no spread
+    base, cand = trimmed(av).median, trimmed(bv).median
+    assert base is not None and cand is not None
+    return FigureCheck(key, figure, base, cand, change, tol, relative, p, len(d), len(d),
+                       _verdict(worse, better, p, alpha, floor), worse, 1, None, "paired", p_adjusted=p,
+                       better=better, floor=floor, figure_better=rule.better)
+
+
+def _by_trial(g: pd.DataFrame, figure: str) -> dict[int, float]:
+    out: dict[int, list[float]] = {}
+    for t, v in zip(g["trial"], g[figure], strict=True):
+        if v is not None and not pd.isna(v) and t is not None and not pd.isna(t):
+            out.setdefault(int(t), []).append(float(v))
+    return {t: float(np.mean(v)) for t, v in out.items()}
+
+
+def is_ab(df: pd.DataFrame) -> bool:
+    return "ab_arm" in df and {"A", "B"} <= set(df["ab_arm"].dropna())
+
+
+def compare_paired(df: pd.DataFrame, cfg: RegressConfig, name: str = "A/B run",
+                   across: Sequence[str] = ()) -> RegressResult:
+    """Arm B of an interleaved A/B run (bench ab) against its arm A, configuration by configuration, each figure
+    by a paired test on the trials (recall: per query, as in compare_frames); Holm over every check; a
+    regression measured while B's trials saw a busier machine than A's is unclear."""
+    res = RegressResult(f"{name} arm A", f"{name} arm B", cfg.alpha, paired=True)
+    _require_figures(df, df, cfg)
+    names = match_keys(across)
+    ga, gb = (_groups(df[df["ab_arm"] == arm], names) for arm in ("A", "B"))
+    res.only_baseline = [dict(zip(names, k, strict=True)) for k in sorted(set(ga) - set(gb), key=str)]
+    res.only_candidate = [dict(zip(names, k, strict=True)) for k in sorted(set(gb) - set(ga), key=str)]
+    hosts: dict[tuple, tuple] = {}
+    from bench.analysis.conditions import host_of
+
+    for key in sorted(set(ga) & set(gb), key=str):
+        kd = dict(zip(names, key, strict=True))
+        a, b = ga[key], gb[key]
+        if _apart_note(kd, a, b, res):
+            continue
+        hosts[_key_tuple(kd)] = (host_of(a), host_of(b))
+        for fig, rule in cfg.figures.items():
+            qa, qb = (_per_query(a), _per_query(b)) if fig == "recall" else (None, None)
+            if qa is not None and qb is not None and qa.shape == qb.shape:
+                chk = check_figure(kd, fig, rule, _values(a, fig), _values(b, fig), cfg.alpha, None, (qa, qb))
+            else:
+                chk = paired_check(kd, fig, rule, _by_trial(a, fig), _by_trial(b, fig), cfg.alpha)
+            if chk is not None:
                 res.checks.append(chk)
     apply_holm(res.checks, cfg.alpha)
     if not res.checks:
-        why, hint = _why_apart(base, cand, names)
-        raise UserError(f"Nothing in {candidate} is comparable with {baseline}: {why}", hint)
+        why, hint = _why_apart(df[df["ab_arm"] == "A"], df[df["ab_arm"] == "B"], names)
+        raise UserError(f"Nothing in arm B of {name} is comparable with its arm A: {why}", hint)
+    apply_conditions(res, cfg, hosts)
     return res
 
 
@@ -439,13 +593,24 @@ def _why_apart(base: pd.DataFrame, cand: pd.DataFrame, names: list[str]) -> tupl
             f"settings, say), add --across {' --across '.join(groups)}")
 
 
-def regress(baseline: str | Path, candidate: str | Path, config: str | Path | None = None,
+def regress(baseline: str | Path | None, candidate: str | Path, config: str | Path | None = None,
             across: Sequence[str] = (), allow_incomplete: bool = False) -> RegressResult:
+    """Candidate against baseline; with no baseline, the candidate must be an A/B run (bench ab), and its arm B
+    is compared with its arm A, trial pair by trial pair."""
     for a in across:
         if a not in keys.GROUPS and a not in keys.names():
             raise UserError(f"--across {a!r} is neither a key group nor a result key",
                             f"use one of {', '.join(keys.GROUPS)} or a key such as index_m")
     cfg = load_config(config)
+    if baseline is None:
+        df = trials_frame([candidate])
+        if not is_ab(df):
+            raise UserError(f"{candidate} is not an A/B run (its rows carry no arms A and B), and no --baseline "
+                            "was given", "give --baseline, or a run folder made by `bench ab`")
+        notes = require_complete(df, "A/B run", allow_incomplete)
+        res = compare_paired(df, cfg, str(candidate), across)
+        res.notes += notes
+        return res
     base = trials_frame([baseline])
     cand = trials_frame([candidate])
     notes = require_complete(base, "baseline", allow_incomplete) + require_complete(cand, "candidate",
@@ -469,6 +634,8 @@ def _evidence(c: FigureCheck) -> str:
         return f"{p} against {c.baseline_runs} baseline runs"
     if c.test == "run-noise":
         return f"{p}, one run a side, with the configured run-to-run spread"
+    if c.test == "paired":
+        return f"{p}, {c.n_baseline} pairs of interleaved trials"
     return f"{p}, {c.n_baseline} vs {c.n_candidate} trials"
 
 
@@ -484,40 +651,35 @@ def _base_text(c: FigureCheck) -> str:
     return _fmt(c.baseline)
 
 
+PAIRED_TEXT = ("an interleaved A/B run: arm B (candidate) against arm A (baseline), their trials paired in time; a "
+               "regression is a change for the worse beyond the tolerance that a paired t-test on the pairs' log "
+               "ratios (recall: a Wilcoxon signed-rank test on the queries) also finds clear")
+STORED_TEXT = ("a regression is a change for the worse beyond the tolerance that a two-sided test also finds clear: "
+               "recall by a Wilcoxon signed-rank test on the queries paired across runs; the other figures against "
+               "a one-run baseline by a z-test with the machine's run-to-run spread (`run_sd` in the config; else a "
+               "Mann-Whitney U test on the trials), and against several baseline runs by the prediction interval "
+               "of their medians (the change then counts from their mean)")
+
+
 def render_markdown(r: RegressResult) -> str:
     regs = r.regressions
     head = (f"## bench regress: {len(regs)} regression(s)" if regs else "## bench regress: no regression")
-    lines = [head, "", f"baseline `{r.baseline}`, candidate `{r.candidate}`; a regression is a change for the "
-             f"worse beyond the tolerance that a two-sided test also finds clear (p < {r.alpha:g}): recall by a "
-             "Wilcoxon signed-rank test on the queries paired across runs; the other figures against a one-run "
-             "baseline by a z-test with the machine's run-to-run spread (`run_sd` in the config; else a "
-             "Mann-Whitney U test on the trials), and against several baseline runs by the prediction interval of "
-             "their medians (the change then counts from their mean). The p-values are Holm-Bonferroni adjusted "
-             "over every check of the comparison, so the chance of any false alarm stays below alpha.", ""]
+    lines = [head, "", f"baseline `{r.baseline}`, candidate `{r.candidate}`; "
+             f"{PAIRED_TEXT if r.paired else STORED_TEXT} (p < {r.alpha:g}). The p-values are Holm-Bonferroni "
+             "adjusted over every check of the comparison, so the chance of any false alarm stays below alpha. A "
+             "change the sentinel shows too, or one measured on a busier machine than its baseline, is unclear, "
+             "never a regression.", ""]
     if any(c.test == "mann-whitney" and c.figure != "recall" for c in r.checks):
         lines += ["The baseline is one run: its test sees how the trials of one run spread, not how runs do. Keep "
                   "several baseline runs (`bench baseline save RUN --name NAME --append --keep 5`) for alarms that "
                   "hold across runs.", ""]
-    for c in regs:
-        lines.append(f"- **{c.figure} regressed** in {_key_text(c.key)}: {_base_text(c)} -> {_fmt(c.candidate)} "
-                     f"({c.describe_change()}, tolerance {('%g%%' % (c.tolerance * 100)) if c.relative else c.tolerance}"
-                     f", {_evidence(c)})")
-    for c in r.checks:
-        if c.verdict == "unclear" and c.worse:
-            lines.append(f"- {c.figure} looks worse in {_key_text(c.key)} ({c.describe_change()}) but not clearly "
-                         f"beyond the noise ({_evidence(c)}): not counted")
-        elif c.verdict == "too few trials" and c.worse:
-            lines.append(f"- {c.figure} moved {c.describe_change()} in {_key_text(c.key)}, but {c.n_baseline} vs "
-                         f"{c.n_candidate} trials can never reach p < {r.alpha:g}: run at least 4 trials a side")
+    lines += _verdict_lines(r)
     if lines[-1]:
         lines.append("")
-    lines += ["| configuration | figure | baseline | candidate | change | tolerance | p | p (Holm) | verdict |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for c in r.checks:
-        tol = f"{c.tolerance:.0%}" if c.relative else f"{c.tolerance:g}"
-        verdict = f"**{c.verdict}**" if c.verdict == "regression" else c.verdict
-        lines.append(f"| {_key_text(c.key)} | {c.figure} | {_base_text(c)} | {_fmt(c.candidate)} | "
-                     f"{c.describe_change()} | {tol} | {c.p:.3g} | {c.p_adjusted:.3g} | {verdict} |")
+    lines += _table(r.checks)
+    if r.sentinel:
+        lines += ["", "### sentinel: how far the machine moved (the fixed reference measurement; not verdicts)", ""]
+        lines += _table(r.sentinel, verdicts=False)
     if r.only_baseline or r.only_candidate or r.notes:
         lines.append("")
     for k in r.only_baseline:
@@ -529,8 +691,42 @@ def render_markdown(r: RegressResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _verdict_lines(r: RegressResult) -> list[str]:
+    lines = []
+    for c in r.regressions:
+        lines.append(f"- **{c.figure} regressed** in {_key_text(c.key)}: {_base_text(c)} -> {_fmt(c.candidate)} "
+                     f"({c.describe_change()}, tolerance {('%g%%' % (c.tolerance * 100)) if c.relative else c.tolerance}"
+                     f", {_evidence(c)})" + (f"; {c.note}" if c.note else ""))
+    for c in r.checks:
+        if c.verdict == "unclear" and c.worse and c.reason:
+            lines.append(f"- {c.figure} looks worse in {_key_text(c.key)} ({c.describe_change()}, {_evidence(c)}) "
+                         f"but is not counted: {c.reason}")
+        elif c.verdict == "unclear" and c.worse:
+            lines.append(f"- {c.figure} looks worse in {_key_text(c.key)} ({c.describe_change()}) but not clearly "
+                         f"beyond the noise ({_evidence(c)}): not counted")
+        elif c.verdict == "too few trials" and c.worse:
+            lines.append(f"- {c.figure} moved {c.describe_change()} in {_key_text(c.key)}, but {c.n_baseline} vs "
+                         f"{c.n_candidate} trials can never reach p < {r.alpha:g}: run at least 4 trials a side")
+    return lines
+
+
+def _table(checks: list[FigureCheck], verdicts: bool = True) -> list[str]:
+    head = "| configuration | figure | baseline | candidate | change | tolerance | p | p (Holm) |"
+    lines = [head + (" verdict |" if verdicts else ""), "|---" * (9 if verdicts else 8) + "|"]
+    for c in checks:
+        tol = f"{c.tolerance:.0%}" if c.relative else f"{c.tolerance:g}"
+        verdict = f"**{c.verdict}**" if c.verdict == "regression" else c.verdict
+        if c.reason and c.verdict == "unclear":
+            verdict += " (the machine)"
+        lines.append(f"| {_key_text(c.key)} | {c.figure} | {_base_text(c)} | {_fmt(c.candidate)} | "
+                     f"{c.describe_change()} | {tol} | {c.p:.3g} | {c.p_adjusted:.3g} |"
+                     + (f" {verdict} |" if verdicts else ""))
+    return lines
+
+
 def as_json(r: RegressResult) -> str:
     return json.dumps({"baseline": r.baseline, "candidate": r.candidate, "alpha": r.alpha,
                        "regressions": len(r.regressions),
                        "checks": [c.__dict__ for c in r.checks], "only_baseline": r.only_baseline,
-                       "only_candidate": r.only_candidate, "notes": r.notes}, indent=2, default=str)
+                       "only_candidate": r.only_candidate, "notes": r.notes, "paired": r.paired,
+                       "sentinel": [c.__dict__ for c in r.sentinel]}, indent=2, default=str)

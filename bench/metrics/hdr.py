@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 LOWEST_US = 1
@@ -80,6 +81,19 @@ def withhold(st: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def mean(h: HdrHistogram) -> float:
+    """The histogram's mean, as `get_mean_value` gives it (each bucket at its median equivalent value), over the
+    recorded buckets only: hdrh's own walks every bucket up to the largest value in Python, a second per call."""
+    n = h.get_total_count()
+    if not n:
+        return 0.0
+    counts = np.ctypeslib.as_array(h.counts)[: h.counts_len]
+    total = 0
+    for i in np.flatnonzero(counts):
+        total += int(counts[i]) * h._hdr_median_equiv_value(h.get_value_from_index(int(i)))
+    return float(total) / n
+
+
 def stats(h: HdrHistogram) -> dict[str, float | int | None]:
     """count, mean, p50, p90, p99, p999, max and min in microseconds."""
     n = h.get_total_count()
@@ -89,7 +103,7 @@ def stats(h: HdrHistogram) -> dict[str, float | int | None]:
     pct = h.get_percentile_to_value_dict(list(PERCENTILES))
     return {
         "count": n,
-        "mean_us": float(h.get_mean_value()),
+        "mean_us": mean(h),
         "p50_us": float(pct[50.0]),
         "p90_us": float(pct[90.0]),
         "p99_us": float(pct[99.0]),

@@ -75,6 +75,11 @@ _BUILTIN: list[Key] = [
     Key("phase", pa.string(), "phase", "identity", "search | ycsb", in_label=False, match=False),
     Key("source_tool", pa.string(), "tool", "identity", "which tool measured the row: null = bench itself; "
         "vectordbbench or ann-benchmarks for results brought in by `bench import`", in_label=False),
+    Key("role", pa.string(), "role", "identity", "null = a measurement of the engine; sentinel = the fixed reference "
+        "measurement a suite records beside it (bench regress reads the machine's drift from it, never mixes it in)",
+        in_label=False),
+    Key("ab_arm", pa.string(), "arm", "variant", "`bench ab`: A (the baseline side) or B (the candidate side) of an "
+        "interleaved A/B run; null = not an A/B run", show=lambda v: f"arm {v}", match=False),
     Key("op", pa.string(), "op", "identity", "search, filtered-search, read, update, insert, scan, "
         "read-modify-write, or total (a YCSB mix)", in_label=False),
     Key("dataset_name", pa.string(), "dataset", "data", "the dataset's name", show=lambda v: str(v)),
