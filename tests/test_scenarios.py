@@ -59,8 +59,11 @@ def test_features_combine_on_qdrant_edge(tmp_path, cache_dir, features, axes):
     rows = pq.read_table(run / "trials.parquet").to_pylist()
     second = "vector_name" if "multivector" in features else "fusion"
     assert {(r["filter"], r[second]) for r in rows} == axes
-    for r in rows:  # scored against the exact reference of that very combination
-        assert r["status"] == "ok" and r["recall"] >= 0.8, (r["filter"], r[second], r["recall"])
+    # scored against the exact reference of that very combination: against another (the unfiltered top-k, or the
+    # other vector's) recall would sit near the selectivity, 0.2; qdrant-edge's graph, built on every thread, gives
+    # 0.66-1.0 here from build to build on a loaded machine
+    for r in rows:
+        assert r["status"] == "ok" and r["recall"] >= 0.5, (r["filter"], r[second], r["recall"])
 
 
 @pytest.mark.parametrize("features", [("filter",), ("multivector",), ("hybrid",)])
