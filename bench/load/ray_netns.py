@@ -2,7 +2,7 @@
 `ray start --address ...`), and any server they need, inside a network namespace of their own with only a
 loopback interface, so every address Ray uses or advertises is 127.0.0.1 and nothing leaves the machine.
 
-    with NetnsRayCluster(nodes=2, cpus=1) as c:       # needs root (unshare -n), iproute2 and Ray
+    with NetnsRayCluster(nodes=2, cpus=1) as c:       # needs root (unshare -n, nsenter) and Ray
         c.run(["python", "-m", "bench.cli", ...])     # any command inside the namespace (nsenter -n)
         srv = c.private_server("pgvector")            # bench.faults.servers.PrivateServer, inside it
         c.pids("ray::RayWorker")                      # processes of the namespace, by command line
@@ -28,13 +28,17 @@ REPO = Path(__file__).resolve().parents[2]
 HEAD_PORT = 6379
 CLIENT_PORT = 10001
 OBJECT_STORE_BYTES = 120 * 1024 * 1024
+# `ip link set lo up` for a machine without iproute2: the same SIOCSIFFLAGS ioctl
+LO_UP = ("import fcntl, socket, struct; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+         "f = struct.unpack('16sH', fcntl.ioctl(s, 0x8913, struct.pack('16sH', b'lo', 0)))[1]; "
+         "fcntl.ioctl(s, 0x8914, struct.pack('16sH', b'lo', f | 1))")
 
 
 def usable() -> str | None:
     """None when a namespaced Ray cluster can run here, else why not."""
     if os.geteuid() != 0:
         return "creating a network namespace needs root"
-    for tool in ("unshare", "nsenter", "ip"):
+    for tool in ("unshare", "nsenter"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     try:
@@ -99,7 +103,8 @@ class NetnsRayCluster:
             if time.monotonic() > deadline or self.holder.poll() is not None:
                 raise RuntimeError("unshare -n did not create a network namespace")
             time.sleep(0.01)
-        self._check(self.run(["ip", "link", "set", "lo", "up"], timeout=10), "ip link set lo up")
+        up = ["ip", "link", "set", "lo", "up"] if shutil.which("ip") else [sys.executable, "-c", LO_UP]
+        self._check(self.run(up, timeout=30), "bringing up the namespace's loopback")
         common = ["--node-ip-address", "127.0.0.1", "--num-cpus", str(self.cpus), "--disable-usage-stats",
                   "--object-store-memory", str(OBJECT_STORE_BYTES)]
         self._check(self.run([self.ray, "start", "--head", "--port", str(HEAD_PORT), "--include-dashboard", "false",
