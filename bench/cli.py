@@ -111,7 +111,8 @@ def _print_run(out, as_json: bool) -> None:
         keep = (*keys.names(), "n_trials", "n_ok", "n_kept",
                 "qps", "qps_lo", "qps_hi", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "recall",
                 "recall_lo", "recall_hi", "load_s", "build_s", "searchable_s", "index_built", "index_substitutions",
-                "percentiles_withheld", "outliers", "busy_trials", "suspect_trials", "run_status")
+                "percentiles_withheld", "outliers", "busy_trials", "suspect_trials", "client_cpu_cores", "client_limited",
+                "run_status")
         print(json.dumps({"run_id": out.run_id, "results": str(out.run_dir), "status": out.status,
                           "warnings": out.warnings, "summary": [{k: _json_value(k, r.get(k)) for k in keep}
                                                                 for r in out.summary_rows]},

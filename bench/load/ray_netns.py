@@ -110,10 +110,15 @@ class NetnsRayCluster:
         self._check(self.run([self.ray, "start", "--head", "--port", str(HEAD_PORT), "--include-dashboard", "false",
                               "--ray-client-server-port", str(CLIENT_PORT), "--temp-dir", str(self.tmp / "ray"),
                               *common], cwd=str(self.tmp)), "ray start --head")
+        self._common = common
         for _ in range(self.nodes - 1):
-            self._check(self.run([self.ray, "start", "--address", self.address, *common], cwd=str(self.tmp)),
-                        "ray start --address")
+            self.add_node()
         return self
+
+    def add_node(self) -> None:
+        """One more Ray node (`ray start --address HEAD`) in the namespace."""
+        self._check(self.run([self.ray, "start", "--address", self.address, *self._common], cwd=str(self.tmp)),
+                    "ray start --address")
 
     @staticmethod
     def _check(r: subprocess.CompletedProcess[str], what: str) -> None:
