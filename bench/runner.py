@@ -177,7 +177,8 @@ class _Runner:
         for r in rows:
             if r.get("client_limited"):
                 msg = (f"the client, not the engine, was the limit (a worker used >= {trial_rows.CLIENT_LIMIT:.0%} "
-                       "of a core); add --concurrency or client cores")
+                       "of a core, or a cluster node's workers that share of its cores); add --concurrency, client "
+                       "cores or --cluster nodes")
                 if msg not in ctx.warnings:
                     ctx.warnings.append(msg)
         if any(r["status"] == "failed" for r in rows) and self.spec.run.on_trial_failure == "stop":

@@ -221,6 +221,8 @@ class RayPool:
         if s.info["bench_version"] != self.setup.bench_version:
             raise UserError(f"Ray node runs bench {s.info['bench_version']}, the driver {self.setup.bench_version}",
                             "install the same bench on every node")
+        if s.info["node_id"] not in self.nodes:  # a node that joined since (a lost worker's bundle moved there)
+            self.nodes = {nd["NodeID"]: nd for nd in self.ray.nodes() if nd.get("Alive")}
         nd = self.nodes.get(s.info["node_id"]) or {}
         s.node = node_hash(f"{nd.get('NodeManagerAddress', '?')}:{nd.get('NodeManagerPort', s.info['node_id'])}")
         s.cpus, s.lost = int(s.info["cpus"]), None
@@ -239,6 +241,16 @@ class RayPool:
 
     # -- a phase --------------------------------------------------------------------------------------------
     def run(self, task: PhaseTask) -> tuple[list[WorkerResult], float | None]:
+        self.busy = True  # until the phase's results are in (an interrupt leaves it set: close() kills at once)
+        try:
+            out = self._run(task)
+        except WorkerFailed:
+            self.busy = False
+            raise
+        self.busy = False
+        return out
+
+    def _run(self, task: PhaseTask) -> tuple[list[WorkerResult], float | None]:
         for s in self.slots:
             if s.lost is not None:
                 self._start(s)
@@ -278,12 +290,14 @@ class RayPool:
 
     def close(self) -> None:
         ray = self.ray
+        graceful = not getattr(self, "busy", False)  # mid-phase (Ctrl-C, SIGTERM): no waiting behind the phase
         for s in getattr(self, "slots", []):
             if s.actor is not None:
-                try:
-                    ray.get(s.actor.close.remote(), timeout=10)
-                except Exception:  # noqa: BLE001 - a dead or stuck actor is killed below anyway
-                    pass
+                if graceful:
+                    try:
+                        ray.get(s.actor.close.remote(), timeout=10)
+                    except Exception:  # noqa: BLE001 - a dead or stuck actor is killed below anyway
+                        pass
                 ray.kill(s.actor, no_restart=True)
                 s.actor = None
         if getattr(self, "barrier", None) is not None:
