@@ -11,12 +11,12 @@ node (1 CPU), and a private pgvector server, all on 127.0.0.1 there. Measured wi
 Per operation, Ray adds nothing to the timed loop (each actor runs bench.load.driver.drive on its own clock); it
 costs once per phase: sending the task, the barrier, returning the encoded histograms. So the figures printed are
 
-- QPS per worker and P50 of each path, and the per-operation difference (1/QPS per worker, in us) against the
-  local pool: what Ray costs per operation, measured;
+- QPS, P50 and the client CPU per operation of each path, each Ray run right after its local twin, and the
+  Ray / local QPS ratio of each pair: what Ray costs per operation, measured (null: the harness' ceiling);
 - the phase round trip: a phase of one operation per worker through RayPool.run, timed on the driver (the fixed
   cost per warm-up or trial, which a trial's seconds amortise).
 
-    .venv/bin/python benchmarks/ray_overhead.py [--duration 3] [--trials 3] [--rounds 20]
+    .venv/bin/python benchmarks/ray_overhead.py [--duration 3] [--trials 3] [--repeats 2] [--rounds 20]
 
 Root is needed (unshare -n). The machine this runs on may be shared: the table says how busy it was.
 """
@@ -81,50 +81,56 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--trials", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=2, help="local / ray pairs per case, interleaved")
+    ap.add_argument("--rounds", type=int, default=20, help="phase round trips timed")
     a = ap.parse_args()
     why = ray_netns.usable()
     if why:
         raise SystemExit(f"cannot run: {why}")
     load0 = os.getloadavg()[0]
     results = tempfile.mkdtemp(prefix="bench-ray-overhead-")
-    rows: list[tuple[str, str, int, dict]] = []
+    rows: list[tuple[str, str, int, int, dict]] = []  # (path, backend, workers, pair, summary by op)
     probes: dict[str, list[float]] = {}
     with ray_netns.NetnsRayCluster(nodes=1, cpus=1) as c:
         pg = c.private_server("pgvector")
-        cases = [("null", [], 1), ("pgvector", pg["overrides"], 2)]
-        for backend, ov, w in cases:
-            rows.append(("local", backend, w, bench_run(c, backend, ["--concurrency", str(w)], a, ov, results)))
-        for backend, ov, w in cases:
-            rows.append(("ray, 1 node", backend, w,
-                         bench_run(c, backend, ["--cluster", c.address, "--concurrency", str(w)], a, ov, results)))
-        probes["1 node, 1 worker"] = phase_probe(c, 1, a.rounds)
-        c.add_node()
-        for backend, ov, w in [("null", [], 2), ("pgvector", pg["overrides"], 2)]:
-            rows.append(("ray, 2 nodes", backend, w,
-                         bench_run(c, backend, ["--cluster", c.address, "--concurrency", str(w)], a, ov, results)))
-        probes["2 nodes, 2 workers"] = phase_probe(c, 2, a.rounds)
+        for stage, nodes in (("ray, 1 node", 1), ("ray, 2 nodes", 2)):
+            if nodes == 2:
+                c.add_node()
+            cases = [("null", [], nodes), ("pgvector", pg["overrides"], 2)]
+            for backend, ov, w in cases:
+                for pair in range(a.repeats):  # local and Ray back to back, so the machine's drift hits both
+                    rows.append(("local", backend, w, pair + 10 * nodes,
+                                 bench_run(c, backend, ["--concurrency", str(w)], a, ov, results)))
+                    rows.append((stage, backend, w, pair + 10 * nodes,
+                                 bench_run(c, backend, ["--cluster", c.address, "--concurrency", str(w)], a, ov,
+                                           results)))
+            probes[f"{nodes} node(s), {nodes} worker(s)"] = phase_probe(c, nodes, a.rounds)
     load1 = os.getloadavg()[0]
     report(rows, probes, a, (load0, load1))
 
 
 def report(rows, probes, a, loads) -> None:
-    print(f"YCSB-A (50% read, 50% update), 5,000 records x 32 dims, {a.trials} trials x {a.duration:g} s, closed loop; "
-          f"trimmed medians. Machine: {psutil.cpu_count()} cores, shared, load average {loads[0]:.1f} before and "
-          f"{loads[1]:.1f} after.\n")
-    local = {(b, w): r for path, b, w, r in rows if path == "local"}
-    print("| path | backend | workers | QPS (total) | QPS per worker | P50 read us | P99 read us | client CPU cores "
-          "| us/op vs local, per worker |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for path, backend, w, r in rows:
-        t, rd = r["total"], r["read"]
-        per_worker = t["qps"] / w
-        base = local.get((backend, 1 if backend == "null" else 2))
-        base_pw = base["total"]["qps"] / (1 if backend == "null" else 2) if base else None
-        delta = (1e6 / per_worker - 1e6 / base_pw) if base_pw and path != "local" else None
+    print(f"YCSB-A (50% read, 50% update), 5,000 records x 32 dims, {a.trials} trials x {a.duration:g} s, closed "
+          f"loop; trimmed medians per run; each Ray run right after its local twin. Machine: {psutil.cpu_count()} "
+          f"cores, shared, load average {loads[0]:.1f} before and {loads[1]:.1f} after.\n")
+    print("| pair | path | backend | workers | QPS (total) | QPS per worker | P50 read us | P50 update us | client CPU "
+          "cores | client CPU us/op | Ray / local QPS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    twins = {(b, w, pair): r for path, b, w, pair, r in rows if path == "local"}
+    ratios: dict[tuple[str, str], list[float]] = {}
+    for path, backend, w, pair, r in rows:
+        t, rd, up = r["total"], r["read"], r["update"]
         cpu = t.get("client_cpu_cores")
-        print(f"| {path} | {backend} | {w} | {t['qps']:,.0f} | {per_worker:,.0f} | {_f(rd.get('p50_us'))} | "
-              f"{_f(rd.get('p99_us'))} | {_f(cpu, '.2f')} | {_f(delta, '+.2f')} |")
+        cpu_us = (cpu / t["qps"] * 1e6) if cpu and t["qps"] else None
+        ratio = None
+        if path != "local":
+            ratio = t["qps"] / twins[(backend, w, pair)]["total"]["qps"]
+            ratios.setdefault((path, backend), []).append(ratio)
+        print(f"| {pair} | {path} | {backend} | {w} | {t['qps']:,.0f} | {t['qps'] / w:,.0f} | {_f(rd.get('p50_us'))} "
+              f"| {_f(up.get('p50_us'))} | {_f(cpu, '.2f')} | {_f(cpu_us, '.1f')} | {_f(ratio, '.2f')} |")
+    print("\nRay against the local pool, QPS ratio per pair:")
+    for (path, backend), rs in ratios.items():
+        print(f"- {path}, {backend}: {', '.join(f'{x:.2f}' for x in rs)}")
     print("\nPhase round trip through RayPool.run (one operation per worker; the fixed cost of a warm-up or trial):")
     print("| cluster | median ms | min ms | max ms |")
     print("|---|---|---|---|")

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from analysis_helpers import TINY, bench
 
+from bench.errors import UserError
 from bench.load.task import WorkerResult
 from bench.results.trial import per_node_cpu
 
@@ -41,10 +42,22 @@ def test_report_draws_qps_against_concurrency_from_one_sweep(sweep, cache_dir):
     assert (cwd / "report" / "concurrency-ycsb-c.png").stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("text, words", [
+    ("1,two", "--concurrency '1,two' is not a whole number"),
+    ("2,2", "must list different levels"),
+    ("0", "each from 1 to 1024"),
+    ("1,2000", "each from 1 to 1024"),
+])
+def test_bad_levels_are_refused(text, words):
+    from bench.cli import _levels
+
+    with pytest.raises(UserError, match=words):
+        _levels(text)
+    assert _levels("8") == [8] and _levels("1,2,4") == [1, 2, 4]
+
+
 @pytest.mark.parametrize("args, words", [
     (["--concurrency", "1,two"], "--concurrency '1,two' is not a whole number"),
-    (["--concurrency", "2,2"], "must list different levels"),
-    (["--concurrency", "0"], "each from 1 to 1024"),
     (["--workers-per-node", "2"], "--workers-per-node needs --cluster"),
 ])
 def test_bad_levels_are_one_sentence(tmp_path, cache_dir, args, words):
