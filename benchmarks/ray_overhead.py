@@ -91,8 +91,8 @@ def main() -> None:
     results = tempfile.mkdtemp(prefix="bench-ray-overhead-")
     rows: list[tuple[str, str, int, int, dict]] = []  # (path, backend, workers, pair, summary by op)
     probes: dict[str, list[float]] = {}
-    with ray_netns.NetnsRayCluster(nodes=1, cpus=1) as c:
-        pg = c.private_server("pgvector")
+    with ray_netns.NetnsRayCluster(nodes=1, cpus=1, servers=("pgvector",)) as c:
+        pg = c.servers["pgvector"]
         for stage, nodes in (("ray, 1 node", 1), ("ray, 2 nodes", 2)):
             if nodes == 2:
                 c.add_node()

@@ -37,8 +37,8 @@ SMALL = ["--set", "dataset.n=2000", "--set", "dataset.dim=16", "--set", "run.war
 
 @pytest.fixture(scope="module")
 def cluster():
-    with ray_netns.NetnsRayCluster(nodes=2, cpus=1) as c:
-        c.pg = c.private_server("pgvector")
+    with ray_netns.NetnsRayCluster(nodes=2, cpus=1, servers=("pgvector",)) as c:
+        c.pg = c.servers["pgvector"]
         yield c
 
 

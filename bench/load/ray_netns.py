@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,13 +54,17 @@ def _netns(pid: int) -> str:
 
 
 class NetnsRayCluster:
-    def __init__(self, nodes: int = 2, cpus: int = 1, env: dict[str, str] | None = None):
-        self.nodes, self.cpus = nodes, cpus
+    def __init__(self, nodes: int = 2, cpus: int = 1, env: dict[str, str] | None = None,
+                 servers: tuple[str, ...] = ()):
+        """`servers`: private engine servers (PrivateServer kinds) started beside the Ray nodes, in `self.servers`."""
+        self.nodes, self.cpus, self.server_kinds = nodes, cpus, servers
+        self.servers: dict[str, dict[str, Any]] = {}
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
         pp = os.environ.get("PYTHONPATH", "")
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": f"{REPO}{os.pathsep}{pp}".rstrip(
             os.pathsep), **(env or {})}
         self.holder: subprocess.Popen | None = None
+        self._folders: list[str] = []
         self.ray = str(Path(sys.executable).parent / "ray")
         self.address = f"127.0.0.1:{HEAD_PORT}"
         self.client_address = f"ray://127.0.0.1:{CLIENT_PORT}"
@@ -107,18 +112,39 @@ class NetnsRayCluster:
         self._check(self.run(up, timeout=30), "bringing up the namespace's loopback")
         common = ["--node-ip-address", "127.0.0.1", "--num-cpus", str(self.cpus), "--disable-usage-stats",
                   "--object-store-memory", str(OBJECT_STORE_BYTES)]
-        self._check(self.run([self.ray, "start", "--head", "--port", str(HEAD_PORT), "--include-dashboard", "false",
-                              "--ray-client-server-port", str(CLIENT_PORT), "--temp-dir", str(self.tmp / "ray"),
-                              *common], cwd=str(self.tmp)), "ray start --head")
         self._common = common
-        for _ in range(self.nodes - 1):
-            self.add_node()
+        head = [self.ray, "start", "--head", "--port", str(HEAD_PORT), "--include-dashboard", "false",
+                "--ray-client-server-port", str(CLIENT_PORT), "--temp-dir", str(self.tmp / "ray"), *common]
+        # the other nodes start at the same time: `ray start --address` waits for the head's GCS to answer
+        starts = [head] + [self._node_command()] * (self.nodes - 1)
+        procs = [self.popen(cmd, cwd=str(self.tmp), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                 for cmd in starts]
+        failed: list[BaseException] = []
+
+        def server(kind: str) -> None:
+            try:
+                self.servers[kind] = self.private_server(kind)
+            except BaseException as e:  # noqa: BLE001 - raised below, in the caller's thread
+                failed.append(e)
+
+        threads = [threading.Thread(target=server, args=(k,)) for k in self.server_kinds]
+        for t in threads:
+            t.start()
+        for cmd, proc in zip(starts, procs, strict=True):
+            out, _ = proc.communicate(timeout=300)
+            self._check(subprocess.CompletedProcess(cmd, proc.returncode, out, ""), " ".join(cmd[1:3]))
+        for t in threads:
+            t.join()
+        if failed:
+            raise failed[0]
         return self
+
+    def _node_command(self) -> list[str]:
+        return [self.ray, "start", "--address", self.address, *self._common]
 
     def add_node(self) -> None:
         """One more Ray node (`ray start --address HEAD`) in the namespace."""
-        self._check(self.run([self.ray, "start", "--address", self.address, *self._common], cwd=str(self.tmp)),
-                    "ray start --address")
+        self._check(self.run(self._node_command(), cwd=str(self.tmp)), "ray start --address")
 
     @staticmethod
     def _check(r: subprocess.CompletedProcess[str], what: str) -> None:
@@ -139,7 +165,7 @@ class NetnsRayCluster:
         r = self.run([sys.executable, "-c", code], timeout=180)
         self._check(r, f"starting a private {kind} server")
         info = json.loads(r.stdout.strip().splitlines()[-1])
-        self._folders = [*getattr(self, "_folders", []), info["folder"]]
+        self._folders.append(info["folder"])
         return info
 
     def stop(self) -> None:
@@ -157,7 +183,7 @@ class NetnsRayCluster:
             self.holder.kill()
             self.holder.wait(timeout=10)
             self.holder = None
-        for folder in [*getattr(self, "_folders", []), str(self.tmp)]:
+        for folder in [*self._folders, str(self.tmp)]:
             shutil.rmtree(folder, ignore_errors=True)
 
     def __enter__(self) -> NetnsRayCluster:
