@@ -170,7 +170,7 @@ class NetnsRayCluster:
 
     def stop(self) -> None:
         """SIGTERM every process of the namespace, then SIGKILL what is left; remove the files."""
-        for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        for sig, wait_s in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
             for pid in self.pids():
                 try:
                     os.kill(pid, sig)
