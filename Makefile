@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 BENCH  := $(VENV)/bin/bench
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint services-up services-down clean
+.PHONY: install run test lint notebook services-up services-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/test.sh
+
+# Execute notebooks/analysis.ipynb in place on the results under $(RESULTS) (default: results/).
+RESULTS ?= results
+notebook: $(STAMP)
+	BENCH_RESULTS=$(RESULTS) MPLBACKEND=module://matplotlib_inline.backend_inline $(PY) scripts/run_notebook.py notebooks/analysis.ipynb
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bench tests benchmarks scripts

@@ -13,14 +13,51 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 
 from bench.errors import UserError
 
 # Exit codes, the same for every command (README, "Exit codes"): a crash must never look like a verdict.
 EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-app = typer.Typer(help="bench: a benchmark harness for vector databases.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+# Plain (click) help: it wraps at the terminal's width instead of cutting text with an ellipsis, and shows no
+# value placeholder for a boolean flag. -h is --help.
+HELP = {"help_option_names": ["-h", "--help"]}
+
+
+class HelpGroup(typer.core.TyperGroup):
+    """Lists each command with the whole first sentence of its help, wrapped, instead of cut with '...'."""
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                first = " ".join((cmd.help or "").split("\n\n")[0].split())
+                rows.append((name, first.split(": ")[0].split(". ")[0].rstrip(".")))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+app = typer.Typer(cls=HelpGroup, help="bench: a benchmark harness for vector databases.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None, context_settings=HELP)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from bench import __version__
+        from bench.results.env import git_commit
+
+        commit = git_commit()
+        print(f"bench {__version__}" + (f" (git {commit[:12]})" if commit else ""))
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                                help="print the version and git commit, then exit")] = False) -> None:
+    """bench: a benchmark harness for vector databases."""
 
 
 def _mount_subapps() -> None:
@@ -54,6 +91,8 @@ def run(
     cache_dir: Annotated[Path | None, typer.Option(help="dataset cache (default $BENCH_CACHE_DIR or ~/.cache/bench)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary rows as JSON")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="keep every column of the table, whatever the terminal's "
+                                       "width")] = False,
     prometheus_port: Annotated[int | None, typer.Option(help="serve live QPS and latency histograms for "
                                                         "Prometheus on 127.0.0.1:PORT/metrics during the run")] = None,
 ) -> None:
@@ -79,7 +118,7 @@ def run(
         if req.live is not None:
             req.live.close()
     with _reader_may_leave():
-        _print_run(out, as_json)
+        _print_run(out, as_json, wide)
     bad = [r for r in out.trial_rows if r["status"] != "ok"]
     if out.status != "complete" or bad:
         if bad and not as_json:
@@ -102,7 +141,7 @@ def _levels(text: str | None) -> list[int] | None:
     return levels
 
 
-def _print_run(out, as_json: bool) -> None:
+def _print_run(out, as_json: bool, wide: bool = False) -> None:
     from bench.runner import print_summary
 
     if as_json:
@@ -118,7 +157,7 @@ def _print_run(out, as_json: bool) -> None:
                                                                 for r in out.summary_rows]},
                          indent=2, default=str))
     else:
-        print_summary(out.summary_rows, out.warnings)
+        print_summary(out.summary_rows, out.warnings, wide=wide)
         print(f"results: {out.run_dir}/trials.parquet, {out.run_dir}/summary.parquet")
 
 
@@ -132,9 +171,6 @@ def _json_value(key: str, value: object) -> object:
 @app.command()
 def backends(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the backend adapters and whether each is usable on this machine."""
-    from rich.console import Console
-    from rich.table import Table
-
     from bench.backends import registry
     from bench.spec import load_backend_options
 
@@ -153,15 +189,16 @@ def backends(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    t = Table(title="backends")
-    for c in ("backend", "kind", "usable", "quantization", "why not / capabilities"):
-        t.add_column(c)
+    from bench.terminal import Column, print_table
+
+    table_rows = []
     for r in rows:
         caps = r["capabilities"] or {}
         flags = ", ".join(k for k, v in caps.items() if v is True and k not in ("in_process", "server"))
         quant = ", ".join(caps.get("quantization") or []) or "-"
-        t.add_row(r["backend"], r["kind"], "yes" if r["usable"] else "no", quant, r["reason"] or flags)
-    Console(width=160).print(t)
+        table_rows.append([r["backend"], r["kind"], "yes" if r["usable"] else "no", quant, r["reason"] or flags])
+    print_table("backends", [Column("backend"), Column("kind"), Column("usable"), Column("quantization", drop=1),
+                             Column("why not / capabilities", wrap=True)], table_rows)
 
 
 @app.command()
@@ -190,7 +227,7 @@ def calibrate(
         t.add_column(c)
     for r in rows:
         t.add_row(r.backend, r.mode, f"{r.ops_per_s:,.0f}", f"{r.per_op_us:.2f}", f"{r.p50_us}", f"{r.p99_us}")
-    Console(width=160).print(t)
+    Console().print(t)
     print(f"verdict: {v.sentence()}")
 
 
@@ -199,14 +236,27 @@ def calibrate(
 @app.command()
 def compare(
     results: Annotated[list[str] | None, typer.Argument(help="run folders or parquet files (default: results/)")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table | markdown | csv | html")] = "table",
+    fmt: Annotated[str, typer.Option("--format", help="table | markdown | csv | html | json | parquet (parquet "
+                                     "needs --out)")] = "table",
     out: Annotated[Path | None, typer.Option("--out", help="write to this file instead of printing")] = None,
+    wide: Annotated[bool, typer.Option("--wide", help="table: keep every column, whatever the terminal's "
+                                       "width")] = False,
 ) -> None:
-    """Tables across backends and runs, grouped by workload, with the spread of the kept trials."""
+    """Tables across backends and runs, grouped by workload and dataset, with the spread of the kept trials."""
     from bench.analysis.compare import compare as do_compare
     from bench.analysis.compare import render
 
-    text = render(do_compare(results or None), fmt)
+    if fmt == "parquet":
+        from bench.analysis.export import write_table
+
+        if out is None:
+            raise UserError("--format parquet writes a file", "give --out FILE.parquet")
+        rows = write_table(do_compare(results or None).figures.drop(columns=["table"]), out)
+        print(f"wrote {out}: {rows} rows")
+        return
+    from bench.terminal import terminal_width
+
+    text = render(do_compare(results or None), fmt, width=terminal_width(), wide=wide)
     if out is not None:
         from bench.results.writer import write_text
 
@@ -215,6 +265,19 @@ def compare(
     else:
         with _reader_may_leave():
             print(text, end="" if text.endswith("\n") else "\n")
+
+
+@app.command()
+def export(
+    results: Annotated[list[str] | None, typer.Argument(help="run folders or parquet files (default: results/)")] = None,
+    out: Annotated[Path, typer.Option("--out", help="the file to write: .parquet or .csv")] = Path("results.parquet"),
+    trials: Annotated[bool, typer.Option("--trials", help="every trial row instead of the summary rows")] = False,
+) -> None:
+    """One tidy table across runs: every summary row (or trial row) of every run, one file."""
+    from bench.analysis.export import export as do_export
+
+    n, runs = do_export(results or None, out, "trials" if trials else "summary")
+    print(f"wrote {out}: {n} rows from {runs} run(s)")
 
 
 @app.command("import")
@@ -300,7 +363,7 @@ def regress(
 
 
 baseline_app = typer.Typer(help="Store and list baselines for `bench regress` (under baselines/NAME/).",
-                           no_args_is_help=True)
+                           no_args_is_help=True, rich_markup_mode=None, context_settings=HELP, cls=HelpGroup)
 app.add_typer(baseline_app, name="baseline")
 
 
@@ -341,10 +404,13 @@ def baseline_show(
         print(f"no baselines under {baselines_dir}/ (save one with `bench baseline save RUN --name NAME`)")
     for b in items:
         n = b.note
-        print(f"{b.name}: {b.path} saved {n.get('saved_utc', '?')} from {n.get('source', '?')}; "
-              f"{len(n.get('runs', []))} run(s) "
-              f"{', '.join(n.get('run_ids', []))}; backends {', '.join(n.get('backends', []))}; workloads "
-              f"{', '.join(n.get('workloads', []))}; {n.get('trial_rows', '?')} trial rows")
+        print(f"{b.name}  ({b.path})")
+        for label, value in (("saved", n.get("saved_utc", "?")), ("from", n.get("source", "?")),
+                             ("runs", ", ".join(n.get("run_ids", [])) or "?"),
+                             ("backends", ", ".join(n.get("backends", [])) or "?"),
+                             ("workloads", ", ".join(n.get("workloads", [])) or "?"),
+                             ("trial rows", n.get("trial_rows", "?"))):
+            print(f"  {label:<10} {value}")
 
 
 @app.command()
@@ -435,11 +501,14 @@ def _internal_error(e: BaseException) -> int:
 
 
 def main() -> None:
+    from bench.errors import terminate_on_signals
+
+    terminate_on_signals()  # first: a SIGTERM or SIGHUP at any point ends the command as Ctrl-C would
     _mount_subapps()
     try:
         rc = app(standalone_mode=False)  # without standalone mode, a `typer.Exit(n)` comes back as n
         if isinstance(rc, int) and rc:
-            from bench.run_context import Terminated
+            from bench.errors import Terminated
 
             if rc == 130 and Terminated.received:  # an interrupt that was SIGTERM or SIGHUP: 143 or 129
                 print("interrupted; finished trials were written", file=sys.stderr)
@@ -449,14 +518,14 @@ def main() -> None:
         print(f"error: {e.sentence()}", file=sys.stderr)
         sys.exit(e.exit_code)
     except KeyboardInterrupt as e:
-        from bench.run_context import Terminated
+        from bench.errors import Terminated
 
         print("interrupted; finished trials were written", file=sys.stderr)
         sys.exit(128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPTED)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort as e:  # click turns KeyboardInterrupt (and so SIGTERM/SIGHUP's Terminated) into Abort
-        from bench.run_context import Terminated
+        from bench.errors import Terminated
 
         cause = e.__cause__ or e.__context__
         print("interrupted; finished trials were written", file=sys.stderr)
@@ -464,6 +533,14 @@ def main() -> None:
     except BrokenPipeError:  # stdout closed while a command printed outside _reader_may_leave: not an error
         _silence_stdout()
         sys.exit(EXIT_OK)
+    except OSError as e:
+        from bench.results.writer import ENVIRONMENT_ERRNOS
+
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            sys.exit(_internal_error(e))
+        print(f"error: Cannot write {e.filename or 'a file'} ({e.strerror or e}); free some space or choose "
+              "another location", file=sys.stderr)
+        sys.exit(EXIT_USER)
     except Exception as e:  # noqa: BLE001 - the one place a bug becomes exit 3 instead of a traceback
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors of the (vendored) click: exit 2
             e.show()

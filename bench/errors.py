@@ -7,6 +7,9 @@ without a traceback. Bugs raise ordinary exceptions.
 
 from __future__ import annotations
 
+import signal
+from typing import Any
+
 
 class UserError(Exception):
     """A mistake in the user's input or environment, reported as one sentence with a hint of the fix."""
@@ -31,3 +34,26 @@ class ServerUnreachable(UserError):
 
 class BackendUnavailable(UserError):
     """The backend's client library is not installed or the engine cannot run on this machine."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled like Ctrl-C; the command exits with 128 + the signal number."""
+
+    received: int | None = None  # the last one this process got (click reports any interrupt as exit 130)
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        Terminated.received = signum
+
+
+def raise_terminated(signum: int, frame: Any) -> None:
+    """The handler of SIGTERM and SIGHUP: raise `Terminated` in the main thread, as SIGINT raises
+    KeyboardInterrupt, so every command (a run, a suite between its cells, a fetch) ends the way Ctrl-C ends it."""
+    raise Terminated(signum)
+
+
+def terminate_on_signals() -> None:
+    """Install `raise_terminated` for SIGTERM and SIGHUP (the CLI does, before anything else)."""
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, raise_terminated)

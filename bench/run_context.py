@@ -34,30 +34,21 @@ from bench import datasets
 from bench.analysis.aggregate import summarize
 from bench.backends import registry
 from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo
-from bench.errors import UserError
-from bench.load.pool import WorkerFailed
+from bench.errors import UserError, raise_terminated
+from bench.load.pool import PhaseStalled, WorkerFailed
 from bench.reporter import Reporter
-from bench.results import env
+from bench.results import env, space
 from bench.results.schema import summary_schema, table, trials_schema
 from bench.results.writer import make_run_dir, new_run_id, write_json, write_parquet
 from bench.scenarios import Prep, RunFlags, Variant
 from bench.scenarios.plan import Plan
 from bench.spec import WorkloadSpec, load_backend_options, load_workload
 
+RATE_SWEEP = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.2)  # --rate-sweep: fractions of the closed-loop QPS offered
+
 
 class Stop(Exception):
     """Ends a run early on purpose (status `stopped`), e.g. run.on_trial_failure = "stop"."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, handled like Ctrl-C; the command exits with 128 + the signal number."""
-
-    received: int | None = None  # the last one this process got (click reports any interrupt as exit 130)
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-        Terminated.received = signum
 
 
 @contextlib.contextmanager
@@ -68,10 +59,7 @@ def signals_as_interrupts() -> Iterator[None]:
         yield
         return
 
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated(signum)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    old = {s: signal.signal(s, raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
@@ -193,6 +181,8 @@ class RunContext:
         self.built: BuiltIndex | None = None
         self.info: EngineInfo | None = None
         self.backend: Backend | None = None
+        self.collection: CollectionSpec | None = None
+        self.stalled = False  # a phase stalled: the engine stopped answering, so cleanup is given a time limit
         self._closers: list[Callable[[], None]] = []
         self._signals = signals_as_interrupts()
 
@@ -235,11 +225,20 @@ class RunContext:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.prefix = req.suite_prefix or f"{req.backend}.{spec.name}."
         else:
+            self._check_space(req.results_dir)
             self.run_dir = make_run_dir(req.results_dir, self.run_id)
             self.prefix = ""
         self.started = datetime.now(UTC)
         self.write_run_json()
+        try:
+            self.reserve = space.Reserve(self.path(".reserve"))
+        except OSError as e:
+            raise UserError(f"Cannot write {self.path('.reserve')} ({e.strerror or e})",
+                            "free some space or choose another --results-dir") from None
         self.workdir = tempfile.mkdtemp(prefix=f"bench-{req.backend}-")
+        if self.cls.capabilities.in_process:
+            space.check_free(Path(self.workdir), space.engine_bytes(self.ds.n, self.ds.dim), "the engine's data",
+                             "free some space in the temporary folder or point TMPDIR at a larger disk")
         self._closers.append(lambda: shutil.rmtree(self.workdir, ignore_errors=True))
 
     def _engine(self) -> None:
@@ -251,6 +250,7 @@ class RunContext:
             name=collection_name(spec.name, f"{self.run_id}/{self.prefix}"), dim=ds.dim, metric=ds.metric,
             index=spec.index.to_spec(), ef_search=self.plan.kind.ef_values()[0]))
         rss0 = _rss_before_build(ds) if self.cls.capabilities.in_process else None
+        self.write_run_json()  # names the collection before it exists: a killed run's leftover can be found
         backend.create(self.collection)
         self._closers.insert(0, backend.drop)  # created: this run drops it, and only it
         self.load_s = self._load()
@@ -336,7 +336,7 @@ class RunContext:
             "run_id": self.run_id, "backend": req.backend, "workload": spec.dump(),
             "backend_options": public_options(self.options), "command": _command(req),
             "started_utc": self.started.isoformat(), "dataset": self.ds.describe(),
-            "scenarios": self.plan.describe(),
+            "scenarios": self.plan.describe(), "collection": self.collection.name if self.collection else None,
             "status": self.status, **final})
 
     # -- the end --------------------------------------------------------------------------------------------
@@ -348,6 +348,7 @@ class RunContext:
             self.status = "interrupted"
             self.rep.warn(f"interrupted ({e or 'Ctrl-C'}): writing the trials that finished")
         elif isinstance(e, Stop | WorkerFailed):
+            self.stalled = isinstance(e, PhaseStalled)
             self.status = "stopped" if isinstance(e, Stop) else "failed"
             msg = str(e) if isinstance(e, Stop) else f"a worker failed: {e}"
             self.warnings.append(msg)
@@ -361,22 +362,52 @@ class RunContext:
             self._signals.__exit__(None, None, None)
         return handled
 
+    def _check_space(self, results_dir: Path) -> None:
+        spec, kind = self.spec, self.plan.kind
+        configs = len(kind.ef_values()) * len(self.variants) * (1 + (len(RATE_SWEEP) if self.req.rate_sweep else 0))
+        kept = max(len(self.ds.queries), spec.run.min_operations)
+        space.check_free(results_dir, space.results_bytes(spec.run.trials, configs, kept, spec.search.k),
+                         "its results", "free some space or choose another --results-dir")
+
     def _finish(self) -> None:
+        if getattr(self, "reserve", None) is not None:
+            self.reserve.release()  # the room it held is for the writes below, on a disk that may be full
         if self.trial_rows:
             self._write_results(self.status)
         if hasattr(self, "run_dir"):
             self.write_run_json(ended_utc=datetime.now(UTC).isoformat(), warnings=self.warnings,
                                 rows={"trials": len(self.trial_rows), "summary": len(self.summary_rows)},
                                 index_built=self.built.as_dict() if self.built else None, **self.extra_json)
+        limit = (self.spec.run.op_timeout_s + self.spec.run.phase_margin_s) if self.stalled else None
         for close in self._closers:
-            try:
-                close()
-            except Exception:  # noqa: BLE001 - cleanup must not hide the result
-                pass
+            if not _bounded(close, limit):
+                self.rep.warn(f"cleanup ({getattr(close, '__qualname__', close)}) did not return within {limit:g} s "
+                              "after the engine stopped answering; anything this run created on the server (collection "
+                              f"'{self.collection.name if self.collection else '?'}') may be left there: drop it "
+                              "by hand once the server answers")
+                break
 
     def outcome(self) -> RunOutcome:
         return RunOutcome(self.run_id, self.run_dir, self.trial_rows, self.summary_rows, self.built, self.warnings,
                           self.status)
+
+
+def _bounded(fn: Callable[[], None], limit_s: float | None) -> bool:
+    """Call `fn`, ignoring its errors (cleanup must not hide the result); with a limit, in a daemon thread given
+    that long (an engine that stopped answering must not hang the end of the run). False when it overran."""
+    def call() -> None:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001
+            pass
+
+    if limit_s is None:
+        call()
+        return True
+    t = threading.Thread(target=call, name="bench-cleanup", daemon=True)
+    t.start()
+    t.join(limit_s)
+    return not t.is_alive()
 
 
 def _index_keys(spec: WorkloadSpec, built: BuiltIndex) -> dict[str, Any]:

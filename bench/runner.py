@@ -27,10 +27,8 @@ from bench.metrics.resources import pid_listening_on, sampler_for
 from bench.results import keys
 from bench.results import trial as trial_rows
 from bench.results.intervals import write_interval_logs
-from bench.run_context import RunContext, RunOutcome, RunRequest, Stop, check
+from bench.run_context import RATE_SWEEP, RunContext, RunOutcome, RunRequest, Stop, check
 from bench.scenarios import Variant
-
-RATE_SWEEP = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.2)
 
 __all__ = ["RunOutcome", "RunRequest", "check", "find_knee", "print_summary", "run"]
 
@@ -149,7 +147,8 @@ class _Runner:
             results, self.kind.op_groups(labels),
             self.kind.score(v, kept, ctx.plan.reference(v, k, ctx.cache_dir), self.state), base, cpu_s,
             self.pool.kind, resources, self.spec.run.error_threshold, c.rate is not None,
-            _scheduled_s(self.spec.run, c), host_figures)) if results else []
+            _scheduled_s(self.spec.run, c), host_figures, self.spec.run.duration_s,
+            self.spec.run.phase_margin_s)) if results else []
         if lost is not None:
             rows = [{**r, "status": "failed", "status_reason": lost} for r in rows] or [
                 {**base, "op": "total" if self.kind.mode != "search" else "search", "status": "failed",
@@ -186,18 +185,20 @@ class _Runner:
 
 
 def _pool(ctx: RunContext, W: int) -> Any:
-    ds = ctx.ds
+    r, ds = ctx.spec.run, ctx.ds
+    stall_s = r.op_timeout_s + r.phase_margin_s
     if ctx.req.cluster:
         from bench import __version__
         from bench.load.ray_pool import RayPool, RaySetup
 
-        setup = RaySetup(ctx.req.backend, ctx.options.model_dump(), ctx.collection, __version__)
-        return RayPool(ctx.req.cluster, setup, WorkerData(ds.queries, ds.base, ds.holdout), W)
+        setup = RaySetup(ctx.req.backend, ctx.options.model_dump(), ctx.collection, __version__, r.op_timeout_s)
+        return RayPool(ctx.req.cluster, setup, WorkerData(ds.queries, ds.base, ds.holdout), W, stall_s=stall_s)
     if ctx.cls.capabilities.in_process:
-        return ThreadPool(ctx.backend, WorkerData(ds.queries, ds.base, ds.holdout), W)
+        ctx.backend.set_op_timeout(r.op_timeout_s)
+        return ThreadPool(ctx.backend, WorkerData(ds.queries, ds.base, ds.holdout), W, stall_s=stall_s)
     setup = ProcessSetup(ctx.req.backend, ctx.options.model_dump(), ctx.workdir, ctx.collection, ctx.spec.dataset,
-                         str(ctx.cache_dir))
-    return ProcessPool(setup, W)
+                         str(ctx.cache_dir), r.op_timeout_s)
+    return ProcessPool(setup, W, stall_s=stall_s)
 
 
 def _scheduled_s(r: Any, c: Config) -> float | None:
@@ -278,26 +279,36 @@ def summary_notes(rows: list[dict]) -> list[str]:
     return notes
 
 
-def print_summary(rows: list[dict], warnings: list[str], out: Callable[[Any], None] | None = None) -> None:
+def print_summary(rows: list[dict], warnings: list[str], out: Callable[[Any], None] | None = None,
+                  wide: bool = False) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    t = Table(title="bench results: QPS and recall are trimmed medians \\[spread of all trials]; latency "
-                    "percentiles are of the trials' merged histogram")
-    for col in ("backend", "workload", "op", "configuration", "QPS", "P50 us", "P99 us", "P99.9 us", "recall",
-                "trials"):
-        t.add_column(col, justify="right" if col not in ("backend", "workload", "op", "configuration") else "left")
+    from bench.terminal import Column, fit, terminal_width
+
+    cols = [Column("backend"), Column("workload", drop=2), Column("op"), Column("configuration"),
+            Column("conc", True), Column("rate", True, drop=1), Column("QPS", True), Column("spread", True, drop=4),
+            Column("P50 us", True), Column("P99 us", True), Column("P99.9 us", True, drop=3),
+            Column("recall", True), Column("trials", True, drop=5)]
 
     def f(v, spec=",.0f"):
         return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
+    config = [k for k in keys.names("load", "variant") if k not in ("concurrency", "target_rate")]
+    table_rows = []
     for r in rows:
-        qps = f"{f(r['qps'])} [{f(r['qps_lo'])}-{f(r['qps_hi'])}]" if r.get("qps") is not None else "-"
-        t.add_row(r["backend"], r["workload"], r["op"], keys.label(r), qps, f(r.get("p50_us")),
-                  f(r.get("p99_us")), f(r.get("p999_us")), f(r.get("recall"), ".4f"),
-                  f"{r['n_kept']}/{r['n_ok']}/{r['n_trials']}")
-    console = Console(file=sys.stdout, width=160)
+        spread = f"[{f(r['qps_lo'])}-{f(r['qps_hi'])}]" if r.get("qps") is not None else "-"
+        table_rows.append([r["backend"], r["workload"], r["op"], keys.label(r, config) or "-",
+                           f(r.get("concurrency"), "d"), f(r.get("target_rate")), f(r.get("qps")), spread,
+                           f(r.get("p50_us")), f(r.get("p99_us")), f(r.get("p999_us")), f(r.get("recall"), ".4f"),
+                           f"{r['n_kept']}/{r['n_ok']}/{r['n_trials']}"])
+    width = terminal_width(sys.stdout)
+    t, dropped = fit("bench results: QPS and recall are trimmed medians \\[spread of the kept trials]; latency "
+                     "percentiles are of the trials' merged histogram; rate = offered ops/s (- = closed loop)",
+                     cols, table_rows, width, wide)
+    console = Console(file=sys.stdout, width=10_000 if wide else width, highlight=False)
     console.print(t)
+    if dropped:
+        console.print(f"left out to fit {width} columns: {', '.join(dropped)} (--wide keeps every column)")
     for line in summary_notes(rows):
         console.print(line)
     subs = sorted({s for r in rows for s in json.loads(r.get("index_substitutions") or "[]")})

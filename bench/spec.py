@@ -78,6 +78,12 @@ class RunModel(Strict):
     target_rate: float | None = Field(None, gt=0, description="open loop: operations per second offered")
     arrival: Literal["constant", "poisson"] = "constant"
     index_timeout_s: float = Field(3600, gt=0)
+    op_timeout_s: float = Field(30.0, gt=0, le=3600, description="every engine call of a timed phase gives up "
+                                "after this long, as an error (through the engine client's own timeout where it "
+                                "has one; else the phase watchdog below ends the phase)")
+    phase_margin_s: float = Field(10.0, gt=0, le=3600, description="a timed trial that runs this long past its "
+                                  "duration fails; a worker that finishes no operation for op_timeout_s + "
+                                  "phase_margin_s ends the phase, failed")
     error_threshold: float = Field(0.01, ge=0, le=1, description="a trial whose error rate passes it fails")
     on_trial_failure: Literal["continue", "stop"] = "continue"
     recall_sample_every: int = Field(10, ge=0, description="search-under-writes: every Nth search is kept for "

@@ -19,8 +19,8 @@ from bench.analysis.load import summary_frame
 from bench.errors import UserError
 from bench.results import keys
 
-Format = Literal["table", "markdown", "csv", "html"]
-FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "html")
+Format = Literal["table", "markdown", "csv", "html", "json"]
+FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "html", "json")
 
 # (summary column, heading, number format, has a spread)
 FIGURE_COLUMNS: list[tuple[str, str, str, bool]] = [
@@ -299,11 +299,14 @@ NOTE = ("QPS, recall and memory are trimmed medians of the ok trials (lowest and
         "numbered definition says; bench's QPS and latency columns stay empty for them.")
 
 
-def render(c: Comparison, fmt: str = "table") -> str:
-    """The comparison as text: table (rich, for a terminal), markdown, csv (numbers, one column per value) or html."""
+def render(c: Comparison, fmt: str = "table", width: int | None = None, wide: bool = False) -> str:
+    """The comparison as text: table (rich, for a terminal of `width` columns; `wide` keeps every column),
+    markdown, csv (numbers, one column per value), html or json (objects: one per row, numbers as numbers)."""
     if fmt not in FORMATS:
-        raise UserError(f"Unknown format '{fmt}'", f"use one of: {', '.join(FORMATS)}")
+        raise UserError(f"Unknown format '{fmt}'", f"use one of: {', '.join(FORMATS)} (or --out FILE.parquet)")
     figures = _int_safe(c.figures)
+    if fmt == "json":
+        return as_json(c, figures)
     if fmt == "csv":
         return figures.to_csv(index=False) + "\n" + c.capabilities.to_csv(index=False)
     cap_heads = list(c.capabilities.columns)
@@ -331,35 +334,74 @@ def render(c: Comparison, fmt: str = "table") -> str:
         parts += ["<h3>capabilities</h3>", _html_table(cap_heads, cap_rows), f"<p>{html.escape(NOTE)}</p>",
                   "</section>"]
         return "\n".join(parts) + "\n"
-    return _rich_text(groups, cap_heads, cap_rows, apart)
+    return _rich_text(groups, cap_heads, cap_rows, apart, width or 100, wide)
 
 
-def _rich_text(groups, cap_heads: list[str], cap_rows: list[list[str]], apart: list[str]) -> str:
+def as_json(c: Comparison, figures: pd.DataFrame) -> str:
+    """The comparison as one JSON object: rows (numbers as numbers, null where missing), the table each row is
+    in, the notes, the capability matrix."""
+    rows = json.loads(figures.drop(columns=["table"]).to_json(orient="records"))
+    for r, title in zip(rows, _row_titles(figures), strict=True):
+        r["table_title"] = title
+    return json.dumps({"rows": rows, "capabilities": json.loads(c.capabilities.to_json(orient="records")),
+                       "notes": {"substitutions": substitution_notes(figures),
+                                 "definitions": definition_notes(figures), "apart": list(c.apart)},
+                       "note": NOTE}, indent=2) + "\n"
+
+
+def _row_titles(figures: pd.DataFrame) -> list[str]:
+    title_of = {}
+    for title, g in table_groups(figures):
+        for i in g.index:
+            title_of[i] = title
+    return [title_of[i] for i in figures.index]
+
+
+# How soon a column leaves a terminal table that does not fit (0 = never; higher = earlier); a column that is
+# '-' on every row goes first.
+DROP = {"built": 10, "RSS growth MiB": 9, "index MiB": 8, "peak RSS MiB": 8, "load s": 7, "build s": 7, "k": 7,
+        "trials": 6, "rate": 5, "tool headline QPS": 5, "quant": 4, "vs dense": 4, "vs bm25": 4, "P99.9 us": 3,
+        "searchable s": 3, "index": 2, "conc": 2, "P50 us": 2, "config": 1, "measured as": 1, "tool P99 us": 1}
+LEFT = ("backend", "tool", "run", "op", "index", "quant", "config", "built", "measured as")
+
+
+def _strip_spread(cell: str) -> str:
+    return cell.split(" [", 1)[0]
+
+
+def _fit_group(heads: list[str], rows: list[list[str]], width: int, wide: bool, one_run_each: bool):
+    from bench.terminal import Column, fit
+
+    cols = [Column(h, h not in LEFT, DROP.get(h, 6 if h == "run" and one_run_each else 0),
+                   wrap=h in ("built", "measured as", "config")) for h in heads]
+    t, dropped = fit(None, cols, rows, width, wide)
+    if dropped and not wide:  # too wide: the spreads go before any column does
+        t, dropped = fit(None, cols, [[_strip_spread(c) for c in r] for r in rows], width, wide)
+        dropped = ["spreads", *dropped]
+    return t, dropped
+
+
+def _rich_text(groups, cap_heads: list[str], cap_rows: list[list[str]], apart: list[str], width: int,
+               wide: bool) -> str:
     from rich.console import Console
-    from rich.table import Table
 
     buf = io.StringIO()
-    console = Console(width=220, file=buf, color_system=None)
+    console = Console(width=10_000 if wide else width, file=buf, color_system=None)
     for w, g in groups:
         heads, rows = display_rows(g)
-        t = Table(title=f"workload {w}", title_justify="left")
-        for h in heads[1:]:
-            t.add_column(h, justify="left" if h in ("backend", "tool", "run", "op", "index", "quant", "config", "built",
-                                                   "measured as")
-                         else "right",
-                         overflow="fold")
-        for r in rows:
-            t.add_row(*r[1:])
+        one_run_each = bool(g.groupby("backend")["run_id"].nunique().max() <= 1)
+        t, dropped = _fit_group(heads[1:], [r[1:] for r in rows], width, wide, one_run_each)
+        console.print(f"workload {w}")
         console.print(t)
+        if dropped:
+            console.print(f"  left out to fit {width} columns: {', '.join(dropped)} (--wide keeps every column)")
         for text in _notes(g):
             console.print(f"  {text}")
     for a in apart:
         console.print(f"{a}.")
-    t = Table(title="capabilities", title_justify="left")
-    for h in cap_heads:
-        t.add_column(h)
-    for r in cap_rows:
-        t.add_row(*r)
+    from bench.terminal import Column, fit
+
+    t, _ = fit("capabilities", [Column(h, wrap=True) for h in cap_heads], cap_rows, width, wide)
     console.print(t)
     console.print(NOTE)
     return buf.getvalue()

@@ -58,8 +58,14 @@ def series_label(row: pd.Series | dict, multi_run: set[str], levels: dict[str, b
 
 def varying(df: pd.DataFrame, axis: str | None = "ef_search") -> dict[str, bool]:
     """Which keys (besides identity keys and the x-axis key) take more than one value among the rows."""
-    return {k: k in df and df[k].nunique(dropna=False) > 1 for k in keys.names()
-            if k not in _NOT_IN_LABEL and k != axis}
+    def varies(k: str) -> bool:  # within one backend: an engine's own version never tells two engines apart
+        if k not in df:
+            return False
+        if "backend" in df and k in keys.names("engine"):
+            return bool(df.groupby("backend")[k].nunique(dropna=False).max() > 1)
+        return df[k].nunique(dropna=False) > 1
+
+    return {k: varies(k) for k in keys.names() if k not in _NOT_IN_LABEL and k != axis}
 
 
 def runs_per_backend(df: pd.DataFrame) -> set[str]:

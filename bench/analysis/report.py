@@ -14,8 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analysis import plots, sidebyside
-from bench.analysis.compare import DATA_KEYS, capability_frame, dataset_title, figures_frame, render
+from bench.analysis import charts, htmlpage, plots, sidebyside
+from bench.analysis.compare import (
+    DATA_KEYS,
+    _notes,
+    capability_frame,
+    dataset_title,
+    display_rows,
+    figures_frame,
+)
 from bench.analysis.compare import Comparison as _Comparison
 from bench.analysis.load import summary_frame, trials_frame
 from bench.errors import UserError
@@ -59,7 +66,8 @@ def _save(pic: plots.Picture, path: Path) -> None:
 
 
 def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
-    """Draw every picture the results support into out_dir and write out_dir/index.html."""
+    """Draw every picture the results support into out_dir (PNGs) and write out_dir/index.html, one
+    self-contained interactive page."""
     if not paths:
         raise UserError("bench report needs at least one results folder or file", "e.g. bench report results/RUN_ID")
     summary = summary_frame(paths)
@@ -71,15 +79,10 @@ def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
     except OSError as e:
         raise UserError(f"Cannot create the report folder {out_dir} ({e.strerror})", "choose a writable --out") from None
     res = ReportResult(out_dir, out_dir / "index.html")
-    sections: list[str] = []
-    drawers: list[tuple[str, str, Callable[[pd.DataFrame, str], plots.Picture], pd.DataFrame]] = [
-        ("recall-qps", "Recall vs QPS", plots.recall_qps, summary),
-        ("latency", "Latency percentiles", plots.latency_distribution, trials),
-        ("ycsb-ops", "Per operation kind", plots.ycsb_operations, summary),
-        ("concurrency", "QPS vs concurrency", plots.qps_vs_concurrency, summary),
-    ]
-    seen: dict[str, int] = {}
     summary = summary.assign(table=sidebyside.place(summary)[0])  # imported rows beside the bench run they match
+    figures = figures_frame(summary)
+    sections, nav = [], []
+    seen: dict[str, int] = {}
     for group, s_group in summary.groupby("table", sort=True, dropna=False):
         workload = group[0]
         n = seen[workload] = seen.get(workload, -1) + 1  # a second dataset of one workload: files get -1, -2, ...
@@ -88,30 +91,80 @@ def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
         others = s_group.loc[sidebyside.imported(s_group), "run_id"].unique()
         t_group = trials[_same_keys(trials, dict(zip(["workload", *DATA_KEYS], group, strict=True)))
                          | trials["run_id"].isin(others)]
-        kind = set(s_group["workload_kind"].dropna())
-        parts = [f"<h2>workload {html.escape(title)} ({html.escape(', '.join(sorted(kind)) or '?')})</h2>"]
-        for slug, name, draw, frame in drawers:
-            if slug == "recall-qps" and kind == {"ycsb"}:
-                res.skipped.append(f"{workload}: recall vs QPS is for ANN workloads; this one is YCSB")
-                continue
-            if slug == "ycsb-ops" and "ycsb" not in kind:
-                res.skipped.append(f"{workload}: per-operation pictures are for YCSB workloads; this one only searches")
-                continue
-            pic = draw(t_group if frame is trials else s_group, workload, title)
-            if pic.figure is None:
-                res.skipped.append(pic.skipped or f"{title}: {name} not drawn")
-                continue
-            path = out_dir / (f"{slug}-{_slug(str(workload))}" + (f"-{n}" if n else "") + ".png")
-            _save(pic, path)
-            res.pictures.append(path)
-            parts.append(f"<figure><img src='{html.escape(path.name)}' alt='{html.escape(name)}'>"
-                         f"<figcaption><b>{html.escape(name)}.</b> {html.escape(CAPTIONS[slug])}</figcaption></figure>")
-        sections.append("\n".join(parts))
-    figures = figures_frame(summary)
+        stem = _slug(str(workload)) + (f"-{n}" if n else "")
+        pngs = _draw_pngs(res, s_group, t_group, workload, title, stem)
+        g_figures = figures[figures["table"].map(lambda t, group=group: t == group)]
+        sections.append(_section(f"t-{stem}", title, s_group, t_group, g_figures, pngs, res))
+        nav.append((f"t-{stem}", title.split(" (")[0]))
     comparison = _Comparison(figures, capability_frame(summary), list(figures.attrs.get("apart", [])))
-    page = _page(summary, render(comparison, "html"), sections, res.skipped)
-    write_text(res.html, page)
+    body = "\n".join([_intro(summary), *sections, _capabilities(comparison), _runs(summary), _not_drawn(res.skipped)])
+    nav += [("capabilities", "capabilities"), ("runs", "runs"), ("not-drawn", "not drawn")]
+    write_text(res.html, htmlpage.page(_title(summary), _facts(summary), nav, body))
     return res
+
+
+def _draw_pngs(res: ReportResult, s_group: pd.DataFrame, t_group: pd.DataFrame, workload: str, title: str,
+               stem: str) -> list[tuple[str, Path]]:
+    """The PNG pictures of one table (for papers and the nightly summary); what cannot be drawn is skipped."""
+    kind = set(s_group["workload_kind"].dropna())
+    drawers: list[tuple[str, str, Callable[[pd.DataFrame, str, str], plots.Picture], bool]] = [
+        ("recall-qps", "Recall vs QPS", plots.recall_qps, False),
+        ("latency", "Latency percentiles", plots.latency_distribution, True),
+        ("ycsb-ops", "Per operation kind", plots.ycsb_operations, False),
+        ("concurrency", "QPS vs concurrency", plots.qps_vs_concurrency, False),
+    ]
+    out = []
+    for slug, name, draw, uses_trials in drawers:
+        if slug == "recall-qps" and kind == {"ycsb"}:
+            res.skipped.append(f"{title}: recall vs QPS is for ANN workloads; this one is YCSB")
+            continue
+        if slug == "ycsb-ops" and "ycsb" not in kind:
+            continue  # an ANN workload has one operation: nothing to say about it
+        pic = draw(t_group if uses_trials else s_group, workload, title)
+        if pic.figure is None:
+            res.skipped.append(pic.skipped or f"{title}: {name} not drawn")
+            continue
+        path = res.out_dir / f"{slug}-{stem}.png"
+        _save(pic, path)
+        res.pictures.append(path)
+        out.append((name, path))
+    return out
+
+
+def _chart(fig) -> str:
+    return "<div class='chart'>" + fig.to_html(full_html=False, include_plotlyjs=False,
+                                               config={"displaylogo": False, "responsive": True}) + "</div>"
+
+
+def _section(anchor: str, title: str, s_group: pd.DataFrame, t_group: pd.DataFrame, g_figures: pd.DataFrame,
+             pngs: list[tuple[str, Path]], res: ReportResult) -> str:
+    """One workload on one dataset: its interactive charts, its table, links to its PNGs."""
+    kind = set(s_group["workload_kind"].dropna())
+    parts = [f"<h2 id='{html.escape(anchor)}'>{html.escape(title)} ({html.escape(', '.join(sorted(kind)) or '?')})</h2>"]
+    drawn: list[tuple[str, object]] = []
+    if kind != {"ycsb"}:
+        drawn.append(("recall-qps", charts.recall_qps(s_group, title)))
+    latency, left_out = charts.latency_panels(t_group, title)
+    drawn.append(("latency", latency))
+    if "ycsb" in kind:
+        drawn.append(("ycsb-ops", charts.ycsb_bars(s_group, title)))
+    drawn.append(("concurrency", charts.concurrency_lines(s_group, title)))
+    for slug, fig in drawn:
+        if isinstance(fig, str):  # the PNG drawers, on the same conditions, have said why
+            continue
+        parts.append(_chart(fig) + f"<p class='note'>{html.escape(CAPTIONS[slug])}</p>")
+    if left_out:
+        parts.append(f"<p class='note'>Left out of the crowded percentile panels (at most {charts.MAX_PER_PANEL} "
+                     f"series each; every one is in the table): {html.escape(', '.join(left_out))}.</p>")
+    heads, rows = display_rows(g_figures)
+    parts.append(htmlpage.table(heads[1:], [r[1:] for r in rows]))
+    notes = _notes(g_figures)
+    if notes:
+        parts.append("<ul class='notes'>" + "".join(f"<li>{html.escape(t)}</li>" for t in notes) + "</ul>")
+    if pngs:
+        parts.append("<p class='note'>For papers: " + ", ".join(
+            f"<a href='{html.escape(p.name)}'>{html.escape(name)} (PNG)</a>" for name, p in pngs) + "</p>")
+    return "\n".join(parts)
 
 
 def _same_keys(df: pd.DataFrame, values: dict) -> pd.Series:
@@ -123,7 +176,7 @@ def _same_keys(df: pd.DataFrame, values: dict) -> pd.Series:
     return mask
 
 
-def _runs_table(summary: pd.DataFrame) -> str:
+def _runs(summary: pd.DataFrame) -> str:
     cols = [("run_id", "run"), ("backend", "backend"), ("workload", "workload"), ("dataset_name", "dataset"),
             ("dataset_n", "n"), ("dataset_dim", "dim"), ("backend_client_version", "client"),
             ("backend_server_version", "server"), ("harness_version", "harness"), ("git_commit", "commit"),
@@ -131,47 +184,64 @@ def _runs_table(summary: pd.DataFrame) -> str:
             ("run_status", "status")]
     have = [(c, h) for c, h in cols if c in summary]
     runs = summary.drop_duplicates(["run_id", "backend", "workload"])[[c for c, _ in have]]
-    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in have)
-    body = []
+    rows = []
     for r in runs.itertuples(index=False):
         cells = []
         for (col, _), v in zip(have, r, strict=True):
             text = "-" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
-            cells.append(f"<td>{html.escape(text[:12] if col == 'git_commit' else text[:40])}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            cells.append(text[:12] if col == "git_commit" else text)
+        rows.append(cells)
+    return "<h2 id='runs'>Runs</h2>" + htmlpage.table([h for _, h in have], rows)
 
 
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5em; max-width: 1400px; color: #222; }
-table { border-collapse: collapse; font-size: 0.82em; margin: 0.5em 0 1.2em; }
-th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
-th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
-td { white-space: nowrap; }
-.bench-compare td:last-child { white-space: normal; text-align: left; min-width: 18em; }
-figure { display: inline-block; margin: 0.5em 1em 1.5em 0; max-width: 1200px; vertical-align: top; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { font-size: 0.85em; max-width: 800px; }
-.skipped li { color: #7a4b00; }
-"""
+def _capabilities(c: _Comparison) -> str:
+    rows = [[str(v) for v in row] for row in c.capabilities.itertuples(index=False)]
+    apart = "".join(f"<p class='note'>{html.escape(a)}.</p>" for a in c.apart)
+    return (f"<h2 id='capabilities'>Capabilities</h2>{apart}"
+            + htmlpage.table(list(c.capabilities.columns), rows))
 
 
-def _page(summary: pd.DataFrame, compare_html: str, sections: list[str], skipped: list[str]) -> str:
+def _distinct(summary: pd.DataFrame, col: str) -> list[str]:
+    return [str(v) for v in dict.fromkeys(summary[col].dropna())] if col in summary else []
+
+
+def _title(summary: pd.DataFrame) -> str:
+    names = _distinct(summary, "dataset_name")
+    return "bench report: " + (", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+                               if names else "results")
+
+
+def _facts(summary: pd.DataFrame) -> list[tuple[str, str]]:
+    """The header: datasets, engines with their versions, hosts, harness versions, when."""
+    engines = []
+    for (b, cv, sv), _ in summary.groupby(["backend", "backend_client_version", "backend_server_version"],
+                                          dropna=False, sort=True):
+        v = ", ".join(x for x in (f"client {cv}" if isinstance(cv, str) else "", f"server {sv}"
+                                  if isinstance(sv, str) else "") if x)
+        engines.append(f"{b} ({v})" if v else str(b))
+    hosts = sorted({f"{r.get('host_cpu')} x{r.get('host_cores')}, {r.get('host_os')}"
+                    for r in summary.drop_duplicates("run_id").to_dict("records")})
+    harness = sorted({f"{r.get('harness_version')} ({str(r.get('git_commit') or '?')[:12]})"
+                      for r in summary.drop_duplicates("run_id").to_dict("records")})
+    started = sorted(str(v) for v in summary["started_utc"].dropna()) if "started_utc" in summary else []
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    skipped_html = ("<ul class='skipped'>" + "".join(f"<li>{html.escape(s)}</li>" for s in skipped) + "</ul>"
-                    if skipped else "<p>Nothing was skipped: the data supported every picture.</p>")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>bench report</title><style>{STYLE}</style></head>
-<body>
-<h1>bench report</h1>
-<p>Made {now} from {summary['run_id'].nunique()} run(s). Every figure is the trimmed median of the kept trials
-(the lowest and the highest value dropped when there are three trials or more); brackets and error bars show the spread of the kept trials.</p>
-<h2>Runs</h2>
-{_runs_table(summary)}
-<h2>Figures</h2>
-{compare_html}
-{''.join(sections)}
-<h2>Not drawn</h2>
-{skipped_html}
-</body></html>
-"""
+    return [("datasets", ", ".join(_distinct(summary, "dataset_name")) or "-"), ("engines", "; ".join(engines)),
+            ("hosts", "; ".join(hosts)), ("bench", ", ".join(harness)),
+            ("runs", f"{summary['run_id'].nunique()}" + (f", {started[0]} to {started[-1]}" if started else "")),
+            ("made", now)]
+
+
+def _intro(summary: pd.DataFrame) -> str:
+    return ("<p class='lead'>Every figure is the trimmed median of the kept trials (the lowest and the highest value "
+            "dropped when there are three trials or more), with the spread of the kept trials in small type or as "
+            "error bars. Hover a point for its run, dataset, index and figures; click a legend entry to hide or show "
+            "a series; drag to zoom, double-click to zoom out. Click a table heading to sort; type in the box above "
+            "a table to filter its rows.</p>")
+
+
+def _not_drawn(skipped: list[str]) -> str:
+    if not skipped:
+        return "<h2 id='not-drawn'>Not drawn</h2><p class='note'>Nothing: the data supported every chart.</p>"
+    items = "".join(f"<li>{html.escape(s)}</li>" for s in dict.fromkeys(skipped))
+    return (f"<h2 id='not-drawn'>Not drawn</h2><p class='note'>Charts the data does not support (expected for "
+            f"what was not measured):</p><ul class='notdrawn'>{items}</ul>")

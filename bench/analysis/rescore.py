@@ -47,6 +47,10 @@ def _variant_of(row: dict[str, Any], variants: list[Variant]) -> Variant | None:
 
 def rescore_file(trials_file: Path, cache_dir: Path, say: Callable[[str], None]) -> int:
     """Rescore one trials file in place; returns the number of rows rescored."""
+    if "ids_file" not in pq.read_schema(trials_file).names:
+        say(f"{trials_file}: written before bench kept each trial's result ids, so there is nothing to rescore; "
+            "left as it is")
+        return 0
     meta = _run_json(trials_file)
     spec = parse_workload(meta["workload"], f"the workload in {trials_file.parent}/run.json")
     plan = Plan.of(spec)

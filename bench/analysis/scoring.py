@@ -51,9 +51,13 @@ class Kept:
         if len(ids) and ids.max(initial=-1) < 2**31:
             ids = ids.astype(np.int32)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, queries=self.search_queries.astype(np.int32), ids=ids,
-                            started=self.search_started, filtered=self.search_filtered)
-        tmp.replace(path)
+        try:
+            np.savez_compressed(tmp, queries=self.search_queries.astype(np.int32), ids=ids,
+                                started=self.search_started, filtered=self.search_filtered)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
+            raise
 
     @classmethod
     def load(cls, path: Path) -> Kept:

@@ -238,6 +238,16 @@ class Backend(ABC):
         any size."""
         return requested
 
+    op_timeout_s: float | None = None  # run.op_timeout_s once set_op_timeout was called, else None (no timeout)
+
+    def set_op_timeout(self, seconds: float) -> None:
+        """From now on every get/upsert/delete/search gives up after `seconds`, raising (the driver counts it as
+        an error). Called on each worker's adapter before its timed phases. An adapter whose client has a
+        per-call timeout applies it (override, calling super()); one whose client has none relies on the
+        pool's watchdog (bench.load.pool), which ends a phase whose worker stays silent past
+        run.op_timeout_s + run.phase_margin_s."""
+        self.op_timeout_s = seconds
+
     def connect(self) -> None:  # noqa: B027 - optional hook
         """Open the client. Raise ServerUnreachable with a hint when the server does not answer."""
 

@@ -368,6 +368,17 @@ class ChromaServerBackend(_ChromaBase):
                                     "start it with `docker compose up -d chroma`") from None
         return client
 
+    def set_op_timeout(self, seconds: float) -> None:
+        """chromadb's HttpClient makes its httpx session with no timeout and offers no setting for one; set it on
+        that session (a private attribute: when a chromadb release moves it, the pool's watchdog still ends a
+        phase the server does not answer)."""
+        super().set_op_timeout(seconds)
+        session = getattr(getattr(self.client, "_server", None), "_session", None)
+        if session is not None and hasattr(session, "timeout"):
+            import httpx
+
+            session.timeout = httpx.Timeout(seconds)
+
     def _apply_ef(self, ef: int) -> None:
         raise UserError(
             f"chroma-server cannot change ef_search to {ef} on a loaded index (the server keeps the index it loaded "

@@ -692,7 +692,7 @@ class _MilvusBase(Backend):
         # no output_fields: every hit carries its primary key, and asking for fields adds a retrieve step
         res = self.client.search(col.name, data=[vector.tolist()], limit=k, anns_field=field,
                                  search_params=search_params(col.metric_of(field), params.ef_search, self._plan, k),
-                                 filter=filter_expr(params.filter))
+                                 filter=filter_expr(params.filter), timeout=self.op_timeout_s)
         return hit_ids(res)
 
     def _hybrid(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
@@ -703,7 +703,7 @@ class _MilvusBase(Backend):
             vector, params.text or "", col.metric, params.ef_search, params.candidates or k, filter_expr(params.filter))]
         name, args, kwargs = ranker_for(params.fusion, params.alpha)
         res = self.client.hybrid_search(col.name, reqs, ranker=getattr(pymilvus, name)(*args, **kwargs), limit=k,
-                                        output_fields=[ID_FIELD])
+                                        output_fields=[ID_FIELD], timeout=self.op_timeout_s)
         return hit_ids(res)
 
     def _hybrid_readback(self, col: CollectionSpec) -> dict[str, Any]:
@@ -718,16 +718,16 @@ class _MilvusBase(Backend):
 
     def get(self, id: int) -> Record | None:
         col = self._require_collection()
-        rows = self.client.get(col.name, ids=[int(id)], output_fields=["*"])
+        rows = self.client.get(col.name, ids=[int(id)], output_fields=["*"], timeout=self.op_timeout_s)
         return record_from_row(rows[0]) if rows else None
 
     def upsert(self, id: int, vector: np.ndarray, payload: Mapping[str, Any] | None = None) -> None:
         col = self._require_collection()
-        self.client.upsert(col.name, [self._row(id, vector, payload)])
+        self.client.upsert(col.name, [self._row(id, vector, payload)], timeout=self.op_timeout_s)
 
     def delete(self, id: int) -> None:
         col = self._require_collection()
-        self.client.delete(col.name, ids=[int(id)])
+        self.client.delete(col.name, ids=[int(id)], timeout=self.op_timeout_s)
 
     def drop(self) -> None:
         if self.collection is not None and self.client is not None and self.client.has_collection(self.collection.name):

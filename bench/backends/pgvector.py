@@ -225,6 +225,18 @@ class PgvectorBackend(Backend):
         conn.add_notice_handler(self._on_notice)
         if self.options.iterative_scan != "off":
             conn.execute(f"SET hnsw.iterative_scan = {self.options.iterative_scan}")
+        self._session_timeout(conn)
+
+    def set_op_timeout(self, seconds: float) -> None:
+        """The server cancels a statement running past `seconds` (statement_timeout on this session). A frozen
+        server cancels nothing: psycopg has no client-side call timeout, so there the pool's watchdog ends the
+        phase."""
+        super().set_op_timeout(seconds)
+        self._session_timeout(self.conn)
+
+    def _session_timeout(self, conn: Any) -> None:
+        if self.op_timeout_s is not None:
+            conn.execute(f"SET statement_timeout = {max(1, int(self.op_timeout_s * 1000))}")
 
     def _on_notice(self, d: Any) -> None:
         """NOTICE and WARNING messages are kept as build notices; DEBUG ones (the build's, see `_build_hnsw`) apart."""

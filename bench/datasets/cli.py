@@ -28,7 +28,15 @@ from bench.datasets.spec import DatasetSpec
 from bench.errors import UserError
 from bench.units import format_bytes
 
-app = typer.Typer(help="Generate, fetch, list and describe datasets.", no_args_is_help=False)
+
+def _help_group():
+    from bench.cli import HelpGroup
+
+    return HelpGroup
+
+
+app = typer.Typer(help="Generate, fetch, list and describe datasets.", no_args_is_help=False, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]}, cls=_help_group())
 F = TypeVar("F", bound=Callable[..., Any])
 
 CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="cache folder (default: $BENCH_CACHE_DIR "
@@ -138,10 +146,48 @@ def _describe(name_or_path: str, cache: Path) -> dict[str, Any]:
         return {"name": name_or_path, "folder": str(folder), "base": len(vectors) - QUERY_ROWS, "queries": QUERY_ROWS,
                 "dim": vectors.shape[1], "dtype": str(vectors.dtype), "metric": "cosine", "texts": texts is not None}
     path = Path(name_or_path).expanduser()
+    if path.is_dir() and (path / "meta.json").is_file() and (path / "base.npy").is_file():
+        return _describe_generated(path)
     if not path.exists():
         raise UserError(f"'{name_or_path}' is neither a known dataset nor an existing file",
                         f"give a path or one of: synthetic, wordnet-mpnet-768, {', '.join(CATALOG)}")
     return _inspect(path)
+
+
+def _describe_generated(folder: Path) -> dict[str, Any]:
+    """A synthetic set's folder, as `bench datasets generate` printed it."""
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    spec = meta.get("spec", {})
+    return {"name": "synthetic", "folder": str(folder), "hash": meta.get("content_hash"), "base": spec.get("n"),
+            "queries": spec.get("queries"), "holdout": spec.get("holdout"), "dim": spec.get("dim"),
+            "metric": spec.get("metric"), "seed": spec.get("seed"),
+            "generator": {k: v for k, v in spec.items() if k not in ("n", "queries", "holdout", "dim", "metric",
+                                                                    "seed", "source") and v is not None}}
+
+
+def _print_info(info: dict[str, Any]) -> None:
+    """key: value lines, numbers with thousands separators, lists one item a line, nested tables indented."""
+    width = max(len(k) for k in info) if info else 0
+
+    def text(v: Any) -> str:
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return "-" if v is None else str(v)
+
+    for k, v in info.items():
+        if isinstance(v, dict):
+            typer.echo(f"{k}:")
+            inner = max((len(str(x)) for x in v), default=0)
+            for ik, iv in v.items():
+                typer.echo(f"  {ik:<{inner}}  {text(iv)}")
+        elif isinstance(v, list | tuple):
+            typer.echo(f"{k}:" + ("" if v else " -"))
+            for item in v:
+                typer.echo(f"  {text(item)}")
+        else:
+            typer.echo(f"{k:<{width}}  {text(v)}")
 
 
 def _inspect(path: Path) -> dict[str, Any]:
@@ -161,8 +207,7 @@ def describe_cmd(name_or_path: Annotated[str, typer.Argument(help="a catalog nam
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
         return
-    for k, v in info.items():
-        typer.echo(f"{k}: {v}")
+    _print_info(info)
 
 
 @app.command("generate")

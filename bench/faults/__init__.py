@@ -6,14 +6,16 @@ context (bench/run_context.py) and the one timed-loop driver (bench/load/driver.
 - cli.py: the `bench fault` command.
 """
 
-from bench.faults.run import (
-    FaultOutcome,
-    FaultRequest,
-    analyse,
-    durability,
-    format_summary,
-    outcome_json,
-    run_fault,
-)
+from typing import Any
 
 __all__ = ["FaultOutcome", "FaultRequest", "analyse", "durability", "format_summary", "outcome_json", "run_fault"]
+
+
+def __getattr__(name: str) -> Any:
+    """The fault run's names, imported on first use: `bench --help` and every other command mount `bench fault`
+    through bench.faults.cli and must not pay for the run context's imports."""
+    if name in __all__:
+        from bench.faults import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'bench.faults' has no attribute {name!r}")

@@ -21,19 +21,21 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
 
 from bench.errors import UserError
-from bench.load.pool import WorkerFailed, WorkerLost
+from bench.load.pool import NO_STALL, PhaseStalled, WorkerFailed, WorkerLost, stall_message
 from bench.load.task import PhaseTask, WorkerResult
 from bench.load.worker import WorkerData, format_exception, run_phase, settled_heap
 
 READY_TIMEOUT_S = 180.0  # an actor must have connected its client by then
 BARRIER_TIMEOUT_S = 120.0  # a worker waits this long at a phase's barrier for the others
 PHASE_GRACE_S = 120.0  # a timed phase that has not returned this long after its duration is lost
+POLL_S = 1.0  # how often the driver asks the actors how long they have been silent, while a phase runs
 
 
 def node_hash(address: str) -> str:
@@ -79,6 +81,7 @@ class RaySetup:
     options: dict[str, Any]
     collection: Any  # CollectionSpec
     bench_version: str
+    op_timeout_s: float | None = None  # every engine call of a timed phase gives up after this
 
 
 class RayWorker:
@@ -95,7 +98,19 @@ class RayWorker:
         self.backend = cls(cls.Options.model_validate(setup.options), self.workdir)
         self.backend.connect()
         self.backend.attach(setup.collection)
+        if setup.op_timeout_s is not None:
+            self.backend.set_op_timeout(setup.op_timeout_s)
         self.node_id = ray.get_runtime_context().get_node_id()
+        self.last = time.monotonic()
+
+    def beat(self, w: int) -> bool:
+        """The driver loop's once-per-interval hook: the watchdog's sign of life."""
+        self.last = time.monotonic()
+        return False
+
+    def silent(self) -> float:
+        """Seconds since the running phase's last sign of life (answered while `run` runs: a threaded actor)."""
+        return time.monotonic() - self.last
 
     def describe(self) -> dict[str, Any]:
         from bench import __version__
@@ -110,9 +125,10 @@ class RayWorker:
             ray.get(barrier.wait.remote(gen), timeout=BARRIER_TIMEOUT_S)
 
         proc = psutil.Process()
+        self.last = time.monotonic()
         with settled_heap():
             c0 = proc.cpu_times()
-            r = run_phase(self.backend, self.data, task, self.w, self.n, wait)
+            r = run_phase(self.backend, self.data, task, self.w, self.n, wait, self.beat)
             c1 = proc.cpu_times()
         r.cpu_s = (c1.user - c0.user) + (c1.system - c0.system)
         return r
@@ -171,13 +187,14 @@ class RayPool:
 
     kind = "ray"
 
-    def __init__(self, address: str, setup: RaySetup, data: WorkerData, n: int):
+    def __init__(self, address: str, setup: RaySetup, data: WorkerData, n: int, stall_s: float = NO_STALL):
         self.ray = ray = connect(address)
-        self.setup, self.n, self.gen = setup, n, 0
+        self.setup, self.n, self.gen, self.stall_s = setup, n, 0, stall_s
         self.nodes = {nd["NodeID"]: nd for nd in ray.nodes() if nd.get("Alive")}
         self.data_ref = ray.put(WorkerData(*(_plain(a) for a in (data.queries, data.base, data.holdout))))
         self.pg = self._placement_group()
-        self.actor_cls = ray.remote(num_cpus=0, max_restarts=0)(RayWorker)
+        # two threads: `silent` is answered while `run` runs (the watchdog); the driver never sends two phases
+        self.actor_cls = ray.remote(num_cpus=0, max_restarts=0, max_concurrency=2)(RayWorker)
         self.barrier = ray.remote(num_cpus=0)(Barrier).remote(n)
         self.slots = [_Slot(w) for w in range(n)]
         try:
@@ -256,16 +273,13 @@ class RayPool:
                 self._start(s)
         self.gen += 1
         pending = {s.actor.run.remote(task, self.barrier, self.gen): s for s in self.slots}
-        timeout = (task.duration_s + PHASE_GRACE_S) if task.duration_s is not None else None
+        end = (time.monotonic() + task.duration_s + PHASE_GRACE_S) if task.duration_s is not None else None
         results, errors = [], []
         while pending:
-            ready, _ = self.ray.wait(list(pending), num_returns=1, timeout=timeout)
-            if not ready:  # the phase overran its duration by the grace: what is still out is lost
-                for ref, s in pending.items():
-                    s.lost = f"no answer {PHASE_GRACE_S:g} s after the phase's end"
-                    self.ray.cancel(ref, force=True)
-                    self.ray.kill(s.actor, no_restart=True)
-                break
+            ready, _ = self.ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+            if not ready:
+                self._watch(pending, end)
+                continue
             for ref in ready:
                 s = pending.pop(ref)
                 try:
@@ -287,6 +301,32 @@ class RayPool:
         if errors:
             raise WorkerFailed(errors[0])
         return results, cpu
+
+    def _watch(self, pending: dict[Any, _Slot], end: float | None) -> None:
+        """While a phase runs: a worker silent past the stall limit ends the run (PhaseStalled, as the local
+        pools); a phase that overran its duration by the grace loses what is still out."""
+        if self.stall_s != NO_STALL:
+            try:
+                silent = self.ray.get([s.actor.silent.remote() for s in pending.values()], timeout=30)
+            except Exception:  # noqa: BLE001 - a dead actor: its phase result says so on the next wait
+                silent = []
+            worst = max(zip(silent, pending.values(), strict=False), key=lambda x: x[0], default=None)
+            if worst is not None and worst[0] > self.stall_s:
+                self.kill()
+                raise PhaseStalled(stall_message(worst[1].w, worst[0], self.stall_s))
+        if end is not None and time.monotonic() > end:
+            for ref, s in list(pending.items()):
+                s.lost = f"no answer {PHASE_GRACE_S:g} s after the phase's end"
+                self.ray.cancel(ref, force=True)
+                self.ray.kill(s.actor, no_restart=True)
+                pending.pop(ref)
+
+    def kill(self) -> None:
+        """Kill every actor at once (a stalled phase: the run ends failed)."""
+        self.busy = True
+        for s in self.slots:
+            if s.actor is not None:
+                self.ray.kill(s.actor, no_restart=True)
 
     def close(self) -> None:
         ray = self.ray

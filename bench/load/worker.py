@@ -51,15 +51,24 @@ def settled_heap() -> Iterator[None]:
 
 
 def run_phase(backend: Backend, data: WorkerData, task: PhaseTask, worker: int, workers: int,
-              wait: Callable[[], Any] | None = None) -> WorkerResult:
-    """Run one phase (a warm-up or a timed trial) of one worker. `wait` is the start barrier."""
+              wait: Callable[[], Any] | None = None, beat: Callable[[int], bool] | None = None) -> WorkerResult:
+    """Run one phase (a warm-up or a timed trial) of one worker. `wait` is the start barrier; `beat(worker)`
+    is called past it and then once per interval of the timed loop (the pool's watchdog, bench.load.pool)."""
     rng = np.random.default_rng([task.seed, task.trial + 1, worker])
     queries = task.queries if task.queries is not None else data.queries
     if task.mode == "search":
         source: SearchSource | YcsbSource = SearchSource(backend, queries, task, rng)
     else:
         source = YcsbSource(backend, task, queries, data.base, data.holdout, worker, workers, rng)
-    return drive(source, task, worker=worker, wait=wait)
+    if beat is None:
+        return drive(source, task, worker=worker, wait=wait)
+
+    def started() -> None:
+        if wait is not None:
+            wait()
+        beat(worker)
+
+    return drive(source, task, worker=worker, wait=started, stop=lambda: beat(worker))
 
 
 def format_exception(e: BaseException) -> str:

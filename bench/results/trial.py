@@ -32,6 +32,8 @@ class TrialInput:
     open_loop: bool
     scheduled_s: float | None = None  # open loop: the window the operations were scheduled over
     host: Mapping[str, Any] | None = None  # bench.metrics.host figures of the trial
+    planned_s: float | None = None  # a timed trial's duration (run.duration_s); None for an operation count
+    margin_s: float | None = None  # run.phase_margin_s: running longer than planned_s by this fails the trial
 
 
 def _window(results: Sequence[WorkerResult], scheduled_s: float | None) -> float:
@@ -109,6 +111,17 @@ def _status(err_rate: float, lag_share: float | None, threshold: float,
     return "ok", None
 
 
+def overrun(t: TrialInput) -> str | None:
+    """Why a timed trial failed by running past its planned length (a stalled engine held an operation), or None."""
+    if t.planned_s is None or t.margin_s is None or not t.results:
+        return None
+    took = max(r.ended_wall for r in t.results) - min(r.started_wall for r in t.results)
+    if took <= t.planned_s + t.margin_s:
+        return None
+    return (f"the trial took {took:.1f} s against its {t.planned_s:g} s duration, more than run.phase_margin_s "
+            f"({t.margin_s:g} s) over: the engine held an operation that long")
+
+
 def _op_row(t: TrialInput, op: str, members: list[str], common: dict[str, Any], duration: float) -> dict[str, Any]:
     rs = t.results
     ok = hdr.merge(r.hist.get(m) for r in rs for m in members)
@@ -120,6 +133,9 @@ def _op_row(t: TrialInput, op: str, members: list[str], common: dict[str, Any], 
     n_ok, n_fail = ok.get_total_count(), fail.get_total_count()
     err_rate = n_fail / (n_ok + n_fail) if n_ok + n_fail else 0.0
     status, reason = _status(err_rate, common["generator_lag_share"], t.error_threshold, svc_st["p50_us"])
+    late = overrun(t)
+    if late is not None and status == "ok":
+        status, reason = "failed", late
     return {
         **common, "op": op, "status": status, "status_reason": reason, "count": n_ok, "errors": n_fail,
         "error_rate": err_rate, "qps": n_ok / duration,

@@ -27,7 +27,7 @@ def new_run_id(label: str = "") -> str:
 
 # Write failures that are the machine's state, not a bug: a full disk or quota, a read-only file system, a folder
 # that is not writable or is a file.
-_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR,
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR,
                        errno.ENOTDIR}
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
@@ -96,7 +96,7 @@ def _atomic(path: Path, write) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(e, OSError) and e.errno in _ENVIRONMENT_ERRNOS:
+        if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:
             raise UserError(f"Cannot write {path} ({e.strerror or e})",
                             "free some space or choose another location") from None
         raise

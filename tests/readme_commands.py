@@ -1,0 +1,125 @@
+"""Every command in the README's ```sh blocks, run in order in a fresh copy of the repository (the files git
+tracks, nothing beside them: no ../shared, so the wordnet set is the 4,000-row fixture), as a newcomer would type
+them. Run once per test session and shared: tests/test_readme.py checks the outcomes, tests/test_report_browser.py
+opens the report the worked example made.
+
+Documented sizes are kept; each `bench run` gets `run.min_operations=1` and `run.warmup_s=0` (a trial is one pass
+over the queries) so CI stays fast: every flag of the command is still parsed and acted on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.spec import REPO_ROOT
+
+README = REPO_ROOT / "README.md"
+FAST = ["--set", "run.min_operations=1", "--set", "run.warmup_s=0"]
+
+# Commands not run, each with why. Keep it small: only engines absent here, the network, or what the test itself
+# is (make test) or stands for (make run's installation; its bench command is run instead).
+SKIP = {
+    "make test": "is CI itself: the whole suite, of which this test is one",
+    ". .venv/bin/activate": "the test already runs in the project's venv",
+    "bench suite configs/suites/nightly.toml": "the nightly matrix: every server engine, minutes of runs",
+    "bench datasets fetch cohere-768-1m": "downloads 3 GB from the internet",
+    "bench run --backend pgvector --workload vdbb/performance-768d-1m": "needs the fetched 1M Cohere set (network)",
+    "bench run --backend qdrant --workload vdbb/performance-768d-1m-99p": "needs a Qdrant server (absent here) and "
+                                                                          "the fetched 1M Cohere set",
+    "bench run --backend faiss --workload annb/glove-100-angular": "needs the fetched GloVe set (network)",
+}
+
+
+def commands(text: str | None = None) -> list[str]:
+    """The command lines of the ```sh blocks, comments removed, in order."""
+    text = README.read_text(encoding="utf-8") if text is None else text
+    out = []
+    for block in re.findall(r"^```sh\n(.*?)^```", text, flags=re.S | re.M):
+        for line in block.splitlines():
+            line = re.sub(r"\s{2,}#.*$", "", line).strip()
+            if line and not line.startswith("#"):
+                out.append(line)
+    return out
+
+
+def skipped_by(cmd: str) -> str | None:
+    return next((k for k in SKIP if cmd == k or cmd.startswith(k + " ")), None)
+
+
+@dataclass
+class Outcome:
+    cmd: str
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+@dataclass
+class Clone:
+    root: Path
+    outcomes: list[Outcome] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _copy_tracked(dest: Path) -> None:
+    """A fresh clone of the working tree as it is (tracked files only, with their uncommitted changes)."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True).stdout
+    for rel in files.decode().split("\0"):
+        src = REPO_ROOT / rel
+        if not rel or not src.exists():
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            target.symlink_to(os.readlink(src))
+        elif src.is_file():
+            target.write_bytes(src.read_bytes())
+
+
+def _make_run_args(root: Path) -> list[str]:
+    """What `make run` runs after installing: the Makefile's `$(BENCH) ...` line of the run target."""
+    text = (root / "Makefile").read_text()
+    recipe = re.search(r"^run:.*\n\t\$\(BENCH\) (.+)$", text, flags=re.M)
+    assert recipe, "the Makefile's run target no longer runs $(BENCH) ...: update tests/readme_commands.py"
+    return shlex.split(recipe.group(1))
+
+
+def argv(cmd: str, root: Path) -> list[str]:
+    words = _make_run_args(root) if cmd == "make run" else shlex.split(cmd)[1:]
+    if cmd != "make run" and not cmd.startswith("bench "):
+        raise AssertionError(f"README command '{cmd}' is neither bench nor make run: teach "
+                             "tests/readme_commands.py to run it, or put it on the skip-list with a reason")
+    if words and words[0] == "run":
+        words += FAST
+    return [sys.executable, "-m", "bench.cli", *words]
+
+
+_DONE: dict[str, Clone] = {}
+
+
+def run_readme(tmp_path_factory, cache_dir: Path) -> Clone:
+    """Run every README command once per session in a fresh copy of the repo; later callers get the outcomes."""
+    if "clone" in _DONE:
+        return _DONE["clone"]
+    root = tmp_path_factory.mktemp("fresh") / "bench"
+    _copy_tracked(root)
+    clone = Clone(root)
+    env = {k: v for k, v in os.environ.items() if k not in ("BENCH_WORDNET_DIR", "BENCH_RESULTS")}
+    env.update({"PYTHONPATH": str(root), "BENCH_CACHE_DIR": str(cache_dir), "COLUMNS": "100"})
+    for cmd in commands(README.read_text(encoding="utf-8")):
+        if skipped_by(cmd):
+            clone.skipped.append(cmd)
+            continue
+        t = time.monotonic()
+        p = subprocess.run(argv(cmd, root), cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        clone.outcomes.append(Outcome(cmd, p.returncode, p.stdout, p.stderr, time.monotonic() - t))
+    _DONE["clone"] = clone
+    return clone
