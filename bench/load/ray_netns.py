@@ -46,6 +46,9 @@ def usable() -> str | None:
         import ray  # noqa: F401
     except ImportError:
         return "Ray is not installed (pip install '.[cluster]')"
+    probe = subprocess.run(["unshare", "-n", "--", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:  # a container without CAP_SYS_ADMIN
+        return f"unshare -n is not permitted here: {probe.stderr.strip()[:200]}"
     return None
 
 
