@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -93,9 +92,10 @@ class RayWorker:
         from bench.backends import registry
 
         self.w, self.n, self.data = w, n, data
-        self.workdir = tempfile.mkdtemp(prefix="bench-ray-")
         cls = registry.get(setup.backend_name)
-        self.backend = cls(cls.Options.model_validate(setup.options), self.workdir)
+        # Only engines that keep no data in the harness run here (supports("remote_workers")), and they write
+        # nothing to their workdir: no folder of its own, which a killed actor would leave behind.
+        self.backend = cls(cls.Options.model_validate(setup.options), tempfile.gettempdir())
         self.backend.connect()
         self.backend.attach(setup.collection)
         if setup.op_timeout_s is not None:
@@ -134,10 +134,7 @@ class RayWorker:
         return r
 
     def close(self) -> None:
-        try:
-            self.backend.close()
-        finally:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        self.backend.close()
 
 
 class Barrier:
