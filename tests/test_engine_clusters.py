@@ -3,8 +3,8 @@ nodes, 3 Weaviate nodes) checked against the compose-spec schema and for what ma
 adapters' shard / replica settings and their read-back of what a cluster built.
 
 No Docker daemon runs here, so the profiles are validated, not started (README says so). The Milvus read-back is
-checked live against the standalone server the suite runs; Qdrant's and Weaviate's read-back functions are fed the
-clients' own response types (no cluster of either runs here)."""
+checked live against the standalone server the suite runs (tests/test_milvus.py); Qdrant's and Weaviate's read-back
+functions are fed the clients' own response types (no cluster of either runs here)."""
 
 from __future__ import annotations
 
@@ -167,24 +167,3 @@ def test_weaviate_asks_for_shards_and_replicas_and_reads_them_back():
     assert out["placement"] == {"node1": ["a", "b"], "node2": ["b", "c"], "node3": ["a", "c"]}
     assert out["shards"] == 3 and out["replication_factor"] == 2 and out["substitutions"] == []
     assert cluster_readback(config, nodes, "C", asked_shards=3, asked_replicas=3)["substitutions"]
-
-
-@pytest.mark.server
-def test_milvus_reads_back_its_shards_replicas_and_query_nodes(tmp_path, bench_cli):
-    from bench.backends import registry
-    from bench.spec import load_backend_options
-
-    cls = registry.get("milvus")
-    options, _ = load_backend_options(cls.Options, "milvus", None)
-    if cls.check_available(options):
-        pytest.skip(f"milvus server: {cls.check_available(options)}")
-    p = bench_cli("run", "-b", "milvus", "-w", "ann-smoke", "--set", "dataset.n=300", "--set", "dataset.dim=8",
-                  "--set", "dataset.queries=10", "--trials", "1", "--set", "run.warmup_s=0", "--set",
-                  "backend.shards_num=2", "--results-dir", str(tmp_path / "r"), "--json", "-q")
-    assert p.returncode == 0, p.stderr[-2000:]
-    run = json.loads((Path(json.loads(p.stdout)["results"]) / "run.json").read_text())
-    cluster = run["index_built"]["params"]["cluster"]
-    assert cluster["shards"] == 2 and cluster["replicas"] == 1 and cluster["substitutions"] == []
-    (replica,) = cluster["placement"]
-    assert replica["query_nodes"] and len(replica["shard_leaders"]) == 2
-    assert set(replica["shard_leaders"].values()) <= set(replica["query_nodes"])
