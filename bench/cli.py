@@ -77,8 +77,13 @@ def run(
                                             "search., ycsb., run., backend.)")] = [],  # noqa: B006
     config: Annotated[str | None, typer.Option(help="backend config file (default configs/<backend>.toml)")] = None,
     trials: Annotated[int | None, typer.Option(help="timed trials per configuration (default 5)")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="workers: threads (in-process) or processes")] = None,
+    concurrency: Annotated[str | None, typer.Option(help="workers: threads (in-process), processes, or Ray actors "
+                                                    "(--cluster); a list (1,2,4,8) sweeps the levels in one run")] = None,
     target_rate: Annotated[float | None, typer.Option(help="open loop: operations per second offered")] = None,
+    cluster: Annotated[str | None, typer.Option(help="run the workers as Ray actors on this cluster: ray://HOST:PORT, "
+                                                "HOST:PORT, or auto (a cluster this machine is part of)")] = None,
+    workers_per_node: Annotated[int | None, typer.Option(help="with --cluster: workers on each node (instead of "
+                                                         "--concurrency)", min=1)] = None,
     rate_sweep: Annotated[bool, typer.Option(help="then offer 10%..120% of the closed-loop QPS, open loop, and "
                                              "find the latency-throughput knee")] = False,
     results_dir: Annotated[Path, typer.Option(help="where results/<run-id>/ goes")] = Path("results"),
@@ -100,8 +105,13 @@ def run(
 
     set_ = [*set_, *([f"backend.price_per_hour={price_per_hour!r}"] if price_per_hour is not None else []),
             *([f"backend.currency={json.dumps(currency)}"] if currency is not None else [])]  # as backend.X
+    levels = _levels(concurrency)
+    if workers_per_node is not None and not cluster:
+        raise UserError("--workers-per-node needs --cluster", "give --cluster ray://HOST:PORT, or use --concurrency")
     req = RunRequest(backend=backend, workload=workload, overrides=list(set_), config=config, results_dir=results_dir,
-                     cache_dir=cache_dir, run_id=run_id, trials=trials, concurrency=concurrency,
+                     cache_dir=cache_dir, run_id=run_id, trials=trials, concurrency=levels[0] if levels else None,
+                     concurrency_levels=levels if levels and len(levels) > 1 else None, cluster=cluster,
+                     workers_per_node=workers_per_node,
                      target_rate=target_rate, rate_sweep=rate_sweep, quiet=quiet or as_json, command=shlex.join(["bench", *sys.argv[1:]]))
     if prometheus_port is not None:
         from bench.live import LiveExporter
@@ -121,6 +131,21 @@ def run(
         raise typer.Exit(EXIT_FAILED)
 
 
+def _levels(text: str | None) -> list[int] | None:
+    """--concurrency: one level (4) or a sweep (1,2,4,8), each 1 to 1024, none twice."""
+    if text is None:
+        return None
+    try:
+        levels = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise UserError(f"--concurrency {text!r} is not a whole number or a comma-separated list of them",
+                        "give e.g. --concurrency 4 or --concurrency 1,2,4,8") from None
+    if any(not 1 <= n <= 1024 for n in levels) or len(set(levels)) != len(levels):
+        raise UserError(f"--concurrency {text!r} must list different levels, each from 1 to 1024",
+                        "give e.g. --concurrency 1,2,4,8")
+    return levels
+
+
 def _print_run(out, as_json: bool, wide: bool = False) -> None:
     from bench.runner import print_summary
 
@@ -130,7 +155,8 @@ def _print_run(out, as_json: bool, wide: bool = False) -> None:
         keep = (*keys.names(), "n_trials", "n_ok", "n_kept",
                 "qps", "qps_lo", "qps_hi", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "recall",
                 "recall_lo", "recall_hi", "load_s", "build_s", "searchable_s", "index_built", "index_substitutions",
-                "percentiles_withheld", "outliers", "busy_trials", "suspect_trials", "run_status")
+                "percentiles_withheld", "outliers", "busy_trials", "suspect_trials", "client_cpu_cores", "client_limited",
+                "run_status")
         print(json.dumps({"run_id": out.run_id, "results": str(out.run_dir), "status": out.status,
                           "warnings": out.warnings, "summary": [{k: _json_value(k, r.get(k)) for k in keep}
                                                                 for r in out.summary_rows]},

@@ -86,6 +86,9 @@ class RunRequest:
     live: Any = None  # e.g. bench.live.LiveExporter: `trial_done(rows)` is called after every trial
     rate_sweep: bool = False  # after the closed-loop trials, offer 10%..120% of their QPS open loop
     row_extra: dict[str, Any] = field(default_factory=dict)  # key columns every row carries (an A/B arm, a role)
+    concurrency_levels: list[int] | None = None  # a sweep: every configuration at each level, in one run
+    cluster: str | None = None  # workers as Ray actors on this cluster (`ray://HOST:PORT`, `HOST:PORT`, `auto`)
+    workers_per_node: int | None = None  # with `cluster`: concurrency = this x the cluster's nodes
 
     def all_overrides(self) -> list[str]:
         out = list(self.overrides)
@@ -120,12 +123,18 @@ class Checked:
 
 def check(req: RunRequest, extra: Callable[[Checked], None] | None = None) -> Checked:
     """Spec, backend name, options, availability, and every scenario's check against this engine."""
+    if req.cluster:
+        _check_cluster(req)
     spec = load_workload(req.workload, req.all_overrides())
     cls = registry.get(req.backend)
     options, _ = load_backend_options(cls.Options, req.backend, req.config, req.overrides)
     reason = cls.check_available(options)
     if reason:
         raise UserError(f"Backend '{req.backend}' is not usable here: {reason.rstrip('.')}")
+    reason = cls.supports("remote_workers", options) if req.cluster else None
+    if reason:
+        raise UserError(f"Backend '{req.backend}' cannot be driven from a Ray cluster: {reason.rstrip('.')}",
+                        "use a server backend (pgvector, milvus, qdrant, weaviate, chroma-server) or drop --cluster")
     quant = spec.index.quantization
     reason = cls.supports("quantization", options, kind=quant) if quant else None
     if reason:
@@ -137,6 +146,19 @@ def check(req: RunRequest, extra: Callable[[Checked], None] | None = None) -> Ch
     if extra is not None:
         extra(checked)
     return checked
+
+
+def _check_cluster(req: RunRequest) -> None:
+    """Join the Ray cluster before anything is written; `--workers-per-node` becomes a total concurrency."""
+    from bench.load import ray_pool
+
+    ray = ray_pool.connect(req.cluster or "auto")
+    if req.workers_per_node is not None:
+        if req.concurrency is not None or req.concurrency_levels:
+            raise UserError("--workers-per-node and --concurrency both say how many workers to start",
+                            "give one of them")
+        nodes = ray_pool.cpu_nodes(ray)
+        req.concurrency = req.workers_per_node * len(nodes)
 
 
 def collection_name(workload: str, run_key: str) -> str:

@@ -20,7 +20,7 @@ import psutil
 from bench.analysis.aggregate import summarize
 from bench.analysis.scoring import Kept
 from bench.analysis.timers import on_timer
-from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool
+from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool, WorkerLost
 from bench.load.task import PhaseTask, WorkerResult
 from bench.load.worker import WorkerData
 from bench.metrics.host import BUSY_CORES, HostSampler
@@ -36,11 +36,12 @@ __all__ = ["RunOutcome", "RunRequest", "check", "find_knee", "print_summary", "r
 
 @dataclass(frozen=True)
 class Config:
-    """One configuration: a variant at one ef_search and one offered rate (None: closed loop)."""
+    """One configuration: a variant at one ef_search, one offered rate (None: closed loop), `workers` workers."""
 
     variant: Variant
     ef: int | None
     rate: float | None
+    workers: int = 1
 
     def axes(self) -> dict[str, Any]:
         return {**self.variant.axes, "ef_search": self.ef, "target_rate": self.rate}
@@ -50,7 +51,7 @@ def run(req: RunRequest) -> RunOutcome:
     with RunContext.open(req) as ctx:
         if not ctx.plan.kind.measure(ctx):  # a kind that measures in its own way does it there
             runner = _Runner(ctx)
-            ctx.on_close(runner.pool.close)
+            ctx.on_close(lambda: runner.pool.close())  # the pool of the last concurrency level
             runner.all()
     return ctx.outcome()
 
@@ -63,7 +64,7 @@ def stepwise(req: RunRequest) -> Iterator[tuple[RunContext, Iterator[str]]]:
     are not stepped."""
     with RunContext.open(req) as ctx:
         runner = _Runner(ctx)
-        ctx.on_close(runner.pool.close)
+        ctx.on_close(lambda: runner.pool.close())  # the pool of the last concurrency level
         yield ctx, runner.steps()
 
 
@@ -71,7 +72,8 @@ class _Runner:
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
         self.spec, self.kind = ctx.spec, ctx.plan.kind
-        self.pool = _pool(ctx)
+        self.levels = ctx.req.concurrency_levels or [self.spec.run.concurrency]
+        self.pool = _pool(ctx, self.levels[0])
         self.state = self.kind.new_state()
         self.knees: list[dict] = []
         info = ctx.info
@@ -86,23 +88,27 @@ class _Runner:
     def steps(self, sweep: tuple[float, ...] = ()) -> Iterator[str]:
         """Every configuration's warm-up and timed trials, yielding after each timed trial."""
         efs = self.kind.ef_values()
-        total = len(efs) * len(self.ctx.variants) * self.spec.run.trials * (1 + len(sweep))
+        total = len(self.levels) * len(efs) * len(self.ctx.variants) * self.spec.run.trials * (1 + len(sweep))
         with self.ctx.rep.progress() as prog:
             self.prog, self.bar = prog, prog.add_task("trials", total=total)
-            for ef in efs:
-                for v in self.ctx.variants:
-                    yield from self.measure(Config(v, ef, self.spec.run.target_rate))
-                    if sweep:
-                        self.sweep(v, ef, sweep)
+            for W in self.levels:  # a concurrency sweep: one pool per level
+                if W != self.pool.n:
+                    self.pool.close()
+                    self.pool = _pool(self.ctx, W)
+                for ef in efs:
+                    for v in self.ctx.variants:
+                        yield from self.measure(Config(v, ef, self.spec.run.target_rate, W))
+                        if sweep:
+                            self.sweep(v, ef, sweep, W)
         self.ctx.extra_json["knees"] = self.knees
 
-    def sweep(self, v: Variant, ef: int | None, fractions: tuple[float, ...]) -> None:
+    def sweep(self, v: Variant, ef: int | None, fractions: tuple[float, ...], W: int) -> None:
         """Offer fractions of the closed-loop QPS open loop, and find the knee."""
-        same = {**v.axes, "ef_search": ef}
+        same = {**v.axes, "ef_search": ef, "concurrency": W}
         mine = [r for r in self.ctx.trial_rows if all(r.get(a) == b for a, b in same.items())]
         qmax = _closed_loop_qps(mine, ef)
         for frac in fractions:
-            for _ in self.measure(Config(v, ef, max(1.0, frac * qmax))):
+            for _ in self.measure(Config(v, ef, max(1.0, frac * qmax), W)):
                 pass
         mine = [r for r in self.ctx.trial_rows if all(r.get(a) == b for a, b in same.items())]
         knee = find_knee(summarize(mine))
@@ -114,7 +120,10 @@ class _Runner:
     def measure(self, c: Config) -> Iterator[str]:
         label = f"{self.ctx.req.backend} {self.spec.name} {keys.label(c.axes())}"
         self.prog.update(self.bar, description=label)
-        self.phase(c, trial=-1)  # warm-up: excluded from every figure
+        try:
+            self.phase(c, trial=-1)  # warm-up: excluded from every figure
+        except WorkerLost as e:
+            self.ctx.rep.warn(f"warm-up at {keys.label(c.axes())}: {e}; the workers were started again")
         for trial in range(self.spec.run.trials):
             self.trial(c, trial)
             self.prog.advance(self.bar)
@@ -134,26 +143,36 @@ class _Runner:
         sampler = sampler_for(self.server_pid, self.server_port).start()
         host = HostSampler(self.server_pid).start()
         cpu0 = psutil.Process().cpu_times() if self.pool.kind == "thread" else None
-        results, cpu_s = self.phase(c, trial)
+        try:
+            results, cpu_s, lost = *self.phase(c, trial), None
+        except WorkerLost as e:  # workers lost mid-trial (a Ray node or actor): this trial fails, the run goes on
+            results, cpu_s, lost = e.results, e.cpu_s, str(e)
         resources, host_figures = sampler.stop(), host.stop()
         if cpu0 is not None:
             cpu1 = psutil.Process().cpu_times()
             cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
         v, k = c.variant, self.spec.search.k
         kept = Kept.of(results, k)
-        stem = f"{ctx.prefix}{ctx.req.backend}.{self.spec.name}.{keys.stem(c.axes())}.t{trial}"
+        level = f".c{c.workers}" if len(self.levels) > 1 else ""
+        stem = f"{ctx.prefix}{ctx.req.backend}.{self.spec.name}.{keys.stem(c.axes())}{level}.t{trial}"
         ids_file = None
         if len(kept):
             ids_file = f"ids/{stem}.npz"
             kept.save(ctx.run_dir / ids_file)
-        base = {**ctx.base_row, **v.axes, **v.row, "ef_search": c.ef, "target_rate": c.rate,
-                "arrival": self.spec.run.arrival if c.rate else None, "trial": trial, "ids_file": ids_file}
+        base = {**ctx.base_row, **getattr(self.pool, "row", dict)(), **v.axes, **v.row, "ef_search": c.ef,
+                "target_rate": c.rate, "arrival": self.spec.run.arrival if c.rate else None,
+                "concurrency": c.workers, "trial": trial, "ids_file": ids_file}
         labels = sorted({lbl for r in results for lbl in (*r.hist, *r.failed)})
         rows = trial_rows.rows(trial_rows.TrialInput(
             results, self.kind.op_groups(labels),
             self.kind.score(v, kept, ctx.plan.reference(v, k, ctx.cache_dir), self.state), base, cpu_s,
             self.pool.kind, resources, self.spec.run.error_threshold, c.rate is not None,
-            _scheduled_s(self.spec.run, c), host_figures, self.spec.run.duration_s, self.spec.run.phase_margin_s))
+            _scheduled_s(self.spec.run, c), host_figures, self.spec.run.duration_s,
+            self.spec.run.phase_margin_s)) if results else []
+        if lost is not None:
+            rows = [{**r, "status": "failed", "status_reason": lost} for r in rows] or [
+                {**base, "op": "total" if self.kind.mode != "search" else "search", "status": "failed",
+                 "status_reason": lost, "count": 0, "errors": 0, "error_samples": None}]
         write_interval_logs(ctx.run_dir / "intervals", stem, results)
         ctx.add_rows(rows)
         self.report(rows, c, trial)
@@ -177,16 +196,23 @@ class _Runner:
         for r in rows:
             if r.get("client_limited"):
                 msg = (f"the client, not the engine, was the limit (a worker used >= {trial_rows.CLIENT_LIMIT:.0%} "
-                       "of a core); add --concurrency or client cores")
+                       "of a core, or a cluster node's workers that share of its cores); add --concurrency, client "
+                       "cores or --cluster nodes")
                 if msg not in ctx.warnings:
                     ctx.warnings.append(msg)
         if any(r["status"] == "failed" for r in rows) and self.spec.run.on_trial_failure == "stop":
             raise Stop("a trial failed and run.on_trial_failure = \"stop\"")
 
 
-def _pool(ctx: RunContext) -> Any:
+def _pool(ctx: RunContext, W: int) -> Any:
     r, ds = ctx.spec.run, ctx.ds
-    W, stall_s = r.concurrency, r.op_timeout_s + r.phase_margin_s
+    stall_s = r.op_timeout_s + r.phase_margin_s
+    if ctx.req.cluster:
+        from bench import __version__
+        from bench.load.ray_pool import RayPool, RaySetup
+
+        setup = RaySetup(ctx.req.backend, ctx.options.model_dump(), ctx.collection, __version__, r.op_timeout_s)
+        return RayPool(ctx.req.cluster, setup, WorkerData(ds.queries, ds.base, ds.holdout), W, stall_s=stall_s)
     if ctx.cls.capabilities.in_process:
         ctx.backend.set_op_timeout(r.op_timeout_s)
         return ThreadPool(ctx.backend, WorkerData(ds.queries, ds.base, ds.holdout), W, stall_s=stall_s)
@@ -209,7 +235,7 @@ def _per_worker(total: int | None, W: int) -> int | None:
 def _task(ctx: RunContext, c: Config, trial: int) -> PhaseTask | None:
     """What every worker runs in one phase (trial -1: the warm-up), or None for no warm-up."""
     r, v, kind = ctx.spec.run, c.variant, ctx.plan.kind
-    W, warmup = r.concurrency, trial < 0
+    W, warmup = c.workers, trial < 0
     if warmup:
         if r.warmup_s <= 0:
             return None

@@ -350,6 +350,11 @@ def test_server_waits_for_pending_rows_and_reads_params_back(server) -> None:
     built = server.wait_indexed(120)
     assert built.kind == "hnsw" and (built.params["m"], built.params["ef_construction"]) == (12, 77)
     assert built.indexed_count == built.total_count == 3000 and built.substitutions == []
+    cluster = built.params["cluster"]  # shards and replicas read back (describe_replica), with their query nodes
+    assert cluster["shards"] == 1 and cluster["replicas"] == 1 and cluster["substitutions"] == []
+    (replica,) = cluster["placement"]
+    assert replica["query_nodes"] and len(replica["shard_leaders"]) == 1
+    assert set(replica["shard_leaders"].values()) <= set(replica["query_nodes"])
     desc = server.client.describe_index(spec.name, "vector")
     assert desc["pending_index_rows"] == 0
     with pytest.raises(UserError, match="ef_search"):

@@ -298,7 +298,8 @@ def qps_vs_concurrency(summary: pd.DataFrame, workload: str, title: str | None =
     if not lines:
         levels = sorted({int(c) for c in df["concurrency"].dropna()})
         return Picture(None, f"{workload}: every series was measured at one concurrency only ({levels}); give "
-                             "runs at several --concurrency values to draw QPS against concurrency")
+                             "runs at several --concurrency values (or one run with --concurrency 1,2,4,8) to draw QPS against "
+                             "concurrency")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5))
     backends = list(dict.fromkeys(str(k[0]) for k, _ in lines))
     for (backend, label), g in lines:

@@ -207,7 +207,8 @@ class Backend(ABC):
 
         Features: "filters" (the typed filter tree of `bench.backends.query`), "range_filters" (its `Range`
         nodes; by default every adapter with filters translates them), "hybrid", "multi_vector",
-        "quantization", "get", "upsert", "delete", "reopen", "tenants" (multi-tenancy, `CollectionSpec.tenant_field`).
+        "quantization", "get", "upsert", "delete", "reopen", "tenants" (multi-tenancy, `CollectionSpec.tenant_field`),
+        "remote_workers" (driven by workers on other machines).
         """
         caps = cls.capabilities
         if feature == "hybrid":
@@ -224,6 +225,9 @@ class Backend(ABC):
                 return (f"{cls.name} does not offer quantization '{kind}' (it offers: "
                         f"{', '.join(caps.quantization) or 'none'})")
             return None
+        if feature == "remote_workers":  # workers in other processes or machines (bench run --cluster)
+            return None if caps.server else (f"{cls.name} runs inside the harness process, so workers on other "
+                                              "machines cannot reach its data")
         if feature == "range_filters":
             return None if caps.filters else f"{cls.name} does not support range filters through bench"
         flag = getattr(caps, feature, None)

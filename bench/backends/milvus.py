@@ -176,6 +176,8 @@ class MilvusOptions(BackendOptions):
     shards_num: int = Field(1, ge=1, description="shards (DML channels) of the collection")
     num_partitions: int | None = Field(None, ge=1, le=1024, description="multi-tenancy ([tenants]): the partitions "
                                        "the partition key hashes tenants into; unset = the server's default")
+    replicas: int = Field(1, ge=1, description="in-memory replicas the collection is loaded as (cluster mode: one "
+                          "per query node at most)")
     connect_timeout_s: float = Field(5.0, gt=0, description="how long connect() waits for the server")
     ivf_nlist: int = Field(128, ge=1, le=65536, description="quantized (IVF_SQ8, IVF_PQ, SCANN): lists of the IVF index")
     ivf_nprobe: int = Field(16, ge=1, le=65536, description="quantized: lists each query probes (ef_search does not apply)")
@@ -197,6 +199,25 @@ class QuantPlan:
     build: dict[str, Any] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=dict)  # per-query params; "reorder_factor" -> reorder_k
     note: str = ""
+
+
+def replica_readback(shards: int | None, replicas: Sequence[Any], asked_shards: int,
+                     asked_replicas: int) -> dict[str, Any]:
+    """What a Milvus cluster built: shards, replicas, and per replica the query nodes serving it and each shard's
+    leader (pymilvus `describe_replica`); `substitutions` where it differs from the request."""
+    out: dict[str, Any] = {"shards": shards, "replicas": len(replicas), "placement": []}
+    for r in replicas:
+        nodes = sorted({int(n[0]) if isinstance(n, tuple | list) else int(getattr(n, "node_id", n))
+                        for n in r.group_nodes})
+        out["placement"].append({"replica": int(r.id), "query_nodes": nodes,
+                                 "shard_leaders": {str(sh.channel_name): int(sh.shard_leader) for sh in r.shards}})
+    subs = []
+    if shards is not None and shards != asked_shards:
+        subs.append(f"{shards} shards built where {asked_shards} were asked")
+    if len(replicas) != asked_replicas:
+        subs.append(f"loaded as {len(replicas)} replicas where {asked_replicas} were asked")
+    out["substitutions"] = subs
+    return out
 
 
 def _pq_m(dim: int) -> int:
@@ -876,7 +897,7 @@ class MilvusBackend(_MilvusBase):
             if time.monotonic() > deadline:
                 raise self._timeout(deadline - start, f"building the index of '{col.name}' ({indexed} of {total} rows)")
             time.sleep(0.2)
-        self.client.load_collection(col.name, timeout=max(1.0, deadline - time.monotonic()))
+        self.client.load_collection(col.name, timeout=max(1.0, deadline - time.monotonic()), **self._replicas())
         kind, params, desc = self._index_readback(col)
         segments = self.client.list_loaded_segments(col.name)
         seg_rows = [(int(s.num_rows), bool(s.index_name), str(getattr(s, "state_name", s.state))) for s in segments]
@@ -884,10 +905,10 @@ class MilvusBackend(_MilvusBase):
         unindexed = [(n, st) for n, has_index, st in seg_rows if not has_index]
         params.update({"segments": len(seg_rows), "indexed_segments": len(seg_rows) - len(unindexed),
                        "consistency_level": self._level, "shards": self.options.shards_num,
-                       "load_recipe": self._load_recipe(col)})
+                       "load_recipe": self._load_recipe(col), "cluster": self._cluster_readback(col)})
         if self._plan is not None:
             params["search_params"] = search_params(col.metric, None, self._plan, 10)["params"]
-        subs = compare_params(col.index, kind, params, self._plan)
+        subs = compare_params(col.index, kind, params, self._plan) + params["cluster"].get("substitutions", [])
         if col.tenant_field:
             params["tenants"] = self._tenant_readback(col)
         if col.hybrid is not None:
@@ -944,6 +965,19 @@ class MilvusBackend(_MilvusBase):
                           params={"vectors": per, "consistency_level": self._level,
                                   "load_recipe": self._load_recipe(col)},
                           indexed_count=indexed_total, substitutions=subs, warnings=list(self._level_warnings))
+
+    def _replicas(self) -> dict[str, Any]:
+        """load_collection's replica argument, only when more than the default one replica is asked for."""
+        return {"replica_number": self.options.replicas} if self.options.replicas > 1 else {}
+
+    def _cluster_readback(self, col: CollectionSpec) -> dict[str, Any]:
+        """Shards and in-memory replicas as the server reports them, with the query nodes serving each."""
+        try:
+            shards = int(self.client.describe_collection(col.name).get("num_shards", 0)) or None
+            replicas = self.client.describe_replica(col.name)
+        except Exception as e:  # noqa: BLE001 - a server without these calls still ran the workload
+            return {"error": f"{type(e).__name__}: {e}"[:200]}
+        return replica_readback(shards, replicas, self.options.shards_num, self.options.replicas)
 
     def _timers(self) -> dict[str, int]:
         """The time tick a request waits for: every one under Strong, a read after its client's write under Session."""

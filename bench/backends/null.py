@@ -25,6 +25,12 @@ class NullBackend(Backend):
     name = "null"
     capabilities = Capabilities(in_process=True, get=True, upsert=True, delete=True, filters=True)
 
+    @classmethod
+    def supports(cls, feature: str, options: Any, **details: Any) -> str | None:
+        if feature == "remote_workers":
+            return None  # it holds no data, so any process on any machine can drive it (the harness' ceiling)
+        return super().supports(feature, options, **details)
+
     def create(self, collection: CollectionSpec) -> None:
         self.count = 0
 

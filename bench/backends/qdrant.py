@@ -354,6 +354,32 @@ def index_ready(info: Any, kind: str, vectors: int = 1) -> tuple[bool, str]:
     return True, ""
 
 
+def cluster_readback(info: Any, cluster: Any, asked_shards: int, asked_replicas: int) -> dict[str, Any]:
+    """Shards and replicas as the collection reports them (`get_collection`), and which peer holds which shard
+    (`collection_cluster_info`: the answering peer's local shards and the remote ones), with what differs from
+    the request in `substitutions`."""
+    params = info.config.params
+    shards, factor = int(params.shard_number or 1), int(params.replication_factor or 1)
+    placement: dict[str, list[int]] = {}
+    if cluster is not None:
+        for sh in cluster.local_shards or []:
+            placement.setdefault(str(cluster.peer_id), []).append(int(sh.shard_id))
+        for sh in cluster.remote_shards or []:
+            placement.setdefault(str(sh.peer_id), []).append(int(sh.shard_id))
+    placement = {peer: sorted(ids) for peer, ids in sorted(placement.items())}
+    subs = []
+    if shards != asked_shards:
+        subs.append(f"{shards} shards built where {asked_shards} were asked")
+    if factor != asked_replicas:
+        subs.append(f"replication factor {factor} where {asked_replicas} was asked")
+    copies = sum(len(v) for v in placement.values())
+    if placement and copies < shards * factor:
+        subs.append(f"{copies} shard replicas placed where {shards} shards x {factor} replicas were asked (too few "
+                    "peers?)")
+    return {"shards": shards, "replication_factor": factor, "peers": len(placement), "placement": placement,
+            "substitutions": subs}
+
+
 def built_index_from_info(info: Any, collection: CollectionSpec, *, local: bool = False) -> BuiltIndex:
     """What the collection reports it holds: HNSW settings, thresholds and counts, read back from `info`."""
     if collection.vectors:
@@ -628,6 +654,14 @@ class QdrantBackend(Backend):
                                               "search filtered on the tenant"}
             if not self.local and built.params["tenants"]["is_tenant"] is not True:
                 built.substitutions.append(f"the tenant field '{col.tenant_field}' has no is_tenant keyword index")
+        if not self.local:
+            try:
+                placement = self.client.collection_cluster_info(col.name)
+            except Exception:  # noqa: BLE001 - a server without the call: shards and factor are still read back
+                placement = None
+            built.params["cluster"] = c = cluster_readback(info, placement, self.options.shard_number,
+                                                           self.options.replication_factor)
+            built.substitutions.extend(c["substitutions"])
         if col.hybrid is not None:
             built.params["hybrid"] = hb = hybrid_readback(info, col)
             if not self.local and (hb["text_index"] is None or hb["text_index"]["scoring"] in ("None", "False")):

@@ -94,6 +94,8 @@ class WeaviateOptions(BackendOptions):
     batch_size: int = Field(200, ge=1, le=10_000, description="fixed_size: objects per batch request")
     batch_concurrent_requests: int = Field(2, ge=1, le=32, description="fixed_size: batch requests in flight; "
                                            "stream: the client's concurrency")
+    shards: int = Field(1, ge=1, description="shards of the collection (a cluster spreads them over its nodes)")
+    replicas: int = Field(1, ge=1, description="replication factor: nodes holding each object (<= the cluster's nodes)")
 
 
 # -- request building and response parsing (pure, unit-tested) ------------------------------------------------
@@ -152,7 +154,7 @@ def quantizer(collection: CollectionSpec, rescore_limit: int = 20, training_limi
 
 
 def collection_request(collection: CollectionSpec, ef: int | None = None, *, rescore_limit: int = 20,
-                       training_limit: int = 10_000) -> dict[str, Any]:
+                       training_limit: int = 10_000, shards: int = 1, replicas: int = 1) -> dict[str, Any]:
     """Keyword arguments of `client.collections.create` for `collection`."""
     from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
 
@@ -199,17 +201,26 @@ def collection_request(collection: CollectionSpec, ef: int | None = None, *, res
                                   index_searchable=True))
         else:
             raise UserError(f"weaviate payload field '{field_name}' has unknown type '{kind}'", "use int, keyword or text")
-    out = {
-        "name": collection_name(collection.name),
-        "properties": props,
-        "vector_config": vector_config,
-    }
+    out = {"name": collection_name(collection.name), "properties": props, "vector_config": vector_config}
     if collection.hybrid is not None:
         from weaviate.classes.config import StopwordsPreset
 
         out["inverted_index_config"] = Configure.inverted_index(bm25_k1=float(collection.hybrid.k1),
                                                                 bm25_b=float(collection.hybrid.b),
                                                                 stopwords_preset=StopwordsPreset.NONE)
+    return {**out, **cluster_config(shards, replicas)}
+
+
+def cluster_config(shards: int, replicas: int) -> dict[str, Any]:
+    """`collections.create` arguments for a cluster: the collection's shards spread over the nodes (Weaviate
+    docs, Horizontal scaling) and each object kept on `replicas` nodes (Replication); none for one of each."""
+    from weaviate.classes.config import Configure
+
+    out: dict[str, Any] = {}
+    if shards > 1:
+        out["sharding_config"] = Configure.sharding(desired_count=int(shards))
+    if replicas > 1:
+        out["replication_config"] = Configure.replication(factor=int(replicas))
     return out
 
 
@@ -219,6 +230,26 @@ def multi_tenancy_request(collection: CollectionSpec) -> dict[str, Any]:
     from weaviate.classes.config import Configure
 
     return {"multi_tenancy_config": Configure.multi_tenancy(enabled=True)} if collection.tenant_field else {}
+def cluster_readback(config: Any, nodes: Sequence[Any], name: str, asked_shards: int,
+                     asked_replicas: int) -> dict[str, Any]:
+    """Shards and replication as the schema reports them, and which node holds which shard (verbose nodes
+    status), with what differs from the request in `substitutions`."""
+    sharding = getattr(config, "sharding_config", None)
+    replication = getattr(config, "replication_config", None)
+    shards = getattr(sharding, "actual_count", None) or getattr(sharding, "desired_count", None)
+    factor = getattr(replication, "factor", None)
+    placement: dict[str, list[str]] = {}
+    for n in nodes:
+        held = sorted(str(s.name) for s in (n.shards or []) if s.collection == name)
+        if held:
+            placement[str(n.name)] = held
+    subs = []
+    if shards is not None and int(shards) != asked_shards:
+        subs.append(f"{shards} shards built where {asked_shards} were asked")
+    if factor is not None and int(factor) != asked_replicas:
+        subs.append(f"replication factor {factor} where {asked_replicas} was asked")
+    return {"shards": shards, "replication_factor": factor, "nodes": len(placement), "placement": placement,
+            "substitutions": subs}
 
 
 HYBRID_MAX_RESULTS = 100  # Weaviate's default per-side limit of a hybrid search (QUERY_HYBRID_MAXIMUM_RESULTS)
@@ -507,7 +538,8 @@ class WeaviateBackend(Backend):
     def create(self, collection: CollectionSpec) -> None:
         self.connect()
         req = collection_request(collection, rescore_limit=self.options.rescore_limit,
-                                 training_limit=self.options.training_limit) | multi_tenancy_request(collection)
+                                 training_limit=self.options.training_limit, shards=self.options.shards,
+                                 replicas=self.options.replicas) | multi_tenancy_request(collection)
         if self.client.collections.exists(req["name"]):
             self.client.collections.delete(req["name"])
         self.handle = self.client.collections.create(**req)
@@ -611,6 +643,8 @@ class WeaviateBackend(Backend):
         compressed = shards_compressed(nodes, name) if col.index.quantization else None
         config = self.handle.config.get()
         built = built_index_from_config(config, col, total, queued, compressed)
+        built.params["cluster"] = c = cluster_readback(config, nodes, name, self.options.shards, self.options.replicas)
+        built.substitutions.extend(c["substitutions"])
         o = self.options
         method, kwargs = batch_context(o.batch_mode, o.batch_size, o.batch_concurrent_requests)
         built.params["load_recipe"] = {

@@ -23,6 +23,12 @@ def fault(
     restart_delay: Annotated[float, typer.Option("--restart-delay", help="seconds between kill and restart")] = 0.0,
     recovery_timeout: Annotated[float, typer.Option("--recovery-timeout", help="give up on the server after "
                                                     "this many seconds")] = 120.0,
+    node: Annotated[str | None, typer.Option("--node", help="stop this docker compose service (one node of an engine "
+                                             "cluster, e.g. qdrant-node2) instead of killing a local server; "
+                                             "started again with `docker compose start`")] = None,
+    compose_file: Annotated[Path | None, typer.Option(help="--node: the compose file (default ./docker-compose.yml, "
+                                                      "else the repo's)")] = None,
+    node_action: Annotated[str, typer.Option(help="--node: kill (SIGKILL, a crash) or stop (SIGTERM, then kill)")] = "kill",
     set_: Annotated[list[str], typer.Option("--set", help="override a value: section.key=value")] = [],  # noqa: B006
     config: Annotated[str | None, typer.Option(help="backend config file (default configs/<backend>.toml)")] = None,
     concurrency: Annotated[int | None, typer.Option(help="worker threads, each with its own client")] = None,
@@ -32,12 +38,14 @@ def fault(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
-    """Kill a local server with SIGKILL during a YCSB run, restart it, and measure recovery and lost writes."""
+    """Kill a local server with SIGKILL (or stop one node of a compose cluster, --node) during a YCSB run, restart
+    it, and measure recovery and lost writes."""
     from bench.faults import FaultRequest, format_summary, outcome_json, run_fault
 
     req = FaultRequest(backend=backend, workload=workload, overrides=list(set_), config=config, kill_at_s=kill_at,
                        duration_s=duration, p99_factor=p99_factor, window_s=window, restart_cmd=restart_cmd,
                        restart_delay_s=restart_delay, recovery_timeout_s=recovery_timeout, concurrency=concurrency,
+                       node=node, compose_file=compose_file, node_action=node_action,
                        results_dir=results_dir, run_id=run_id, cache_dir=cache_dir, quiet=quiet or as_json,
                        command=shlex.join(["bench", *sys.argv[1:]]))
     out = run_fault(req, say=(lambda m: None) if (quiet or as_json) else (lambda m: print(m, file=sys.stderr)))

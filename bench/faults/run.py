@@ -41,6 +41,7 @@ import pyarrow as pa
 from bench.backends.base import Backend, CollectionSpec
 from bench.backends.secrets import redact_command
 from bench.errors import UserError
+from bench.faults.nodes import ComposeNode, compose_node
 from bench.faults.servers import identify_engine, pid_on_port, process_tree, signal_tree, wait_gone
 from bench.load.driver import After, Op, drive
 from bench.load.sources import YcsbSource
@@ -71,6 +72,9 @@ class FaultRequest:
     restart_delay_s: float = 0.0  # pause between the kill and the restart command
     recovery_timeout_s: float = 120.0
     retry_pause_s: float = 0.01
+    node: str | None = None  # a compose service (one node of an engine cluster) to stop instead of a local server
+    compose_file: Path | None = None
+    node_action: str = "kill"  # docker compose kill | stop
     concurrency: int | None = None
     results_dir: Path = Path("results")
     run_id: str | None = None
@@ -216,38 +220,23 @@ def _listens(pid: int, port: int) -> bool:
 
 
 def _controller(req: FaultRequest, cls: type[Backend], options: Any, collection: CollectionSpec, workdir: str,
-                port: int, server_pid: int, restart: list[str], t0: int, logs: list[_Log], fault: _Fault,
-                say) -> None:
+                target: _Target, t0: int, logs: list[_Log], fault: _Fault, say) -> None:
     pc = time.perf_counter_ns
     wait = t0 + int(req.kill_at_s * 1e9) - pc()
     if wait > 0:
         time.sleep(wait / 1e9)
-    procs = process_tree(server_pid) if _listens(server_pid, port) else []
-    if not procs:  # it restarted by itself since the start? look it up again (slower: scans every socket)
-        pid = pid_on_port(port)
-        procs = process_tree(pid) if pid is not None else []
-    if not procs:
-        fault.notes.append(f"no process listened on port {port} at the kill time")
+    stopped = _stop_node(target.node, t0, fault, say) if target.node else _kill_local(req, target, t0, fault, say)
+    if not stopped:
         return
-    try:
-        say(f"killing {identify_engine(req.backend, procs[0].pid)} and its {len(procs) - 1} child processes")
-    except UserError as e:  # another process took the port since the start: it is not ours to kill
-        fault.notes.append(e.sentence())
-        return
-    fault.kill_ns = pc() - t0
-    signal_tree(procs, signal.SIGKILL)
-    fault.killed_pid, fault.killed_procs = procs[0].pid, len(procs)
-    wait_gone(procs, 10)  # a supervisor restarts a server once its processes are gone
-    say(f"killed the server (pid {procs[0].pid}, {len(procs)} processes) at {fault.kill_ns / 1e9:.2f} s")
     if req.restart_delay_s > 0:
         time.sleep(req.restart_delay_s)
     log_path = Path(workdir) / "restart.log"
     with open(log_path, "ab") as out:
-        proc = subprocess.Popen(restart, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(target.restart, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=str(REPO_ROOT))
     deadline = pc() + int(req.recovery_timeout_s * 1e9)
     while pc() < deadline:
-        if cls.check_available(options) is None:
+        if cls.check_available(options) is None and (target.node is None or target.node.healthy()):
             fault.healthy_ns = pc() - t0
             break
         rc = proc.poll()
@@ -263,6 +252,42 @@ def _controller(req: FaultRequest, cls: type[Backend], options: Any, collection:
         return
     say(f"server healthy again after {(fault.healthy_ns - fault.kill_ns) / 1e9:.2f} s")
     _snapshot(cls, options, collection, workdir, t0, logs, fault, deadline)
+
+
+def _stop_node(node: ComposeNode, t0: int, fault: _Fault, say) -> bool:
+    """Stop one compose service (a cluster node); the time of the fault is when the command was issued."""
+    say(f"stopping {node.describe()}")
+    fault.kill_ns = time.perf_counter_ns() - t0
+    why = node.stop()
+    if why is not None:
+        fault.notes.append(why)
+        fault.kill_ns = None
+        return False
+    say(f"stopped {node.service} at {fault.kill_ns / 1e9:.2f} s")
+    return True
+
+
+def _kill_local(req: FaultRequest, target: _Target, t0: int, fault: _Fault, say) -> bool:
+    """SIGKILL the local server's process tree (found by its port)."""
+    port, server_pid = target.port, target.pid
+    procs = process_tree(server_pid) if _listens(server_pid, port) else []
+    if not procs:  # it restarted by itself since the start? look it up again (slower: scans every socket)
+        pid = pid_on_port(port)
+        procs = process_tree(pid) if pid is not None else []
+    if not procs:
+        fault.notes.append(f"no process listened on port {port} at the kill time")
+        return False
+    try:
+        say(f"killing {identify_engine(req.backend, procs[0].pid)} and its {len(procs) - 1} child processes")
+    except UserError as e:  # another process took the port since the start: it is not ours to kill
+        fault.notes.append(e.sentence())
+        return False
+    fault.kill_ns = time.perf_counter_ns() - t0
+    signal_tree(procs, signal.SIGKILL)
+    fault.killed_pid, fault.killed_procs = procs[0].pid, len(procs)
+    wait_gone(procs, 10)  # a supervisor restarts a server once its processes are gone
+    say(f"killed the server (pid {procs[0].pid}, {len(procs)} processes) at {fault.kill_ns / 1e9:.2f} s")
+    return True
 
 
 def _snapshot(cls, options, collection, workdir, t0, logs, fault: _Fault, deadline: int) -> None:
@@ -392,10 +417,15 @@ class _Target:
     pid: int
     restart: list[str]
     described: str  # the process, as identified: what will be killed
+    node: ComposeNode | None = None  # --node: a compose service stopped instead (pid and port unused)
 
 
 def _find_target(req: FaultRequest, cls: type[Backend], options: Any) -> _Target:
-    """Ask the engine where its server is (before anything of the run is written): it must be on this machine."""
+    """Ask the engine where its server is (before anything of the run is written): it must be on this machine.
+    With --node, the target is that compose service, wherever the engine's entry point is."""
+    if req.node:
+        node = compose_node(req.node, req.compose_file, req.node_action, REPO_ROOT)
+        return _Target(0, 0, node.start_command(), node.describe(), node)
     probe = cls(options, tempfile.gettempdir())
     probe.connect()
     try:
@@ -446,7 +476,9 @@ def run_fault(req: FaultRequest, say=None) -> FaultOutcome:
 def _settings(req: FaultRequest, target: _Target) -> dict[str, Any]:
     return {"kill_at_s": req.kill_at_s, "duration_s": req.duration_s, "p99_factor": req.p99_factor,
             "window_s": req.window_s, "restart_command": redact_command(shlex.join(target.restart)),
-            "restart_delay_s": req.restart_delay_s, "retry_pause_s": req.retry_pause_s}
+            "restart_delay_s": req.restart_delay_s, "retry_pause_s": req.retry_pause_s,
+            "node": req.node, "stop_command": redact_command(shlex.join(target.node.stop_command()))
+            if target.node else None}
 
 
 def _measure(req: FaultRequest, ctx: RunContext, target: _Target, say) -> tuple[dict[str, Any], list[dict]]:
@@ -469,7 +501,7 @@ def _measure(req: FaultRequest, ctx: RunContext, target: _Target, say) -> tuple[
                for w in range(W)]
     fault = _Fault()
     ctl = threading.Thread(target=_controller, args=(req, ctx.cls, ctx.options, ctx.collection, ctx.workdir,
-                                                     target.port, target.pid, target.restart, t0, logs, fault, say),
+                                                     target, t0, logs, fault, say),
                            name="bench-fault-ctl", daemon=True)
     try:
         for t in [*threads, ctl]:

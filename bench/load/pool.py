@@ -33,6 +33,15 @@ class WorkerFailed(RuntimeError):
     pass
 
 
+class WorkerLost(WorkerFailed):
+    """Workers were lost during a phase (a Ray actor or node, bench.load.ray_pool): that trial fails, the run goes
+    on. Carries the survivors' results and CPU seconds."""
+
+    def __init__(self, message: str, results: list[WorkerResult], cpu_s: float | None):
+        super().__init__(message)
+        self.results, self.cpu_s = results, cpu_s
+
+
 class PhaseStalled(WorkerFailed):
     """A worker finished no operation for longer than the stall limit: the engine stopped answering."""
 

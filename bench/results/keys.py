@@ -12,7 +12,7 @@ Groups:
 - `data`: the dataset as loaded (name, size, dimension, content hash);
 - `index`: the index as built (read back from the engine where it reports it, else as asked);
 - `engine`: the engine's server and client versions (regress pairs across them: that is what it compares);
-- `load`: how the load was offered (k, concurrency, open-loop rate);
+- `load`: how the load was offered (k, concurrency, open-loop rate, client nodes of a Ray cluster);
 - `variant`: the scenario axes of one configuration (ef_search, filter, named vector, fusion, ...).
 """
 
@@ -118,6 +118,10 @@ _BUILTIN: list[Key] = [
     Key("target_rate", pa.float64(), "rate", "load", "open loop: offered ops/s (all workers); null = closed loop",
         show=_rate),
     Key("arrival", pa.string(), "arrival", "load", "open loop: constant | poisson", in_label=False),
+    Key("client_nodes", pa.int64(), "nodes", "load", "--cluster: client machines (Ray nodes) the workers ran on; "
+        "null = one machine (the local pool)", show=lambda v: f"nodes={int(v)}"),
+    Key("workers_per_node", pa.int64(), "wpn", "load", "--cluster: workers on each node (null when uneven)",
+        in_label=False),
 ]
 
 _KEYS: dict[str, Key] = {k.name: k for k in _BUILTIN}

@@ -53,6 +53,7 @@ TRIAL_FIELDS = [
     pa.field("out_of_range", pa.int64()),
     pa.field("client_cpu_cores", pa.float64()),  # CPU cores the client used on average (processes: workers only)
     pa.field("client_limited", pa.bool_()),
+    pa.field("client_cpu_per_node", pa.string()),  # --cluster: JSON {hashed node address: CPU cores used}
     pa.field("server_rss_peak_bytes", pa.int64()),
     pa.field("server_rss_mean_bytes", pa.float64()),
     pa.field("server_cpu_mean_pct", pa.float64()),
@@ -97,6 +98,8 @@ PROVENANCE_FIELDS = [
     pa.field("python_version", pa.string()),
     pa.field("started_utc", pa.timestamp("us", tz="UTC")),
     pa.field("command", pa.string()),
+    pa.field("cluster_nodes", pa.string()),  # --cluster: JSON list of the nodes' addresses, hashed
+    pa.field("ray_version", pa.string()),  # --cluster: the Ray version of the driver and the nodes
     pa.field("run_status", pa.string()),  # "complete" | "interrupted" | "failed"
 ]
 
@@ -165,6 +168,11 @@ FIELD_DOCS: dict[str, str] = {
                             "P99.9 10,000; summary: of the merged histogram)",
     "outliers": "trials whose figure lies beyond the trials' own noise (3 robust sd and 10%): kept in sight",
     "busy_trials": "ok trials during which other processes used enough CPU to disturb the measurement",
+    "client_cpu_per_node": "--cluster: CPU cores the workers used on each node (JSON, keyed by the node's hashed "
+                           "address); client_limited is judged per node",
+    "cluster_nodes": "--cluster: the Ray nodes' addresses (host:port), each as the first 12 hex digits of its "
+                     "SHA-256 (JSON list)",
+    "ray_version": "--cluster: the Ray version on the driver (every node runs the same)",
     "searchable_s": "seconds from the first insert until the index was searchable (load_s + build_s)",
     "ingest_achieved": "streaming: vectors per second acknowledged (the offered rate, if the engine kept up)",
     "idle_p99_us": "streaming: the search P99 with no ingest (the knee's baseline), microseconds",

@@ -49,9 +49,11 @@ def _common(t: TrialInput, duration: float) -> dict[str, Any]:
     scheduled = sum(r.scheduled for r in rs)
     late = sum(r.late for r in rs)
     lag = sum(r.generator_lag for r in rs)
-    limited = None
+    limited, per_node = None, None
     if t.pool_kind == "process":
         limited = any((r.cpu_s or 0) / duration >= CLIENT_LIMIT for r in rs)
+    elif t.pool_kind == "ray":
+        per_node, limited = per_node_cpu(rs, duration)
     vis = [v for r in rs for v in r.visibility_us]
     vis_ok = [v for v in vis if v >= 0]
     res = t.resources
@@ -62,6 +64,7 @@ def _common(t: TrialInput, duration: float) -> dict[str, Any]:
         "generator_lag_share": (lag / scheduled) if scheduled else None,
         "out_of_range": sum(r.out_of_range for r in rs),
         "client_cpu_cores": (t.cpu_s / duration) if t.cpu_s is not None else None, "client_limited": limited,
+        "client_cpu_per_node": json.dumps(per_node) if per_node is not None else None,
         "server_rss_peak_bytes": res.rss_peak_bytes, "server_rss_mean_bytes": res.rss_mean_bytes,
         "server_cpu_mean_pct": res.cpu_mean_pct,
         "visibility_p50_us": float(np.percentile(vis_ok, 50)) if vis_ok else None,
@@ -69,6 +72,23 @@ def _common(t: TrialInput, duration: float) -> dict[str, Any]:
         "visibility_missed": (len(vis) - len(vis_ok)) if vis else None,
         "error_samples": json.dumps([s for r in rs for s in r.error_samples][:5]),
     }
+
+
+def per_node_cpu(rs: Sequence[WorkerResult], duration: float) -> tuple[dict[str, float], bool]:
+    """Workers on a cluster: the CPU cores used on each node (keyed by its hashed address), and whether a node
+    was the limit: one of its workers used >= CLIENT_LIMIT of a core, or all of them together that share of the
+    node's cores."""
+    cores: dict[str, float] = {}
+    limited = False
+    for r in rs:
+        node = str(r.extra.get("node", "?"))
+        used = (r.cpu_s or 0.0) / duration
+        cores[node] = cores.get(node, 0.0) + used
+        limited |= used >= CLIENT_LIMIT
+    for node, used in cores.items():
+        n_cpus = max(int(r.extra.get("node_cpus", 1)) for r in rs if str(r.extra.get("node", "?")) == node)
+        limited |= used >= CLIENT_LIMIT * n_cpus
+    return {k: round(v, 3) for k, v in sorted(cores.items())}, limited
 
 
 LATE_US = 1000  # a send this late behind its intended start counts as late (bench.load.task.late_threshold_us)
