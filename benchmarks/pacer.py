@@ -32,6 +32,7 @@ def measure(rate: float, seconds: float) -> dict:
     results, _ = pool.run(task)
     h = hdr.merge(e for r in results for e in r.hist.values())
     st = hdr.stats(h)
+    hdr.withhold(st)  # a percentile from too few samples is left out ("-"), as everywhere in bench
     late = sum(r.late for r in results) / max(1, sum(r.scheduled for r in results))
     return {"rate": rate, "n": st["count"], "p50": st["p50_us"], "p99": st["p99_us"], "p999": st["p999_us"],
             "max": st["max_us"], "late_share": late}
@@ -49,8 +50,11 @@ def main() -> None:
         try:
             for rate in args.rates:
                 m = measure(rate, args.seconds)
-                print(f"| {'busy (2 burners)' if busy else 'idle'} | {rate:,.0f} | {m['n']:,} | {m['p50']:,.0f} | "
-                      f"{m['p99']:,.0f} | {m['p999']:,.0f} | {m['max']:,.0f} | {m['late_share']:.2%} |", flush=True)
+                def us(v):
+                    return "-" if v is None else f"{v:,.0f}"
+
+                print(f"| {'busy (2 burners)' if busy else 'idle'} | {rate:,.0f} | {m['n']:,} | {us(m['p50'])} | "
+                      f"{us(m['p99'])} | {us(m['p999'])} | {us(m['max'])} | {m['late_share']:.2%} |", flush=True)
         finally:
             for b in burners:
                 b.kill()
