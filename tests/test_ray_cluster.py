@@ -1,8 +1,9 @@
-"""`bench run --cluster`, live: a 2-node Ray cluster (one CPU each) and a private pgvector server, all inside a
-network namespace of their own (bench.load.ray_netns), so every address Ray uses is 127.0.0.1.
+"""`bench run --cluster`, live: a 2-node Ray cluster (one CPU each), a private pgvector and a private Chroma server,
+all inside a network namespace of their own (bench.load.ray_netns), so every address Ray uses is 127.0.0.1.
 
-- the same YCSB-A workload through the local process pool and through Ray actors agrees within the noise of a
-  shared machine (the tolerance below), and the cluster's rows say where they were measured;
+- the same YCSB-A workload through the local process pool and through Ray actors, against pgvector and against
+  the Chroma server, agrees within the noise of a shared machine (the tolerance below), and the cluster's rows
+  say where they were measured;
 - a Ray worker killed mid-trial fails that trial (status failed, the reason names the lost worker) and the run
   goes on to its other trials;
 - SIGTERM to `bench run` stops the actors.
@@ -37,7 +38,7 @@ SMALL = ["--set", "dataset.n=2000", "--set", "dataset.dim=16", "--set", "run.war
 
 @pytest.fixture(scope="module")
 def cluster():
-    with ray_netns.NetnsRayCluster(nodes=2, cpus=1, servers=("pgvector",)) as c:
+    with ray_netns.NetnsRayCluster(nodes=2, cpus=1, servers=("pgvector", "chroma")) as c:
         c.pg = c.servers["pgvector"]
         yield c
 
@@ -51,12 +52,18 @@ def _pg(cluster) -> list[str]:
     return [a for o in cluster.pg["overrides"] for a in ("--set", o)]
 
 
+def _server(cluster, kind: str) -> list[str]:
+    return [a for o in cluster.servers[kind]["overrides"] for a in ("--set", o)]
+
+
 def _summary(out: str) -> dict[str, dict]:
     return {r["op"]: r for r in json.loads(out)["summary"]}
 
 
-def test_cluster_and_local_pool_agree_and_rows_name_the_cluster(cluster, tmp_path):
-    args = ["-b", "pgvector", "-w", "ycsb-a", "--trials", "2", "--set", "run.duration_s=1.5", *SMALL, *_pg(cluster)]
+@pytest.mark.parametrize("backend, kind", [("pgvector", "pgvector"), ("chroma-server", "chroma")])
+def test_cluster_and_local_pool_agree_and_rows_name_the_cluster(cluster, tmp_path, backend, kind):
+    args = ["-b", backend, "-w", "ycsb-a", "--trials", "2", "--set", "run.duration_s=1.5", *SMALL,
+            *_server(cluster, kind)]
     local = _bench(cluster, tmp_path / "local", *args, "--concurrency", "2")
     assert local.returncode == 0, local.stderr[-2000:]
     ray = _bench(cluster, tmp_path / "ray", *args, "--cluster", cluster.address, "--workers-per-node", "1")
