@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.datasets import DatasetSpec, exact_topk, fetch, load
-from bench.datasets.fetch import datasets_dir
+from bench.datasets.fetch import VDBB_LABEL_FILES, datasets_dir
 from bench.errors import UserError
 
 
@@ -210,7 +210,8 @@ def test_parquet_catalog_set_fetches_its_three_files(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     with serve_files(files) as (url, st):
         fetch("cohere-768-100k", datasets_dir(cache), url_override=url + "/cohere/", **FAST)
-    assert sorted(p for p, _ in st.requests) == sorted(files)
+    labels = [f"/cohere/{f}" for f in VDBB_LABEL_FILES]  # optional: asked for, not served, skipped
+    assert sorted(p for p, _ in st.requests) == sorted([*files, *labels])
     ds = load(DatasetSpec(source="cohere-768-100k", n=200, queries=5, ground_truth="file"), cache, progress=False)
     assert ds.metric == "cosine" and np.array_equal(ds.ground_truth(10), nb)
 
@@ -343,4 +344,4 @@ def test_a_file_of_a_set_fetched_before_a_failure_is_not_fetched_again(tmp_path:
         st.files["/c/neighbors.parquet"] = files["/c/test.parquet"]
         fetch("cohere-768-100k", tmp_path, url_override=url + "/c/", **FAST)
     assert [p for p, _ in st.requests] == ["/c/shuffle_train.parquet", "/c/test.parquet", "/c/neighbors.parquet",
-                                          "/c/neighbors.parquet"]
+                                          "/c/neighbors.parquet", *(f"/c/{f}" for f in VDBB_LABEL_FILES)]

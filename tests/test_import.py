@@ -23,7 +23,7 @@ import pytest
 from test_datasets_fetch import FAST, serve_files
 
 from bench.datasets import DatasetSpec, exact_topk, fetch, load
-from bench.datasets.fetch import CATALOG, datasets_dir
+from bench.datasets.fetch import CATALOG, VDBB_LABEL_FILES, datasets_dir
 from bench.importers import vdbb
 from bench.importers.vdbb_export import write_custom_dataset
 from bench.spec import REPO_ROOT, load_workload, resolve_workload_path
@@ -314,7 +314,7 @@ def test_catalog_sets_are_vectordbbench_sets_as_its_dataset_py_names_them() -> N
 
 
 def test_every_vdbb_workload_is_its_case() -> None:
-    files = sorted((REPO_ROOT / "workloads" / "vdbb").glob("*.toml"))
+    files = sorted((REPO_ROOT / "workloads" / "vdbb").glob("performance-*.toml"))  # label-filter-*: test_vdbb_labels
     cases = {c.workload: c for c in vdbb.CASES.values() if c.dataset}
     assert len(files) == len(cases) == 13
     for path in files:
@@ -375,7 +375,8 @@ def test_vdbb_parquet_set_with_its_int_filter_ground_truth(tmp_path: Path) -> No
     cache = tmp_path / "cache"
     with serve_files(files) as (url, st):
         fetch("cohere-768-1m", datasets_dir(cache), url_override=url + "/cohere/", **FAST)
-    assert sorted(p for p, _ in st.requests) == sorted(files)
+    label_files = [f"/cohere/{f}" for f in VDBB_LABEL_FILES]  # asked for too; not served here, so skipped
+    assert sorted(p for p, _ in st.requests) == sorted([*files, *label_files])
     ds = load(DatasetSpec(source="cohere-768-1m", n=2000, queries=8, ground_truth="file"), cache, progress=False)
     ids = pq.read_table(tmp_path / "shuffle_train.parquet").column("id").to_numpy()
     assert np.array_equal(ds.row_ids, ids)

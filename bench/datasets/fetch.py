@@ -41,9 +41,14 @@ from typing import Any
 from bench import __version__
 from bench.datasets import _progress
 from bench.datasets._io import ensure_dir, write_json_atomic
+from bench.datasets.filtered import LABEL_PERCENTAGES, LABELS_FILE, label_ground_truth_file
 from bench.errors import UserError
 
 CHUNK = 1 << 20
+
+
+class NotPublished(UserError):
+    """The server has no such file (404): an optional file of a set is then skipped, a required one fails."""
 
 
 @dataclass(frozen=True)
@@ -81,19 +86,24 @@ def _ann(name: str, dim: int, metric: str, base: int, queries: int, approx_mb: i
 # VectorDBBench's int-filter cases ("Filter 1%" / "Filter 99%": id >= int(n * rate)) publish their ground truth
 # beside the set: neighbors_head_1p.parquet for rate 0.01 (keeps 99%), neighbors_tail_1p.parquet for 0.99 (keeps 1%)
 VDBB_FILTER_GT = ("neighbors_head_1p.parquet", "neighbors_tail_1p.parquet")
+# Its label-filter cases (LabelFilterPerformanceCase) read scalar_labels.parquet (id, labels) and publish one ground
+# truth per label percentage, neighbors_labels_label_1p.parquet and so on (backend/filter.py's LabelFilter)
+VDBB_LABEL_FILES = (LABELS_FILE, *(label_ground_truth_file(p) for p in LABEL_PERCENTAGES))
 
 
 def _vdb(name: str, folder: str, dim: int, base: int, approx_mb: int, what: str, *, parts: int = 1,
          filtered: bool = False) -> CatalogEntry:
     """A VectorDBBench folder, as its dataset.py names it: <name>_<small|medium|large>_<size>/ holding
     shuffle_train.parquet (or shuffle_train-NN-of-PP.parquet when split), test.parquet (the queries) and
-    neighbors.parquet (the top 100 of each, by id); the sets of the filtered cases also their filtered ground truth."""
+    neighbors.parquet (the top 100 of each, by id); the sets of the filtered cases also their filtered ground truth,
+    and every Cohere and OpenAI set (VectorDBBench's with_scalar_labels) its labels and their ground truth."""
     root = f"https://assets.zilliz.com/benchmark/{folder}/"
     train = (["shuffle_train.parquet"] if parts == 1
              else [f"shuffle_train-{i:02d}-of-{parts}.parquet" for i in range(parts)])
     files = tuple(RemoteFile(f, root + f) for f in (*train, "test.parquet", "neighbors.parquet"))
     if filtered:
         files += tuple(RemoteFile(f, root + f, required=False) for f in VDBB_FILTER_GT)
+    files += tuple(RemoteFile(f, root + f, required=False) for f in VDBB_LABEL_FILES)  # Cohere, OpenAI: all sizes
     return CatalogEntry(name, "parquet", dim, "cosine", base, None, approx_mb << 20, files, "VectorDBBench", what)
 
 
@@ -196,8 +206,14 @@ def fetch(name: str, dest_dir: Path, progress: bool = True, url_override: str | 
         digest = _kept(final, url, want, before.get(f.name))
         if digest is None:
             final.unlink(missing_ok=True)  # not what is asked for (another address, size, checksum or damaged)
-            digest = download(url, final, size=want.size, sha256=want.sha256, progress=progress, kind=entry.kind,
-                              limits=limits)
+            try:
+                digest = download(url, final, size=want.size, sha256=want.sha256, progress=progress,
+                                  kind=entry.kind, limits=limits)
+            except NotPublished:
+                if f.required:
+                    raise
+                limits.say(f"{f.name}: not published at {url} (optional, skipped)")
+                continue
         record["files"][f.name] = {"url": url, "bytes": final.stat().st_size, "sha256": digest}
         # after every file, so a later failure does not make the next fetch download this one again
         write_json_atomic(folder / "source.json", {**record, "files": {**before, **record["files"]}})
@@ -446,6 +462,9 @@ def _get(url: str, part: Path, have: int, total: int | None, size: int | None, p
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:  # nothing left after `have`: the part is whole (verified afterwards)
             return total
+        if e.code == 404:
+            raise NotPublished(f"Downloading {url} failed: the server answered 404 {e.reason}",
+                               "check the address, or pass --url with a mirror") from None
         if e.code < 500 and e.code not in (408, 429):
             raise UserError(f"Downloading {url} failed: the server answered {e.code} {e.reason}",
                             "check the address, or pass --url with a mirror") from None

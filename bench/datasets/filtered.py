@@ -13,6 +13,11 @@ Two kinds of filtered case, each searched with a typed filter (`bench.backends.q
   `Range("file_id", gte=int(n * (1 - s)))`, labelled e.g. `file_id>=10000`: VectorDBBench's `id >= int(size *
   filter_rate)` with filter_rate = 1 - s, so its "Filter 1%" case (rate 0.01) is s = 0.99 and "Filter 99%" is
   s = 0.01. It keeps exactly n - int(n * (1 - s)) records when the ids are 0..n-1 (a whole VectorDBBench set).
+- `label` (VectorDBBench's label filter, its `LabelFilter` in backend/filter.py): one string payload field
+  `labels` from the set's `scalar_labels.parquet` (columns id, labels), joined on the file's ids. A search asks for
+  `Eq("labels", label_value(s))`, labelled e.g. `labels=label_1p`, with s VectorDBBench's `label_percentage`
+  (0.01 -> "label_1p", 0.001 -> "label_0.1p"); the records kept are those the file gives that label (about s of
+  them), and its ground truth is VectorDBBench's `neighbors_labels_label_1p.parquet`.
 
 The records a case keeps are `query.evaluate(case.query, columns)` over the payload columns; its ground truth is
 the exact top-k among them.
@@ -37,9 +42,24 @@ from bench.backends.query import Eq, Filter, Range
 from bench.datasets._io import ensure_dir, save_npy_atomic
 from bench.datasets.exact import exact_topk
 
-KINDS = ("eq", "range", "id_ge")
+KINDS = ("eq", "range", "id_ge", "label")
 RANK_FIELD = "rank"
 ID_FIELD = "file_id"  # not `id`: engines keep the record key under that name
+LABEL_FIELD = "labels"  # VectorDBBench's LabelFilter.label_field, the column of scalar_labels.parquet
+LABELS_FILE = "scalar_labels.parquet"  # VectorDBBench's BaseDataset.scalar_labels_file
+# VectorDBBench's Cohere and OpenAI scalar_label_percentages (backend/dataset.py): the labels its files carry
+LABEL_PERCENTAGES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+def label_value(percentage: float) -> str:
+    """VectorDBBench's `LabelFilter.label_value`: 0.01 -> "label_1p", 0.2 -> "label_20p", 0.005 -> "label_0.5p"."""
+    p = percentage * 100
+    return f"label_{int(p)}p" if p >= 1 else f"label_{p:.1f}p"
+
+
+def label_ground_truth_file(percentage: float) -> str:
+    """VectorDBBench's `LabelFilter.groundtruth_file`: neighbors_labels_label_1p.parquet for 0.01."""
+    return f"neighbors_{LABEL_FIELD}_{label_value(percentage)}.parquet"
 
 
 @dataclass(frozen=True)
@@ -49,7 +69,7 @@ class FilterCase:
 
     field: str
     selectivity: float
-    value: int = 1
+    value: int | str = 1
     kind: str = "eq"
 
     def __post_init__(self) -> None:
@@ -58,7 +78,7 @@ class FilterCase:
 
     @property
     def query(self) -> Filter:
-        """`SearchParams.filter` for this case: `Eq(field, value)` or `Range(field, lt=value)`."""
+        """`SearchParams.filter` for this case: `Eq(field, value)` (eq, label) or `Range(field, lt=value)`."""
         if self.kind == "range":
             return Range(self.field, lt=self.value)
         if self.kind == "id_ge":
@@ -76,6 +96,8 @@ class FilterCase:
         `rank_lt300` (every range case filters the same field)."""
         if self.kind == "eq":
             return self.field
+        if self.kind == "label":
+            return f"{self.field}_{self.value}"
         return f"{self.field}_{'ge' if self.kind == 'id_ge' else 'lt'}{self.value}"
 
 
@@ -93,6 +115,8 @@ def cases(selectivities: Iterable[float], kind: str = "eq", n: int | None = None
         return [FilterCase(RANK_FIELD, float(s), selected_count(n, s), "range") for s in selectivities]
     if kind == "id_ge":
         return [FilterCase(ID_FIELD, float(s), id_threshold(n, s), "id_ge") for s in selectivities]
+    if kind == "label":
+        return [FilterCase(LABEL_FIELD, float(s), label_value(s), "label") for s in selectivities]
     return [FilterCase(field_name(s), float(s), kind=kind) for s in selectivities]
 
 
@@ -120,14 +144,19 @@ def rank_column(n: int, seed: int) -> np.ndarray:
     return rng.permutation(n).astype(np.int64)
 
 
-def columns(n: int, fcases: Sequence[FilterCase], seed: int, ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """The payload columns the cases need, field -> int64 (n,): each `sel_<pct>` as 0/1, `rank` once, `file_id`
-    from `ids` (the file's id of each row; row numbers when None)."""
+def columns(n: int, fcases: Sequence[FilterCase], seed: int, ids: np.ndarray | None = None,
+            labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The payload columns the cases need, field -> (n,): each `sel_<pct>` as 0/1, `rank` once, `file_id`
+    from `ids` (the file's id of each row; row numbers when None), all int64; `labels` (strings) as given."""
     out: dict[str, np.ndarray] = {}
     for c in fcases:
         if c.field in out:
             continue
-        if c.kind == "range":
+        if c.kind == "label":
+            if labels is None:
+                raise ValueError("label filter cases need the set's labels column (read_labels)")
+            out[c.field] = np.asarray(labels[:n])
+        elif c.kind == "range":
             out[c.field] = rank_column(n, seed)
         elif c.kind == "id_ge":
             out[c.field] = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids[:n], dtype=np.int64)
@@ -136,15 +165,47 @@ def columns(n: int, fcases: Sequence[FilterCase], seed: int, ids: np.ndarray | N
     return out
 
 
-def masks(n: int, fcases: Sequence[FilterCase], seed: int, ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def masks(n: int, fcases: Sequence[FilterCase], seed: int, ids: np.ndarray | None = None,
+          labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Boolean (n,) per case, keyed by `FilterCase.key` (the field, for `eq`): the rows its filter keeps."""
-    cols = columns(n, fcases, seed, ids)
+    cols = columns(n, fcases, seed, ids, labels)
     return {c.key: query.evaluate(c.query, cols) for c in fcases}
 
 
 def payload_fields(fcases: Sequence[FilterCase]) -> dict[str, str]:
-    """`CollectionSpec.payload_fields` declaring every field the cases filter on as an int, so engines index it."""
-    return {c.field: "int" for c in fcases}
+    """`CollectionSpec.payload_fields` declaring every field the cases filter on (an int; `labels` a keyword), so
+    engines index it."""
+    return {c.field: "keyword" if c.kind == "label" else "int" for c in fcases}
+
+
+def read_labels(ds) -> np.ndarray:
+    """The `labels` of each base row of a VectorDBBench set (str array (n,)): its `scalar_labels.parquet` (id,
+    labels) joined on the file's id of each row (`ds.row_ids`; row numbers when the file has none)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bench.errors import UserError
+
+    where = ds.paths.get("scalar_labels")
+    if not where:
+        raise UserError(f"Dataset '{ds.name}' has no {LABELS_FILE} beside its vectors, which a label filter reads",
+                        "fetch a VectorDBBench set that has label files again (`bench datasets fetch NAME`), or "
+                        "remove [filter] kind = 'label'")
+    try:
+        table = pq.read_table(where, columns=["id", LABEL_FIELD])
+    except (pa.ArrowException, OSError, KeyError, ValueError) as e:
+        raise UserError(f"The labels file {where} cannot be read as VectorDBBench's (id, {LABEL_FIELD}) "
+                        f"({str(e).splitlines()[0]})", "fetch the set again") from None
+    file_ids = table.column("id").to_numpy().astype(np.int64)
+    values = np.asarray(table.column(LABEL_FIELD).to_pylist(), dtype=object)
+    want = np.asarray(ds.row_ids if ds.row_ids is not None else np.arange(ds.n), dtype=np.int64)[:ds.n]
+    order = np.argsort(file_ids, kind="stable")
+    pos = np.searchsorted(file_ids[order], want)
+    found = (pos < len(order)) & (file_ids[order][np.minimum(pos, len(order) - 1)] == want)
+    if not found.all():
+        raise UserError(f"The labels file {where} has no row for id {int(want[~found][0])} of the vectors",
+                        "fetch the set again (its files are from different versions)")
+    return values[order[pos]]
 
 
 def payloads(ids: np.ndarray, cols: Mapping[str, np.ndarray]) -> list[dict[str, int]]:

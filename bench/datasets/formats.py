@@ -521,6 +521,9 @@ def open_parquet(path: Path) -> FileSet:
         if nb_file is not None:
             paths["neighbors"] = str(nb_file)
             neighbors = _parquet_neighbors(nb_file, train, test)
+    labels = train_files[0].parent / "scalar_labels.parquet"  # VectorDBBench's label-filter sets: (id, labels)
+    if labels.is_file():
+        paths["scalar_labels"] = str(labels)
     return FileSet("parquet", path, train.n, train.dim, train.read, test_n=test_n, read_test=read_test,
                    neighbors=neighbors, iter_train=train.iter_rows, paths=paths, identity=identity,
                    train_ids=train.ids)

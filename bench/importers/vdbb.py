@@ -19,12 +19,13 @@ levels differently.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.datasets.filtered import ID_FIELD, id_threshold
+from bench.datasets.filtered import ID_FIELD, LABEL_FIELD, id_threshold, label_value
 from bench.errors import UserError
 from bench.importers import Imported, file_id, params_json
 
@@ -181,11 +182,28 @@ def case(case_cfg: dict) -> dict[str, Any]:
         out = {"workload": f"vdbb-case{cid}", "dataset": name or str(sized), "n": n, "dim": dim, "metric": "cosine"}
         if cid == LABEL_FILTER:
             p = float(custom["label_percentage"])
-            pct = f"{int(p * 100)}p" if p * 100 >= 1 else f"{p * 100:.1f}p"
-            return {**out, "filter": f"labels=label_{pct}", "selectivity": p}
+            if name:
+                out["workload"] = "vdbb-" + label_case_workload(p, _sized_value(sized))
+            return {**out, "filter": f"{LABEL_FIELD}={label_value(p)}", "selectivity": p}
         rate = custom.get("filter_rate")
         return {**out, **_int_filter(n, float(rate) if rate is not None else None)}
     raise _Skip(f"case type {cid} is not a search performance case bench models")
+
+
+def _sized_value(sized: str) -> str:
+    """A DatasetWithSizeType's value ("Medium Cohere (768dim, 1M)") from its value or its name ("CohereMedium")."""
+    return next(k for k, v in SIZED.items() if "(" in k and v == SIZED[sized])
+
+
+def label_case_name(percentage: float, sized: str) -> str:
+    """VectorDBBench's LabelFilterPerformanceCase name: "Label-Filter-1.0% - Medium Cohere (768dim, 1M)"."""
+    return f"Label-Filter-{percentage * 100:.1f}% - {sized}"
+
+
+def label_case_workload(percentage: float, sized: str) -> str:
+    """The workloads/vdbb/ file of that case: its name in lower case, % as p, other signs as dashes
+    ("label-filter-1.0p-medium-cohere-768dim-1m")."""
+    return re.sub(r"[^a-z0-9.]+", "-", label_case_name(percentage, sized).lower().replace("%", "p")).strip("-")
 
 
 def _int_filter(n: int, rate: float | None) -> dict[str, Any]:
