@@ -162,3 +162,19 @@ def test_label_filter_case_runs_end_to_end(bench_cli, label_set, tmp_path, backe
     # the recall bench stored is the recall against the label ground truth VectorDBBench's layout publishes
     against_file = per_search_recall(found, _published(tmp, ds.row_ids)[kept.search_queries], K).mean()
     assert t["recall"].iloc[0] == pytest.approx(against_file) and against_file > 0.8
+
+
+def test_a_set_without_labels_is_refused_in_one_sentence(bench_cli, label_set, tmp_path) -> None:
+    tmp, _, _, _ = label_set
+    folder = tmp_path / "nolabels"
+    folder.mkdir()
+    for name in ("shuffle_train.parquet", "test.parquet"):
+        (folder / name).write_bytes((tmp / name).read_bytes())
+    wl = tmp_path / "w.toml"
+    wl.write_text(f'name = "nolabels"\nkind = "ann"\n[dataset]\nsource = "file"\npath = "{folder}"\nn = {N}\n'
+                  f'queries = {NQ}\nmetric = "cosine"\n[search]\nk = {K}\n[filter]\nkind = "label"\n'
+                  'selectivities = [0.05]\n[run]\ntrials = 1\nwarmup_s = 0\nmin_operations = 1\n')
+    r = bench_cli("run", "--backend", "qdrant-edge", "--workload", str(wl), "--quiet", "--results-dir",
+                  str(tmp_path / "res"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "has no scalar_labels.parquet beside its vectors" in r.stderr
