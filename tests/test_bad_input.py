@@ -231,7 +231,7 @@ def test_proportion_out_of_range(work, key, value):
     (["--set", "search.ef_search=[0]"], "ef_search"),
     (["--set", "search.ef_search=[]"], "'search.ef_search'"),
     (["--trials", "0"], "'run.trials'"),
-    (["--concurrency", "-2"], "'run.concurrency'"),
+    (["--concurrency", "-2"], "--concurrency '-2'"),
     (["--target-rate", "inf"], "'run.target_rate'"),
     (["--run-id", "../outside"], "not a plain folder name"),
     (["--run-id", "a/b"], "not a plain folder name"),

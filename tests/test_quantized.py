@@ -233,7 +233,7 @@ def test_bench_backends_lists_each_adapters_quantization(bench_cli):
     assert caps["milvus-lite"] == ["int8"] and caps["faiss"] == ["int8", "fp16", "pq"]
     assert caps["qdrant"] == caps["qdrant-edge"] == ["int8", "fp16", "pq", "binary"]
     assert caps["weaviate"] == ["int8", "pq", "binary"] and caps["qdrant-local"] == caps["chroma"] == []
-    table = bench_cli("backends").stdout
+    table = bench_cli("backends", "--wide").stdout  # all columns, whatever the terminal's width
     assert "quantization" in table and "fp16, binary" in table
 
 
