@@ -174,7 +174,9 @@ def _json_value(key: str, value: object) -> object:
 
 
 @app.command()
-def backends(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def backends(as_json: Annotated[bool, typer.Option("--json")] = False,
+             wide: Annotated[bool, typer.Option("--wide", help="keep every column of the table, whatever the "
+                                                "terminal's width")] = False) -> None:
     """List the backend adapters and whether each is usable on this machine."""
     from bench.backends import registry
     from bench.spec import load_backend_options
@@ -203,7 +205,7 @@ def backends(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         quant = ", ".join(caps.get("quantization") or []) or "-"
         table_rows.append([r["backend"], r["kind"], "yes" if r["usable"] else "no", quant, r["reason"] or flags])
     print_table("backends", [Column("backend"), Column("kind"), Column("usable"), Column("quantization", drop=1),
-                             Column("why not / capabilities", wrap=True)], table_rows)
+                             Column("why not / capabilities", wrap=True)], table_rows, wide=wide)
 
 
 @app.command()
