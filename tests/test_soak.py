@@ -114,8 +114,10 @@ def _left_behind(tag: str, wait_s: float = 10.0) -> list[psutil.Process]:
         time.sleep(0.1)
 
 
-def _check_files(run_dir: Path, prefix: str = "") -> dict | None:
-    """Every file of one run (or suite cell) readable and consistent; its run.json, or None before there was one."""
+def _check_files(run_dir: Path, prefix: str = "", killed: bool = False) -> dict | None:
+    """Every file of one run (or suite cell) readable and consistent; its run.json, or None before there was one.
+    killed (SIGKILL): a write cut short leaves its hidden temporary file (`.NAME.xxxx.tmp`), which no reader
+    takes for a result; any other end removes it."""
     for f in run_dir.rglob("*.json"):
         json.loads(f.read_text())
     for f in run_dir.rglob(f"{prefix}*.parquet"):
@@ -123,7 +125,9 @@ def _check_files(run_dir: Path, prefix: str = "") -> dict | None:
     for f in run_dir.rglob("*.npz"):
         with np.load(f) as z:
             assert "ids" in z
-    assert not list(run_dir.rglob("*.tmp")), "a half-written file was left"
+    left = [f for f in run_dir.rglob("*.tmp")]
+    assert all(f.name.startswith(".") for f in left), left
+    assert killed or not left, f"a half-written file was left: {left}"
     run_json = run_dir / f"{prefix}run.json"
     if not run_json.exists():
         return None
@@ -185,7 +189,7 @@ def test_soak_twenty_kill_points(pg, tmp_path, cache_dir):
             assert not list((work / "tmp").glob("bench-*")), f"{where}: a work folder was left"
         for run_dir in (work / "results").iterdir() if (work / "results").exists() else []:
             if target == "run":
-                run = _check_files(run_dir)
+                run = _check_files(run_dir, killed=sig == signal.SIGKILL)
                 _honest(run, sig, rc)
                 leftover = _tables(pg) - before
                 if sig == signal.SIGKILL and run is not None and run.get("collection"):
@@ -204,7 +208,7 @@ def _suite_point(pg, run_dir: Path, work: Path, cache_dir: Path, sig: int, rc: i
         assert rc == 128 + sig and suite["status"] == "interrupted", where
     killed: set[str] = set()
     for prefix in ("null.ycsb-a.", "pgvector.ycsb-a."):
-        cell = _check_files(run_dir, prefix)
+        cell = _check_files(run_dir, prefix, killed=sig == signal.SIGKILL)
         if cell is None:
             continue
         # a cell finished before the signal is complete; the one it hit says interrupted (or running: SIGKILL)
@@ -222,7 +226,7 @@ def _suite_point(pg, run_dir: Path, work: Path, cache_dir: Path, sig: int, rc: i
     assert suite["status"] == "complete" and all(c["status"] in ("complete", "already done")
                                                  for c in suite["cells"]), where
     for prefix in ("null.ycsb-a.", "pgvector.ycsb-a."):
-        run = _check_files(run_dir, prefix)
+        run = _check_files(run_dir, prefix, killed=sig == signal.SIGKILL)
         assert run is not None and run["status"] == "complete", where
         assert len({r["trial"] for r in pq.read_table(run_dir / f"{prefix}trials.parquet").to_pylist()}) == TRIALS
     assert not _left_behind(tag), f"{where}: the resume left processes"

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,13 +78,12 @@ def default_mode(directory: bool = False) -> int:
 
 
 def _atomic(path: Path, write) -> None:
+    """Write through a temporary file beside `path`, fsync, then rename: a reader sees the old file or the new one,
+    never part of one. The temporary name is chosen before the file exists, so whatever ends the write (an error, a
+    full disk, SIGTERM turned into an exception at any bytecode, even inside the call that creates it) removes it."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise UserError(f"Cannot write {path} ({e.strerror or e})",
-                        "choose a writable location (an existing folder you may write to)") from None
-    try:
-        os.fchmod(fd, default_mode())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, default_mode())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -98,7 +96,10 @@ def _atomic(path: Path, write) -> None:
             pass
         if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:
             raise UserError(f"Cannot write {path} ({e.strerror or e})",
-                            "free some space or choose another location") from None
+                            "free some space or choose another location (an existing folder you may write to)") from None
+        if isinstance(e, FileNotFoundError):
+            raise UserError(f"Cannot write {path} ({e.strerror or e})",
+                            "choose a writable location (an existing folder you may write to)") from None
         raise
 
 
