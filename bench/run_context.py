@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
+import secrets
 import shutil
 import signal
 import tempfile
@@ -34,7 +36,7 @@ from bench import datasets
 from bench.analysis.aggregate import summarize
 from bench.backends import registry
 from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo
-from bench.errors import UserError, raise_terminated
+from bench.errors import Terminated, UserError, raise_terminated
 from bench.load.pool import PhaseStalled, WorkerFailed
 from bench.reporter import Reporter
 from bench.results import env, space
@@ -49,6 +51,23 @@ RATE_SWEEP = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.2)  # --rate-sweep: fractio
 
 class Stop(Exception):
     """Ends a run early on purpose (status `stopped`), e.g. run.on_trial_failure = "stop"."""
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[list[int]]:
+    """Within the block, SIGINT, SIGTERM and SIGHUP are noted (in the list it gives) instead of raised, so the end
+    of a run (its last writes, dropping its collection, removing its work folder) cannot be cut in half."""
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+    old = {s: signal.signal(s, lambda signum, frame: got.append(signum))
+           for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield got
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 @contextlib.contextmanager
@@ -236,11 +255,13 @@ class RunContext:
         except OSError as e:
             raise UserError(f"Cannot write {self.path('.reserve')} ({e.strerror or e})",
                             "free some space or choose another --results-dir") from None
-        self.workdir = tempfile.mkdtemp(prefix=f"bench-{req.backend}-")
+        # named and its removal registered before it exists: an interrupt at any point leaves no work folder
+        self.workdir = str(Path(tempfile.gettempdir()) / f"bench-{req.backend}-{secrets.token_hex(5)}")
+        self._closers.append(lambda: shutil.rmtree(self.workdir, ignore_errors=True))
+        os.mkdir(self.workdir, 0o700)
         if self.cls.capabilities.in_process:
             space.check_free(Path(self.workdir), space.engine_bytes(self.ds.n, self.ds.dim), "the engine's data",
                              "free some space in the temporary folder or point TMPDIR at a larger disk")
-        self._closers.append(lambda: shutil.rmtree(self.workdir, ignore_errors=True))
 
     def _engine(self) -> None:
         spec, ds = self.spec, self.ds
@@ -361,7 +382,13 @@ class RunContext:
         else:
             self.status = "failed"
         try:
-            self._finish()
+            with deferred_signals() as late:  # the end (results, run.json, cleanup) runs whole, whatever comes
+                self._finish()
+            if late:
+                self.rep.warn(f"{signal.Signals(late[0]).name} came while the run was ending; its files and the "
+                              f"cleanup were finished first (status {self.status})")
+                if e is None:  # then it ends the command as it would have (a suite stops before its next cell)
+                    raise Terminated(late[0]) if late[0] != signal.SIGINT else KeyboardInterrupt()
         finally:
             self._signals.__exit__(None, None, None)
         return handled
