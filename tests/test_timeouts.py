@@ -15,13 +15,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pyarrow.parquet as pq
 import pytest
+from test_server_faults import _start, _wait_trials  # the same subprocess and wait helpers
 
 from bench.faults.servers import PrivateServer, process_tree, signal_tree
 
@@ -30,30 +30,6 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 SMALL = ["--set", "dataset.n=1500", "--set", "dataset.queries=20", "--set", "dataset.dim=32",
          "--set", "dataset.holdout=500", "--set", "index.ef_construction=32", "--set", "run.warmup_s=0.2",
          "--set", "run.min_operations=1", "--concurrency", "1", "--quiet"]
-
-
-def _start(args: list[str], cwd: Path, cache_dir: Path) -> subprocess.Popen:
-    env = {**os.environ, "BENCH_CACHE_DIR": str(cache_dir)}
-    return subprocess.Popen([sys.executable, "-m", "bench.cli", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-
-
-def _trials_written(results: Path) -> int:
-    files = list(results.glob("*/trials.parquet"))
-    if not files:
-        return 0
-    return len({r["trial"] for r in pq.read_table(files[0], columns=["trial"]).to_pylist()})
-
-
-def _wait_trials(results: Path, n: int, proc: subprocess.Popen, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while _trials_written(results) < n:
-        if proc.poll() is not None:
-            raise AssertionError(f"bench exited {proc.returncode} early: {proc.stderr.read()[-2000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"no {n} trials written after {timeout_s} s")
-        time.sleep(0.05)
 
 
 def _finish(proc: subprocess.Popen, timeout_s: float) -> tuple[str, str]:
