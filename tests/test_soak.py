@@ -30,10 +30,13 @@ import psutil
 import psycopg
 import pyarrow.parquet as pq
 import pytest
+import test_server_faults
 
 from bench.faults.servers import PrivateServer
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+pg = test_server_faults.pg  # this module's own private pgvector server (module scope), made as there
 
 SEED = 20261130
 POINTS = 20
@@ -41,16 +44,6 @@ SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGKILL)
 SMALL = ["dataset.n=1500", "dataset.dim=32", "dataset.queries=20", "dataset.holdout=300", "run.warmup_s=0",
          "run.duration_s=0.2", "index.ef_construction=32", "run.min_operations=1"]
 TRIALS = 4
-
-
-@pytest.fixture(scope="module")
-def pg():
-    try:
-        srv = PrivateServer.start_new("pgvector")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"no private pgvector server here: {e}")
-    yield srv
-    srv.stop()
 
 
 def _tables(srv: PrivateServer) -> set[str]:

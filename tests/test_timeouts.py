@@ -72,17 +72,22 @@ def test_a_hung_in_process_engine_ends_the_run_failed(tmp_path, cache_dir):
     assert 2 not in trials  # nothing ran after the stall
 
 
-@pytest.fixture
-def pg():
+def _frozen_server(kind: str):
+    """A private server of `kind` for one test, thawed (a test may leave it frozen) and stopped after it."""
     try:
-        srv = PrivateServer.start_new("pgvector")
+        srv = PrivateServer.start_new(kind)
     except Exception as e:  # noqa: BLE001
-        pytest.skip(f"no private pgvector server here: {e}")
+        pytest.skip(f"no private {kind} server here: {e}")
     yield srv
     pid = srv.pid()
     if pid is not None:
         signal_tree(process_tree(pid), signal.SIGCONT)
     srv.stop()
+
+
+@pytest.fixture
+def pg():
+    yield from _frozen_server("pgvector")
 
 
 def test_a_frozen_pgvector_server_ends_the_run_failed_instead_of_hanging(pg, tmp_path, cache_dir):
@@ -111,15 +116,7 @@ def test_a_frozen_pgvector_server_ends_the_run_failed_instead_of_hanging(pg, tmp
 
 @pytest.fixture
 def chroma():
-    try:
-        srv = PrivateServer.start_new("chroma")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"no private chroma server here: {e}")
-    yield srv
-    pid = srv.pid()
-    if pid is not None:
-        signal_tree(process_tree(pid), signal.SIGCONT)
-    srv.stop()
+    yield from _frozen_server("chroma")
 
 
 def test_a_chroma_server_frozen_for_seconds_fails_the_trials_it_held_and_the_run_goes_on(chroma, tmp_path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,15 +62,22 @@ def exact(v: Variant, k: int, cache_dir: Path) -> ExactReference:
     queries = v.query_vectors()
     key = {"data": ds.content_hash, "metric": ds.metric, "n": ds.n, "k": k, "queries": digest(queries),
            "mask": digest(v.mask), **{f"ref_{a}": b for a, b in v.ref_key.items()}}
-    path = cache_path(cache_dir, "exact", key)
+    gt = cached_topk(cache_path(cache_dir, "exact", key), (len(queries), k),
+                     lambda: exact_topk(ds.base_rows, queries, k, ds.metric, mask=v.mask))
+    return ExactReference(gt, ds, queries)
+
+
+def cached_topk(path: Path, shape: tuple[int, int], compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """The top-k ids cached at `path` when they are there with this shape, else `compute()`d and cached
+    (atomically); a damaged cache file is computed again."""
     if path.exists():
         try:
             gt = np.load(path, allow_pickle=False)
-            if gt.shape == (len(queries), k):
-                return ExactReference(gt, ds, queries)
+            if gt.shape == shape:
+                return gt
         except (OSError, ValueError):
             pass
-    gt = exact_topk(ds.base_rows, queries, k, ds.metric, mask=v.mask)
+    gt = compute()
     ensure_dir(path.parent)
     save_npy_atomic(path, gt)
-    return ExactReference(gt, ds, queries)
+    return gt

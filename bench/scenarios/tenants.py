@@ -26,14 +26,13 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from bench.backends.base import BackendOptions, CollectionSpec
-from bench.datasets._io import ensure_dir, save_npy_atomic
 from bench.datasets.exact import exact_topk
 from bench.datasets.rows import ArrayRows
 from bench.errors import UserError
 from bench.ops.keys import ZipfRanks
 from bench.scenarios import register
 from bench.scenarios.base import Prep, RunFlags, Scenario, Variant
-from bench.scenarios.reference import ExactReference, cache_path
+from bench.scenarios.reference import ExactReference, cache_path, cached_topk
 from bench.spec import Strict
 
 TENANT_FIELD = "tenant"
@@ -136,18 +135,8 @@ class TenantsScenario(Scenario):
         queries = np.ascontiguousarray(ds.queries[qidx])
         key = {"data": ds.content_hash, "metric": ds.metric, "n": ds.n, "k": k, "seed": self.spec.dataset.seed,
                "counts": o.counts, "part": c, "choice": o.choice, "theta": o.zipf_theta, "searches": o.searches}
-        path = cache_path(self.cache_dir, "tenants", key)
-        if path.exists():
-            try:
-                gt = np.load(path, allow_pickle=False)
-                if gt.shape == (len(queries), k):
-                    return ExactReference(gt, ds, queries)
-            except (OSError, ValueError):
-                pass
-        tenant_of_row = np.where(self.part == c, self.tenant, -1)
-        gt = tenant_topk(ds, queries, chosen, tenant_of_row, k)
-        ensure_dir(path.parent)
-        save_npy_atomic(path, gt)
+        gt = cached_topk(cache_path(self.cache_dir, "tenants", key), (len(queries), k),
+                         lambda: tenant_topk(ds, queries, chosen, np.where(self.part == c, self.tenant, -1), k))
         return ExactReference(gt, ds, queries)
 
 
