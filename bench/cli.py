@@ -387,10 +387,16 @@ def baseline_save(
     keep: Annotated[int | None, typer.Option(help="with --append: keep only the newest N runs")] = None,
     allow_incomplete: Annotated[bool, typer.Option("--allow-incomplete", help="accept a run that did not "
                                                    "complete")] = False,
+    skip_busy: Annotated[bool, typer.Option("--skip-busy", help="leave the baseline as it is when more than a "
+                                            "fifth of the run's trials were disturbed by other processes (a "
+                                            "rolling baseline: a night in a burst of load would widen it)")] = False,
 ) -> None:
     """Copy a run's results to baselines/NAME/<run-id>/ (replacing the baseline, or --append), with a note."""
-    from bench.analysis.baseline import save
+    from bench.analysis.baseline import busy_reason, save
 
+    if skip_busy and (why := busy_reason(run, results_dir, baselines_dir)):
+        print(f"baseline '{name}' left as it was: run {run} not added, {why}")
+        return
     b = save(run, name, results_dir, baselines_dir, append=append, keep=keep, allow_incomplete=allow_incomplete)
     print(f"baseline '{b.name}' saved in {b.path}: {len(b.note['runs'])} run(s), latest from {b.note['source']}"
           + (f" (replaced {', '.join(b.note['replaced'])})" if b.note.get("replaced") else ""))

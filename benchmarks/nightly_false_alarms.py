@@ -41,6 +41,7 @@ import time
 import tomllib
 from pathlib import Path
 
+from bench.analysis.baseline import busy_reason
 from bench.analysis.baseline import save as save_baseline
 from bench.analysis.load import trials_frame
 from bench.analysis.regress import RegressConfig, RegressResult, compare_frames, compare_paired, load_config
@@ -52,6 +53,7 @@ STORED_VARIANTS = {"stored": (False, False), "stored + host": (False, True), "st
                    "stored + sentinel + host (shipped)": (True, True)}
 AB_VARIANTS = {"ab": (False, False), "ab + host (shipped)": (False, True)}
 SHIPPED = ("stored + sentinel + host (shipped)", "ab + host (shipped)")
+AB_TRIALS = 10  # pairs per A/B run, as AB_TRIALS in .github/workflows/nightly.yml
 
 
 def toml_value(v: object) -> str:
@@ -106,7 +108,8 @@ class Bench:
         if self.args.reuse and (out / "ab.json").is_file():
             return out
         sets = [x for s in a_sets for x in ("--a-set", s)] + [x for s in b_sets for x in ("--b-set", s)]
-        self.bench("ab", "--backend", backend, "--workload", self.workload, *sets, "--run-id", run_id, "--quiet")
+        self.bench("ab", "--backend", backend, "--workload", self.workload, *sets, "--trials", str(AB_TRIALS),
+                   "--run-id", run_id, "--quiet")
         return out
 
     def variant(self, sentinel: bool, host: bool) -> RegressConfig:
@@ -130,10 +133,16 @@ def stored(b: Bench) -> dict[str, dict]:
     a = b.args
     bdir = b.root / "baselines"
     tally = {v: {"false": 0, "caught": 0, "slow_false": 0, "moved": []} for v in STORED_VARIANTS}
-    for i in range(a.prefill):
+    joined = 0
+    for i in range(2 * a.prefill):  # a busy prefill night stays out, as in the workflow; try again, up to twice
+        if joined == a.prefill:
+            break
         run = b.suite(f"prefill-{i}", BASE_US)
-        save_baseline(run, "rolling", b.results, bdir, append=True, keep=5)
-        print(f"prefill night {i}: {run.name} joined the baseline", flush=True)
+        said = join_baseline(b, run, bdir)
+        joined += said.startswith("joined")
+        print(f"prefill night {i}: {run.name} {said}", flush=True)
+    if not joined:
+        raise SystemExit("every prefill night was busy: no baseline to compare with")
     for night in range(a.nights):
         base = trials_frame([bdir / "rolling"])
         for slowed in (False, True):
@@ -161,8 +170,17 @@ def stored(b: Bench) -> dict[str, dict]:
                 for v, d in verdicts.items()) + (f" [{'; '.join(shipped['false_alarms'])}]"
                                                 if shipped["false_alarms"] else ""), flush=True)
             if not slowed and not shipped["false_alarms"]:  # the workflow keeps clean nights only
-                save_baseline(run, "rolling", b.results, bdir, append=True, keep=5)
+                print(f"  {run.name} " + join_baseline(b, run, bdir), flush=True)
     return tally
+
+
+def join_baseline(b: Bench, run: Path, bdir: Path) -> str:
+    """`bench baseline save RUN --name rolling --append --keep 5 --skip-busy`, as the workflow runs it."""
+    why = busy_reason(run, b.results, bdir)
+    if why:
+        return f"stayed out of the baseline: {why}"
+    save_baseline(run, "rolling", b.results, bdir, append=True, keep=5)
+    return "joined the baseline"
 
 
 def ab(b: Bench) -> dict[str, dict]:

@@ -9,6 +9,7 @@ real run cannot produce on demand."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -160,3 +161,42 @@ def test_an_ab_run_of_one_trial_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(UserError, match="pairs trials"):
         run_ab("ann-smoke", [Arm("A", "null"), Arm("B", "null")], trials=1, results_dir=tmp_path / "results")
     assert not (tmp_path / "results").exists()
+
+
+def test_one_pair_hit_by_a_burst_neither_hides_a_slowdown_nor_swings_the_change():
+    # ten pairs, arm B 30% slower; in two pairs a burst of load made A's trial three and two times slower (the
+    # pairs' ratios fall to 0.43 and 0.65): the trimmed test still finds the move, and the change stays near +30%
+    # where the mean log ratio would say otherwise
+    rule = FigureRule(better="lower", relative=0.10)
+    rng = np.random.default_rng(7)
+    a = {t: 1000.0 * (1 + 0.03 * rng.standard_normal()) for t in range(10)}
+    b = {t: v * 1.3 * (1 + 0.03 * rng.standard_normal()) for t, v in a.items()}
+    a[3] *= 3.0
+    a[8] *= 2.0
+    k = {"backend": "x", "workload": "w", "op": "search"}
+    c = paired_check(k, "p50_us", rule, a, b, 0.05)
+    assert c.verdict == "regression" and c.p < 1e-4 and 0.25 < c.change < 0.35, (c.p, c.change)
+    d = np.log(np.array([b[t] / a[t] for t in range(10)]))
+    assert abs(np.expm1(d.mean()) - 0.3) > 0.03  # what an untrimmed mean would have reported
+    # the same ten pairs with no slowdown, one burst pair included, are not a regression
+    same = {t: v * (1 + 0.03 * rng.standard_normal()) for t, v in a.items()}
+    same[5] *= 3.0
+    assert paired_check(k, "p50_us", rule, a, same, 0.05).verdict != "regression"
+
+
+def test_a_busy_run_stays_out_of_a_rolling_baseline(ab_run, cache_dir, tmp_path):
+    cwd, run = ab_run
+    bdir = tmp_path / "baselines"
+    for name, busy in (("busy-run", lambda t: t % 2 == 0), ("quiet-run", lambda t: False)):  # 3 of 5 busy, or none
+        shutil.copytree(run, tmp_path / name)
+        for f in (tmp_path / name).glob("*trials.parquet"):
+            df = pd.read_parquet(f)
+            df["host_busy"] = [busy(t) for t in df["trial"]]
+            df.to_parquet(f)
+    p = bench("baseline", "save", str(tmp_path / "busy-run"), "--name", "rolling", "--append", "--keep", "5",
+              "--skip-busy", "--baselines-dir", str(bdir), cwd=cwd, cache_dir=cache_dir)
+    assert p.returncode == 0, p.stderr
+    assert "left as it was" in p.stdout and "6/10 trials busy" in p.stdout and not (bdir / "rolling").exists()
+    p = bench("baseline", "save", str(tmp_path / "quiet-run"), "--name", "rolling", "--append", "--keep", "5",
+              "--skip-busy", "--baselines-dir", str(bdir), cwd=cwd, cache_dir=cache_dir)
+    assert p.returncode == 0 and (bdir / "rolling" / "quiet-run").is_dir(), p.stdout + p.stderr

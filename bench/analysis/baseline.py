@@ -93,6 +93,17 @@ def _locked(baselines_dir: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def busy_reason(run: str | Path, results_dir: Path = DEFAULT_RESULTS, baselines_dir: Path = BASELINES_DIR
+                ) -> str | None:
+    """Why `run` should not join a rolling baseline (the machine was busy during it), or None."""
+    from bench.analysis.conditions import busy_run
+
+    src = resolve_results(run, results_dir, baselines_dir)
+    if not src.is_dir():
+        raise UserError(f"{src} is not a run folder", "give the run folder (or run id) that `bench run` wrote")
+    return busy_run(trials_frame([src]))
+
+
 def save(run: str | Path, name: str, results_dir: Path = DEFAULT_RESULTS, baselines_dir: Path = BASELINES_DIR,
          append: bool = False, keep: int | None = None, allow_incomplete: bool = False) -> Baseline:
     """Copy the results of `run` (a run folder, or a run id under results_dir) to baselines_dir/name/<run-id>/.

@@ -88,3 +88,18 @@ def machine_reason(check, moved: dict[str, float]) -> str | None:
         return None
     return (f"the sentinel moved {d:+.1%} too (the change beyond it is {adjusted:+.1%}, within tolerance): the "
             "machine, not the engine")
+
+
+BUSY_RUN_SHARE = 0.2  # a run with more than this share of busy trials does not join a rolling baseline
+
+
+def busy_run(df: pd.DataFrame) -> str | None:
+    """Why a run should not join a rolling baseline because the machine was busy during it (more than
+    BUSY_RUN_SHARE of the engines' trials disturbed by other processes), or None. A baseline night measured in a
+    burst of load widens the baseline's spread for as long as it is kept, and hides the regressions of the nights
+    compared with it."""
+    engines, _ = split_sentinel(df)
+    h = host_of(engines)
+    if not h.trials or h.busy / h.trials <= BUSY_RUN_SHARE:
+        return None
+    return f"the machine was busy during it ({h.text()})"
