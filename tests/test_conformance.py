@@ -249,3 +249,13 @@ def test_drop_and_create_again(loaded: Loaded, data: Data) -> None:
     assert b.search(data.vectors[40], K, SearchParams(ef_search=EF))[0] == int(data.ids[40])
     if loaded.cls.capabilities.get:
         assert loaded.backend.get(int(data.ids[30])) is not None, "a dropped and re-created collection is fresh"
+
+
+def test_installed_finds_client_modules_without_importing_them(monkeypatch) -> None:
+    import sys
+
+    from bench.backends.base import installed
+
+    monkeypatch.delitem(sys.modules, "weaviate", raising=False)
+    assert installed("weaviate", "json") and "weaviate" not in sys.modules  # found, not imported
+    assert not installed("json", "no_such_client_module") and not installed("no_such_client_module.sub")

@@ -188,6 +188,17 @@ class SearchParams:
     tenant: str | None = None
 
 
+def installed(*modules: str) -> bool:
+    """Whether every module can be imported, found without importing it (an engine's client can take seconds to
+    import; `bench backends` asks about all of them)."""
+    from importlib.util import find_spec
+
+    try:
+        return all(find_spec(m) is not None for m in modules)
+    except (ImportError, ValueError):
+        return False
+
+
 class Backend(ABC):
     """One engine. Instances are not shared between threads unless `capabilities.in_process` is true."""
 

@@ -57,6 +57,7 @@ from bench.backends.base import (
     EngineInfo,
     Record,
     SearchParams,
+    installed,
 )
 from bench.backends.query import ConditionParser, Filter
 from bench.errors import BackendUnavailable, ServerUnreachable, UserError
@@ -358,9 +359,7 @@ class ChromaBackend(_ChromaBase):
 
     @classmethod
     def check_available(cls, options: BackendOptions) -> str | None:
-        try:
-            import chromadb  # noqa: F401
-        except ImportError:
+        if not installed("chromadb"):
             return _MISSING
         return None
 
@@ -411,9 +410,7 @@ class ChromaServerBackend(_ChromaBase):
 
     @classmethod
     def check_available(cls, options: BackendOptions) -> str | None:
-        try:
-            import chromadb  # noqa: F401
-        except ImportError:
+        if not installed("chromadb"):
             return _MISSING
         assert isinstance(options, ChromaServerOptions)
         host, port, ssl = cls._address(options.url)

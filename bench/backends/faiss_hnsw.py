@@ -34,6 +34,7 @@ from bench.backends.base import (
     EngineInfo,
     Record,
     SearchParams,
+    installed,
 )
 from bench.errors import UserError
 
@@ -82,9 +83,7 @@ class FaissBackend(Backend):
 
     @classmethod
     def check_available(cls, options: BackendOptions) -> str | None:
-        try:
-            import faiss  # noqa: F401
-        except ImportError:
+        if not installed("faiss"):
             return "faiss-cpu is not installed; install it with `pip install -e '.[embedded]'`"
         return None
 

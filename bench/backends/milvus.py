@@ -80,6 +80,7 @@ from bench.backends.base import (
     Record,
     SearchParams,
     Secret,
+    installed,
     package_version,
 )
 from bench.backends.query import ConditionParser, Filter, with_tenant
@@ -809,9 +810,7 @@ class MilvusBackend(_MilvusBase):
 
     @classmethod
     def check_available(cls, options: BackendOptions) -> str | None:
-        try:
-            import pymilvus  # noqa: F401
-        except ImportError:
+        if not installed("pymilvus"):
             return "pymilvus is not installed; install it with `pip install -e '.[servers]'`"
         uri = getattr(options, "uri", DEFAULT_URI)
         if is_lite_uri(uri):
@@ -1025,9 +1024,7 @@ class MilvusLiteBackend(_MilvusBase):
     @classmethod
     def check_available(cls, options: BackendOptions) -> str | None:
         for module, pkg in (("pymilvus", "pymilvus"), ("milvus_lite", "milvus-lite"), ("faiss", "faiss-cpu")):
-            try:
-                __import__(module)
-            except ImportError:
+            if not installed(module):
                 return f"{pkg} is not installed; install it with `pip install -e '.[servers]'`"
         return None
 

@@ -65,6 +65,7 @@ from bench.backends.base import (
     Record,
     SearchParams,
     Secret,
+    installed,
     package_version,
 )
 from bench.backends.query import Filter, with_tenant
@@ -512,9 +513,7 @@ class QdrantBackend(Backend):
 
     @classmethod
     def check_available(cls, options: BackendOptions) -> str | None:
-        try:
-            import qdrant_client  # noqa: F401
-        except ImportError:
+        if not installed("qdrant_client"):
             return "qdrant-client is not installed; install it with `pip install -e '.[servers]'`"
         url = getattr(options, "url", DEFAULT_URL)
         if cls._local_url(url):
@@ -747,9 +746,7 @@ class QdrantLocalBackend(QdrantBackend):
 
     @classmethod
     def check_available(cls, options: BackendOptions) -> str | None:
-        try:
-            import qdrant_client  # noqa: F401
-        except ImportError:
+        if not installed("qdrant_client"):
             return "qdrant-client is not installed; install it with `pip install -e '.[servers]'`"
         return None
 

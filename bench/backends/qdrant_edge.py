@@ -57,6 +57,7 @@ from bench.backends.base import (
     EngineInfo,
     Record,
     SearchParams,
+    installed,
 )
 from bench.backends.query import Filter, with_tenant
 from bench.datasets.hybrid import RRF_K
@@ -94,9 +95,7 @@ class QdrantEdgeBackend(Backend):
 
     @classmethod
     def check_available(cls, options: BackendOptions) -> str | None:
-        try:
-            import qdrant_edge  # noqa: F401
-        except ImportError:
+        if not installed("qdrant_edge"):
             return "qdrant-edge-py is not installed; install it with `pip install -e '.[embedded]'`"
         return None
 

@@ -60,6 +60,7 @@ from bench.backends.base import (
     Record,
     SearchParams,
     Secret,
+    installed,
     package_version,
 )
 from bench.backends.query import ConditionParser, Filter
@@ -501,9 +502,7 @@ class WeaviateBackend(Backend):
 
     @classmethod
     def check_available(cls, options: BackendOptions) -> str | None:
-        try:
-            import weaviate  # noqa: F401
-        except ImportError:
+        if not installed("weaviate"):
             return "weaviate-client is not installed; install it with `pip install -e '.[servers]'`"
         host, port = host_port(getattr(options, "url", DEFAULT_URL), HTTP_PORT)
         if not tcp_reachable(host, port, 1.0):
