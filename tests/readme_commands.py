@@ -9,13 +9,14 @@ over the queries) so CI stays fast: every flag of the command is still parsed an
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.spec import REPO_ROOT
@@ -106,10 +107,30 @@ _DONE: dict[str, Clone] = {}
 
 
 def run_readme(tmp_path_factory, cache_dir: Path) -> Clone:
-    """Run every README command once per session in a fresh copy of the repo; later callers get the outcomes."""
+    """Run every README command once per test session in a fresh copy of the repo; later callers get the outcomes.
+    Once per session, not per process: the pytest-xdist workers of one session share the run (the first to come
+    runs it under a file lock and writes the outcomes beside it; the others read them)."""
     if "clone" in _DONE:
         return _DONE["clone"]
-    root = tmp_path_factory.mktemp("fresh") / "bench"
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the session's folder, all workers
+    with FileLock(str(shared / "readme-commands.lock")):
+        saved = shared / "readme-commands.json"
+        if saved.is_file():
+            doc = json.loads(saved.read_text())
+            clone = Clone(Path(doc["root"]), [Outcome(**o) for o in doc["outcomes"]], doc["skipped"])
+        else:
+            clone = _run_all(shared / "readme-clone" / "bench", cache_dir)
+            saved.write_text(json.dumps({"root": str(clone.root), "skipped": clone.skipped,
+                                         "outcomes": [asdict(o) for o in clone.outcomes]}))
+    _DONE["clone"] = clone
+    return clone
+
+
+def _run_all(root: Path, cache_dir: Path) -> Clone:
+    root.mkdir(parents=True)
     _copy_tracked(root)
     clone = Clone(root)
     env = {k: v for k, v in os.environ.items() if k not in ("BENCH_WORDNET_DIR", "BENCH_RESULTS")}
@@ -125,5 +146,4 @@ def run_readme(tmp_path_factory, cache_dir: Path) -> Clone:
         t = time.monotonic()
         p = subprocess.run(argv(cmd, root), cwd=root, env=env, capture_output=True, text=True, timeout=600)
         clone.outcomes.append(Outcome(cmd, p.returncode, p.stdout, p.stderr, time.monotonic() - t))
-    _DONE["clone"] = clone
     return clone

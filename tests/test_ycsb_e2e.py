@@ -7,6 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from backend_options import BACKEND_OPTIONS
 
+from bench.metrics.hdr import min_samples
+
 SMALL_DATA = ["--set", "dataset.n=2000", "--set", "dataset.dim=64", "--set", "dataset.queries=50", "--set", "run.min_operations=1",
               "--set", "dataset.holdout=500", "--set", "run.warmup_s=0.1",
               "--set", "index.m=8", "--set", "index.ef_construction=40"]
@@ -34,7 +36,9 @@ def test_ycsb_core_workloads_on_qdrant_edge(bench_cli, tmp_path, workload):
         assert sorted(r["trial"] for r in rows) == [0, 1, 2, 3, 4]
         for r in rows:  # each reported percentile in order; one its samples cannot support is withheld
             shown = [r[f] for f in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us") if r[f] is not None]
-            assert r["qps"] > 0 and shown == sorted(shown) and r["p50_us"] is not None
+            assert r["qps"] > 0 and shown == sorted(shown)
+            # P50 is withheld exactly when the op has too few samples (a rare op in a short trial on a busy host)
+            assert (r["p50_us"] is None) == (r["count"] < min_samples(50.0)), (op, r["count"], r["p50_us"])
     for t in range(5):
         parts = [r["count"] for r in trials if r["trial"] == t and r["op"] != "total"]
         (total,) = [r["count"] for r in trials if r["trial"] == t and r["op"] == "total"]
