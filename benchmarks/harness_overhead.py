@@ -23,10 +23,11 @@ load favours neither):
 Both sides run every query the same number of times per block. Reported per engine and thread count: median QPS
 each way with its range over the repeats, the median of the per-pair ratios harness / bare with its range, and
 process CPU per search each way (less sensitive than QPS to other processes on the machine). Before timing, one
-pass each way checks that both return the same ids for every query.
+pass each way checks that both return the same ids for every query. After qdrant-edge's table rows, each piece
+of its search is timed on its own (request building, list conversion, result parsing, the shard, the thread).
 
     .venv/bin/python benchmarks/harness_overhead.py [--n 20000] [--engines qdrant-edge faiss chroma milvus-lite]
-        [--threads 1 2] [--repeats 7] [--passes 2] [--ef 128] [--skip-ceiling]
+        [--threads 1 2] [--repeats 7] [--passes 2] [--ef 128] [--skip-ceiling] [--skip-pieces]
 """
 
 from __future__ import annotations
@@ -210,6 +211,57 @@ def same_ids(b: Backend, bare: Bare, pool: ThreadPool, n_queries: int, ef: int) 
     return same / len(want)
 
 
+# -- where a qdrant-edge search's time goes ---------------------------------------------------------------------
+
+def qdrant_edge_pieces(b: Any, queries: np.ndarray, ef: int, reps: int = 7) -> None:
+    """Each piece of a qdrant-edge search, per search over every query, median of `reps` rounds: the calling
+    thread's CPU, the process' CPU (the shard searches its segments on its own search threads) and wall time."""
+    from bench.backends.base import SearchParams
+
+    q, shard = b.q, b.shard
+    rows, lists = list(queries), b.prepare_queries(queries)
+    sp, params = q.SearchParams(hnsw_ef=ef), SearchParams(ef_search=ef)
+    nears = [q.Query.Nearest(v) for v in lists]
+    reqs = [q.SearchRequest(n, K, None, None, sp) for n in nears]
+    found = [shard.search(r) for r in reqs]
+
+    def in_thread(f: Callable[[int], Any]) -> Callable[[], None]:
+        def run() -> None:
+            t = threading.Thread(target=lambda: [f(i) for i in range(len(rows))])
+            t.start()
+            t.join()
+        return run
+
+    pieces: list[tuple[str, Callable[[int], Any]]] = [
+        ("numpy row -> list of floats (row.tolist())", lambda i: rows[i].tolist()),
+        ("Query.Nearest(list)", lambda i: q.Query.Nearest(lists[i])),
+        ("SearchRequest(query, k, params)", lambda i: q.SearchRequest(nears[i], K, None, None, sp)),
+        ("result parsing ([p.id for p in points])", lambda i: [p.id for p in found[i]]),
+        ("EdgeShard.search(prebuilt request): the bare call", lambda i: shard.search(reqs[i])),
+        ("adapter.search(numpy row): tolist per search", lambda i: b.search(rows[i], K, params)),
+        ("adapter.search(prepared list): what bench runs", lambda i: b.search(lists[i], K, params)),
+    ]
+    print("  qdrant-edge, per search (median of rounds): calling-thread CPU / process CPU / wall, in us")
+    n = len(rows)
+    for label, f in pieces:
+        got = []
+        for _ in range(reps):
+            t0, c0, w0 = time.thread_time(), time.process_time(), time.perf_counter()
+            for i in range(n):
+                f(i)
+            got.append(((time.thread_time() - t0) / n * 1e6, (time.process_time() - c0) / n * 1e6,
+                        (time.perf_counter() - w0) / n * 1e6))
+        print(f"    {label:52s} {statistics.median(x[0] for x in got):8.1f} {statistics.median(x[1] for x in got):8.1f} "
+              f"{statistics.median(x[2] for x in got):8.1f}")
+    got = []
+    for _ in range(reps):
+        c0, w0 = time.process_time(), time.perf_counter()
+        in_thread(lambda i: shard.search(reqs[i]))()
+        got.append(((time.process_time() - c0) / n * 1e6, (time.perf_counter() - w0) / n * 1e6))
+    print(f"    {'EdgeShard.search(prebuilt request) in another thread':52s} {'':8s} "
+          f"{statistics.median(x[0] for x in got):8.1f} {statistics.median(x[1] for x in got):8.1f}")
+
+
 # -- one engine -----------------------------------------------------------------------------------------------
 
 @dataclass
@@ -269,6 +321,7 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=64)
     ap.add_argument("--ef-construction", type=int, default=200)
     ap.add_argument("--skip-ceiling", action="store_true")
+    ap.add_argument("--skip-pieces", action="store_true", help="skip timing the pieces of a qdrant-edge search")
     a = ap.parse_args()
 
     if not a.skip_ceiling:
@@ -291,6 +344,8 @@ def main() -> None:
             for t in a.threads:
                 rows.append(measure(name, b, ds, t, a))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
+            if name == "qdrant-edge" and not a.skip_pieces:
+                qdrant_edge_pieces(b, ds.queries, a.ef)
         finally:
             if b is not None:
                 b.close()
