@@ -241,18 +241,19 @@ def qdrant_edge_pieces(b: Any, queries: np.ndarray, ef: int, reps: int = 7) -> N
         ("adapter.search(numpy row): tolist per search", lambda i: b.search(rows[i], K, params)),
         ("adapter.search(prepared list): what bench runs", lambda i: b.search(lists[i], K, params)),
     ]
-    print("  qdrant-edge, per search (median of rounds): calling-thread CPU / process CPU / wall, in us")
+    print("  qdrant-edge, per search (median of rounds, the pieces taking turns): calling-thread CPU / process CPU "
+          "/ wall, in us")
     n = len(rows)
-    for label, f in pieces:
-        got = []
-        for _ in range(reps):
+    got: dict[str, list[tuple[float, float, float]]] = {label: [] for label, _ in pieces}
+    for _ in range(reps):
+        for label, f in pieces:
             t0, c0, w0 = time.thread_time(), time.process_time(), time.perf_counter()
             for i in range(n):
                 f(i)
-            got.append(((time.thread_time() - t0) / n * 1e6, (time.process_time() - c0) / n * 1e6,
-                        (time.perf_counter() - w0) / n * 1e6))
-        print(f"    {label:52s} {statistics.median(x[0] for x in got):8.1f} {statistics.median(x[1] for x in got):8.1f} "
-              f"{statistics.median(x[2] for x in got):8.1f}")
+            got[label].append(((time.thread_time() - t0) / n * 1e6, (time.process_time() - c0) / n * 1e6,
+                               (time.perf_counter() - w0) / n * 1e6))
+    for label, xs in got.items():
+        print(f"    {label:52s} " + " ".join(f"{statistics.median(x[j] for x in xs):8.1f}" for j in range(3)))
     got = []
     for _ in range(reps):
         c0, w0 = time.process_time(), time.perf_counter()
