@@ -182,6 +182,21 @@ def test_search_recall(loaded: Loaded, data: Data) -> None:
     assert loaded.backend.search(data.vectors[7], K, SearchParams(ef_search=EF))[0] == int(data.ids[7])
 
 
+def test_prepared_queries_search_the_same(loaded: Loaded, data: Data) -> None:
+    """`prepare_queries` (the form a worker converts its queries to before the clock) finds what the rows find."""
+    b = loaded.backend
+    queries = data.queries[:5]  # a few: a server may wait for a consistency tick on every search
+    prepared = b.prepare_queries(queries)
+    assert len(prepared) == len(queries)
+    params = [SearchParams(ef_search=EF)]
+    if loaded.cls.capabilities.filters:
+        params.append(SearchParams(ef_search=EF, filter=Eq("group", 2)))
+    for p in params:
+        for q in queries:  # a first pass: Milvus' first filtered searches can answer otherwise than later ones
+            b.search(q, K, p)
+        assert [list(b.search(v, K, p)) for v in prepared] == [list(b.search(q, K, p)) for q in queries]
+
+
 def test_filtered_search(loaded: Loaded, data: Data) -> None:
     _need(loaded, "filters")
     group = 2

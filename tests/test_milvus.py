@@ -154,6 +154,13 @@ def test_hit_ids_and_records() -> None:
     result = [[{"id": 7, "distance": 0.9, "entity": {}}, {"id": 3, "distance": 0.5, "entity": {}}]]
     assert hit_ids(result) == [7, 3]
     assert hit_ids([]) == []
+    # pymilvus' own result: ids read from the hits' `ids`, without decoding each hit
+    from pymilvus.client.search_result import SearchResult
+    from pymilvus.grpc_gen import schema_pb2
+
+    sr = SearchResult(schema_pb2.SearchResultData(num_queries=1, top_k=3, scores=[0.9, 0.5, 0.1], topks=[3],
+                                                  ids=schema_pb2.IDs(int_id=schema_pb2.LongArray(data=[7, 3, 11]))))
+    assert hit_ids(sr) == [7, 3, 11] == [h["id"] for h in sr[0]]
     r = record_from_row({"id": 5, "vector": [1.0, 2.0], "group": 1, "color": None})
     assert r.id == 5 and r.vector.dtype == np.float32 and r.payload == {"group": 1}
 

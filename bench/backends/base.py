@@ -295,7 +295,15 @@ class Backend(ABC):
 
     @abstractmethod
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
-        """Return the ids of the k nearest neighbours, best first."""
+        """Return the ids of the k nearest neighbours, best first. `vector` is a float32 row, or one item of
+        `prepare_queries`."""
+
+    def prepare_queries(self, queries: np.ndarray) -> Sequence[Any]:
+        """A phase's query vectors in the form this engine's client takes, converted once before the clock
+        starts (as ann-benchmarks' prepare_query), so a timed search does not convert its vector again. Item i
+        is query i; `search` takes these and plain float32 rows alike (scans and probes search stored rows).
+        Default: the rows as they are."""
+        return list(queries)
 
     def get(self, id: int) -> Record | None:
         raise NotImplementedError(f"{self.name} does not support get")

@@ -75,7 +75,7 @@ class SearchSource:
 
     def __init__(self, backend: Backend, queries: np.ndarray, task: PhaseTask, rng: np.random.Generator):
         nq = len(queries)
-        self.vecs = list(queries)  # row views, so a search costs no indexing of the array
+        self.vecs = backend.prepare_queries(queries)  # converted once, so a search costs no conversion
         self.order = rng.permutation(nq).tolist()
         self.nq, self.k, self.search = nq, task.k, backend.search
         self.params = _per_query(search_params(task, nq), nq)
@@ -169,7 +169,7 @@ class YcsbSource:
         self.get, self.upsert, self.search = backend.get, backend.upsert, backend.search
         self.k, self.base, self.holdout, self.nb = task.k, base, holdout, len(base)
         nq = len(queries)
-        self.vecs, self.nq, self.q_order = list(queries), nq, rng.permutation(nq).tolist()
+        self.vecs, self.nq, self.q_order = backend.prepare_queries(queries), nq, rng.permutation(nq).tolist()
         self.plain = _per_query(search_params(task, nq, with_filter=False), nq)
         self.filt = _per_query(search_params(task, nq), nq)
         unfiltered = search_params(replace(task, per_query=None), nq, with_filter=False)
