@@ -1,8 +1,9 @@
 """Ray overhead (issue 13): the same YCSB-A workload through the local pool and through Ray actors on 1 and 2 Ray
-nodes, on the null backend (the harness' ceiling) and on a real pgvector server; and what crossing Ray costs.
+nodes, on the null backend (the harness' ceiling) and on real servers (pgvector; `--servers pgvector,chroma,milvus`
+for more); and what crossing Ray costs.
 
 Everything runs inside a private network namespace (bench.load.ray_netns): a Ray head (1 CPU), later a second
-node (1 CPU), and a private pgvector server, all on 127.0.0.1 there. Measured with the real `bench run` command:
+node (1 CPU), and the private servers (bench.faults.servers.PrivateServer), all on 127.0.0.1 there. Measured with the real `bench run` command:
 
     local      --concurrency W                     (null: threads in one process; pgvector: W processes)
     ray 1 node --cluster 127.0.0.1:6379 --concurrency W   with only the head node up
@@ -17,6 +18,7 @@ costs once per phase: sending the task, the barrier, returning the encoded histo
   cost per warm-up or trial, which a trial's seconds amortise).
 
     .venv/bin/python benchmarks/ray_overhead.py [--duration 3] [--trials 3] [--repeats 2] [--rounds 20]
+        [--servers pgvector,milvus]
 
 Root is needed (unshare -n). The machine this runs on may be shared: the table says how busy it was.
 """
@@ -32,6 +34,7 @@ import time
 
 import psutil
 
+from bench.faults.servers import BACKEND_OF
 from bench.load import ray_netns
 
 PHASE_PROBE = r'''
@@ -83,7 +86,12 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=2, help="local / ray pairs per case, interleaved")
     ap.add_argument("--rounds", type=int, default=20, help="phase round trips timed")
+    ap.add_argument("--servers", default="pgvector", help="private engine servers measured beside null, "
+                    f"comma-separated: {', '.join(BACKEND_OF)}")
     a = ap.parse_args()
+    servers = tuple(k.strip() for k in a.servers.split(",") if k.strip())
+    if not set(servers) <= set(BACKEND_OF):
+        raise SystemExit(f"--servers: choose from {', '.join(BACKEND_OF)}")
     why = ray_netns.usable()
     if why:
         raise SystemExit(f"cannot run: {why}")
@@ -91,12 +99,11 @@ def main() -> None:
     results = tempfile.mkdtemp(prefix="bench-ray-overhead-")
     rows: list[tuple[str, str, int, int, dict]] = []  # (path, backend, workers, pair, summary by op)
     probes: dict[str, list[float]] = {}
-    with ray_netns.NetnsRayCluster(nodes=1, cpus=1, servers=("pgvector",)) as c:
-        pg = c.servers["pgvector"]
+    with ray_netns.NetnsRayCluster(nodes=1, cpus=1, servers=servers) as c:
         for stage, nodes in (("ray, 1 node", 1), ("ray, 2 nodes", 2)):
             if nodes == 2:
                 c.add_node()
-            cases = [("null", [], nodes), ("pgvector", pg["overrides"], 2)]
+            cases = [("null", [], nodes), *((BACKEND_OF[k], c.servers[k]["overrides"], 2) for k in servers)]
             for backend, ov, w in cases:
                 for pair in range(a.repeats):  # local and Ray back to back, so the machine's drift hits both
                     rows.append(("local", backend, w, pair + 10 * nodes,
