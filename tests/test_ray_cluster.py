@@ -45,9 +45,16 @@ MILVUS_FIGURES = (("read", "qps"), ("read", "p50_us"), ("update", "qps"), ("upda
 SMALL = ["--set", "dataset.n=2000", "--set", "dataset.dim=16", "--set", "run.warmup_s=0.5", "-q", "--json"]
 
 
+# Ray declares a node dead after health_check_failure_threshold failed checks, health_check_period_ms apart (5 x 3 s
+# by default); here 3 x 1 s, so the lost-node test waits ~4 s instead of ~15 s. A live raylet still has
+# health_check_timeout_ms (10 s) to answer each check, so a busy machine does not lose a node by it.
+FAST_NODE_DEATH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    with ray_netns.NetnsRayCluster(nodes=2, cpus=1, servers=("pgvector", "chroma", "milvus")) as c:
+    with ray_netns.NetnsRayCluster(nodes=2, cpus=1, servers=("pgvector", "chroma", "milvus"),
+                                   env=FAST_NODE_DEATH) as c:
         c.pg = c.servers["pgvector"]
         yield c
 
@@ -170,10 +177,10 @@ def test_an_in_process_engine_is_refused_in_one_sentence(cluster, tmp_path):
 
 def test_a_lost_node_fails_its_trial_and_the_run_goes_on(cluster, tmp_path):
     """The second node dies mid-trial (raylet, agents and workers SIGKILLed at once, a machine lost); a new node
-    joins. Ray declares the lost node dead after its health checks (about 15 s); the driver waits for the lost
-    worker's place and starts it on the new node, so only the trial the node died in fails."""
+    joins. Ray declares the lost node dead after its health checks (FAST_NODE_DEATH); the driver waits for the
+    lost worker's place and starts it on the new node, so only the trial the node died in fails."""
     proc = cluster.popen([sys.executable, "-m", "bench.cli", "run", "--results-dir", str(tmp_path), "-b", "null",
-                          "-w", "ycsb-a", "--trials", "3", "--set", "run.duration_s=2", "--set", "run.warmup_s=0",
+                          "-w", "ycsb-a", "--trials", "2", "--set", "run.duration_s=2", "--set", "run.warmup_s=0",
                           "--set", "dataset.n=1000", "--set", "dataset.dim=8", "-q", "--cluster", cluster.address,
                           "--concurrency", "2"], stdout=-1, stderr=-1)
     try:
@@ -189,14 +196,14 @@ def test_a_lost_node_fails_its_trial_and_the_run_goes_on(cluster, tmp_path):
             proc.kill()
     assert proc.returncode == 1, err[-2000:]  # finished, but a trial failed
     rows = pq.read_table(next(tmp_path.glob("*/trials.parquet"))).to_pylist()
-    status = {t: {r["status"] for r in rows if r["trial"] == t} for t in (0, 1, 2)}
-    assert status == {0: {"failed"}, 1: {"ok"}, 2: {"ok"}}, status
+    status = {t: {r["status"] for r in rows if r["trial"] == t} for t in (0, 1)}
+    assert status == {0: {"failed"}, 1: {"ok"}}, status  # the run went on after the trial the node died in
     assert all(r["run_status"] == "complete" for r in rows)
     lost = {r["status_reason"] for r in rows if r["trial"] == 0}
     assert len(lost) == 1 and "1 of 2 Ray workers lost" in lost.pop()
     before = set(json.loads(next(r["cluster_nodes"] for r in rows if r["trial"] == 0)))
-    after = {r["cluster_nodes"] for r in rows if r["trial"] > 0}
-    assert len(after) == 1, after  # trials 1 and 2 on the same two nodes ...
+    after = {r["cluster_nodes"] for r in rows if r["trial"] == 1}
+    assert len(after) == 1, after
     after_nodes = set(json.loads(after.pop()))
-    assert len(after_nodes) == 2 and len(before & after_nodes) == 1  # ... the survivor and the new node
+    assert len(after_nodes) == 2 and len(before & after_nodes) == 1  # the survivor and the new node
     _wait_for(lambda: not cluster.pids("ray::RayWorker"), 30, "the actors to stop after the run")
