@@ -2,9 +2,9 @@
 private Milvus server, all inside a network namespace of their own (bench.load.ray_netns), so every address Ray
 uses is 127.0.0.1.
 
-- the same YCSB-A workload through the local process pool and through Ray actors, against pgvector, the Chroma
-  server and Milvus, agrees within the noise of a shared machine (the tolerance below), and the cluster's rows
-  say where they were measured;
+- the same workload through the local process pool and through Ray actors agrees within the noise of a shared
+  machine (the tolerance below), YCSB-A against pgvector and the Chroma server, YCSB-C against Milvus, and the
+  cluster's rows say where they were measured;
 - a Ray worker killed mid-trial fails that trial (status failed, the reason names the lost worker) and the run
   goes on to its other trials;
 - a whole Ray node killed mid-trial (its raylet and every process under it) fails that trial, and the run goes on
@@ -36,12 +36,6 @@ if WHY_NOT:  # CI runs as root with Ray installed (make test); elsewhere say why
 # and median by tens of percent, so the figures must agree within a factor of 1.5 (a Ray path that serialised
 # the workers, or timed across the object store, would be off by 2x or more).
 TOLERANCE = 1.5
-# What is compared: QPS and the median of reads, and of all operations together. Milvus answers about 40 YCSB-A
-# operations a second here (a read under Session consistency waits for the time tick after a write), so a trial
-# has ~60 operations, and the median of the two kinds together (reads ~15 ms, updates ~7 ms) jumps between them
-# from one trial to the next on either path; each kind's median is compared instead.
-FIGURES = (("read", "qps"), ("read", "p50_us"), ("total", "qps"), ("total", "p50_us"))
-MILVUS_FIGURES = (("read", "qps"), ("read", "p50_us"), ("update", "qps"), ("update", "p50_us"), ("total", "qps"))
 SMALL = ["--set", "dataset.n=2000", "--set", "dataset.dim=16", "--set", "run.warmup_s=0.5", "-q", "--json"]
 
 
@@ -76,20 +70,26 @@ def _summary(out: str) -> dict[str, dict]:
     return {r["op"]: r for r in json.loads(out)["summary"]}
 
 
-@pytest.mark.parametrize("backend, kind, figures", [("pgvector", "pgvector", FIGURES), ("chroma-server", "chroma", FIGURES),
-                                                    ("milvus", "milvus", MILVUS_FIGURES)])
-def test_cluster_and_local_pool_agree_and_rows_name_the_cluster(cluster, tmp_path, backend, kind, figures):
-    args = ["-b", backend, "-w", "ycsb-a", "--trials", "2", "--set", "run.duration_s=1.5", *SMALL,
+# Milvus with YCSB-C (reads only): under YCSB-A a Milvus read waits, under Session consistency, for the time tick
+# after its client's last write, and how long that takes follows how busy the server's machine is (its read median
+# went from 12 to 60 ms between runs of either path here at a load average of 14 to 25), so it would compare the
+# machine's load, not the two client paths.
+@pytest.mark.parametrize("backend, kind, workload", [("pgvector", "pgvector", "ycsb-a"),
+                                                     ("chroma-server", "chroma", "ycsb-a"),
+                                                     ("milvus", "milvus", "ycsb-c")])
+def test_cluster_and_local_pool_agree_and_rows_name_the_cluster(cluster, tmp_path, backend, kind, workload):
+    args = ["-b", backend, "-w", workload, "--trials", "2", "--set", "run.duration_s=1.5", *SMALL,
             *_server(cluster, kind)]
     local = _bench(cluster, tmp_path / "local", *args, "--concurrency", "2")
     assert local.returncode == 0, local.stderr[-2000:]
     ray = _bench(cluster, tmp_path / "ray", *args, "--cluster", cluster.address, "--workers-per-node", "1")
     assert ray.returncode == 0, ray.stderr[-2000:]
     a, b = _summary(local.stdout), _summary(ray.stdout)
-    assert set(a) == set(b) == {"read", "update", "total"}
-    for op, fig in figures:
-        ratio = b[op][fig] / a[op][fig]
-        assert abs(math.log(ratio)) < math.log(TOLERANCE), (op, fig, a[op][fig], b[op][fig])
+    assert set(a) == set(b) == ({"read", "update", "total"} if workload == "ycsb-a" else {"read", "total"})
+    for op in ("read", "total"):
+        for fig in ("qps", "p50_us"):
+            ratio = b[op][fig] / a[op][fig]
+            assert abs(math.log(ratio)) < math.log(TOLERANCE), (op, fig, a[op][fig], b[op][fig])
     assert a["total"]["client_nodes"] is None and b["total"]["client_nodes"] == 2
     assert b["total"]["concurrency"] == 2
     rows = pq.read_table(next((tmp_path / "ray").glob("*/trials.parquet"))).to_pylist()
