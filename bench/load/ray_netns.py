@@ -149,6 +149,25 @@ class NetnsRayCluster:
         """One more Ray node (`ray start --address HEAD`) in the namespace."""
         self._check(self.run(self._node_command(), cwd=str(self.tmp)), "ray start --address")
 
+    def node_raylets(self) -> list[int]:
+        """The raylet pids of the nodes other than the head (a raylet started without --head)."""
+        out = []
+        for pid in self.pids():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:  # gone since
+                continue
+            if argv[0].endswith(b"/raylet") and b"--head" not in argv:
+                out.append(pid)
+        return out
+
+    def kill_node(self, raylet: int) -> int:
+        """A machine lost: SIGKILL a node's raylet and every process under it (its agents and workers) at once;
+        returns how many processes were killed."""
+        from bench.faults.servers import kill_tree
+
+        return kill_tree(raylet, signal.SIGKILL, wait_s=10)
+
     @staticmethod
     def _check(r: subprocess.CompletedProcess[str], what: str) -> None:
         if r.returncode != 0:
@@ -157,10 +176,9 @@ class NetnsRayCluster:
     def private_server(self, kind: str) -> dict[str, Any]:
         """Start a private engine server (bench.faults.servers.PrivateServer) inside the namespace; returns its
         port, folder and the `--set` overrides that point a backend at it. It is stopped with the namespace."""
-        from bench.faults.servers import services_module
+        from bench.faults.servers import prepare
 
-        svc = services_module()  # installed out here: the namespace has no network to fetch it
-        svc._pg_bin() if kind == "pgvector" else svc._chroma_exe()
+        prepare(kind)  # installed out here: the namespace has no network to fetch it
         code = ("import json; from bench.faults.servers import PrivateServer as P; "
                 f"s = P.start_new({kind!r}); "
                 "print(json.dumps({'port': s.port, 'folder': str(s.folder), 'overrides': s.overrides, "

@@ -10,8 +10,12 @@ a phase's own queries travel in its task; key streams are drawn from the seed on
 
 A worker (or its node) lost in a phase does not hang the run: the driver sees the actor die, aborts the
 barrier, gathers the survivors' results and raises `WorkerLost` with them, so the runner records that trial as
-failed and goes on; the lost actor is started again, in the same bundle, before the next phase. Closing the
-pool (the run's end, Ctrl-C, SIGTERM) kills the actors and removes the placement group.
+failed and goes on; the lost actor is started again, in the same bundle, before the next phase. A lost node's
+bundle has no place until Ray declares the node dead (its health checks: about 15 s by default) and a node with
+room is there (the node back, or a new one, as KubeRay starts a new pod): the driver waits for that up to
+RESPAWN_TIMEOUT_S, and when the time is up the phase's trial fails instead (and any later one at once while the
+worker still has no place), so the run goes on to its end. Closing the pool (the run's end, Ctrl-C, SIGTERM)
+kills the actors and removes the placement group.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ READY_TIMEOUT_S = 180.0  # an actor must have connected its client by then
 BARRIER_TIMEOUT_S = 120.0  # a worker waits this long at a phase's barrier for the others
 PHASE_GRACE_S = 120.0  # a timed phase that has not returned this long after its duration is lost
 POLL_S = 1.0  # how often the driver asks the actors how long they have been silent, while a phase runs
+RESPAWN_TIMEOUT_S = 120.0  # a lost worker must be running again by then (its bundle placed on a live node)
+RESPAWN_TRY_S = 30.0  # one attempt to start it (an actor placed on a node not yet declared dead dies sooner)
 
 
 def node_hash(address: str) -> str:
@@ -175,6 +181,7 @@ class _Slot:
     node: str = ""  # hashed address of its node
     cpus: int = 1
     lost: str | None = None  # why it was lost in the last phase (it is started again before the next)
+    homeless: bool = False  # it could not be started again within RESPAWN_TIMEOUT_S: later phases wait no more
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -192,7 +199,7 @@ class RayPool:
         self.pg = self._placement_group()
         # two threads: `silent` is answered while `run` runs (the watchdog); the driver never sends two phases
         self.actor_cls = ray.remote(num_cpus=0, max_restarts=0, max_concurrency=2)(RayWorker)
-        self.barrier = ray.remote(num_cpus=0)(Barrier).remote(n)
+        self.barrier = self._barrier()
         self.slots = [_Slot(w) for w in range(n)]
         try:
             for s in self.slots:
@@ -202,6 +209,17 @@ class RayPool:
             raise
 
     # -- set-up ---------------------------------------------------------------------------------------------
+    def _barrier(self) -> Any:
+        """The phase barrier, on the driver's node, so a lost worker node cannot take it along (Ray's soft
+        affinity does not keep it there; a lost driver node ends the run anyway)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        try:
+            here = NodeAffinitySchedulingStrategy(self.ray.get_runtime_context().get_node_id(), soft=False)
+        except Exception:  # noqa: BLE001 - a driver without a node of its own: Ray's choice
+            here = "DEFAULT"
+        return self.ray.remote(num_cpus=0)(Barrier).options(scheduling_strategy=here).remote(self.n)
+
     def _placement_group(self) -> Any:
         from ray.util.placement_group import placement_group
 
@@ -221,16 +239,22 @@ class RayPool:
                             f"({type(e).__name__})", "lower --concurrency or add nodes") from None
         return pg
 
-    def _start(self, s: _Slot) -> None:
+    def _start(self, s: _Slot, timeout_s: float = READY_TIMEOUT_S) -> None:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+        if s.actor is not None:  # a worker whose phase failed on a lost barrier may still live: not left behind
+            self.ray.kill(s.actor, no_restart=True)
         strategy = PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=s.w)
         s.actor = self.actor_cls.options(scheduling_strategy=strategy,
-                                         name=f"bench-worker-{os.getpid()}-{self.n}-{s.w}-{self.gen}").remote(
-            self.setup, s.w, self.n, self.data_ref)
+                                         name=f"bench-worker-{os.getpid()}-{self.n}-{s.w}-{self.gen}-{time.time_ns()}"
+                                         ).remote(self.setup, s.w, self.n, self.data_ref)
         try:
-            s.info = self.ray.get(s.actor.describe.remote(), timeout=READY_TIMEOUT_S)
+            s.info = self.ray.get(s.actor.describe.remote(), timeout=timeout_s)
         except Exception as e:  # noqa: BLE001 - the actor's own error, as one line
+            try:
+                self.ray.kill(s.actor, no_restart=True)  # not left pending in its bundle
+            except Exception:  # noqa: BLE001 - already dead
+                pass
             raise WorkerFailed(f"worker {s.w} could not start on the Ray cluster: {_cause(e)}") from None
         if s.info["bench_version"] != self.setup.bench_version:
             raise UserError(f"Ray node runs bench {s.info['bench_version']}, the driver {self.setup.bench_version}",
@@ -264,10 +288,47 @@ class RayPool:
         self.busy = False
         return out
 
+    def _respawn(self) -> None:
+        """Start the workers lost in the last phase again, each in its bundle, and a new barrier (the old one may
+        have been on a lost node); `WorkerLost` when one cannot be started within RESPAWN_TIMEOUT_S."""
+        lost = [s for s in self.slots if s.lost is not None]
+        if not lost:
+            return
+        self.ray.kill(self.barrier, no_restart=True)
+        self.barrier = self._barrier()
+        for s in lost:
+            deadline = time.monotonic() + (0.0 if s.homeless else RESPAWN_TIMEOUT_S)
+            while True:
+                why = self._unplaced(s.w)
+                if why is None:
+                    try:
+                        self._start(s, RESPAWN_TRY_S)
+                        s.homeless = False
+                        break
+                    except WorkerFailed as e:
+                        why = str(e)
+                if time.monotonic() >= deadline:
+                    waited = "" if s.homeless else f" within {RESPAWN_TIMEOUT_S:g} s"
+                    s.homeless = True
+                    raise WorkerLost(f"worker {s.w}, lost in an earlier phase, could not be started again{waited}: "
+                                     f"{why}; this trial did not run (give the cluster a node with room, or lower "
+                                     "--concurrency)", [], None)
+                time.sleep(1.0)
+
+    def _unplaced(self, w: int) -> str | None:
+        """Why bundle `w` of the placement group has no live node yet, or None when it has one."""
+        from ray.util.placement_group import placement_group_table
+
+        table = placement_group_table(self.pg)
+        placed = table.get("bundles_to_node_id") or {}
+        node = placed.get(w, placed.get(str(w)))
+        alive = {nd["NodeID"] for nd in self.ray.nodes() if nd.get("Alive")}
+        if table.get("state") == "CREATED" and node in alive:
+            return None
+        return f"its placement group is {table.get('state', '?')}, bundle {w} waiting for a node with room"
+
     def _run(self, task: PhaseTask) -> tuple[list[WorkerResult], float | None]:
-        for s in self.slots:
-            if s.lost is not None:
-                self._start(s)
+        self._respawn()
         self.gen += 1
         pending = {s.actor.run.remote(task, self.barrier, self.gen): s for s in self.slots}
         end = (time.monotonic() + task.duration_s + PHASE_GRACE_S) if task.duration_s is not None else None
