@@ -233,8 +233,10 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
         a = r["aim"]
         print(f"{r['engine']:<12}{_fmt(r['peak_rss']):>9}{_fmt(engine_b):>8}{_fmt(r['run']['index_size_bytes']):>15}"
               f"{_fmt(harness):>9}{_fmt(sum(a.values())):>7}  = {' + '.join(_fmt(v) for v in a.values())}")
-    print("\nsearch (trimmed medians of the run's summary)")
+    print("\nsearch (trimmed medians of the run's summary); bench's own load_s and build_s")
     for r in results:
+        print(f"{r['engine']:<12} load_s {r['run']['load_s']:,.1f}  build_s {r['run']['build_s']:,.1f}  built "
+              f"{json.dumps(r['run']['index_built'])[:160]}")
         for s in r["run"]["summary"]:
             if s["op"] == "search":
                 print(f"{r['engine']:<12} ef_search={s['ef_search']:<5} QPS {s['qps']:>8,.0f}  P50 "
@@ -325,7 +327,15 @@ def main() -> None:
     ap.add_argument("--engine", help=argparse.SUPPRESS)
     ap.add_argument("--marks", help=argparse.SUPPRESS)
     ap.add_argument("--results", help=argparse.SUPPRESS)
+    ap.add_argument("--from-json", type=Path, default=None, help="print the report of a --json file again")
     args = ap.parse_args()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        for name, value in saved["args"].items():
+            if name in ("n", "dim", "m", "ef_construction", "queries", "trials", "batch"):
+                setattr(args, name, int(value))
+        args.ef_search = saved["args"]["ef_search"]
+        return report(args, saved["results"])
     if args.child:
         return child(args)
     if args.gt_child:
