@@ -211,6 +211,23 @@ def _fmt(b: float | None) -> str:
     return "-" if b is None else f"{b / MiB:,.0f}"
 
 
+def split(r: dict[str, Any]) -> dict[str, int | None]:
+    """The engine's memory (anonymous growth over load + build; file-backed pages above the load's start) and the
+    harness's peak in the phases without an engine and in the search trials (its anonymous peak less the engine's,
+    plus the file-backed pages it had at the load's start: the interpreter's libraries)."""
+    edge = {(m["phase"], m["edge"]): m for m in r["marks"]}
+    first_load = next(m for m in r["marks"] if m["phase"] == "load" and m["edge"] == "start")
+    built = edge.get(("build", "end"), edge.get(("load", "end")))
+    ph = {p["phase"]: p for p in r["phases"]}
+    eng_anon = built["RssAnon"] - first_load["RssAnon"]
+    eng_file = max(ph[p]["file"] for p in ("load", "build", "search trials") if p in ph) - first_load["RssFile"]
+    search = ph.get("search trials")
+    return {"engine anon": eng_anon, "engine file": max(0, eng_file), "index arrays": r["run"]["index_size_bytes"],
+            "generate": ph["generate"]["rss"] if "generate" in ph else None,
+            "ground truth": ph["ground truth"]["rss"] if "ground truth" in ph else None,
+            "search": search["anon"] - eng_anon + first_load["RssFile"] if search else None}
+
+
 def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     print(f"\nn = {args.n:,} x {args.dim} float32 cosine (synthetic), HNSW M={args.m}, ef_construction="
           f"{args.ef_construction}; {args.queries:,} queries, k=10, ef_search {args.ef_search}, {args.trials} "
@@ -223,16 +240,16 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
             print(f"{r['engine']:<12}{p['phase']:<15}{p['seconds']:>9.1f}{_fmt(p['rss']):>14}{_fmt(p['anon']):>8}"
                   f"{_fmt(p['file']):>8}")
         print(f"{r['engine']:<12}{'total':<15}{r['wall_s']:>9.1f}{_fmt(r['peak_rss']):>14}")
-    print("\nharness vs engine (MiB)")
-    head = (f"{'engine':<12}{'peak RSS':>9}{'engine':>8}{'(index arrays)':>15}{'harness':>9}{'aim':>7}  "
-            "aim = interpreter + batch + base file + ground truth")
+    print("\nharness vs engine (MiB): the engine's part is its anonymous growth from the load's start to the build's "
+          "end plus the file-backed pages above the load's start (its memory-mapped storage); the harness's part is "
+          "the rest (it maps no data file: the base is read with pread)")
+    head = (f"{'engine':<12}{'engine anon':>12}{'engine file':>12}{'index arrays':>13}{'harness: generate':>18}"
+            f"{'ground truth':>13}{'search':>8}{'aim':>7}  aim = interpreter + batch + base file + ground truth")
     print(head)
     for r in results:
-        engine_b = r["run"]["rss_growth"]
-        harness = r["peak_rss"] - (engine_b or 0)
-        a = r["aim"]
-        print(f"{r['engine']:<12}{_fmt(r['peak_rss']):>9}{_fmt(engine_b):>8}{_fmt(r['run']['index_size_bytes']):>15}"
-              f"{_fmt(harness):>9}{_fmt(sum(a.values())):>7}  = {' + '.join(_fmt(v) for v in a.values())}")
+        print(f"{r['engine']:<12}" + "".join(f"{_fmt(v):>{w}}" for v, w in zip(split(r).values(),
+              (12, 12, 13, 18, 13, 8), strict=True))
+              + f"{_fmt(sum(r['aim'].values())):>7}  = {' + '.join(_fmt(v) for v in r['aim'].values())}")
     print("\nsearch (trimmed medians of the run's summary); bench's own load_s and build_s")
     for r in results:
         print(f"{r['engine']:<12} load_s {r['run']['load_s']:,.1f}  build_s {r['run']['build_s']:,.1f}  built "
@@ -262,11 +279,14 @@ def gt_child(args: argparse.Namespace) -> None:
 
     ds = load(_dataset_spec(args, args.gt_total), Path(args.cache_dir), progress=False)
     rows = ds.base_rows.slice(0, args.n)
-    rss0 = psutil.Process().memory_info().rss
+    me = psutil.Process()
+    rss0, cpu0 = me.memory_info().rss, me.cpu_times()
     t0 = time.perf_counter()
     gt = exact_topk(rows, ds.queries, 10, ds.metric)
     seconds = time.perf_counter() - t0
-    print(json.dumps({"n": args.n, "seconds": seconds, "rss_before": rss0, "gt_bytes": int(gt.nbytes),
+    cpu1 = me.cpu_times()
+    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    print(json.dumps({"n": args.n, "seconds": seconds, "cpu_s": cpu, "rss_before": rss0, "gt_bytes": int(gt.nbytes),
                       "checksum": int(np.asarray(gt[:, 0]).sum())}), flush=True)
 
 
@@ -296,11 +316,13 @@ def gt_scaling(args: argparse.Namespace) -> None:
         rows.append({**r, "peak": peak})
     print(f"\nexact ground truth, {args.queries:,} queries, k=10, {args.dim}-d cosine, float32 blocks of 64 MiB "
           f"(bench.datasets.exact); {psutil.cpu_count()} cores shared with other sessions")
-    head = f"{'n':>10}{'seconds':>9}{'s per 1M rows':>15}{'RSS before MiB':>16}{'peak RSS MiB':>14}{'growth':>8}"
+    head = (f"{'n':>10}{'seconds':>9}{'s per 1M rows':>15}{'CPU s':>8}{'CPU s per 1M':>14}{'RSS before MiB':>16}"
+            f"{'peak RSS MiB':>14}{'growth':>8}")
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['n']:>10,}{r['seconds']:>9.1f}{r['seconds'] / r['n'] * 1e6:>15.1f}{_fmt(r['rss_before']):>16}"
+        print(f"{r['n']:>10,}{r['seconds']:>9.1f}{r['seconds'] / r['n'] * 1e6:>15.1f}{r['cpu_s']:>8.1f}"
+              f"{r['cpu_s'] / r['n'] * 1e6:>14.1f}{_fmt(r['rss_before']):>16}"
               f"{_fmt(r['peak']):>14}{_fmt(r['peak'] - r['rss_before']):>8}")
 
 
