@@ -368,8 +368,14 @@ def main() -> None:
     try:
         if args.gt_scaling:
             return gt_scaling(args)
-        results = [one_engine(args, e, work) for e in args.engines.split(",")]
-        report(args, results)
+        results = []
+        for e in args.engines.split(","):  # each engine's figures are printed as soon as it finishes
+            try:
+                results.append(one_engine(args, e, work))
+            except SystemExit as err:
+                print(err)
+                continue
+            report(args, results[-1:])
         if args.json:
             args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                              "results": results}, indent=1, default=str))
