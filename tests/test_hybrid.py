@@ -226,3 +226,37 @@ def test_milvus_server_before_2_5_is_refused_naming_the_version(bench_cli):
 def test_bad_hybrid_table_is_a_user_error(bench_cli, bad, words):
     p = bench_cli("run", "--backend", "qdrant-edge", "--workload", "ann-hybrid", *SMALL, *bad, "--quiet")
     assert p.returncode == 2 and words in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize(("metric", "c", "k"), [("cosine", 25, 10), ("l2", 5, 5)])
+def test_streamed_reference_over_small_blocks_equals_sorting_every_score(tmp_path, monkeypatch, metric, c, k):
+    """The reference reads the records block by block and keeps each side's running top candidates: over a
+    file read in 40-row blocks (with a filter mask, and ties) it gives what sorting each query's full score rows
+    gives."""
+    from bench.datasets.rows import FileRows
+
+    rng = np.random.default_rng(11)
+    n, dim, nq = 1000, 16, 30
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    qv = rng.standard_normal((nq, dim)).astype(np.float32)
+    docs, qs = texts.generate(x, qv, texts.TextParams(vocab=300, topics=5, topic_words=10), seed=2)
+    idx = hybrid.build_bm25([d for d in docs[:100] for _ in range(10)])  # BM25 ties, broken by the lower id
+    mask = rng.random(n) < 0.7
+    np.save(tmp_path / "x.npy", x)
+    rows = FileRows.contiguous(tmp_path / "x.npy", 128, n, dim)  # the .npy header of a 2-D float32 array
+    assert np.array_equal(rows.read(0, n), x)
+    monkeypatch.setattr(hybrid, "_BLOCK_BYTES", 8 * 40 * dim)
+    got = hybrid.reference(rows, qv, metric, idx, qs, k, c, "weighted", 0.4, "minmax", block=8, mask=mask)
+    dense, bm25 = hybrid.dense_scores(x, qv, metric), idx.scores(qs)
+    larger, ids = metric != "l2", np.flatnonzero(mask)
+    for qi in range(nq):
+        d = ids[np.lexsort((ids, -dense[qi, ids] if larger else dense[qi, ids]))][:c]
+        pos = ids[bm25[qi, ids] > 0]
+        b = pos[np.lexsort((pos, -bm25[qi, pos]))][:c]
+        f = hybrid.fuse((d, dense[qi, d]), (b, bm25[qi, b]), "weighted", 0.4, "minmax", metric)
+        want = sorted(f.items(), key=lambda kv: (-kv[1], kv[0]))
+        assert got.dense_topk[qi].tolist() == d[:k].tolist()
+        assert got.bm25_topk[qi, :min(k, len(b))].tolist() == b[:k].tolist()
+        assert got.cand_ids[qi, :len(want)].tolist() == [i for i, _ in want]
+        assert got.cand_scores[qi, :len(want)] == pytest.approx([s for _, s in want], rel=1e-12)
+        assert got.fused[qi].tolist() == [i for i, _ in want[:k]]

@@ -35,6 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from bench.datasets._io import ensure_dir
+from bench.datasets.rows import ArrayRows, Rows
 
 TOKEN = re.compile(r"[a-z0-9]+")
 RRF_K = 60
@@ -112,21 +113,6 @@ def dense_scores(base: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarr
     return (q * q).sum(1)[:, None] - 2 * q @ x.T + (x * x).sum(1)[None, :]
 
 
-def _top(scores: np.ndarray, c: int, larger_better: bool, positive_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Ids and scores of the best c of one query's scores, best first, ties by the lower id."""
-    key = -scores if larger_better else scores
-    ids = np.arange(len(scores))
-    if positive_only:
-        ids = ids[scores > 0]
-    elif not np.isfinite(scores).all():  # records a filter excluded
-        ids = ids[np.isfinite(scores)]
-    c = min(c, len(ids))
-    if c == 0:
-        return np.empty(0, dtype=np.int64), np.empty(0)
-    order = np.lexsort((ids, key[ids]))[:c]
-    return ids[order].astype(np.int64), scores[ids[order]]
-
-
 def _norm(side: str, s: np.ndarray, norm: str, metric: str) -> np.ndarray:
     if len(s) == 0:
         return s
@@ -190,12 +176,68 @@ class HybridReference:
         return float(self.per_search(queries, found, k).mean())
 
 
-def reference(base: np.ndarray, queries: np.ndarray, metric: str, bm25: Bm25Index, query_texts: Sequence[str],
-              k: int, candidates: int, fusion: str, alpha: float | None, norm: str | None,
-              block: int = 256, mask: np.ndarray | None = None) -> HybridReference:
+_BLOCK_BYTES = 64 << 20  # float64 bytes of one block of records, and of one block of scores
+
+
+class _Running:
+    """Each query's exact best `c` records so far, by (key, id) ascending (key: smaller is better), merged block
+    by block: the same records and order as sorting every record's score at once, one block in memory."""
+
+    def __init__(self, nq: int, c: int):
+        self.c = c
+        self.key = np.full((nq, c), np.inf)
+        self.ids = np.full((nq, c), np.iinfo(np.int64).max, dtype=np.int64)
+
+    def merge(self, a: int, key: np.ndarray, offset: int, valid: np.ndarray) -> None:
+        """Merge the keys of queries a.. over records offset.. (`valid`: the records that may be candidates)."""
+        key = np.where(valid, key, np.inf)
+        z = a + len(key)
+        thr = self.key[a:z, -1]
+        if key.shape[1] > self.c:  # a record behind the block's c-th best cannot be in the top c
+            thr = np.minimum(thr, np.partition(key, self.c - 1, axis=1)[:, self.c - 1])
+        sel = (key <= thr[:, None]) & np.isfinite(key)
+        for j in np.flatnonzero(sel.any(axis=1)).tolist():
+            idx = np.flatnonzero(sel[j])
+            kk = np.concatenate([self.key[a + j], key[j, idx]])
+            ii = np.concatenate([self.ids[a + j], idx + offset])
+            order = np.lexsort((ii, kk))[:self.c]
+            self.key[a + j], self.ids[a + j] = kk[order], ii[order]
+
+    def top(self, qi: int, larger_better: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, raw scores) of query qi, best first, as `_top` gives them."""
+        ok = np.isfinite(self.key[qi])
+        return self.ids[qi][ok], (-self.key[qi][ok] if larger_better else self.key[qi][ok])
+
+
+def reference(base: np.ndarray | Rows, queries: np.ndarray, metric: str, bm25: Bm25Index,
+              query_texts: Sequence[str], k: int, candidates: int, fusion: str, alpha: float | None,
+              norm: str | None, block: int = 256, mask: np.ndarray | None = None) -> HybridReference:
     """The exact fused reference; `mask` (bool over the records) keeps only the records a filter allows on both
-    sides, as an engine filtering its dense and its BM25 search would."""
-    nq = len(queries)
+    sides, as an engine filtering its dense and its BM25 search would.
+
+    The records are streamed: one block of rows (read from `base`, an array, a memmap or a `Rows` source) is
+    scored in float64 for `block` queries at a time on both sides and merged into each side's running exact top
+    `candidates`, so the memory is one block, not the whole base in float64."""
+    rows = base if isinstance(base, Rows) else ArrayRows(np.asarray(base))
+    nq, larger = len(queries), metric != "l2"
+    dense, text = _Running(nq, candidates), _Running(nq, candidates)
+    qm = bm25.query_matrix(query_texts)
+    step = max(1, min(_BLOCK_BYTES // (8 * max(1, rows.dim)), _BLOCK_BYTES // (8 * max(1, block))))
+    for start, x in rows.blocks(step):
+        stop = start + len(x)
+        keep = np.ones(len(x), dtype=bool) if mask is None else np.asarray(mask[start:stop], dtype=bool)
+        w = bm25.weights[start:stop]
+        for a in range(0, nq, block):
+            z = min(nq, a + block)
+            ds = dense_scores(x, queries[a:z], metric)
+            dense.merge(a, -ds if larger else ds, start, keep[None, :])
+            bs = (w @ qm[:, a:z]).T.toarray()  # excluded records: no BM25 score (never a candidate)
+            text.merge(a, -bs, start, keep[None, :] & (bs > 0))
+    return _fused(dense, text, nq, k, candidates, larger, fusion, alpha, norm, metric)
+
+
+def _fused(dense: _Running, text: _Running, nq: int, k: int, candidates: int, larger: bool, fusion: str,
+           alpha: float | None, norm: str | None, metric: str) -> HybridReference:
     c2 = 2 * candidates
     fused = np.full((nq, k), -1, dtype=np.int64)
     kth = np.zeros(nq)
@@ -203,27 +245,18 @@ def reference(base: np.ndarray, queries: np.ndarray, metric: str, bm25: Bm25Inde
     cand_scores = np.zeros((nq, c2))
     dtop = np.full((nq, k), -1, dtype=np.int64)
     btop = np.full((nq, k), -1, dtype=np.int64)
-    larger = metric != "l2"
-    for a in range(0, nq, block):
-        z = min(nq, a + block)
-        ds = dense_scores(base, queries[a:z], metric)
-        bs = bm25.scores(query_texts[a:z])
-        if mask is not None:  # excluded records: worst dense score, no BM25 score (never a candidate)
-            ds[:, ~mask] = -np.inf if larger else np.inf
-            bs[:, ~mask] = 0.0
-        for j in range(z - a):
-            qi = a + j
-            d = _top(ds[j], candidates, larger)
-            s = _top(bs[j], candidates, True, positive_only=True)
-            dtop[qi, :min(k, len(d[0]))] = d[0][:k]
-            btop[qi, :min(k, len(s[0]))] = s[0][:k]
-            f = fuse(d, s, fusion, alpha, norm, metric)
-            items = sorted(f.items(), key=lambda kv: (-kv[1], kv[0]))
-            cand_ids[qi, :len(items)] = [i for i, _ in items]
-            cand_scores[qi, :len(items)] = [v for _, v in items]
-            top = items[:k]
-            fused[qi, :len(top)] = [i for i, _ in top]
-            kth[qi] = top[-1][1] if top else 0.0
+    for qi in range(nq):
+        d = dense.top(qi, larger)
+        s = text.top(qi, True)
+        dtop[qi, :min(k, len(d[0]))] = d[0][:k]
+        btop[qi, :min(k, len(s[0]))] = s[0][:k]
+        f = fuse(d, s, fusion, alpha, norm, metric)
+        items = sorted(f.items(), key=lambda kv: (-kv[1], kv[0]))
+        cand_ids[qi, :len(items)] = [i for i, _ in items]
+        cand_scores[qi, :len(items)] = [v for _, v in items]
+        top = items[:k]
+        fused[qi, :len(top)] = [i for i, _ in top]
+        kth[qi] = top[-1][1] if top else 0.0
     return HybridReference(fused, kth, cand_ids, cand_scores, dtop, btop)
 
 

@@ -163,7 +163,7 @@ class HybridScenario(Scenario):
                          "seed": self.spec.dataset.seed}, "rrf_k": hybrid_ref.RRF_K,
                **({"mask": digest(v.mask)} if v.mask is not None else {})}
         ref = hybrid_ref.cached_reference(self.cache_dir, key, lambda: hybrid_ref.reference(
-            np.asarray(ds.base), v.query_vectors(), ds.metric, self.bm25, self.query_texts, k, h.candidates,
+            ds.base_rows, v.query_vectors(), ds.metric, self.bm25, self.query_texts, k, h.candidates,
             fusion, alpha, norm, mask=v.mask))
         if v.mask is None:
             self.refs[(fusion, alpha)] = ref
