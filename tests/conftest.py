@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 SERIAL_MODULES = {
     "test_trust", "test_openloop", "test_driver", "test_server_faults", "test_timeouts", "test_soak",
     "test_signals", "test_faults", "test_resources", "test_load_recipes", "test_report_prometheus",
-    "test_disk_full", "test_robustness", "test_datasets_fetch", "test_streaming", "test_capacity",
+    "test_disk_full", "test_datasets_fetch", "test_streaming", "test_capacity",
     "test_searchable", "test_ray_cluster", "test_fault_node",
 }
 

@@ -1,7 +1,7 @@
 """Every command in the README's ```sh blocks, run in order in a fresh copy of the repository (the files git
 tracks, nothing beside them: no ../shared, so the wordnet set is the 4,000-row fixture), as a newcomer would type
-them. Run once per test session and shared: tests/test_readme.py checks the outcomes, tests/test_report_browser.py
-opens the report the worked example made.
+them. Run once per test session and shared: tests/test_readme.py checks the outcomes and opens the report the
+worked example made in a browser.
 
 Documented sizes are kept; each `bench run` gets `run.min_operations=1` and `run.warmup_s=0` (a trial is one pass
 over the queries) so CI stays fast: every flag of the command is still parsed and acted on.
