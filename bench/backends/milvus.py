@@ -1049,7 +1049,7 @@ class MilvusLiteBackend(_MilvusBase):
         otherwise builds them in a background thread while describe_index already says Finished)."""
         start = time.monotonic()
         self.client.release_collection(col.name)
-        self.client.load_collection(col.name)
+        self._lite_load(col.name, deadline)
         if time.monotonic() > deadline:
             raise self._timeout(time.monotonic() - start, f"building the index of '{col.name}'")
         built = self._lite_named(col) if col.vectors else self._lite_one(col)
@@ -1058,6 +1058,22 @@ class MilvusLiteBackend(_MilvusBase):
             "flush": "once, after the load", "load": "release + load_collection, which builds every flushed "
             "segment's index in this process before returning", "docs": LOAD_DOCS[2:]}
         return built
+
+    def _lite_load(self, name: str, deadline: float) -> None:
+        """load_collection, again while milvus-lite's background thread is still writing an index file that the
+        load reads ("read error in ... .idx: 4470 != 5016 (Resource temporarily unavailable)", seen here once in
+        a few hundred loads); any other error, or the deadline, ends it."""
+        from pymilvus.exceptions import MilvusException
+
+        while True:
+            try:
+                self.client.load_collection(name)
+                return
+            except MilvusException as e:
+                partial = "read error" in str(e) and "Resource temporarily unavailable" in str(e)
+                if not partial or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def _lite_one(self, col: CollectionSpec) -> BuiltIndex:
         kind, params, _ = self._index_readback(col)
