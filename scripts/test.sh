@@ -17,9 +17,10 @@ $PY scripts/services.py up || { echo "services failed to start" >&2; $PY scripts
 trap '$PY scripts/services.py down' EXIT
 # The servers started above must really run in the tests: a missing one fails instead of skipping.
 export BENCH_REQUIRE_SERVERS="${BENCH_REQUIRE_SERVERS:-pgvector,chroma-server,milvus}"
-# Two parts: the tests that do not depend on the machine's timing on two workers (pytest-xdist; most of them wait on
-# subprocesses and servers), then the timing- and load-sensitive ones (marked `serial` in tests/conftest.py) alone.
-$PY -m pytest -ra -n 2 --dist loadfile -m "not serial" "$@"
+# Two parts: the tests that do not depend on the machine's timing on three workers (pytest-xdist; most of them wait
+# on subprocesses and servers: with two, the whole suite used 1.1 of the 2 cores on average), then the timing- and
+# load-sensitive ones (marked `serial` in tests/conftest.py) alone.
+$PY -m pytest -ra -n 3 --dist loadfile -m "not serial" "$@"
 rc1=$?
 $PY -m pytest -ra -p no:xdist -m serial "$@"
 rc2=$?

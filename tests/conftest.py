@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Modules whose assertions depend on the machine's timing or load (pacing, stalls, busy-host detection, kill and
 # freeze points, restart times) or that kill and restart servers: scripts/test.sh runs them one at a time after
-# the rest, which runs on two pytest workers (pytest-xdist), so the rest's parallel load never reaches them.
+# the rest, which runs on three pytest workers (pytest-xdist), so the rest's parallel load never reaches them.
 SERIAL_MODULES = {
     "test_trust", "test_openloop", "test_driver", "test_server_faults", "test_timeouts", "test_soak",
     "test_signals", "test_faults", "test_resources", "test_load_recipes", "test_report_prometheus",
