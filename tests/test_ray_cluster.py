@@ -32,10 +32,11 @@ WHY_NOT = ray_netns.usable()
 if WHY_NOT:  # CI runs as root with Ray installed (make test); elsewhere say why not
     pytest.skip(f"a namespaced Ray cluster cannot run here: {WHY_NOT}", allow_module_level=True)
 
-# Local pool against Ray actors on the same machine: one machine shared with other jobs moves a 1.5-s trial's QPS
-# and median by tens of percent, so the figures must agree within a factor of 1.5 (a Ray path that serialised
-# the workers, or timed across the object store, would be off by 2x or more).
-TOLERANCE = 1.5
+# Local pool against Ray actors on the same machine: two one-CPU Ray nodes, the server and the driver share two
+# cores, which moves a 1.5-s trial's QPS and median by tens of percent (a quiet full run measured pgvector's read
+# QPS 1.50x apart and Milvus's read P50 1.51x), so the figures must agree within a factor of 1.75; a Ray path
+# that serialised the workers, or timed across the object store, would be off by 2x or more.
+TOLERANCE = 1.75
 SMALL = ["--set", "dataset.n=2000", "--set", "dataset.dim=16", "--set", "run.warmup_s=0.5", "-q", "--json"]
 
 
