@@ -93,14 +93,20 @@ def _locked(baselines_dir: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def _run_folder(run: str | Path, results_dir: Path, baselines_dir: Path) -> Path:
+    """The run folder `run` names (a folder, or a run id under results_dir), refused in one sentence if none."""
+    src = resolve_results(run, results_dir, baselines_dir)
+    if not src.is_dir():
+        raise UserError(f"{src} is not a run folder", "give the run folder (or run id) that `bench run` wrote")
+    return src
+
+
 def busy_reason(run: str | Path, results_dir: Path = DEFAULT_RESULTS, baselines_dir: Path = BASELINES_DIR
                 ) -> str | None:
     """Why `run` should not join a rolling baseline (the machine was busy during it), or None."""
     from bench.analysis.conditions import busy_run
 
-    src = resolve_results(run, results_dir, baselines_dir)
-    if not src.is_dir():
-        raise UserError(f"{src} is not a run folder", "give the run folder (or run id) that `bench run` wrote")
+    src = _run_folder(run, results_dir, baselines_dir)
     return busy_run(trials_frame([src]))
 
 
@@ -115,9 +121,7 @@ def save(run: str | Path, name: str, results_dir: Path = DEFAULT_RESULTS, baseli
     _valid_name(name)
     if keep is not None and keep < 1:
         raise UserError(f"--keep {keep} would keep no run", "give 1 or more")
-    src = resolve_results(run, results_dir, baselines_dir)
-    if not src.is_dir():
-        raise UserError(f"{src} is not a run folder", "give the run folder (or run id) that `bench run` wrote")
+    src = _run_folder(run, results_dir, baselines_dir)
     described = _describe(src)  # refuses folders without results before anything is written
     require_complete(trials_frame([src]), f"run {src.name}", allow_incomplete)
     try:
