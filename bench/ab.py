@@ -7,6 +7,13 @@ the other's warm-up), so whatever the machine's neighbours do in that window hit
 carries its arm (`ab_arm`, a key of bench/results/keys.py); both arms write into one run folder, as
 `A.<backend>.<workload>.*` and `B.<backend>.<workload>.*`, beside `ab.json`.
 
+Two harness commits: an arm given `harness` (a git revision of this repository, or a folder holding a bench
+checkout) runs in a process of its own whose `bench` is that checkout's code (bench/ab_arm.py drives it, trial by
+trial, over a pipe), in this venv; its rows carry that checkout's `git_commit`. The other arm then runs in a
+process of its own too, from the checkout running `bench ab`, so that neither shares the orchestrator's process.
+A revision is checked out once into the cache folder (`<cache>/harness/<commit>`, a `git clone --shared` of this
+repository; the repository itself is not touched).
+
 `bench regress --candidate RUN` with no --baseline then tests the paired differences (bench.analysis.regress,
 `compare_paired`). This follows Chromium's Pinpoint, which runs the two builds it compares as alternating
 attempts on one bot and decides different / same / unknown, and pyperf's `compare_to`, which calls a change
@@ -17,6 +24,12 @@ the pair differences.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -36,9 +49,12 @@ class Arm:
     backend: str
     config: str | None = None
     overrides: list[str] = field(default_factory=list)
+    harness: str | None = None  # a git revision of bench, or a bench checkout's folder: this arm runs its code
     status: str = "pending"
     prefix: str = ""
     trials: int = 0
+    harness_path: str | None = None  # where that checkout is
+    harness_commit: str | None = None  # its commit (every row of the arm carries it as git_commit)
 
 
 @dataclass
@@ -82,6 +98,17 @@ def run_ab(workload: str, arms: list[Arm], trials: int | None = None, results_di
            say: Callable[[str], None] = print) -> AbOutcome:
     """Load and index both arms, then alternate their timed trials; see the module docstring."""
     _check(arms, workload, trials)  # both arms' specs and engines, before anything is written
+    if any(a.harness is not None for a in arms):  # both arms in processes of their own, so neither is favoured
+        from bench.spec import REPO_ROOT
+
+        for arm in arms:
+            arm.harness = arm.harness if arm.harness is not None else str(REPO_ROOT)
+    for arm in arms:
+        if arm.harness is not None:
+            flag = f"--{arm.name.lower()}-harness"
+            path, arm.harness_commit = checkout_harness(arm.harness, cache_dir, flag)
+            arm.harness_path = str(path)
+            _probe(arm, flag)
     rid = run_id or new_run_id("ab")
     run_dir = make_run_dir(results_dir, rid)
     doc: dict = {"kind": "ab", "run_id": rid, "workload": workload, "started_utc": datetime.now(UTC).isoformat(),
@@ -98,7 +125,11 @@ def run_ab(workload: str, arms: list[Arm], trials: int | None = None, results_di
             steps = []
             for arm in arms:
                 say(f"arm {arm.name}: {arm.backend}: loading and indexing")
-                _, it = stack.enter_context(_opened(arm, workload, rid, results_dir, cache_dir, trials, command))
+                if arm.harness is None:
+                    _, it = stack.enter_context(_opened(arm, workload, rid, results_dir, cache_dir, trials,
+                                                        command))
+                else:
+                    it = stack.enter_context(_remote(arm, workload, rid, run_dir, cache_dir, trials, command))
                 steps.append(it)
             _alternate(arms, steps, say, doc.setdefault("sequence", []))
         status = "complete" if all(a.status == "complete" for a in arms) else "failed"
@@ -123,6 +154,164 @@ def _opened(arm: Arm, workload: str, rid: str, results_dir: Path, cache_dir: Pat
     except BaseException:
         arm.status = "failed"
         raise
+
+
+def checkout_harness(rev: str, cache_dir: Path | None, flag: str) -> tuple[Path, str | None]:
+    """The folder and commit of the harness `rev` names: a folder holding a bench checkout as it is, or a git
+    revision of this repository, checked out once into `<cache>/harness/<commit>`."""
+    from bench.spec import REPO_ROOT
+
+    folder = Path(rev).expanduser()
+    if folder.is_dir():
+        if not (folder / "bench" / "runner.py").is_file():
+            raise UserError(f"{flag} {rev}: the folder holds no bench checkout (no bench/runner.py)",
+                            "give a git revision of bench, or the folder of a bench checkout")
+        return folder.resolve(), _git(folder, "rev-parse", "HEAD")
+    if not (REPO_ROOT / ".git").exists():
+        raise UserError(f"{flag} {rev} is not a folder, and this bench ({REPO_ROOT}) is not a git checkout to "
+                        "find the revision in", "give the folder of a bench checkout, or run bench from a clone")
+    commit = _git(REPO_ROOT, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    if commit is None:
+        raise UserError(f"{flag} {rev} is neither a folder nor a revision of the git repository {REPO_ROOT}",
+                        "give a commit, tag or branch (git log --oneline shows them), or a checkout's folder")
+    from bench.datasets import default_cache_dir
+
+    dest = (cache_dir or default_cache_dir()) / "harness" / commit
+    if not (dest / "bench" / "runner.py").is_file():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{commit}.{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            for cmd in (["git", "clone", "--quiet", "--shared", "--no-checkout", str(REPO_ROOT), str(tmp)],
+                        ["git", "-C", str(tmp), "checkout", "--quiet", "--detach", commit]):
+                subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
+            shutil.rmtree(dest, ignore_errors=True)
+            tmp.rename(dest)
+        except (OSError, subprocess.SubprocessError) as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            why = (getattr(e, "stderr", None) or str(e)).strip().splitlines()[-1:] or [type(e).__name__]
+            raise UserError(f"{flag} {rev}: could not check out {commit[:12]} into {dest} ({why[0]})",
+                            "check that the cache folder is writable (--cache-dir or BENCH_CACHE_DIR)") from None
+    return dest, commit
+
+
+_PROBE = """
+import dataclasses, sys
+try:
+    from bench.runner import RunRequest, stepwise
+    assert "row_extra" in {f.name for f in dataclasses.fields(RunRequest)}, "RunRequest has no row_extra"
+except (ImportError, AssertionError) as e:
+    sys.exit(str(e) or type(e).__name__)
+"""
+
+
+def _probe(arm: Arm, flag: str) -> None:
+    """Refuse, before anything is written, a harness that cannot be driven trial by trial."""
+    assert arm.harness_path is not None
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (arm.harness_path,
+                                                                   os.environ.get("PYTHONPATH")) if p)}
+    p = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        why = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
+        raise UserError(f"{flag} {arm.harness}: this harness cannot be driven trial by trial ({why}): it predates "
+                        "`bench ab`", "give a commit that has bench.runner.stepwise (the commit that added bench ab, "
+                        "or later)")
+
+
+def _git(where: Path, *args: str) -> str | None:
+    try:
+        p = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return p.stdout.strip() or None if p.returncode == 0 else None
+
+
+class _Child:
+    """An arm whose harness is another checkout: a child process (bench/ab_arm.py under that checkout's `bench`)
+    that loads and indexes, then measures one timed trial per `next`. What it prints goes to `<arm>.harness.log`
+    in the run folder."""
+
+    def __init__(self, arm: Arm, args: dict, log_path: Path):
+        self.arm, self.log_path = arm, log_path
+        self.where = f"arm {arm.name} (harness {arm.harness}, {(arm.harness_commit or '?')[:12]})"
+        r, w = os.pipe()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (arm.harness_path,
+                                                                       os.environ.get("PYTHONPATH")) if p)}
+        source = Path(__file__).with_name("ab_arm.py").read_text(encoding="utf-8")
+        with open(log_path, "w", encoding="utf-8") as log:
+            self.proc = subprocess.Popen([sys.executable, "-c", source, json.dumps({**args, "fd": w})],
+                                         stdin=subprocess.PIPE, stdout=log, stderr=log, pass_fds=(w,), env=env,
+                                         text=True)
+        os.close(w)
+        self.replies = os.fdopen(r, encoding="utf-8")
+
+    def reply(self) -> dict:
+        line = self.replies.readline()
+        if line:
+            return json.loads(line)
+        self.proc.wait()
+        tail = self.log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
+        return {"kind": "died", "message": f"{self.where} ended with exit code {self.proc.returncode}"
+                + (f": {tail[0]}" if tail else "") + f" (its output: {self.log_path})"}
+
+    def ready(self) -> None:
+        first = self.reply()
+        if first["kind"] == "error":
+            raise UserError(f"{self.where}: {first['message']}", first.get("hint"))
+        if first["kind"] != "ready":
+            raise UserError(first.get("message", f"{self.where} did not start"), f"see {self.log_path}")
+
+    def steps(self) -> Iterator[str]:
+        assert self.proc.stdin is not None
+        while True:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self.proc.stdin.write("next\n")
+                self.proc.stdin.flush()
+            msg = self.reply()
+            if msg["kind"] != "trial":
+                self.arm.status = msg.get("status", "failed")
+                if msg["kind"] == "died":
+                    sys.stderr.write(msg["message"] + "\n")
+                return
+            yield msg["label"]
+
+    def stop(self, interrupted: bool) -> None:
+        if interrupted and self.proc.poll() is None:  # the child ends its run as interrupted
+            self.proc.send_signal(signal.SIGINT)
+        with contextlib.suppress(BrokenPipeError, OSError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.arm.status == "running":  # stopped before its last trial (the other arm failed, an interrupt)
+            msg = self.reply()
+            self.arm.status = msg.get("status", "failed") if msg["kind"] == "end" else "failed"
+        self.replies.close()
+
+
+@contextlib.contextmanager
+def _remote(arm: Arm, workload: str, rid: str, run_dir: Path, cache_dir: Path | None, trials: int | None,
+            command: str) -> Iterator[Iterator[str]]:
+    from bench.spec import load_workload
+
+    name = load_workload(workload, [o for o in arm.overrides if not o.startswith("backend.")]).name
+    arm.prefix = f"{arm.name}.{arm.backend}.{name}."
+    args = {"backend": arm.backend, "workload": workload, "overrides": arm.overrides, "config": arm.config,
+            "results_dir": str(run_dir.parent.resolve()), "cache_dir": str(cache_dir.resolve()) if cache_dir else None,
+            "trials": trials, "quiet": True, "command": command, "suite_run_id": rid, "suite_prefix": arm.prefix,
+            "row_extra": {"ab_arm": arm.name}}
+    arm.status = "running"
+    child = _Child(arm, args, run_dir / f"{arm.name}.harness.log")
+    interrupted = True
+    try:
+        child.ready()
+        yield child.steps()
+        interrupted = False
+    finally:
+        child.stop(interrupted)
 
 
 def _alternate(arms: list[Arm], steps: list[Iterator[str]], say: Callable[[str], None], sequence: list[str]) -> None:

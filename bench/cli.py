@@ -439,6 +439,9 @@ def ab(
                                              "the candidate build, or index.m=32")] = [],  # noqa: B006
     b_backend: Annotated[str | None, typer.Option(help="arm B's backend (default: --backend)")] = None,
     b_config: Annotated[str | None, typer.Option(help="arm B's backend config file (default: --config)")] = None,
+    a_harness: Annotated[str | None, typer.Option(help="arm A runs this harness: a git revision of bench (e.g. "
+                                                  "HEAD~1) or a bench checkout's folder")] = None,
+    b_harness: Annotated[str | None, typer.Option(help="arm B runs this harness (default: the one running)")] = None,
     trials: Annotated[int | None, typer.Option(help="timed trials per arm and configuration: the pairs")] = None,
     results_dir: Annotated[Path, typer.Option(help="where results/<run-id>/ goes")] = Path("results"),
     run_id: Annotated[str | None, typer.Option(help="run id (default: time, 'ab', random)")] = None,
@@ -449,13 +452,15 @@ def ab(
     then tests the paired differences."""
     from bench.ab import Arm, run_ab
 
-    arms = [Arm("A", backend, config, [*set_, *a_set]),
-            Arm("B", b_backend or backend, b_config if b_config is not None else config, [*set_, *b_set])]
+    arms = [Arm("A", backend, config, [*set_, *a_set], harness=a_harness),
+            Arm("B", b_backend or backend, b_config if b_config is not None else config, [*set_, *b_set],
+                harness=b_harness)]
     out = run_ab(workload, arms, trials, results_dir, cache_dir, run_id, shlex.join(["bench", *sys.argv[1:]]),
                  say=(lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr)))
     with _reader_may_leave():
         for a in out.arms:
-            print(f"arm {a.name}: {a.backend} {a.status}, {a.trials} trials ({a.prefix}*)")
+            harness = f", harness {a.harness} ({(a.harness_commit or 'no git commit')[:12]})" if a.harness else ""
+            print(f"arm {a.name}: {a.backend} {a.status}, {a.trials} trials ({a.prefix}*){harness}")
         print(f"A/B run {out.status}: {out.run_dir} (bench regress --candidate {out.run_dir})")
     if out.status != "complete":
         raise typer.Exit(EXIT_FAILED)

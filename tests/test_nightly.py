@@ -200,3 +200,63 @@ def test_a_busy_run_stays_out_of_a_rolling_baseline(ab_run, cache_dir, tmp_path)
     p = bench("baseline", "save", str(tmp_path / "quiet-run"), "--name", "rolling", "--append", "--keep", "5",
               "--skip-busy", "--baselines-dir", str(bdir), cwd=cwd, cache_dir=cache_dir)
     assert p.returncode == 0 and (bdir / "rolling" / "quiet-run").is_dir(), p.stdout + p.stderr
+
+
+def _slower_harness(where) -> tuple[str, str]:
+    """A bench checkout of HEAD plus one commit that makes the harness slower: fake-slow's every operation sleeps
+    its service time three times (a harness change, not an engine's). Returns (folder, HEAD's commit)."""
+    import subprocess
+
+    from bench.spec import REPO_ROOT
+
+    def git(*a: str, cwd=where) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *a], cwd=cwd,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "HEAD", cwd=REPO_ROOT)
+    git("clone", "--quiet", "--shared", str(REPO_ROOT), str(where), cwd=REPO_ROOT)
+    f = where / "bench" / "backends" / "fake_slow.py"
+    text = f.read_text()
+    assert text.count("time.sleep(o.latency_us / 1e6)") == 1
+    f.write_text(text.replace("time.sleep(o.latency_us / 1e6)", "time.sleep(3 * o.latency_us / 1e6)"))
+    git("commit", "--quiet", "-am", "fake-slow: three times the service time")
+    return str(where), head
+
+
+def test_two_harness_commits_alternate_and_regress_finds_the_slower_one(tmp_path, cache_dir):
+    slower, head = _slower_harness(tmp_path / "slower")
+    p = bench("ab", "--backend", "fake-slow", "--workload", "ann-smoke", *SMALL, "--set", "backend.latency_us=300",
+              "--a-harness", "HEAD", "--b-harness", slower, "--trials", "5", "--run-id", "h1", cwd=tmp_path,
+              cache_dir=cache_dir)
+    assert p.returncode == 0, p.stdout + p.stderr
+    run = tmp_path / "results" / "h1"
+    doc = json.loads((run / "ab.json").read_text())
+    arms = {a["name"]: a for a in doc["arms"]}
+    assert arms["A"]["harness_commit"] == head and arms["B"]["harness_commit"] not in (None, head)
+    assert arms["A"]["harness_path"] == str(cache_dir / "harness" / head)
+    seq = [x.split()[0] + x.split()[-1] for x in doc["sequence"]]
+    assert seq == ["A0", "B0", "B1", "A1", "A2", "B2", "B3", "A3", "A4", "B4"]
+    df = trials_frame([run])
+    # each arm's rows were written by its own harness: they carry its commit
+    assert {a: set(df[df["ab_arm"] == a]["git_commit"]) for a in "AB"} == {
+        "A": {head}, "B": {arms["B"]["harness_commit"]}}
+    p = bench("regress", "--candidate", str(run), cwd=tmp_path, cache_dir=cache_dir)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "**p50_us regressed** in fake-slow" in p.stdout and "5 pairs of interleaved trials" in p.stdout
+
+
+def test_a_bad_or_too_old_harness_is_one_sentence(tmp_path, cache_dir):
+    p = bench("ab", "--backend", "null", "--workload", "ann-smoke", *SMALL, "--trials", "2", "--a-harness",
+              "no-such-revision", cwd=tmp_path, cache_dir=cache_dir)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert "--a-harness no-such-revision is neither a folder nor a revision" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "results").exists()
+    old = tmp_path / "old"  # a harness from before `bench ab`: no stepwise in its runner
+    (old / "bench").mkdir(parents=True)
+    (old / "bench" / "__init__.py").write_text("")
+    (old / "bench" / "runner.py").write_text("def run(req):\n    pass\n")
+    p = bench("ab", "--backend", "null", "--workload", "ann-smoke", *SMALL, "--trials", "2", "--b-harness",
+              str(old), cwd=tmp_path, cache_dir=cache_dir)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert "it predates `bench ab`" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "results").exists()
