@@ -202,6 +202,8 @@ try:
     assert "row_extra" in {f.name for f in dataclasses.fields(RunRequest)}, "RunRequest has no row_extra"
 except (ImportError, AssertionError) as e:
     sys.exit(str(e) or type(e).__name__)
+import bench
+print(bench.__file__)
 """
 
 
@@ -210,12 +212,16 @@ def _probe(arm: Arm, flag: str) -> None:
     assert arm.harness_path is not None
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (arm.harness_path,
                                                                    os.environ.get("PYTHONPATH")) if p)}
-    p = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-P", "-c", _PROBE], env=env, capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
         why = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
         raise UserError(f"{flag} {arm.harness}: this harness cannot be driven trial by trial ({why}): it predates "
                         "`bench ab`", "give a commit that has bench.runner.stepwise (the commit that added bench ab, "
                         "or later)")
+    found = Path(p.stdout.strip().splitlines()[-1]).resolve()
+    if not found.is_relative_to(Path(arm.harness_path).resolve()):
+        raise UserError(f"{flag} {arm.harness}: Python imports bench from {found.parent}, not from that checkout",
+                        "a bench earlier on PYTHONPATH shadows it; unset PYTHONPATH")
 
 
 def _git(where: Path, *args: str) -> str | None:
@@ -239,7 +245,8 @@ class _Child:
                                                                        os.environ.get("PYTHONPATH")) if p)}
         source = Path(__file__).with_name("ab_arm.py").read_text(encoding="utf-8")
         with open(log_path, "w", encoding="utf-8") as log:
-            self.proc = subprocess.Popen([sys.executable, "-c", source, json.dumps({**args, "fd": w})],
+            # -P: the current folder is not put first on sys.path, where a bench checkout in it would win
+            self.proc = subprocess.Popen([sys.executable, "-P", "-c", source, json.dumps({**args, "fd": w})],
                                          stdin=subprocess.PIPE, stdout=log, stderr=log, pass_fds=(w,), env=env,
                                          text=True)
         os.close(w)

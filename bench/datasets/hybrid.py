@@ -30,12 +30,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from bench.datasets._io import ensure_dir
 from bench.datasets.rows import ArrayRows, Rows
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp  # imported where used: scipy costs every bench process 0.2 s otherwise
 
 TOKEN = re.compile(r"[a-z0-9]+")
 RRF_K = 60
@@ -59,6 +62,8 @@ class Bm25Index:
 
     def query_matrix(self, texts: Sequence[str]) -> sp.csc_matrix:
         """(terms, nq) 0/1: the distinct known terms of each query."""
+        import scipy.sparse as sp
+
         rows, cols = [], []
         for j, t in enumerate(texts):
             ids = {self.terms[w] for w in tokenize(t) if w in self.terms}
@@ -72,6 +77,8 @@ class Bm25Index:
 
 
 def build_bm25(texts: Sequence[str], k1: float = 1.2, b: float = 0.75) -> Bm25Index:
+    import scipy.sparse as sp
+
     terms: dict[str, int] = {}
     indptr, indices, data = [0], [], []
     lengths = np.empty(len(texts), dtype=np.float64)
