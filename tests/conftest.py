@@ -22,10 +22,20 @@ SERIAL_MODULES = {
 # test_capacity (stops at a memory cap or a vector count, not a time).
 
 
+# The longest modules first (seconds of a full run on three pytest-xdist workers, --dist loadfile hands out whole
+# modules in collection order): collected alphabetically, test_readme.py (the README's every command, then the
+# report in a browser) started last and ran alone for minutes at the end of the parallel part.
+LONGEST_FIRST = ["test_readme", "test_quantized", "test_ycsb_e2e", "test_regress", "test_import", "test_robustness",
+                 "test_report", "test_soak", "test_hybrid", "test_multivector", "test_compare", "test_scenarios",
+                 "test_ycsb_filtered", "test_conformance", "test_suite", "test_bad_input", "test_run_e2e"]
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.module.__name__.rsplit(".", 1)[-1] in SERIAL_MODULES:
             item.add_marker(pytest.mark.serial)
+    rank = {m: i for i, m in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda it: rank.get(it.module.__name__.rsplit(".", 1)[-1], len(rank)))  # stable: in-module order kept
 BENCH = [sys.executable, "-m", "bench.cli"]
 
 

@@ -237,7 +237,9 @@ class PrivateServer:
         self._children.append(proc)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.ready():
+            # Postgres answers on its port while it is still "starting up": `pg_ctl start -w` exits only once it
+            # accepts connections
+            if self.ready() and (self.kind != "pgvector" or proc.poll() == 0):
                 return
             rc = proc.poll()
             if rc not in (None, 0):
