@@ -12,7 +12,15 @@ import pytest
 from analysis_helpers import bench, real_run, schema_run
 from scipy.stats import mannwhitneyu
 
-from bench.analysis.regress import FigureRule, check_figure, mann_whitney_p, smallest_p
+from bench.analysis.load import trials_frame
+from bench.analysis.regress import (
+    FigureRule,
+    RegressConfig,
+    check_figure,
+    compare_frames,
+    mann_whitney_p,
+    smallest_p,
+)
 
 FAKE = ["--set", "search.ef_search=[64]", "--set", "run.operations=200", "--trials", "5"]
 
@@ -277,6 +285,13 @@ def test_a_different_built_index_is_noted(tmp_path, cache_dir):
     p = bench("regress", "--baseline", str(b), "--candidate", str(a), "--across", "index", cwd=tmp_path,
               cache_dir=cache_dir)
     assert p.returncode == 1 and "**recall regressed**" in p.stdout and "40 queries paired" in p.stdout
+    # a busier machine cannot explain a recall change on the same queries: still a regression, where a latency
+    # change would be unclear
+    base, cand = trials_frame([b]), trials_frame([a])
+    cand["host_other_cores"] = base["host_other_cores"].mean() + 1.0
+    res = compare_frames(base, cand, RegressConfig(), across=["index"])
+    rec = next(c for c in res.checks if c.figure == "recall")
+    assert rec.verdict == "regression" and not rec.reason, (rec.verdict, rec.reason)
 
 
 def test_recall_per_query_averages_each_querys_searches():
