@@ -55,7 +55,8 @@ def _trials_written(results: Path) -> int:
     files = list(results.glob("*/trials.parquet"))
     if not files:
         return 0
-    return len({r["trial"] for r in pq.read_table(files[0], columns=["trial"]).to_pylist()})
+    with open(files[0], "rb") as f:  # one open file: the run replaces it by rename after every trial
+        return len({r["trial"] for r in pq.read_table(f, columns=["trial"]).to_pylist()})
 
 
 def _wait_trials(results: Path, n: int, proc: subprocess.Popen, timeout_s: float = 120) -> None:

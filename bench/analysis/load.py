@@ -75,8 +75,12 @@ def _warn_unpaired(folder: Path) -> None:
 
 
 def read_table(path: Path) -> pa.Table:
+    """One parquet file, read through one open file: a run that replaces it meanwhile (bench writes results by
+    rename) cannot hand the reader the footer of one version and the pages of the next, as opening it by name
+    for each part can."""
     try:
-        return pq.read_table(path)
+        with open(path, "rb") as f:
+            return pq.read_table(f)
     except (OSError, pa.ArrowException) as e:
         raise UserError(f"The results file {path} cannot be read ({e})",
                         "it may be truncated or not a bench parquet file; rerun or give another file") from None
