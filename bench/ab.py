@@ -70,13 +70,19 @@ def order(pair: int) -> tuple[int, int]:
     return (0, 1) if pair % 2 == 0 else (1, 0)
 
 
-def _request(arm: Arm, workload: str, rid: str, results_dir: Path, cache_dir: Path | None, trials: int | None,
-             command: str):
-    from bench.runner import RunRequest
+def _set_prefix(arm: Arm, workload: str) -> None:
+    """The arm's file prefix in the run folder: `<arm>.<backend>.<workload name>.`."""
     from bench.spec import load_workload
 
     name = load_workload(workload, [o for o in arm.overrides if not o.startswith("backend.")]).name
     arm.prefix = f"{arm.name}.{arm.backend}.{name}."
+
+
+def _request(arm: Arm, workload: str, rid: str, results_dir: Path, cache_dir: Path | None, trials: int | None,
+             command: str):
+    from bench.runner import RunRequest
+
+    _set_prefix(arm, workload)
     return RunRequest(backend=arm.backend, workload=workload, overrides=arm.overrides, config=arm.config,
                       results_dir=results_dir, cache_dir=cache_dir, trials=trials, quiet=True, command=command,
                       suite_run_id=rid, suite_prefix=arm.prefix, row_extra={"ab_arm": arm.name})
@@ -103,8 +109,6 @@ def run_ab(workload: str, arms: list[Arm], trials: int | None = None, results_di
 
         for arm in arms:
             arm.harness = arm.harness if arm.harness is not None else str(REPO_ROOT)
-    for arm in arms:
-        if arm.harness is not None:
             flag = f"--{arm.name.lower()}-harness"
             path, arm.harness_commit = checkout_harness(arm.harness, cache_dir, flag)
             arm.harness_path = str(path)
@@ -207,12 +211,18 @@ print(bench.__file__)
 """
 
 
+def _harness_env(arm: Arm) -> dict[str, str]:
+    """The environment of a process that runs the arm's harness: its checkout first on PYTHONPATH."""
+    assert arm.harness_path is not None
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (arm.harness_path,
+                                                                    os.environ.get("PYTHONPATH")) if p)}
+
+
 def _probe(arm: Arm, flag: str) -> None:
     """Refuse, before anything is written, a harness that cannot be driven trial by trial."""
     assert arm.harness_path is not None
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (arm.harness_path,
-                                                                   os.environ.get("PYTHONPATH")) if p)}
-    p = subprocess.run([sys.executable, "-P", "-c", _PROBE], env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-P", "-c", _PROBE], env=_harness_env(arm), capture_output=True, text=True,
+                       timeout=120)
     if p.returncode != 0:
         why = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
         raise UserError(f"{flag} {arm.harness}: this harness cannot be driven trial by trial ({why}): it predates "
@@ -241,14 +251,12 @@ class _Child:
         self.arm, self.log_path = arm, log_path
         self.where = f"arm {arm.name} (harness {arm.harness}, {(arm.harness_commit or '?')[:12]})"
         r, w = os.pipe()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (arm.harness_path,
-                                                                       os.environ.get("PYTHONPATH")) if p)}
         source = Path(__file__).with_name("ab_arm.py").read_text(encoding="utf-8")
         with open(log_path, "w", encoding="utf-8") as log:
             # -P: the current folder is not put first on sys.path, where a bench checkout in it would win
             self.proc = subprocess.Popen([sys.executable, "-P", "-c", source, json.dumps({**args, "fd": w})],
-                                         stdin=subprocess.PIPE, stdout=log, stderr=log, pass_fds=(w,), env=env,
-                                         text=True)
+                                         stdin=subprocess.PIPE, stdout=log, stderr=log, pass_fds=(w,),
+                                         env=_harness_env(arm), text=True)
         os.close(w)
         self.replies = os.fdopen(r, encoding="utf-8")
 
@@ -302,10 +310,7 @@ class _Child:
 @contextlib.contextmanager
 def _remote(arm: Arm, workload: str, rid: str, run_dir: Path, cache_dir: Path | None, trials: int | None,
             command: str) -> Iterator[Iterator[str]]:
-    from bench.spec import load_workload
-
-    name = load_workload(workload, [o for o in arm.overrides if not o.startswith("backend.")]).name
-    arm.prefix = f"{arm.name}.{arm.backend}.{name}."
+    _set_prefix(arm, workload)
     args = {"backend": arm.backend, "workload": workload, "overrides": arm.overrides, "config": arm.config,
             "results_dir": str(run_dir.parent.resolve()), "cache_dir": str(cache_dir.resolve()) if cache_dir else None,
             "trials": trials, "quiet": True, "command": command, "suite_run_id": rid, "suite_prefix": arm.prefix,

@@ -9,7 +9,7 @@ stdin closed), `error` with one sentence when the run could not start. Everythin
 which the orchestrator keeps in the run folder.
 
 Needs a harness with `bench.runner.stepwise` and `RunRequest.row_extra` (the commit that added `bench ab`, or
-later); an older one answers `error` naming what it lacks.
+later): bench.ab's probe refuses an older one before this runs.
 """
 
 import json
@@ -24,29 +24,19 @@ def main() -> int:
     def tell(kind: str, **kw: object) -> None:
         out.write(json.dumps({"kind": kind, **kw}) + "\n")
 
-    try:
-        import bench
-        from bench.errors import UserError
-        from bench.runner import RunRequest, stepwise
-    except ImportError as e:
-        tell("error", message=f"this harness cannot be driven trial by trial ({e}): it predates `bench ab`",
-             hint="give a commit that has bench/runner.py's stepwise (the commit that added bench ab, or later)")
-        return 3
     from pathlib import Path
+
+    from bench.errors import UserError
+    from bench.runner import RunRequest, stepwise
 
     for name in ("results_dir", "cache_dir"):
         if args.get(name) is not None:
             args[name] = Path(args[name])
-    try:
-        req = RunRequest(**args)
-    except TypeError as e:
-        tell("error", message=f"this harness's RunRequest does not take what an A/B arm needs ({e})",
-             hint="give a commit that has RunRequest.row_extra (the commit that added bench ab, or later)")
-        return 3
+    req = RunRequest(**args)
     status = "failed"
     try:
         with stepwise(req) as (ctx, steps):
-            tell("ready", bench_file=bench.__file__)
+            tell("ready")
             for line in sys.stdin:
                 if line.strip() != "next":
                     break

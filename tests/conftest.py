@@ -31,11 +31,14 @@ LONGEST_FIRST = ["test_readme", "test_quantized", "test_ycsb_e2e", "test_regress
 
 
 def pytest_collection_modifyitems(config, items):
+    def module(item) -> str:
+        return item.module.__name__.rsplit(".", 1)[-1]
+
     for item in items:
-        if item.module.__name__.rsplit(".", 1)[-1] in SERIAL_MODULES:
+        if module(item) in SERIAL_MODULES:
             item.add_marker(pytest.mark.serial)
     rank = {m: i for i, m in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda it: rank.get(it.module.__name__.rsplit(".", 1)[-1], len(rank)))  # stable: in-module order kept
+    items.sort(key=lambda it: rank.get(module(it), len(rank)))  # stable: in-module order kept
 BENCH = [sys.executable, "-m", "bench.cli"]
 
 

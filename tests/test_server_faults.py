@@ -25,6 +25,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
+from bench.analysis.load import read_table
 from bench.faults.servers import PrivateServer
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -55,8 +56,7 @@ def _trials_written(results: Path) -> int:
     files = list(results.glob("*/trials.parquet"))
     if not files:
         return 0
-    with open(files[0], "rb") as f:  # one open file: the run replaces it by rename after every trial
-        return len({r["trial"] for r in pq.read_table(f, columns=["trial"]).to_pylist()})
+    return len(set(read_table(files[0]).column("trial").to_pylist()))  # one open file: the run renames anew
 
 
 def _wait_trials(results: Path, n: int, proc: subprocess.Popen, timeout_s: float = 120) -> None:
