@@ -100,9 +100,12 @@ def test_a_busy_host_is_recorded_and_warned_about(tmp_path, cache_dir):
 
 
 def test_calibrate_gives_a_verdict(tmp_path, cache_dir):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     p = bench("calibrate", "--operations", "20000", "--slow-latency-us", "2000", "--json", cwd=tmp_path,
-              cache_dir=cache_dir)
+              cache_dir=cache_dir, env={"TMPDIR": str(tmp)})
     assert p.returncode == 0, p.stderr
+    assert list(tmp.iterdir()) == []  # its work folder is removed
     v = json.loads(p.stdout)["verdict"]
     assert v["asked_us"] == 2000 and v["floor_us"] >= 10 and isinstance(v["ok"], bool)
     assert ("can measure" in v["text"]) or ("cannot measure" in v["text"])

@@ -82,9 +82,9 @@ def verdict(slow: Calibration, asked_us: float) -> Verdict:
 
 
 def calibrate(operations: int = 200_000, slow_latency_us: float = 1000.0) -> list[Calibration]:
-    wd = tempfile.mkdtemp(prefix="bench-calibrate-")
-    null = NullBackend(BackendOptions(), wd)
-    slow = FakeSlowBackend(FakeSlowOptions(latency_us=slow_latency_us), wd)
-    out = [measure(null, "search", operations), measure(null, "ycsb", operations)]
-    out.append(measure(slow, "search", max(200, int(2e6 / max(slow_latency_us, 1)))))
+    with tempfile.TemporaryDirectory(prefix="bench-calibrate-") as wd:  # removed after, like every work folder
+        null = NullBackend(BackendOptions(), wd)
+        slow = FakeSlowBackend(FakeSlowOptions(latency_us=slow_latency_us), wd)
+        out = [measure(null, "search", operations), measure(null, "ycsb", operations)]
+        out.append(measure(slow, "search", max(200, int(2e6 / max(slow_latency_us, 1)))))
     return out
