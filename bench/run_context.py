@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psutil
 
 from bench import datasets
@@ -271,7 +270,7 @@ class RunContext:
         self.collection = self.plan.collection(CollectionSpec(
             name=collection_name(spec.name, f"{self.run_id}/{self.prefix}"), dim=ds.dim, metric=ds.metric,
             index=spec.index.to_spec(), ef_search=self.plan.kind.ef_values()[0]))
-        rss0 = _rss_before_build(ds) if self.cls.capabilities.in_process else None
+        rss0 = psutil.Process().memory_info().rss if self.cls.capabilities.in_process else None
         self.write_run_json()  # names the collection before it exists: a killed run's leftover can be found
         backend.create(self.collection)
         self._closers.insert(0, backend.drop)  # created: this run drops it, and only it
@@ -459,8 +458,3 @@ def _command(req: RunRequest) -> str:
     return redact_command(req.command)
 
 
-def _rss_before_build(ds: Any) -> int:
-    """The harness's RSS before an in-process engine is created, with the dataset's pages already resident (a
-    memory-mapped dataset read while loading would otherwise count as the engine's memory)."""
-    float(np.asarray(ds.base).sum())  # reads every page
-    return psutil.Process().memory_info().rss

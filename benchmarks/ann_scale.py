@@ -6,8 +6,7 @@ marks where each phase starts and ends by wrapping the functions the run calls (
 
     generate       bench.datasets.load (generates the synthetic set to disk unless it is cached)
     ground truth   Dataset.ground_truth (exact top-k, cached under the cache folder)
-    setup          from there to the first insert: references, run folder, engine created, and bench's own
-                   `_rss_before_build`, which reads every page of the memory-mapped base file
+    setup          from there to the first insert: references, run folder, engine created
     load           RunContext._load (every insert batch; faiss builds its graph while adding)
     build          the backend's wait_indexed (qdrant-edge: optimize(), the graph build)
     search trials  every ef_search's warm-up and timed trials
@@ -17,7 +16,7 @@ This process samples the child's resident set (children included) every 0.2 s wi
 and file-backed pages (/proc/PID/status RssAnon, RssFile), and reports per phase the wall time and the peak.
 
 Harness vs engine: the engine's part is the RSS growth bench records around create + load + build
-(`client_rss_growth_bytes`, the base file's pages already resident), cross-checked for faiss with the bytes its
+(`client_rss_growth_bytes`; the load reads the base with pread, so none of its pages is mapped), cross-checked for faiss with the bytes its
 index arrays hold (`index_size_bytes`: n x dim x 4 + graph links) and for qdrant-edge with its storage sizes.
 The harness's part is the rest, compared with the aim: the interpreter and libraries (RSS before the dataset),
 one insert batch, the base file's resident pages (n x dim x 4) and the ground-truth arrays.
