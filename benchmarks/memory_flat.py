@@ -12,7 +12,8 @@ replace vectors) is part of the figure; the null backend stores nothing, so ther
 
 --python-heap separates the two inside one process: it starts tracemalloc before the run and also samples the
 memory allocated through Python's allocators (every Python object the harness keeps, and numpy's arrays, which
-numpy reports to tracemalloc), and the count of Python's small-object blocks (sys.getallocatedblocks). An
+numpy reports to tracemalloc). Every run also samples the count of Python's small-object blocks
+(sys.getallocatedblocks, free to read): a tuple or int kept per operation shows there, at full speed. An
 engine written in Rust or C++ (qdrant-edge, faiss) allocates with the system allocator, so its memory is not in
 that figure. tracemalloc slows every allocation, so QPS with it is lower than without; the figure is about
 memory, and a trial of the same length then runs fewer operations.
@@ -44,7 +45,7 @@ class RssSampler:
 
     def __init__(self, every_s: float = 1.0):
         self.every_s, self.samples, self._stop = every_s, [], threading.Event()
-        self.heap: list[tuple[int, int]] = []  # with tracemalloc on: (traced bytes, Python blocks) per sample
+        self.heap: list[tuple[int, int]] = []  # (traced bytes, 0 without tracemalloc; Python blocks) per sample
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def _run(self) -> None:
@@ -58,8 +59,7 @@ class RssSampler:
                     continue
                 rss, anon = rss + m.rss, anon + m.rss - m.shared
             self.samples.append((time.time(), rss, anon))
-            if tracemalloc.is_tracing():
-                self.heap.append((tracemalloc.get_traced_memory()[0], sys.getallocatedblocks()))
+            self.heap.append((tracemalloc.get_traced_memory()[0], sys.getallocatedblocks()))
             self._stop.wait(self.every_s)
 
     def __enter__(self) -> RssSampler:
@@ -141,13 +141,13 @@ def measure(backend: str, duration_s: float, n: int, workload: str, python_heap:
 def _heap(s: RssSampler, inside: np.ndarray, t: np.ndarray, ops: int) -> dict:
     """The Python heap over the trial (with --python-heap): traced MB at start, peak and end, its slope, bytes per
     operation, and the change in Python's small-object blocks."""
-    if not s.heap:
-        return {}
-    h = np.array(s.heap, dtype=np.float64)[inside[: len(s.heap)]]
+    h = np.array(s.heap, dtype=np.float64)[inside]
     traced, blocks = h[:, 0], h[:, 1]
-    return {"heap_start_mb": traced[0] / 2**20, "heap_peak_mb": traced.max() / 2**20, "heap_end_mb": traced[-1] / 2**20,
-            "heap_slope_mb_per_min": _slope_mb_per_min(t, traced), "heap_bytes_per_op": (traced[-1] - traced[0]) / max(1, ops),
-            "blocks_start": int(blocks[0]), "blocks_end": int(blocks[-1])}
+    out = {"blocks_start": int(blocks[0]), "blocks_end": int(blocks[-1]), "blocks_per_op": (blocks[-1] - blocks[0]) / max(1, ops)}
+    if not traced.any():
+        return out
+    return {**out, "heap_start_mb": traced[0] / 2**20, "heap_peak_mb": traced.max() / 2**20, "heap_end_mb": traced[-1] / 2**20,
+            "heap_slope_mb_per_min": _slope_mb_per_min(t, traced), "heap_bytes_per_op": (traced[-1] - traced[0]) / max(1, ops)}
 
 
 def main() -> None:
@@ -165,7 +165,8 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     print(f"{'backend':12} {'trial s':>7} {'ops':>11} {'QPS':>9} {'start MB':>9} {'peak MB':>8} {'end MB':>7} "
-          f"{'MB/min':>7} {'MB/min 2nd half':>15} {'B/op':>6} {'anon MB start-end':>18} {'anon MB/min':>11}")
+          f"{'MB/min':>7} {'MB/min 2nd half':>15} {'B/op':>6} {'anon MB start-end':>18} {'anon MB/min':>11} "
+          f"{'Python blocks start-end':>24}")
     for r in rows:
         def f(v: float | None) -> str:
             return "-" if v is None else f"{v:.1f}"
@@ -173,16 +174,15 @@ def main() -> None:
         print(f"{r['backend']:12} {r['duration_s']:>7.0f} {r['operations']:>11,} {r['qps']:>9,.0f} "
               f"{r['start_mb']:>9.0f} {r['peak_mb']:>8.0f} {r['end_mb']:>7.0f} {f(r['slope_mb_per_min']):>7} "
               f"{f(r['slope_second_half_mb_per_min']):>15} {r['bytes_per_op']:>6.1f} "
-              f"{r['anon_start_mb']:>8.0f}-{r['anon_end_mb']:<9.0f} {f(r['anon_slope_mb_per_min']):>11}")
+              f"{r['anon_start_mb']:>8.0f}-{r['anon_end_mb']:<9.0f} {f(r['anon_slope_mb_per_min']):>11} "
+              f"{r['blocks_start']:>11,}-{r['blocks_end']:<12,}")
     heap = [r for r in rows if "heap_start_mb" in r]
     if heap:
         print("\nPython heap (tracemalloc: what the harness and the Python side of the client allocate; not the engine)")
-        print(f"{'backend':12} {'start MB':>9} {'peak MB':>8} {'end MB':>7} {'MB/min':>7} {'B/op':>6} "
-              f"{'Python blocks start-end':>24}")
+        print(f"{'backend':12} {'start MB':>9} {'peak MB':>8} {'end MB':>7} {'MB/min':>7} {'B/op':>6}")
         for r in heap:
             print(f"{r['backend']:12} {r['heap_start_mb']:>9.1f} {r['heap_peak_mb']:>8.1f} {r['heap_end_mb']:>7.1f} "
-                  f"{r['heap_slope_mb_per_min']:>7.2f} {r['heap_bytes_per_op']:>6.2f} "
-                  f"{r['blocks_start']:>11,}-{r['blocks_end']:<12,}")
+                  f"{r['heap_slope_mb_per_min']:>7.2f} {r['heap_bytes_per_op']:>6.2f}")
 
 
 if __name__ == "__main__":
