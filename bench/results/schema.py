@@ -162,6 +162,9 @@ FIELD_DOCS: dict[str, str] = {
                       "compare and report derive queries per currency unit and the cost of a million queries",
     "currency": "ISO 4217 code of price_per_hour (null without a price)",
     "load_s": "seconds inserting the data", "build_s": "seconds from the last insert until searchable",
+    "index_size_bytes": "the engine's own figure for its index, where it gives one (see each adapter's info())",
+    "client_rss_growth_bytes": "in-process engines: the harness process's RSS growth from before the collection is "
+                               "created until its index is built (the engine's memory, and what the load left)",
     "index_built": "the index as the engine reports it built (JSON)",
     "run_status": "running | complete | interrupted | failed | stopped",
     "percentiles_withheld": "percentiles left out because too few samples support them (P99 needs 1,000, "
