@@ -3,6 +3,7 @@ import pytest
 
 from bench.analysis.aggregate import summarize, trimmed
 from bench.metrics import hdr
+from bench.results.schema import summary_schema, trials_schema
 
 
 def test_trimmed_drops_one_lowest_and_one_highest():
@@ -59,3 +60,11 @@ def test_summarize_groups_by_configuration():
     # latency comes from the merged histogram: 30 samples support a P50, not a P90 or P99 (withheld and named)
     assert out[64]["p50_us"] == 100.0 and out[64]["p99_us"] is None
     assert out[64]["percentiles_withheld"] == "p90_us,p99_us,p999_us"
+
+
+def test_every_trials_and_summary_column_carries_a_description():
+    """Each parquet field says in the schema metadata what it holds (README: 'Each parquet field carries its
+    description'); a column added without one fails here, naming it."""
+    for schema in (trials_schema(), summary_schema()):
+        bare = [f.name for f in schema if not (f.metadata or {}).get(b"description", b"").strip()]
+        assert not bare, f"columns without a description: {bare}"

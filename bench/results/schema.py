@@ -138,9 +138,20 @@ SUMMARY_FIELDS += IMPORT_FIELDS
 
 FIELD_DOCS: dict[str, str] = {
     "trial": "trial number within the configuration (0-based)",
-    "status": "ok | failed | invalid (see status_reason)",
-    "count": "successful operations in the trial (summary: summed over the kept trials)",
-    "errors": "failed operations",
+    "status": "ok | failed (see status_reason); an ok trial whose load generator fell behind stays ok, its "
+              "status_reason starting 'suspect:'",
+    "status_reason": "why the trial failed (error rate above run.error_threshold, ran longer than duration_s + "
+                     "run.phase_margin_s, workers lost), or 'suspect: ...' on an ok open-loop trial whose "
+                     "generator fell behind (see generator_lag_share); imported rows: the tool's failure label or "
+                     "why recall is missing; null otherwise",
+    "count": "successful operations in the trial (summary: summed over every trial of the configuration, failed "
+             "ones included)",
+    "errors": "failed operations (summary: summed over every trial of the configuration, failed ones included)",
+    "error_rate": "errors / (count + errors) of the trial, a fraction (0 when nothing ran); above "
+                  "run.error_threshold the trial failed",
+    "duration_s": "seconds of the trial's window, from the first worker's first timed operation to the last "
+                  "worker's end (open loop: at least the scheduled window); qps divides by it; imported rows: "
+                  "the tool's own duration, where it gives one",
     "qps": "successful operations per second of the trial's window",
     "mean_us": "mean latency, microseconds", "p50_us": "median latency, microseconds",
     "p90_us": "90th percentile latency, microseconds", "p99_us": "99th percentile latency, microseconds",
@@ -156,6 +167,62 @@ FIELD_DOCS: dict[str, str] = {
     "distance_ratio": "ann-benchmarks' rel: summed distances of the returned ids / summed distances of the exact "
                       "top-k (1 = exact); l2 and cosine only, null for inner product and where unknown",
     "recall_per_query": "recall@k of each query index (NaN: not searched in the trial)",
+    "recall_dense": "hybrid: mean recall@k of the sampled searches' fused results against the exact dense-only "
+                    "(vector) top-k; null for other workloads",
+    "recall_bm25": "hybrid: mean recall@k of the sampled searches' fused results against the exact BM25-only "
+                   "(text) top-k; null for other workloads",
+    "service_p50_us": "open loop: median service time of the successful operations (from the actual send, not "
+                      "the intended start), microseconds; null in closed loop (no service histogram) and below "
+                      "20 samples",
+    "service_p99_us": "open loop: 99th percentile service time (from the actual send), microseconds; null in "
+                      "closed loop and below 1,000 samples",
+    "service_p999_us": "open loop: 99.9th percentile service time (from the actual send), microseconds; null in "
+                       "closed loop and below 10,000 samples",
+    "achieved_rate": "open loop: operations sent per second of the trial's window (successful and failed), to "
+                     "set against target_rate; null in closed loop and on streaming rows (see ingest_achieved)",
+    "late_share": "open loop: share of the sends that left more than 1 ms after their intended start, whoever "
+                  "was behind (engine or generator); null in closed loop",
+    "generator_lag_share": "open loop: share of the sends more than 1 ms late although the worker was free before "
+                           "their intended start (the load generator itself fell behind); above 1% the trial "
+                           "is suspect unless its median service time is 10 ms or more; null in closed loop",
+    "visibility_p50_us": "search under writes: median microseconds from an acknowledged upsert until a search "
+                         "for its own vector returned its id (every visibility_sample_every-th upsert is "
+                         "probed), over the probes that found it; null without such a probe",
+    "visibility_p99_us": "search under writes: 99th percentile (numpy, over however many probes found their id: "
+                         "no sample floor) of the same visibility lag, microseconds; null without such a probe",
+    "visibility_missed": "search under writes: visibility probes whose id no search returned within 5 s; null "
+                         "when no probe ran",
+    "out_of_range": "latencies (successful, failed or service time) the histograms could not hold (above 1 "
+                    "hour), recorded clamped to the top value and counted here; 0 normally",
+    "client_cpu_cores": "CPU cores the client used on average over the trial: worker processes (client-server "
+                        "engines) or Ray workers summed; in-process engines: the whole harness process, the "
+                        "engine's own threads included; null where not measured (the production cases)",
+    "client_limited": "the client was the limit: a worker process used >= 90% of a core (--cluster: or a node's "
+                      "workers together 90% of its cores); null for in-process engines (threads: not judged); "
+                      "summary: true when any ok trial was",
+    "server_rss_peak_bytes": "peak resident memory of the engine's server during the trial, bytes: its process "
+                             "tree here (psutil, every 0.25 s), or its container (docker stats) when Docker "
+                             "publishes its port; null for in-process engines and servers not on this machine",
+    "server_rss_mean_bytes": "mean of the same server RSS samples, bytes; null where server_rss_peak_bytes is",
+    "server_cpu_mean_pct": "mean CPU of the engine's server during the trial, percent of one core summed over its "
+                           "process tree (docker: the container's CPU %); null where not sampled or the trial "
+                           "was shorter than one sampling interval",
+    "error_samples": "JSON list of the first (up to 5) failure messages of the trial, each 'op: ExceptionType: "
+                     "message' cut to 500 characters; '[]' when none failed; null on the placeholder row of a "
+                     "trial whose workers were lost and on imported rows",
+    "hdr_failed": "base64 HdrHistogram (V2) of the failed operations' latencies (until the failure was raised) "
+                  "in microseconds; null when none failed",
+    "hdr_service": "open loop: base64 HdrHistogram (V2) of the successful operations' service times (from the "
+                   "actual send) in microseconds; null in closed loop",
+    "host_load1": "the host's 1-minute load average at the trial's end; null where not sampled (the production "
+                  "cases)",
+    "host_other_cores": "CPU cores (mean over the trial) that processes other than the harness's process tree "
+                        "and the engine server's process tree (found by pid) used; a server in a container is "
+                        "not subtracted; null where not sampled",
+    "host_steal_pct": "CPU steal time during the trial (virtual machines), percent of the host's CPU time; null "
+                      "where the kernel gives no steal figure or not sampled",
+    "host_busy": "other processes used 0.5 cores or more on average (host_other_cores) or steal was 5% or more: "
+                 "the figures may be the machine's, not the engine's; null where not sampled",
     "hdr": "base64 HdrHistogram (V2) of the successful operations' latencies in microseconds; mergeable",
     "ids_file": "file (relative to the run folder) holding the ids each sampled search returned",
     "price_per_hour": "what an hour of the engine's machine costs (backend.price_per_hour or --price-per-hour); "
@@ -166,6 +233,30 @@ FIELD_DOCS: dict[str, str] = {
     "client_rss_growth_bytes": "in-process engines: the harness process's RSS growth from before the collection is "
                                "created until its index is built (the engine's memory, and what the load left)",
     "index_built": "the index as the engine reports it built (JSON)",
+    "index_requested": "the index the workload asked for: its [index] table with defaults filled in (JSON)",
+    "index_substitutions": "what the engine built other than asked, one sentence each (JSON list; '[]' when none)",
+    "backend_options": "the adapter's options for the run (JSON; secrets fingerprinted, passwords redacted)",
+    "capabilities": "what the adapter declares it supports (its capabilities, JSON)",
+    "dataset_queries": "number of query vectors the dataset holds",
+    "dataset_metric": "the dataset's distance metric: cosine | l2 | ip",
+    "seed": "the workload's dataset.seed: the data, the queries' order and the open-loop schedules are drawn "
+            "from it",
+    "harness_version": "bench's version (bench.__version__)",
+    "git_commit": "the harness checkout's git commit, with '-dirty' when tracked files were changed; null "
+                  "outside a git checkout",
+    "host_cpu": "the harness machine's CPU model (/proc/cpuinfo)",
+    "host_cores": "the harness machine's logical CPU count",
+    "host_mem_bytes": "the harness machine's total memory, bytes",
+    "host_kernel": "the harness machine's kernel release",
+    "host_os": "the harness machine's OS (os-release PRETTY_NAME)",
+    "python_version": "the harness's Python version",
+    "started_utc": "when the run started, UTC",
+    "command": "the bench command line that made the run, secrets fingerprinted and passwords redacted",
+    "n_trials": "trial rows of the configuration, failed ones included",
+    "n_ok": "ok trials of the configuration (the ones the figures are aggregated from)",
+    "n_kept": "ok trials whose qps entered the trimmed median (all of them below 3, else all but the lowest "
+              "and the highest)",
+    "suspect_trials": "ok trials whose load generator fell behind (status_reason starting 'suspect:')",
     "run_status": "running | complete | interrupted | failed | stopped",
     "percentiles_withheld": "percentiles left out because too few samples support them (P99 needs 1,000, "
                             "P99.9 10,000; summary: of the merged histogram)",
@@ -206,13 +297,30 @@ FIELD_DOCS: dict[str, str] = {
 }
 
 
+SPREAD = {"_lo": ("lowest", "min"), "_hi": ("highest", "max")}
+
+
+def _description(name: str) -> str | None:
+    try:
+        return keys.get(name).description
+    except KeyError:
+        pass
+    if name in FIELD_DOCS:
+        return FIELD_DOCS[name]
+    end = name[-3:]
+    base = _description(name[:-3]) if end in SPREAD else None
+    if base is None:
+        return None
+    word, fn = SPREAD[end]
+    # bench.analysis.aggregate: the headline is the trimmed median, the spread the min/max of every ok trial
+    return (f"summary: the {word} trial value ({fn} over every ok trial with one, the extremes the trimmed "
+            f"median dropped included) of: {base}")
+
+
 def _described(fields: list[pa.Field]) -> list[pa.Field]:
     out = []
     for f in fields:
-        try:
-            desc = keys.get(f.name).description
-        except KeyError:
-            desc = FIELD_DOCS.get(f.name)
+        desc = _description(f.name)
         out.append(f.with_metadata({"description": desc}) if desc else f)
     return out
 
