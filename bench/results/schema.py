@@ -49,6 +49,7 @@ TRIAL_FIELDS = [
     pa.field("generator_lag_share", pa.float64()),
     pa.field("visibility_p50_us", pa.float64()),
     pa.field("visibility_p99_us", pa.float64()),
+    pa.field("visibility_probes", pa.int64()),
     pa.field("visibility_missed", pa.int64()),
     pa.field("out_of_range", pa.int64()),
     pa.field("client_cpu_cores", pa.float64()),  # CPU cores the client used on average (processes: workers only)
@@ -187,9 +188,11 @@ FIELD_DOCS: dict[str, str] = {
                            "is suspect unless its median service time is 10 ms or more; null in closed loop",
     "visibility_p50_us": "search under writes: median microseconds from an acknowledged upsert until a search "
                          "for its own vector returned its id (every visibility_sample_every-th upsert is "
-                         "probed), over the probes that found it; null without such a probe",
-    "visibility_p99_us": "search under writes: 99th percentile (numpy, over however many probes found their id: "
-                         "no sample floor) of the same visibility lag, microseconds; null without such a probe",
+                         "probed), over the probes that found it; null with fewer than 20 such probes",
+    "visibility_p99_us": "search under writes: 99th percentile of the same visibility lag, microseconds; null with "
+                         "fewer than 1,000 probes that found their id (the latency percentiles' sample floor)",
+    "visibility_probes": "search under writes: visibility probes whose id a search returned (the sample count of "
+                         "visibility_p50_us and visibility_p99_us); null when no probe ran",
     "visibility_missed": "search under writes: visibility probes whose id no search returned within 5 s; null "
                          "when no probe ran",
     "out_of_range": "latencies (successful, failed or service time) the histograms could not hold (above 1 "

@@ -13,7 +13,7 @@ import numpy as np
 from bench.load.task import WorkerResult
 from bench.metrics import hdr
 
-GENERATOR_LAG_LIMIT = 0.01  # open loop: a trial where the generator itself fell behind on >1% of sends is invalid
+GENERATOR_LAG_LIMIT = 0.01  # open loop: a trial where the generator itself fell behind on >1% of sends is suspect
 CLIENT_LIMIT = 0.9  # a worker process using >= 90% of a core was the limit, not the engine
 
 
@@ -67,8 +67,10 @@ def _common(t: TrialInput, duration: float) -> dict[str, Any]:
         "client_cpu_per_node": json.dumps(per_node) if per_node is not None else None,
         "server_rss_peak_bytes": res.rss_peak_bytes, "server_rss_mean_bytes": res.rss_mean_bytes,
         "server_cpu_mean_pct": res.cpu_mean_pct,
-        "visibility_p50_us": float(np.percentile(vis_ok, 50)) if vis_ok else None,
-        "visibility_p99_us": float(np.percentile(vis_ok, 99)) if vis_ok else None,
+        # the same sample floor as the latency percentiles (hdr.min_samples): P50 from 20 probes, P99 from 1,000
+        "visibility_p50_us": float(np.percentile(vis_ok, 50)) if len(vis_ok) >= hdr.min_samples(50.0) else None,
+        "visibility_p99_us": float(np.percentile(vis_ok, 99)) if len(vis_ok) >= hdr.min_samples(99.0) else None,
+        "visibility_probes": len(vis_ok) if vis else None,
         "visibility_missed": (len(vis) - len(vis_ok)) if vis else None,
         "error_samples": json.dumps([s for r in rs for s in r.error_samples][:5]),
     }
