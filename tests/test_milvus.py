@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -368,3 +369,33 @@ def test_server_waits_for_pending_rows_and_reads_params_back(server) -> None:
         server.search(x[0], 20, SearchParams(ef_search=10))
     assert server.search(x[0], 5, SearchParams(ef_search=20))[0] == int(ids[0])
     assert server.info().server_version
+
+
+@pytest.mark.parametrize("message, retried", [
+    ("read error in /x/1.idx: 4470 != 5016 (Resource temporarily unavailable)", True),
+    ("Failed to read all data for array. Expected (400, 16) = 6400 elements, could only read 0 elements. "
+     "(file seems not fully written?)", True),
+    ("collection not found", False),
+])
+def test_lite_load_retries_only_a_file_still_being_written(message: str, retried: bool) -> None:
+    """milvus-lite's background thread may still be writing a segment file when load_collection reads it; those
+    two messages are retried until the load succeeds, any other error is raised at once."""
+    from pymilvus.exceptions import MilvusException
+
+    class Client:
+        calls = 0
+
+        def load_collection(self, name: str) -> None:
+            Client.calls += 1
+            if Client.calls == 1:
+                raise MilvusException(code=1, message=message)
+
+    backend = MilvusLiteBackend.__new__(MilvusLiteBackend)
+    backend.client = Client()
+    if retried:
+        backend._lite_load("c", deadline=time.monotonic() + 10)
+        assert Client.calls == 2
+    else:
+        with pytest.raises(MilvusException):
+            backend._lite_load("c", deadline=time.monotonic() + 10)
+        assert Client.calls == 1

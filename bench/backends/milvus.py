@@ -1060,9 +1060,10 @@ class MilvusLiteBackend(_MilvusBase):
         return built
 
     def _lite_load(self, name: str, deadline: float) -> None:
-        """load_collection, again while milvus-lite's background thread is still writing an index file that the
-        load reads ("read error in ... .idx: 4470 != 5016 (Resource temporarily unavailable)", seen here once in
-        a few hundred loads); any other error, or the deadline, ends it."""
+        """load_collection, again while milvus-lite's background thread is still writing a file that the load
+        reads ("read error in ... .idx: 4470 != 5016 (Resource temporarily unavailable)", or for a FLAT index
+        "Failed to read all data for array ... (file seems not fully written?)"; each seen here once in a few
+        hundred loads); any other error, or the deadline, ends it."""
         from pymilvus.exceptions import MilvusException
 
         while True:
@@ -1070,7 +1071,9 @@ class MilvusLiteBackend(_MilvusBase):
                 self.client.load_collection(name)
                 return
             except MilvusException as e:
-                partial = "read error" in str(e) and "Resource temporarily unavailable" in str(e)
+                msg = str(e)
+                partial = ("read error" in msg and "Resource temporarily unavailable" in msg) or (
+                    "Failed to read all data" in msg and "not fully written" in msg)
                 if not partial or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
