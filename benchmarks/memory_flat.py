@@ -44,8 +44,8 @@ class RssSampler:
     heap, not the pages of memory-mapped files such as an engine's segments or WAL), every `every_s` seconds."""
 
     def __init__(self, every_s: float = 1.0):
+        # (time, rss, anon, bytes tracemalloc traced (0 when it is off), Python's small-object blocks) per sample
         self.every_s, self.samples, self._stop = every_s, [], threading.Event()
-        self.heap: list[tuple[int, int]] = []  # (traced bytes, 0 without tracemalloc; Python blocks) per sample
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def _run(self) -> None:
@@ -58,8 +58,7 @@ class RssSampler:
                 except psutil.Error:
                     continue
                 rss, anon = rss + m.rss, anon + m.rss - m.shared
-            self.samples.append((time.time(), rss, anon))
-            self.heap.append((tracemalloc.get_traced_memory()[0], sys.getallocatedblocks()))
+            self.samples.append((time.time(), rss, anon, tracemalloc.get_traced_memory()[0], sys.getallocatedblocks()))
             self._stop.wait(self.every_s)
 
     def __enter__(self) -> RssSampler:
@@ -123,9 +122,8 @@ def measure(backend: str, duration_s: float, n: int, workload: str, python_heap:
     begin, end = phases.trial(duration_s)
     dur = end - begin
     a = np.array(s.samples, dtype=np.float64)
-    inside = (a[:, 0] >= begin) & (a[:, 0] <= end)
-    a = a[inside]
-    t, rss, anon = a[:, 0] - a[0, 0], a[:, 1], a[:, 2]
+    a = a[(a[:, 0] >= begin) & (a[:, 0] <= end)]
+    t, rss, anon, traced, blocks = a[:, 0] - a[0, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4]
     half = t >= t[-1] / 2
     total = next(r for r in out.trial_rows if r["op"] == "total")
     ops = int(total["count"] + total["errors"])
@@ -135,14 +133,12 @@ def measure(backend: str, duration_s: float, n: int, workload: str, python_heap:
             "slope_second_half_mb_per_min": _slope_mb_per_min(t[half], rss[half]),
             "bytes_per_op": (rss[-1] - rss[0]) / max(1, ops),
             "anon_start_mb": anon[0] / 2**20, "anon_end_mb": anon[-1] / 2**20,
-            "anon_slope_mb_per_min": _slope_mb_per_min(t, anon), **_heap(s, inside, t, ops)}
+            "anon_slope_mb_per_min": _slope_mb_per_min(t, anon), **_heap(t, traced, blocks, ops)}
 
 
-def _heap(s: RssSampler, inside: np.ndarray, t: np.ndarray, ops: int) -> dict:
-    """The Python heap over the trial (with --python-heap): traced MB at start, peak and end, its slope, bytes per
-    operation, and the change in Python's small-object blocks."""
-    h = np.array(s.heap, dtype=np.float64)[inside]
-    traced, blocks = h[:, 0], h[:, 1]
+def _heap(t: np.ndarray, traced: np.ndarray, blocks: np.ndarray, ops: int) -> dict:
+    """Python's small-object blocks at the trial's start and end, and with --python-heap the traced MB at start,
+    peak and end, its slope and bytes per operation."""
     out = {"blocks_start": int(blocks[0]), "blocks_end": int(blocks[-1]), "blocks_per_op": (blocks[-1] - blocks[0]) / max(1, ops)}
     if not traced.any():
         return out
@@ -167,10 +163,10 @@ def main() -> None:
     print(f"{'backend':12} {'trial s':>7} {'ops':>11} {'QPS':>9} {'start MB':>9} {'peak MB':>8} {'end MB':>7} "
           f"{'MB/min':>7} {'MB/min 2nd half':>15} {'B/op':>6} {'anon MB start-end':>18} {'anon MB/min':>11} "
           f"{'Python blocks start-end':>24}")
-    for r in rows:
-        def f(v: float | None) -> str:
-            return "-" if v is None else f"{v:.1f}"
+    def f(v: float | None, digits: int = 1) -> str:
+        return "-" if v is None else f"{v:.{digits}f}"
 
+    for r in rows:
         print(f"{r['backend']:12} {r['duration_s']:>7.0f} {r['operations']:>11,} {r['qps']:>9,.0f} "
               f"{r['start_mb']:>9.0f} {r['peak_mb']:>8.0f} {r['end_mb']:>7.0f} {f(r['slope_mb_per_min']):>7} "
               f"{f(r['slope_second_half_mb_per_min']):>15} {r['bytes_per_op']:>6.1f} "
@@ -182,7 +178,7 @@ def main() -> None:
         print(f"{'backend':12} {'start MB':>9} {'peak MB':>8} {'end MB':>7} {'MB/min':>7} {'B/op':>6}")
         for r in heap:
             print(f"{r['backend']:12} {r['heap_start_mb']:>9.1f} {r['heap_peak_mb']:>8.1f} {r['heap_end_mb']:>7.1f} "
-                  f"{r['heap_slope_mb_per_min']:>7.2f} {r['heap_bytes_per_op']:>6.2f}")
+                  f"{f(r['heap_slope_mb_per_min'], 2):>7} {r['heap_bytes_per_op']:>6.2f}")
 
 
 if __name__ == "__main__":
