@@ -91,6 +91,8 @@ def run(
     cache_dir: Annotated[Path | None, typer.Option(help="dataset cache (default $BENCH_CACHE_DIR or ~/.cache/bench)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary rows as JSON")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="every detail: each busy or flagged trial, every "
+                                          "parameter of the index as built")] = False,
     wide: Annotated[bool, typer.Option("--wide", help="keep every column of the table, whatever the terminal's "
                                        "width")] = False,
     prometheus_port: Annotated[int | None, typer.Option(help="serve live QPS and latency histograms for "
@@ -112,7 +114,8 @@ def run(
                      cache_dir=cache_dir, run_id=run_id, trials=trials, concurrency=levels[0] if levels else None,
                      concurrency_levels=levels if levels and len(levels) > 1 else None, cluster=cluster,
                      workers_per_node=workers_per_node,
-                     target_rate=target_rate, rate_sweep=rate_sweep, quiet=quiet or as_json, command=shlex.join(["bench", *sys.argv[1:]]))
+                     target_rate=target_rate, rate_sweep=rate_sweep, quiet=quiet or as_json, verbose=verbose,
+                     command=shlex.join(["bench", *sys.argv[1:]]))
     if prometheus_port is not None:
         from bench.live import LiveExporter
 
@@ -123,11 +126,11 @@ def run(
         if req.live is not None:
             req.live.close()
     with _reader_may_leave():
-        _print_run(out, as_json, wide)
+        _print_run(out, as_json, wide, verbose)
     bad = [r for r in out.trial_rows if r["status"] != "ok"]
     if out.status != "complete" or bad:
         if bad and not as_json:
-            print(f"{len(bad)} trial rows are failed or invalid (see status_reason in trials.parquet)", file=sys.stderr)
+            print(f"{len(bad)} trial rows failed (see status_reason in trials.parquet)", file=sys.stderr)
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -146,7 +149,7 @@ def _levels(text: str | None) -> list[int] | None:
     return levels
 
 
-def _print_run(out, as_json: bool, wide: bool = False) -> None:
+def _print_run(out, as_json: bool, wide: bool = False, verbose: bool = False) -> None:
     from bench.runner import print_summary
 
     if as_json:
@@ -162,8 +165,9 @@ def _print_run(out, as_json: bool, wide: bool = False) -> None:
                                                                 for r in out.summary_rows]},
                          indent=2, default=str))
     else:
-        print_summary(out.summary_rows, out.warnings, wide=wide)
-        print(f"results: {out.run_dir}/trials.parquet, {out.run_dir}/summary.parquet")
+        print_summary(out.summary_rows, out.warnings, wide=wide, verbose=verbose)
+        print(f"results: {out.run_dir}/ (summary.parquet, trials.parquet, run.json); `bench compare {out.run_dir}` "
+              "weighs them against other runs")
 
 
 def _json_value(key: str, value: object) -> object:
@@ -248,22 +252,30 @@ def compare(
     out: Annotated[Path | None, typer.Option("--out", help="write to this file instead of printing")] = None,
     wide: Annotated[bool, typer.Option("--wide", help="table: keep every column, whatever the terminal's "
                                        "width")] = False,
+    at_recall: Annotated[str | None, typer.Option("--at-recall", help="recall levels of the verdict, e.g. "
+                                                  "0.9,0.95,0.99 (the default)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="every definition and the capability "
+                                          "matrix")] = False,
 ) -> None:
-    """Tables across backends and runs, grouped by workload and dataset, with the spread of the kept trials."""
+    """The answer first (who leads at each recall level, by how much, beyond the noise or not), then tables across
+    backends and runs, grouped by workload and dataset."""
     from bench.analysis.compare import compare as do_compare
     from bench.analysis.compare import render
+    from bench.analysis.verdict import parse_levels
+
+    levels = parse_levels(at_recall)
 
     if fmt == "parquet":
         from bench.analysis.export import write_table
 
         if out is None:
             raise UserError("--format parquet writes a file", "give --out FILE.parquet")
-        rows = write_table(do_compare(results or None).figures.drop(columns=["table"]), out)
+        rows = write_table(do_compare(results or None, levels).figures.drop(columns=["table"]), out)
         print(f"wrote {out}: {rows} rows")
         return
     from bench.terminal import terminal_width
 
-    text = render(do_compare(results or None), fmt, width=terminal_width(), wide=wide)
+    text = render(do_compare(results or None, levels), fmt, width=terminal_width(), wide=wide, verbose=verbose)
     if out is not None:
         from bench.results.writer import write_text
 

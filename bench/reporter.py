@@ -1,5 +1,5 @@
 """Progress and messages on stderr: rich progress bars, a spinner with elapsed time, warnings; silent with --quiet
-(warnings still show)."""
+(warnings still show); details only with --verbose."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from rich.progress import (
 
 
 class Reporter:
-    def __init__(self, quiet: bool):
+    def __init__(self, quiet: bool, verbose: bool = False):
         self.quiet = quiet
+        self.verbose = verbose
         self.console = Console(stderr=True, quiet=quiet)
 
     def progress(self) -> Progress:
@@ -36,6 +37,11 @@ class Reporter:
 
     def say(self, msg: str) -> None:
         self.console.print(msg)
+
+    def detail(self, msg: str) -> None:
+        """A line only `-v` shows (each busy trial, every index parameter)."""
+        if self.verbose:
+            self.console.print(msg, highlight=False)
 
     def warn(self, msg: str) -> None:
         Console(stderr=True).print(f"[yellow]warning:[/yellow] {msg}")

@@ -85,6 +85,20 @@ def signals_as_interrupts() -> Iterator[None]:
             signal.signal(s, h)
 
 
+def index_line(built: BuiltIndex, n: int, load_s: float, build_s: float) -> str:
+    """One line about the index as built: "index: hnsw M=16 efc=100, 10,000 vectors loaded in 0.4 s, built in
+    5.9 s more (load recipe in run.json)"."""
+    p = built.params
+    parts = [built.kind]
+    for name, label in (("m", "M"), ("ef_construction", "efc"), ("nlist", "nlist"), ("quantization", "quant")):
+        if p.get(name) is not None:
+            parts.append(f"{label}={p[name]}")
+    recipe = "; load recipe in run.json" if p.get("load_recipe") else ""
+    other = " (built other than asked: see the warning)" if built.substitutions else ""
+    return (f"index: {' '.join(parts)}{other}, {n:,} vectors loaded in {load_s:.1f} s, built in {build_s:.1f} s "
+            f"more{recipe}")
+
+
 @dataclass
 class RunRequest:
     backend: str
@@ -98,6 +112,7 @@ class RunRequest:
     concurrency: int | None = None
     target_rate: float | None = None
     quiet: bool = False
+    verbose: bool = False  # every detail (each busy trial, the index's every parameter) instead of summary lines
     command: str = ""
     suite_run_id: str | None = None  # a suite writes several (backend, workload) cells into one run id
     suite_prefix: str | None = None  # the cell's file prefix in the suite's folder (default `<backend>.<name>.`)
@@ -191,7 +206,7 @@ class RunContext:
     def __init__(self, req: RunRequest, checked: Checked):
         self.req, self.spec, self.cls, self.options = req, checked.spec, checked.cls, checked.options
         self.plan, self.warnings = checked.plan, list(checked.warnings)
-        self.rep = Reporter(req.quiet)
+        self.rep = Reporter(req.quiet, req.verbose)
         self.cache_dir = req.cache_dir or datasets.default_cache_dir()
         self.trial_rows: list[dict] = []
         self.summary_rows: list[dict] = []
@@ -282,8 +297,9 @@ class RunContext:
         rss_growth = (psutil.Process().memory_info().rss - rss0) if rss0 is not None else None
         self.warnings.extend(f"{self.req.backend}: {s}" for s in [*self.built.substitutions, *self.built.warnings])
         self.info = backend.info()
-        self.rep.say(f"loaded {ds.n} vectors in {self.load_s:.1f} s; index ready after {self.build_s:.1f} s more "
-                     f"({self.built.kind} {self.built.params})")
+        self.rep.say(index_line(self.built, ds.n, self.load_s, self.build_s))
+        self.rep.detail("index as built: " + ", ".join(f"{k}={v}" for k, v in self.built.params.items()
+                                                      if k != "load_recipe"))
         self.base_row = {**self._provenance(), **self.plan.run_row(), "client_rss_growth_bytes": rss_growth,
                          **self.req.row_extra}
 

@@ -345,3 +345,13 @@ def table(rows: list[Mapping], schema: pa.Schema) -> pa.Table:
         keys.check(r, allowed)
     cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
     return pa.Table.from_pydict(cols, schema=schema)
+
+
+# The words every output uses for the headline figures (run table, compare, report, regress): one definition each.
+DEFINITIONS: dict[str, str] = {
+    "qps": "QPS = trimmed median of the ok trials (the lowest and the highest dropped)",
+    "recall": "recall = recall@k against exact ground truth, trimmed median of the ok trials",
+    "latency": "P50/P99/P99.9 = percentiles of the ok trials' merged latency histogram in microseconds, '-' where "
+               "too few samples support one (P50 needs 20, P99 1,000, P99.9 10,000)",
+    "spread": "[lo-hi] = the lowest and the highest ok trial, the trimmed ones included",
+}
