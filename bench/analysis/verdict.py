@@ -214,7 +214,8 @@ def _series_names(g: pd.DataFrame) -> pd.Series:
         tools = b["source_tool"] if "source_tool" in b else pd.Series(None, index=b.index)
         arms = b["ab_arm"] if "ab_arm" in b else pd.Series(None, index=b.index)
         per_config = pd.DataFrame({"i": index_text[b.index], "t": tools.astype(str), "a": arms.astype(str)})
-        several_runs = any(b.loc[grp.index, "run_id"].nunique() > 1 for _, grp in per_config.groupby(["i", "t", "a"]))
+        several_runs = any(b.loc[grp.index, "run_id"].nunique() > 1
+                           for _, grp in per_config.groupby(["i", "t", "a"], dropna=False))
         for i, r in b.iterrows():
             name = str(backend)
             if several_index:
