@@ -125,6 +125,11 @@ def run(
     finally:
         if req.live is not None:
             req.live.close()
+    _finish_run(out, as_json, wide, verbose)
+
+
+def _finish_run(out, as_json: bool, wide: bool, verbose: bool) -> None:
+    """Print the run's table (or JSON) and exit 1 when a trial failed or the run did not complete."""
     with _reader_may_leave():
         _print_run(out, as_json, wide, verbose)
     bad = [r for r in out.trial_rows if r["status"] != "ok"]

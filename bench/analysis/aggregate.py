@@ -23,16 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.metrics import hdr
-from bench.results import keys
-from bench.results.schema import (
-    CASE_FIGURES,
-    CASE_TEXT,
-    FIGURES,
-    HYBRID_FIGURES,
-    IMPORT_FIELDS,
-    PROVENANCE_FIELDS,
-    QUALITY_FIGURES,
-)
+from bench.results import figures, keys
+from bench.results.schema import IMPORT_FIELDS, PROVENANCE_FIELDS, spread_figures
 
 
 @dataclass(frozen=True)
@@ -52,8 +44,6 @@ def trimmed(values: Iterable[float | None]) -> Trimmed:
     return Trimmed(float(np.median(kept)), kept[0], kept[-1], len(kept))
 
 
-SPREAD_FIGURES = (FIGURES + HYBRID_FIGURES + CASE_FIGURES + QUALITY_FIGURES
-                  + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"])
 MERGED_FIGURES = ["mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us"]  # from the merged histogram
 OUTLIER_FIGURES = ["qps", "p99_us", "recall"]
 OUTLIER_FLOOR = 0.10  # relative: below this a trimmed extreme is never flagged
@@ -109,7 +99,7 @@ def summarize(trial_rows: Sequence[dict]) -> list[dict]:
         s["count"] = int(sum(r.get("count") or 0 for r in rows))
         s["errors"] = int(sum(r.get("errors") or 0 for r in rows))
         _figures(s, ok)
-        for f in CASE_TEXT:
+        for f in figures.texts():
             s[f] = "; ".join(sorted({str(r[f]) for r in ok if r.get(f) is not None})) or None
         s["client_limited"] = any(bool(r.get("client_limited")) for r in ok)
         merged = hdr.merge(r.get("hdr") for r in ok)
@@ -129,7 +119,7 @@ def summarize(trial_rows: Sequence[dict]) -> list[dict]:
 def _figures(s: dict, ok: list[dict]) -> None:
     """Trimmed median of each figure, with the spread of every ok trial."""
     kept = 0
-    for f in SPREAD_FIGURES:
+    for f in spread_figures():
         vals = [float(r[f]) for r in ok if r.get(f) is not None and not math.isnan(float(r[f]))]
         t = trimmed(vals)
         s[f], s[f"{f}_lo"], s[f"{f}_hi"] = t.median, (min(vals) if vals else None), (max(vals) if vals else None)

@@ -14,9 +14,11 @@ from typing import Literal
 
 import pandas as pd
 
-from bench.analysis import cases, cost, htmlpage, sidebyside, verdict
+from bench import scenarios
+from bench.analysis import cost, htmlpage, sidebyside, verdict
 from bench.analysis.load import summary_frame
 from bench.errors import UserError
+from bench.results import figures as scenario_figures
 from bench.results import keys
 from bench.results.schema import DEFINITIONS
 
@@ -37,7 +39,6 @@ FIGURE_COLUMNS: list[tuple[str, str, str, bool]] = [
     ("index_size_bytes", "index MiB", ",.1f", False),
     ("client_rss_growth_bytes", "RSS growth MiB", ",.1f", False),
 ]
-HYBRID_COLUMNS = ["recall_dense", "recall_bm25"]
 # quality beyond recall@k (bench.metrics.quality): shown where a row has them
 QUALITY_COLUMNS: list[tuple[str, str]] = [("recall_at_1", "R@1"), ("recall_at_10", "R@10"),
                                           ("recall_at_100", "R@100"), ("ndcg", "NDCG@k"), ("distance_ratio", "rel")]
@@ -89,10 +90,6 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
             if c not in df:
                 df[c] = float("nan")
             cols.append(c)
-    for c in HYBRID_COLUMNS:  # hybrid runs: overlap with each side's exact top-k (shown only where present)
-        if c not in df:
-            df[c] = float("nan")
-        cols.append(c)
     for c in [q for q, _ in QUALITY_COLUMNS] + ["price_per_hour"]:
         if c not in df:
             df[c] = float("nan")
@@ -105,10 +102,10 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
     for c in ("n_kept", "n_ok", "n_trials", "outliers", "busy_trials", "suspect_trials", "run_status"):
         if c not in df:
             df[c] = None
-    for c, *_ in cases.CASE_COLUMNS:  # streaming, capacity, searchable: shown only where present
-        if c not in df:
-            df[c] = None
-        cols.append(c)
+    for f in scenario_figures.columns():  # the scenarios' own figures: shown only where some row has them
+        if f.name not in df:
+            df[f.name] = None
+        cols.append(f.name)
     for c, _, _ in TOOL_COLUMNS:  # imported rows: the other tool's own figures
         if c not in df:
             df[c] = float("nan")
@@ -213,15 +210,13 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     notes = {t: i + 1 for i, t in enumerate(substitution_notes(figures))}
     defs = {t: i + 1 for i, t in enumerate(definition_notes(figures))}
     with_config = any(config_label(r) for r in figures.to_dict("records"))
-    with_sides = any(_num(v, ".4f") != "-" for c in HYBRID_COLUMNS if c in figures for v in figures[c])
     with_tool = bool(defs) or bool(sidebyside.imported(figures).any())
-    case_cols = cases.columns_present(figures)
+    case_cols = figure_columns(figures)
     quality = [(c, h) for c, h in QUALITY_COLUMNS if figures[c].notna().any()]
     cur = cost.currencies(figures.to_dict("records"))
     heads = (["workload", "backend"] + (["tool"] if with_tool else []) + ["run", "op", "index", "quant", "ef"]
              + (["config"] if with_config else []) + ["k", "conc", "rate"] + [h for _, h, _, _ in FIGURE_COLUMNS]
-             + (["vs dense", "vs bm25"] if with_sides else []) + [h for _, h in quality]
-             + (cost.headings(cur) if cur else []) + [h for _, h, _, _ in case_cols]
+             + [h for _, h in quality] + (cost.headings(cur) if cur else []) + [f.heading or f.name for f in case_cols]
              + ([h for _, h, _ in TOOL_COLUMNS] + ["measured as"] if with_tool else []))
     heads += ["trials", "built"]
     rows = []
@@ -242,11 +237,9 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
                 lo, hi = _num(_scale(name, r[name + "_lo"]), spec), _num(_scale(name, r[name + "_hi"]), spec)
                 med = f"{med} [{lo}-{hi}]" if lo != hi else med
             cells.append(med)
-        if with_sides:
-            cells += [_num(r.get(c), ".4f") for c in HYBRID_COLUMNS]
         cells += [_num(r.get(c), ".4f") for c, _ in quality]
         cells += cost.cells(r, cur) if cur else []
-        cells += cases.cells(r, case_cols)
+        cells += figure_cells(r, case_cols)
         if with_tool:
             cells += [_num(r.get(c), spec) for c, _, spec in TOOL_COLUMNS]
             d = r.get("figure_definition")
@@ -260,6 +253,19 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return heads, rows
 
 
+def figure_columns(frame: pd.DataFrame) -> list[scenario_figures.Figure]:
+    """The scenarios' figures that some row of the table has: each is a column there."""
+    return [f for f in scenario_figures.columns() if f.name in frame and any(_present(v) for v in frame[f.name])]
+
+
+def figure_cells(r: dict, cols: list[scenario_figures.Figure]) -> list[str]:
+    out = []
+    for f in cols:
+        v = r.get(f.name)
+        out.append("-" if not _present(v) else str(v) if f.fmt == "s" else format(float(v) / f.scale, f.fmt))
+    return out
+
+
 def definition_notes(figures: pd.DataFrame) -> list[str]:
     """The distinct definitions of imported rows' figures (how the other tool measured them), numbered in order."""
     col = figures["figure_definition"] if "figure_definition" in figures else []
@@ -270,7 +276,9 @@ def _notes(g: pd.DataFrame) -> list[str]:
     """The numbered notes under one table: indexes built other than asked, how imported figures were measured."""
     out = [f"{i}. built other than asked: {t}" for i, t in enumerate(substitution_notes(g), 1)]
     out += [f"definition {i}: {t}" for i, t in enumerate(definition_notes(g), 1)]
-    return out + cases.knee_notes(g) + cost.note(cost.currencies(g.to_dict("records")))
+    for cls in scenarios.every():  # what a scenario says under a table of its rows (streaming: the knee)
+        out += cls.table_notes(g)
+    return out + cost.note(cost.currencies(g.to_dict("records")))
 
 
 def table_groups(figures: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -318,8 +326,6 @@ LEGEND: dict[str, str] = {
               "measured while other processes used the CPU; ? = the load generator fell behind (suspect)",
     "built": "built = the index as asked, or the numbered note saying what the engine built instead (* on the "
              "backend)",
-    "vs dense": "hybrid: recall = agreement with the exact fused reference; vs dense / vs bm25 = overlap@k with the "
-                "exact dense-only / BM25-only top-k",
     "R@1": "R@1/R@10/R@100 = recall at that cutoff from the same searches ('-' where k is smaller)",
     "R@10": "R@1/R@10/R@100 = recall at that cutoff from the same searches ('-' where k is smaller)",
     "NDCG@k": "NDCG@k with binary relevance",
@@ -334,8 +340,9 @@ NOTE = ("QPS, recall and memory: " + DEFINITIONS["qps"].split(" = ", 1)[1] + "; 
 
 
 def legend(shown: Sequence[str]) -> list[str]:
-    """The legend lines of the columns shown, each definition once."""
-    return list(dict.fromkeys(LEGEND[h] for h in shown if h in LEGEND))
+    """The legend lines of the columns shown, each definition once (a scenario's column: its figure's legend)."""
+    own = {f.heading: f.legend for f in scenario_figures.columns() if f.legend}
+    return list(dict.fromkeys(t for h in shown if (t := LEGEND.get(h) or own.get(h))))
 
 
 def answer_lines(c: Comparison) -> list[str]:

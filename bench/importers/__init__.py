@@ -24,7 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import scenarios as _scenarios
 from bench.errors import UserError
+
+_scenarios.load()  # imported rows carry the scenarios' keys and figures too
 
 SECRET_WORDS = ("password", "api_key", "apikey", "token", "secret", "user_name", "username", "user", "uri", "url")
 

@@ -11,7 +11,7 @@ import importlib
 import pkgutil
 from importlib.metadata import entry_points
 
-from bench.results import keys
+from bench.results import figures, keys
 from bench.scenarios.base import Prep, Reference, RunFlags, Scenario, Variant
 
 _TABLES: dict[str, type[Scenario]] = {}
@@ -25,6 +25,8 @@ def register(cls: type[Scenario]) -> type[Scenario]:
         raise ValueError(f"scenario {cls.__name__} must set exactly one of `table` and `kind`")
     for k in cls.keys:
         keys.register(k)
+    for f in cls.figures:
+        figures.register(f)
     if cls.kind:
         _KINDS[cls.kind] = cls
     else:
@@ -44,6 +46,17 @@ def _load() -> None:
         register(ep.load())
 
 
+def load() -> None:
+    """Register every scenario (and so its keys and figures): what reads or writes result rows calls this first."""
+    _load()
+
+
+def every() -> list[type[Scenario]]:
+    """Every registered scenario class, kinds first."""
+    _load()
+    return [*_KINDS.values(), *_TABLES.values()]
+
+
 def tables() -> dict[str, type[Scenario]]:
     """Workload table name -> feature scenario class."""
     _load()
@@ -56,4 +69,4 @@ def kinds() -> dict[str, type[Scenario]]:
     return dict(_KINDS)
 
 
-__all__ = ["Prep", "Reference", "RunFlags", "Scenario", "Variant", "kinds", "register", "tables"]
+__all__ = ["Prep", "Reference", "RunFlags", "Scenario", "Variant", "every", "kinds", "load", "register", "tables"]

@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from bench.backends.base import BackendOptions, CollectionSpec
+from bench.results.figures import Figure
 from bench.results.keys import Key
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class Scenario:
     Options: ClassVar[type[BaseModel]]
     order: ClassVar[int] = 50  # fold order: a larger order expands the variants a smaller one made
     keys: ClassVar[tuple[Key, ...]] = ()  # result key axes it adds (registered with the scenario)
+    figures: ClassVar[tuple[Figure, ...]] = ()  # figures its rows carry (schema, aggregation, compare columns)
     kinds: ClassVar[tuple[str, ...]] = ("ann",)  # workload kinds it works with
 
     def __init__(self, options: Any, spec: WorkloadSpec):
@@ -154,6 +156,13 @@ class Scenario:
     # -- variants -------------------------------------------------------------------------------------------
     def expand(self, v: Variant) -> Iterable[Variant]:
         yield v
+
+    # -- what compare and the report say about its rows ---------------------------------------------------------
+    @classmethod
+    def table_notes(cls, rows: Any) -> list[str]:
+        """Sentences under a compare table holding this scenario's rows (`rows`: that table's figures frame),
+        e.g. streaming's knee per run; [] when it has nothing to add."""
+        return []
 
 
 def merge_payloads(columns: Sequence[Mapping[str, Sequence[Any]]], n: int) -> list[dict[str, Any]] | None:

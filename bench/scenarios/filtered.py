@@ -8,11 +8,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 from pydantic import Field, model_validator
 
 from bench.backends.base import BackendOptions
 from bench.datasets import filtered
 from bench.errors import UserError
+from bench.results.keys import Key
 from bench.scenarios import register
 from bench.scenarios.base import Prep, RunFlags, Scenario, Variant
 from bench.spec import Strict
@@ -49,6 +51,11 @@ class FilterModel(Strict):
 
 @register
 class FilterScenario(Scenario):
+    keys = (
+        Key("filter", pa.string(), "filter", "variant", "the filter every (filtered) search carries, e.g. sel_10=1; "
+            "null = unfiltered", show=lambda v: f"filter {v}"),
+        Key("selectivity", pa.float64(), "sel", "variant", "share of the records the filter keeps", in_label=False),
+    )
     table = "filter"
     Options = FilterModel
     order = 20

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 from pydantic import Field, model_validator
 
 from bench.backends.base import BackendOptions, CollectionSpec, HybridSpec
@@ -16,6 +17,8 @@ from bench.datasets import hybrid as hybrid_ref
 from bench.datasets import texts as hybrid_texts
 from bench.errors import UserError
 from bench.metrics.recall import recall_at_k
+from bench.results.figures import Figure
+from bench.results.keys import Key
 from bench.scenarios import register
 from bench.scenarios.base import Prep, Reference, RunFlags, Scenario, Variant
 from bench.scenarios.reference import digest
@@ -91,6 +94,18 @@ class FusedReference(Reference):
 
 @register
 class HybridScenario(Scenario):
+    keys = (
+        Key("fusion", pa.string(), "fusion", "variant", "hybrid: rrf | weighted", show=lambda v: str(v)),
+        Key("alpha", pa.float64(), "a", "variant", "hybrid weighted: the dense side's weight"),
+    )
+    figures = (
+        Figure("recall_dense", "hybrid: mean recall@k of the sampled searches' fused results against the exact "
+               "dense-only (vector) top-k; null for other workloads", "vs dense", ".4f",
+               legend="hybrid: recall = agreement with the exact fused reference; vs dense / vs bm25 = overlap@k "
+                      "with the exact dense-only / BM25-only top-k"),
+        Figure("recall_bm25", "hybrid: mean recall@k of the sampled searches' fused results against the exact "
+               "BM25-only (text) top-k; null for other workloads", "vs bm25", ".4f"),
+    )
     table = "hybrid"
     Options = HybridModel
     order = 30

@@ -32,6 +32,7 @@ from bench.errors import UserError
 from bench.load.driver import drive
 from bench.load.sources import InsertSource, SearchSource
 from bench.load.task import PhaseTask
+from bench.results.figures import Figure
 from bench.scenarios import register
 from bench.scenarios._cases import LOOPBACK, rows
 from bench.scenarios.base import KindScenario, RunFlags
@@ -54,6 +55,17 @@ class SearchableOptions(Strict):
 
 @register
 class SearchableScenario(KindScenario):
+    figures = (
+        Figure("searchable_after_s", "searchable: seconds from the last acknowledged insert until every inserted id "
+               "was found by its own vector (null: not all within the timeout)", "all found after s", ",.3f",
+               legend="all found after s = from the last acknowledged insert until every inserted id was found"),
+        Figure("searchable_found", "searchable: share of the inserted ids found by their own vector by the end",
+               "found", ".1%"),
+        Figure("first_query_us", "searchable: latency of the first search after the restart or reopen, "
+               "microseconds", "first query us", ",.0f"),
+        Figure("restart_s", "searchable: seconds from the restart's start until the engine answered again",
+               "restart s", ",.2f"),
+    )
     kind = "searchable"
     mode = "search"
     Options = SearchableOptions

@@ -20,6 +20,7 @@ import math
 from typing import Annotated, Any
 
 import numpy as np
+import pyarrow as pa
 from pydantic import Field
 
 from bench.analysis.scoring import Kept
@@ -27,6 +28,8 @@ from bench.errors import UserError
 from bench.load.task import IngestPlan, PhaseTask, WorkerResult
 from bench.metrics import hdr
 from bench.metrics.recall import _score_matrix, per_search_recall
+from bench.results.figures import Figure
+from bench.results.keys import Key
 from bench.scenarios import register
 from bench.scenarios._cases import fresh_collection, pool_for, rows
 from bench.scenarios.base import KindScenario, RunFlags
@@ -48,9 +51,44 @@ class StreamingOptions(Strict):
 
 @register
 class StreamingScenario(KindScenario):
+    keys = (
+        Key("ingest_rate", pa.float64(), "ingest", "variant", "streaming: vectors inserted per second, offered (0 = the "
+            "idle baseline)", show=lambda v: f"ingest={float(v):,.0f}/s"),
+        Key("ingest_stage", pa.int64(), "stage", "variant", "streaming: stage of ingest progress, the percent of the "
+            "streamed rows acknowledged at its end; null = the whole stream", show=lambda v: f"at {int(v)}%"),
+    )
+    figures = (
+        Figure("ingest_achieved", "streaming: vectors per second acknowledged (the offered rate, if the engine kept "
+               "up)", "ingest/s", ",.0f", legend="ingest/s = vectors per second acknowledged while searching"),
+        Figure("idle_p99_us", "streaming: the search P99 with no ingest (the knee's baseline), microseconds"),
+        Figure("p99_factor", "streaming: the knee is the highest sustained ingest rate with search P99 within this "
+               "x idle"),
+    )
     kind = "streaming"
     mode = "ingest"
     Options = StreamingOptions
+
+    @classmethod
+    def table_notes(cls, rows: Any) -> list[str]:
+        """One sentence per streaming run in a compare table: its knee, or that no rate kept search P99 within the
+        factor."""
+        if "ingest_rate" not in rows or not rows["ingest_rate"].notna().any():
+            return []
+        out = []
+        for (backend, run), g in rows[rows["ingest_rate"].notna()].groupby(["backend", "run_id"], sort=True):
+            recs = g.to_dict("records")
+            factors = [float(r["p99_factor"]) for r in recs if r.get("p99_factor") is not None
+                       and not math.isnan(float(r["p99_factor"]))]
+            factor = factors[0] if factors else 2.0
+            knee = knee_of(recs, factor)
+            if knee is not None:
+                out.append(f"knee, {backend} {run}: {knee['ingest_rate']:,.0f} vectors/s is the highest ingest rate "
+                           f"kept up with whose search P99 ({knee['p99_us']:,.0f} us) stayed within {factor:g}x the "
+                           f"idle P99 ({knee['idle_p99_us']:,.0f} us)")
+            else:
+                out.append(f"knee, {backend} {run}: none (no ingest rate was kept up with at a search P99 within "
+                           f"{factor:g}x the idle P99, or a P99 was withheld for too few samples)")
+        return out
 
     @classmethod
     def validate_spec(cls, options: Any, spec: Any) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 from pydantic import Field, model_validator
 
 from bench.backends.base import BackendOptions, CollectionSpec
@@ -30,6 +31,7 @@ from bench.datasets.exact import exact_topk
 from bench.datasets.rows import ArrayRows
 from bench.errors import UserError
 from bench.ops.keys import ZipfRanks
+from bench.results.keys import Key
 from bench.scenarios import register
 from bench.scenarios.base import Prep, RunFlags, Scenario, Variant
 from bench.scenarios.reference import ExactReference, cache_path, cached_topk
@@ -56,6 +58,12 @@ class TenantsModel(Strict):
 
 @register
 class TenantsScenario(Scenario):
+    keys = (
+        Key("tenants", pa.int64(), "tenants", "variant", "multi-tenancy: tenants the searched copy of the data is dealt "
+            "to (each holds n / tenants records); null = no tenants", show=lambda v: f"tenants={int(v):,}"),
+        Key("tenant_choice", pa.string(), "choice", "variant", "multi-tenancy: how each search's tenant was drawn "
+            "(uniform | zipfian)", show=lambda v: str(v)),
+    )
     table = "tenants"
     Options = TenantsModel
     order = 10
