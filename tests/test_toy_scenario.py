@@ -64,6 +64,13 @@ def test_toy_scenario_runs_end_to_end_combined_with_a_filter(tmp_path, cache_dir
     assert sorted(r["noise"] for r in summary) == [0.0, 0.3]
     c = _bench("compare", str(run), "--format", "markdown", cwd=tmp_path, cache=cache_dir)
     assert c.returncode == 0 and "noise=0.3" in c.stdout and "noise=0 " in c.stdout.replace("|", " "), c.stdout
+    # its figure: a column of both files (the summary with its spread), of compare's table, and a legend line
+    summary_file = pq.read_table(run / "summary.parquet")
+    assert {"noise_norm", "noise_norm_lo", "noise_norm_hi"} <= set(summary_file.schema.names)
+    assert "noise_norm" in trials.schema.names and sorted(summary_file.column("noise_norm").to_pylist())[0] == 0.0
+    assert "| noise norm |" in c.stdout
+    t = _bench("compare", str(run), "--wide", cwd=tmp_path, cache=cache_dir)
+    assert "noise norm = mean L2 norm" in t.stdout, t.stdout
     run_json = json.loads((run / "run.json").read_text())
     assert run_json["workload"]["perturb"] == {"sigma": [0.0, 0.3]}
 

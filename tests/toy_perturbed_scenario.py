@@ -1,6 +1,7 @@
 """A toy scenario, written against bench's public scenario interface only: queries with a small random
 perturbation. `[perturb] sigma = [0.0, 0.05]` gives one configuration per sigma, each scored against the exact
-top-k of its own perturbed queries. Importing this module registers it (and its result key `noise`)."""
+top-k of its own perturbed queries. Importing this module registers it, its result key `noise` and its figure
+`noise_norm` (a column in compare, with its line in the legend)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from bench.results.figures import Figure
 from bench.results.keys import Key
 from bench.scenarios import Scenario, Variant, register
 from bench.spec import Strict
@@ -24,10 +26,13 @@ class PerturbedQueries(Scenario):
     table = "perturb"
     Options = PerturbModel
     keys = (Key("noise", pa.float64(), "noise", "variant", "std-dev of the Gaussian noise added to each query"),)
+    figures = (Figure("noise_norm", "mean L2 norm of the noise added to the queries", "noise norm", ".3f",
+                      legend="noise norm = mean L2 norm of the noise added to each query"),)
 
     def expand(self, v: Variant) -> Iterable[Variant]:
         base = v.query_vectors()
         for sigma in self.options.sigma:
             rng = np.random.default_rng([self.spec.dataset.seed, int(sigma * 1e6)])
             noisy = (base + rng.normal(0.0, sigma, base.shape)).astype(np.float32)
-            yield v.derive(axes={"noise": sigma}, queries=noisy, ref_key={"noise": sigma})
+            norm = float(np.linalg.norm(noisy - base, axis=1).mean())
+            yield v.derive(axes={"noise": sigma}, queries=noisy, ref_key={"noise": sigma}, row={"noise_norm": norm})
