@@ -69,7 +69,7 @@ def test_without_recall_throughput_and_p99_per_operation_side_by_side():
     rows = [row("a", 0, 2000, None, op="read"), row("b", 0, 1000, None, op="read"),
             row("a", 0, 500, None, op="update"), row("b", 0, 600, None, op="update")]
     out = lines(rows)
-    assert "  read: a leads with 2,000 QPS, P99 500 us; +100% over b (1,000 QPS, P99 500 us), beyond noise" in out
+    assert "  read: a leads with 2,000 QPS, P99 500 us; 2.0x the QPS of b (1,000 QPS, P99 500 us), beyond noise" in out
     assert any(t.startswith("  update: b leads") for t in out)
 
 

@@ -458,6 +458,7 @@ def _rich_text(c: Comparison, groups, cap_heads: list[str], cap_rows: list[list[
     for line in answer_lines(c):
         console.print(line, overflow="fold", markup=False)
     shown: list[str] = []
+    spreads = False  # whether some table kept its [lo-hi] spreads
     for w, g in groups:
         heads, rows = display_rows(g)
         one_run_each = bool(g.groupby("backend")["run_id"].nunique().max() <= 1)
@@ -466,6 +467,7 @@ def _rich_text(c: Comparison, groups, cap_heads: list[str], cap_rows: list[list[
         console.print(f"workload {w}", markup=False)
         console.print(t)
         shown += [h for h in heads[1:] if h not in dropped]
+        spreads = spreads or "spreads" not in dropped
         if dropped:
             console.print(f"  left out to fit {width} columns: {', '.join(dropped)} (--wide keeps every column)")
         for text in _notes(g):
@@ -479,6 +481,8 @@ def _rich_text(c: Comparison, groups, cap_heads: list[str], cap_rows: list[list[
         console.print(NOTE, markup=False)
     else:
         for line in legend(shown):
+            if not spreads:
+                line = line.replace("; " + DEFINITIONS["spread"], "")
             console.print(line, markup=False)
         console.print("(-v: every definition and the capability matrix)")
     return buf.getvalue()

@@ -81,7 +81,7 @@ class Verdict:
             lead = reached[0]
             parts = [f"{lead.series} leads with {_figures(lead.point)}"]
             for e in reached[1:]:
-                word = "lower P99 than" if self.by == "p99" else "over"
+                word = "lower P99 than" if self.by == "p99" else "over" if (e.lead or 0) < 1 else "the QPS of"
                 parts.append(f"{_pct(e.lead)} {word} {e.series} ({_figures(e.point)}), {e.noise}")
         if "recall >=" in self.level:
             parts += [f"{e.series} does not reach {self.level.split()[-1]} (best recall {_f4(e.best_recall)})"
@@ -106,7 +106,12 @@ def _best(entries: Sequence[Entry]) -> str:
 
 
 def _pct(v: float | None) -> str:
-    return "?" if v is None else f"{v:+.0%}" if abs(v) >= 0.01 else f"{v:+.1%}"
+    """A lead as a percentage ("+10%"), or as a factor past +100% ("12.5x")."""
+    if v is None:
+        return "?"
+    if v >= 1:
+        return f"{1 + v:,.1f}x"
+    return f"{v:+.0%}" if abs(v) >= 0.01 else f"{v:+.1%}"
 
 
 def _figures(p: Point | None) -> str:
@@ -114,7 +119,7 @@ def _figures(p: Point | None) -> str:
         return "-"
     mark = "~" if p.interpolated else ""
     qps = "-" if p.qps is None else f"{mark}{p.qps:,.0f} QPS"
-    p99 = "P99 withheld (too few samples)" if p.p99_us is None else f"P99 {mark}{p.p99_us:,.0f} us"
+    p99 = "P99 - (too few samples)" if p.p99_us is None else f"P99 {mark}{p.p99_us:,.0f} us"
     return f"{qps}, {p99}"
 
 
@@ -248,7 +253,7 @@ def verdicts(figures: pd.DataFrame, title_of: dict, levels: Sequence[float] = LE
         ctx_cols = [c for c in CONTEXT_KEYS + config if c in g]
         for _, cg in g.groupby(ctx_cols, dropna=False, sort=False) if ctx_cols else [(None, g)]:
             context = _context(cg.iloc[0].to_dict(), config)
-            for op, og in cg.groupby("op", dropna=False, sort=False):
+            for op, og in sorted(cg.groupby("op", dropna=False, sort=True), key=lambda t: t[0] != "total"):
                 out += _op_verdicts(og, title_of.get(table, str(table)), context, str(op), levels)
     return out
 
