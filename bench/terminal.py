@@ -12,6 +12,7 @@ from rich import box
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def _table(title: str | None, cols: list[Column], rows: list[list[str]]) -> Tabl
         t.add_column(c.head, justify="right" if c.right else "left", no_wrap=not c.wrap, overflow="fold",
                      min_width=whole)
     for r in rows:
-        t.add_row(*r)
+        t.add_row(*(Text(c) for c in r))  # cells are text, never markup: "[ed1198]" names a run, not a style
     return t
 
 

@@ -82,7 +82,7 @@ def test_open_loop_the_lower_p99_leads():
 def test_two_runs_of_one_engine_are_told_apart():
     rows = [row("a", 32, 1100, 0.95, run="20260101-aaaaaa"), row("a", 32, 1000, 0.95, run="20260102-bbbbbb")]
     (v,) = verdict.verdicts(pd.DataFrame(rows), {}, [0.9])
-    assert {e.series for e in v.entries} == {"a [aaaaaa]", "a [bbbbbb]"}
+    assert {e.series for e in v.entries} == {"a (run aaaaaa)", "a (run bbbbbb)"}
 
 
 def test_recall_levels_are_checked():

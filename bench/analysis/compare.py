@@ -429,7 +429,9 @@ LEFT = ("backend", "tool", "run", "op", "index", "quant", "config", "built", "me
 
 
 def _strip_spread(cell: str) -> str:
-    return cell.split(" [", 1)[0]
+    """`1,234 [1,200-1,300]` -> `1,234`; other cells as they are."""
+    head, sep, rest = cell.partition(" [")
+    return head if sep and rest.endswith("]") and "-" in rest else cell
 
 
 def _fit_group(heads: list[str], rows: list[list[str]], width: int, wide: bool, one_run_each: bool):
@@ -461,8 +463,13 @@ def _rich_text(c: Comparison, groups, cap_heads: list[str], cap_rows: list[list[
     spreads = False  # whether some table kept its [lo-hi] spreads
     for w, g in groups:
         heads, rows = display_rows(g)
-        one_run_each = bool(g.groupby("backend")["run_id"].nunique().max() <= 1)
-        t, dropped = _fit_group(heads[1:], [r[1:] for r in rows], width, wide, one_run_each)
+        runs = g.groupby("backend")["run_id"].nunique()
+        several = {str(b) for b, n in runs.items() if n > 1}
+        if several:  # the backend cell of an engine with several runs names its run as the verdict does
+            b, run = heads.index("backend"), heads.index("run")
+            rows = [[*r[:b], f"{r[b]} (run {r[run].split(' ')[0][-6:]})" if r[b].rstrip(" *") in several else r[b],
+                     *r[b + 1:]] for r in rows]
+        t, dropped = _fit_group(heads[1:], [r[1:] for r in rows], width, wide, True)
         console.print()
         console.print(f"workload {w}", markup=False)
         console.print(t)

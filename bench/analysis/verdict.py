@@ -228,7 +228,7 @@ def _series_names(g: pd.DataFrame) -> pd.Series:
             if isinstance(r.get("ab_arm"), str) and r["ab_arm"]:
                 name += f" arm {r['ab_arm']}"
             if several_runs:
-                name += f" [{str(r['run_id'])[-6:]}]"
+                name += f" (run {str(r['run_id'])[-6:]})"
             if isinstance(r.get("source_tool"), str) and r["source_tool"]:
                 name += f" ({r['source_tool']})"
             out[i] = name
