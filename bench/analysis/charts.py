@@ -174,7 +174,7 @@ def latency_panels(trials: pd.DataFrame, title: str) -> tuple[go.Figure | str, l
     ticks = [(1.0 / (1.0 - q), lab) for q, lab in plots.PERCENTILE_TICKS if 1.0 / (1.0 - q) <= right * 1.0001]
     fig.update_xaxes(type="log", range=[0, math.log10(right)], tickvals=[t for t, _ in ticks],
                      ticktext=[lab for _, lab in ticks])
-    fig.update_yaxes(type="log", dtick=1, tickformat=",.0f")
+    fig.update_yaxes(type="log", dtick="D2", tickformat=",.0f")  # 1, 2, 5 per decade: a narrow range is labelled too
     fig.update_yaxes(title_text="latency (us, log)", col=1)
     fig.update_layout(**{**LAYOUT, "height": 300 * math.ceil(n / ncols) + 80},
                       title={"text": f"{title}: latency by percentile (merged histograms of the ok trials)",
