@@ -338,17 +338,16 @@ def rescore(
 @app.command()
 def report(
     results: Annotated[list[str], typer.Argument(help="run folders or parquet files")],
-    out: Annotated[Path, typer.Option("--out", help="folder for index.html and the PNG pictures")] = Path("report"),
+    out: Annotated[Path, typer.Option("--out", help="folder for index.html and the PNG pictures (its earlier "
+                                      "report files are replaced)")] = Path("report"),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="name every picture drawn and every chart "
+                                          "skipped, with why")] = False,
 ) -> None:
     """One self-contained interactive HTML page (charts, sortable tables) and PNG pictures for papers."""
-    from bench.analysis.report import build
+    from bench.analysis.report import build, summary_lines
 
-    res = build(results, out)
-    for p in res.pictures:
-        print(f"drew {p}")
-    for s in res.skipped:
-        print(f"skipped: {s}")
-    print(f"report: {res.html}")
+    for line in summary_lines(build(results, out), verbose):
+        print(line)
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.analysis.plots import Picture, _num, runs_per_backend, series_label
+from bench.analysis.plots import COMMA, Picture, _num, runs_per_backend, series_label
 
 
 def streaming_progress(summary: pd.DataFrame, workload: str, title: str | None = None) -> Picture:
@@ -15,7 +15,7 @@ def streaming_progress(summary: pd.DataFrame, workload: str, title: str | None =
 
     df = summary[(summary["workload"] == workload) & (summary["op"] == "search")]
     if "ingest_stage" not in df or df["ingest_stage"].notna().sum() == 0:
-        return Picture(None, f"{workload}: no rows per stage of ingest progress (not a streaming workload)")
+        return Picture(None, f"{title or workload}: no rows per stage of ingest progress (not a streaming workload).")
     stages = df[df["ingest_stage"].notna()]
     multi = runs_per_backend(stages)
     levels = {"ingest_rate": True}
@@ -33,9 +33,11 @@ def streaming_progress(summary: pd.DataFrame, workload: str, title: str | None =
     for _, r in idle.iterrows():
         if _num(r["p99_us"]) is not None:
             a1.axhline(float(r["p99_us"]), linestyle="--", color="grey", alpha=0.6)
-            a1.annotate(f"idle P99 {r['backend']}", (0, float(r["p99_us"])), fontsize=7, color="grey")
+            a1.annotate(f"idle P99 {r['backend']} ({float(r['p99_us']):,.0f} us)", (0, float(r["p99_us"])),
+                        fontsize=7, color="grey")
     a1.set_xlabel("ingest progress (% of the streamed vectors acknowledged)")
     a1.set_ylabel("search latency (us); P99 solid, P50 dotted")
+    a1.yaxis.set_major_formatter(COMMA)
     a1.set_title(f"{title or workload}: search latency while vectors stream in", fontsize=9)
     a2.set_xlabel("ingest progress (%)")
     a2.set_ylabel("recall@k (exact: what was acked at search start)")

@@ -6,6 +6,7 @@ Only what the data supports is drawn; the page says what was skipped and why.
 from __future__ import annotations
 
 import html
+import numbers
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analysis import cases, charts, htmlpage, plots, sidebyside, tenant_plot
+from bench.analysis import cases, charts, htmlpage, outdir, plots, sidebyside, tenant_plot
 from bench.analysis.compare import (
     DATA_KEYS,
     _notes,
@@ -26,7 +27,6 @@ from bench.analysis.compare import (
 from bench.analysis.compare import Comparison as _Comparison
 from bench.analysis.load import summary_frame, trials_frame
 from bench.errors import UserError
-from bench.results.writer import write_text
 
 
 @dataclass
@@ -43,14 +43,16 @@ def _slug(text: str) -> str:
 
 CAPTIONS = {
     "recall-qps": "Recall against queries per second per backend (ann-benchmarks style): each point is one "
-                  "ef_search setting (trimmed median of the kept trials, bars show their spread); the line joins "
-                  "the Pareto frontier, pale points are dominated. Up and to the right is better. Crosses are "
-                  "rows another tool measured (bench import), at that tool's own QPS: see their definitions in "
-                  "the table above.",
+                  "ef_search setting at the trimmed median QPS of the kept trials; its error bar runs from the "
+                  "lowest to the highest QPS of the ok trials. The line joins the Pareto frontier, pale points are "
+                  "dominated. Up and to the right is better. Crosses are rows another tool measured (bench import), "
+                  "at that tool's own QPS: see their definitions in the table above.",
     "latency": "Latency by percentile (HdrHistogram style) from the HDR histograms of every ok trial merged; "
                "the x axis is 1/(1-percentile) on a log scale, so the tail gets room. Lower is better.",
-    "ycsb-ops": "Throughput and latency per YCSB operation kind (trimmed medians; QPS bars show the spread of "
-                "the kept trials).",
+    "ycsb-ops": "Throughput and latency per YCSB operation kind, one bar per series, on linear axes from zero (a "
+                "bar's length is its figure, written above it), the figures of the table below: QPS with error "
+                "bars from the lowest to the highest QPS of the ok trials, and the latency percentiles; no bar "
+                "where too few samples support a percentile.",
     "concurrency": "Throughput and P99 latency against the number of workers, closed loop.",
     "streaming": "Search latency and recall per stage of ingest progress, one line per backend and ingest rate "
                  "(trimmed medians of the trials' stage rows; P99 only where a stage has the samples for it, P50 "
@@ -67,53 +69,101 @@ def _save(pic: plots.Picture, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     assert pic.figure is not None
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    pic.figure.savefig(tmp, dpi=100)
-    plt.close(pic.figure)
-    tmp.replace(path)
+    try:
+        pic.figure.savefig(path, dpi=100)
+    finally:
+        plt.close(pic.figure)
+
+
+def _stems(groups: list[tuple]) -> list[str]:
+    """A file-name stem per table that says what it drew: workload and dataset name, then the dataset's size or
+    content hash where two tables would share a name (`ann-smoke-wordnet-mpnet-768-n4000`)."""
+    keyed = [dict(zip(["workload", *DATA_KEYS], g, strict=True)) for g in groups]
+
+    def stem(k: dict, extra: list[str]) -> str:
+        parts = [k["workload"], k.get("dataset_name") or "data"]
+        for e in extra:
+            v = k.get(e)
+            if v is not None and not (isinstance(v, float) and pd.isna(v)):
+                parts.append({"dataset_n": "n", "dataset_dim": "d"}.get(e, "") + str(v)[:8])
+        return _slug("-".join(str(x) for x in parts))
+
+    out = [stem(k, []) for k in keyed]
+    for extra in (["dataset_n"], ["dataset_n", "dataset_dim"], ["dataset_n", "dataset_dim", "dataset_hash"]):
+        clash = {s for s in out if out.count(s) > 1}
+        out = [stem(k, extra) if s in clash else s for k, s in zip(keyed, out, strict=True)]
+    seen: dict[str, int] = {}
+    for i, s in enumerate(out):  # still alike: number them
+        seen[s] = seen.get(s, 0) + 1
+        out[i] = s if seen[s] == 1 else f"{s}-{seen[s]}"
+    return out
 
 
 def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
-    """Draw every picture the results support into out_dir (PNGs) and write out_dir/index.html, one
-    self-contained interactive page."""
+    """Draw every picture the results support (PNGs) and write index.html, one self-contained interactive page,
+    into a staging folder beside out_dir, then put them in place of out_dir's own files (outdir)."""
     if not paths:
         raise UserError("bench report needs at least one results folder or file", "e.g. bench report results/RUN_ID")
     summary = summary_frame(paths)
     trials = trials_frame(paths)
     if summary.empty:
         raise UserError("The results hold no summary rows", "check that the runs finished at least one trial")
+    staging = outdir.stage(out_dir)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"Cannot create the report folder {out_dir} ({e.strerror})", "choose a writable --out") from None
-    res = ReportResult(out_dir, out_dir / "index.html")
+        res = _build(summary, trials, out_dir, staging)
+    except BaseException:
+        staging.discard()
+        raise
+    staging.install([p.name for p in [*res.pictures, res.html]])
+    return res
+
+
+def _build(summary: pd.DataFrame, trials: pd.DataFrame, out_dir: Path, staging: outdir.Staging) -> ReportResult:
+    res = ReportResult(out_dir, out_dir / outdir.INDEX)
     summary = summary.assign(table=sidebyside.place(summary)[0])  # imported rows beside the bench run they match
     figures = figures_frame(summary)
     sections, nav = [], []
-    seen: dict[str, int] = {}
-    for group, s_group in summary.groupby("table", sort=True, dropna=False):
+    tables = list(summary.groupby("table", sort=True, dropna=False))
+    for (group, s_group), stem in zip(tables, _stems([g for g, _ in tables]), strict=True):
         workload = group[0]
-        n = seen[workload] = seen.get(workload, -1) + 1  # a second dataset of one workload: files get -1, -2, ...
         own = s_group[~sidebyside.imported(s_group)]
         title = dataset_title((own if len(own) else s_group).iloc[0].to_dict())
         others = s_group.loc[sidebyside.imported(s_group), "run_id"].unique()
         t_group = trials[_same_keys(trials, dict(zip(["workload", *DATA_KEYS], group, strict=True)))
                          | trials["run_id"].isin(others)]
-        stem = _slug(str(workload)) + (f"-{n}" if n else "")
-        pngs = _draw_pngs(res, s_group, t_group, workload, title, stem)
+        pngs = _draw_pngs(res, staging, s_group, t_group, workload, title, stem)
         g_figures = figures[figures["table"].map(lambda t, group=group: t == group)]
         sections.append(_section(f"t-{stem}", title, s_group, t_group, g_figures, pngs, res))
         nav.append((f"t-{stem}", title.split(" (")[0]))
     comparison = _Comparison(figures, capability_frame(summary), list(figures.attrs.get("apart", [])))
     body = "\n".join([_intro(summary), *sections, _capabilities(comparison), _runs(summary), _not_drawn(res.skipped)])
     nav += [("capabilities", "capabilities"), ("runs", "runs"), ("not-drawn", "not drawn")]
-    write_text(res.html, htmlpage.page(_title(summary), _facts(summary), nav, body))
+    text = htmlpage.page(_title(summary), _facts(summary), nav, body,
+                         head=outdir.manifest_tag([p.name for p in res.pictures]))
+    staging.write(outdir.INDEX, lambda p: p.write_text(text, encoding="utf-8"))
     return res
 
 
-def _draw_pngs(res: ReportResult, s_group: pd.DataFrame, t_group: pd.DataFrame, workload: str, title: str,
-               stem: str) -> list[tuple[str, Path]]:
-    """The PNG pictures of one table (for papers and the nightly summary); what cannot be drawn is skipped."""
+def _applies(slug: str, kind: set, s_group: pd.DataFrame) -> bool:
+    """Whether a picture is for this kind of workload at all (a YCSB mix has no recall curve): one that is not is
+    not drawn and not listed as skipped."""
+    if slug == "recall-qps":
+        return kind != {"ycsb"} and not kind & CASE_KINDS  # no ef_search sweep in the production cases
+    if slug == "ycsb-ops":
+        return "ycsb" in kind
+    if slug == "concurrency":
+        return not kind & CASE_KINDS
+    if slug == "streaming":
+        return "streaming" in kind  # only a streaming run has stages of ingest progress
+    if slug == "tenants":
+        return "tenants" in s_group and not s_group["tenants"].isna().all()
+    return True
+
+
+def _draw_pngs(res: ReportResult, staging: outdir.Staging, s_group: pd.DataFrame, t_group: pd.DataFrame,
+               workload: str, title: str, stem: str) -> list[tuple[str, Path]]:
+    """The PNG pictures of one table (for papers and the nightly summary); what the data cannot support is
+    skipped, with a sentence saying why."""
     kind = set(s_group["workload_kind"].dropna())
     drawers: list[tuple[str, str, Callable[[pd.DataFrame, str, str], plots.Picture], bool]] = [
         ("recall-qps", "Recall vs QPS", plots.recall_qps, False),
@@ -125,26 +175,31 @@ def _draw_pngs(res: ReportResult, s_group: pd.DataFrame, t_group: pd.DataFrame, 
     ]
     out = []
     for slug, name, draw, uses_trials in drawers:
-        if slug == "recall-qps" and kind == {"ycsb"}:
-            res.skipped.append(f"{workload}: recall vs QPS is for ANN workloads; this one is YCSB")
+        if not _applies(slug, kind, s_group):
             continue
-        if slug == "ycsb-ops" and "ycsb" not in kind:
-            res.skipped.append(f"{workload}: per-operation pictures are for YCSB workloads; this one only searches")
-            continue
-        if slug == "streaming" and "streaming" not in kind:
-            continue  # only a streaming run has stages of ingest progress
-        if slug == "tenants" and ("tenants" not in s_group or s_group["tenants"].isna().all()):
-            continue  # not a multi-tenant workload: nothing to say
-        if slug in ("recall-qps", "concurrency") and kind & CASE_KINDS:
-            continue  # no ef_search sweep, no concurrency sweep
         pic = draw(t_group if uses_trials else s_group, workload, title)
         if pic.figure is None:
-            res.skipped.append(pic.skipped or f"{title}: {name} not drawn")
+            res.skipped.append(pic.skipped or f"{title}: {name} is not drawn.")
             continue
-        path = res.out_dir / f"{slug}-{stem}.png"
-        _save(pic, path)
+        path = staging.write(f"{slug}-{stem}.png", lambda p, pic=pic: _save(pic, p))
         res.pictures.append(path)
         out.append((name, path))
+    return out
+
+
+def summary_lines(res: ReportResult, verbose: bool = False) -> list[str]:
+    """What `bench report` prints: where the page is, how many pictures, one line for the charts skipped (each
+    one, with why, under -v)."""
+    out = [f"drew {p}" for p in res.pictures] if verbose else []
+    skipped = list(dict.fromkeys(res.skipped))
+    if skipped and verbose:
+        out += [f"skipped: {s}" for s in skipped]
+    elif skipped:
+        n = len(skipped)
+        out.append(f"skipped {n:,} chart{'s' if n > 1 else ''} the data does not support (see 'Not drawn' on the "
+                   f"page; -v lists {'them' if n > 1 else 'it'})")
+    n = len(res.pictures)
+    out.append(f"report: {res.html} ({n:,} PNG picture{'' if n == 1 else 's'} beside it)")
     return out
 
 
@@ -198,21 +253,41 @@ def _same_keys(df: pd.DataFrame, values: dict) -> pd.Series:
     return mask
 
 
+def when(v: object) -> str:
+    """A timestamp as a reader wants it: `2026-12-08 00:02:12 UTC` (no microseconds, no +00:00)."""
+    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT:
+        return "-"
+    try:
+        t = pd.Timestamp(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if t is pd.NaT:
+        return "-"
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _cell(col: str, v: object) -> str:
+    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA:
+        return "-"
+    if col == "started_utc":
+        return when(v)
+    if col == "git_commit":
+        return str(v)[:12]
+    if isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer():
+        return f"{int(v):,}"
+    return str(v)
+
+
 def _runs(summary: pd.DataFrame) -> str:
     cols = [("run_id", "run"), ("backend", "backend"), ("workload", "workload"), ("dataset_name", "dataset"),
             ("dataset_n", "n"), ("dataset_dim", "dim"), ("backend_client_version", "client"),
             ("backend_server_version", "server"), ("harness_version", "harness"), ("git_commit", "commit"),
-            ("host_cpu", "host CPU"), ("host_cores", "cores"), ("started_utc", "started (UTC)"),
+            ("host_cpu", "host CPU"), ("host_cores", "cores"), ("started_utc", "started"),
             ("run_status", "status")]
     have = [(c, h) for c, h in cols if c in summary]
     runs = summary.drop_duplicates(["run_id", "backend", "workload"])[[c for c, _ in have]]
-    rows = []
-    for r in runs.itertuples(index=False):
-        cells = []
-        for (col, _), v in zip(have, r, strict=True):
-            text = "-" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
-            cells.append(text[:12] if col == "git_commit" else text)
-        rows.append(cells)
+    rows = [[_cell(col, v) for (col, _), v in zip(have, r, strict=True)] for r in runs.itertuples(index=False)]
     return "<h2 id='runs'>Runs</h2>" + htmlpage.table([h for _, h in have], rows)
 
 
@@ -246,25 +321,28 @@ def _facts(summary: pd.DataFrame) -> list[tuple[str, str]]:
     harness = sorted({f"{r.get('harness_version')}" + (f" (git {r['git_commit'][:12]})"
                                                         if isinstance(r.get("git_commit"), str) else " (no git)")
                       for r in summary.drop_duplicates("run_id").to_dict("records")})
-    started = sorted(str(v) for v in summary["started_utc"].dropna()) if "started_utc" in summary else []
+    started = sorted(when(v) for v in summary["started_utc"].dropna()) if "started_utc" in summary else []
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return [("datasets", ", ".join(_distinct(summary, "dataset_name")) or "-"), ("engines", "; ".join(engines)),
             ("hosts", "; ".join(hosts)), ("bench", ", ".join(harness)),
-            ("runs", f"{summary['run_id'].nunique()}" + (f", {started[0]} to {started[-1]}" if started else "")),
+            ("runs", f"{summary['run_id'].nunique():,}" + (f", started {started[0]}" + (
+                f" to {started[-1]}" if started[-1] != started[0] else "") if started else "")),
             ("made", now)]
 
 
 def _intro(summary: pd.DataFrame) -> str:
-    return ("<p class='lead'>Every figure is the trimmed median of the kept trials (the lowest and the highest value "
-            "dropped when there are three trials or more), with the spread of the kept trials in small type or as "
-            "error bars. Hover a point for its run, dataset, index and figures; click a legend entry to hide or show "
-            "a series; drag to zoom, double-click to zoom out. Click a table heading to sort; type in the box above "
-            "a table to filter its rows.</p>")
+    return ("<p class='lead'>Each figure is the one the run's summary holds, as bench compare shows it: QPS and "
+            "recall the trimmed median of the kept trials (the lowest and the highest value dropped when there are "
+            "three trials or more), latency percentiles from the trials' merged histograms. The range in small type "
+            "and the error bars run from the lowest to the highest value of the ok trials. Hover a point for its "
+            "run, dataset, index and figures; click a legend entry to hide or show a series; drag to zoom, "
+            "double-click to zoom out. Click a table heading to sort; type in the box above a table to filter its "
+            "rows.</p>")
 
 
 def _not_drawn(skipped: list[str]) -> str:
     if not skipped:
         return "<h2 id='not-drawn'>Not drawn</h2><p class='note'>Nothing: the data supported every chart.</p>"
     items = "".join(f"<li>{html.escape(s)}</li>" for s in dict.fromkeys(skipped))
-    return (f"<h2 id='not-drawn'>Not drawn</h2><p class='note'>Charts the data does not support (expected for "
-            f"what was not measured):</p><ul class='notdrawn'>{items}</ul>")
+    return (f"<h2 id='not-drawn'>Not drawn</h2><p class='note'>Charts the data does not support, each with why "
+            f"(expected for what was not measured):</p><ul class='notdrawn'>{items}</ul>")
