@@ -342,11 +342,15 @@ def report(
                                       "report files are replaced)")] = Path("report"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="name every picture drawn and every chart "
                                           "skipped, with why")] = False,
+    at_recall: Annotated[str | None, typer.Option("--at-recall", help="recall levels of the verdict at the top, "
+                                                  "e.g. 0.9,0.95,0.99 (the default)")] = None,
 ) -> None:
-    """One self-contained interactive HTML page (charts, sortable tables) and PNG pictures for papers."""
+    """One self-contained interactive HTML page (the verdict first, charts, sortable tables) and PNG pictures for
+    papers."""
     from bench.analysis.report import build, summary_lines
+    from bench.analysis.verdict import parse_levels
 
-    for line in summary_lines(build(results, out), verbose):
+    for line in summary_lines(build(results, out, parse_levels(at_recall)), verbose):
         print(line)
 
 

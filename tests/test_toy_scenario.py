@@ -71,6 +71,12 @@ def test_toy_scenario_runs_end_to_end_combined_with_a_filter(tmp_path, cache_dir
     assert "| noise norm |" in c.stdout
     t = _bench("compare", str(run), "--wide", cwd=tmp_path, cache=cache_dir)
     assert "noise norm = mean L2 norm" in t.stdout, t.stdout
+    # its chart and caption: in the report, drawn by the function its Chart names
+    r = _bench("report", str(run), "--out", "rep", cwd=tmp_path, cache=cache_dir)
+    assert r.returncode == 0, r.stderr
+    assert list((tmp_path / "rep").glob("noise-toy-perturbed-*.png"))
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "Toy: recall@k against the noise added to the queries" in page
     run_json = json.loads((run / "run.json").read_text())
     assert run_json["workload"]["perturb"] == {"sigma": [0.0, 0.3]}
 

@@ -6,6 +6,7 @@ Only what the data supports is drawn; the page says what was skipped and why.
 from __future__ import annotations
 
 import html
+import importlib
 import numbers
 import re
 from collections.abc import Callable, Sequence
@@ -15,18 +16,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analysis import cases, charts, htmlpage, outdir, plots, sidebyside, tenant_plot
+from bench import scenarios
+from bench.analysis import charts, htmlpage, outdir, plots, sidebyside, verdict
 from bench.analysis.compare import (
     DATA_KEYS,
     _notes,
+    answer_lines,
     capability_frame,
     dataset_title,
     display_rows,
     figures_frame,
+    table_groups,
 )
 from bench.analysis.compare import Comparison as _Comparison
 from bench.analysis.load import summary_frame, trials_frame
 from bench.errors import UserError
+from bench.scenarios.base import CORE_CHARTS, Chart
 
 
 @dataclass
@@ -49,20 +54,27 @@ CAPTIONS = {
                   "at that tool's own QPS: see their definitions in the table above.",
     "latency": "Latency by percentile (HdrHistogram style) from the HDR histograms of every ok trial merged; "
                "the x axis is 1/(1-percentile) on a log scale, so the tail gets room. Lower is better.",
-    "ycsb-ops": "Throughput and latency per YCSB operation kind, one bar per series, on linear axes from zero (a "
-                "bar's length is its figure, written above it), the figures of the table below: QPS with error "
-                "bars from the lowest to the highest QPS of the ok trials, and the latency percentiles; no bar "
-                "where too few samples support a percentile.",
     "concurrency": "Throughput and P99 latency against the number of workers, closed loop.",
-    "streaming": "Search latency and recall per stage of ingest progress, one line per backend and ingest rate "
-                 "(trimmed medians of the trials' stage rows; P99 only where a stage has the samples for it, P50 "
-                 "dotted); the dashed line is the idle P99 (no ingest). Recall is against the exact top-k of the "
-                 "vectors acknowledged when each sampled search started.",
-    "tenants": "Multi-tenancy: QPS, P99 and recall (against the exact top-k within the searched tenant) against "
-               "the number of tenants the data was dealt to, each engine's native multi-tenancy; one line per run "
-               "and configuration, gaps where too few samples support a P99.",
 }
-CASE_KINDS = {"streaming", "capacity", "searchable"}  # no ef_search sweep: no recall-QPS or concurrency picture
+
+
+def _core(s_group: pd.DataFrame) -> set[str]:
+    """The report's own pictures that fit every kind in the table (a kind scenario's `core_charts`)."""
+    kinds = scenarios.kinds()
+    out = set(CORE_CHARTS)
+    for k in set(s_group["workload_kind"].dropna()):
+        out &= set(kinds[k].core_charts) if k in kinds else set(CORE_CHARTS)
+    return out
+
+
+def _own_charts(s_group: pd.DataFrame) -> list[Chart]:
+    """The pictures the scenarios whose rows these are declare (bench.scenarios.base.Chart)."""
+    return [c for cls in scenarios.every() if cls.owns(s_group) for c in cls.charts]
+
+
+def _drawer(ref: str) -> Callable:
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _save(pic: plots.Picture, path: Path) -> None:
@@ -99,7 +111,7 @@ def _stems(groups: list[tuple]) -> list[str]:
     return out
 
 
-def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
+def build(paths: Sequence[str | Path], out_dir: Path, levels: Sequence[float] = verdict.LEVELS) -> ReportResult:
     """Draw every picture the results support (PNGs) and write index.html, one self-contained interactive page,
     into a staging folder beside out_dir, then put them in place of out_dir's own files (outdir)."""
     if not paths:
@@ -110,7 +122,7 @@ def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
         raise UserError("The results hold no summary rows", "check that the runs finished at least one trial")
     staging = outdir.stage(out_dir)
     try:
-        res = _build(summary, trials, out_dir, staging)
+        res = _build(summary, trials, out_dir, staging, levels)
     except BaseException:
         staging.discard()
         raise
@@ -118,7 +130,8 @@ def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
     return res
 
 
-def _build(summary: pd.DataFrame, trials: pd.DataFrame, out_dir: Path, staging: outdir.Staging) -> ReportResult:
+def _build(summary: pd.DataFrame, trials: pd.DataFrame, out_dir: Path, staging: outdir.Staging,
+           levels: Sequence[float] = verdict.LEVELS) -> ReportResult:
     res = ReportResult(out_dir, out_dir / outdir.INDEX)
     summary = summary.assign(table=sidebyside.place(summary)[0])  # imported rows beside the bench run they match
     figures = figures_frame(summary)
@@ -135,8 +148,10 @@ def _build(summary: pd.DataFrame, trials: pd.DataFrame, out_dir: Path, staging: 
         g_figures = figures[figures["table"].map(lambda t, group=group: t == group)]
         sections.append(_section(f"t-{stem}", title, s_group, t_group, g_figures, pngs, res))
         nav.append((f"t-{stem}", title.split(" (")[0]))
-    comparison = _Comparison(figures, capability_frame(summary), list(figures.attrs.get("apart", [])))
-    body = "\n".join([_intro(summary), *sections, _capabilities(comparison), _runs(summary), _not_drawn(res.skipped)])
+    titles = {t: title for title, g in table_groups(figures) for t in g["table"].unique()}
+    comparison = _Comparison(figures, capability_frame(summary), list(figures.attrs.get("apart", [])),
+                             verdict.verdicts(figures, titles, levels))
+    body = "\n".join([_intro(summary), _answer(comparison), *sections, _capabilities(comparison), _runs(summary), _not_drawn(res.skipped)])
     nav += [("capabilities", "capabilities"), ("runs", "runs"), ("not-drawn", "not drawn")]
     text = htmlpage.page(_title(summary), _facts(summary), nav, body,
                          head=outdir.manifest_tag([p.name for p in res.pictures]))
@@ -144,39 +159,18 @@ def _build(summary: pd.DataFrame, trials: pd.DataFrame, out_dir: Path, staging: 
     return res
 
 
-def _applies(slug: str, kind: set, s_group: pd.DataFrame) -> bool:
-    """Whether a picture is for this kind of workload at all (a YCSB mix has no recall curve): one that is not is
-    not drawn and not listed as skipped."""
-    if slug == "recall-qps":
-        return kind != {"ycsb"} and not kind & CASE_KINDS  # no ef_search sweep in the production cases
-    if slug == "ycsb-ops":
-        return "ycsb" in kind
-    if slug == "concurrency":
-        return not kind & CASE_KINDS
-    if slug == "streaming":
-        return "streaming" in kind  # only a streaming run has stages of ingest progress
-    if slug == "tenants":
-        return "tenants" in s_group and not s_group["tenants"].isna().all()
-    return True
-
-
 def _draw_pngs(res: ReportResult, staging: outdir.Staging, s_group: pd.DataFrame, t_group: pd.DataFrame,
                workload: str, title: str, stem: str) -> list[tuple[str, Path]]:
     """The PNG pictures of one table (for papers and the nightly summary); what the data cannot support is
     skipped, with a sentence saying why."""
-    kind = set(s_group["workload_kind"].dropna())
+    core = _core(s_group)
     drawers: list[tuple[str, str, Callable[[pd.DataFrame, str, str], plots.Picture], bool]] = [
-        ("recall-qps", "Recall vs QPS", plots.recall_qps, False),
-        ("latency", "Latency percentiles", plots.latency_distribution, True),
-        ("ycsb-ops", "Per operation kind", plots.ycsb_operations, False),
-        ("concurrency", "QPS vs concurrency", plots.qps_vs_concurrency, False),
-        ("streaming", "Search P99 and recall against ingest progress", cases.streaming_progress, False),
-        ("tenants", "QPS, P99 and recall vs tenants", tenant_plot.against_tenants, False),
-    ]
+        d for d in [("recall-qps", "Recall vs QPS", plots.recall_qps, False),
+                    ("latency", "Latency percentiles", plots.latency_distribution, True),
+                    ("concurrency", "QPS vs concurrency", plots.qps_vs_concurrency, False)] if d[0] in core]
+    drawers += [(c.slug, c.name, _drawer(c.png), c.uses_trials) for c in _own_charts(s_group) if c.png]
     out = []
     for slug, name, draw, uses_trials in drawers:
-        if not _applies(slug, kind, s_group):
-            continue
         pic = draw(t_group if uses_trials else s_group, workload, title)
         if pic.figure is None:
             res.skipped.append(pic.skipped or f"{title}: {name} is not drawn.")
@@ -203,6 +197,18 @@ def summary_lines(res: ReportResult, verbose: bool = False) -> list[str]:
     return out
 
 
+def _answer(c: _Comparison) -> str:
+    """The verdict lines first, as compare prints them (bench.analysis.verdict)."""
+    parts = ["<section id='answer'><h2>Answer</h2>"]
+    for line in answer_lines(c):
+        if line.startswith("  "):
+            parts.append(f"<li>{html.escape(line.strip())}</li>")
+        else:
+            parts.append(("</ul>" if len(parts) > 1 else "") + f"<p><b>{html.escape(line)}</b></p><ul class='verdict'>")
+    parts.append("</ul></section>")
+    return "\n".join(parts)
+
+
 def _chart(fig) -> str:
     return "<div class='chart'>" + fig.to_html(full_html=False, include_plotlyjs=False,
                                                config={"displaylogo": False, "responsive": True}) + "</div>"
@@ -213,23 +219,26 @@ def _section(anchor: str, title: str, s_group: pd.DataFrame, t_group: pd.DataFra
     """One workload on one dataset: its interactive charts, its table, links to its PNGs."""
     kind = set(s_group["workload_kind"].dropna())
     parts = [f"<h2 id='{html.escape(anchor)}'>{html.escape(title)} ({html.escape(', '.join(sorted(kind)) or '?')})</h2>"]
-    drawn: list[tuple[str, object]] = []
-    if kind != {"ycsb"} and not kind & CASE_KINDS:
-        drawn.append(("recall-qps", charts.recall_qps(s_group, title)))
+    drawn: list[tuple[object, str]] = []
+    core = _core(s_group)
+    if "recall-qps" in core:
+        drawn.append((charts.recall_qps(s_group, title), CAPTIONS["recall-qps"]))
     latency, left_out = charts.latency_panels(t_group, title)
-    drawn.append(("latency", latency))
-    if "ycsb" in kind:
-        drawn.append(("ycsb-ops", charts.ycsb_bars(s_group, title)))
-    if not kind & CASE_KINDS:
-        drawn.append(("concurrency", charts.concurrency_lines(s_group, title)))
-    for slug, fig in drawn:
+    drawn.append((latency, CAPTIONS["latency"]))
+    own = _own_charts(s_group)
+    drawn += [(_drawer(c.html)(t_group if c.uses_trials else s_group, title), c.caption) for c in own if c.html]
+    if "concurrency" in core:
+        drawn.append((charts.concurrency_lines(s_group, title), CAPTIONS["concurrency"]))
+    for fig, caption in drawn:
         if isinstance(fig, str):  # the PNG drawers, on the same conditions, have said why
             continue
-        parts.append(_chart(fig) + f"<p class='note'>{html.escape(CAPTIONS[slug])}</p>")
-    for name, png in pngs:  # streaming: search P99 and recall against ingest progress (matplotlib)
-        if png.name.startswith("streaming-"):
+        parts.append(_chart(fig) + f"<p class='note'>{html.escape(caption)}</p>")
+    pictures = {c.slug: c for c in own if c.png and not c.html}  # a scenario's picture with no interactive form
+    for name, png in pngs:
+        c = next((c for slug, c in pictures.items() if png.name.startswith(f"{slug}-")), None)
+        if c is not None:
             parts.append(f"<img src='{html.escape(png.name)}' alt='{html.escape(name)}' style='max-width:100%'>"
-                         f"<p class='note'>{html.escape(CAPTIONS['streaming'])}</p>")
+                         f"<p class='note'>{html.escape(c.caption)}</p>")
     if left_out:
         parts.append(f"<p class='note'>Left out of the crowded percentile panels (at most {charts.MAX_PER_PANEL} "
                      f"series each; every one is in the table): {html.escape(', '.join(left_out))}.</p>")

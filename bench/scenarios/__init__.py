@@ -12,7 +12,7 @@ import pkgutil
 from importlib.metadata import entry_points
 
 from bench.results import figures, keys
-from bench.scenarios.base import Prep, Reference, RunFlags, Scenario, Variant
+from bench.scenarios.base import Chart, Prep, Reference, RunFlags, Scenario, Variant
 
 _TABLES: dict[str, type[Scenario]] = {}
 _KINDS: dict[str, type[Scenario]] = {}
@@ -69,4 +69,4 @@ def kinds() -> dict[str, type[Scenario]]:
     return dict(_KINDS)
 
 
-__all__ = ["Prep", "Reference", "RunFlags", "Scenario", "Variant", "every", "kinds", "load", "register", "tables"]
+__all__ = ["Chart", "Prep", "Reference", "RunFlags", "Scenario", "Variant", "every", "kinds", "load", "register", "tables"]

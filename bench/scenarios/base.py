@@ -81,6 +81,24 @@ class Variant:
         return self.data.queries if self.queries is None else self.queries
 
 
+@dataclass(frozen=True)
+class Chart:
+    """A picture of a scenario's rows in `bench report`, named by reference so a scenario never imports the
+    analysis layer: `png` and `html` are "module:function" drawers (`png(summary, workload, title) -> Picture`,
+    `html(summary, title) -> plotly Figure | reason`), resolved when the report draws."""
+
+    slug: str  # file-name part and anchor: "streaming" -> streaming-<table>.png
+    name: str  # what the picture shows, in a sentence's words
+    caption: str  # printed under it: exactly what is drawn
+    png: str | None = None
+    html: str | None = None
+    uses_trials: bool = False  # the drawers take the trial rows instead of the summary rows
+
+
+# The report's own pictures (bench.analysis.report); a kind scenario names the ones that fit its rows.
+CORE_CHARTS = ("recall-qps", "latency", "concurrency")
+
+
 @dataclass
 class RunFlags:
     """What the command line asks beyond the workload file, that a scenario may refuse."""
@@ -109,6 +127,7 @@ class Scenario:
     order: ClassVar[int] = 50  # fold order: a larger order expands the variants a smaller one made
     keys: ClassVar[tuple[Key, ...]] = ()  # result key axes it adds (registered with the scenario)
     figures: ClassVar[tuple[Figure, ...]] = ()  # figures its rows carry (schema, aggregation, compare columns)
+    charts: ClassVar[tuple[Chart, ...]] = ()  # its own pictures in `bench report` (drawn where it `owns` rows)
     kinds: ClassVar[tuple[str, ...]] = ("ann",)  # workload kinds it works with
 
     def __init__(self, options: Any, spec: WorkloadSpec):
@@ -159,6 +178,13 @@ class Scenario:
 
     # -- what compare and the report say about its rows ---------------------------------------------------------
     @classmethod
+    def owns(cls, rows: Any) -> bool:
+        """Whether a report table's rows (a pandas frame) are this scenario's: its kind, or one of its keys set."""
+        if cls.kind:
+            return "workload_kind" in rows and bool((rows["workload_kind"] == cls.kind).any())
+        return any(k.name in rows and bool(rows[k.name].notna().any()) for k in cls.keys)
+
+    @classmethod
     def table_notes(cls, rows: Any) -> list[str]:
         """Sentences under a compare table holding this scenario's rows (`rows`: that table's figures frame),
         e.g. streaming's knee per run; [] when it has nothing to add."""
@@ -181,6 +207,7 @@ class KindScenario(Scenario):
     by default, and how a trial's quality is scored. Exactly one per workload."""
 
     mode: ClassVar[str] = "search"  # the worker's operation source: "search", "ycsb" or "ingest"
+    core_charts: ClassVar[tuple[str, ...]] = CORE_CHARTS  # which of the report's own pictures fit its rows
     Options: ClassVar[type[BaseModel] | None] = None  # the model of the kind's own table ([<kind>]), if it has one
 
     @classmethod

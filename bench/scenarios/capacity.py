@@ -43,6 +43,7 @@ MIB = 1024 * 1024
 
 @register
 class CapacityScenario(KindScenario):
+    core_charts = ("latency",)  # no ef_search sweep, no concurrency sweep
     figures = (
         Figure("vectors_held", "capacity: vectors acknowledged in the collection when the insert loop ended",
                "vectors held", ",.0f", legend="vectors held = acknowledged when the capacity loop ended (see ended "

@@ -55,6 +55,7 @@ class SearchableOptions(Strict):
 
 @register
 class SearchableScenario(KindScenario):
+    core_charts = ("latency",)  # no ef_search sweep, no concurrency sweep
     figures = (
         Figure("searchable_after_s", "searchable: seconds from the last acknowledged insert until every inserted id "
                "was found by its own vector (null: not all within the timeout)", "all found after s", ",.3f",

@@ -32,7 +32,7 @@ from bench.results.figures import Figure
 from bench.results.keys import Key
 from bench.scenarios import register
 from bench.scenarios._cases import fresh_collection, pool_for, rows
-from bench.scenarios.base import KindScenario, RunFlags
+from bench.scenarios.base import Chart, KindScenario, RunFlags
 from bench.spec import Strict
 
 NEVER = np.iinfo(np.int64).max
@@ -51,6 +51,13 @@ class StreamingOptions(Strict):
 
 @register
 class StreamingScenario(KindScenario):
+    core_charts = ("latency",)  # no ef_search sweep, no concurrency sweep
+    charts = (Chart(
+        "streaming", "Search P99 and recall against ingest progress",
+        "Search latency and recall per stage of ingest progress, one line per backend and ingest rate (trimmed "
+        "medians of the trials' stage rows; P99 only where a stage has the samples for it, P50 dotted); the dashed "
+        "line is the idle P99 (no ingest). Recall is against the exact top-k of the vectors acknowledged when each "
+        "sampled search started.", png="bench.analysis.cases:streaming_progress"),)
     keys = (
         Key("ingest_rate", pa.float64(), "ingest", "variant", "streaming: vectors inserted per second, offered (0 = the "
             "idle baseline)", show=lambda v: f"ingest={float(v):,.0f}/s"),
