@@ -61,12 +61,15 @@ def _main(version: Annotated[bool, typer.Option("--version", is_eager=True, call
 
 
 def _mount_subapps() -> None:
-    """Mount `bench datasets` once (main() may be called more than once in one process, as tests do)."""
+    """Mount `bench datasets` and `bench workloads` once (main() may be called more than once in one process, as tests do)."""
     if any(g.name == "datasets" for g in app.registered_groups):
         return
     from bench.datasets.cli import app as datasets_app
+    from bench.workload_guide import app as workloads_app
 
     app.add_typer(datasets_app, name="datasets", help="Generate, fetch, list and describe datasets.")
+    app.add_typer(workloads_app, name="workloads", help="List the workloads that ship, or show one with each key "
+                  "explained.")
 
 
 @app.command()
