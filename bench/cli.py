@@ -17,7 +17,7 @@ import typer.core
 
 from bench.errors import UserError
 
-# Exit codes, the same for every command (README, "Exit codes"): a crash must never look like a verdict.
+# Exit codes, the same for every command (docs/cli.md, "Exit codes"): a crash must never look like a verdict.
 EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 # Plain (click) help: it wraps at the terminal's width instead of cutting text with an ellipsis, and shows no

@@ -51,7 +51,7 @@ class IndexModel(Strict):
                          quantization=self.quantization, rescore=self.rescore)
 
 
-MAX_K = 10_000  # results per search; README, "Limits"
+MAX_K = 10_000  # results per search; docs/workload-files.md ([search] k)
 MAX_EF_SEARCH = 100_000  # beyond any engine's useful range, and an engine allocates per query by it
 
 
