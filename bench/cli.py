@@ -106,6 +106,7 @@ def run(
     from bench.runner import RunRequest
     from bench.runner import run as do_run
 
+    _check_price(price_per_hour, currency)
     set_ = [*set_, *([f"backend.price_per_hour={price_per_hour!r}"] if price_per_hour is not None else []),
             *([f"backend.currency={json.dumps(currency)}"] if currency is not None else [])]  # as backend.X
     levels = _levels(concurrency)
@@ -132,6 +133,15 @@ def run(
         if bad and not as_json:
             print(f"{len(bad)} trial rows are failed or invalid (see status_reason in trials.parquet)", file=sys.stderr)
         raise typer.Exit(EXIT_FAILED)
+
+
+def _check_price(price_per_hour: float | None, currency: str | None) -> None:
+    """--price-per-hour and --currency become backend.* values; a bad one is named by its flag, not as a --set."""
+    if price_per_hour is not None and not 0 < price_per_hour < float("inf"):
+        raise UserError(f"--price-per-hour {price_per_hour:g} must be a price above 0",
+                        "give what an hour of the engine's machine costs, e.g. --price-per-hour 2.4")
+    if currency is not None and not (len(currency) == 3 and currency.isascii() and currency.isupper()):
+        raise UserError(f"--currency {currency!r} is not an ISO 4217 code", "give three capital letters, e.g. --currency EUR")
 
 
 def _levels(text: str | None) -> list[int] | None:

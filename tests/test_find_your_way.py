@@ -88,6 +88,12 @@ def test_unknown_set_key_lists_the_sections_keys_closest_first(bench_cli):
                 "did you mean 'currency'?", "the keys of backend 'null', closest first: currency, price_per_hour")
 
 
+def test_other_files_get_did_you_mean_too(bench_cli, tmp_path):
+    suite = tmp_path / "suite.toml"
+    suite.write_text('name = "s"\nbackends = ["null"]\nworkloads = ["ann-smoke"]\ntrails = 3\n')
+    _user_error(bench_cli("suite", str(suite)), "unknown key 'trails'", "did you mean 'trials'?", "suite.toml")
+
+
 def test_a_list_value_gets_the_list_hint(bench_cli):
     _user_error(bench_cli("run", "-b", "null", "--set", "search.ef_search=64,128"),
                 "--set search.ef_search=[64,128]")
@@ -107,6 +113,8 @@ def test_a_flag_error_names_the_flag_not_the_file(bench_cli, tmp_path):
     assert "ann-smoke.toml" not in err and "Workload" not in err
     err = _user_error(bench_cli("run", "-b", "null", "--target-rate", "-5"), "--target-rate -5")
     assert "ann-smoke.toml" not in err
+    err = _user_error(bench_cli("run", "-b", "null", "--price-per-hour", "-1"), "--price-per-hour -1 must be")
+    assert "--set" not in err  # the flag becomes backend.price_per_hour, but the user typed the flag
     # a flag and the file both at fault: the file is named, and the flag beside its own error
     f = tmp_path / "typo.toml"
     f.write_text((WORKLOAD_DIR / "ann-smoke.toml").read_text().replace("[search]\n", "[search]\nkk = 1\n"))
