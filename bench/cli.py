@@ -17,7 +17,7 @@ import typer.core
 
 from bench.errors import UserError
 
-# Exit codes, the same for every command (README, "Exit codes"): a crash must never look like a verdict.
+# Exit codes, the same for every command (docs/cli.md, "Exit codes"): a crash must never look like a verdict.
 EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 # Plain (click) help: it wraps at the terminal's width instead of cutting text with an ellipsis, and shows no
@@ -61,12 +61,15 @@ def _main(version: Annotated[bool, typer.Option("--version", is_eager=True, call
 
 
 def _mount_subapps() -> None:
-    """Mount `bench datasets` once (main() may be called more than once in one process, as tests do)."""
+    """Mount `bench datasets` and `bench workloads` once (main() may be called more than once in one process, as tests do)."""
     if any(g.name == "datasets" for g in app.registered_groups):
         return
     from bench.datasets.cli import app as datasets_app
+    from bench.workload_guide import app as workloads_app
 
     app.add_typer(datasets_app, name="datasets", help="Generate, fetch, list and describe datasets.")
+    app.add_typer(workloads_app, name="workloads", help="List the workloads that ship, or show one with each key "
+                  "explained.")
 
 
 @app.command()
@@ -105,6 +108,7 @@ def run(
     from bench.runner import RunRequest
     from bench.runner import run as do_run
 
+    _check_price(price_per_hour, currency)
     set_ = [*set_, *([f"backend.price_per_hour={price_per_hour!r}"] if price_per_hour is not None else []),
             *([f"backend.currency={json.dumps(currency)}"] if currency is not None else [])]  # as backend.X
     levels = _levels(concurrency)
@@ -137,6 +141,15 @@ def _finish_run(out, as_json: bool, wide: bool, verbose: bool) -> None:
         if bad and not as_json:
             print(f"{len(bad)} trial rows failed (see status_reason in trials.parquet)", file=sys.stderr)
         raise typer.Exit(EXIT_FAILED)
+
+
+def _check_price(price_per_hour: float | None, currency: str | None) -> None:
+    """--price-per-hour and --currency become backend.* values; a bad one is named by its flag, not as a --set."""
+    if price_per_hour is not None and not 0 < price_per_hour < float("inf"):
+        raise UserError(f"--price-per-hour {price_per_hour:g} must be a price above 0",
+                        "give what an hour of the engine's machine costs, e.g. --price-per-hour 2.4")
+    if currency is not None and not (len(currency) == 3 and currency.isascii() and currency.isupper()):
+        raise UserError(f"--currency {currency!r} is not an ISO 4217 code", "give three capital letters, e.g. --currency EUR")
 
 
 def _levels(text: str | None) -> list[int] | None:

@@ -131,6 +131,12 @@ class RunRequest:
                 out.append(f"run.{key}={value}")
         return out
 
+    def flags(self) -> dict[str, str]:
+        """The workload keys the command-line flags set, each with the flag as given (an error names it)."""
+        given = {"trials": self.trials, "concurrency": self.concurrency, "target_rate": self.target_rate}
+        return {f"run.{k}": f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
+                for k, v in given.items() if v is not None}
+
 
 @dataclass
 class RunOutcome:
@@ -158,7 +164,7 @@ def check(req: RunRequest, extra: Callable[[Checked], None] | None = None) -> Ch
     """Spec, backend name, options, availability, and every scenario's check against this engine."""
     if req.cluster:
         _check_cluster(req)
-    spec = load_workload(req.workload, req.all_overrides())
+    spec = load_workload(req.workload, req.all_overrides(), req.flags())
     cls = registry.get(req.backend)
     options, _ = load_backend_options(cls.Options, req.backend, req.config, req.overrides)
     reason = cls.check_available(options)

@@ -117,7 +117,7 @@ def load_suite(path: str | Path) -> SuiteSpec:
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as e:
-        raise UserError(format_validation_error(e, f"Suite {path}"), "fix the value in the file") from None
+        raise UserError(format_validation_error(e, f"Suite {path}", model=SuiteSpec), "fix the value in the file") from None
     unknown = [b for b in spec.backend if b not in spec.backends]
     if unknown:
         raise UserError(f"Suite {path}: [backend.{unknown[0]}] names a backend that is not in `backends`",

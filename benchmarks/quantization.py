@@ -6,7 +6,7 @@ An engine that cannot build a cell (no such quantization, or not with / without 
 the cell is listed under the table as skipped with that sentence. What an engine built other than asked (Milvus's
 IVF indexes for int8/pq, milvus-lite's pure-Python engine) is printed beside the row and under the table.
 
-Memory columns, each the engine's own figure where it has one (see README, "Memory"):
+Memory columns, each the engine's own figure where it has one (see docs/engines.md, "Memory"):
 - index MiB: `index_size_bytes` (faiss: serialized index; qdrant-edge: segment vectors + quantized copy + graph files;
   pgvector: the HNSW index relation; Milvus: none reported).
 - RSS growth MiB: in-process engines, growth of the harness's RSS from create() to the read-back index.

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from backend_options import BACKEND_OPTIONS
 
+from bench.backends._net import start_hint
 from bench.backends.base import CollectionSpec, IndexSpec, SearchParams
 from bench.backends.milvus import (
     LITE_CAVEAT,
@@ -196,7 +197,7 @@ def test_unreachable_server_is_a_user_error_with_the_fix() -> None:
     with pytest.raises(ServerUnreachable) as e:
         MilvusBackend(opts, "/tmp").connect()
     msg = str(e.value)
-    assert "milvus" in msg and f"127.0.0.1:{port}" in msg and "docker compose up -d milvus" in msg
+    assert "milvus" in msg and f"127.0.0.1:{port}" in msg and start_hint("milvus") in msg
     assert e.value.exit_code == 2
 
 

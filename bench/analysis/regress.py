@@ -91,7 +91,7 @@ def load_config(path: str | Path | None) -> RegressConfig:
     try:
         return RegressConfig.model_validate(data)
     except ValidationError as e:
-        raise UserError(format_validation_error(e, f"Regress config {path}"), "fix the value in the file") from None
+        raise UserError(format_validation_error(e, f"Regress config {path}", model=RegressConfig), "fix the value in the file") from None
 
 
 # -- the test ---------------------------------------------------------------------------------------------

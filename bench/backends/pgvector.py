@@ -49,6 +49,7 @@ import numpy as np
 from pydantic import Field, SecretStr
 
 from bench.backends import _pgvector_build as build
+from bench.backends._net import start_hint
 from bench.backends.base import (
     Backend,
     BackendOptions,
@@ -185,7 +186,7 @@ class PgvectorBackend(Backend):
             psycopg.connect(options.dsn, connect_timeout=1, **_auth(options)).close()
         except psycopg.Error as e:
             return (f"the pgvector server at {host}:{port} does not answer ({_first_line(e)}); "
-                    "start it with `docker compose up -d pgvector`")
+                    + start_hint("pgvector"))
         return None
 
     def connect(self) -> None:
@@ -203,7 +204,7 @@ class PgvectorBackend(Backend):
                                         connect_timeout=self.options.connect_timeout_s, **_auth(self.options))
         except psycopg.OperationalError as e:
             raise ServerUnreachable(f"The pgvector server at {host}:{port} does not answer ({_first_line(e)})",
-                                    "start it with `docker compose up -d pgvector`") from None
+                                    start_hint("pgvector")) from None
         try:
             self.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         except psycopg.Error as e:

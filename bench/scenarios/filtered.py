@@ -23,7 +23,9 @@ from bench.spec import Strict
 class FilterModel(Strict):
     """One payload field per selectivity (1 on exactly round(s*n) records), searched with an equality filter."""
 
-    selectivities: list[float] = Field(default_factory=lambda: [0.5, 0.1, 0.01, 0.001], min_length=1)
+    selectivities: list[float] = Field(default_factory=lambda: [0.5, 0.1, 0.01, 0.001], min_length=1,
+                                       description="shares of the records each filter lets through, one "
+                                       "configuration each")
     kind: Literal["eq", "range", "id_ge", "label"] = Field(
         "eq", description="eq: one 0/1 field per selectivity searched with field = 1; range: one int field `rank` "
         "(a seeded permutation of the rows) searched with rank < round(s * n); id_ge: VectorDBBench's int filter, "

@@ -50,7 +50,8 @@ class SearchableOptions(Strict):
     queries: int = Field(200, ge=1, description="searches measured warm, and cold after the restart")
     restart_cmd: str | None = Field(None, description="shell command that starts the server again after bench "
                                     "stops it (default: python -m bench.services up NAME)")
-    restart_timeout_s: float = Field(120.0, gt=0, le=3600)
+    restart_timeout_s: float = Field(120.0, gt=0, le=3600, description="give up waiting for the restarted "
+                                     "server after this many seconds")
 
 
 @register
