@@ -144,3 +144,69 @@ def test_the_verdict_reads_the_same_figures(made):
         for e in x["entries"]:
             if e["point"] and not e["point"]["interpolated"]:
                 assert re.sub(r"[^0-9]", "", f"{e['point']['qps']:,.0f}") in shown
+
+
+def test_the_notebook_shows_the_runs_figures(made, tmp_path):
+    """The notebook's headline table (its figures as the summary holds them), executed on the same results."""
+    import shutil
+    import subprocess
+    import sys
+
+    home, printed = made
+    repo = Path(__file__).resolve().parent.parent
+    nb = tmp_path / "notebooks" / "analysis.ipynb"
+    nb.parent.mkdir()
+    shutil.copy(repo / "notebooks" / "analysis.ipynb", nb)
+    p = subprocess.run([sys.executable, str(repo / "scripts" / "run_notebook.py"), str(nb)], capture_output=True,
+                       text=True, timeout=600, cwd=repo, env={**__import__("os").environ,
+                                                             "BENCH_RESULTS": str(home / "results")})
+    assert p.returncode == 0, p.stderr[-2000:]
+    cells = json.loads(nb.read_text())["cells"]
+    cell = next(c for c in cells if c["cell_type"] == "code" and "HEADLINE = " in "".join(c["source"]))
+    page = next(o["data"]["text/html"] for o in cell["outputs"] if "text/html" in o.get("data", {}))
+    table = _html_table("".join(page))
+    for f in FIGS:
+        shown = {round(float(v.replace(",", "")), 4) for v in table[f] if v not in ("", "NaN", "None", "<NA>")}
+        want = {round(float(figs[f]), 4) for figs in printed.values() if figs[f] is not None}
+        assert shown == want, f
+
+
+def _html_table(page: str) -> dict[str, list[str]]:
+    """The first table of an HTML page as columns of cell texts (pandas' to_html: one header row of th)."""
+    from html.parser import HTMLParser
+
+    rows: list[list[str]] = []
+
+    class Cells(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                rows.append([])
+            elif tag in ("td", "th") and rows:
+                rows[-1].append("")
+
+        def handle_data(self, data):
+            if rows and rows[-1]:
+                rows[-1][-1] += data.strip()
+
+    Cells().feed(page)
+    head, body = rows[0], [r for r in rows[1:] if len(r) == len(rows[0])]
+    return {h: [r[i] for r in body] for i, h in enumerate(head) if h}
+
+
+def test_the_report_tables_show_the_runs_figures(made):
+    home, printed = made
+    p = bench("report", "results", "--out", "rep", cwd=home, cache_dir=home)
+    assert p.returncode == 0, p.stderr
+    page = (home / "rep" / "index.html").read_text()
+    rows = []
+    for table in re.findall(r"<table class='sortable'>.*?</table>", page, re.S):
+        heads = [re.sub("<[^>]+>", "", h).strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", table, re.S)]
+        for tr in re.findall(r"<tr>(.*?)</tr>", table, re.S):
+            cells = [re.sub("<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+            if len(cells) == len(heads) and {"run", "op", "ef", "QPS"} <= set(heads):
+                rows.append(dict(zip(heads, cells, strict=True)))
+    got = {(r["run"].split(" ")[0], r["op"], None if r["ef"] == "-" else int(r["ef"])): r for r in rows}
+    assert set(got) == set(printed)
+    for k, figs in printed.items():
+        for f, (head, spec) in HEADS.items():
+            assert got[k][head].split("[")[0].strip() == _shown(figs[f], spec), (k, f, got[k][head])
