@@ -510,7 +510,7 @@ def _mount_history() -> None:
     """`bench history` (bench/history/cli.py): the nightly's memory."""
     from bench.history.cli import app as history_app
 
-    app.add_typer(history_app, name="history")
+    app.add_typer(history_app, name="history", cls=HelpGroup)
 
 
 _mount_history()

@@ -14,7 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from analysis_helpers import bench, real_run
+from history_helpers import replay, runs_in_order, worsen, write_store
 
+from bench.history import changes, series
 from bench.history.rows import series_keys
 from bench.history.store import ParquetStore, PostgresStore
 from bench.results import keys
@@ -116,3 +118,65 @@ def test_an_unreachable_postgresql_is_one_sentence(tmp_path, cache_dir):
     p = bench("history", "changes", "--store", "postgresql://bench@127.0.0.1:9/bench", cwd=tmp_path,
               cache_dir=cache_dir)
     assert p.returncode == 2 and "Cannot connect to the history store" in p.stderr and "Traceback" not in p.stderr
+
+
+# -- change points over the recorded real nights -------------------------------------------------------------
+
+def _changes(store: Path, tmp_path: Path, cache_dir: Path, *extra: str):
+    return bench("history", "changes", "--store", str(store), *extra, cwd=tmp_path, cache_dir=cache_dir)
+
+
+def _versioned(df: pd.DataFrame, from_night: int) -> pd.DataFrame:
+    """faiss's client version and the harness commit change at night from_night, as an upgrade would."""
+    df = df.copy()
+    later = df["run_id"].isin(runs_in_order(df)[from_night:])
+    df.loc[later, "git_commit"] = "c0ffee" + "0" * 34
+    df.loc[later & (df["backend"] == "faiss"), "backend_client_version"] = "1.99.0"
+    return df
+
+
+def test_flat_real_nights_have_no_change_in_the_engines_p50():
+    df = replay()
+    found = changes.find(series.build(df, ["p50_us"]))
+    assert [c.line() for c in found if not c.series.sentinel] == []
+    assert len(runs_in_order(df)) >= 20  # at least 20 real nights are kept
+
+
+def test_a_step_is_found_at_its_night_and_attributed(tmp_path, cache_dir):
+    df = _versioned(worsen(replay(), "faiss", "p50_us", 12, 0.30), 12)
+    store = write_store(df, tmp_path / "hist")
+    p = _changes(store, tmp_path, cache_dir)
+    assert p.returncode == 0, p.stdout + p.stderr
+    night = df[df["run_id"] == runs_in_order(df)[12]]["night"].iloc[0]
+    mine = [line for line in p.stdout.splitlines() if "P50" in line and "faiss ann-nightly" in line]
+    assert len(mine) == 1, p.stdout
+    line = mine[0]
+    assert line.startswith(f"{night} WORSE  P50 +")
+    before = df[df["run_id"] == runs_in_order(df)[11]]["git_commit"].iloc[0][:12]
+    assert f"commits {before}..c0ffee000000" in line and "client 1.15.1 -> 1.99.0" in line, line
+    assert "sentinel moved too" not in line
+    size = float(line.split("P50 +")[1].split("%")[0])
+    assert 20 <= size <= 60  # +30% injected, on top of what the machine did over the recorded nights
+    # the nightly's gate: not a change of the last two nights ...
+    assert _changes(store, tmp_path, cache_dir, "--last", "2").returncode == 0
+    # ... but on the night after it happened, it is
+    cut = df[df["run_id"].isin(runs_in_order(df)[:14])]
+    gate = _changes(write_store(cut, tmp_path / "cut"), tmp_path, cache_dir, "--last", "2")
+    assert gate.returncode == 1 and "WORSE  P50" in gate.stdout, gate.stdout + gate.stderr
+
+
+def test_a_step_the_sentinel_shares_is_the_machines(tmp_path, cache_dir):
+    df = worsen(worsen(replay(), "faiss", "p50_us", 12, 0.50), "faiss", "p50_us", 12, 0.50, role="sentinel")
+    cut = df[df["run_id"].isin(runs_in_order(df)[:14])]
+    p = _changes(write_store(cut, tmp_path / "hist"), tmp_path, cache_dir, "--last", "2")
+    engine = [line for line in p.stdout.splitlines() if "P50" in line and "faiss ann-nightly" in line]
+    assert len(engine) == 1 and "sentinel moved too: the machine's" in engine[0], p.stdout
+    assert p.returncode == 0, p.stdout  # the machine's change does not fail the night
+
+
+def test_busy_nights_stay_in_the_series_and_are_marked():
+    df = replay()
+    s = next(s for s in series.build(df, ["qps"]) if s.config["backend"] == "faiss" and not s.sentinel)
+    nights = df[(df["backend"] == "faiss") & df["role"].isna()]
+    assert len(s.nights) == len(nights)
+    assert s.nights["busy"].tolist() == nights.sort_values("started_utc")["busy"].tolist()

@@ -65,7 +65,9 @@ def changes_cmd(store: StoreOpt = "history", last: LastOpt = None) -> None:
           "configurations)")
     for c in found:
         print(c.line())
-    if last and any(c.worse and c.sentinel_moved is not True for c in found):
+    from bench.history.changes import alarming
+
+    if last and any(alarming(c) for c in found):
         raise typer.Exit(1)
 
 

@@ -61,7 +61,7 @@ def build(history: pd.DataFrame, figures: list[str] | None = None) -> list[Serie
             v = pd.to_numeric(g[fig], errors="coerce")
             if v.notna().sum() == 0:
                 continue
-            nights = g[NIGHT_COLUMNS].copy()
+            nights = g[NIGHT_COLUMNS].astype(object).where(g[NIGHT_COLUMNS].notna(), None)
             nights["value"] = v
             for side in ("lo", "hi"):
                 col = f"{fig}_{side}"

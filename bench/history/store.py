@@ -115,7 +115,8 @@ class PostgresStore:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.schema):
             raise UserError(f"'{self.schema}' in --store is not a plain schema name", "use letters, digits and _")
         self.dsn = urlunsplit(parts._replace(query=urlencode(query)))
-        self.where = urlunsplit(parts._replace(netloc=parts.hostname or "", query=""))  # no user or password
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        self.where = urlunsplit(parts._replace(netloc=host, query=f"schema={self.schema}"))  # no user or password
         self.table = f'"{self.schema}".{TABLE}'
 
     def _connect(self):
