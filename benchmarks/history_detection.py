@@ -207,8 +207,8 @@ def main() -> int:
         record(a.record)
         return 0
     nights = pd.read_parquet(FIXTURE)
-    n = 2 if a.smoke else a.cases
-    orders = _orders(nights, 3 if a.smoke else max(n, 10))
+    n = 1 if a.smoke else a.cases
+    orders = _orders(nights, 1 if a.smoke else max(n, 10))
     print(f"{nights['run_id'].nunique()} real nights from {FIXTURE.name}; {n} case(s) per step size and figure")
     res = {"flat": flat(nights, orders), "steps": steps_table(nights, orders, n, online=not a.smoke),
            "drifts": drifts_table(nights, orders, n)}
