@@ -114,6 +114,19 @@ def test_postgresql_store_live(runs, tmp_path, cache_dir):
             con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+def test_messages_never_show_the_password(tmp_path, cache_dir):
+    psycopg = pytest.importorskip("psycopg")
+    schema = f"bench_history_test_{uuid.uuid4().hex[:10]}"
+    url = PG.replace("bench@", "bench:s3cret-pw@", 1) + f"?schema={schema}"
+    try:
+        for args in (["changes"], ["report", "--out", str(tmp_path / "page")]):
+            p = bench("history", *args, "--store", url, cwd=tmp_path, cache_dir=cache_dir)
+            assert p.returncode == 2 and "is empty" in p.stderr and "s3cret" not in p.stderr + p.stdout, p.stderr
+    finally:
+        with psycopg.connect(PG, autocommit=True) as con:
+            con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 def test_an_unreachable_postgresql_is_one_sentence(tmp_path, cache_dir):
     p = bench("history", "changes", "--store", "postgresql://bench@127.0.0.1:9/bench", cwd=tmp_path,
               cache_dir=cache_dir)

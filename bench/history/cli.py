@@ -48,7 +48,10 @@ def _changes(store: str, last: int | None):
     from bench.history import changes, series
     from bench.history.store import open_store
 
-    history = open_store(store).read()
+    s = open_store(store)
+    history = s.read()
+    if history.empty:
+        raise UserError(f"The history {s.where} is empty", "add runs with `bench history add RUN_DIR...`")
     found = changes.find(series.build(history))
     return history, (changes.recent(found, last) if last else found)
 
@@ -57,8 +60,6 @@ def _changes(store: str, last: int | None):
 def changes_cmd(store: StoreOpt = "history", last: LastOpt = None) -> None:
     """Print the change points of every series, newest first, one line each."""
     history, found = _changes(store, last)
-    if history.empty:
-        raise UserError(f"The history {store} is empty", "add runs with `bench history add RUN_DIR...`")
     nights = history["run_id"].nunique()
     scope = f"in the last {last} night(s) of each series" if last else "in the history"
     print(f"{len(found)} change point(s) {scope} ({nights} nights, {history['series_id'].nunique()} "

@@ -145,7 +145,7 @@ def write(store: str, out: Path, last: int = 7) -> Path:
     s = open_store(store)
     history = s.read()
     if history.empty:
-        raise UserError(f"The history {store} is empty", "add runs with `bench history add RUN_DIR...`")
+        raise UserError(f"The history {s.where} is empty", "add runs with `bench history add RUN_DIR...`")
     all_series = series_mod.build(history)
     found = changes_mod.find(all_series)
     body = f"<style>{STYLE}</style>" + _summary(found, last) + _charts(all_series, found) + f"<script>{FILTER_JS}</script>"
