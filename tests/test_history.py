@@ -16,6 +16,7 @@ import pytest
 from analysis_helpers import bench, real_run
 from history_helpers import replay, runs_in_order, worsen, write_store
 
+from bench.analysis.load import summary_frame
 from bench.history import changes, series
 from bench.history.rows import series_keys
 from bench.history.store import ParquetStore, PostgresStore
@@ -50,8 +51,9 @@ def test_add_appends_by_date_and_adding_twice_is_a_no_op(runs, tmp_path, cache_d
     assert "night-a: added 1 configuration(s)" in p.stdout and "night-b: added" in p.stdout
     files = sorted(store.glob("date=*/*.parquet"))
     assert [f.name for f in files] == ["night-a.parquet", "night-b.parquet"]
-    assert all(f.parent.name == "date=" + pd.Timestamp.now("UTC").strftime("%Y-%m-%d")
-               or f.parent.name.startswith("date=20") for f in files)
+    for f in files:  # partitioned by the UTC date each run started
+        started = summary_frame([runs[f.stem]])["started_utc"].iloc[0]
+        assert f.parent.name == "date=" + pd.Timestamp(started).tz_convert("UTC").strftime("%Y-%m-%d")
     before = ParquetStore(store).read()
     again = _add(str(store), runs["night-a"], cwd=tmp_path, cache_dir=cache_dir)
     assert again.returncode == 0 and "night-a: already in" in again.stdout
