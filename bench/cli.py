@@ -539,6 +539,16 @@ def _mount_fault() -> None:
 _mount_fault()
 
 
+def _mount_history() -> None:
+    """`bench history` (bench/history/cli.py): the nightly's memory."""
+    from bench.history.cli import app as history_app
+
+    app.add_typer(history_app, name="history", cls=HelpGroup)
+
+
+_mount_history()
+
+
 def _silence_stdout() -> None:
     """The reader of stdout went away (`bench ... | head`): send what is left to /dev/null, so neither the rest of
     the output nor the interpreter's last flush raises again."""
