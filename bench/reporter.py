@@ -25,13 +25,13 @@ class Reporter:
 
     def progress(self) -> Progress:
         return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=self.console, transient=True, disable=self.quiet)
+                        console=self.console, transient=True, disable=self.quiet or not self.console.is_terminal)
 
     @contextlib.contextmanager
     def spinner(self, what: str) -> Iterator[None]:
         """A spinner with the elapsed time while something of unknown length runs (an index build)."""
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console,
-                      transient=True, disable=self.quiet) as prog:
+                      transient=True, disable=self.quiet or not self.console.is_terminal) as prog:
             prog.add_task(what, total=None)
             yield
 
