@@ -42,6 +42,24 @@ def pytest_collection_modifyitems(config, items):
 BENCH = [sys.executable, "-m", "bench.cli"]
 
 
+@pytest.fixture
+def private_server():
+    """Start private servers for one test: `private_server("pgvector")`; each is stopped after the test. A server
+    that cannot start fails the test under BENCH_REQUIRE_SERVERS, else skips it (tests/backend_options.py)."""
+    from backend_options import start_private_server
+
+    started = []
+
+    def start(kind: str):
+        srv = start_private_server(kind)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     """One dataset cache for the whole session (generated data and ground truth are reused)."""

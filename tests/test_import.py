@@ -269,11 +269,9 @@ def test_other_index_settings_stand_apart(bench_cli, tmp_path) -> None:
 
 @pytest.mark.server
 def test_pgvector_run_and_vdbb_result_in_one_table(bench_cli, tmp_path) -> None:
-    from backend_options import BACKEND_OPTIONS
+    from backend_options import server_options
 
-    opts = BACKEND_OPTIONS["pgvector"]()
-    if isinstance(opts, str):
-        pytest.skip(f"pgvector: {opts}")
+    server_options("pgvector")
     folder = _wordnet_folder(tmp_path)
     own = bench_cli("run", "--backend", "pgvector", "--workload", str(_workload(tmp_path, folder)), "--quiet",
                     "--results-dir", str(tmp_path / "res"), "--trials", "1", "--set", "run.duration_s=2")

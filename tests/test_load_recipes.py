@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import server_options
 
 from bench.analysis.timers import on_timer, sits_on
 from bench.backends import _pgvector_build as pgb
@@ -306,9 +306,7 @@ def pg(tmp_path):
     pytest.importorskip("psycopg")
     from bench.backends.pgvector import PgvectorBackend, PgvectorOptions
 
-    opts = BACKEND_OPTIONS["pgvector"]()
-    if isinstance(opts, str):
-        pytest.skip(f"pgvector: {opts}")
+    opts = server_options("pgvector")
     made = []
 
     def make(**kw: Any) -> Any:
@@ -355,9 +353,7 @@ def test_pgvector_toasted_vectors_get_no_parallel_build(pg) -> None:
 # -- live: a Milvus server -----------------------------------------------------------------------------------------
 
 def _milvus_opts() -> dict:
-    opts = BACKEND_OPTIONS["milvus"]()
-    if isinstance(opts, str):
-        pytest.skip(f"milvus: {opts}")
+    opts = server_options("milvus")
     return {"uri": opts["uri"]}  # without the conformance suite's Strong: the adapter chooses
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from backend_options import no_server
 
 from bench.errors import UserError
 from bench.units import format_bytes
@@ -333,12 +334,13 @@ def test_bench_fault_refuses_a_proxy_in_front_of_postgres(tmp_path, cache_dir):
     from bench.faults.servers import identify_engine, pid_on_port
 
     base = PgvectorOptions()
-    if PgvectorBackend.check_available(base):
-        pytest.skip("no pgvector server answers here")
+    reason = PgvectorBackend.check_available(base)
+    if reason:
+        no_server("pgvector", reason)
     _, pg_port = PgvectorBackend._address(base.dsn)
     pg_pid = pid_on_port(pg_port)
     if pg_pid is None:
-        pytest.skip("the pgvector server's process is not visible here")
+        no_server("pgvector", f"no process visible here listens on its port {pg_port}")
     assert "postgres" in identify_engine("pgvector", pg_pid)  # the real engine is recognised
     proxy = subprocess.Popen([sys.executable, "-c", PROXY, str(pg_port)], stdout=subprocess.PIPE, text=True)
     try:

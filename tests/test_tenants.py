@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import BACKEND_OPTIONS, no_server
 from inproc import bench
 
 from bench.backends.base import CollectionSpec, SearchParams
@@ -190,7 +190,7 @@ def runs(tmp_path_factory):
 @pytest.mark.parametrize("backend", ["qdrant-edge", *SERVERS])
 def test_run_measures_each_tenant_count_with_recall_inside_the_tenant(runs, backend):
     if isinstance(runs[backend], str):
-        pytest.skip(runs[backend])
+        no_server(backend, runs[backend])
     run_dir = runs[backend]
     summary = pq.read_table(run_dir / "summary.parquet").to_pylist()
     assert sorted((r["tenants"], r["tenant_choice"]) for r in summary) == [(1, "zipfian"), (10, "zipfian")]

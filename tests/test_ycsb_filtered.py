@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import server_options
 
 from bench.backends import registry
 from bench.backends.base import CollectionSpec, SearchParams
@@ -175,9 +175,7 @@ def test_plain_recall_under_writes_counts_inserted_keys():
 # -- upserts keep the payload on real engines ---------------------------------------------------------------
 
 def _backend(name, workdir):
-    opts = BACKEND_OPTIONS[name]()
-    if isinstance(opts, str):
-        pytest.skip(opts)
+    opts = server_options(name)
     cls = registry.get(name)
     b = cls(cls.Options.model_validate(opts), workdir)
     b.connect()
@@ -245,9 +243,7 @@ def test_weaviate_upsert_object_carries_the_payload():
 @pytest.mark.parametrize("backend", ["qdrant-edge", "pgvector"])
 def test_run_mixed_filtered_load(bench_cli, tmp_path, backend):
     if backend == "pgvector":
-        reason = BACKEND_OPTIONS["pgvector"]()
-        if isinstance(reason, str):
-            pytest.skip(reason)
+        server_options("pgvector")
     p = bench_cli("run", "--backend", backend, "--workload", "ycsb-filtered-mixed", *TINY, "--json")
     assert p.returncode == 0, p.stderr
     run_dir = tmp_path / json.loads(p.stdout)["results"]
