@@ -17,9 +17,9 @@ SERIAL_MODULES = {
     "test_searchable", "test_ray_cluster", "test_fault_node",
 }
 # Not here, though they kill or load things: test_soak (its kill points are drawn in time, but what it checks after
-# each kill, files whole and statuses honest, holds wherever a kill lands), test_load_recipes (build plans and load
-# recipes; its one Milvus latency check asks only for a P50 under half the 200 ms time tick and 20 QPS),
-# test_capacity (stops at a memory cap or a vector count, not a time).
+# each kill, files whole and statuses honest, holds wherever a kill lands), test_capacity (stops at a memory cap or a
+# vector count, not a time). A module with only a few timed tests marks those alone `@pytest.mark.serial`
+# (test_load_recipes' Milvus latency check, test_regress's verdicts on timed fake-slow runs).
 
 
 # The longest modules first (seconds of a full run on three pytest-xdist workers, --dist loadfile hands out whole

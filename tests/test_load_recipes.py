@@ -378,6 +378,7 @@ def test_milvus_search_only_collection_is_bounded_and_says_so(tmp_path) -> None:
         b.close()
 
 
+@pytest.mark.serial  # asserts a QPS and a P50: timings
 def test_milvus_tiny_ann_run_is_not_on_the_time_tick(bench_cli, tmp_path: Path) -> None:
     pytest.importorskip("pymilvus")
     _milvus_opts()
