@@ -210,7 +210,9 @@ def backends(as_json: Annotated[bool, typer.Option("--json")] = False,
 
 @app.command()
 def calibrate(
-    operations: Annotated[int, typer.Option(help="operations per measurement")] = 200_000,
+    operations: Annotated[int | None, typer.Option(
+        help="operations per measurement (default: 200,000 for the null backend, 2 s of fake-slow operations)",
+        min=1)] = None,
     slow_latency_us: Annotated[float, typer.Option(help="service time of the fake-slow backend")] = 1000.0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -223,7 +225,7 @@ def calibrate(
     from bench.load.calibrate import calibrate as do_calibrate
     from bench.load.calibrate import verdict
 
-    rows = do_calibrate(operations, slow_latency_us)
+    rows = do_calibrate(operations or 200_000, slow_latency_us, operations)  # given, fake-slow runs as many too
     v = verdict(rows[-1], slow_latency_us)
     if as_json:
         print(json.dumps({"measurements": [asdict(r) for r in rows], "verdict": {**asdict(v), "text": v.sentence()}},

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _smoke
 import pyarrow.parquet as pq
 
 ENGINES = ["qdrant-edge", "faiss", "pgvector", "chroma"]
@@ -48,7 +49,8 @@ def main() -> int:
     ap.add_argument("--ef", type=int, default=64)
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--engines", default=",".join(ENGINES))
-    a = ap.parse_args()
+    _smoke.add(ap, n=2_000, dim=16, queries=20, trials=1, engines="faiss")
+    a = _smoke.parse(ap)
     engines = a.engines.split(",")
     common = [f"dataset.n={a.n}", f"dataset.dim={a.dim}", f"dataset.queries={a.queries}",
               f"search.ef_search=[{a.ef}]", f"run.trials={a.trials}", "run.warmup_s=0.2"]
@@ -66,7 +68,7 @@ def main() -> int:
         quant: dict[str, dict[str, str]] = {}
         for e in engines:
             quant[e] = {}
-            for qz in QUANTS:
+            for qz in QUANTS[:2] if a.smoke else QUANTS:  # --smoke: none and int8
                 if qz == "none":
                     rows, why = _plain(e, common, results)
                 else:

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 
+import _smoke
 import psutil
 
 from bench.faults.servers import BACKEND_OF
@@ -90,7 +91,8 @@ def main() -> None:
                     "ycsb-c (reads only), ...")
     ap.add_argument("--servers", default="pgvector", help="private engine servers measured beside null, "
                     f"comma-separated: {', '.join(BACKEND_OF)}")
-    a = ap.parse_args()
+    _smoke.add(ap, duration=0.5, trials=1, repeats=1, rounds=2, servers="")
+    a = _smoke.parse(ap)
     servers = tuple(k.strip() for k in a.servers.split(",") if k.strip())
     if not set(servers) <= set(BACKEND_OF):
         raise SystemExit(f"--servers: choose from {', '.join(BACKEND_OF)}")

@@ -25,7 +25,7 @@ SERIAL_MODULES = {
 # The longest modules first (seconds of a full run on three pytest-xdist workers, --dist loadfile hands out whole
 # modules in collection order): collected alphabetically, test_readme.py (the README's every command, then the
 # report in a browser) started last and ran alone for minutes at the end of the parallel part.
-LONGEST_FIRST = ["test_readme", "test_quantized", "test_ycsb_e2e", "test_regress", "test_import", "test_robustness",
+LONGEST_FIRST = ["test_readme", "test_benchmarks_smoke", "test_quantized", "test_ycsb_e2e", "test_regress", "test_import", "test_robustness",
                  "test_report", "test_soak", "test_hybrid", "test_multivector", "test_compare", "test_scenarios",
                  "test_ycsb_filtered", "test_conformance", "test_suite", "test_bad_input", "test_run_e2e"]
 

@@ -81,10 +81,14 @@ def verdict(slow: Calibration, asked_us: float) -> Verdict:
     return Verdict(asked_us, e50, e99, floor, abs(e99) <= 0.1 * asked_us)
 
 
-def calibrate(operations: int = 200_000, slow_latency_us: float = 1000.0) -> list[Calibration]:
+def calibrate(operations: int = 200_000, slow_latency_us: float = 1000.0,
+              slow_operations: int | None = None) -> list[Calibration]:
+    """The null backend's search and YCSB loops (`operations` each), then the fake-slow backend's searches
+    (`slow_operations`; by default about 2 s of them)."""
+    slow_ops = slow_operations or max(200, int(2e6 / max(slow_latency_us, 1)))
     with tempfile.TemporaryDirectory(prefix="bench-calibrate-") as wd:  # removed after, like every work folder
         null = NullBackend(BackendOptions(), wd)
         slow = FakeSlowBackend(FakeSlowOptions(latency_us=slow_latency_us), wd)
         out = [measure(null, "search", operations), measure(null, "ycsb", operations)]
-        out.append(measure(slow, "search", max(200, int(2e6 / max(slow_latency_us, 1)))))
+        out.append(measure(slow, "search", slow_ops))
     return out
