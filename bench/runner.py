@@ -24,7 +24,8 @@ from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool, WorkerLost
 from bench.load.task import PhaseTask, WorkerResult
 from bench.load.worker import WorkerData
 from bench.metrics.host import BUSY_CORES, HostSampler
-from bench.metrics.resources import pid_listening_on, sampler_for
+from bench.metrics.resources import sampler_for
+from bench.processes import pid_on_port
 from bench.results import keys
 from bench.results import trial as trial_rows
 from bench.results.intervals import write_interval_logs
@@ -79,7 +80,7 @@ class _Runner:
         info = ctx.info
         assert info is not None
         self.server_port = info.server_address[1] if info.server_address else None
-        self.server_pid = info.server_pid or (pid_listening_on(self.server_port) if self.server_port else None)
+        self.server_pid = info.server_pid or (pid_on_port(self.server_port) if self.server_port else None)
 
     def all(self) -> None:
         for _ in self.steps(RATE_SWEEP if self.ctx.req.rate_sweep else ()):

@@ -78,7 +78,7 @@ FAKE_DOCKER = textwrap.dedent('''\
     #!{python}
     """FAKE docker CLI for tests: `compose -f FILE (kill|stop|start|ps ...) SERVICE` on the private server."""
     import json, os, socket, subprocess, sys
-    from bench.faults.servers import kill_tree, pid_on_port
+    from bench.processes import kill_tree, pid_on_port
     args = sys.argv[1:]
     with open(os.environ["FAKE_DOCKER_LOG"], "a") as f:
         f.write(json.dumps(args) + "\\n")

@@ -296,7 +296,7 @@ while True:
 @pytest.fixture
 def stranger(tmp_path):
     """A process that is not a database listening on a loopback port: a plain `python -m http.server`."""
-    from bench.faults.servers import free_port, pid_on_port
+    from bench.processes import free_port, pid_on_port
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], cwd=tmp_path,
@@ -311,7 +311,8 @@ def stranger(tmp_path):
 
 
 def test_a_private_server_never_signals_a_stranger_on_its_port(tmp_path, stranger):
-    from bench.faults.servers import PrivateServer, identify_engine
+    from bench.faults.servers import PrivateServer
+    from bench.processes import identify_engine
 
     port, proc = stranger
     with pytest.raises(UserError, match=rf"The process listening for pgvector \(pid {proc.pid}, python[\d.]*: .*"
@@ -331,7 +332,7 @@ def test_bench_fault_refuses_a_proxy_in_front_of_postgres(tmp_path, cache_dir):
     old code SIGKILLed the proxy at --kill-at; now it names what listens and refuses before anything is written."""
     pytest.importorskip("psycopg")
     from bench.backends.pgvector import PgvectorBackend, PgvectorOptions
-    from bench.faults.servers import identify_engine, pid_on_port
+    from bench.processes import identify_engine, pid_on_port
 
     base = PgvectorOptions()
     reason = PgvectorBackend.check_available(base)

@@ -24,7 +24,8 @@ import pytest
 from backend_options import start_private_server
 from test_server_faults import _start, _wait_trials  # the same subprocess and wait helpers
 
-from bench.faults.servers import PrivateServer, process_tree, signal_tree
+from bench.faults.servers import PrivateServer
+from bench.processes import process_tree, signal_tree
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

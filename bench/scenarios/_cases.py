@@ -20,10 +20,9 @@ from bench.backends.base import Backend, CollectionSpec
 from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool
 from bench.load.task import WorkerResult
 from bench.load.worker import WorkerData
-from bench.metrics.resources import ResourceStats, pid_listening_on
+from bench.metrics.resources import ResourceStats
+from bench.processes import LOOPBACK, pid_on_port, process_tree
 from bench.results import trial as trial_rows
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def pool_for(ctx: Any, backend: Backend, collection: CollectionSpec, workdir: str, n: int) -> Any:
@@ -110,10 +109,7 @@ class Footprint:
     def rss(self) -> int | None:
         if self.memory_from is None:
             return None
-        procs = [psutil.Process(self.pid) if self.pid else psutil.Process()]
-        if self.pid:
-            with contextlib.suppress(psutil.Error):
-                procs += procs[0].children(recursive=True)
+        procs = process_tree(self.pid) if self.pid else [psutil.Process()]
         total = 0
         for p in procs:
             with contextlib.suppress(psutil.Error):
@@ -150,7 +146,7 @@ def footprint(ctx: Any, backend: Backend) -> Footprint:
     pid = info.server_pid
     addr = info.server_address
     if pid is None and addr is not None and addr[0] in LOOPBACK:
-        pid = pid_listening_on(addr[1])
+        pid = pid_on_port(addr[1])
     memory = f"the server process tree (pid {pid})" if pid else None
     if "table_total_bytes" in info.extra:
         return Footprint(pid, memory, None, "pg_total_relation_size of the collection's table")

@@ -32,8 +32,9 @@ from bench.errors import UserError
 from bench.load.driver import drive
 from bench.load.sources import InsertSource, SearchSource
 from bench.load.task import PhaseTask
+from bench.processes import LOOPBACK, identify_engine, kill_tree, pid_on_port
 from bench.scenarios import register
-from bench.scenarios._cases import LOOPBACK, rows
+from bench.scenarios._cases import rows
 from bench.scenarios.base import KindScenario, RunFlags
 from bench.spec import Strict
 
@@ -180,8 +181,6 @@ def _restart(ctx: Any, o: SearchableOptions) -> tuple[Any, float]:
     if ctx.cls.capabilities.in_process:
         ctx.backend.reopen()
         return ctx.backend, time.perf_counter() - t0
-    from bench.faults.servers import identify_engine, kill_tree, pid_on_port
-
     addr = ctx.info.server_address if ctx.info is not None else None
     if addr is None or addr[0] not in LOOPBACK:
         raise UserError(f"the {ctx.req.backend} server is not on loopback, so bench cannot restart it",
