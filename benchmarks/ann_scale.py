@@ -263,7 +263,7 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
 # -- ground-truth scaling ---------------------------------------------------------------------------------------
 def _dataset_spec(args: argparse.Namespace, n: int) -> Any:
     """The ann-hnsw-768 workload's dataset at n rows: the same file the ANN runs generate (one cache entry)."""
-    from bench.spec import load_workload
+    from bench.workload_file import load_workload
 
     spec = load_workload(str(ROOT / "workloads" / "ann-hnsw-768.toml"),
                          [f"dataset.n={n}", f"dataset.queries={args.queries}", f"dataset.dim={args.dim}"])

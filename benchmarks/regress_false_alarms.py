@@ -28,9 +28,9 @@ import _smoke
 import numpy as np
 import pandas as pd
 
-from bench.analysis.aggregate import trimmed
 from bench.analysis.load import trials_frame
 from bench.analysis.regress import compare_frames, load_config
+from bench.results.aggregate import trimmed
 from bench.spec import CONFIG_DIR
 
 SIZES = {

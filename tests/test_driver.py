@@ -276,7 +276,7 @@ def test_fault_workers_log_every_operation_and_every_write_attempt_compactly():
     from types import SimpleNamespace
 
     from bench.faults.run import _arrays, _Log, _worker
-    from bench.spec import load_workload
+    from bench.workload_file import load_workload
 
     spec = load_workload("fault-ycsb-a")
     data = _data(n=300, holdout=100)

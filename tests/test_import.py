@@ -26,7 +26,8 @@ from bench.datasets import DatasetSpec, exact_topk, fetch, load
 from bench.datasets.fetch import CATALOG, VDBB_LABEL_FILES, datasets_dir
 from bench.importers import vdbb
 from bench.importers.vdbb_export import write_custom_dataset
-from bench.spec import REPO_ROOT, load_workload, resolve_workload_path
+from bench.spec import REPO_ROOT, resolve_workload_path
+from bench.workload_file import load_workload
 
 FIX = REPO_ROOT / "tests" / "fixtures"
 VDBB_OWN = FIX / "vdbb" / "result_20261130_wordnet-side-by-side_pgvector.json"

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from backend_options import server_options
 
-from bench.analysis.timers import on_timer, sits_on
 from bench.backends import _pgvector_build as pgb
 from bench.backends.base import CollectionSpec, EngineInfo, IndexSpec
 from bench.backends.milvus import TIME_TICK_US, choose_consistency
+from bench.metrics.timers import on_timer, sits_on
 
 MB = 1024 * 1024
 
@@ -106,7 +106,7 @@ def test_a_configured_level_wins_with_a_warning_when_it_distorts() -> None:
 @pytest.mark.parametrize("workload,reads", [("ann-smoke", False), ("ycsb-a", True), ("ycsb-c", False)])
 def test_the_kind_scenario_says_whether_the_workload_reads_its_own_writes(workload: str, reads: bool) -> None:
     from bench.scenarios.plan import Plan
-    from bench.spec import load_workload
+    from bench.workload_file import load_workload
 
     plan = Plan.of(load_workload(workload, []))
     assert plan.collection(CollectionSpec("c", 8, "cosine")).reads_own_writes is reads

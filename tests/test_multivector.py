@@ -17,7 +17,7 @@ from bench.backends.base import CollectionSpec, IndexSpec, SearchParams
 from bench.datasets import DatasetSpec, multivector
 from bench.datasets.exact import exact_topk
 from bench.errors import UserError
-from bench.spec import load_workload
+from bench.workload_file import load_workload
 
 FIELDS = [("text", 24, "cosine"), ("image", 12, "l2"), ("audio", 8, "ip")]
 SPEC = DatasetSpec(n=600, queries=15, dim=24, metric="cosine", seed=11)

@@ -175,7 +175,7 @@ def test_a_workload_name_with_a_byte_that_is_not_utf8_is_refused(tmp_path, cache
 
 
 def test_a_plain_workload_name_still_loads():
-    from bench.spec import load_workload
+    from bench.workload_file import load_workload
 
     assert load_workload("ann-smoke", ["name=\"My.workload_2-b\""]).name == "My.workload_2-b"
 

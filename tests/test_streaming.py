@@ -14,8 +14,8 @@ from backend_options import server_options
 
 from bench.analysis.compare import compare, render
 from bench.analysis.report import build
-from bench.analysis.scoring import Kept
 from bench.errors import UserError
+from bench.metrics.scoring import Kept
 from bench.run_context import RunRequest, check
 from bench.scenarios.streaming import NEVER, knee_of, recall_growing, stage_ends
 

@@ -17,7 +17,7 @@ from bench.backends.base import CollectionSpec, SearchParams
 from bench.backends.query import And, Eq, with_tenant
 from bench.datasets.exact import exact_topk
 from bench.scenarios.tenants import TenantsScenario, tenant_topk
-from bench.spec import parse_workload
+from bench.workload_file import parse_workload
 
 WORKLOAD = """
 name = "tenants-test"

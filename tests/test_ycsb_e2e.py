@@ -67,8 +67,8 @@ def test_search_under_writes_recall_follows_updates(tmp_path):
     neighbourhood scores as right, the same ids scored against the stale base vectors do not."""
     import numpy as np
 
-    from bench.load.task import WorkerResult
     from bench.metrics.recall import recall_under_updates
+    from bench.results.worker import WorkerResult
 
     rng = np.random.default_rng(0)
     base = rng.standard_normal((100, 8)).astype(np.float32)

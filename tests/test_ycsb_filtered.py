@@ -18,10 +18,11 @@ from bench.backends import registry
 from bench.backends.base import CollectionSpec, SearchParams
 from bench.datasets import filtered
 from bench.datasets.exact import exact_topk
-from bench.load.task import PhaseTask, WorkerResult
+from bench.load.task import PhaseTask
 from bench.load.worker import WorkerData, run_phase
 from bench.metrics.recall import recall_under_updates
 from bench.ops import YcsbSpec
+from bench.results.worker import WorkerResult
 
 TINY = ["--set", "dataset.n=2000", "--set", "dataset.dim=48", "--set", "dataset.queries=40", "--set", "run.min_operations=1",
         "--set", "dataset.holdout=500", "--set", "run.warmup_s=0.2", "--set", "run.duration_s=0.8",

@@ -43,7 +43,7 @@ from bench.errors import UserError
 from bench.faults.nodes import ComposeNode, compose_node
 from bench.load.driver import After, Op, drive
 from bench.load.sources import YcsbSource
-from bench.load.task import PhaseTask, WorkerResult
+from bench.load.task import PhaseTask
 from bench.ops.stream import OpKind
 from bench.processes import (
     LOOPBACK,
@@ -55,6 +55,7 @@ from bench.processes import (
     wait_gone,
 )
 from bench.results import env
+from bench.results.worker import WorkerResult
 from bench.results.writer import new_run_id, write_json, write_parquet
 from bench.run_context import Checked, RunContext, RunRequest
 from bench.spec import REPO_ROOT, WorkloadSpec
