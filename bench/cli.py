@@ -108,7 +108,7 @@ def run(
     bad = [r for r in out.trial_rows if r["status"] != "ok"]
     if out.status != "complete" or bad:
         if bad and not as_json:
-            print(f"{len(bad)} trial rows are failed or invalid (see status_reason in trials.parquet)", file=sys.stderr)
+            print(f"{len(bad)} trial rows failed (see status_reason in trials.parquet)", file=sys.stderr)
         raise typer.Exit(EXIT_FAILED)
 
 

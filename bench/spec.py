@@ -17,7 +17,7 @@ from bench.backends.base import BackendOptions, IndexSpec
 from bench.datasets.spec import DatasetSpec
 from bench.errors import UserError
 from bench.files import check_regular_file
-from bench.ops.spec import YcsbSpec
+from bench.ops.mix import YcsbSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent  # a source checkout's root (tests, scripts); not for lookups
 # Shipped with the package (pyproject maps the repo's workloads/ and configs/ folders to these packages), so an

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Does bench load and build each engine as fast as the engine's own documented recipe? (issue 15)
+"""Does bench load and build each engine as fast as the engine's own documented recipe?
 
 For every engine that runs here it loads the same vectors twice per round, alternating which goes first, after an
 untimed warm-up load of 1,000 rows on each side (the first load in a process pays the client's set-up):

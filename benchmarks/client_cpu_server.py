@@ -1,4 +1,4 @@
-"""Client CPU against a server engine (issue 3): N worker processes drive a server on this machine; the
+"""Client CPU against a server engine: N worker processes drive a server on this machine; the
 harness records the CPU its workers used and the server's, so a reader can see which side was the limit.
 
     .venv/bin/python scripts/services.py up chroma pgvector

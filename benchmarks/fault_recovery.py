@@ -1,4 +1,4 @@
-"""Fault recovery of the server engines (issue 6): `bench fault` on workload fault-ycsb-a against a private
+"""Fault recovery of the server engines: `bench fault` on workload fault-ycsb-a against a private
 loopback server of each engine (its own port and data folder, so the shared test servers are never killed).
 
 For each engine and repeat: SIGKILL of the server's process tree at --kill-at, immediate restart, then the time to

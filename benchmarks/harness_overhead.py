@@ -1,4 +1,4 @@
-"""Harness overhead benchmarks (issues 2, 3 and 15).
+"""Harness overhead benchmarks.
 
 1. Ceiling: the null backend through the real worker loop, one thread: operations per second, and the loop's
    whole cost per operation (aims: >= 50,000 ops/s per worker, <= 20 us per op).

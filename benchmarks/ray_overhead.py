@@ -1,4 +1,4 @@
-"""Ray overhead (issue 13): the same YCSB workload (A by default, --workload) through the local pool and through Ray actors on 1 and 2 Ray
+"""Ray overhead: the same YCSB workload (A by default, --workload) through the local pool and through Ray actors on 1 and 2 Ray
 nodes, on the null backend (the harness' ceiling) and on real servers (pgvector; `--servers pgvector,chroma,milvus`
 for more); and what crossing Ray costs.
 

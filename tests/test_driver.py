@@ -20,7 +20,7 @@ from bench.load.sources import YcsbSource
 from bench.load.task import PhaseTask
 from bench.load.worker import WorkerData, run_phase
 from bench.metrics import hdr
-from bench.ops.spec import YcsbSpec
+from bench.ops.mix import YcsbSpec
 
 
 def _data(n: int = 200, dim: int = 8, holdout: int = 50) -> WorkerData:

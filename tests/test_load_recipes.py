@@ -1,4 +1,4 @@
-"""How each adapter loads and builds (issue 15): the statements and requests it builds, checked without a server,
+"""How each adapter loads and builds: the statements and requests it builds, checked without a server,
 and the recipe it records, checked live on pgvector and a Milvus server (skipped with the reason when none
 answers). What the adapters follow is in each module's docstring and `index_built.params.load_recipe`."""
 

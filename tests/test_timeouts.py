@@ -1,4 +1,4 @@
-"""A frozen or hung engine never hangs `bench run` (issue 12, case 3).
+"""A frozen or hung engine never hangs `bench run`.
 
 - Every engine call of a timed phase has a timeout (run.op_timeout_s): a timed-out call is an error, and a trial
   that runs past its duration by more than run.phase_margin_s fails. Live: a private Chroma server frozen with

@@ -16,7 +16,7 @@ from bench.load.pool import ThreadPool
 from bench.load.task import PhaseTask
 from bench.load.worker import WorkerData
 from bench.metrics import hdr
-from bench.ops.spec import YcsbSpec
+from bench.ops.mix import YcsbSpec
 
 
 @dataclass

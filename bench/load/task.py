@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bench.ops.spec import YcsbSpec
+from bench.ops.mix import YcsbSpec
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@
 - A trimmed extreme that differs from the median beyond the trials' own noise (3 robust standard deviations,
   and at least 10%) is flagged in `outliers`: trimming keeps it out of the headline, never out of sight.
 
-Failed or invalid trials do not enter the aggregate; they stay in trials.parquet.
+Failed trials do not enter the aggregate; they stay in trials.parquet.
 """
 
 from __future__ import annotations

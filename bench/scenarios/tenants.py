@@ -29,7 +29,7 @@ from bench.backends.base import BackendOptions, CollectionSpec
 from bench.datasets.exact import exact_topk
 from bench.datasets.rows import ArrayRows
 from bench.errors import UserError
-from bench.ops.keys import ZipfRanks
+from bench.ops.choosers import ZipfRanks
 from bench.scenarios import register
 from bench.scenarios.base import Prep, RunFlags, Scenario, Variant
 from bench.scenarios.reference import ExactReference, cache_path, cached_topk
