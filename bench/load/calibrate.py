@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def _data(dim: int = 768, n: int = 1000) -> WorkerData:
     return WorkerData(queries=v[:200], base=v, holdout=v[:100])
 
 
-def measure(backend: Backend, mode: str = "search", operations: int = 200_000, workers: int = 1,
+def measure(backend: Backend, mode: Literal["search", "ycsb"] = "search", operations: int = 200_000, workers: int = 1,
             ycsb: YcsbSpec | None = None) -> Calibration:
     data = _data()
     task = PhaseTask(mode=mode, trial=0, seed=1, k=10, ef_search=64, duration_s=None,
