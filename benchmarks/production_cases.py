@@ -33,9 +33,9 @@ CASES = {
     "searchable": [],
 }
 SMOKE = {  # --smoke: seconds, not minutes
-    "streaming": ["dataset.n=1000", "dataset.dim=16", "streaming.rates=[200]", "streaming.idle_s=0.5",
+    "streaming": ["dataset.n=1000", "streaming.rates=[200]", "streaming.idle_s=0.5",
                   "run.trials=1"],
-    "capacity": ["dataset.n=1000", "dataset.dim=16", "capacity.time_limit_s=1", "run.trials=1"],
+    "capacity": ["dataset.n=1000", "capacity.time_limit_s=1", "run.trials=1"],
 }
 
 

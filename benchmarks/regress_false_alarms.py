@@ -140,7 +140,7 @@ def main() -> int:
         worse = trials_frame([done if args.reuse and done.is_dir() else one_run("worse-graph-m4", ["index.m=4"])])
         caught = 0
         for i, f in enumerate(frames):
-            res = compare_frames(f, worse, cfg, f"repeat-{i}", "worse-graph-m4")
+            res = compare_frames(f, worse, cfg, f"repeat-{i}", "worse-graph-m4", across=["index"])  # M differs
             regs = [c for c in res.regressions if c.figure == "recall"]
             caught += bool(regs)
             what = "; ".join(f"ef={c.key['ef_search']} {c.describe_change()} p={c.p:.2g}" for c in regs)
