@@ -15,30 +15,11 @@ from typing import Annotated
 import typer
 import typer.core
 
+from bench.cli_help import HELP, HelpGroup
 from bench.errors import UserError
 
 # Exit codes, the same for every command (docs/cli.md, "Exit codes"): a crash must never look like a verdict.
 EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-# Plain (click) help: it wraps at the terminal's width instead of cutting text with an ellipsis, and shows no
-# value placeholder for a boolean flag. -h is --help.
-HELP = {"help_option_names": ["-h", "--help"]}
-
-
-class HelpGroup(typer.core.TyperGroup):
-    """Lists each command with the whole first sentence of its help, wrapped, instead of cut with '...'."""
-
-    def format_commands(self, ctx, formatter) -> None:
-        rows = []
-        for name in self.list_commands(ctx):
-            cmd = self.get_command(ctx, name)
-            if cmd is not None and not cmd.hidden:
-                first = " ".join((cmd.help or "").split("\n\n")[0].split())
-                rows.append((name, first.split(": ")[0].split(". ")[0].rstrip(".")))
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
 
 app = typer.Typer(cls=HelpGroup, help="bench: a benchmark harness for vector databases.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None, context_settings=HELP)
@@ -232,7 +213,9 @@ def backends(as_json: Annotated[bool, typer.Option("--json")] = False,
 
 @app.command()
 def calibrate(
-    operations: Annotated[int, typer.Option(help="operations per measurement")] = 200_000,
+    operations: Annotated[int | None, typer.Option(
+        help="operations per measurement (default: 200,000 for the null backend, 2 s of fake-slow operations)",
+        min=1)] = None,
     slow_latency_us: Annotated[float, typer.Option(help="service time of the fake-slow backend")] = 1000.0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -245,7 +228,7 @@ def calibrate(
     from bench.load.calibrate import calibrate as do_calibrate
     from bench.load.calibrate import verdict
 
-    rows = do_calibrate(operations, slow_latency_us)
+    rows = do_calibrate(operations or 200_000, slow_latency_us, operations)  # given, fake-slow runs as many too
     v = verdict(rows[-1], slow_latency_us)
     if as_json:
         print(json.dumps({"measurements": [asdict(r) for r in rows], "verdict": {**asdict(v), "text": v.sentence()}},

@@ -116,7 +116,7 @@ class LiveExporter:
         self.state = _State()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self.state))
-        self._server = None
+        self._server: Any = None  # prometheus_client's WSGIServer once started
         self._thread: threading.Thread | None = None
 
     def start(self) -> LiveExporter:

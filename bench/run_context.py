@@ -32,18 +32,19 @@ from typing import Any
 import psutil
 
 from bench import datasets
-from bench.analysis.aggregate import summarize
 from bench.backends import registry
 from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo
 from bench.errors import Terminated, UserError, raise_terminated
 from bench.load.pool import PhaseStalled, WorkerFailed
 from bench.reporter import Reporter
 from bench.results import env, space
+from bench.results.aggregate import summarize
 from bench.results.schema import summary_schema, table, trials_schema
 from bench.results.writer import make_run_dir, new_run_id, write_json, write_parquet
 from bench.scenarios import Prep, RunFlags, Variant
 from bench.scenarios.plan import Plan
-from bench.spec import WorkloadSpec, load_backend_options, load_workload
+from bench.spec import WorkloadSpec, load_backend_options
+from bench.workload_file import load_workload
 
 RATE_SWEEP = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.2)  # --rate-sweep: fractions of the closed-loop QPS offered
 

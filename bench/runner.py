@@ -1,7 +1,7 @@
 """`bench run`: the run context (spec -> dataset -> create, load, wait until indexed), then every configuration:
 ef_search x the scenarios' variants x offered rates, each a warm-up (excluded from every figure) and
 `run.trials` timed trials. The runner knows no workload feature: labels, file stems and row keys come from the
-variant's axes (bench.results.keys), quality figures from the kind scenario and bench.analysis.scoring.
+variant's axes (bench.results.keys), quality figures from the kind scenario and bench.metrics.scoring.
 """
 
 from __future__ import annotations
@@ -17,17 +17,19 @@ from typing import Any
 import numpy as np
 import psutil
 
-from bench.analysis.aggregate import summarize
-from bench.analysis.scoring import Kept
-from bench.analysis.timers import on_timer
 from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool, WorkerLost
-from bench.load.task import PhaseTask, WorkerResult
+from bench.load.task import PhaseTask
 from bench.load.worker import WorkerData
 from bench.metrics.host import BUSY_CORES, HostSampler
-from bench.metrics.resources import pid_listening_on, sampler_for
+from bench.metrics.resources import sampler_for
+from bench.metrics.scoring import Kept
+from bench.metrics.timers import on_timer
+from bench.processes import pid_on_port
 from bench.results import keys
 from bench.results import trial as trial_rows
+from bench.results.aggregate import summarize
 from bench.results.intervals import write_interval_logs
+from bench.results.worker import WorkerResult
 from bench.run_context import RATE_SWEEP, RunContext, RunOutcome, RunRequest, Stop, check
 from bench.scenarios import Variant
 
@@ -79,7 +81,7 @@ class _Runner:
         info = ctx.info
         assert info is not None
         self.server_port = info.server_address[1] if info.server_address else None
-        self.server_pid = info.server_pid or (pid_listening_on(self.server_port) if self.server_port else None)
+        self.server_pid = info.server_pid or (pid_on_port(self.server_port) if self.server_port else None)
 
     def all(self) -> None:
         for _ in self.steps(RATE_SWEEP if self.ctx.req.rate_sweep else ()):

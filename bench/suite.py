@@ -191,7 +191,7 @@ class _Suite:
         """Run one cell (or find it done); every failure is the cell's, never the suite's."""
         from bench.runner import RunRequest
         from bench.runner import run as run_cell
-        from bench.spec import load_workload
+        from bench.workload_file import load_workload
 
         spec = self.spec
         fixed = cell.role is not None  # the sentinel takes none of the suite's settings

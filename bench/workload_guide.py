@@ -21,7 +21,7 @@ from bench.terminal import Column, print_table, terminal_width
 
 
 def _help_group():
-    from bench.cli import HelpGroup
+    from bench.cli_help import HelpGroup
 
     return HelpGroup
 

@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _smoke
 import pyarrow.parquet as pq
 
 ENGINES = ["faiss", "qdrant-edge", "pgvector", "milvus", "milvus-lite"]
@@ -91,7 +92,8 @@ def main() -> int:
     ap.add_argument("--quants", default=",".join(QUANTS))
     ap.add_argument("--results-dir", default="", help="keep the runs here (default: a temporary folder)")
     ap.add_argument("--out", default="", help="write the markdown here too")
-    a = ap.parse_args()
+    _smoke.add(ap, n=500, dim=16, queries=20, ef="16", trials=1, engines="faiss", quants="none,int8")
+    a = _smoke.parse(ap)
     engines, quants = a.engines.split(","), a.quants.split(",")
     efs = [int(e) for e in a.ef.split(",")]
     common = [f"dataset.n={a.n}", f"dataset.dim={a.dim}", f"dataset.queries={a.queries}",

@@ -1,8 +1,8 @@
 
 import pytest
 
-from bench.analysis.aggregate import summarize, trimmed
 from bench.metrics import hdr
+from bench.results.aggregate import summarize, trimmed
 from bench.results.schema import summary_schema, trials_schema
 
 

@@ -11,8 +11,8 @@ import pytest
 from analysis_helpers import TINY, bench
 
 from bench.errors import UserError
-from bench.load.task import WorkerResult
 from bench.results.trial import per_node_cpu
+from bench.results.worker import WorkerResult
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import server_options
 
 from bench.backends.base import CollectionSpec, IndexSpec, SearchParams
 from bench.backends.query import And, Eq, Range
@@ -22,10 +22,7 @@ from bench.backends.pgvector import PgvectorBackend, PgvectorOptions
 
 @pytest.fixture(scope="module")
 def options() -> PgvectorOptions:
-    opts = BACKEND_OPTIONS["pgvector"]()
-    if isinstance(opts, str):
-        pytest.skip(f"pgvector: {opts}")
-    return PgvectorOptions.model_validate(opts)
+    return PgvectorOptions.model_validate(server_options("pgvector"))
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def test_toy_scenario_runs_end_to_end_combined_with_a_filter(tmp_path, cache_dir
     assert {(r["noise"], r["filter"]) for r in rows} == {(0.0, "sel_20=1"), (0.3, "sel_20=1")}
     assert all(r["status"] == "ok" and r["recall"] >= 0.8 for r in rows), [r["recall"] for r in rows]
     # each sigma was searched with its own queries: the kept ids differ between the two configurations
-    from bench.analysis.scoring import Kept
+    from bench.metrics.scoring import Kept
 
     ids = {r["noise"]: Kept.load(run / r["ids_file"]) for r in rows if r["trial"] == 0}
     q0 = ids[0.0]

@@ -96,7 +96,7 @@ def recall_qps(summary: pd.DataFrame, title: str) -> go.Figure | str:
     wide_range = float(df["recall"].astype(float).min()) < float(df["recall"].astype(float).max()) - 0.1
     log_axis = {"xaxis.type": "log", "xaxis.autorange": "reversed", "xaxis.title.text": "1 - recall (log; right = better)"}
     lin_axis = {"xaxis.type": "linear", "xaxis.autorange": True, "xaxis.title.text": "recall@k"}
-    fig.update_layout(**{**LAYOUT, "margin": {**LAYOUT["margin"], "t": 80}},
+    fig.update_layout(**{**LAYOUT, "margin": {**dict(LAYOUT["margin"]), "t": 80}},  # type: ignore[call-overload]
                       title={"text": f"{title}: recall vs QPS", "font": {"size": 14}, "y": 0.97, "yanchor": "top"},
                       yaxis={"type": "log", "title": "queries per second (log)", "tickformat": ",.0f"},
                       updatemenus=[{**BUTTONS, "buttons": [

@@ -262,7 +262,7 @@ def figure_cells(r: dict, cols: list[scenario_figures.Figure]) -> list[str]:
     out = []
     for f in cols:
         v = r.get(f.name)
-        out.append("-" if not _present(v) else str(v) if f.fmt == "s" else format(float(v) / f.scale, f.fmt))
+        out.append("-" if not _present(v) else str(v) if f.fmt == "s" else format(float(v) / f.scale, f.fmt))  # type: ignore[arg-type]
     return out
 
 

@@ -39,10 +39,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bench.analysis.aggregate import trimmed
 from bench.analysis.load import require_complete, trials_frame
 from bench.errors import UserError
 from bench.results import keys
+from bench.results.aggregate import trimmed
 
 # every parameter that tells configurations apart; run_id, workload_kind and phase follow from the others
 EXACT_LIMIT = 50_000  # enumerate splits exactly up to this many

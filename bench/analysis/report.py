@@ -5,6 +5,7 @@ Only what the data supports is drawn; the page says what was skipped and why.
 
 from __future__ import annotations
 
+import functools
 import html
 import importlib
 import numbers
@@ -63,7 +64,7 @@ def _core(s_group: pd.DataFrame) -> set[str]:
     kinds = scenarios.kinds()
     out = set(CORE_CHARTS)
     for k in set(s_group["workload_kind"].dropna()):
-        out &= set(kinds[k].core_charts) if k in kinds else set(CORE_CHARTS)
+        out &= set(getattr(kinds[k], "core_charts", CORE_CHARTS)) if k in kinds else set(CORE_CHARTS)
     return out
 
 
@@ -151,11 +152,15 @@ def _build(summary: pd.DataFrame, trials: pd.DataFrame, out_dir: Path, staging: 
     titles = {t: title for title, g in table_groups(figures) for t in g["table"].unique()}
     comparison = _Comparison(figures, capability_frame(summary), list(figures.attrs.get("apart", [])),
                              verdict.verdicts(figures, titles, levels))
-    body = "\n".join([_intro(summary), _answer(comparison), *sections, _capabilities(comparison), _runs(summary), _not_drawn(res.skipped)])
+    body = "\n".join([_intro(summary), _answer(comparison), *sections, _capabilities(comparison), _runs(summary),
+                      _not_drawn(res.skipped)])
     nav += [("capabilities", "capabilities"), ("runs", "runs"), ("not-drawn", "not drawn")]
     text = htmlpage.page(_title(summary), _facts(summary), nav, body,
                          head=outdir.manifest_tag([p.name for p in res.pictures]))
-    staging.write(outdir.INDEX, lambda p: p.write_text(text, encoding="utf-8"))
+    def write_index(p: Path) -> None:
+        p.write_text(text, encoding="utf-8")
+
+    staging.write(outdir.INDEX, write_index)
     return res
 
 
@@ -175,7 +180,7 @@ def _draw_pngs(res: ReportResult, staging: outdir.Staging, s_group: pd.DataFrame
         if pic.figure is None:
             res.skipped.append(pic.skipped or f"{title}: {name} is not drawn.")
             continue
-        path = staging.write(f"{slug}-{stem}.png", lambda p, pic=pic: _save(pic, p))
+        path = staging.write(f"{slug}-{stem}.png", functools.partial(_save, pic))
         res.pictures.append(path)
         out.append((name, path))
     return out
@@ -284,7 +289,7 @@ def _cell(col: str, v: object) -> str:
     if col == "git_commit":
         return str(v)[:12]
     if isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer():
-        return f"{int(v):,}"
+        return f"{int(float(v)):,}"
     return str(v)
 
 

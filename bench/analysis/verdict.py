@@ -1,6 +1,6 @@
 """The answer first: who is ahead, by how much, at which recall, and whether it is beyond the trials' spread.
 
-Computed from the headline figures of the summary rows (`bench.analysis.aggregate.summarize`: QPS and recall are
+Computed from the headline figures of the summary rows (`bench.results.aggregate.summarize`: QPS and recall are
 trimmed medians of the ok trials, latency percentiles from their merged histogram) and nothing else, so a verdict
 never shows a number that the tables under it do not.
 
@@ -264,7 +264,8 @@ def _op_verdicts(og: pd.DataFrame, title: str, context: str, op: str, levels: Se
     by = "p99" if open_loop else "qps"
     with_recall = all(any(_num(r.get("recall")) is not None for r in rows) for rows in series.values())
     if with_recall and not open_loop:
-        best = {s: max((_num(r.get("recall")) or 0.0) for r in rows) for s, rows in series.items()}
+        best: dict[str, float | None] = {s: max((_num(r.get("recall")) or 0.0) for r in rows)
+                                         for s, rows in series.items()}
         head = "" if op == "search" else f"{op} "
         return [_rank(f"{head}recall >= {lv:.2f}", context, title,
                       {s: at_recall(rows, lv) for s, rows in series.items()}, best, by) for lv in levels]

@@ -151,10 +151,11 @@ class PgConditionParser(ConditionParser[Condition]):
 
 class PgvectorBackend(Backend):
     name = "pgvector"
-    # replication: PostgreSQL streaming replicas; sharding needs an extension (Citus), so not here.
+    # replication: False until the adapter drives streaming replicas (a capability flag says what the adapter
+    # does, not what the engine could); sharding needs an extension (Citus), so not here.
     # quantization: halfvec (fp16) and binary_quantize (binary) expression indexes, with or without rescoring.
     capabilities = Capabilities(in_process=False, get=True, upsert=True, delete=True, filters=True,
-                                hybrid=False, quantization=QUANTIZATION, multi_vector=True, replication=True,
+                                hybrid=False, quantization=QUANTIZATION, multi_vector=True, replication=False,
                                 sharding=False, server=True, tenants=True)
     Options = PgvectorOptions
     options: PgvectorOptions

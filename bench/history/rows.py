@@ -112,7 +112,7 @@ def _figures(r: dict) -> dict:
             v = v if _plain(v) is not None else r.get("client_rss_growth_bytes")
         elif f.name == "error_rate":
             count, errors = _plain(r.get("count")), _plain(r.get("errors"))
-            v = errors / (count + errors) if count is not None and errors is not None and count + errors else None
+            v = errors / (count + errors) if count is not None and errors is not None and count + errors else None  # type: ignore[operator]
         else:
             v = r.get(f.name)
             if _plain(v) is None and f.name in IMPORTED:
@@ -148,7 +148,7 @@ def run_rows(folder: Path) -> list[dict]:
                    backend_server_version=_plain(r.get("backend_server_version")),
                    backend_client_version=_plain(r.get("backend_client_version")),
                    host_other_cores=cores, host_load1=load1, busy_trials=busy, n_trials=n,
-                   busy=bool(n and busy is not None and busy / n > BUSY_RUN_SHARE), **_figures(r))
+                   busy=bool(n and busy is not None and busy / n > BUSY_RUN_SHARE), **_figures(r))  # type: ignore[operator]
         rows.append(row)
     return rows
 

@@ -288,7 +288,7 @@ def _description(name: str) -> str | None:
     if base is None:
         return None
     word, fn = SPREAD[end]
-    # bench.analysis.aggregate: the headline is the trimmed median, the spread the min/max of every ok trial
+    # bench.results.aggregate: the headline is the trimmed median, the spread the min/max of every ok trial
     return (f"summary: the {word} trial value ({fn} over every ok trial with one, the extremes the trimmed "
             f"median dropped included) of: {base}")
 

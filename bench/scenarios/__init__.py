@@ -40,7 +40,7 @@ def _load() -> None:
         return
     _LOADED = True
     for m in pkgutil.iter_modules(__path__):
-        if m.name not in ("base", "plan", "reference"):
+        if m.name not in ("base", "context", "plan", "reference"):
             importlib.import_module(f"{__name__}.{m.name}")
     for ep in entry_points(group="bench.scenarios"):
         register(ep.load())

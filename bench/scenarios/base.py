@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from bench.backends.base import BackendOptions, CollectionSpec
 from bench.results.figures import Figure
 from bench.results.keys import Key
+from bench.scenarios.context import RunContext
 
 if TYPE_CHECKING:
     from bench.backends.base import Backend
@@ -214,7 +215,7 @@ class KindScenario(Scenario):
     def validate_spec(cls, options: Any, spec: WorkloadSpec) -> None:  # the kind is the spec's own
         return None
 
-    def measure(self, ctx: Any) -> bool:
+    def measure(self, ctx: RunContext) -> bool:
         """A kind whose measurement is not the runner's loop (ef_search x variants x rates, each a warm-up and
         timed trials) measures here, on the loaded run context (`bench.run_context.RunContext`: it adds its rows
         with `ctx.add_rows`), and returns True; the default returns False and leaves it to the runner."""

@@ -20,11 +20,13 @@ from pydantic import Field
 
 from bench.errors import UserError
 from bench.load.driver import Op, drive
-from bench.load.task import PhaseTask, WorkerResult
+from bench.load.task import PhaseTask
 from bench.results.figures import Figure
+from bench.results.worker import WorkerResult
 from bench.scenarios import register
 from bench.scenarios._cases import Footprint, footprint, rows
 from bench.scenarios.base import KindScenario, RunFlags
+from bench.scenarios.context import RunContext
 from bench.spec import Strict
 
 
@@ -87,7 +89,7 @@ class CapacityScenario(KindScenario):
     def opts(self) -> CapacityOptions:
         return self.options or CapacityOptions()
 
-    def measure(self, ctx: Any) -> bool:
+    def measure(self, ctx: RunContext) -> bool:
         o = self.opts
         fp = footprint(ctx, ctx.backend)
         for cap, have, what in ((o.max_rss_bytes, fp.memory_from, "memory"), (o.max_disk_bytes, fp.disk_from, "disk")):
@@ -107,7 +109,7 @@ class CapacityScenario(KindScenario):
         ctx.add_rows(self.rows(ctx, res, src, watch))
         return True
 
-    def rows(self, ctx: Any, res: WorkerResult, src: _Source, watch: _Watch) -> list[dict]:
+    def rows(self, ctx: RunContext, res: WorkerResult, src: _Source, watch: _Watch) -> list[dict]:
         o = self.opts
         inserted = src.acked
         if watch.ended is None:

@@ -23,16 +23,18 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from bench.analysis.scoring import Kept
 from bench.errors import UserError
-from bench.load.task import IngestPlan, PhaseTask, WorkerResult
+from bench.load.task import IngestPlan, PhaseTask
 from bench.metrics import hdr
 from bench.metrics.recall import _score_matrix, per_search_recall
+from bench.metrics.scoring import Kept
 from bench.results.figures import Figure
 from bench.results.keys import Key
+from bench.results.worker import WorkerResult
 from bench.scenarios import register
 from bench.scenarios._cases import fresh_collection, pool_for, rows
 from bench.scenarios.base import Chart, KindScenario, RunFlags
+from bench.scenarios.context import RunContext, connected
 from bench.spec import Strict
 
 NEVER = np.iinfo(np.int64).max
@@ -120,7 +122,7 @@ class StreamingScenario(KindScenario):
     def ef_values(self) -> list[int | None]:
         return [self.spec.search.ef_search[0]]
 
-    def measure(self, ctx: Any) -> bool:
+    def measure(self, ctx: RunContext) -> bool:
         o, r = self.options, self.spec.run
         idle_p99 = _Idle(ctx).run()
         for rate in o.rates:
@@ -160,12 +162,12 @@ def knee_of(summary_rows: list[dict], factor: float) -> dict | None:
 class _Idle:
     """The baseline: searches on the loaded collection with no ingest."""
 
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: RunContext):
         self.ctx = ctx
 
     def run(self) -> float | None:
         ctx, r = self.ctx, self.ctx.spec.run
-        pool = pool_for(ctx, ctx.backend, ctx.collection, ctx.workdir, r.concurrency)
+        pool = pool_for(ctx, *connected(ctx), ctx.workdir, r.concurrency)
         try:
             truth = ctx.ds.ground_truth(ctx.spec.search.k, progress=False)
             for trial in range(-1 if r.warmup_s > 0 else 0, r.trials):
@@ -190,7 +192,7 @@ class _Idle:
         return p99
 
 
-def _search_task(ctx: Any, trial: int, duration: float, **more: Any) -> PhaseTask:
+def _search_task(ctx: RunContext, trial: int, duration: float, **more: Any) -> PhaseTask:
     r, W = ctx.spec.run, ctx.spec.run.concurrency
     return PhaseTask(mode="search", trial=trial, seed=ctx.spec.dataset.seed, k=ctx.spec.search.k,
                      ef_search=ctx.plan.kind.ef_values()[0], duration_s=duration, operations=None,
@@ -201,7 +203,7 @@ def _search_task(ctx: Any, trial: int, duration: float, **more: Any) -> PhaseTas
 class _Stream:
     """One trial at one ingest rate, on a fresh collection."""
 
-    def __init__(self, ctx: Any, o: StreamingOptions, rate: float, trial: int, idle_p99: float | None):
+    def __init__(self, ctx: RunContext, o: StreamingOptions, rate: float, trial: int, idle_p99: float | None):
         self.ctx, self.o, self.rate, self.trial, self.idle_p99 = ctx, o, rate, trial, idle_p99
         self.n, self.n0 = ctx.ds.n, int(ctx.ds.n * o.initial_fraction)
 

@@ -30,7 +30,7 @@ from bench.backends.base import BackendOptions, CollectionSpec
 from bench.datasets.exact import exact_topk
 from bench.datasets.rows import ArrayRows
 from bench.errors import UserError
-from bench.ops.keys import ZipfRanks
+from bench.ops.choosers import ZipfRanks
 from bench.results.keys import Key
 from bench.scenarios import register
 from bench.scenarios.base import Chart, Prep, RunFlags, Scenario, Variant
