@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Start, stop and inspect the test servers on 127.0.0.1, by pid.
 
-    python scripts/services.py up [pgvector] [chroma] [milvus]     (all when none is named)
+    python scripts/services.py up [pgvector] [chroma] [milvus]     (all three when none is named)
+    python scripts/services.py up pgvector-replicas                  (a primary and two hot standbys)
     python scripts/services.py down [NAME ...]
     python scripts/services.py status [NAME ...]
 
@@ -15,6 +16,10 @@ Each server runs on loopback at the port its `configs/*.toml` names. Pid files, 
 - chroma: `chroma run` from the chromadb package of the interpreter running this script (so the server
   matches the client the tests use), else from the services venv.
 - milvus: the Milvus standalone server carried by PyPI's `milvus` 2.3.5 wheel (`milvus-server --data DIR`).
+- pgvector-replicas: the same PostgreSQL as a primary on 5433 and hot standbys on 5434 and 5435 by streaming
+  replication (pg_basebackup -R), asynchronous, in `<home>/pgvector-replicas` (bench.pgcluster); `status` shows
+  each node's role and replay lag, `down` stops every node by its pid. configs/pgvector-replicas.toml points
+  the pgvector backend at it; `python -m bench.pgcluster promote replica1` is its failover.
 
 `down` sends each server its stop signal (Postgres: SIGINT, its "fast shutdown"; others: SIGTERM), waits a
 grace period, then SIGKILLs whatever is left of the process tree it recorded (psutil), and removes the pid file.
@@ -38,6 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 try:
     import psutil
@@ -389,6 +395,72 @@ def _milvus_healthy() -> bool:
     return _http_ok(9091, "/healthz")
 
 
+# pgvector-replicas ------------------------------------------------------------------------------------------
+
+REPLICAS = "pgvector-replicas"
+
+
+def _replicas() -> Any:
+    from bench import pgcluster
+
+    return pgcluster
+
+
+def _replicas_start() -> int:
+    """A primary and two hot standbys on 5433-5435 (bench.pgcluster), created on first use; later `up`s start
+    whichever node is down. Returns the primary's pid."""
+    pgc = _replicas()
+    folder = pgc.shared_folder()
+    _pg_bin()
+    if (folder / pgc.TOPOLOGY).exists():
+        cluster = pgc.PgCluster.load(folder)
+        pids = [cluster.start(n.name) for n in cluster.nodes]
+        return pids[0]
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        cluster = pgc.PgCluster.create(folder, pgc.SHARED_PORTS)
+    except RuntimeError as e:
+        raise ServiceError(str(e)) from None
+    pid = cluster.pid("primary")
+    assert pid is not None
+    return pid
+
+
+def _replicas_healthy() -> bool:
+    return all(_tcp_ok(p) for p in _replicas().SHARED_PORTS)
+
+
+def _replicas_down() -> bool:
+    pgc = _replicas()
+    try:
+        cluster = pgc.PgCluster.load(pgc.shared_folder())
+    except FileNotFoundError:
+        print(f"{REPLICAS}: not running (no cluster folder)")
+        return True
+    t0 = time.monotonic()
+    pids = [cluster.pid(n.name) for n in cluster.nodes]
+    cluster.down()
+    left = [n.name for n in cluster.nodes if cluster.pid(n.name) is not None]
+    pid_file(REPLICAS).unlink(missing_ok=True)
+    if left:
+        print(f"{REPLICAS}: FAILED: {', '.join(left)} still running")
+        return False
+    print(f"{REPLICAS}: stopped pids {[p for p in pids if p]} in {time.monotonic() - t0:.1f} s")
+    return True
+
+
+def _replicas_status() -> bool:
+    pgc = _replicas()
+    try:
+        cluster = pgc.PgCluster.load(pgc.shared_folder())
+    except FileNotFoundError:
+        print(f"{REPLICAS}: stopped (no cluster folder)")
+        return False
+    rows = cluster.status()
+    print(f"{REPLICAS}:\n  " + "\n  ".join(pgc.format_status(rows)))
+    return all(r["role"] in ("primary", "standby") for r in rows)
+
+
 SERVICES: dict[str, Service] = {
     s.name: s
     for s in (
@@ -397,8 +469,12 @@ SERVICES: dict[str, Service] = {
         # First start unpacks ~250 MB of binaries; it may ignore SIGTERM, hence SIGKILL of the tree after grace.
         Service("milvus", (19530, 9091, 2379), _milvus_start, _milvus_healthy, timeout_s=240, grace_s=10,
                 strict_bind=True),
+        # primary, replica1, replica2 (bench.pgcluster); only when named, not by a bare `up`
+        Service(REPLICAS, (5433, 5434, 5435), _replicas_start, _replicas_healthy, timeout_s=180,
+                stop_signal=signal.SIGINT),
     )
 }
+DEFAULT = ("pgvector", "chroma", "milvus")
 
 
 # -- commands ------------------------------------------------------------------------------------------------
@@ -456,6 +532,8 @@ def _tree(pid: int) -> list[psutil.Process]:
 
 
 def down(svc: Service) -> bool:
+    if svc.name == REPLICAS:
+        return _replicas_down()
     pid = _read_pid(svc.name)
     if pid is None:
         print(f"{svc.name}: not running (no pid file)")
@@ -491,6 +569,8 @@ def down(svc: Service) -> bool:
 
 
 def status(svc: Service) -> bool:
+    if svc.name == REPLICAS:
+        return _replicas_status()
     pid = _read_pid(svc.name)
     if not _alive(pid):
         extra = " (stale pid file)" if pid is not None else ""
@@ -504,12 +584,12 @@ def status(svc: Service) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("command", choices=["up", "down", "status"])
-    ap.add_argument("services", nargs="*", metavar="SERVICE", help=f"any of {', '.join(SERVICES)} (default: all)")
+    ap.add_argument("services", nargs="*", metavar="SERVICE", help=f"any of {', '.join(SERVICES)} (default: {', '.join(DEFAULT)})")
     args = ap.parse_args(argv)
     unknown = [s for s in args.services if s not in SERVICES]
     if unknown:
         ap.error(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
-    names = args.services or list(SERVICES)
+    names = args.services or list(DEFAULT)
     if args.command == "up" and home() != STATE:
         print(f"(venv and data under {home()}: user {PG_USER} cannot reach {STATE})")
     action = {"up": up, "down": down, "status": status}[args.command]

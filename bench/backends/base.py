@@ -157,6 +157,9 @@ class EngineInfo:
     # engine timers a request may wait on, as configured: what -> period in microseconds (e.g. Milvus' time tick
     # under Strong consistency). A latency that sits on one measures the timer, and the run says so.
     latency_timers: dict[str, int] = field(default_factory=dict)
+    # the server nodes searches are spread over, when there is more than one (read replicas: "replica1", ...);
+    # None = one endpoint. It is a key of every row (`read_nodes`).
+    read_nodes: list[str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -304,6 +307,11 @@ class Backend(ABC):
         is query i; `search` takes these and plain float32 rows alike (scans and probes search stored rows).
         Default: the rows as they are."""
         return list(queries)
+
+    def served_by(self) -> dict[str, int]:
+        """Searches this client sent to each server node since it connected, by node name ({}: one endpoint).
+        A phase's share goes into its rows' served_by column."""
+        return {}
 
     def get(self, id: int) -> Record | None:
         raise NotImplementedError(f"{self.name} does not support get")

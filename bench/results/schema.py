@@ -55,6 +55,7 @@ TRIAL_FIELDS = [
     pa.field("client_cpu_cores", pa.float64()),  # CPU cores the client used on average (processes: workers only)
     pa.field("client_limited", pa.bool_()),
     pa.field("client_cpu_per_node", pa.string()),  # --cluster: JSON {hashed node address: CPU cores used}
+    pa.field("served_by", pa.string()),  # read replicas: JSON {server node: searches it served in the trial}
     pa.field("server_rss_peak_bytes", pa.int64()),
     pa.field("server_rss_mean_bytes", pa.float64()),
     pa.field("server_cpu_mean_pct", pa.float64()),
@@ -267,6 +268,8 @@ FIELD_DOCS: dict[str, str] = {
     "busy_trials": "ok trials during which other processes used enough CPU to disturb the measurement",
     "client_cpu_per_node": "--cluster: CPU cores the workers used on each node (JSON, keyed by the node's hashed "
                            "address); client_limited is judged per node",
+    "served_by": "an engine with read replicas: the searches of the trial each server node served (JSON, e.g. "
+                 "{\"replica1\": 5012, \"replica2\": 4990}); null = one endpoint (the read_nodes key names them)",
     "cluster_nodes": "--cluster: the Ray nodes' addresses (host:port), each as the first 12 hex digits of its "
                      "SHA-256 (JSON list)",
     "ray_version": "--cluster: the Ray version on the driver (every node runs the same)",
