@@ -11,48 +11,28 @@ own data folders under a temporary folder, stopped by pid at the end; the shared
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import psycopg
 import pyarrow.parquet as pq
 import pytest
+from pg_replicas import remove, start_cluster
 
 from bench.backends.base import CollectionSpec, IndexSpec, SearchParams
 from bench.backends.pgvector import PgvectorBackend, PgvectorOptions
-from bench.faults.servers import free_port
 from bench.pgcluster import PgCluster, format_status
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
-
-
-def start_cluster(sync: bool = False, synchronous_commit: str = "on") -> tuple[PgCluster, Path]:
-    folder = Path(tempfile.mkdtemp(prefix="bench-replicas-"))
-    folder.chmod(0o755)
-    try:
-        cluster = PgCluster.create(folder / "cluster", [free_port(), free_port(), free_port()], sync=sync,
-                                   synchronous_commit=synchronous_commit)
-    except Exception as e:  # noqa: BLE001
-        _remove(None, folder)
-        pytest.skip(f"no private replicated PostgreSQL here: {e}")
-    return cluster, folder
-
-
-def _remove(cluster: PgCluster | None, folder: Path) -> None:
-    if cluster is not None:
-        cluster.down()
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def cluster():
     c, folder = start_cluster()
     yield c
-    _remove(c, folder)
+    remove(c, folder)
 
 
 def _options(c: PgCluster, **kw) -> PgvectorOptions:

@@ -166,6 +166,21 @@ class EngineInfo:
 
 
 @dataclass(frozen=True)
+class ServerNode:
+    """One server of an engine that runs as several on this machine's reach (a primary and its read replicas), as
+    its configuration names it: what `bench fault --node NAME` kills, and how the engine recovers from that."""
+
+    name: str  # primary, replica1, ...
+    role: str  # primary | replica
+    address: tuple[str, int]
+    # shell command run after the kill: the failover (promote a standby) for the primary, a restart for a replica;
+    # None = the configuration names none
+    recover_cmd: str | None
+    # option values that point the backend at this node alone, so check_available probes just it
+    probe_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Record:
     id: int
     vector: np.ndarray | None
@@ -255,6 +270,12 @@ class Backend(ABC):
         self.workdir = workdir
 
     # -- availability -------------------------------------------------------------------------------------
+    @classmethod
+    def server_nodes(cls, options: BackendOptions) -> list[ServerNode]:
+        """The servers of a replicated engine as `options` name them ([]: one endpoint, or a cluster the engine
+        manages itself behind one address)."""
+        return []
+
     @classmethod
     def check_available(cls, options: BackendOptions) -> str | None:
         """None when usable here; otherwise one sentence saying why not and how to fix it."""

@@ -59,6 +59,7 @@ from bench.backends.base import (
     Record,
     SearchParams,
     Secret,
+    ServerNode,
 )
 from bench.backends.query import ConditionParser, Eq, Filter, with_tenant
 from bench.backends.secrets import redact_text
@@ -200,6 +201,20 @@ class PgvectorBackend(Backend):
             return (f"the pgvector server at {host}:{port} does not answer ({_first_line(e)}); "
                     "start it with `docker compose up -d pgvector`")
         return None
+
+    @classmethod
+    def server_nodes(cls, options: BackendOptions) -> list[ServerNode]:
+        """With replica_dsns: the primary (the first host of `dsn`; its recovery is promote_cmd) and each replica
+        (its recovery: node_start_cmd)."""
+        assert isinstance(options, PgvectorOptions)
+        if not options.replica_dsns:
+            return []
+        nodes = [ServerNode("primary", "primary", cls._address(options.dsn), options.promote_cmd)]
+        for i, dsn in enumerate(options.replica_dsns, start=1):
+            name = f"replica{i}"
+            start = options.node_start_cmd.replace("{node}", name) if options.node_start_cmd else None
+            nodes.append(ServerNode(name, "replica", cls._address(dsn), start, {"dsn": dsn, "replica_dsns": []}))
+        return nodes
 
     def connect(self) -> None:
         try:
