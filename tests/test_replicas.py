@@ -11,9 +11,13 @@ own data folders under a temporary folder, stopped by pid at the end; the shared
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -26,6 +30,7 @@ from bench.backends.pgvector import PgvectorBackend, PgvectorOptions
 from bench.pgcluster import PgCluster, format_status
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +165,24 @@ def test_bench_run_records_the_read_nodes_and_the_visibility_lag(cluster, bench_
 
 def _overrides(c: PgCluster) -> list[str]:
     return c.overrides()
+
+
+def test_read_scaling_sweeps_the_same_concurrency_with_0_1_and_2_replicas(cluster, cache_dir, tmp_path):
+    """benchmarks/read_replicas.py: three `bench run`s on the cluster; every figure is there, the searches went
+    where each run sent them, and the servers' CPU is the standbys' too (the primary idles when they serve)."""
+    sets = [a for o in cluster.overrides() for a in ("--set", o)]
+    small = ["dataset.n=1500", "dataset.dim=32", "dataset.queries=50", "run.trials=1", "run.duration_s=1.5",
+             "run.warmup_s=0.3", "index.ef_construction=32"]
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "read_replicas.py"), "--concurrency", "1,2",
+                        "--results-dir", str(tmp_path / "rr"), "--json", *sets, *[a for s in small for a in ("--set", s)]],
+                       capture_output=True, text=True, timeout=900, cwd=tmp_path,
+                       env={**os.environ, "BENCH_CACHE_DIR": str(cache_dir)})
+    assert p.returncode == 0, p.stderr[-3000:]
+    got = json.loads(p.stdout)
+    assert set(got) == {"0", "1", "2"} and all(set(per) == {"1", "2"} for per in got.values())
+    for n, per in got.items():
+        for r in per.values():
+            assert r["qps"] > 0 and r["client_cores"] > 0 and r["server_cores"] > 0 and r["trials"] == 1
+            nodes = {"0": None, "1": "replica1", "2": "replica1+replica2"}[n]
+            assert r["read_nodes"] == nodes
+            assert set(r["served_by"]) == (set(nodes.split("+")) if nodes else set())

@@ -160,6 +160,7 @@ class EngineInfo:
     # the server nodes searches are spread over, when there is more than one (read replicas: "replica1", ...);
     # None = one endpoint. It is a key of every row (`read_nodes`).
     read_nodes: list[str] | None = None
+    node_addresses: list[tuple[str, int]] | None = None  # every server of the engine (primary first), if several
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -799,10 +799,8 @@ class PgvectorBackend(Backend):
         a connection less than replica_retry_s ago. A search that fails on a node is not retried elsewhere (it
         counts as failed); the next one finds the node down and moves on."""
         nodes = self.read_nodes()
-        if nodes == ["primary"]:
-            conn = self._live()
-            self._count("primary")
-            return conn
+        if nodes == ["primary"]:  # one endpoint: nothing to spread, nothing to count
+            return self._live()
         if not hasattr(self, "_rconn"):
             self._rconn: dict[str, Any] = {}
             self._down_until: dict[str, float] = {}
@@ -904,6 +902,8 @@ class PgvectorBackend(Backend):
                    "dsn": redact_text(self.options.dsn),
                    "replica_dsns": [redact_text(d) for d in self.options.replica_dsns] or None},
             read_nodes=self.read_nodes() if self.options.replica_dsns else None,
+            node_addresses=[self.address, *map(self._address, self.options.replica_dsns)]
+            if self.options.replica_dsns else None,
         )
 
     def drop(self) -> None:

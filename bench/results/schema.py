@@ -205,12 +205,14 @@ FIELD_DOCS: dict[str, str] = {
                       "workers together 90% of its cores); null for in-process engines (threads: not judged); "
                       "summary: true when any ok trial was",
     "server_rss_peak_bytes": "peak resident memory of the engine's server during the trial, bytes: its process "
-                             "tree here (psutil, every 0.25 s), or its container (docker stats) when Docker "
+                             "tree here, its read replicas' too (psutil, every 0.25 s), or its container (docker "
+                             "stats) when Docker "
                              "publishes its port; null for in-process engines and servers not on this machine",
     "server_rss_mean_bytes": "mean of the same server RSS samples, bytes; null where server_rss_peak_bytes is",
     "server_cpu_mean_pct": "mean CPU of the engine's server during the trial, percent of one core summed over its "
-                           "process tree (docker: the container's CPU %); null where not sampled or the trial "
-                           "was shorter than one sampling interval",
+                           "process tree (docker: the container's CPU %), every server of the engine on this "
+                           "machine together (a primary and its read replicas); null where not sampled or the "
+                           "trial was shorter than one sampling interval",
     "error_samples": "JSON list of the first (up to 5) failure messages of the trial, each 'op: ExceptionType: "
                      "message' cut to 500 characters; '[]' when none failed; null on the placeholder row of a "
                      "trial whose workers were lost and on imported rows",
