@@ -7,7 +7,7 @@ same concurrency sweep, through `bench run` (one run per replica count, on the s
 
 The scaling factor is QPS with N replicas over QPS with 0, at the same concurrency. The table shows the client's
 CPU (client_cpu_cores: the worker processes) beside the servers' (server_cpu_mean_pct / 100: the primary and its
-standbys together) and the machine's cores: on a machine where the clients and every server share a few cores,
+standbys together), other processes' (host_other_cores) and the machine's cores: on a machine where the clients and every server share a few cores,
 the factor is bounded by the cores, not by the replicas, and the split says who had them.
 
     python scripts/services.py up pgvector-replicas
@@ -73,7 +73,8 @@ def figures(run_dir: Path) -> dict[int, dict[str, Any]]:
         server = med("server_cpu_mean_pct")
         out[c] = {"qps": med("qps"), "p99_us": med("p99_us"), "client_cores": med("client_cpu_cores"),
                   "server_cores": server / 100 if server is not None else None, "read_nodes": mine[0]["read_nodes"],
-                  "served_by": served, "trials": len(mine), "host_cores": mine[0]["host_cores"]}
+                  "other_cores": med("host_other_cores"), "served_by": served, "trials": len(mine),
+                  "host_cores": mine[0]["host_cores"]}
     return out
 
 
@@ -82,18 +83,18 @@ def table(by_replicas: dict[int, dict[int, dict[str, Any]]]) -> list[str]:
         return "-" if v is None else format(v, spec)
 
     lines = [f"{'replicas':>8} {'c':>3} {'QPS':>9} {'x vs 0':>7} {'P99 ms':>8} {'client cores':>12} "
-             f"{'server cores':>12}  searches per node"]
+             f"{'server cores':>12} {'other cores':>11}  searches per node"]
     for n, per_c in sorted(by_replicas.items()):
         for c, r in per_c.items():
             base = by_replicas.get(0, {}).get(c, {}).get("qps")
             factor = r["qps"] / base if base and r["qps"] else None
             lines.append(f"{n:>8} {c:>3} {f(r['qps'], ',.0f'):>9} {f(factor, '.2f'):>7} "
                          f"{f(r['p99_us'] and r['p99_us'] / 1000, '.1f'):>8} {f(r['client_cores'], '.2f'):>12} "
-                         f"{f(r['server_cores'], '.2f'):>12}  {json.dumps(r['served_by']) if r['served_by'] else 'all on the primary'}")
+                         f"{f(r['server_cores'], '.2f'):>12} {f(r['other_cores'], '.2f'):>11}  {json.dumps(r['served_by']) if r['served_by'] else 'all on the primary'}")
     cores = next((r["host_cores"] for per_c in by_replicas.values() for r in per_c.values()), None)
     lines.append(f"this machine has {cores} cores, shared by the client workers and every server: the scaling "
                  "factor is bounded by them (client + server cores near that number means the cores were the limit, "
-                 "not the replicas)")
+                 "not the replicas; other cores: what other processes took meanwhile)")
     return lines
 
 

@@ -161,6 +161,30 @@ def test_bench_run_records_the_read_nodes_and_the_visibility_lag(cluster, bench_
     # a write on the primary, found by a search on a standby: replication and the search take time, and a
     # standby streaming on loopback replays well within the probe's 5 s
     assert 0 < total["visibility_p50_us"] < 5e6
+    assert 0 <= total["visibility_stale"] <= total["visibility_probes"] + total["visibility_missed"]
+
+
+def test_remote_apply_replication_leaves_no_stale_read_on_the_synchronous_standby(bench_cli, tmp_path):
+    """synchronous_commit = remote_apply with replica1 the synchronous standby: an update is acknowledged only once
+    replica1 applied it, so the first search there after the acknowledgement finds it, every time."""
+    c, folder = start_cluster(sync=True, synchronous_commit="remote_apply")
+    try:
+        assert "replica1:sync" in next(r for r in c.status() if r["name"] == "primary")["standbys"]
+        sets = [a for o in c.overrides() if not o.startswith("backend.replica_dsns=") for a in ("--set", o)]
+        p = bench_cli("run", "--backend", "pgvector", "--workload", "ycsb-search-under-writes", *sets,
+                      "--set", f"backend.replica_dsns={json.dumps(c.replica_dsns[:1])}",
+                      "--set", "dataset.n=1500", "--set", "dataset.dim=32", "--set", "dataset.queries=20",
+                      "--set", "dataset.holdout=600", "--set", "run.trials=1", "--set", "run.duration_s=3",
+                      "--set", "run.warmup_s=0.3", "--set", "run.visibility_sample_every=3", "--concurrency", "2",
+                      "--results-dir", str(tmp_path / "results"), "--quiet")
+    finally:
+        remove(c, folder)
+    assert p.returncode == 0, p.stderr[-3000:]
+    (run_dir,) = list((tmp_path / "results").iterdir())
+    total = next(r for r in pq.read_table(run_dir / "trials.parquet").to_pylist() if r["op"] == "total")
+    assert total["read_nodes"] == "replica1" and json.loads(total["served_by"]).keys() == {"replica1"}
+    assert total["visibility_probes"] >= 20 and total["visibility_missed"] == 0
+    assert total["visibility_stale"] == 0
 
 
 def _overrides(c: PgCluster) -> list[str]:

@@ -63,8 +63,11 @@ class Capabilities:
     hybrid: bool = False  # native BM25/sparse + dense fusion
     quantization: tuple[str, ...] = ()  # e.g. ("int8", "pq", "binary")
     multi_vector: bool = False
+    # replicas the adapter configures or drives: pgvector sends searches to read replicas itself (served_by per
+    # node; measured live here), Qdrant, Milvus and Weaviate ask their cluster for a replication factor and read
+    # back its placement (their cluster profiles are not run on this machine): docs/engines.md
     replication: bool = False
-    sharding: bool = False
+    sharding: bool = False  # shards the adapter asks the engine for and reads back; no engine shards live here
     server: bool = False  # needs a server (a URL / URI in its options)
     reopen: bool = False  # in-process: `reopen()` closes the engine and opens the collection again from its files
     # multi-tenancy the engine's native way (`CollectionSpec.tenant_field`, `SearchParams.tenant`)

@@ -51,6 +51,7 @@ TRIAL_FIELDS = [
     pa.field("visibility_p99_us", pa.float64()),
     pa.field("visibility_probes", pa.int64()),
     pa.field("visibility_missed", pa.int64()),
+    pa.field("visibility_stale", pa.int64()),
     pa.field("out_of_range", pa.int64()),
     pa.field("client_cpu_cores", pa.float64()),  # CPU cores the client used on average (processes: workers only)
     pa.field("client_limited", pa.bool_()),
@@ -194,6 +195,9 @@ FIELD_DOCS: dict[str, str] = {
                          "fewer than 1,000 probes that found their id (the latency percentiles' sample floor)",
     "visibility_probes": "search under writes: visibility probes whose id a search returned (the sample count of "
                          "visibility_p50_us and visibility_p99_us); null when no probe ran",
+    "visibility_stale": "search under writes: visibility probes whose first search after the acknowledged upsert "
+                        "did not return its id (stale reads: a read replica behind the primary, or an index not yet "
+                        "holding the write); out of visibility_probes + visibility_missed; null when no probe ran",
     "visibility_missed": "search under writes: visibility probes whose id no search returned within 5 s; null "
                          "when no probe ran",
     "out_of_range": "latencies (successful, failed or service time) the histograms could not hold (above 1 "

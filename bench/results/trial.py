@@ -72,6 +72,7 @@ def _common(t: TrialInput, duration: float) -> dict[str, Any]:
         "visibility_p99_us": float(np.percentile(vis_ok, 99)) if len(vis_ok) >= hdr.min_samples(99.0) else None,
         "visibility_probes": len(vis_ok) if vis else None,
         "visibility_missed": (len(vis) - len(vis_ok)) if vis else None,
+        "visibility_stale": sum(r.visibility_stale for r in rs) if vis else None,
         "error_samples": json.dumps([s for r in rs for s in r.error_samples][:5]),
         "served_by": _served_by(rs),
     }
