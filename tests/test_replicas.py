@@ -210,3 +210,27 @@ def test_read_scaling_sweeps_the_same_concurrency_with_0_1_and_2_replicas(cluste
             nodes = {"0": None, "1": "replica1", "2": "replica1+replica2"}[n]
             assert r["read_nodes"] == nodes
             assert set(r["served_by"]) == (set(nodes.split("+")) if nodes else set())
+
+
+def test_the_nodes_bench_fault_can_kill_come_from_the_configuration():
+    from bench.backends.base import ServerNode
+    from bench.errors import UserError
+    from bench.faults.nodes import local_node
+
+    o = PgvectorOptions(dsn="postgresql://bench@127.0.0.1:7001,127.0.0.1:7002/bench?target_session_attrs=read-write",
+                        replica_dsns=["postgresql://bench@127.0.0.1:7002/bench"], promote_cmd="{python} -m x promote",
+                        node_start_cmd="start {node}")
+    nodes = PgvectorBackend.server_nodes(o)
+    assert [(n.name, n.role, n.address, n.recover_cmd) for n in nodes] == [
+        ("primary", "primary", ("127.0.0.1", 7001), "{python} -m x promote"),
+        ("replica1", "replica", ("127.0.0.1", 7002), "start replica1")]
+    assert nodes[1].probe_options == {"dsn": o.replica_dsns[0], "replica_dsns": []}
+    assert PgvectorBackend.server_nodes(PgvectorOptions(dsn=o.dsn)) == []  # one endpoint: compose --node instead
+    node = local_node("primary", nodes, "pgvector", "kill", None, lambda n: True)
+    assert node.start_command() == ["/bin/sh", "-c", f"{sys.executable} -m x promote"] and node.healthy()
+    assert local_node("primary", nodes, "pgvector", "kill", "my-failover", lambda n: True).recover == "my-failover"
+    for args, needle in [(("replica9", nodes), "is not a server of this pgvector configuration"),
+                         (("primary", [ServerNode("primary", "primary", ("10.0.0.5", 5432), "p")]), "not on this machine"),
+                         (("primary", [ServerNode("primary", "primary", ("127.0.0.1", 5432), None)]), "promote_cmd")]:
+        with pytest.raises(UserError, match=needle):
+            local_node(*args, "pgvector", "kill", None, lambda n: True)
