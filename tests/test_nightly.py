@@ -55,8 +55,10 @@ def test_regress_of_an_ab_run_tests_the_pairs_and_finds_the_slower_arm(ab_run, c
     cwd, run = ab_run
     p = bench("regress", "--candidate", str(run), cwd=cwd, cache_dir=cache_dir)
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "**p50_us regressed** in fake-slow" in p.stdout and "5 pairs of interleaved trials" in p.stdout
-    assert "interleaved A/B run" in p.stdout
+    assert p.stdout.startswith("regression: fake-slow") and " P50 +" in p.stdout.splitlines()[0], p.stdout
+    p = bench("regress", "--candidate", str(run), "--format", "markdown", cwd=cwd, cache_dir=cache_dir)
+    assert "**regression: fake-slow" in p.stdout and "5 pairs of interleaved trials" in p.stdout
+    assert "interleaved A/B run" in p.stdout and "trimmed mean of 5 paired ratios" in p.stdout
 
 
 def test_regress_without_a_baseline_refuses_a_run_that_is_not_ab(ab_run, cache_dir, tmp_path):
@@ -240,9 +242,9 @@ def test_two_harness_commits_alternate_and_regress_finds_the_slower_one(tmp_path
     # each arm's rows were written by its own harness: they carry its commit
     assert {a: set(df[df["ab_arm"] == a]["git_commit"]) for a in "AB"} == {
         "A": {head}, "B": {arms["B"]["harness_commit"]}}
-    p = bench("regress", "--candidate", str(run), cwd=tmp_path, cache_dir=cache_dir)
+    p = bench("regress", "--candidate", str(run), "--format", "markdown", cwd=tmp_path, cache_dir=cache_dir)
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "**p50_us regressed** in fake-slow" in p.stdout and "5 pairs of interleaved trials" in p.stdout
+    assert "**regression: fake-slow" in p.stdout and "5 pairs of interleaved trials" in p.stdout
 
 
 def test_a_bad_or_too_old_harness_is_one_sentence(tmp_path, cache_dir):

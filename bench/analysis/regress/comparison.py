@@ -302,8 +302,11 @@ def why_apart(base: pd.DataFrame, cand: pd.DataFrame, names: list[str], baseline
     def show(vals: set) -> str:
         return ", ".join(sorted(str(v) for v in vals))
 
-    diff = "; ".join(f"{keys.get(n).label} ({n}) is {show(b)} in the baseline but {show(c)} in the candidate"
-                     for n, b, c in apart)
+    def name(n: str) -> str:
+        label = keys.get(n).label
+        return n if label == n else f"{label} ({n})"
+
+    diff = "; ".join(f"{name(n)} is {show(b)} in the baseline but {show(c)} in the candidate" for n, b, c in apart)
     names_apart = {n for n, _, _ in apart}
     if "backend" in names_apart:
         engines = dict((n, (b, c)) for n, b, c in apart)["backend"]

@@ -57,17 +57,22 @@ def verdict_lines(r: RegressResult) -> list[str]:
             f"(p={_p(c.p_adjusted)})" for c in r.regressions]
 
 
+def test_text(c: FigureCheck) -> str:
+    """The test and its unit, e.g. 'one run a side, with the configured run-to-run spread'."""
+    if c.test == "wilcoxon":
+        return f"Wilcoxon, {c.n_baseline} queries paired"
+    if c.test == "prediction":
+        return f"prediction interval of {c.baseline_runs} baseline runs"
+    if c.test == "run-noise":
+        return "one run a side, with the configured run-to-run spread"
+    if c.test == "paired":
+        return f"Yuen, {c.n_baseline} pairs of interleaved trials"
+    return f"Mann-Whitney, {c.n_baseline} vs {c.n_candidate} trials"
+
+
 def evidence(c: FigureCheck) -> str:
     p = f"p = {c.p:.3g}" + (f" (Holm {c.p_adjusted:.3g})" if c.p_adjusted != c.p else "")
-    if c.test == "wilcoxon":
-        return f"{p}, {c.n_baseline} queries paired"
-    if c.test == "prediction":
-        return f"{p} against {c.baseline_runs} baseline runs"
-    if c.test == "run-noise":
-        return f"{p}, one run a side, with the configured run-to-run spread"
-    if c.test == "paired":
-        return f"{p}, {c.n_baseline} pairs of interleaved trials"
-    return f"{p}, {c.n_baseline} vs {c.n_candidate} trials"
+    return f"{p}, {test_text(c)}"
 
 
 def _tested(c: FigureCheck) -> str:
@@ -89,7 +94,7 @@ def _tolerance(c: FigureCheck) -> str:
     return f"{c.tolerance:.0%}" if c.relative else f"{c.tolerance:g}"
 
 
-HEADS = ["configuration", "figure", "baseline", "candidate", "tested on", "change", "tolerance", "test",
+HEADS = ["configuration", "figure", "baseline", "candidate", "tested on", "change", "tolerance", "test", "p",
          "p (Holm)", "verdict"]
 
 
@@ -100,7 +105,7 @@ def table_rows(checks: list[FigureCheck], verdicts: bool = True, repeat_key: boo
         name = key_text(c.key)
         row = [name if repeat_key or name != last else "", figure_label(c.figure),
                fmt(c.headline_baseline), fmt(c.headline_candidate), _tested(c), c.describe_change(),
-               _tolerance(c), evidence(c), _p(c.p_adjusted)]
+               _tolerance(c), test_text(c), _p(c.p), _p(c.p_adjusted)]
         rows.append(row + ([_verdict_cell(c)] if verdicts else []))
         last = name
     return rows
@@ -138,7 +143,7 @@ def method_text(r: RegressResult) -> str:
 
 # -- terminal ---------------------------------------------------------------------------------------------
 
-DROP = {"test": 3, "tolerance": 2, "p (Holm)": 1}  # how soon a column leaves a narrow terminal (bench.terminal.fit)
+DROP = {"test": 4, "p": 3, "tolerance": 2, "p (Holm)": 1}  # how soon a column leaves a narrow terminal (bench.terminal.fit)
 
 
 def render_terminal(r: RegressResult, width: int = 100, verbose: bool = False) -> str:
@@ -150,31 +155,32 @@ def render_terminal(r: RegressResult, width: int = 100, verbose: bool = False) -
     buf = io.StringIO()
     console = Console(width=width, file=buf, color_system=None, highlight=False, soft_wrap=False)
     for line in verdict_lines(r):
-        console.print(line, markup=False)
-    console.print(f"baseline {r.baseline}, candidate {r.candidate}", markup=False)
+        console.print(line, markup=False, soft_wrap=True)
+    console.print(f"baseline {r.baseline}, candidate {r.candidate}", markup=False, soft_wrap=True)
     dropped = _print_tables(console, r.checks, HEADS[1:], width)
     if dropped:
         console.print(f"left out to fit {width} columns: {', '.join(dropped)} (--format markdown has every "
-                      "column)", markup=False)
+                      "column)", markup=False, soft_wrap=True)
     for line in side_notes(r):
-        console.print(f"- {line}", markup=False)
+        console.print(f"- {line}", markup=False, soft_wrap=True)
     if r.sentinel and verbose:
-        console.print("sentinel: how far the machine moved (the fixed reference measurement; not verdicts)")
+        console.print("sentinel: how far the machine moved (the fixed reference measurement; not verdicts)",
+                      soft_wrap=True)
         _print_tables(console, r.sentinel, HEADS[1:-1], width)
     elif r.sentinel:
         moved = ", ".join(f"{figure_label(c.figure)} {c.describe_change()}" for c in r.sentinel)
         console.print(f"- the sentinel (the machine's reference measurement) moved: {moved} (-v for its table)",
-                      markup=False)
+                      markup=False, soft_wrap=True)
     if verbose:
         console.print("")
         console.print("method: " + method_text(r), markup=False)
     else:
-        console.print("(-v explains the method)", markup=False)
+        console.print("(-v explains the method)", markup=False, soft_wrap=True)
     return buf.getvalue()
 
 
 WRAP = ("tested on", "verdict")
-RIGHT = ("baseline", "candidate", "change", "p (Holm)")
+RIGHT = ("baseline", "candidate", "change", "p", "p (Holm)")
 
 
 def _print_tables(console: Console, checks: list[FigureCheck], heads: list[str], width: int) -> list[str]:
