@@ -75,7 +75,7 @@ def test_slower_candidate_is_a_regression_naming_the_figure(fake_runs):
     assert p.returncode == 1 and p50["test"] == "mann-whitney" and p50["p"] == pytest.approx(2 / 252)
     p = bench("regress", "--baseline", str(fast), "--candidate", str(slow), "--config", str(cfg), cwd=cwd,
               cache_dir=cwd)
-    assert "The baseline is one run" in p.stdout
+    assert "the baseline is one run: its Mann-Whitney test sees how the trials of one run spread" in p.stdout
 
 
 @pytest.mark.serial  # on fake_runs: two timed runs, whose verdicts the machine's load can blur
