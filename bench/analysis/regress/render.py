@@ -204,27 +204,38 @@ def _print_tables(console: Console, checks: list[FigureCheck], heads: list[str],
     return [h for i, h in enumerate(heads) if i not in keep]
 
 
+WANT = {"tested on": 22, "verdict": 16}  # a wrapping column's comfortable width: columns go before it is narrower
+
+
 def _widths(heads: list[str], rows: list[list[str]], width: int) -> tuple[list[int], dict[int, int]]:
     """The columns kept (the least needed left out first, DROP) and each one's width: every cell whole, a
-    wrapping column no narrower than its longest word, the room left going to the wrapping columns."""
+    wrapping column no narrower than its longest word, the room left going to the wrapping columns. Columns are
+    left out to give the wrapping ones a comfortable width (WANT) where that is possible, else only as far as
+    every word fits."""
     natural = {i: max(cell_len(x) for x in [h, *(r[i] for r in rows)]) for i, h in enumerate(heads)}
     least = {i: (max(cell_len(w) for x in [h, *(r[i] for r in rows)] for w in x.split() or [""])
                  if h in WRAP else natural[i]) for i, h in enumerate(heads)}
-    keep = list(range(len(heads)))
+    want = {i: max(least[i], min(natural[i], WANT.get(h, natural[i]))) for i, h in enumerate(heads)}
     order = sorted((i for i, h in enumerate(heads) if h in DROP), key=lambda i: -DROP[heads[i]])
 
-    def total(ws: dict[int, int]) -> int:
+    def total(ws: dict[int, int], keep: list[int]) -> int:
         return sum(ws[i] + 3 for i in keep) - 1  # one space of padding each side, one between columns
 
-    for i in [None, *order]:
-        if i is not None:
-            keep.remove(i)
-        if total(least) <= width:
-            break
+    def kept(ws: dict[int, int]) -> list[int] | None:
+        keep = list(range(len(heads)))
+        for i in [None, *order]:
+            if i is not None:
+                keep.remove(i)
+            if total(ws, keep) <= width:
+                return keep
+        return None
+
+    keep = kept(want) or kept(least) or [i for i in range(len(heads)) if i not in order]
     widths = dict(least)
-    for i in keep:
-        if heads[i] in WRAP:
-            widths[i] = max(least[i], min(natural[i], least[i] + width - total(widths)))
+    for goal in (want, natural):  # the room left: first up to the comfortable width, then to the whole cell
+        for i in keep:
+            if heads[i] in WRAP:
+                widths[i] = max(widths[i], min(goal[i], widths[i] + width - total(widths, keep)))
     return keep, widths
 
 
