@@ -143,10 +143,10 @@ def test_a_baseline_of_several_runs_counts_their_spread(fake_runs, tmp_path):
         assert p50["p"] > 0.05 and p50["verdict"] == "unclear"  # 26% off the mean, but so are the runs
         lo, hi = p50["baseline_range"]
         assert lo < p50["tested_baseline"] < hi and hi > 1.5 * lo
-        assert p50["statistic"] == "median of trial P50s (baseline: the mean of 2 runs')"
+        assert p50["statistic"] == "median of trial P50s, baseline the mean of 2 runs'"
     p = bench("regress", "--baseline", "both", "--candidate", str(slow), "--format", "markdown", cwd=tmp_path,
               cache_dir=tmp_path)
-    assert "(2 runs: " in p.stdout
+    assert "| median of trial P50s, baseline the mean of 2 runs' (" in p.stdout, p.stdout
 
 
 def test_prediction_interval_over_baseline_runs():

@@ -80,10 +80,9 @@ def _tested(c: FigureCheck) -> str:
     name = c.statistic()
     if name == "headline" or c.test == "paired" or not c.in_summary:
         return name
-    base = fmt(c.baseline)
     if c.baseline_runs > 1 and c.baseline_range is not None:
-        base += f" ({c.baseline_runs} runs: {fmt(c.baseline_range[0])}-{fmt(c.baseline_range[1])})"
-    return f"{name}: {base} -> {fmt(c.candidate)}"
+        name += f" ({fmt(c.baseline_range[0])}-{fmt(c.baseline_range[1])})"
+    return f"{name}: {fmt(c.baseline)} -> {fmt(c.candidate)}"
 
 
 def _verdict_cell(c: FigureCheck) -> str:

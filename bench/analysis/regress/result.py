@@ -66,8 +66,7 @@ class FigureCheck:
             return f"trimmed mean of {self.n_baseline} paired {'ratios' if self.relative else 'differences'}"
         per_trial = self.figure in MERGED_FIGURES
         if self.baseline_runs > 1:
-            return (f"median of trial {label}{'s' if per_trial else ''} (baseline: the mean of "
-                    f"{self.baseline_runs} runs')")
+            return f"median of trial {label}{'s' if per_trial else ''}, baseline the mean of {self.baseline_runs} runs'"
         return f"median of trial {label}s" if per_trial else "headline"
 
 
