@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -104,3 +105,31 @@ def test_a_mismatch_names_the_keys_and_values_in_full(faiss_run, cache_dir):
     p = bench("regress", "--baseline", str(run), "--candidate", str(fake), cwd=cwd, cache_dir=cache_dir)
     assert p.returncode == 2 and "two different engines (faiss against fake-slow)" in p.stderr, p.stderr
     assert f"run `bench compare {run} {fake}`" in p.stderr and "--across" not in p.stderr
+
+
+def test_a_narrow_terminal_wraps_names_and_never_cuts_a_word():
+    from bench.analysis.regress import FigureCheck, RegressResult
+    from bench.analysis.regress.render import render_terminal
+
+    key = {"backend": "pgvector", "workload": "wordnet-mpnet-768-filtered-selectivity-sweep", "op": "filtered-search",
+           "dataset_name": "synthetic-768d-cosine-1000000-s42", "ef_search": 64}
+    worse = FigureCheck(key, "p99_us", 402.0, 520.0, 0.29, 0.1, True, 0.001, 5, 5, "regression", True,
+                        test="run-noise", p_adjusted=0.004, headline_baseline=641.0, headline_candidate=802.0)
+    same = FigureCheck(key, "qps", 1000.0, 1001.0, 0.001, 0.05, True, 0.9, 5, 5, "within tolerance", False,
+                       test="run-noise", p_adjusted=0.9, headline_baseline=1000.0, headline_candidate=1001.0)
+    moved = FigureCheck({**key, "backend": "null"}, "p50_us", 10.0, 10.5, 0.05, 0.1, True, 0.2, 5, 5,
+                        "within tolerance", False, headline_baseline=10.0, headline_candidate=10.5)
+    r = RegressResult("baselines/nightly", "results/2026-12-08", 0.05, checks=[worse, same], sentinel=[moved])
+    for width in (60, 80, 120):
+        text = render_terminal(r, width)
+        lines = text.splitlines()
+        assert lines[0].startswith("regression: pgvector wordnet-mpnet-768-filtered-selectivity-sweep") and \
+            "P99 +29.0% (p=0.004)" in lines[0], lines[0]
+        table = lines[2:lines.index(next(ln for ln in lines if ln.startswith("- ")))]
+        assert all(len(ln) <= width for ln in table), (width, table)
+        words = re.split(r"[\s;]+", " ".join(table))
+        for w in ["wordnet-mpnet-768-filtered-selectivity-sweep", "filtered-search", "641", "802", "regression"]:
+            assert w in words, (width, w, table)
+        assert "- the sentinel (the machine's reference measurement) moved: P50 us +5.0% (-v for its table)" in text
+        loud = render_terminal(r, width, verbose=True)
+        assert "sentinel: how far the machine moved" in loud and "Holm-Bonferroni" in loud

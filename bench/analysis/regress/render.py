@@ -57,7 +57,7 @@ def verdict_lines(r: RegressResult) -> list[str]:
             f"(p={_p(c.p_adjusted)})" for c in r.regressions]
 
 
-def test_text(c: FigureCheck) -> str:
+def unit_text(c: FigureCheck) -> str:
     """The test and its unit, e.g. 'one run a side, with the configured run-to-run spread'."""
     if c.test == "wilcoxon":
         return f"Wilcoxon, {c.n_baseline} queries paired"
@@ -72,7 +72,7 @@ def test_text(c: FigureCheck) -> str:
 
 def evidence(c: FigureCheck) -> str:
     p = f"p = {c.p:.3g}" + (f" (Holm {c.p_adjusted:.3g})" if c.p_adjusted != c.p else "")
-    return f"{p}, {test_text(c)}"
+    return f"{p}, {unit_text(c)}"
 
 
 def _tested(c: FigureCheck) -> str:
@@ -97,16 +97,15 @@ HEADS = ["configuration", "figure", "baseline", "candidate", "tested on", "chang
          "p (Holm)", "verdict"]
 
 
-def table_rows(checks: list[FigureCheck], verdicts: bool = True, repeat_key: bool = True) -> list[list[str]]:
-    """One row per check; `repeat_key` False leaves the configuration cell empty below its first row."""
-    rows, last = [], None
+def table_rows(checks: list[FigureCheck], verdicts: bool = True) -> list[list[str]]:
+    """One row per check: the configuration in full, the figure's plain name, the headline figures, what was
+    tested, the change, tolerance, test, p-values and (verdicts) the verdict."""
+    rows = []
     for c in checks:
-        name = key_text(c.key)
-        row = [name if repeat_key or name != last else "", figure_label(c.figure),
+        row = [key_text(c.key), figure_label(c.figure),
                fmt(c.headline_baseline), fmt(c.headline_candidate), _tested(c), c.describe_change(),
-               _tolerance(c), test_text(c), _p(c.p), _p(c.p_adjusted)]
+               _tolerance(c), unit_text(c), _p(c.p), _p(c.p_adjusted)]
         rows.append(row + ([_verdict_cell(c)] if verdicts else []))
-        last = name
     return rows
 
 
@@ -142,7 +141,7 @@ def method_text(r: RegressResult) -> str:
 
 # -- terminal ---------------------------------------------------------------------------------------------
 
-DROP = {"test": 4, "p": 3, "tolerance": 2, "p (Holm)": 1}  # how soon a column leaves a narrow terminal (bench.terminal.fit)
+DROP = {"test": 4, "p": 3, "tolerance": 2, "p (Holm)": 1}  # how soon a column leaves a narrow terminal
 
 
 def render_terminal(r: RegressResult, width: int = 100, verbose: bool = False) -> str:
@@ -159,7 +158,7 @@ def render_terminal(r: RegressResult, width: int = 100, verbose: bool = False) -
     dropped = _print_tables(console, r.checks, HEADS[1:], width)
     if dropped:
         console.print(f"left out to fit {width} columns: {', '.join(dropped)} (--format markdown has every "
-                      "column)", markup=False, soft_wrap=True)
+                      "column)", markup=False)
     for line in side_notes(r):
         console.print(f"- {line}", markup=False, soft_wrap=True)
     if r.sentinel and verbose:
@@ -191,6 +190,13 @@ def _print_tables(console: Console, checks: list[FigureCheck], heads: list[str],
     by_config: dict[str, list[list[str]]] = {}
     for c, row in zip(checks, rows, strict=True):
         by_config.setdefault(key_text(c.key), []).append(row)
+    if keep is None:  # narrower than any table: one line a figure, wrapped at spaces
+        for name, group in by_config.items():
+            console.print(name, markup=False)
+            for row in group:
+                console.print(f"  {row[0]}: " + "; ".join(f"{h} {v}" for h, v in zip(heads[1:], row[1:], strict=True)),
+                              markup=False)
+        return []
     for n, (name, group) in enumerate(by_config.items()):
         t = Table(title=name, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1),
                   show_edge=False, show_header=n == 0)
@@ -206,11 +212,11 @@ def _print_tables(console: Console, checks: list[FigureCheck], heads: list[str],
 WANT = {"tested on": 22, "verdict": 16}  # a wrapping column's comfortable width: columns go before it is narrower
 
 
-def _widths(heads: list[str], rows: list[list[str]], width: int) -> tuple[list[int], dict[int, int]]:
+def _widths(heads: list[str], rows: list[list[str]], width: int) -> tuple[list[int] | None, dict[int, int]]:
     """The columns kept (the least needed left out first, DROP) and each one's width: every cell whole, a
     wrapping column no narrower than its longest word, the room left going to the wrapping columns. Columns are
     left out to give the wrapping ones a comfortable width (WANT) where that is possible, else only as far as
-    every word fits."""
+    every word fits; None when not even that fits."""
     natural = {i: max(cell_len(x) for x in [h, *(r[i] for r in rows)]) for i, h in enumerate(heads)}
     least = {i: (max(cell_len(w) for x in [h, *(r[i] for r in rows)] for w in x.split() or [""])
                  if h in WRAP else natural[i]) for i, h in enumerate(heads)}
@@ -229,7 +235,9 @@ def _widths(heads: list[str], rows: list[list[str]], width: int) -> tuple[list[i
                 return keep
         return None
 
-    keep = kept(want) or kept(least) or [i for i in range(len(heads)) if i not in order]
+    keep = kept(want) or kept(least)
+    if keep is None:
+        return None, {}
     widths = dict(least)
     for goal in (want, natural):  # the room left: first up to the comfortable width, then to the whole cell
         for i in keep:
