@@ -49,7 +49,7 @@ def test_headline_columns_are_the_summarys_and_compares_figures(faiss_run, cache
         for f in HEADLINE:
             for side in ("baseline", "candidate"):
                 assert _same(conf[side][f], s[f]) and _same(conf[side][f], row[f]), (ef, f, conf[side][f], s[f])
-        assert conf["baseline"]["p99_us"] is not None and conf["baseline"]["p999_us"] is not None
+        assert conf["baseline"]["p99_us"] is not None  # 5 x 2,500 searches: enough for the merged P99
         # every check's baseline and candidate are those figures; what the test compared is named beside them
         for chk in (x for x in out["checks"] if x["key"]["ef_search"] == ef):
             if chk["figure"] in HEADLINE:
