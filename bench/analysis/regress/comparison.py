@@ -11,7 +11,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bench.results.aggregate import HEADLINE_FIGURES, headline, trimmed
 from bench.analysis.regress.config import FigureRule, RegressConfig
 from bench.analysis.regress.result import Configuration, FigureCheck, RegressResult, decide, key_text
 from bench.analysis.regress.stats import (
@@ -24,6 +23,7 @@ from bench.analysis.regress.stats import (
 )
 from bench.errors import UserError
 from bench.results import keys
+from bench.results.aggregate import HEADLINE_FIGURES, headline, trimmed
 
 
 def _norm(v: object) -> object:
@@ -98,11 +98,9 @@ def check_figure(key: dict, figure: str, rule: FigureRule, base: list[float], ca
     relative = rule.relative is not None
     tol = rule.relative if relative else rule.absolute
     assert tol is not None
-    if len(runs) >= 2:
-        b = float(np.mean(runs))
-    else:
-        b = trimmed(base).median
-        assert b is not None
+    one = trimmed(base).median
+    b = float(np.mean(runs)) if len(runs) >= 2 else one
+    assert b is not None
     change = _change(c, b, relative)
     worse = change < -tol if rule.better == "higher" else change > tol
     better = change > tol if rule.better == "higher" else change < -tol

@@ -27,6 +27,14 @@ class FigureRule(BaseModel):
         return self
 
 
+DEFAULT_FIGURES: dict[str, FigureRule] = {  # as configs/regress.toml, which `bench regress` reads by default
+    "qps": FigureRule(better="higher", relative=0.05, run_sd=0.055),
+    "p50_us": FigureRule(better="lower", relative=0.10, run_sd=0.05),
+    "p99_us": FigureRule(better="lower", relative=0.10, run_sd=0.11),
+    "recall": FigureRule(better="higher", absolute=0.01),
+}
+
+
 class RegressConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the Mann-Whitney U test")
@@ -35,14 +43,6 @@ class RegressConfig(BaseModel):
     busier_cores: float = Field(0.25, ge=0, description="other processes' mean cores more in the candidate than in "
                                 "the baseline that make its machine busier")
     figures: dict[str, FigureRule] = Field(default_factory=lambda: dict(DEFAULT_FIGURES))
-
-
-DEFAULT_FIGURES = {  # as configs/regress.toml, which `bench regress` reads by default
-    "qps": FigureRule(better="higher", relative=0.05, run_sd=0.055),
-    "p50_us": FigureRule(better="lower", relative=0.10, run_sd=0.05),
-    "p99_us": FigureRule(better="lower", relative=0.10, run_sd=0.11),
-    "recall": FigureRule(better="higher", absolute=0.01),
-}
 
 
 def load_config(path: str | Path | None) -> RegressConfig:

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bench.results.aggregate import trimmed
 from bench.analysis.regress.comparison import (
     _apart_note,
     _groups,
@@ -28,6 +27,7 @@ from bench.analysis.regress.config import FigureRule, RegressConfig
 from bench.analysis.regress.result import FigureCheck, RegressResult, decide
 from bench.analysis.regress.stats import paired_p, trimmed_pairs
 from bench.errors import UserError
+from bench.results.aggregate import trimmed
 
 
 def paired_check(key: dict, figure: str, rule: FigureRule, a: dict[int, float], b: dict[int, float],

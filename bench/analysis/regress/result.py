@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bench.results.aggregate import MERGED_FIGURES
 from bench.results import keys
+from bench.results.aggregate import MERGED_FIGURES
 
 Verdict = Literal["regression", "improvement", "within tolerance", "unclear", "too few trials"]
 
