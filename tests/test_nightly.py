@@ -18,7 +18,14 @@ from analysis_helpers import bench
 
 from bench.ab import order
 from bench.analysis.load import trials_frame
-from bench.analysis.regress import FigureRule, RegressConfig, compare_frames, compare_paired, paired_check
+from bench.analysis.regress import (
+    FigureRule,
+    RegressConfig,
+    compare_frames,
+    compare_paired,
+    paired_check,
+    render_markdown,
+)
 
 SMALL = ["--set", "dataset.n=500", "--set", "dataset.queries=20", "--set", "dataset.dim=8", "--set",
          "search.ef_search=[16]", "--set", "run.warmup_s=0.05", "--set", "run.duration_s=0.15", "--set",
@@ -99,7 +106,7 @@ def test_a_regression_on_a_busier_host_is_unclear_with_the_reason(ab_run):
     assert not res.regressions  # ...but not when its trials saw a busier machine
     unclear = [c for c in res.checks if c.figure == "p50_us"][0]
     assert unclear.verdict == "unclear" and "busier machine" in unclear.reason
-    assert "busier machine" in res.markdown()
+    assert "busier machine" in render_markdown(res)
     assert compare_paired(busy, cfg.model_copy(update={"host": False})).regressions  # the rule can be off
 
 
@@ -130,7 +137,7 @@ def test_a_regression_the_sentinel_shows_too_is_the_machine(ab_run):
     assert not moved.regressions
     c = moved.checks[0]
     assert c.verdict == "unclear" and "the sentinel moved" in c.reason and "the machine" in c.reason
-    assert "### sentinel" in moved.markdown()
+    assert "### sentinel" in render_markdown(moved)
     off = compare_frames(pd.concat([a, _as_sentinel(a)]), pd.concat([b, _as_sentinel(b)]),
                          cfg.model_copy(update={"sentinel": False}))
     assert off.regressions

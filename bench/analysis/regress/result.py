@@ -95,11 +95,6 @@ class RegressResult:
     def regressions(self) -> list[FigureCheck]:
         return [c for c in self.checks if c.verdict == "regression"]
 
-    def markdown(self) -> str:
-        from bench.analysis.regress.render import render_markdown
-
-        return render_markdown(self)
-
 
 def decide(worse: bool, better: bool, p: float, alpha: float, floor: float) -> Verdict:
     if not (worse or better):
