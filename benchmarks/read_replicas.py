@@ -27,6 +27,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import _smoke
 import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,7 +108,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="section.key=value for every run")
     ap.add_argument("--results-dir", type=Path, default=Path("results/read-replicas"))
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = ap.parse_args(argv)
+    _smoke.add(ap, concurrency="1", replicas="0,1", results_dir=_smoke.temp_dir,
+               sets=["dataset.n=300", "dataset.dim=16", "dataset.queries=20", "run.trials=1", "run.duration_s=0.5",
+                     "run.warmup_s=0.1"])
+    args = _smoke.parse(ap, argv)
+    if args.smoke:  # a private primary and standby on free ports, removed at the end
+        return _smoke_run(args)
+    return _measure(args)
+
+
+def _smoke_run(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    from bench.pgcluster import PgCluster
+    from bench.processes import free_port
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-smoke-replicas-"))
+    folder.chmod(0o755)
+    cluster = None
+    try:
+        cluster = PgCluster.create(folder / "cluster", [free_port(), free_port()])
+        args.sets = [*args.sets, *cluster.overrides()]
+        return _measure(args)
+    finally:
+        if cluster is not None:
+            cluster.down()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _measure(args: argparse.Namespace) -> int:
     dsns = replica_dsns(args.config, args.sets)
     sets = [s for s in args.sets if not s.startswith("backend.replica_dsns=")]
     counts = [int(x) for x in args.replicas.split(",")]

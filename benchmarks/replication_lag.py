@@ -33,8 +33,10 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.faults.servers import free_port  # noqa: E402
+import _smoke  # noqa: E402
+
 from bench.pgcluster import PgCluster  # noqa: E402
+from bench.processes import free_port  # noqa: E402
 
 MODES = {"async": (False, "on"), "sync": (True, "on"), "remote_apply": (True, "remote_apply")}
 DEFAULT_SETS = ["dataset.n=5000", "dataset.dim=64", "dataset.holdout=5000", "run.trials=3", "run.duration_s=4",
@@ -107,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="section.key=value (after the defaults)")
     ap.add_argument("--results-dir", type=Path, default=Path("results/replication-lag"))
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
+    _smoke.add(ap, modes="async", concurrency=1, results_dir=_smoke.temp_dir,
+               sets=["dataset.n=300", "dataset.dim=16", "dataset.holdout=300", "run.trials=1", "run.duration_s=1",
+                     "run.warmup_s=0.1", "index.ef_construction=32"])
+    args = _smoke.parse(ap, argv)
     modes = args.modes.split(",")
     unknown = [m for m in modes if m not in MODES]
     if unknown:

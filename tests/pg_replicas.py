@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pytest
+from backend_options import no_server
 
 from bench.faults.servers import free_port
 from bench.pgcluster import PgCluster
@@ -21,7 +21,7 @@ def start_cluster(sync: bool = False, synchronous_commit: str = "on") -> tuple[P
                                    synchronous_commit=synchronous_commit)
     except Exception as e:  # noqa: BLE001
         remove(None, folder)
-        pytest.skip(f"no private replicated PostgreSQL here: {e}")
+        no_server("pgvector-replicas", f"no private replicated PostgreSQL here: {e}")
     return cluster, folder
 
 

@@ -364,7 +364,7 @@ def test_damaged_bytes(work, suffix, where, span, seed):
     assert o.code == 0, (o.code, o.stderr[-3000:])
     assert "Traceback" not in o.stderr
     (line,) = [x for x in o.stdout.splitlines() if x.startswith("results: ")]
-    trials_path = Path(line[len("results: "):].split(",")[0])
+    trials_path = Path(line[len("results: "):].split(" (")[0]) / "trials.parquet"
     trials = pq.read_table(trials_path).to_pylist()
     assert trials and all(r["run_status"] == "complete" and r["errors"] == 0 for r in trials)
     assert json.loads((trials_path.parent / "run.json").read_text())["status"] == "complete"

@@ -154,8 +154,8 @@ def test_compare_shows_quality_and_cost_and_says_when_currencies_differ(runs):
     assert k10.count("| - |") >= 3  # no R@100, no price: shown as absent
 
 
-@pytest.mark.parametrize("bad, words", [(["--price-per-hour", "-1"], "price_per_hour"),
-                                        (["--price-per-hour", "1", "--currency", "usd"], "currency")])
+@pytest.mark.parametrize("bad, words", [(["--price-per-hour", "-1"], "--price-per-hour"),
+                                        (["--price-per-hour", "1", "--currency", "usd"], "--currency")])
 def test_bad_price_is_one_sentence(bad, words, tmp_path):
     p = bench("run", "-b", "qdrant-edge", "-w", "ann-smoke", *SMALL, *bad, "--results-dir", str(tmp_path / "r"))
     assert p.returncode == 2 and words in p.stderr and "Traceback" not in p.stderr, p.stderr
