@@ -492,7 +492,7 @@ def suite(
             for c in out.cells:
                 print(f"{c.status:>12}  {c.backend} x {c.workload}" + (f": {c.reason}" if c.reason else ""))
             print(f"suite {out.status}: {out.run_dir}/suite.json")
-    if out.failed:
+    if out.status != "complete":
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -5,7 +5,8 @@
         ctx.add_rows(rows)              # trials.parquet + summary.parquet rewritten atomically
     outcome = ctx.outcome()             # run.json final status, collection dropped, work folder removed
 
-Leaving the block ends the run with an honest status: `complete`, `stopped` (a `Stop` raised inside), `failed`
+Leaving the block ends the run with an honest status: `complete`, `partial` (it ran to its end but a trial
+failed), `stopped` (a `Stop` raised inside), `failed`
 (a worker failed, or anything else went wrong; the exception propagates unless it was a `WorkerFailed`) or
 `interrupted` (Ctrl-C, SIGTERM or SIGHUP: what finished is written, then the interrupt propagates). Each run
 owns a collection name unique to it, and drops only what it created.
@@ -367,7 +368,7 @@ class RunContext:
     def __exit__(self, et: Any, e: BaseException | None, tb: Any) -> bool:
         handled = False
         if e is None:
-            self.status = "complete" if self.status == "running" else self.status
+            self.status = outcome_status(self.trial_rows) if self.status == "running" else self.status
         elif isinstance(e, KeyboardInterrupt):
             self.status = "interrupted"
             self.rep.warn(f"interrupted ({e or 'Ctrl-C'}): writing the trials that finished")
@@ -420,6 +421,15 @@ class RunContext:
     def outcome(self) -> RunOutcome:
         return RunOutcome(self.run_id, self.run_dir, self.trial_rows, self.summary_rows, self.built, self.warnings,
                           self.status)
+
+
+def outcome_status(trial_rows: list[dict]) -> str:
+    """The status of a run that ran to its end: `complete` when every trial is ok, `partial` when some trial
+    failed (its figures rest on the others), `failed` when no trial was ok."""
+    failed = [r for r in trial_rows if r.get("status") == "failed"]
+    if not failed:
+        return "complete"
+    return "partial" if any(r.get("status") == "ok" for r in trial_rows) else "failed"
 
 
 def _bounded(fn: Callable[[], None], limit_s: float | None) -> bool:

@@ -49,7 +49,7 @@ from bench.results.writer import check_run_id, make_run_dir, new_run_id, write_j
 SENTINEL_BACKENDS = ("null", "faiss")  # the harness alone, and a small in-process index: a second or two
 SENTINEL_WORKLOAD = "sentinel"  # workloads/sentinel.toml
 
-CellStatus = Literal["pending", "complete", "failed", "excluded", "already done"]
+CellStatus = Literal["pending", "complete", "partial", "failed", "excluded", "already done"]
 
 
 class CellOptions(BaseModel):
@@ -211,7 +211,7 @@ class _Suite:
                                   concurrency=None if fixed else spec.concurrency, quiet=self.quiet,
                                   command=self.command, suite_run_id=self.rid, suite_prefix=prefix,
                                   row_extra={"role": cell.role} if fixed else {}))
-        cell.status = "complete" if out.status == "complete" else "failed"
+        cell.status = out.status if out.status in ("complete", "partial") else "failed"
         if out.status != "complete":
             cell.reason = f"the run ended {out.status}" + (f": {out.warnings[-1]}" if out.warnings else "")
 
@@ -273,6 +273,7 @@ def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = 
     except KeyboardInterrupt:
         save("interrupted")
         raise
-    status = "failed" if any(c.status == "failed" for c in cells) else "complete"
+    status = ("failed" if any(c.status == "failed" for c in cells)
+              else "partial" if any(c.status == "partial" for c in cells) else "complete")
     save(status)
     return SuiteOutcome(rid, run_dir, status, cells)

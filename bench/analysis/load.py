@@ -198,11 +198,19 @@ def require_complete(df: pd.DataFrame, what: str, allow: bool) -> list[str]:
     bad = incomplete_runs(df)
     if not bad:
         return []
-    listed = ", ".join(f"{r} ({s})" for r, s in sorted(bad.items()))
+    listed = ", ".join(f"{r} ({s}{_failed_count(df, r)})" for r, s in sorted(bad.items()))
     if not allow:
         raise UserError(f"The {what} holds runs that did not complete: {listed}; their figures may cover only part "
                         "of the configurations", "rerun them, or give --allow-incomplete to use what they measured")
     return [f"the {what} holds runs that did not complete, used on request: {listed}"]
+
+
+def _failed_count(df: pd.DataFrame, run_id: str) -> str:
+    """`: N failed trial(s)` for a run whose trial rows hold failed ones, else ``."""
+    if "status" not in df:
+        return ""
+    n = int(((df["run_id"].astype(str) == run_id) & (df["status"] == "failed")).sum())
+    return f": {n} failed trial row(s)" if n else ""
 
 
 def merge_hdr(encoded: Iterable[str | None]) -> HdrHistogram:

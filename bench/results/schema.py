@@ -101,7 +101,7 @@ PROVENANCE_FIELDS = [
     pa.field("command", pa.string()),
     pa.field("cluster_nodes", pa.string()),  # --cluster: JSON list of the nodes' addresses, hashed
     pa.field("ray_version", pa.string()),  # --cluster: the Ray version of the driver and the nodes
-    pa.field("run_status", pa.string()),  # "complete" | "interrupted" | "failed"
+    pa.field("run_status", pa.string()),  # "complete" | "partial" | "interrupted" | "failed" | "stopped"
 ]
 
 # `bench import`: rows another tool measured. Its figures stay in these columns, named for what they are; bench's
@@ -260,7 +260,7 @@ FIELD_DOCS: dict[str, str] = {
     "n_kept": "ok trials whose qps entered the trimmed median (all of them below 3, else all but the lowest "
               "and the highest)",
     "suspect_trials": "ok trials whose load generator fell behind (status_reason starting 'suspect:')",
-    "run_status": "running | complete | interrupted | failed | stopped",
+    "run_status": "running | complete | partial | interrupted | failed | stopped",
     "percentiles_withheld": "percentiles left out because too few samples support them (P99 needs 1,000, "
                             "P99.9 10,000; summary: of the merged histogram)",
     "outliers": "trials whose figure lies beyond the trials' own noise (3 robust sd and 10%): kept in sight",
