@@ -1,0 +1,83 @@
+"""Faults outside the timed trials (issue 26, cases B and A): a server that freezes or dies while bench creates,
+loads, waits for the index or drops ends the run in one sentence naming the phase, the engine and what to do,
+status `failed`, exit 1, no engine traceback on the terminal (it is in the run's run.log); what the run could not
+drop is named with the command that drops it (`bench cleanup RUN`), and that command drops it.
+
+Live against private servers (own port and data folder), frozen with SIGSTOP at the moment the phase is seen in
+the server's own activity (pg_stat_activity)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from test_server_faults import _start
+from test_timeouts import _finish, _frozen_server
+
+from bench.faults.servers import process_tree, signal_tree
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+BUILD = ["--workload", "ann-smoke", "--set", "dataset.n=20000", "--set", "dataset.queries=20", "--set",
+         "dataset.dim=96", "--set", "index.ef_construction=200", "--set", "run.min_operations=1",
+         "--set", "run.warmup_s=0", "--trials", "1", "--concurrency", "1", "--quiet",
+         "--set", "run.op_timeout_s=1", "--set", "run.phase_margin_s=2", "--set", "run.index_timeout_s=4"]
+
+
+@pytest.fixture
+def pg():
+    yield from _frozen_server("pgvector")
+
+
+def _dsn(srv) -> str:
+    return f"postgresql://bench@127.0.0.1:{srv.port}/bench"
+
+
+def _wait_for_query(srv, prefix: str, proc, timeout_s: float = 180) -> None:
+    """Until the server runs a statement starting with `prefix` (from another backend than ours)."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(_dsn(srv), autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            rows = conn.execute("SELECT query FROM pg_stat_activity WHERE state = 'active' AND pid <> "
+                                "pg_backend_pid()").fetchall()
+            if any(r[0].lstrip().upper().startswith(prefix) for r in rows):
+                return
+            if proc.poll() is not None:
+                raise AssertionError(f"bench exited {proc.returncode} before {prefix}: {proc.stderr.read()[-2000:]}")
+            time.sleep(0.01)
+    raise AssertionError(f"no {prefix} seen within {timeout_s} s")
+
+
+def _tables(srv) -> list[str]:
+    with psycopg.connect(_dsn(srv), autocommit=True) as conn:
+        return [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'bench_%'")]
+
+
+def test_a_server_frozen_while_the_index_builds_ends_the_run_in_one_sentence(pg, tmp_path, cache_dir, bench_cli):
+    proc = _start(["run", "--backend", "pgvector", *BUILD, "--run-id", "frozen",
+                   *sum((["--set", o] for o in pg.overrides), [])], tmp_path, cache_dir)
+    _wait_for_query(pg, "CREATE INDEX", proc)
+    procs = process_tree(pg.pid())
+    signal_tree(procs, signal.SIGSTOP)
+    try:
+        out, err = _finish(proc, 60)
+    finally:
+        signal_tree(procs, signal.SIGCONT)
+    assert proc.returncode == 1, err[-3000:]
+    assert "Traceback" not in err and "internal error" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: pgvector failed while waiting until the index is built: the server gave no "
+                           "answer within 6 s"), err[-2000:]
+    run_dir = tmp_path / "results" / "frozen"
+    assert f"left on 127.0.0.1:{pg.port}" in last and f"bench cleanup {Path('results') / 'frozen'}" in last
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "failed" and run["left_on_server"]["collection"] == run["collection"]
+    assert run["collection"] in _tables(pg)
+    p = bench_cli("cleanup", "frozen", "--results-dir", str(tmp_path / "results"))
+    assert p.returncode == 0, p.stderr
+    assert f"dropped pgvector collection '{run['collection']}'" in p.stdout
+    assert run["collection"] not in _tables(pg)
