@@ -81,3 +81,46 @@ def test_a_server_frozen_while_the_index_builds_ends_the_run_in_one_sentence(pg,
     assert p.returncode == 0, p.stderr
     assert f"dropped pgvector collection '{run['collection']}'" in p.stdout
     assert run["collection"] not in _tables(pg)
+
+
+FAULT_SMALL = ["--set", "dataset.n=1500", "--set", "dataset.holdout=3000", "--set", "dataset.dim=32", "--set",
+               "dataset.queries=20", "--set", "run.min_operations=1", "--set", "index.ef_construction=32", "--quiet"]
+
+
+def _wait_down(srv, proc, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while srv.pid() is not None:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"the server was never killed: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("restart", ["works", "fails"])
+def test_bench_fault_interrupted_during_the_outage_restarts_the_server_and_drops_its_table(pg, tmp_path, cache_dir,
+                                                                                          restart):
+    """Case A: SIGTERM to `bench fault` 1 s into a 10 s outage. It restarts the server it killed at once (the
+    restart command), drops its table and ends interrupted (143); when the restart command cannot start the
+    server, the last lines say so and give the command that would."""
+    cmd = pg.restart_shell if restart == "works" else "exit 1"
+    proc = _start(["fault", "--backend", "pgvector", "--kill-at", "2", "--duration", "15", "--restart-delay", "10",
+                   "--recovery-timeout", "8", "--restart-cmd", cmd, *FAULT_SMALL,
+                   *sum((["--set", o] for o in pg.overrides), [])], tmp_path, cache_dir)
+    _wait_down(pg, proc)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = _finish(proc, 90)
+    assert proc.returncode == 143, err[-3000:]
+    assert "Traceback" not in err
+    said = " ".join(err.split())
+    (run_dir,) = list((tmp_path / "results").iterdir())
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "interrupted"
+    if restart == "works":
+        assert "interrupted while the pgvector server was down: restarting it" in said
+        assert pg.pid() is not None, "the server is running again"
+        assert run["collection"] not in _tables(pg), said
+    else:
+        assert "did not answer within 8 s of its restart: start it with `exit 1`" in said
+        assert "bench cleanup" in said and run["left_on_server"]["collection"] == run["collection"]
+        pg.launch()
+        assert run["collection"] in _tables(pg)
