@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.backends.secrets import redact_command, redact_settings
 from bench.errors import UserError
+from bench.results.lock import folder_lock
 from bench.results.writer import check_run_id, make_run_dir, new_run_id, write_json
 
 SENTINEL_BACKENDS = ("null", "faiss")  # the harness alone, and a small in-process index: a second or two
@@ -260,6 +261,12 @@ def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = 
         doc.update(status=status, updated_utc=datetime.now(UTC).isoformat(), cells=[asdict(c) for c in cells])
         write_json(run_dir / "suite.json", doc)
 
+    with folder_lock(run_dir, "suite folder", "wait until it ends (or stop it), then resume"):
+        return _run_cells(suite, spec, cells, save, rid, run_dir)
+
+
+def _run_cells(suite: _Suite, spec: SuiteSpec, cells: list[Cell], save: Callable[[str], None], rid: str,
+               run_dir: Path) -> SuiteOutcome:
     save("running")
     try:
         for cell in cells:

@@ -31,7 +31,7 @@ from bench.analysis.load import (
     trials_frame,
 )
 from bench.errors import UserError
-from bench.results.writer import default_mode, write_json
+from bench.results.writer import ENVIRONMENT_ERRNOS, default_mode, write_json
 
 NOTE = "baseline.json"
 
@@ -130,7 +130,15 @@ def save(run: str | Path, name: str, results_dir: Path = DEFAULT_RESULTS, baseli
         raise UserError(f"Cannot create the baselines folder {baselines_dir} ({e.strerror or e})",
                         "choose a writable --baselines-dir") from None
     with _locked(baselines_dir):
-        return _save_locked(src, name, baselines_dir, described, append, keep)
+        try:
+            return _save_locked(src, name, baselines_dir, described, append, keep)
+        except (OSError, UserError) as e:  # a UserError here is a write that failed (bench.results.writer)
+            if isinstance(e, OSError) and e.errno not in ENVIRONMENT_ERRNOS:
+                raise
+            why = e.strerror if isinstance(e, OSError) else e.message.rsplit("(", 1)[-1].rstrip(")")
+            raise UserError(f"Cannot write the baseline '{name}' in {baselines_dir} ({why}); it is left "
+                            "as it was", f"free some space in {baselines_dir} or choose another --baselines-dir") \
+                from None
 
 
 def _save_locked(src: Path, name: str, baselines_dir: Path, described: dict, append: bool,
