@@ -373,8 +373,8 @@ class RunContext:
         self.summary_rows = summarize(self.trial_rows)
         for r in self.summary_rows:
             r["run_status"] = status
-        write_parquet(table(self.trial_rows, trials_schema()), self.path("trials.parquet"))
-        write_parquet(table(self.summary_rows, summary_schema()), self.path("summary.parquet"))
+        write_parquet(table(self.trial_rows, trials_schema()), self.path("trials.parquet"), checked=True)
+        write_parquet(table(self.summary_rows, summary_schema()), self.path("summary.parquet"), checked=True)
 
     def write_run_json(self, **final: Any) -> None:
         from bench.backends.secrets import public_options
@@ -385,7 +385,7 @@ class RunContext:
             "backend_options": public_options(self.options), "command": _command(req),
             "started_utc": self.started.isoformat(), "dataset": self.ds.describe(),
             "scenarios": self.plan.describe(), "collection": self.collection.name if self.collection else None,
-            "status": self.status, **final})
+            "status": self.status, **final}, checked=True)
 
     # -- the end --------------------------------------------------------------------------------------------
     def __exit__(self, et: Any, e: BaseException | None, tb: Any) -> bool:

@@ -138,16 +138,16 @@ def _overrides(spec: SuiteSpec, backend: str, workload: str) -> list[str]:
 def cell_done(run_dir: Path, prefix: str) -> bool:
     """A cell is done when its run.json says complete AND both parquet files read back whole with the row counts
     run.json recorded; a truncated, missing or foreign file makes the cell run again."""
-    import pyarrow.parquet as pq
+    from bench.results import integrity
 
     try:
-        run = json.loads((run_dir / f"{prefix}run.json").read_text())
+        run = json.loads(integrity.read_verified(run_dir / f"{prefix}run.json"))
         rows = run.get("rows") or {}
         if run.get("status") != "complete" or not rows:
             return False
-        return all(pq.read_table(run_dir / f"{prefix}{kind}.parquet").num_rows == rows.get(kind)
+        return all(integrity.read_parquet(run_dir / f"{prefix}{kind}.parquet").num_rows == rows.get(kind)
                    for kind in ("trials", "summary"))
-    except (OSError, ValueError, json.JSONDecodeError):  # pyarrow's errors are ValueError/OSError subclasses
+    except (OSError, ValueError, UserError):  # damaged (checksum), truncated, missing or foreign: run it again
         return False
 
 
@@ -259,7 +259,7 @@ def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = 
 
     def save(status: str) -> None:
         doc.update(status=status, updated_utc=datetime.now(UTC).isoformat(), cells=[asdict(c) for c in cells])
-        write_json(run_dir / "suite.json", doc)
+        write_json(run_dir / "suite.json", doc, checked=True)
 
     with folder_lock(run_dir, "suite folder", "wait until it ends (or stop it), then resume"):
         return _run_cells(suite, spec, cells, save, rid, run_dir)

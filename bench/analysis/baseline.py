@@ -31,6 +31,7 @@ from bench.analysis.load import (
     trials_frame,
 )
 from bench.errors import UserError
+from bench.results import integrity
 from bench.results.writer import ENVIRONMENT_ERRNOS, default_mode, write_json
 
 NOTE = "baseline.json"
@@ -67,8 +68,9 @@ def _copy_run(src: Path, dest: Path) -> list[str]:
     copied = []
     for f in sorted(src.rglob("*")):
         rel = f.relative_to(src)
-        if f.is_file() and f.suffix in (".parquet", ".json") and not f.name.startswith(".") \
+        if f.is_file() and f.suffix in (".parquet", ".json", ".sha256") and not f.name.startswith(".") \
                 and "intervals" not in rel.parts and "report" not in rel.parts and f.name != NOTE:
+            integrity.verify(f)  # a damaged file never enters a baseline
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, target)
@@ -133,7 +135,7 @@ def save(run: str | Path, name: str, results_dir: Path = DEFAULT_RESULTS, baseli
         try:
             return _save_locked(src, name, baselines_dir, described, append, keep)
         except (OSError, UserError) as e:  # a UserError here is a write that failed (bench.results.writer)
-            if isinstance(e, OSError) and e.errno not in ENVIRONMENT_ERRNOS:
+            if isinstance(e, integrity.DamagedFile) or (isinstance(e, OSError) and e.errno not in ENVIRONMENT_ERRNOS):
                 raise
             why = e.strerror if isinstance(e, OSError) else e.message.rsplit("(", 1)[-1].rstrip(")")
             raise UserError(f"Cannot write the baseline '{name}' in {baselines_dir} ({why}); it is left "

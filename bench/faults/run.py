@@ -509,10 +509,10 @@ def run_fault(req: FaultRequest, say=None) -> FaultOutcome:
         summary, timeline = _measure(req, ctx, target, say or ctx.rep.say)
         recovered = summary["first_ok_s"] is not None and summary["lost_acknowledged_writes"] is not None
         ctx.status = "complete" if recovered else "failed"
-        write_parquet(_timeline_table(timeline), ctx.path("timeline.parquet"))
+        write_parquet(_timeline_table(timeline), ctx.path("timeline.parquet"), checked=True)
         write_json(ctx.path("fault.json"), {"run_id": ctx.run_id, "backend": req.backend, "workload": ctx.spec.name,
                                             "status": ctx.status, **_settings(req, target), **summary,
-                                            "provenance": env.provenance()})
+                                            "provenance": env.provenance()}, checked=True)
     return FaultOutcome(ctx.run_id, ctx.run_dir, {"status": ctx.status, **summary}, timeline, ctx.status)
 
 
