@@ -57,27 +57,42 @@ def _tables(srv) -> list[str]:
         return [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'bench_%'")]
 
 
-def test_a_server_frozen_while_the_index_builds_ends_the_run_in_one_sentence(pg, tmp_path, cache_dir, bench_cli):
-    proc = _start(["run", "--backend", "pgvector", *BUILD, "--run-id", "frozen",
+PHASES = {"COPY": "loading the data", "CREATE INDEX": "waiting until the index is built"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGSTOP, signal.SIGKILL], ids=["frozen", "killed"])
+@pytest.mark.parametrize("statement", list(PHASES))
+def test_a_server_frozen_or_killed_while_loading_or_indexing_ends_the_run_in_one_sentence(
+        pg, tmp_path, cache_dir, bench_cli, statement, sig):
+    """Case B (and the chaos test's set-up phases on pgvector): the server is frozen (SIGSTOP) or killed (SIGKILL)
+    the moment it runs the phase's statement. The run ends failed, exit 1, its last line naming the engine and
+    the phase, then the table left on the server and `bench cleanup RUN`, which drops it once the server is back."""
+    proc = _start(["run", "--backend", "pgvector", *BUILD, "--run-id", "hit",
                    *sum((["--set", o] for o in pg.overrides), [])], tmp_path, cache_dir)
-    _wait_for_query(pg, "CREATE INDEX", proc)
+    _wait_for_query(pg, statement, proc)
     procs = process_tree(pg.pid())
-    signal_tree(procs, signal.SIGSTOP)
+    signal_tree(procs, sig)
     try:
-        out, err = _finish(proc, 60)
+        out, err = _finish(proc, 90)
     finally:
-        signal_tree(procs, signal.SIGCONT)
+        if sig == signal.SIGSTOP:
+            signal_tree(procs, signal.SIGCONT)
+        else:
+            pg.launch()
     assert proc.returncode == 1, err[-3000:]
     assert "Traceback" not in err and "internal error" not in err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("error: pgvector failed while waiting until the index is built: the server gave no "
-                           "answer within 6 s"), err[-2000:]
-    run_dir = tmp_path / "results" / "frozen"
-    assert f"left on 127.0.0.1:{pg.port}" in last and f"bench cleanup {Path('results') / 'frozen'}" in last
+    assert last.startswith(f"error: pgvector failed while {PHASES[statement]}: "), err[-2000:]
+    if sig == signal.SIGSTOP:
+        limit = "6" if statement == "CREATE INDEX" else "3"  # index_timeout_s + margin; op_timeout_s + margin
+        assert f"the server gave no answer within {limit} s" in last
+    run_dir = tmp_path / "results" / "hit"
+    assert f"left on 127.0.0.1:{pg.port}" in last and f"bench cleanup {Path('results') / 'hit'}" in last
+    assert (run_dir / "run.log").is_file()
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "failed" and run["left_on_server"]["collection"] == run["collection"]
     assert run["collection"] in _tables(pg)
-    p = bench_cli("cleanup", "frozen", "--results-dir", str(tmp_path / "results"))
+    p = bench_cli("cleanup", "hit", "--results-dir", str(tmp_path / "results"))
     assert p.returncode == 0, p.stderr
     assert f"dropped pgvector collection '{run['collection']}'" in p.stdout
     assert run["collection"] not in _tables(pg)
