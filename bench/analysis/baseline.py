@@ -68,7 +68,8 @@ def _copy_run(src: Path, dest: Path) -> list[str]:
     copied = []
     for f in sorted(src.rglob("*")):
         rel = f.relative_to(src)
-        if f.is_file() and f.suffix in (".parquet", ".json", ".sha256") and not f.name.startswith(".") \
+        if f.is_file() and Path(f.name.removesuffix(".sha256")).suffix in (".parquet", ".json") \
+                and not f.name.startswith(".") \
                 and "intervals" not in rel.parts and "report" not in rel.parts and f.name != NOTE:
             integrity.verify(f)  # a damaged file never enters a baseline
             target = dest / rel
