@@ -139,3 +139,56 @@ def test_bench_fault_interrupted_during_the_outage_restarts_the_server_and_drops
         assert "bench cleanup" in said and run["left_on_server"]["collection"] == run["collection"]
         pg.launch()
         assert run["collection"] in _tables(pg)
+
+
+@pytest.fixture
+def chroma():
+    yield from _frozen_server("chroma")
+
+
+def _chroma_loading(srv, proc, timeout_s: float = 180) -> None:
+    """Until the run's collection on the private Chroma server holds some of its vectors (the load is under way)."""
+    import chromadb
+
+    client = chromadb.HttpClient(host="127.0.0.1", port=srv.port)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        cols = [c for c in client.list_collections() if getattr(c, "name", c).startswith("bench_")]
+        if cols and client.get_collection(getattr(cols[0], "name", cols[0])).count() > 0:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"bench exited {proc.returncode} before loading: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.05)
+    raise AssertionError(f"no loading seen within {timeout_s} s")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGSTOP, signal.SIGKILL], ids=["frozen", "killed"])
+def test_a_chroma_server_frozen_or_killed_while_loading_ends_the_run_in_one_sentence(chroma, tmp_path, cache_dir,
+                                                                                     bench_cli, sig):
+    """The chaos test's load phase on the Chroma server: one sentence naming the phase, the collection left named
+    with `bench cleanup`, which drops it once the server is back; no chromadb traceback on the terminal."""
+    proc = _start(["run", "--backend", "chroma-server", *BUILD, "--set", "dataset.n=30000", "--run-id", "hit",
+                   *sum((["--set", o] for o in chroma.overrides), [])], tmp_path, cache_dir)
+    _chroma_loading(chroma, proc)
+    procs = process_tree(chroma.pid())
+    signal_tree(procs, sig)
+    try:
+        out, err = _finish(proc, 90)
+    finally:
+        if sig == signal.SIGSTOP:
+            signal_tree(procs, signal.SIGCONT)
+        else:
+            chroma.launch()
+    assert proc.returncode == 1, err[-3000:]
+    assert "Traceback" not in err and "internal error" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: chroma-server failed while loading the data: "), err[-2000:]
+    assert f"left on 127.0.0.1:{chroma.port}" in last and "bench cleanup " in last
+    run = json.loads((tmp_path / "results" / "hit" / "run.json").read_text())
+    assert run["status"] == "failed" and run["left_on_server"]["collection"] == run["collection"]
+    p = bench_cli("cleanup", "hit", "--results-dir", str(tmp_path / "results"))
+    assert p.returncode == 0, p.stderr
+    import chromadb
+
+    names = [getattr(c, "name", c) for c in chromadb.HttpClient(host="127.0.0.1", port=chroma.port).list_collections()]
+    assert run["collection"] not in names
