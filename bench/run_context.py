@@ -281,7 +281,7 @@ class RunContext:
             self.stalled = self.stalled or "no answer" in e.message
             raise
         finally:
-            if self.log is not None:
+            if self.log is not None and phase in ("connecting", "creating the collection"):
                 self.log.capture()  # a client imported by this call may have installed its own console handler
 
     def _engine(self) -> None:
