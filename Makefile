@@ -33,6 +33,7 @@ notebook: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bench tests benchmarks scripts
+	$(PY) -m mypy
 
 services-up: $(STAMP)
 	$(PY) scripts/services.py up

@@ -72,7 +72,7 @@ def order(pair: int) -> tuple[int, int]:
 
 def _set_prefix(arm: Arm, workload: str) -> None:
     """The arm's file prefix in the run folder: `<arm>.<backend>.<workload name>.`."""
-    from bench.spec import load_workload
+    from bench.workload_file import load_workload
 
     name = load_workload(workload, [o for o in arm.overrides if not o.startswith("backend.")]).name
     arm.prefix = f"{arm.name}.{arm.backend}.{name}."

@@ -73,7 +73,7 @@ def drop_one(path: Path, overrides: list[str]) -> Dropped | None:
             "backend.KEY=VALUE")
     try:
         guard.call(backend.connect, phase="connecting", engine=doc["backend"], limit_s=LIMIT_S)
-        backend.collection = spec  # the run's collection, as the run itself would drop it
+        backend.collection = spec  # type: ignore[attr-defined] # the run's collection, as the run would drop it
         guard.call(backend.drop, phase=f"dropping '{name}'", engine=doc["backend"], limit_s=LIMIT_S)
     except guard.EngineFault as e:
         e.add_hint(hint.split("; ", 1)[1])

@@ -15,30 +15,11 @@ from typing import Annotated
 import typer
 import typer.core
 
+from bench.cli_help import HELP, HelpGroup
 from bench.errors import UserError
 
-# Exit codes, the same for every command (README, "Exit codes"): a crash must never look like a verdict.
+# Exit codes, the same for every command (docs/cli.md, "Exit codes"): a crash must never look like a verdict.
 EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-# Plain (click) help: it wraps at the terminal's width instead of cutting text with an ellipsis, and shows no
-# value placeholder for a boolean flag. -h is --help.
-HELP = {"help_option_names": ["-h", "--help"]}
-
-
-class HelpGroup(typer.core.TyperGroup):
-    """Lists each command with the whole first sentence of its help, wrapped, instead of cut with '...'."""
-
-    def format_commands(self, ctx, formatter) -> None:
-        rows = []
-        for name in self.list_commands(ctx):
-            cmd = self.get_command(ctx, name)
-            if cmd is not None and not cmd.hidden:
-                first = " ".join((cmd.help or "").split("\n\n")[0].split())
-                rows.append((name, first.split(": ")[0].split(". ")[0].rstrip(".")))
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
 
 app = typer.Typer(cls=HelpGroup, help="bench: a benchmark harness for vector databases.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None, context_settings=HELP)
@@ -61,12 +42,15 @@ def _main(version: Annotated[bool, typer.Option("--version", is_eager=True, call
 
 
 def _mount_subapps() -> None:
-    """Mount `bench datasets` once (main() may be called more than once in one process, as tests do)."""
+    """Mount `bench datasets` and `bench workloads` once (main() may be called more than once in one process, as tests do)."""
     if any(g.name == "datasets" for g in app.registered_groups):
         return
     from bench.datasets.cli import app as datasets_app
+    from bench.workload_guide import app as workloads_app
 
     app.add_typer(datasets_app, name="datasets", help="Generate, fetch, list and describe datasets.")
+    app.add_typer(workloads_app, name="workloads", help="List the workloads that ship, or show one with each key "
+                  "explained.")
 
 
 @app.command()
@@ -91,6 +75,8 @@ def run(
     cache_dir: Annotated[Path | None, typer.Option(help="dataset cache (default $BENCH_CACHE_DIR or ~/.cache/bench)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary rows as JSON")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="every detail: each busy or flagged trial, every "
+                                          "parameter of the index as built")] = False,
     wide: Annotated[bool, typer.Option("--wide", help="keep every column of the table, whatever the terminal's "
                                        "width")] = False,
     prometheus_port: Annotated[int | None, typer.Option(help="serve live QPS and latency histograms for "
@@ -103,6 +89,7 @@ def run(
     from bench.runner import RunRequest
     from bench.runner import run as do_run
 
+    _check_price(price_per_hour, currency)
     set_ = [*set_, *([f"backend.price_per_hour={price_per_hour!r}"] if price_per_hour is not None else []),
             *([f"backend.currency={json.dumps(currency)}"] if currency is not None else [])]  # as backend.X
     levels = _levels(concurrency)
@@ -112,7 +99,8 @@ def run(
                      cache_dir=cache_dir, run_id=run_id, trials=trials, concurrency=levels[0] if levels else None,
                      concurrency_levels=levels if levels and len(levels) > 1 else None, cluster=cluster,
                      workers_per_node=workers_per_node,
-                     target_rate=target_rate, rate_sweep=rate_sweep, quiet=quiet or as_json, command=shlex.join(["bench", *sys.argv[1:]]))
+                     target_rate=target_rate, rate_sweep=rate_sweep, quiet=quiet or as_json, verbose=verbose,
+                     command=shlex.join(["bench", *sys.argv[1:]]))
     if prometheus_port is not None:
         from bench.live import LiveExporter
 
@@ -122,13 +110,27 @@ def run(
     finally:
         if req.live is not None:
             req.live.close()
+    _finish_run(out, as_json, wide, verbose)
+
+
+def _finish_run(out, as_json: bool, wide: bool, verbose: bool) -> None:
+    """Print the run's table (or JSON) and exit 1 when a trial failed or the run did not complete."""
     with _reader_may_leave():
-        _print_run(out, as_json, wide)
+        _print_run(out, as_json, wide, verbose)
     bad = [r for r in out.trial_rows if r["status"] != "ok"]
     if out.status != "complete" or bad:
         if bad and not as_json:
-            print(f"{len(bad)} trial rows are failed or invalid (see status_reason in trials.parquet)", file=sys.stderr)
+            print(f"{len(bad)} trial rows failed (see status_reason in trials.parquet)", file=sys.stderr)
         raise typer.Exit(EXIT_FAILED)
+
+
+def _check_price(price_per_hour: float | None, currency: str | None) -> None:
+    """--price-per-hour and --currency become backend.* values; a bad one is named by its flag, not as a --set."""
+    if price_per_hour is not None and not 0 < price_per_hour < float("inf"):
+        raise UserError(f"--price-per-hour {price_per_hour:g} must be a price above 0",
+                        "give what an hour of the engine's machine costs, e.g. --price-per-hour 2.4")
+    if currency is not None and not (len(currency) == 3 and currency.isascii() and currency.isupper()):
+        raise UserError(f"--currency {currency!r} is not an ISO 4217 code", "give three capital letters, e.g. --currency EUR")
 
 
 def _levels(text: str | None) -> list[int] | None:
@@ -146,7 +148,7 @@ def _levels(text: str | None) -> list[int] | None:
     return levels
 
 
-def _print_run(out, as_json: bool, wide: bool = False) -> None:
+def _print_run(out, as_json: bool, wide: bool = False, verbose: bool = False) -> None:
     from bench.runner import print_summary
 
     if as_json:
@@ -162,8 +164,9 @@ def _print_run(out, as_json: bool, wide: bool = False) -> None:
                                                                 for r in out.summary_rows]},
                          indent=2, default=str))
     else:
-        print_summary(out.summary_rows, out.warnings, wide=wide)
-        print(f"results: {out.run_dir}/trials.parquet, {out.run_dir}/summary.parquet")
+        print_summary(out.summary_rows, out.warnings, wide=wide, verbose=verbose)
+        print(f"results: {out.run_dir}/ (summary.parquet, trials.parquet, run.json); `bench compare {out.run_dir}` "
+              "weighs them against other runs")
 
 
 def _json_value(key: str, value: object) -> object:
@@ -210,7 +213,9 @@ def backends(as_json: Annotated[bool, typer.Option("--json")] = False,
 
 @app.command()
 def calibrate(
-    operations: Annotated[int, typer.Option(help="operations per measurement")] = 200_000,
+    operations: Annotated[int | None, typer.Option(
+        help="operations per measurement (default: 200,000 for the null backend, 2 s of fake-slow operations)",
+        min=1)] = None,
     slow_latency_us: Annotated[float, typer.Option(help="service time of the fake-slow backend")] = 1000.0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -223,7 +228,7 @@ def calibrate(
     from bench.load.calibrate import calibrate as do_calibrate
     from bench.load.calibrate import verdict
 
-    rows = do_calibrate(operations, slow_latency_us)
+    rows = do_calibrate(operations or 200_000, slow_latency_us, operations)  # given, fake-slow runs as many too
     v = verdict(rows[-1], slow_latency_us)
     if as_json:
         print(json.dumps({"measurements": [asdict(r) for r in rows], "verdict": {**asdict(v), "text": v.sentence()}},
@@ -248,22 +253,30 @@ def compare(
     out: Annotated[Path | None, typer.Option("--out", help="write to this file instead of printing")] = None,
     wide: Annotated[bool, typer.Option("--wide", help="table: keep every column, whatever the terminal's "
                                        "width")] = False,
+    at_recall: Annotated[str | None, typer.Option("--at-recall", help="recall levels of the verdict, e.g. "
+                                                  "0.9,0.95,0.99 (the default)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="every definition and the capability "
+                                          "matrix")] = False,
 ) -> None:
-    """Tables across backends and runs, grouped by workload and dataset, with the spread of the kept trials."""
+    """The answer first (who leads at each recall level, by how much, beyond the noise or not), then tables across
+    backends and runs, grouped by workload and dataset."""
     from bench.analysis.compare import compare as do_compare
     from bench.analysis.compare import render
+    from bench.analysis.verdict import parse_levels
+
+    levels = parse_levels(at_recall)
 
     if fmt == "parquet":
         from bench.analysis.export import write_table
 
         if out is None:
             raise UserError("--format parquet writes a file", "give --out FILE.parquet")
-        rows = write_table(do_compare(results or None).figures.drop(columns=["table"]), out)
+        rows = write_table(do_compare(results or None, levels).figures.drop(columns=["table"]), out)
         print(f"wrote {out}: {rows} rows")
         return
     from bench.terminal import terminal_width
 
-    text = render(do_compare(results or None), fmt, width=terminal_width(), wide=wide)
+    text = render(do_compare(results or None, levels), fmt, width=terminal_width(), wide=wide, verbose=verbose)
     if out is not None:
         from bench.results.writer import write_text
 
@@ -321,17 +334,20 @@ def rescore(
 @app.command()
 def report(
     results: Annotated[list[str], typer.Argument(help="run folders or parquet files")],
-    out: Annotated[Path, typer.Option("--out", help="folder for index.html and the PNG pictures")] = Path("report"),
+    out: Annotated[Path, typer.Option("--out", help="folder for index.html and the PNG pictures (its earlier "
+                                      "report files are replaced)")] = Path("report"),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="name every picture drawn and every chart "
+                                          "skipped, with why")] = False,
+    at_recall: Annotated[str | None, typer.Option("--at-recall", help="recall levels of the verdict at the top, "
+                                                  "e.g. 0.9,0.95,0.99 (the default)")] = None,
 ) -> None:
-    """One self-contained interactive HTML page (charts, sortable tables) and PNG pictures for papers."""
-    from bench.analysis.report import build
+    """One self-contained interactive HTML page (the verdict first, charts, sortable tables) and PNG pictures for
+    papers."""
+    from bench.analysis.report import build, summary_lines
+    from bench.analysis.verdict import parse_levels
 
-    res = build(results, out)
-    for p in res.pictures:
-        print(f"drew {p}")
-    for s in res.skipped:
-        print(f"skipped: {s}")
-    print(f"report: {res.html}")
+    for line in summary_lines(build(results, out, parse_levels(at_recall)), verbose):
+        print(line)
 
 
 @app.command()
@@ -518,6 +534,16 @@ def _mount_fault() -> None:
 
 
 _mount_fault()
+
+
+def _mount_history() -> None:
+    """`bench history` (bench/history/cli.py): the nightly's memory."""
+    from bench.history.cli import app as history_app
+
+    app.add_typer(history_app, name="history", cls=HelpGroup)
+
+
+_mount_history()
 
 
 def _silence_stdout() -> None:

@@ -8,6 +8,7 @@ without a traceback. Bugs raise ordinary exceptions.
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -57,3 +58,21 @@ def terminate_on_signals() -> None:
     """Install `raise_terminated` for SIGTERM and SIGHUP (the CLI does, before anything else)."""
     for s in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, raise_terminated)
+
+
+def by_closeness(name: str, choices: Iterable[str]) -> list[str]:
+    """`choices` sorted by how closely each resembles `name` (the closest first; ties alphabetically)."""
+    import difflib
+
+    def score(c: str) -> float:
+        return difflib.SequenceMatcher(None, name.lower(), c.lower()).ratio()
+
+    return sorted(set(choices), key=lambda c: (-score(c), c))
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
+    """"did you mean 'X'?" for the one choice close enough to be a misspelling of `name`, else None."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f"did you mean '{close[0]}'?" if close else None

@@ -3,7 +3,7 @@
 Nothing touches the measuring loop: after every trial the runner hands the trial's rows (with their encoded HDR
 histograms) to `LiveExporter.trial_done`, and a collector turns them into metrics at scrape time:
 
-- `bench_qps`, `bench_recall`: gauges of the last trial, per backend, workload, op and ef_search;
+- `bench_trial_qps`, `bench_trial_recall`: gauges of the last trial, per backend, workload, op and ef_search;
 - `bench_trial_latency_seconds{quantile=...}`: P50, P90, P99, P99.9 of the last trial;
 - `bench_latency_seconds`: a histogram of every ok trial so far (the HDR histograms merged, then counted into
   Prometheus buckets);
@@ -23,9 +23,12 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bench import scenarios
 from bench.errors import UserError
 from bench.metrics import hdr
 from bench.results import keys
+
+scenarios.load()  # the scenarios' result keys are labels too
 
 # one Prometheus label per result key that tells configurations of a run apart (bench.results.keys): identity,
 # load and variant keys; a run's data and index are one value each, so they would only multiply the series
@@ -78,8 +81,8 @@ class _Collector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         s = self.state
-        qps = GaugeMetricFamily("bench_qps", "Operations per second in the last finished trial", labels=LABELS)
-        recall = GaugeMetricFamily("bench_recall", "Recall@k of the last finished trial", labels=LABELS)
+        qps = GaugeMetricFamily("bench_trial_qps", "Operations per second in the last finished trial", labels=LABELS)
+        recall = GaugeMetricFamily("bench_trial_recall", "Recall@k of the last finished trial", labels=LABELS)
         lat = GaugeMetricFamily("bench_trial_latency_seconds", "Latency percentiles of the last finished trial",
                                 labels=[*LABELS, "quantile"])
         hist = HistogramMetricFamily("bench_latency_seconds", "Latency of the successful operations of every ok "
@@ -113,7 +116,7 @@ class LiveExporter:
         self.state = _State()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self.state))
-        self._server = None
+        self._server: Any = None  # prometheus_client's WSGIServer once started
         self._thread: threading.Thread | None = None
 
     def start(self) -> LiveExporter:

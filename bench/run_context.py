@@ -33,18 +33,19 @@ from typing import Any
 import psutil
 
 from bench import datasets, guard
-from bench.analysis.aggregate import summarize
 from bench.backends import registry
 from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo
 from bench.errors import Terminated, UserError, raise_terminated
 from bench.load.pool import PhaseStalled, WorkerFailed
 from bench.reporter import Reporter
 from bench.results import env, space
+from bench.results.aggregate import summarize
 from bench.results.schema import summary_schema, table, trials_schema
 from bench.results.writer import make_run_dir, new_run_id, write_json, write_parquet
 from bench.scenarios import Prep, RunFlags, Variant
 from bench.scenarios.plan import Plan
-from bench.spec import WorkloadSpec, load_backend_options, load_workload
+from bench.spec import WorkloadSpec, load_backend_options
+from bench.workload_file import load_workload
 
 RATE_SWEEP = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.2)  # --rate-sweep: fractions of the closed-loop QPS offered
 
@@ -86,6 +87,20 @@ def signals_as_interrupts() -> Iterator[None]:
             signal.signal(s, h)
 
 
+def index_line(built: BuiltIndex, n: int, load_s: float, build_s: float) -> str:
+    """One line about the index as built: "index: hnsw M=16 efc=100, 10,000 vectors loaded in 0.4 s, built in
+    5.9 s more (load recipe in run.json)"."""
+    p = built.params
+    parts = [built.kind]
+    for name, label in (("m", "M"), ("ef_construction", "efc"), ("nlist", "nlist"), ("quantization", "quant")):
+        if p.get(name) is not None:
+            parts.append(f"{label}={p[name]}")
+    recipe = "; load recipe in run.json" if p.get("load_recipe") else ""
+    other = " (built other than asked: see the warning)" if built.substitutions else ""
+    return (f"index: {' '.join(parts)}{other}, {n:,} vectors loaded in {load_s:.1f} s, built in {build_s:.1f} s "
+            f"more{recipe}")
+
+
 @dataclass
 class RunRequest:
     backend: str
@@ -99,6 +114,7 @@ class RunRequest:
     concurrency: int | None = None
     target_rate: float | None = None
     quiet: bool = False
+    verbose: bool = False  # every detail (each busy trial, the index's every parameter) instead of summary lines
     command: str = ""
     suite_run_id: str | None = None  # a suite writes several (backend, workload) cells into one run id
     suite_prefix: str | None = None  # the cell's file prefix in the suite's folder (default `<backend>.<name>.`)
@@ -116,6 +132,12 @@ class RunRequest:
             if value is not None:
                 out.append(f"run.{key}={value}")
         return out
+
+    def flags(self) -> dict[str, str]:
+        """The workload keys the command-line flags set, each with the flag as given (an error names it)."""
+        given = {"trials": self.trials, "concurrency": self.concurrency, "target_rate": self.target_rate}
+        return {f"run.{k}": f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
+                for k, v in given.items() if v is not None}
 
 
 @dataclass
@@ -144,7 +166,7 @@ def check(req: RunRequest, extra: Callable[[Checked], None] | None = None) -> Ch
     """Spec, backend name, options, availability, and every scenario's check against this engine."""
     if req.cluster:
         _check_cluster(req)
-    spec = load_workload(req.workload, req.all_overrides())
+    spec = load_workload(req.workload, req.all_overrides(), req.flags())
     cls = registry.get(req.backend)
     options, _ = load_backend_options(cls.Options, req.backend, req.config, req.overrides)
     reason = cls.check_available(options)
@@ -192,7 +214,7 @@ class RunContext:
     def __init__(self, req: RunRequest, checked: Checked):
         self.req, self.spec, self.cls, self.options = req, checked.spec, checked.cls, checked.options
         self.plan, self.warnings = checked.plan, list(checked.warnings)
-        self.rep = Reporter(req.quiet)
+        self.rep = Reporter(req.quiet, req.verbose)
         self.cache_dir = req.cache_dir or datasets.default_cache_dir()
         self.trial_rows: list[dict] = []
         self.summary_rows: list[dict] = []
@@ -306,8 +328,9 @@ class RunContext:
         rss_growth = (psutil.Process().memory_info().rss - rss0) if rss0 is not None else None
         self.warnings.extend(f"{self.req.backend}: {s}" for s in [*self.built.substitutions, *self.built.warnings])
         self.info = self.engine_call(backend.info, "reading back what was built")
-        self.rep.say(f"loaded {ds.n} vectors in {self.load_s:.1f} s; index ready after {self.build_s:.1f} s more "
-                     f"({self.built.kind} {self.built.params})")
+        self.rep.say(index_line(self.built, ds.n, self.load_s, self.build_s))
+        self.rep.detail("index as built: " + ", ".join(f"{k}={v}" for k, v in self.built.params.items()
+                                                      if k != "load_recipe"))
         self.base_row = {**self._provenance(), **self.plan.run_row(), "client_rss_growth_bytes": rss_growth,
                          **self.req.row_extra}
 

@@ -1,7 +1,7 @@
 """`bench run`: the run context (spec -> dataset -> create, load, wait until indexed), then every configuration:
 ef_search x the scenarios' variants x offered rates, each a warm-up (excluded from every figure) and
 `run.trials` timed trials. The runner knows no workload feature: labels, file stems and row keys come from the
-variant's axes (bench.results.keys), quality figures from the kind scenario and bench.analysis.scoring.
+variant's axes (bench.results.keys), quality figures from the kind scenario and bench.metrics.scoring.
 """
 
 from __future__ import annotations
@@ -17,18 +17,20 @@ from typing import Any
 import numpy as np
 import psutil
 
-from bench.analysis.aggregate import summarize
-from bench.analysis.scoring import Kept
-from bench.analysis.timers import on_timer
 from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool, WorkerLost
-from bench.load.task import PhaseTask, WorkerResult
+from bench.load.task import PhaseTask
 from bench.load.worker import WorkerData
 from bench.metrics.host import BUSY_CORES, HostSampler
 from bench.metrics.identity import ServerIdentity, identify
-from bench.metrics.resources import pid_listening_on, sampler_for
+from bench.metrics.resources import sampler_for
+from bench.metrics.scoring import Kept
+from bench.metrics.timers import on_timer
+from bench.processes import pid_on_port
 from bench.results import keys
 from bench.results import trial as trial_rows
+from bench.results.aggregate import summarize
 from bench.results.intervals import write_interval_logs
+from bench.results.worker import WorkerResult
 from bench.run_context import RATE_SWEEP, RunContext, RunOutcome, RunRequest, Stop, check
 from bench.scenarios import Variant
 
@@ -80,7 +82,7 @@ class _Runner:
         info = ctx.info
         assert info is not None
         self.server_port = info.server_address[1] if info.server_address else None
-        self.server_pid = info.server_pid or (pid_listening_on(self.server_port) if self.server_port else None)
+        self.server_pid = info.server_pid or (pid_on_port(self.server_port) if self.server_port else None)
         self.server: ServerIdentity | None = self._identify()  # the server the last trial ended on
 
     def _identify(self) -> ServerIdentity | None:
@@ -225,7 +227,7 @@ class _Runner:
             msg = (f"the machine was busy during trial {trial} at {keys.label(c.axes())}: other processes used "
                    f"{rows[0]['host_other_cores']:.1f} cores (flagged at {BUSY_CORES}); its figures may be the "
                    "machine's, not the engine's")
-            ctx.rep.warn(msg)  # live; the summary counts busy trials per configuration
+            ctx.rep.detail(f"busy host: {msg}")  # -v only; the summary says how many trials were busy
         timers = ctx.info.latency_timers if ctx.info is not None else {}
         for msg in on_timer(rows, timers, keys.label(c.axes())):
             if msg not in ctx.warnings:
@@ -314,33 +316,39 @@ def find_knee(summary_rows: list[dict], p99_factor: float = 3.0, achieved: float
     return {k: knee[k] for k in ("target_rate", "qps", "p50_us", "p99_us", "p999_us")}
 
 
-def summary_notes(rows: list[dict]) -> list[str]:
-    """What a reader must know to read the table: withheld percentiles, flagged trials, few trials, a busy host."""
+def summary_notes(rows: list[dict], verbose: bool = False) -> list[str]:
+    """What a reader must know to read the table, one line each: withheld percentiles, few trials, trials flagged
+    worse than the others, suspect trials, a busy host. `verbose` adds a line per configuration under each."""
     notes = []
     if any(r.get("percentiles_withheld") for r in rows):
-        notes.append("- = too few samples for that percentile (P99 needs 1,000 operations, P99.9 10,000); run "
-                     "longer trials (run.min_operations, run.operations or run.duration_s)")
+        notes.append("- = too few samples for that percentile (P50 needs 20 operations, P99 1,000, P99.9 10,000); "
+                     "run longer trials (run.min_operations, run.operations or run.duration_s)")
     few = sorted({int(r["n_ok"]) for r in rows if r.get("n_ok") is not None and r["n_ok"] < 5})
     if few:
         notes.append(f"only {', '.join(map(str, few))} ok trial(s) in some configurations: the median rests on "
                      "fewer than the five trials a figure should have")
-    for r in rows:
-        if r.get("outliers"):
-            notes.append(f"[yellow]flagged:[/yellow] {r['backend']} {r['op']} {keys.label(r)}: {r['outliers']}")
-        if r.get("suspect_trials"):
-            notes.append(f"[yellow]suspect:[/yellow] {r['backend']} {r['op']} {keys.label(r)}: the load generator "
-                         f"fell behind in {r['suspect_trials']} trial(s) (see status_reason in trials.parquet)")
-        if r.get("server_changes"):
-            notes.append(f"[yellow]server restarted:[/yellow] {r['backend']} {r['op']} {keys.label(r)}: "
-                         f"{r['server_changes']} trial(s) measured a server other than the trial before them")
-        if r.get("busy_trials"):
-            notes.append(f"[yellow]busy host:[/yellow] {r['backend']} {r['op']} {keys.label(r)}: "
-                         f"{r['busy_trials']} trial(s) measured while other processes were busy")
+    trials = sum(int(r.get("n_ok") or 0) for r in rows if r["op"] in ("search", "total") or len(rows) == 1)
+    for col, head, what in (
+            ("outliers", "flagged", "worse than the others beyond their noise: kept out of the medians, not out of "
+                                    "sight"),
+            ("suspect_trials", "suspect", "where the load generator fell behind (status_reason in trials.parquet)"),
+            ("busy_trials", "busy host", "measured while other processes used the CPU: their figures may be the "
+                                         "machine's, not the engine's"),
+            ("server_changes", "server restarted", "measured a server other than the trial before them (it "
+                                                   "restarted in between: cold caches)")):
+        hit = [r for r in rows if r.get(col)]
+        if not hit:
+            continue
+        n = sum(len(str(r[col]).split("; ")) if col == "outliers" else int(r[col]) for r in hit)
+        of = f" of {trials}" if col == "busy_trials" and trials >= n else ""
+        notes.append(f"[yellow]{head}:[/yellow] {n}{of} trial(s) {what}" + ("" if verbose else " (-v names them)"))
+        if verbose:
+            notes += [f"  {r['backend']} {r['op']} {keys.label(r)}: {r[col]}" for r in hit]
     return notes
 
 
 def print_summary(rows: list[dict], warnings: list[str], out: Callable[[Any], None] | None = None,
-                  wide: bool = False) -> None:
+                  wide: bool = False, verbose: bool = False) -> None:
     from rich.console import Console
 
     from bench.terminal import Column, fit, terminal_width
@@ -362,14 +370,14 @@ def print_summary(rows: list[dict], warnings: list[str], out: Callable[[Any], No
                            f(r.get("p50_us")), f(r.get("p99_us")), f(r.get("p999_us")), f(r.get("recall"), ".4f"),
                            f"{r['n_kept']}/{r['n_ok']}/{r['n_trials']}"])
     width = terminal_width(sys.stdout)
-    t, dropped = fit("bench results: QPS and recall are trimmed medians \\[spread of the kept trials]; latency "
-                     "percentiles are of the trials' merged histogram; rate = offered ops/s (- = closed loop)",
+    t, dropped = fit("bench results: QPS and recall are trimmed medians of the ok trials \\[lowest-highest ok "
+                     "trial]; P50/P99/P99.9 from the ok trials' merged histogram, in us",
                      cols, table_rows, width, wide)
     console = Console(file=sys.stdout, width=10_000 if wide else width, highlight=False)
     console.print(t)
     if dropped:
         console.print(f"left out to fit {width} columns: {', '.join(dropped)} (--wide keeps every column)")
-    for line in summary_notes(rows):
+    for line in summary_notes(rows, verbose):
         console.print(line)
     subs = sorted({s for r in rows for s in json.loads(r.get("index_substitutions") or "[]")})
     for s in subs:

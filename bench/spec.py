@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.backends.base import BackendOptions, IndexSpec
 from bench.datasets.spec import DatasetSpec
-from bench.errors import UserError
+from bench.errors import UserError, by_closeness, did_you_mean
 from bench.files import check_regular_file
-from bench.ops.spec import YcsbSpec
+from bench.ops.mix import YcsbSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent  # a source checkout's root (tests, scripts); not for lookups
 # Shipped with the package (pyproject maps the repo's workloads/ and configs/ folders to these packages), so an
@@ -38,10 +38,12 @@ class Strict(BaseModel):
 
 
 class IndexModel(Strict):
-    kind: Literal["hnsw", "flat"] = "hnsw"
+    kind: Literal["hnsw", "flat"] = Field("hnsw", description="hnsw: a graph index; flat: exact search, no index")
     m: int = Field(16, ge=2, le=2048, description="HNSW graph degree (M)")
-    ef_construction: int = Field(200, ge=1, le=100_000)
-    quantization: Literal["int8", "fp16", "pq", "binary"] | None = None
+    ef_construction: int = Field(200, ge=1, le=100_000, description="HNSW build-time candidate list "
+                                 "(efConstruction): larger builds a better graph, slower")
+    quantization: Literal["int8", "fp16", "pq", "binary"] | None = Field(
+        None, description="compress the stored vectors (int8, fp16, pq or binary); none: full float32")
     rescore: bool = Field(True, description="quantized indexes: rescore candidates with the original vectors")
 
     def to_spec(self) -> IndexSpec:
@@ -49,13 +51,14 @@ class IndexModel(Strict):
                          quantization=self.quantization, rescore=self.rescore)
 
 
-MAX_K = 10_000  # results per search; README, "Limits"
+MAX_K = 10_000  # results per search; docs/workload-files.md ([search] k)
 MAX_EF_SEARCH = 100_000  # beyond any engine's useful range, and an engine allocates per query by it
 
 
 class SearchModel(Strict):
-    k: int = Field(10, ge=1, le=MAX_K)
-    ef_search: list[int] = Field(default_factory=lambda: [64], min_length=1)
+    k: int = Field(10, ge=1, le=MAX_K, description="results per search; recall is recall@k")
+    ef_search: list[int] = Field(default_factory=lambda: [64], min_length=1, description="HNSW search-time "
+                                 "candidate lists (ef), a list: one configuration each, e.g. [32, 64, 128]")
 
     @model_validator(mode="after")
     def _positive_ef(self) -> SearchModel:
@@ -66,18 +69,23 @@ class SearchModel(Strict):
 
 
 class RunModel(Strict):
-    trials: int = Field(5, ge=1, le=1000)
-    warmup_s: float = Field(1.0, ge=0, le=3600)
+    trials: int = Field(5, ge=1, le=1000, description="timed trials per configuration (the aggregate drops the "
+                        "lowest and highest and reports the median of the rest)")
+    warmup_s: float = Field(1.0, ge=0, le=3600, description="untimed operations before each configuration's "
+                            "trials, in seconds; excluded from every figure")
     duration_s: float | None = Field(None, gt=0, le=86_400, description="length of a timed trial")
     operations: int | None = Field(None, ge=1, description="operations per timed trial (all workers together)")
     min_operations: int = Field(2000, ge=1, le=100_000_000, description="ANN: a trial is at least this many "
                                 "searches (cycling through the queries in each worker's seeded order), so a "
                                 "trial supports a P99 and five merged trials a P99.9")
-    concurrency: int = Field(1, ge=1, le=1024)
+    concurrency: int = Field(1, ge=1, le=1024, description="workers: threads for an in-process engine, processes "
+                             "for a server (each with its own client), Ray actors with --cluster")
     batch_size: int = Field(1000, ge=1, le=1_000_000, description="vectors per insert batch while loading")
     target_rate: float | None = Field(None, gt=0, description="open loop: operations per second offered")
-    arrival: Literal["constant", "poisson"] = "constant"
-    index_timeout_s: float = Field(3600, gt=0)
+    arrival: Literal["constant", "poisson"] = Field("constant", description="open loop: evenly spaced "
+                                                    "arrivals, or a Poisson process at target_rate")
+    index_timeout_s: float = Field(3600, gt=0, description="give up waiting for the engine to finish indexing "
+                                   "after this many seconds")
     op_timeout_s: float = Field(30.0, gt=0, le=3600, description="every engine call of a timed phase gives up "
                                 "after this long, as an error (through the engine client's own timeout where it "
                                 "has one; else the phase watchdog below ends the phase)")
@@ -85,7 +93,8 @@ class RunModel(Strict):
                                   "duration fails; a worker that finishes no operation for op_timeout_s + "
                                   "phase_margin_s ends the phase, failed")
     error_threshold: float = Field(0.01, ge=0, le=1, description="a trial whose error rate passes it fails")
-    on_trial_failure: Literal["continue", "stop"] = "continue"
+    on_trial_failure: Literal["continue", "stop"] = Field("continue", description="after a failed trial: "
+                                                          "continue with the next, or stop the run (status stopped)")
     recall_sample_every: int = Field(10, ge=0, description="search-under-writes: every Nth search is kept for "
                                      "recall (0 = none)")
     visibility_sample_every: int = Field(50, ge=0, description="search-under-writes: every Nth upsert is probed for "
@@ -96,14 +105,15 @@ WORKLOAD_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 
 
 class WorkloadSpec(Strict):
-    name: str
-    kind: str  # a registered kind scenario: "ann", "ycsb", "streaming", ...
-    description: str = ""
-    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
-    index: IndexModel = Field(default_factory=IndexModel)
-    search: SearchModel = Field(default_factory=SearchModel)
-    ycsb: YcsbSpec | None = None
-    run: RunModel = Field(default_factory=RunModel)
+    name: str = Field(description="the workload's name, in run ids, file names and every result row")
+    kind: str = Field(description="what it measures: ann, ycsb, streaming, capacity, searchable (a registered "
+                      "kind scenario)")
+    description: str = Field("", description="one line for `bench workloads` and the report")
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec, description="the vectors: source, sizes, metric")
+    index: IndexModel = Field(default_factory=IndexModel, description="the index asked of the engine")
+    search: SearchModel = Field(default_factory=SearchModel, description="how each search asks: k and ef_search")
+    ycsb: YcsbSpec | None = Field(None, description="kind = ycsb: the operation proportions and key choice")
+    run: RunModel = Field(default_factory=RunModel, description="trials, warm-up, length, workers, timeouts")
     # the feature tables ([filter], [hybrid], ...), each validated by its scenario's own model, in fold order
     features: dict[str, Any] = Field(default_factory=dict, exclude=True)
     # the kind's own table ([streaming], [capacity], ...), validated by the kind scenario's model; None: it has none
@@ -118,16 +128,6 @@ class WorkloadSpec(Strict):
         own = {self.kind: self.kind_options.model_dump(mode="json")} if self.kind_options is not None else {}
         return {**self.model_dump(mode="json"), **own,
                 **{t: m.model_dump(mode="json") for t, m in self.features.items()}}
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, kind: str) -> str:
-        from bench import scenarios
-
-        known = scenarios.kinds()
-        if kind not in known:
-            raise ValueError(f"kind must be one of {', '.join(sorted(known))}, got {kind!r}")
-        return kind
 
     @field_validator("name")
     @classmethod
@@ -170,6 +170,17 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
         raise UserError(f"The {what} file {path} cannot be read ({e})", "check the file and its permissions") from None
 
 
+def workload_files() -> dict[str, Path]:
+    """Every workload a name can give, name -> file: the shipped ones and the subfolders (`vdbb/...`, `annb/...`),
+    a `./workloads/` file of the same name winning."""
+    found: dict[str, Path] = {}
+    for d in (WORKLOAD_DIR, Path("workloads")):  # the local folder last, so its files win
+        if d.is_dir():
+            for x in (*d.glob("*.toml"), *d.glob("*/*.toml")):
+                found[x.relative_to(d).with_suffix("").as_posix()] = x
+    return dict(sorted(found.items()))
+
+
 def resolve_workload_path(name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists():
@@ -178,9 +189,10 @@ def resolve_workload_path(name_or_path: str) -> Path:
     if candidate.exists():
         return candidate
     # a name may name a subfolder: `vdbb/performance-768d-1m` (VectorDBBench's cases), `annb/sift-128-euclidean`
-    known = sorted({x.relative_to(d).with_suffix("").as_posix() for d in (Path("workloads"), WORKLOAD_DIR)
-                    if d.is_dir() for x in (*d.glob("*.toml"), *d.glob("*/*.toml"))})
-    raise UserError(f"Unknown workload '{name_or_path}'", f"give a file path or one of: {', '.join(known)}")
+    known = workload_files()
+    close = did_you_mean(name_or_path, known)
+    raise UserError(f"Unknown workload '{name_or_path}'", f"{close} (`bench workloads` lists all {len(known)})" if close
+                    else f"give a file path or one of the {len(known)} names `bench workloads` lists")
 
 
 def parse_value(text: str) -> Any:
@@ -191,16 +203,22 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str], allowed_roots: set[str]) -> dict[str, Any]:
-    """Apply `a.b.c=value` overrides in place; the first part must be one of allowed_roots."""
+def apply_overrides(data: dict[str, Any], overrides: list[str], allowed_roots: set[str],
+                    origins: dict[str, str] | None = None) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides in place; the first part must be one of allowed_roots. `origins`, when given,
+    gets each key path and the `--set` that set it (so an error in its value names the flag, not the file)."""
     for item in overrides:
         if "=" not in item:
             raise UserError(f"--set '{item}' has no '='", "write it as --set section.key=value, e.g. --set dataset.n=20000")
         key, _, raw = item.partition("=")
         parts = [p for p in key.strip().split(".") if p]
         if not parts or parts[0] not in allowed_roots:
-            raise UserError(f"--set '{item}' names an unknown section '{parts[0] if parts else key}'",
-                            f"use one of: {', '.join(sorted(allowed_roots))}")
+            bad = parts[0] if parts else key
+            close = did_you_mean(bad, allowed_roots)
+            raise UserError(f"--set '{item}' names an unknown section '{bad}'",
+                            (f"{close} " if close else "") + f"use one of: {', '.join(by_closeness(bad, allowed_roots))}")
+        if origins is not None:
+            origins[".".join(parts)] = f"--set {item}"
         node = data
         for p in parts[:-1]:
             nxt = node.setdefault(p, {})
@@ -226,71 +244,101 @@ def check_int_range(data: Any, where: str, path: str = "") -> None:
         raise UserError(f"{where}: '{path}' = {data} is too large for a 64-bit whole number", "use a smaller value")
 
 
-def format_validation_error(e: ValidationError, where: str, prefix: str = "") -> str:
-    """One sentence naming every bad field, its value and what is expected."""
-    parts = []
+def format_validation_error(e: ValidationError, where: str, prefix: str = "", model: Any = None,
+                            origins: dict[str, str] | None = None, top: str = "the top level") -> str:
+    """One sentence naming every bad field, its value and what is expected. With the validated `model`, an
+    unknown key gets "did you mean" and its section's keys, closest first. `origins` maps key paths to the
+    command-line flag that set them: an error in such a key names the flag; when every error does, the flags
+    replace `where` (the file is not at fault)."""
+    parts: list[tuple[str | None, str]] = []
     for err in e.errors():
-        loc = ".".join(str(x) for x in ((prefix,) if prefix else ()) + tuple(err["loc"])) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown key '{loc}'")
-        elif err["type"] == "missing":
-            parts.append(f"missing key '{loc}'")
-        else:
-            value = err.get("input")
-            shown = repr(value) if not isinstance(value, dict | list) or len(repr(value)) < 60 else "..."
-            parts.append(f"'{loc}' = {shown}: {msg[0].lower() + msg[1:] if msg else msg}")
-    return f"{where}: " + "; ".join(parts)
+        path = tuple(str(x) for x in err["loc"])
+        loc = ".".join(((prefix,) if prefix else ()) + path) or "(top level)"
+        flag = _origin(loc, origins or {})
+        parts.append((flag, _error_part(err, loc, path, model, flag, top)))
+    if all(flag for flag, _ in parts):
+        return "; ".join(dict.fromkeys(f"{flag}: {text}" for flag, text in parts))
+    return f"{where}: " + "; ".join(text + (f" (from {flag})" if flag else "") for flag, text in parts)
 
 
-def load_workload(name_or_path: str, overrides: list[str] | None = None) -> WorkloadSpec:
-    path = resolve_workload_path(name_or_path)
-    data = read_toml(path, "workload")
-    from bench import scenarios
-
-    feature_classes = scenarios.tables()
-    own_tables = {k for k, c in scenarios.kinds().items() if c.Options is not None}
-    data = apply_overrides(data, [o for o in (overrides or []) if not o.startswith("backend.")],
-                           CORE_TABLES | set(feature_classes) | own_tables)
-    check_int_range(data, f"Workload {path}")
-    return parse_workload(data, f"Workload {path}")
+def validation_error(e: ValidationError, where: str, hint: str, prefix: str = "", model: Any = None,
+                     origins: dict[str, str] | None = None, top: str = "the top level") -> UserError:
+    """The UserError of a failed validation (format_validation_error); when command-line flags alone are at
+    fault, the hint says to fix them."""
+    text = format_validation_error(e, where, prefix, model, origins, top)
+    return UserError(text, hint if text.startswith(f"{where}:") else "fix the value on the command line")
 
 
-def parse_workload(data: dict[str, Any], where: str) -> WorkloadSpec:
-    """A workload from its TOML-shaped dict (a file's, or run.json's `workload`): the core tables by
-    WorkloadSpec, each feature table by its scenario's model, then every scenario's cross-checks."""
-    from bench import scenarios
+def _error_part(err: Any, loc: str, path: tuple[str, ...], model: Any, flag: str | None, top: str) -> str:
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        keys = field_names(model, path[:-1]) if model is not None else []
+        if not keys:
+            return f"unknown key '{loc}'"
+        section = loc.rsplit(".", 1)[0] if "." in loc else ""
+        close = did_you_mean(path[-1], keys)
+        if close and section:
+            close = close.replace("'", f"'{section}.", 1)
+        return (f"unknown key '{loc}' ({close + ' ' if close else ''}the keys of {f'[{section}]' if section else top}, "
+                f"closest first: {', '.join(by_closeness(path[-1], keys))})")
+    if err["type"] == "missing":
+        return f"missing key '{loc}'"
+    value = err.get("input")
+    msg = msg.removeprefix("Value error, ")
+    msg = msg[0].lower() + msg[1:] if msg else msg
+    if isinstance(value, dict):  # a section's own check: its message names the keys
+        return f"'{loc}': {msg}"
+    shown = repr(value) if not isinstance(value, list) or len(repr(value)) < 60 else "..."
+    text = f"'{loc}' = {shown}: {msg}"
+    if err["type"] == "list_type" and isinstance(value, str | int | float) and not isinstance(value, bool):
+        items = ",".join(x.strip() for x in value.split(",")) if isinstance(value, str) else repr(value)
+        text += (f" (write a list: --set {loc}=[{items}])" if flag and flag.startswith("--set") else
+                 f" (write a list: {loc.rsplit('.', 1)[-1]} = [{items}])")
+    return text
 
-    feature_classes = scenarios.tables()
-    data = dict(data)
-    raw = {t: data.pop(t) for t in list(data) if t in feature_classes}
-    kind_cls = scenarios.kinds().get(str(data.get("kind")))
-    own = data.pop(data["kind"], {}) if kind_cls is not None and kind_cls.Options is not None else None
-    try:
-        spec = WorkloadSpec.model_validate(data)
-        if own is not None:
-            spec.kind_options = _validate_table(kind_cls, spec.kind, own, where)
-        for table, value in raw.items():
-            spec.features[table] = _validate_table(feature_classes[table], table, value, where)
-        spec.features = dict(sorted(spec.features.items(), key=lambda kv: feature_classes[kv[0]].order))
-        for table, options in spec.features.items():
-            feature_classes[table].validate_spec(options, spec)
-        scenarios.kinds()[spec.kind].validate_spec(spec.kind_options, spec)
-    except ValidationError as e:
-        raise UserError(format_validation_error(e, where), "fix the value in the file or with --set") from None
-    except ValueError as e:
-        raise UserError(f"{where}: {e}", "fix the value in the file or with --set") from None
-    return spec
+
+def _origin(loc: str, origins: dict[str, str]) -> str | None:
+    """The flag that set the key at `loc`, or the one flag that set a key inside it (a section's own check)."""
+    if loc in origins:
+        return origins[loc]
+    above = [f for k, f in origins.items() if loc.startswith(k + ".")]
+    inside = [f for k, f in origins.items() if k.startswith(loc + ".")]
+    return (above or inside)[0] if len(above or inside) == 1 else None
 
 
-def _validate_table(cls: Any, table: str, value: Any, where: str) -> Any:
-    if not isinstance(value, dict):
-        raise UserError(f"{where}: '{table}' must be a table ([{table}]), got {value!r}", "fix the file")
-    try:
-        return cls.Options.model_validate(value)
-    except ValidationError as e:
-        raise UserError(format_validation_error(e, where, prefix=table), "fix the value in the file or with --set"
-                        ) from None
+def field_names(model: Any, path: tuple[str, ...] = ()) -> list[str]:
+    """The keys of the (sub)model at `path` inside pydantic `model` ([] when that is not a model)."""
+    sub = model_at(model, path)
+    return list(sub.model_fields) if sub is not None else []
+
+
+def model_at(model: Any, path: tuple[str, ...]) -> Any:
+    """The pydantic model class at `path` inside `model`, through optional, list and dict fields; None if none."""
+    import typing
+
+    keyed = False  # the previous part was a dict field: this part is one of its keys
+    for part in path:
+        if keyed:
+            keyed = False
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        keyed = typing.get_origin(field.annotation) is dict
+        model = _model_in(field.annotation, typing)
+        if model is None:
+            return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _model_in(annotation: Any, typing: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg, typing)
+        if found is not None:
+            return found
+    return None
 
 
 def load_backend_options(options_cls: type[BackendOptions], backend: str, config: str | None,
@@ -302,11 +350,14 @@ def load_backend_options(options_cls: type[BackendOptions], backend: str, config
         data = read_toml(path, "backend config")
     else:
         path = None
+    origins: dict[str, str] = {}
     wrapped = apply_overrides({"backend": data}, [o for o in (overrides or []) if o.startswith("backend.")],
-                              {"backend"})
+                              {"backend"}, origins)
+    origins = {k.removeprefix("backend."): v for k, v in origins.items()}
     check_int_range(wrapped["backend"], f"Backend config {path}" if path else f"Backend '{backend}' options")
     try:
         return options_cls.model_validate(wrapped["backend"]), path
     except ValidationError as e:
         where = f"Backend config {path}" if path else f"Backend '{backend}' options"
-        raise UserError(format_validation_error(e, where), "fix the value in the config or with --set backend.KEY=VALUE") from None
+        raise validation_error(e, where, "fix the value in the config or with --set backend.KEY=VALUE",
+                               model=options_cls, origins=origins, top=f"backend '{backend}'") from None

@@ -118,7 +118,7 @@ def load_suite(path: str | Path) -> SuiteSpec:
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as e:
-        raise UserError(format_validation_error(e, f"Suite {path}"), "fix the value in the file") from None
+        raise UserError(format_validation_error(e, f"Suite {path}", model=SuiteSpec), "fix the value in the file") from None
     unknown = [b for b in spec.backend if b not in spec.backends]
     if unknown:
         raise UserError(f"Suite {path}: [backend.{unknown[0]}] names a backend that is not in `backends`",
@@ -192,7 +192,7 @@ class _Suite:
         """Run one cell (or find it done); every failure is the cell's, never the suite's."""
         from bench.runner import RunRequest
         from bench.runner import run as run_cell
-        from bench.spec import load_workload
+        from bench.workload_file import load_workload
 
         spec = self.spec
         fixed = cell.role is not None  # the sentinel takes none of the suite's settings

@@ -12,6 +12,9 @@ from rich import box
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+CLIP_MIN = 16
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,8 @@ class Column:
     right: bool = False  # numbers: right-aligned
     drop: int = 0  # 0 = always kept; otherwise the higher, the earlier it goes when the table is too wide
     wrap: bool = False  # long text that may wrap onto more lines (other cells never wrap)
+    clip: bool = False  # long text that may end in '…' to keep one line per row (a list whose full text is a
+    #                     --json or --wide away); it keeps CLIP_MIN columns at least
 
 
 def terminal_width(file: IO[str] | None = None) -> int:
@@ -39,14 +44,17 @@ def _env_columns() -> str | None:
     return value if value.isdigit() and int(value) > 20 else None
 
 
-def _table(title: str | None, cols: list[Column], rows: list[list[str]]) -> Table:
+def _table(title: str | None, cols: list[Column], rows: list[list[str]], width: int | None = None) -> Table:
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
+    others = _min_width([c for c in cols if not c.clip], [[x for x, c in zip(r, cols, strict=True) if not c.clip] for r in rows])
     for i, c in enumerate(cols):
-        whole = None if c.wrap else max(cell_len(x) for x in [c.head, *(r[i] for r in rows)])
-        t.add_column(c.head, justify="right" if c.right else "left", no_wrap=not c.wrap, overflow="fold",
-                     min_width=whole)
+        whole = max(cell_len(x) for x in [c.head, *(r[i] for r in rows)])
+        t.add_column(c.head, justify="right" if c.right else "left", no_wrap=not c.wrap,
+                     overflow="ellipsis" if c.clip else "fold",
+                     min_width=None if c.wrap else min(whole, CLIP_MIN) if c.clip else whole,
+                     max_width=max(CLIP_MIN, width - others - 3) if c.clip and width else None)
     for r in rows:
-        t.add_row(*r)
+        t.add_row(*(Text(c) for c in r))  # cells are text, never markup: "[ed1198]" names a run, not a style
     return t
 
 
@@ -65,7 +73,7 @@ def fit(title: str | None, cols: list[Column], rows: list[list[str]], width: int
         if i is not None:
             keep.remove(i)
             dropped.append(cols[i].head)
-        t = _table(title, [cols[j] for j in keep], [[r[j] for j in keep] for r in rows])
+        t = _table(title, [cols[j] for j in keep], [[r[j] for j in keep] for r in rows], width)
         if _min_width([cols[j] for j in keep], [[r[j] for j in keep] for r in rows]) <= width:
             break
     return t, [h for h in dropped if h]
@@ -79,6 +87,8 @@ def _min_width(cols: list[Column], rows: list[list[str]]) -> int:
         cells = [c.head, *(r[i] for r in rows)]
         if c.wrap:
             total += max((cell_len(w) for cell in cells for w in cell.split()), default=1)
+        elif c.clip:
+            total += min(CLIP_MIN, max(cell_len(cell) for cell in cells))
         else:
             total += max(cell_len(cell) for cell in cells)
         total += 3  # padding on both sides, and the column divider

@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _smoke
 import psutil
 
 MiB = 1 << 20
@@ -96,7 +97,7 @@ def child(args: argparse.Namespace) -> None:
     marks.wrap(runner._Runner, "all", "search trials")
     marks.wrap(run_context.RunContext, "_finish", "finish")
     ef = "[" + ",".join(str(e) for e in args.ef_search) + "]"
-    overrides = [f"dataset.n={args.n}", f"dataset.queries={args.queries}", f"index.m={args.m}",
+    overrides = [f"dataset.n={args.n}", f"dataset.dim={args.dim}", f"dataset.queries={args.queries}", f"index.m={args.m}",
                  f"index.ef_construction={args.ef_construction}", f"search.ef_search={ef}",
                  f"run.trials={args.trials}", f"run.batch_size={args.batch}", "run.index_timeout_s=86400"]
     req = runner.RunRequest(backend=args.engine, workload=str(ROOT / "workloads" / "ann-hnsw-768.toml"),
@@ -262,7 +263,7 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
 # -- ground-truth scaling ---------------------------------------------------------------------------------------
 def _dataset_spec(args: argparse.Namespace, n: int) -> Any:
     """The ann-hnsw-768 workload's dataset at n rows: the same file the ANN runs generate (one cache entry)."""
-    from bench.spec import load_workload
+    from bench.workload_file import load_workload
 
     spec = load_workload(str(ROOT / "workloads" / "ann-hnsw-768.toml"),
                          [f"dataset.n={n}", f"dataset.queries={args.queries}", f"dataset.dim={args.dim}"])
@@ -349,7 +350,9 @@ def main() -> None:
     ap.add_argument("--marks", help=argparse.SUPPRESS)
     ap.add_argument("--results", help=argparse.SUPPRESS)
     ap.add_argument("--from-json", type=Path, default=None, help="print the report of a --json file again")
-    args = ap.parse_args()
+    _smoke.add(ap, n=2_000, dim=16, engines="faiss", m=8, ef_construction=32, ef_search=[16], queries=50, trials=1,
+               batch=500)
+    args = _smoke.parse(ap)
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         for name, value in saved["args"].items():

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Does bench load and build each engine as fast as the engine's own documented recipe? (issue 15)
+"""Does bench load and build each engine as fast as the engine's own documented recipe?
 
 For every engine that runs here it loads the same vectors twice per round, alternating which goes first, after an
 untimed warm-up load of 1,000 rows on each side (the first load in a process pays the client's set-up):
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import _smoke
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
@@ -391,7 +392,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--baseline", action="store_true", help="add pgvector with main's settings before issue 15")
     ap.add_argument("--out", type=Path, default=REPO / "results" / "build-recipes")
-    args = ap.parse_args()
+    _smoke.add(ap, engines=["faiss", "qdrant-edge"], n=1_000, m=8, efc=32, rounds=1, out=_smoke.temp_dir)
+    args = _smoke.parse(ap)
     cache = Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" / "bench"))
     x, q, data = _data(args.n, cache)
     args.out.mkdir(parents=True, exist_ok=True)

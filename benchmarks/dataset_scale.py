@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import _smoke
 import psutil
 
 from bench.backends.base import CollectionSpec
@@ -80,7 +81,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--cache-dir", type=Path, default=None, help="default: a temporary folder")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
-    args = ap.parse_args()
+    _smoke.add(ap, n=2_000, dim=16, queries=20, batch=500)
+    args = _smoke.parse(ap)
 
     cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     spec = DatasetSpec(n=args.n, queries=args.queries, dim=args.dim, seed=1)

@@ -1,4 +1,4 @@
-"""Fault recovery of the server engines (issue 6): `bench fault` on workload fault-ycsb-a against a private
+"""Fault recovery of the server engines: `bench fault` on workload fault-ycsb-a against a private
 loopback server of each engine (its own port and data folder, so the shared test servers are never killed).
 
 For each engine and repeat: SIGKILL of the server's process tree at --kill-at, immediate restart, then the time to
@@ -16,6 +16,8 @@ import argparse
 import statistics
 from pathlib import Path
 
+import _smoke
+
 from bench.faults import FaultRequest, run_fault
 from bench.faults.servers import PrivateServer
 
@@ -30,7 +32,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--results-dir", type=Path, default=Path("results"))
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value")
-    a = ap.parse_args()
+    _smoke.add(ap, engines=["pgvector"], kill_at=1.0, duration=3.0, repeats=1, results_dir=_smoke.temp_dir,
+               overrides=["dataset.n=1000", "dataset.holdout=2000", "dataset.dim=16", "dataset.queries=20",
+                          "run.min_operations=1", "index.ef_construction=32"])
+    a = _smoke.parse(ap)
 
     rows = []
     for kind in a.engines:

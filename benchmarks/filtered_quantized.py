@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _smoke
 import pyarrow.parquet as pq
 
 ENGINES = ["qdrant-edge", "faiss", "pgvector", "chroma"]
@@ -48,8 +49,10 @@ def main() -> int:
     ap.add_argument("--ef", type=int, default=64)
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--engines", default=",".join(ENGINES))
-    a = ap.parse_args()
+    _smoke.add(ap, n=2_000, dim=16, queries=20, trials=1, engines="faiss")
+    a = _smoke.parse(ap)
     engines = a.engines.split(",")
+    quants = QUANTS[:2] if a.smoke else QUANTS  # --smoke: none and int8
     common = [f"dataset.n={a.n}", f"dataset.dim={a.dim}", f"dataset.queries={a.queries}",
               f"search.ef_search=[{a.ef}]", f"run.trials={a.trials}", "run.warmup_s=0.2"]
     reasons: list[str] = []
@@ -66,7 +69,7 @@ def main() -> int:
         quant: dict[str, dict[str, str]] = {}
         for e in engines:
             quant[e] = {}
-            for qz in QUANTS:
+            for qz in quants:
                 if qz == "none":
                     rows, why = _plain(e, common, results)
                 else:
@@ -78,7 +81,7 @@ def main() -> int:
           f"median of {a.trials} trials (concurrency 1)\n")
     _table("engine", [f"{s:.1%}" for s in sels], {e: [filt[e].get(s, "skipped") for s in sels] for e in engines},
            "filtered: selectivity")
-    _table("engine", QUANTS, {e: [quant[e][q] for q in QUANTS] for e in engines}, "quantized (rescore on)")
+    _table("engine", quants, {e: [quant[e][q] for q in quants] for e in engines}, "quantized (rescore on)")
     for r in reasons:
         print(f"- {r}")
     return 0

@@ -1,4 +1,4 @@
-"""Harness overhead benchmarks (issues 2, 3 and 15).
+"""Harness overhead benchmarks.
 
 1. Ceiling: the null backend through the real worker loop, one thread: operations per second, and the loop's
    whole cost per operation (aims: >= 50,000 ops/s per worker, <= 20 us per op).
@@ -43,6 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import _smoke
 import numpy as np
 
 from bench import datasets
@@ -323,7 +324,8 @@ def main() -> None:
     ap.add_argument("--ef-construction", type=int, default=200)
     ap.add_argument("--skip-ceiling", action="store_true")
     ap.add_argument("--skip-pieces", action="store_true", help="skip timing the pieces of a qdrant-edge search")
-    a = ap.parse_args()
+    _smoke.add(ap, n=1_000, queries=20, engines=["faiss"], threads=[1], repeats=1, passes=1, ef=16, m=8, ef_construction=32, skip_pieces=True)
+    a = _smoke.parse(ap)
 
     if not a.skip_ceiling:
         print("== 1. harness ceiling (null backend, one thread) ==")

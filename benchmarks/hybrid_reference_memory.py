@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import _smoke
 import numpy as np
 
 MiB = 1 << 20
@@ -62,8 +63,11 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=256)
     ap.add_argument("--dim", type=int, default=768)
     ap.add_argument("--candidates", type=int, default=100)
-    ap.add_argument("--cache-dir", type=Path, required=True)
-    args = ap.parse_args()
+    ap.add_argument("--cache-dir", type=Path, help="where the dataset is generated and kept (required)")
+    _smoke.add(ap, n=1_000, queries=8, dim=16, candidates=10, cache_dir=_smoke.temp_dir)
+    args = _smoke.parse(ap)
+    if args.cache_dir is None:
+        ap.error("--cache-dir is required")
 
     from bench.datasets import DatasetSpec, hybrid, load, texts
     from bench.datasets.rows import Rows

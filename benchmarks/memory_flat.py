@@ -33,6 +33,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import _smoke
 import numpy as np
 import psutil
 
@@ -155,7 +156,8 @@ def main() -> None:
     ap.add_argument("--python-heap", action="store_true",
                     help="also trace the Python heap (tracemalloc): the harness's own memory, without the engine's")
     ap.add_argument("--json", action="store_true")
-    a = ap.parse_args()
+    _smoke.add(ap, backend=["null"], duration=1.0, n=500)
+    a = _smoke.parse(ap)
     rows = [measure(b, a.duration, a.n, a.workload, a.python_heap) for b in a.backend or ["null", "qdrant-edge"]]
     if a.json:
         print(json.dumps(rows, indent=2))

@@ -13,6 +13,7 @@ import argparse
 import json
 import time
 
+import _smoke
 import numpy as np
 
 from bench.ops import OpStream, YcsbSpec, make_chooser
@@ -53,7 +54,8 @@ def main() -> None:
     p.add_argument("--item-count", type=int, default=100_000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
-    a = p.parse_args()
+    _smoke.add(p, batch=64, batches=20, item_count=1_000, repeats=1)
+    a = _smoke.parse(p)
     rows = measure(a.batch, a.batches, a.item_count, a.repeats)
     if a.json:
         print(json.dumps(rows))

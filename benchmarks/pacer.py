@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 
+import _smoke
+
 from bench.backends.base import BackendOptions
 from bench.backends.null import NullBackend
 from bench.load.calibrate import _data
@@ -42,7 +44,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rates", type=float, nargs="+", default=[50, 500, 5000])
     ap.add_argument("--seconds", type=float, default=10.0)
-    args = ap.parse_args()
+    _smoke.add(ap, rates=[50.0, 500.0], seconds=0.5)
+    args = _smoke.parse(ap)
     print("| machine | offered ops/s | operations | P50 us | P99 us | P99.9 us | max us | late > 1 ms |")
     print("|---|---|---|---|---|---|---|---|")
     for busy in (False, True):

@@ -23,12 +23,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import _smoke
+
 REPO = Path(__file__).resolve().parent.parent
 SERVERS = ["qdrant-edge", "pgvector", "chroma-server", "milvus"]
 CASES = {
     "streaming": ["dataset.n=2000", "streaming.rates=[100,300,1000]", "streaming.idle_s=3"],
     "capacity": ["capacity.time_limit_s=20"],
     "searchable": [],
+}
+SMOKE = {  # --smoke: seconds, not minutes
+    "streaming": ["dataset.n=1000", "streaming.rates=[200]", "streaming.idle_s=0.5",
+                  "run.trials=1"],
+    "capacity": ["dataset.n=1000", "capacity.time_limit_s=1", "run.trials=1"],
 }
 
 
@@ -60,7 +67,8 @@ def main() -> int:
     ap.add_argument("--case", choices=sorted(CASES), action="append")
     ap.add_argument("--backends", nargs="+", default=SERVERS)
     ap.add_argument("--out", type=Path, default=REPO / "results" / "production-cases")
-    a = ap.parse_args()
+    _smoke.add(ap, case=["streaming", "capacity"], backends=["qdrant-edge"], out=_smoke.temp_dir)
+    a = _smoke.parse(ap)
     sys.path.insert(0, str(REPO))
     for case in a.case or sorted(CASES):
         dirs = []
@@ -70,7 +78,7 @@ def main() -> int:
             elif case == "searchable" and b == "milvus":  # the shared server: not restarted
                 dirs.append(run(b, case, a.out, ["searchable.cold=false"]))
             else:
-                dirs.append(run(b, case, a.out, []))
+                dirs.append(run(b, case, a.out, SMOKE.get(case, []) if a.smoke else []))
         done = [str(d) for d in dirs if d is not None]
         if done:
             print(f"## {case}\n\n{bench('compare', *done, '--format', 'markdown').stdout}")

@@ -6,7 +6,7 @@ An engine that cannot build a cell (no such quantization, or not with / without 
 the cell is listed under the table as skipped with that sentence. What an engine built other than asked (Milvus's
 IVF indexes for int8/pq, milvus-lite's pure-Python engine) is printed beside the row and under the table.
 
-Memory columns, each the engine's own figure where it has one (see README, "Memory"):
+Memory columns, each the engine's own figure where it has one (see docs/engines.md, "Memory"):
 - index MiB: `index_size_bytes` (faiss: serialized index; qdrant-edge: segment vectors + quantized copy + graph files;
   pgvector: the HNSW index relation; Milvus: none reported).
 - RSS growth MiB: in-process engines, growth of the harness's RSS from create() to the read-back index.
@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _smoke
 import pyarrow.parquet as pq
 
 ENGINES = ["faiss", "qdrant-edge", "pgvector", "milvus", "milvus-lite"]
@@ -91,7 +92,8 @@ def main() -> int:
     ap.add_argument("--quants", default=",".join(QUANTS))
     ap.add_argument("--results-dir", default="", help="keep the runs here (default: a temporary folder)")
     ap.add_argument("--out", default="", help="write the markdown here too")
-    a = ap.parse_args()
+    _smoke.add(ap, n=500, dim=16, queries=20, ef="16", trials=1, engines="faiss", quants="none,int8")
+    a = _smoke.parse(ap)
     engines, quants = a.engines.split(","), a.quants.split(",")
     efs = [int(e) for e in a.ef.split(",")]
     common = [f"dataset.n={a.n}", f"dataset.dim={a.dim}", f"dataset.queries={a.queries}",

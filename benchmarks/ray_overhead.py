@@ -1,4 +1,4 @@
-"""Ray overhead (issue 13): the same YCSB workload (A by default, --workload) through the local pool and through Ray actors on 1 and 2 Ray
+"""Ray overhead: the same YCSB workload (A by default, --workload) through the local pool and through Ray actors on 1 and 2 Ray
 nodes, on the null backend (the harness' ceiling) and on real servers (pgvector; `--servers pgvector,chroma,milvus`
 for more); and what crossing Ray costs.
 
@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 
+import _smoke
 import psutil
 
 from bench.faults.servers import BACKEND_OF
@@ -85,12 +86,14 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=2, help="local / ray pairs per case, interleaved")
+    ap.add_argument("--max-nodes", type=int, choices=(1, 2), default=2, help="1: the one-node stage only")
     ap.add_argument("--rounds", type=int, default=20, help="phase round trips timed")
     ap.add_argument("--workload", default="ycsb-a", help="a YCSB workload: ycsb-a (50%% read, 50%% update), "
                     "ycsb-c (reads only), ...")
     ap.add_argument("--servers", default="pgvector", help="private engine servers measured beside null, "
                     f"comma-separated: {', '.join(BACKEND_OF)}")
-    a = ap.parse_args()
+    _smoke.add(ap, duration=0.5, trials=1, repeats=1, rounds=2, servers="", max_nodes=1)
+    a = _smoke.parse(ap)
     servers = tuple(k.strip() for k in a.servers.split(",") if k.strip())
     if not set(servers) <= set(BACKEND_OF):
         raise SystemExit(f"--servers: choose from {', '.join(BACKEND_OF)}")
@@ -102,7 +105,7 @@ def main() -> None:
     rows: list[tuple[str, str, int, int, dict]] = []  # (path, backend, workers, pair, summary by op)
     probes: dict[str, list[float]] = {}
     with ray_netns.NetnsRayCluster(nodes=1, cpus=1, servers=servers) as c:
-        for stage, nodes in (("ray, 1 node", 1), ("ray, 2 nodes", 2)):
+        for stage, nodes in (("ray, 1 node", 1), ("ray, 2 nodes", 2))[:a.max_nodes]:
             if nodes == 2:
                 c.add_node()
             cases = [("null", [], nodes), *((BACKEND_OF[k], c.servers[k]["overrides"], 2) for k in servers)]

@@ -27,6 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _smoke
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +37,7 @@ from bench.datasets.wordnet import QUERY_ROWS, VECTORS, resolve_dir  # noqa: E40
 from bench.importers.vdbb_export import write_custom_dataset  # noqa: E402
 
 M, EFC, EF, K = 16, 64, 64, 10
+VDBB_FIXTURE = "result_20261130_wordnet-side-by-side_pgvector.json"  # --smoke imports it instead of running VDBB
 
 
 def _bench(*args: str, cache: Path) -> str:
@@ -65,7 +67,7 @@ def _run_vdbb(exe: str, folder: Path, n: int, out: Path, duration: int, host: st
     return found[-1]
 
 
-def _workload(path: Path, folder: Path, n: int, duration: int) -> Path:
+def _workload(path: Path, folder: Path, n: int, duration: int, trials: int) -> Path:
     path.write_text(f"""name = "wordnet-side-by-side"
 kind = "ann"
 description = "the wordnet set in VectorDBBench's custom-dataset layout, as VectorDBBench ran it"
@@ -84,7 +86,7 @@ ef_construction = {EFC}
 k = {K}
 ef_search = [{EF}]
 [run]
-trials = 3
+trials = {trials}
 warmup_s = 1.0
 duration_s = {duration}
 """)
@@ -101,20 +103,26 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=5432)
     ap.add_argument("--user", default="bench")
     ap.add_argument("--db", default="bench")
-    a = ap.parse_args()
+    ap.add_argument("--trials", type=int, default=3, help="bench's trials per concurrency level")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 2], help="bench's concurrency levels")
+    ap.add_argument("--rows", type=int, default=0, help="use only the first ROWS base rows (0: all)")
+    _smoke.add(ap, vdbb_result=REPO / "tests" / "fixtures" / "vdbb" / VDBB_FIXTURE, out=_smoke.temp_dir, duration=1, rows=1_000,
+               trials=1, concurrency=[1])
+    a = _smoke.parse(ap)
     if a.vdbb_result is None and not a.vdbb:
         sys.exit("vectordbbench was not found: install it in its own venv and pass --vdbb PATH (see the docstring)")
     a.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="vdbb-", dir=a.out))
     v = np.load(resolve_dir() / VECTORS).astype(np.float32)
     base, queries = v[:-QUERY_ROWS], v[-QUERY_ROWS:]
+    base = base[:a.rows] if a.rows else base
     folder = write_custom_dataset(work / "wordnet-mpnet-768", base, queries, "cosine")
     print(f"dataset: {folder} ({len(base):,} + {len(queries)} rows)", flush=True)
     result = a.vdbb_result or _run_vdbb(a.vdbb, folder, len(base), work, a.duration, a.host, a.port, a.user, a.db)
     print(f"VectorDBBench result: {result}", flush=True)
     cache, results = work / "cache", work / "results"
-    wl = _workload(work / "wordnet-side-by-side.toml", folder, len(base), a.duration)
-    for c in (1, 2):
+    wl = _workload(work / "wordnet-side-by-side.toml", folder, len(base), a.duration, a.trials)
+    for c in a.concurrency:
         _bench("run", "--backend", "pgvector", "--workload", str(wl), "--concurrency", str(c), "--quiet",
                "--results-dir", str(results), cache=cache)
     print(_bench("import", str(result), "--out", str(results), cache=cache), end="", flush=True)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.analysis.aggregate import summarize
 from bench.metrics import hdr
+from bench.results.aggregate import summarize
 from bench.results.schema import summary_schema, table, trials_schema
 from bench.results.writer import write_json, write_parquet
 

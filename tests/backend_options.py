@@ -1,9 +1,15 @@
-"""The options each backend's conformance test runs with, or why it is skipped.
+"""The options each backend's tests run with, or why they cannot run; the one switch for every server test.
 
 `BACKEND_OPTIONS[name]()` returns the options dict for `cls.Options`, or a string: the reason the backend
 cannot be tested here (server not configured or not answering). Server addresses come from the same
 environment variables the adapters read, so a test run can point at other servers. Start the local ones with
 `python scripts/services.py up`.
+
+Every test that needs a server goes through `server_options(name)` (a shared server) or the `private_server`
+fixture of tests/conftest.py (one it starts and stops), and both end in `no_server`: with BENCH_REQUIRE_SERVERS
+set (scripts/test.sh sets it, so CI does), a server that cannot start or answer FAILS the test; without it, the
+test is skipped with the reason. Qdrant and Weaviate servers cannot run here: their tests skip with the reason
+while no URL names one (BENCH_QDRANT_URL, BENCH_WEAVIATE_URL), switch or not.
 """
 
 from __future__ import annotations
@@ -11,7 +17,27 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from typing import NoReturn
 from urllib.parse import urlparse
+
+import pytest
+
+SWITCH = "BENCH_REQUIRE_SERVERS"
+# Servers no registry installs here: live only against the URL the variable names.
+ONLY_WITH_URL = {"qdrant": "BENCH_QDRANT_URL", "weaviate": "BENCH_WEAVIATE_URL"}
+
+
+def servers_required() -> bool:
+    """The switch: set (to anything but "" or "0"), a server that cannot start or answer fails its test."""
+    return os.environ.get(SWITCH, "").strip() not in ("", "0")
+
+
+def no_server(name: str, reason: str) -> NoReturn:
+    """End a test whose server `name` cannot start or answer: a failure under the switch, else a skip."""
+    url_var = ONLY_WITH_URL.get(name)
+    if servers_required() and not (url_var and not os.environ.get(url_var)):
+        pytest.fail(f"{name} must run ({SWITCH} is set) but cannot: {reason}")
+    pytest.skip(f"{name}: {reason}")
 
 
 def _reachable(url: str, default_port: int) -> str | None:
@@ -66,3 +92,23 @@ BACKEND_OPTIONS: dict[str, Callable[[], dict | str]] = {
     "qdrant-local": lambda: {},
     "weaviate": lambda: _only_with_env("BENCH_WEAVIATE_URL", 8080, "Weaviate"),
 }
+
+
+def server_options(name: str) -> dict:
+    """The options of the shared `name` server, or the test ends through `no_server`."""
+    opts = BACKEND_OPTIONS[name]()
+    if isinstance(opts, str):
+        no_server(name, opts)
+    return opts
+
+
+def start_private_server(kind: str):
+    """A private server of `kind` on its own ports (bench.faults.servers.PrivateServer, for tests that kill,
+    freeze or restart it), or the test ends through `no_server`. The caller stops it (or uses the
+    `private_server` fixture of tests/conftest.py, which does)."""
+    from bench.faults.servers import PrivateServer
+
+    try:
+        return PrivateServer.start_new(kind)
+    except Exception as e:  # noqa: BLE001 - whatever stops it starting ends the test the one way
+        no_server(f"private {kind}", f"{type(e).__name__}: {e}")

@@ -17,15 +17,15 @@ SERIAL_MODULES = {
     "test_searchable", "test_ray_cluster", "test_fault_node", "test_phase_faults", "test_server_identity",
 }
 # Not here, though they kill or load things: test_soak (its kill points are drawn in time, but what it checks after
-# each kill, files whole and statuses honest, holds wherever a kill lands), test_load_recipes (build plans and load
-# recipes; its one Milvus latency check asks only for a P50 under half the 200 ms time tick and 20 QPS),
-# test_capacity (stops at a memory cap or a vector count, not a time).
+# each kill, files whole and statuses honest, holds wherever a kill lands), test_capacity (stops at a memory cap or a
+# vector count, not a time). A module with only a few timed tests marks those alone `@pytest.mark.serial`
+# (test_load_recipes' Milvus latency check, test_regress's verdicts on timed fake-slow runs).
 
 
 # The longest modules first (seconds of a full run on three pytest-xdist workers, --dist loadfile hands out whole
 # modules in collection order): collected alphabetically, test_readme.py (the README's every command, then the
 # report in a browser) started last and ran alone for minutes at the end of the parallel part.
-LONGEST_FIRST = ["test_readme", "test_quantized", "test_ycsb_e2e", "test_regress", "test_import", "test_robustness",
+LONGEST_FIRST = ["test_readme", "test_benchmarks_smoke", "test_quantized", "test_ycsb_e2e", "test_regress", "test_import", "test_robustness",
                  "test_report", "test_soak", "test_hybrid", "test_multivector", "test_compare", "test_scenarios",
                  "test_ycsb_filtered", "test_conformance", "test_suite", "test_bad_input", "test_run_e2e"]
 
@@ -40,6 +40,24 @@ def pytest_collection_modifyitems(config, items):
     rank = {m: i for i, m in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda it: rank.get(module(it), len(rank)))  # stable: in-module order kept
 BENCH = [sys.executable, "-m", "bench.cli"]
+
+
+@pytest.fixture
+def private_server():
+    """Start private servers for one test: `private_server("pgvector")`; each is stopped after the test. A server
+    that cannot start fails the test under BENCH_REQUIRE_SERVERS, else skips it (tests/backend_options.py)."""
+    from backend_options import start_private_server
+
+    started = []
+
+    def start(kind: str):
+        srv = start_private_server(kind)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,12 @@
-"""Every command in the README's ```sh blocks, run in order in a fresh copy of the repository (the files git
-tracks, nothing beside them: no ../shared, so the wordnet set is the 4,000-row fixture), as a newcomer would type
-them. Run once per test session and shared: tests/test_readme.py checks the outcomes and opens the report the
-worked example made in a browser.
+"""Every command in the ```sh blocks of the README and of the docs/ pages it links to (the README's first, then
+each page in the order of its first link), run in order in a fresh copy of the repository (the files git tracks,
+nothing beside them: no ../shared, so the wordnet set is the 4,000-row fixture), as a newcomer would type them.
+Run once per test session and shared: tests/test_readme.py checks the outcomes and opens the report the worked
+example made in a browser.
 
 Documented sizes are kept; each `bench run` gets `run.min_operations=1` and `run.warmup_s=0` (a trial is one pass
-over the queries) so CI stays fast: every flag of the command is still parsed and acted on.
+over the queries), and a workload whose trials are timed (`run.duration_s`) gets 1-second trials, so CI stays
+fast: every flag of the command is still parsed and acted on.
 """
 
 from __future__ import annotations
@@ -38,9 +40,24 @@ SKIP = {
 }
 
 
+def covered_pages() -> list[Path]:
+    """The docs/ pages the README links to, in the order of their first link."""
+    pages: list[Path] = []
+    for m in re.finditer(r"\]\((docs/[\w.-]+\.md)(?:#[^)]*)?\)", README.read_text(encoding="utf-8")):
+        page = REPO_ROOT / m.group(1)
+        if page not in pages:
+            pages.append(page)
+    return pages
+
+
+def all_text() -> str:
+    """The README, then each page it covers."""
+    return "\n".join(p.read_text(encoding="utf-8") for p in [README, *covered_pages()])
+
+
 def commands(text: str | None = None) -> list[str]:
-    """The command lines of the ```sh blocks, comments removed, in order."""
-    text = README.read_text(encoding="utf-8") if text is None else text
+    """The command lines of the ```sh blocks, comments removed, in order (default: the README's and its pages')."""
+    text = all_text() if text is None else text
     out = []
     for block in re.findall(r"^```sh\n(.*?)^```", text, flags=re.S | re.M):
         for line in block.splitlines():
@@ -99,8 +116,18 @@ def argv(cmd: str, root: Path) -> list[str]:
         raise AssertionError(f"README command '{cmd}' is neither bench nor make run: teach "
                              "tests/readme_commands.py to run it, or put it on the skip-list with a reason")
     if words and words[0] == "run":
-        words += FAST
+        words += FAST + (["--set", "run.duration_s=1"] if _timed(words, root) else [])
     return [sys.executable, "-m", "bench.cli", *words]
+
+
+def _timed(words: list[str], root: Path) -> bool:
+    """Whether the `bench run` workload's trials last `run.duration_s` (not one pass over the queries)."""
+    import tomllib
+
+    name = next((words[i + 1] for i, w in enumerate(words[:-1]) if w in ("--workload", "-w")), "ann-smoke")
+    path = Path(name) if name.endswith(".toml") else root / "workloads" / f"{name}.toml"
+    run = tomllib.loads(path.read_text()).get("run", {}) if path.is_file() else {}
+    return "duration_s" in run
 
 
 _DONE: dict[str, Clone] = {}
@@ -136,7 +163,7 @@ def _run_all(root: Path, cache_dir: Path) -> Clone:
     env = {k: v for k, v in os.environ.items() if k not in ("BENCH_WORDNET_DIR", "BENCH_RESULTS")}
     env.update({"PYTHONPATH": str(root), "BENCH_CACHE_DIR": str(cache_dir), "COLUMNS": "100"})
     done: set[str] = set()
-    for cmd in commands(README.read_text(encoding="utf-8")):
+    for cmd in commands():
         if skipped_by(cmd):
             clone.skipped.append(cmd)
             continue

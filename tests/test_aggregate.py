@@ -1,8 +1,8 @@
 
 import pytest
 
-from bench.analysis.aggregate import summarize, trimmed
 from bench.metrics import hdr
+from bench.results.aggregate import summarize, trimmed
 from bench.results.schema import summary_schema, trials_schema
 
 
@@ -63,7 +63,7 @@ def test_summarize_groups_by_configuration():
 
 
 def test_every_trials_and_summary_column_carries_a_description():
-    """Each parquet field says in the schema metadata what it holds (README: 'Each parquet field carries its
+    """Each parquet field says in the schema metadata what it holds (docs/results.md: 'Each parquet field carries its
     description'); a column added without one fails here, naming it."""
     for schema in (trials_schema(), summary_schema()):
         bare = [f.name for f in schema if not (f.metadata or {}).get(b"description", b"").strip()]

@@ -4,11 +4,10 @@ held, RSS and disk at the end and per million vectors, and what ended it; the se
 from __future__ import annotations
 
 import json
-import os
 
 import pyarrow.parquet as pq
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import server_options
 
 from bench.analysis.compare import compare, render
 from bench.errors import UserError
@@ -39,11 +38,7 @@ def test_capacity_on_qdrant_edge_stops_at_the_memory_cap(bench_cli, tmp_path):
 
 @pytest.mark.server
 def test_capacity_on_pgvector_until_the_vector_limit(bench_cli, tmp_path):
-    opts = BACKEND_OPTIONS["pgvector"]()
-    if isinstance(opts, str):
-        if "pgvector" in os.environ.get("BENCH_REQUIRE_SERVERS", "").split(","):
-            pytest.fail(f"pgvector must run (BENCH_REQUIRE_SERVERS) but cannot: {opts}")
-        pytest.skip(opts)
+    server_options("pgvector")
     p = bench_cli("run", "--backend", "pgvector", *TINY, "--set", "capacity.max_vectors=1500")
     row = _row(tmp_path, p)
     assert row["ended_by"] == "vector limit" and row["vectors_held"] == 1500 and row["count"] == 10

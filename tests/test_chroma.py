@@ -8,12 +8,13 @@ import socket
 
 import numpy as np
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import server_options
 
 from bench.backends.base import CollectionSpec, IndexSpec, SearchParams
 from bench.errors import ServerUnreachable, UserError
 
 pytest.importorskip("chromadb")
+from bench.backends._net import start_hint
 from bench.backends.chroma import (
     ChromaBackend,
     ChromaOptions,
@@ -102,10 +103,10 @@ def test_unreachable_server_is_a_user_error_with_the_compose_hint(tmp_path) -> N
     port = _free_port()
     opts = ChromaServerOptions(url=f"http://127.0.0.1:{port}")
     reason = ChromaServerBackend.check_available(opts)
-    assert reason and f"127.0.0.1:{port}" in reason and "docker compose up -d chroma" in reason
+    assert reason and f"127.0.0.1:{port}" in reason and start_hint("chroma") in reason
     with pytest.raises(ServerUnreachable) as e:
         ChromaServerBackend(opts, str(tmp_path)).connect()
-    assert f"127.0.0.1:{port}" in str(e.value) and "docker compose up -d chroma" in str(e.value)
+    assert f"127.0.0.1:{port}" in str(e.value) and start_hint("chroma") in str(e.value)
 
 
 def test_bad_url_is_a_user_error(tmp_path) -> None:
@@ -113,16 +114,8 @@ def test_bad_url_is_a_user_error(tmp_path) -> None:
         ChromaServerBackend(ChromaServerOptions(url="ftp://127.0.0.1:8000"), str(tmp_path)).connect()
 
 
-@pytest.fixture
-def server_options() -> dict:
-    opts = BACKEND_OPTIONS["chroma-server"]()
-    if isinstance(opts, str):
-        pytest.skip(f"chroma-server: {opts}")
-    return opts
-
-
-def test_server_refuses_an_ef_search_it_cannot_apply(server_options: dict, tmp_path) -> None:
-    opts = ChromaServerOptions.model_validate({**server_options, "ef_search": 48})
+def test_server_refuses_an_ef_search_it_cannot_apply(tmp_path) -> None:
+    opts = ChromaServerOptions.model_validate({**server_options("chroma-server"), "ef_search": 48})
     b = ChromaServerBackend(opts, str(tmp_path))
     b.connect()
     try:

@@ -79,7 +79,10 @@ def test_default_reads_every_run_under_results_and_table_prints(runs, tmp_path):
     p = bench("compare", cwd=tmp_path, cache_dir=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "workload ann-smoke" in p.stdout and "faiss" in p.stdout and "null *" in p.stdout
-    assert "capabilities" in p.stdout
+    assert p.stdout.startswith("ann-smoke on synthetic") and "leads with" in p.stdout.split("workload ann-smoke")[0]
+    assert "capabilities" not in p.stdout.replace("the capability matrix", "")  # one -v away
+    p = bench("compare", "-v", cwd=tmp_path, cache_dir=tmp_path)
+    assert p.returncode == 0 and "capabilities" in p.stdout and "Priced runs" in p.stdout
 
 
 def test_a_trials_file_can_be_named_and_suite_files_are_found(runs, tmp_path):

@@ -5,19 +5,18 @@ loaded and indexed once (module-scoped fixture), then checked: what it reports i
 against exact numpy top-k, filtered search, attach from a second instance, get, upsert, delete, drop and create
 again. Searches come before the writes that change the data. Operations a backend does not declare in its
 capabilities are skipped with the reason. Options come from tests/backend_options.py; a backend whose client
-library is missing or whose server does not answer is skipped with the reason, unless BENCH_REQUIRE_SERVERS
-("all" or a comma-separated list of backend names) says it must run, and then it fails.
+library is missing or whose server does not answer is skipped with the reason, unless BENCH_REQUIRE_SERVERS is
+set (scripts/test.sh sets it), and then it fails (tests/backend_options.py: `no_server`).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import BACKEND_OPTIONS, no_server
 
 from bench.backends import registry
 from bench.backends.base import Backend, BuiltIndex, CollectionSpec, IndexSpec, SearchParams
@@ -78,15 +77,8 @@ class Loaded:
     workdir: str
 
 
-def _required(name: str) -> bool:
-    req = {s.strip() for s in os.environ.get("BENCH_REQUIRE_SERVERS", "").split(",") if s.strip()}
-    return "all" in req or name in req
-
-
 def _skip(name: str, reason: str) -> None:
-    if _required(name):
-        pytest.fail(f"{name} must run (BENCH_REQUIRE_SERVERS) but cannot: {reason}")
-    pytest.skip(f"{name}: {reason}")
+    no_server(name, reason)
 
 
 def _open(name: str, workdir: Path) -> tuple[type[Backend], Backend, dict]:

@@ -1,4 +1,4 @@
-"""A full disk (issue 12, case 9), on a real small file system: a tmpfs mounted for the test (needs root, as CI
+"""A full disk, on a real small file system: a tmpfs mounted for the test (needs root, as CI
 runs; a non-root run skips, saying so).
 
 - Before the run: the results need more room than the disk has -> one sentence naming the folder, the sizes and

@@ -20,7 +20,7 @@ from bench.load.sources import YcsbSource
 from bench.load.task import PhaseTask
 from bench.load.worker import WorkerData, run_phase
 from bench.metrics import hdr
-from bench.ops.spec import YcsbSpec
+from bench.ops.mix import YcsbSpec
 
 
 def _data(n: int = 200, dim: int = 8, holdout: int = 50) -> WorkerData:
@@ -276,7 +276,7 @@ def test_fault_workers_log_every_operation_and_every_write_attempt_compactly():
     from types import SimpleNamespace
 
     from bench.faults.run import _arrays, _Log, _worker
-    from bench.spec import load_workload
+    from bench.workload_file import load_workload
 
     spec = load_workload("fault-ycsb-a")
     data = _data(n=300, holdout=100)

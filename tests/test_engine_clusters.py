@@ -2,7 +2,7 @@
 nodes, 3 Weaviate nodes) checked against the compose-spec schema and for what makes them clusters, and the
 adapters' shard / replica settings and their read-back of what a cluster built.
 
-No Docker daemon runs here, so the profiles are validated, not started (README says so). The Milvus read-back is
+No Docker daemon runs here, so the profiles are validated, not started (docs/clusters.md says so). The Milvus read-back is
 checked live against the standalone server the suite runs (tests/test_milvus.py); Qdrant's and Weaviate's read-back
 functions are fed the clients' own response types (no cluster of either runs here)."""
 

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from backend_options import start_private_server
 
 from bench.errors import UserError
 from bench.faults.nodes import ComposeNode, compose_node, parse_ps
@@ -77,7 +78,7 @@ FAKE_DOCKER = textwrap.dedent('''\
     #!{python}
     """FAKE docker CLI for tests: `compose -f FILE (kill|stop|start|ps ...) SERVICE` on the private server."""
     import json, os, socket, subprocess, sys
-    from bench.faults.servers import kill_tree, pid_on_port
+    from bench.processes import kill_tree, pid_on_port
     args = sys.argv[1:]
     with open(os.environ["FAKE_DOCKER_LOG"], "a") as f:
         f.write(json.dumps(args) + "\\n")
@@ -101,12 +102,7 @@ FAKE_DOCKER = textwrap.dedent('''\
 @pytest.mark.server
 @pytest.mark.slow
 def test_a_fault_run_stops_and_starts_the_node_through_compose(tmp_path, cache_dir):
-    from bench.faults.servers import PrivateServer
-
-    try:
-        srv = PrivateServer.start_new("pgvector")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"no private pgvector server here: {e}")
+    srv = start_private_server("pgvector")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "docker").write_text(FAKE_DOCKER.format(python=sys.executable))

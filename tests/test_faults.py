@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from backend_options import no_server, start_private_server
 
 from bench.faults import analyse, durability
-from bench.faults.servers import PrivateServer
 
 SMALL = ["--set", "dataset.n=1500", "--set", "dataset.holdout=3000", "--set", "dataset.dim=32", "--set",
          "dataset.queries=20", "--set", "run.min_operations=1", "--set", "index.ef_construction=32"]
@@ -33,10 +33,7 @@ def _fault(tmp_path: Path, cache_dir: Path, *args: str, timeout: float = 300) ->
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["pgvector", "chroma"])
 def test_fault_workload_live(tmp_path, cache_dir, kind):
-    try:
-        srv = PrivateServer.start_new(kind)
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"no private {kind} server here: {e}")
+    srv = start_private_server(kind)
     with srv:
         sets = [a for o in srv.overrides for a in ("--set", o)]
         p = _fault(tmp_path, cache_dir, "--backend", srv.backend, "--workload", "fault-ycsb-a", "--kill-at", "2",
@@ -162,7 +159,7 @@ def test_durability_judges_each_key_by_its_history():
 def test_fault_user_errors(tmp_path, cache_dir, args, needle):
     p = _fault(tmp_path, cache_dir, *args)
     if p.returncode == 2 and "not usable here" in p.stderr:
-        pytest.skip("no pgvector server on the default port")
+        no_server("pgvector", p.stderr.strip())
     assert p.returncode == 2, (p.stdout, p.stderr)
     err = p.stderr.strip()
     assert "Traceback" not in p.stderr and len(err.splitlines()) == 1 and err.startswith("error: "), err

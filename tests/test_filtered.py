@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import server_options
 
 from bench.backends.base import CollectionSpec, SearchParams
 from bench.backends.query import Eq, Range, evaluate
@@ -143,9 +143,7 @@ def _run(bench_cli, tmp_path, backend):
 @pytest.mark.parametrize("backend", ["qdrant-edge", "pgvector"])
 def test_run_filtered_workload_rows_per_selectivity(bench_cli, tmp_path, backend):
     if backend == "pgvector":
-        reason = BACKEND_OPTIONS["pgvector"]()
-        if isinstance(reason, str):
-            pytest.skip(reason)
+        server_options("pgvector")
     trials, summary = _run(bench_cli, tmp_path, backend)
     assert sorted((r["selectivity"], r["trial"]) for r in trials) == sorted((s, t) for s in SELS for t in range(3))
     assert {r["filter"] for r in trials} == {"sel_50=1", "sel_10=1", "sel_1=1", "sel_0_1=1"}

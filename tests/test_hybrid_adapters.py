@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -141,9 +140,9 @@ def test_weaviate_bm25_read_back_from_the_schema_notes_what_differs():
 
 
 def test_weaviate_live_hybrid_agrees_with_the_reference(tmp_path):
-    url = os.environ.get("BENCH_WEAVIATE_URL")
-    if not url:
-        pytest.skip("weaviate server: BENCH_WEAVIATE_URL is not set (no Weaviate server installs here)")
+    from backend_options import server_options
+
+    url = server_options("weaviate")["url"]
     from bench.backends.weaviate import WeaviateBackend, WeaviateOptions
 
     rng = np.random.default_rng(4)

@@ -26,7 +26,8 @@ from bench.datasets import DatasetSpec, exact_topk, fetch, load
 from bench.datasets.fetch import CATALOG, VDBB_LABEL_FILES, datasets_dir
 from bench.importers import vdbb
 from bench.importers.vdbb_export import write_custom_dataset
-from bench.spec import REPO_ROOT, load_workload, resolve_workload_path
+from bench.spec import REPO_ROOT, resolve_workload_path
+from bench.workload_file import load_workload
 
 FIX = REPO_ROOT / "tests" / "fixtures"
 VDBB_OWN = FIX / "vdbb" / "result_20261130_wordnet-side-by-side_pgvector.json"
@@ -269,11 +270,9 @@ def test_other_index_settings_stand_apart(bench_cli, tmp_path) -> None:
 
 @pytest.mark.server
 def test_pgvector_run_and_vdbb_result_in_one_table(bench_cli, tmp_path) -> None:
-    from backend_options import BACKEND_OPTIONS
+    from backend_options import server_options
 
-    opts = BACKEND_OPTIONS["pgvector"]()
-    if isinstance(opts, str):
-        pytest.skip(f"pgvector: {opts}")
+    server_options("pgvector")
     folder = _wordnet_folder(tmp_path)
     own = bench_cli("run", "--backend", "pgvector", "--workload", str(_workload(tmp_path, folder)), "--quiet",
                     "--results-dir", str(tmp_path / "res"), "--trials", "1", "--set", "run.duration_s=2")

@@ -1,4 +1,4 @@
-"""How each adapter loads and builds (issue 15): the statements and requests it builds, checked without a server,
+"""How each adapter loads and builds: the statements and requests it builds, checked without a server,
 and the recipe it records, checked live on pgvector and a Milvus server (skipped with the reason when none
 answers). What the adapters follow is in each module's docstring and `index_built.params.load_recipe`."""
 
@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import server_options
 
-from bench.analysis.timers import on_timer, sits_on
 from bench.backends import _pgvector_build as pgb
 from bench.backends.base import CollectionSpec, EngineInfo, IndexSpec
 from bench.backends.milvus import TIME_TICK_US, choose_consistency
+from bench.metrics.timers import on_timer, sits_on
 
 MB = 1024 * 1024
 
@@ -106,7 +106,7 @@ def test_a_configured_level_wins_with_a_warning_when_it_distorts() -> None:
 @pytest.mark.parametrize("workload,reads", [("ann-smoke", False), ("ycsb-a", True), ("ycsb-c", False)])
 def test_the_kind_scenario_says_whether_the_workload_reads_its_own_writes(workload: str, reads: bool) -> None:
     from bench.scenarios.plan import Plan
-    from bench.spec import load_workload
+    from bench.workload_file import load_workload
 
     plan = Plan.of(load_workload(workload, []))
     assert plan.collection(CollectionSpec("c", 8, "cosine")).reads_own_writes is reads
@@ -306,9 +306,7 @@ def pg(tmp_path):
     pytest.importorskip("psycopg")
     from bench.backends.pgvector import PgvectorBackend, PgvectorOptions
 
-    opts = BACKEND_OPTIONS["pgvector"]()
-    if isinstance(opts, str):
-        pytest.skip(f"pgvector: {opts}")
+    opts = server_options("pgvector")
     made = []
 
     def make(**kw: Any) -> Any:
@@ -355,9 +353,7 @@ def test_pgvector_toasted_vectors_get_no_parallel_build(pg) -> None:
 # -- live: a Milvus server -----------------------------------------------------------------------------------------
 
 def _milvus_opts() -> dict:
-    opts = BACKEND_OPTIONS["milvus"]()
-    if isinstance(opts, str):
-        pytest.skip(f"milvus: {opts}")
+    opts = server_options("milvus")
     return {"uri": opts["uri"]}  # without the conformance suite's Strong: the adapter chooses
 
 
@@ -382,6 +378,7 @@ def test_milvus_search_only_collection_is_bounded_and_says_so(tmp_path) -> None:
         b.close()
 
 
+@pytest.mark.serial  # asserts a QPS and a P50: timings
 def test_milvus_tiny_ann_run_is_not_on_the_time_tick(bench_cli, tmp_path: Path) -> None:
     pytest.importorskip("pymilvus")
     _milvus_opts()

@@ -6,14 +6,14 @@ The conformance suite covers the ordinary operations; this module covers what is
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 
 import numpy as np
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import server_options
 
+from bench.backends._net import start_hint
 from bench.backends.base import CollectionSpec, IndexSpec, SearchParams
 from bench.backends.milvus import (
     LITE_CAVEAT,
@@ -196,7 +196,7 @@ def test_unreachable_server_is_a_user_error_with_the_fix() -> None:
     with pytest.raises(ServerUnreachable) as e:
         MilvusBackend(opts, "/tmp").connect()
     msg = str(e.value)
-    assert "milvus" in msg and f"127.0.0.1:{port}" in msg and "docker compose up -d milvus" in msg
+    assert "milvus" in msg and f"127.0.0.1:{port}" in msg and start_hint("milvus") in msg
     assert e.value.exit_code == 2
 
 
@@ -326,12 +326,7 @@ def test_lite_rows_without_a_declared_payload_field(lite) -> None:
 
 @pytest.fixture
 def server(tmp_path):
-    opts = BACKEND_OPTIONS["milvus"]()
-    if isinstance(opts, str):
-        required = {s.strip() for s in os.environ.get("BENCH_REQUIRE_SERVERS", "").split(",")}
-        if required & {"all", "milvus"}:
-            pytest.fail(f"milvus must run (BENCH_REQUIRE_SERVERS) but cannot: {opts}")
-        pytest.skip(f"milvus: {opts}")
+    opts = server_options("milvus")
     b = MilvusBackend(MilvusOptions(**opts), str(tmp_path))
     b.connect()
     yield b

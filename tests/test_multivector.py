@@ -10,14 +10,14 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import BACKEND_OPTIONS, server_options
 
 from bench.analysis.compare import compare, render
 from bench.backends.base import CollectionSpec, IndexSpec, SearchParams
 from bench.datasets import DatasetSpec, multivector
 from bench.datasets.exact import exact_topk
 from bench.errors import UserError
-from bench.spec import load_workload
+from bench.workload_file import load_workload
 
 FIELDS = [("text", 24, "cosine"), ("image", 12, "l2"), ("audio", 8, "ip")]
 SPEC = DatasetSpec(n=600, queries=15, dim=24, metric="cosine", seed=11)
@@ -197,9 +197,8 @@ def test_weaviate_requests_for_named_vectors():
 # -- bench run end to end --------------------------------------------------------------------------------------
 
 def _skip_unless(backend: str) -> None:
-    opts = BACKEND_OPTIONS.get(backend)
-    if opts is not None and isinstance(opts(), str):
-        pytest.skip(opts())
+    if backend in BACKEND_OPTIONS:
+        server_options(backend)
 
 
 @pytest.mark.parametrize("backend", ["qdrant-edge", "pgvector", "milvus-lite", "qdrant-local"])
@@ -256,7 +255,7 @@ def test_milvus_server_before_2_4_is_refused_naming_its_version(bench_cli, tmp_p
 
     from bench.backends.milvus import MULTI_VECTOR_MIN_SERVER, server_version_tuple
 
-    opts = BACKEND_OPTIONS["milvus"]()
+    opts = server_options("milvus")
     version = MilvusClient(uri=opts["uri"]).get_server_version()
     if server_version_tuple(version)[:2] >= MULTI_VECTOR_MIN_SERVER:
         pytest.skip(f"the Milvus server here is {version}, which holds several vector fields")

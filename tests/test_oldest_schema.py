@@ -1,5 +1,5 @@
 """Results written by the oldest results schema (tests/fixtures/schema-oldest, written by commit b8438bf) are
-promoted, not refused (issue 12, case 11): every registry key is there, the index axes come from the old JSON
+promoted, not refused: every registry key is there, the index axes come from the old JSON
 columns, percentiles the old trials had too few samples for are withheld as today's are, and compare, regress,
 report, baseline save and rescore run on them without an error."""
 

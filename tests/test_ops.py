@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from bench.ops import OpBatch, OpKind, OpStream, YcsbSpec
-from bench.ops.keys import zeta
+from bench.ops.choosers import zeta
 
 A = YcsbSpec(read_proportion=0.5, update_proportion=0.5)
 D = YcsbSpec(read_proportion=0.95, insert_proportion=0.05, request_distribution="latest")

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from bench.ops.keys import HotspotKeys, LatestKeys, UniformKeys, ZipfianKeys, fnv1a64, make_chooser, zeta
-from bench.ops.spec import YcsbSpec
+from bench.ops.choosers import HotspotKeys, LatestKeys, UniformKeys, ZipfianKeys, fnv1a64, make_chooser, zeta
+from bench.ops.mix import YcsbSpec
 
 THETA = 0.99
 DRAWS = 1_000_000
@@ -57,7 +57,7 @@ def ks_distance(counts: np.ndarray, pmf: np.ndarray) -> float:
     return float(np.abs(np.cumsum(counts) / counts.sum() - np.cumsum(pmf)).max())
 
 
-KS_BOUND = 0.02  # Gray's closed form is within ~0.016 of the exact Zipf CDF for theta = 0.99 (see bench.ops.keys)
+KS_BOUND = 0.02  # Gray's closed form is within ~0.016 of the exact Zipf CDF for theta = 0.99 (see bench.ops.choosers)
 
 
 @pytest.mark.parametrize("n", [1000, 100_000])

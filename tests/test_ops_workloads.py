@@ -54,7 +54,7 @@ def test_workload_e_scans() -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_workload_file_loads_through_the_spec(name: str) -> None:
     pytest.importorskip("bench.datasets.spec", reason="the dataset spec is not written yet")
-    from bench.spec import load_workload
+    from bench.workload_file import load_workload
 
     w = load_workload(name)
     assert w.ycsb is not None and w.ycsb.proportions() == YcsbSpec.model_validate(load(name)["ycsb"]).proportions()

@@ -9,22 +9,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import server_options
 
 from bench.backends.base import CollectionSpec, IndexSpec, SearchParams
 from bench.backends.query import And, Eq, Range
 from bench.errors import ServerUnreachable, UserError
 
 pytest.importorskip("psycopg")
+from bench.backends._net import start_hint
 from bench.backends.pgvector import PgvectorBackend, PgvectorOptions
 
 
 @pytest.fixture(scope="module")
 def options() -> PgvectorOptions:
-    opts = BACKEND_OPTIONS["pgvector"]()
-    if isinstance(opts, str):
-        pytest.skip(f"pgvector: {opts}")
-    return PgvectorOptions.model_validate(opts)
+    return PgvectorOptions.model_validate(server_options("pgvector"))
 
 
 @pytest.fixture
@@ -50,11 +48,11 @@ def test_unreachable_server_is_a_user_error_with_the_compose_hint(tmp_path) -> N
     port = _free_port()
     opts = PgvectorOptions(dsn=f"postgresql://bench@127.0.0.1:{port}/bench", connect_timeout_s=2)
     reason = PgvectorBackend.check_available(opts)
-    assert reason and f"127.0.0.1:{port}" in reason and "docker compose up -d pgvector" in reason
+    assert reason and f"127.0.0.1:{port}" in reason and start_hint("pgvector") in reason
     with pytest.raises(ServerUnreachable) as e:
         PgvectorBackend(opts, str(tmp_path)).connect()
     msg = str(e.value)
-    assert f"127.0.0.1:{port}" in msg and "docker compose up -d pgvector" in msg and "\n" not in msg
+    assert f"127.0.0.1:{port}" in msg and start_hint("pgvector") in msg and "\n" not in msg
 
 
 def test_bad_dsn_is_a_user_error(tmp_path) -> None:

@@ -6,11 +6,11 @@ stand-in, labelled as such), and a live server only when BENCH_QDRANT_URL is set
 from __future__ import annotations
 
 import copy
-import os
 import socket
 
 import numpy as np
 import pytest
+from backend_options import server_options
 
 from bench.backends.base import CollectionSpec, IndexSpec, SearchParams
 from bench.backends.qdrant import (
@@ -339,9 +339,7 @@ def test_local_in_memory_cannot_be_attached(tmp_path) -> None:
 
 @pytest.fixture
 def server(tmp_path):
-    url = os.environ.get("BENCH_QDRANT_URL")
-    if not url:
-        pytest.skip("qdrant server: BENCH_QDRANT_URL is not set (no Qdrant server installs here)")
+    url = server_options("qdrant")["url"]
     b = QdrantBackend(QdrantOptions(url=url), str(tmp_path))
     b.connect()
     yield b

@@ -105,11 +105,9 @@ def test_run_quantized_workload_records_what_was_built(bench_cli, tmp_path):
 # -- pgvector: halfvec (fp16) and binary_quantize (binary), on the live server ---------------------------------
 
 def _pgvector_or_skip() -> None:
-    from backend_options import BACKEND_OPTIONS
+    from backend_options import server_options
 
-    reason = BACKEND_OPTIONS["pgvector"]()
-    if isinstance(reason, str):
-        pytest.skip(f"pgvector: {reason}")
+    server_options("pgvector")
 
 
 def _run(bench_cli, tmp_path, backend: str, quant: str, rescore: bool, *extra: str):
@@ -176,11 +174,9 @@ def test_pgvector_adapter_refuses_int8_itself(tmp_path):
 # -- Milvus server 2.3.5: IVF_SQ8 / IVF_PQ / SCANN, recorded as substitutions ------------------------------------
 
 def _milvus_or_skip() -> None:
-    from backend_options import BACKEND_OPTIONS
+    from backend_options import server_options
 
-    reason = BACKEND_OPTIONS["milvus"]()
-    if isinstance(reason, str):
-        pytest.skip(f"milvus: {reason}")
+    server_options("milvus")
 
 
 @pytest.mark.parametrize("quant,rescore,index_type", [("int8", False, "IVF_SQ8"), ("pq", False, "IVF_PQ"),

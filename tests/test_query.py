@@ -8,6 +8,7 @@ import pickle
 
 import numpy as np
 import pytest
+from backend_options import no_server, server_options
 
 from bench.backends.base import SearchParams
 from bench.backends.query import (
@@ -393,11 +394,8 @@ def test_milvus_server_version_decides_hybrid_and_multi_vector(monkeypatch):
 
 def test_milvus_server_here_is_asked_its_version():
     cls = _cls("milvus")
-    from backend_options import BACKEND_OPTIONS
 
-    opts = BACKEND_OPTIONS["milvus"]()
-    if isinstance(opts, str):
-        pytest.skip(f"milvus: {opts}")
+    opts = server_options("milvus")
     from pymilvus import MilvusClient
 
     from bench.backends.milvus import MULTI_VECTOR_MIN_SERVER, server_version_tuple
@@ -431,18 +429,15 @@ def live_ds(tmp_path_factory):
 
 
 def _live_backend(name: str, workdir: str):
-    from backend_options import BACKEND_OPTIONS
 
-    opts = BACKEND_OPTIONS[name]()
-    if isinstance(opts, str):
-        pytest.skip(f"{name}: {opts}")
+    opts = server_options(name)
     if "ef_search" in opts:  # chroma-server applies ef_search when it loads the index: the one value searched
         opts = {**opts, "ef_search": EF_LIVE}
     cls = _cls(name)
     options = cls.Options.model_validate(opts)
     reason = cls.check_available(options)
     if reason:
-        pytest.skip(f"{name}: {reason}")
+        no_server(name, reason)
     b = cls(options, workdir)
     b.connect()
     return b

@@ -1,5 +1,6 @@
-"""The README's commands work: every command in its ```sh blocks runs without an error in a fresh copy of the
-repository (nothing beside it), in order, as a newcomer types them; only a short, justified list is skipped.
+"""The README's commands work: every command in the ```sh blocks of the README and of the docs/ pages it links
+to runs without an error in a fresh copy of the repository (nothing beside it), in order, as a newcomer types
+them; only a short, justified list is skipped.
 
 And the report the worked example made, in a real headless browser (Debian's chromium, over the DevTools
 protocol): it opens from disk with no network, its charts render with hover text naming run, dataset and index, a
@@ -17,7 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from browser import Browser
-from readme_commands import README, SKIP, commands, run_readme, skipped_by
+from readme_commands import README, SKIP, commands, covered_pages, run_readme, skipped_by
 
 from bench.analysis.htmlpage import plotly_js
 from bench.spec import REPO_ROOT
@@ -40,10 +41,21 @@ def test_the_skip_list_is_small_and_every_entry_is_still_in_the_readme():
     cmds = commands()
     assert len(SKIP) <= 8
     stale = [k for k in SKIP if not any(skipped_by(c) == k for c in cmds)]
-    assert not stale, f"skip-list entries no README command matches any more: {stale}"
+    assert not stale, f"skip-list entries no command of the README or its pages matches any more: {stale}"
     quick = README.read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
     skipped_quick = [c for c in commands(quick) if skipped_by(c)]
     assert skipped_quick == [". .venv/bin/activate"], skipped_quick  # nothing else of the Quick start is skipped
+
+
+def test_the_pages_the_readme_links_to_ran_too(clone):
+    pages = {p.name for p in covered_pages()}
+    assert {"cli.md", "compare-report-regress.md", "workloads.md", "engines.md", "results.md"} <= pages, pages
+    ran = {o.cmd for o in clone.outcomes} | set(clone.skipped)
+    for page in covered_pages():
+        missing = [c for c in commands(page.read_text(encoding="utf-8")) if c not in ran]
+        assert not missing, f"{page.name}: commands not run: {missing}"
+    assert any(o.cmd.startswith("bench run --backend qdrant-edge --workload ycsb-filtered-mixed")
+               for o in clone.outcomes)  # docs/workloads.md's own example
 
 
 def test_quick_start_reads_the_fixture_from_a_fresh_clone_and_writes_results(clone):

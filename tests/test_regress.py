@@ -25,6 +25,8 @@ from bench.analysis.regress import (
 FAKE = ["--set", "search.ef_search=[64]", "--set", "run.operations=200", "--trials", "5"]
 
 
+# The tests on these runs are `serial` (tests/conftest.py): their p50 and QPS verdicts are timings, and the
+# fixture then runs once, in the serial part.
 @pytest.fixture(scope="module")
 def fake_runs(tmp_path_factory, cache_dir):
     cwd = tmp_path_factory.mktemp("regress")
@@ -33,6 +35,7 @@ def fake_runs(tmp_path_factory, cache_dir):
     return cwd, fast, slow
 
 
+@pytest.mark.serial  # on fake_runs: two timed runs, whose verdicts the machine's load can blur
 def test_slower_candidate_is_a_regression_naming_the_figure(fake_runs):
     cwd, fast, slow = fake_runs
     p = bench("regress", "--baseline", str(fast), "--candidate", str(slow), "--out", "summary.md",
@@ -65,6 +68,7 @@ def test_slower_candidate_is_a_regression_naming_the_figure(fake_runs):
     assert "The baseline is one run" in p.stdout
 
 
+@pytest.mark.serial  # on fake_runs: two timed runs, whose verdicts the machine's load can blur
 def test_a_result_set_compared_with_itself_is_clean(fake_runs):
     cwd, fast, _ = fake_runs
     p = bench("regress", "--baseline", str(fast), "--candidate", str(fast), cwd=cwd, cache_dir=cwd)
@@ -72,6 +76,7 @@ def test_a_result_set_compared_with_itself_is_clean(fake_runs):
     assert "no regression" in p.stdout and "| within tolerance |" in p.stdout
 
 
+@pytest.mark.serial  # on fake_runs: two timed runs, whose verdicts the machine's load can blur
 def test_baseline_save_show_and_regress_by_name(fake_runs):
     cwd, fast, slow = fake_runs
     p = bench("baseline", "save", "fast", "--name", "main", cwd=cwd, cache_dir=cwd)  # run id under results/
@@ -106,6 +111,7 @@ def test_baseline_save_show_and_regress_by_name(fake_runs):
     assert p.returncode == 2 and "no baseline 'nope'" in p.stderr
 
 
+@pytest.mark.serial  # on fake_runs: two timed runs, whose verdicts the machine's load can blur
 def test_a_baseline_of_several_runs_counts_their_spread(fake_runs, tmp_path):
     """Against several baseline runs the unit is the run: a candidate among them is no regression, however
     clearly its trials differ from the nearest run's."""
@@ -179,6 +185,7 @@ def test_recall_is_tested_on_queries_paired_across_runs():
     assert c is not None and c.test == "wilcoxon" and c.verdict == "regression" and c.n_baseline == 100
 
 
+@pytest.mark.serial  # on fake_runs: two timed runs, whose verdicts the machine's load can blur
 def test_bad_input_exits_2_with_one_sentence(fake_runs, tmp_path):
     cwd, fast, _ = fake_runs
     other = schema_run(tmp_path / "other", backend="someone-else", workload="w")

@@ -51,7 +51,7 @@ def test_metrics_are_scraped_during_a_run(tmp_path, cache_dir):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             got = _scrape(port)
-            if got and _value(got, "bench_qps", backend="fake-slow") is not None:
+            if got and _value(got, "bench_trial_qps", backend="fake-slow") is not None:
                 trials_seen = _value(got, "bench_trials_total", backend="fake-slow", status="ok") or 0
                 if trials_seen >= 2:
                     running_when_scraped = proc.poll() is None
@@ -66,7 +66,7 @@ def test_metrics_are_scraped_during_a_run(tmp_path, cache_dir):
     assert proc.returncode == 0, err
     assert text is not None and running_when_scraped, "no metrics were scraped while the run was going on"
     labels = {"backend": "fake-slow", "workload": "ann-smoke", "op": "search", "ef_search": "32"}
-    qps = _value(text, "bench_qps", **labels)
+    qps = _value(text, "bench_trial_qps", **labels)
     assert qps is not None and 20 < qps < 1000  # 1 ms sleeps, one worker: never 1000/s
     p50 = _value(text, "bench_trial_latency_seconds", **labels, quantile="0.5")
     assert p50 is not None and 0.001 <= p50 < 0.05
@@ -114,8 +114,8 @@ def test_exporter_serves_what_trials_report():
         live.trial_done([row])
         text = _scrape(port)
     assert text is not None
-    assert _value(text, "bench_qps", backend="b", ef_search="8") == 1234.0
-    assert _value(text, "bench_recall", backend="b") == 0.9
+    assert _value(text, "bench_trial_qps", backend="b", ef_search="8") == 1234.0
+    assert _value(text, "bench_trial_recall", backend="b") == 0.9
     assert _value(text, "bench_operations_total", backend="b", status="error") == 2
     assert _value(text, "bench_latency_seconds_count", backend="b") == 6
     assert _value(text, "bench_trials_total", backend="b", status="ok") == 2

@@ -7,7 +7,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from analysis_helpers import bench, real_run
 
-from bench.analysis.scoring import Kept
+from bench.metrics.scoring import Kept
 from bench.results.writer import write_parquet
 
 

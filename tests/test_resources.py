@@ -12,9 +12,9 @@ from bench.metrics.resources import (
     container_publishing,
     parse_docker_size,
     parse_docker_stats,
-    pid_listening_on,
     sampler_for,
 )
+from bench.processes import pid_on_port
 
 
 def test_samples_a_process_found_by_its_listening_port():
@@ -26,7 +26,7 @@ def test_samples_a_process_found_by_its_listening_port():
     p = subprocess.Popen([sys.executable, "-c", code])
     try:
         for _ in range(100):
-            pid = pid_listening_on(port)
+            pid = pid_on_port(port)
             if pid:
                 break
             time.sleep(0.05)

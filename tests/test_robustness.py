@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from backend_options import no_server
 
 from bench.errors import UserError
 from bench.units import format_bytes
@@ -174,7 +175,7 @@ def test_a_workload_name_with_a_byte_that_is_not_utf8_is_refused(tmp_path, cache
 
 
 def test_a_plain_workload_name_still_loads():
-    from bench.spec import load_workload
+    from bench.workload_file import load_workload
 
     assert load_workload("ann-smoke", ["name=\"My.workload_2-b\""]).name == "My.workload_2-b"
 
@@ -295,7 +296,7 @@ while True:
 @pytest.fixture
 def stranger(tmp_path):
     """A process that is not a database listening on a loopback port: a plain `python -m http.server`."""
-    from bench.faults.servers import free_port, pid_on_port
+    from bench.processes import free_port, pid_on_port
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], cwd=tmp_path,
@@ -310,7 +311,8 @@ def stranger(tmp_path):
 
 
 def test_a_private_server_never_signals_a_stranger_on_its_port(tmp_path, stranger):
-    from bench.faults.servers import PrivateServer, identify_engine
+    from bench.faults.servers import PrivateServer
+    from bench.processes import identify_engine
 
     port, proc = stranger
     with pytest.raises(UserError, match=rf"The process listening for pgvector \(pid {proc.pid}, python[\d.]*: .*"
@@ -330,15 +332,16 @@ def test_bench_fault_refuses_a_proxy_in_front_of_postgres(tmp_path, cache_dir):
     old code SIGKILLed the proxy at --kill-at; now it names what listens and refuses before anything is written."""
     pytest.importorskip("psycopg")
     from bench.backends.pgvector import PgvectorBackend, PgvectorOptions
-    from bench.faults.servers import identify_engine, pid_on_port
+    from bench.processes import identify_engine, pid_on_port
 
     base = PgvectorOptions()
-    if PgvectorBackend.check_available(base):
-        pytest.skip("no pgvector server answers here")
+    reason = PgvectorBackend.check_available(base)
+    if reason:
+        no_server("pgvector", reason)
     _, pg_port = PgvectorBackend._address(base.dsn)
     pg_pid = pid_on_port(pg_port)
     if pg_pid is None:
-        pytest.skip("the pgvector server's process is not visible here")
+        no_server("pgvector", f"no process visible here listens on its port {pg_port}")
     assert "postgres" in identify_engine("pgvector", pg_pid)  # the real engine is recognised
     proxy = subprocess.Popen([sys.executable, "-c", PROXY, str(pg_port)], stdout=subprocess.PIPE, text=True)
     try:

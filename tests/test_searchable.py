@@ -11,7 +11,6 @@ import pytest
 
 from bench.analysis.compare import compare, render
 from bench.errors import UserError
-from bench.faults.servers import PrivateServer
 from bench.run_context import RunRequest, check
 
 TINY = ["--workload", "searchable", "--set", "dataset.source=\"synthetic\"", "--set", "dataset.dim=32",
@@ -44,19 +43,13 @@ def test_searchable_and_reopen_on_qdrant_edge(bench_cli, tmp_path):
 
 @pytest.mark.server
 @pytest.mark.slow
-def test_searchable_and_restart_on_a_private_pgvector(bench_cli, tmp_path):
-    try:
-        srv = PrivateServer.start_new("pgvector")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"no private pgvector server here: {e}")
-    try:
-        pid = srv.pid()
-        p = bench_cli("run", "--backend", "pgvector", *TINY, *[a for o in srv.overrides for a in ("--set", o)],
-                      "--set", f"searchable.restart_cmd={json.dumps(srv.restart_shell)}")
-        _check(_rows(tmp_path, p))
-        assert srv.pid() not in (None, pid)  # restarted: another postmaster listens on the port now
-    finally:
-        srv.stop()
+def test_searchable_and_restart_on_a_private_pgvector(bench_cli, tmp_path, private_server):
+    srv = private_server("pgvector")
+    pid = srv.pid()
+    p = bench_cli("run", "--backend", "pgvector", *TINY, *[a for o in srv.overrides for a in ("--set", o)],
+                  "--set", f"searchable.restart_cmd={json.dumps(srv.restart_shell)}")
+    _check(_rows(tmp_path, p))
+    assert srv.pid() not in (None, pid)  # restarted: another postmaster listens on the port now
 
 
 def test_searchable_refusals():

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from backend_options import no_server
 
 from bench.backends.base import public_options, redact_command
 from bench.backends.milvus import MilvusBackend, MilvusOptions
@@ -99,7 +100,7 @@ def test_a_run_with_secrets_leaves_no_trace_of_them(tmp_path, cache_dir) -> None
     base = PgvectorOptions()
     reason = PgvectorBackend.check_available(base)
     if reason:
-        pytest.skip(f"pgvector: {reason}")
+        no_server("pgvector", reason)
     # The test server trusts loopback connections, so the passwords are sent and not needed: the run works, and
     # must still write none of them.
     dsn = base.dsn.replace("postgresql://bench@", "postgresql://bench:dsn-SECRET-1@", 1)

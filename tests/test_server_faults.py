@@ -24,9 +24,9 @@ from pathlib import Path
 import psycopg
 import pyarrow.parquet as pq
 import pytest
+from backend_options import start_private_server
 
 from bench.analysis.load import read_table
-from bench.faults.servers import PrivateServer
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -37,10 +37,7 @@ YCSB = ["--workload", "ycsb-a", "--set", "dataset.n=1500", "--set", "dataset.que
 
 @pytest.fixture(scope="module")
 def pg():
-    try:
-        srv = PrivateServer.start_new("pgvector")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"no private pgvector server here: {e}")
+    srv = start_private_server("pgvector")
     yield srv
     srv.stop()
 

@@ -50,13 +50,9 @@ def test_a_signal_ends_an_embedded_run_honestly(tmp_path, cache_dir, sig, code):
 
 def test_sigterm_stops_server_workers_and_drops_the_collection(tmp_path, cache_dir):
     pytest.importorskip("psycopg")
-    from backend_options import _pgvector
+    from backend_options import server_options
 
-    opts = _pgvector()
-    if isinstance(opts, str):
-        if "pgvector" in os.environ.get("BENCH_REQUIRE_SERVERS", ""):
-            pytest.fail(f"pgvector must run (BENCH_REQUIRE_SERVERS) but cannot: {opts}")
-        pytest.skip(opts)
+    opts = server_options("pgvector")
     rc, run_dir, n_children = _signal_after_first_trial(tmp_path, cache_dir, "pgvector", signal.SIGTERM,
                                                         "--concurrency", "2")
     assert rc == 143 and n_children >= 2

@@ -1,4 +1,4 @@
-"""Soak (issue 12): `bench run` and `bench suite` killed with SIGTERM, SIGHUP and SIGKILL at 20 seeded random
+"""Soak: `bench run` and `bench suite` killed with SIGTERM, SIGHUP and SIGKILL at 20 seeded random
 points, on a server backend (a private pgvector server, so its tables can be listed) and the null backend.
 
 After each kill:

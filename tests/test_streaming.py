@@ -5,18 +5,17 @@ the sentences it refuses with."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import server_options
 
 from bench.analysis.compare import compare, render
 from bench.analysis.report import build
-from bench.analysis.scoring import Kept
 from bench.errors import UserError
+from bench.metrics.scoring import Kept
 from bench.run_context import RunRequest, check
 from bench.scenarios.streaming import NEVER, knee_of, recall_growing, stage_ends
 
@@ -68,11 +67,7 @@ def test_streaming_on_qdrant_edge(bench_cli, tmp_path):
 
 @pytest.mark.server
 def test_streaming_on_pgvector(bench_cli, tmp_path):
-    opts = BACKEND_OPTIONS["pgvector"]()
-    if isinstance(opts, str):
-        if "pgvector" in os.environ.get("BENCH_REQUIRE_SERVERS", "").split(","):
-            pytest.fail(f"pgvector must run (BENCH_REQUIRE_SERVERS) but cannot: {opts}")
-        pytest.skip(opts)
+    server_options("pgvector")
     p = bench_cli("run", "--backend", "pgvector", *TINY, "--set", "streaming.rates=[1000.0]")
     _check_streaming(tmp_path, p, [1000.0])
 

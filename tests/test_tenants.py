@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import BACKEND_OPTIONS, no_server
 from inproc import bench
 
 from bench.backends.base import CollectionSpec, SearchParams
 from bench.backends.query import And, Eq, with_tenant
 from bench.datasets.exact import exact_topk
 from bench.scenarios.tenants import TenantsScenario, tenant_topk
-from bench.spec import parse_workload
+from bench.workload_file import parse_workload
 
 WORKLOAD = """
 name = "tenants-test"
@@ -190,7 +190,7 @@ def runs(tmp_path_factory):
 @pytest.mark.parametrize("backend", ["qdrant-edge", *SERVERS])
 def test_run_measures_each_tenant_count_with_recall_inside_the_tenant(runs, backend):
     if isinstance(runs[backend], str):
-        pytest.skip(runs[backend])
+        no_server(backend, runs[backend])
     run_dir = runs[backend]
     summary = pq.read_table(run_dir / "summary.parquet").to_pylist()
     assert sorted((r["tenants"], r["tenant_choice"]) for r in summary) == [(1, "zipfian"), (10, "zipfian")]

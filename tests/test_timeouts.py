@@ -1,4 +1,4 @@
-"""A frozen or hung engine never hangs `bench run` (issue 12, case 3).
+"""A frozen or hung engine never hangs `bench run`.
 
 - Every engine call of a timed phase has a timeout (run.op_timeout_s): a timed-out call is an error, and a trial
   that runs past its duration by more than run.phase_margin_s fails. Live: a private Chroma server frozen with
@@ -21,9 +21,11 @@ from pathlib import Path
 import psutil
 import pyarrow.parquet as pq
 import pytest
+from backend_options import start_private_server
 from test_server_faults import _start, _wait_trials  # the same subprocess and wait helpers
 
-from bench.faults.servers import PrivateServer, process_tree, signal_tree
+from bench.faults.servers import PrivateServer
+from bench.processes import process_tree, signal_tree
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -74,10 +76,7 @@ def test_a_hung_in_process_engine_ends_the_run_failed(tmp_path, cache_dir):
 
 def _frozen_server(kind: str):
     """A private server of `kind` for one test, thawed (a test may leave it frozen) and stopped after it."""
-    try:
-        srv = PrivateServer.start_new(kind)
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"no private {kind} server here: {e}")
+    srv = start_private_server(kind)
     yield srv
     pid = srv.pid()
     if pid is not None:

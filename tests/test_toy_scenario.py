@@ -51,7 +51,7 @@ def test_toy_scenario_runs_end_to_end_combined_with_a_filter(tmp_path, cache_dir
     assert {(r["noise"], r["filter"]) for r in rows} == {(0.0, "sel_20=1"), (0.3, "sel_20=1")}
     assert all(r["status"] == "ok" and r["recall"] >= 0.8 for r in rows), [r["recall"] for r in rows]
     # each sigma was searched with its own queries: the kept ids differ between the two configurations
-    from bench.analysis.scoring import Kept
+    from bench.metrics.scoring import Kept
 
     ids = {r["noise"]: Kept.load(run / r["ids_file"]) for r in rows if r["trial"] == 0}
     q0 = ids[0.0]
@@ -64,6 +64,19 @@ def test_toy_scenario_runs_end_to_end_combined_with_a_filter(tmp_path, cache_dir
     assert sorted(r["noise"] for r in summary) == [0.0, 0.3]
     c = _bench("compare", str(run), "--format", "markdown", cwd=tmp_path, cache=cache_dir)
     assert c.returncode == 0 and "noise=0.3" in c.stdout and "noise=0 " in c.stdout.replace("|", " "), c.stdout
+    # its figure: a column of both files (the summary with its spread), of compare's table, and a legend line
+    summary_file = pq.read_table(run / "summary.parquet")
+    assert {"noise_norm", "noise_norm_lo", "noise_norm_hi"} <= set(summary_file.schema.names)
+    assert "noise_norm" in trials.schema.names and sorted(summary_file.column("noise_norm").to_pylist())[0] == 0.0
+    assert "| noise norm |" in c.stdout
+    t = _bench("compare", str(run), "--wide", cwd=tmp_path, cache=cache_dir)
+    assert "noise norm = mean L2 norm" in t.stdout, t.stdout
+    # its chart and caption: in the report, drawn by the function its Chart names
+    r = _bench("report", str(run), "--out", "rep", cwd=tmp_path, cache=cache_dir)
+    assert r.returncode == 0, r.stderr
+    assert list((tmp_path / "rep").glob("noise-toy-perturbed-*.png"))
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "Toy: recall@k against the noise added to the queries" in page
     run_json = json.loads((run / "run.json").read_text())
     assert run_json["workload"]["perturb"] == {"sigma": [0.0, 0.3]}
 

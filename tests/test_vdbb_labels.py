@@ -18,13 +18,14 @@ import pyarrow.parquet as pq
 import pytest
 from test_datasets_fetch import FAST, serve_files
 
-from bench.analysis.scoring import Kept
 from bench.datasets import DatasetSpec, exact_topk, fetch, load
 from bench.datasets.fetch import CATALOG, VDBB_LABEL_FILES, datasets_dir
 from bench.datasets.filtered import LABEL_PERCENTAGES, label_ground_truth_file, label_value, read_labels
 from bench.importers import vdbb
 from bench.metrics.recall import per_search_recall
-from bench.spec import REPO_ROOT, load_workload
+from bench.metrics.scoring import Kept
+from bench.spec import REPO_ROOT
+from bench.workload_file import load_workload
 
 N, NQ, K = 2000, 8, 10
 CASE = "label-filter-5.0p-medium-cohere-768dim-1m"  # Label-Filter-5.0% - Medium Cohere (768dim, 1M)

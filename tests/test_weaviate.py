@@ -6,12 +6,12 @@ a live server only when BENCH_WEAVIATE_URL is set. No Weaviate server installs o
 from __future__ import annotations
 
 import copy
-import os
 import socket
 import uuid
 
 import numpy as np
 import pytest
+from backend_options import server_options
 
 from bench.backends.base import CollectionSpec, IndexSpec, SearchParams
 from bench.backends.query import And, Eq
@@ -327,9 +327,7 @@ def test_unreachable_server_is_a_user_error_with_the_fix() -> None:
 
 @pytest.fixture
 def server(tmp_path):
-    url = os.environ.get("BENCH_WEAVIATE_URL")
-    if not url:
-        pytest.skip("weaviate server: BENCH_WEAVIATE_URL is not set (no Weaviate server installs here)")
+    url = server_options("weaviate")["url"]
     b = WeaviateBackend(WeaviateOptions(url=url), str(tmp_path))
     b.connect()
     yield b

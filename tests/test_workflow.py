@@ -124,3 +124,43 @@ def test_every_bench_command_in_the_workflow_exists():
                 assert w in opts, f"`bench {' '.join(ctx_words)}` has no option {w}"
         seen += 1
     assert seen >= 4
+
+
+def test_history_is_appended_checked_and_published():
+    steps = _steps()
+    names = [s.get("name", "") for s in steps]
+
+    def at(pred) -> int:
+        return next(i for i, s in enumerate(steps) if pred(s))
+
+    restore = at(lambda s: s.get("uses", "").startswith("actions/cache/restore@") and s["with"]["path"] == "history")
+    add = at(lambda s: "bench history add" in s.get("run", ""))
+    save = at(lambda s: s.get("uses", "").startswith("actions/cache/save@") and s["with"]["path"] == "history")
+    changes = at(lambda s: "bench history changes" in s.get("run", ""))
+    page = at(lambda s: "bench history report" in s.get("run", ""))
+    upload = at(lambda s: s.get("uses", "").startswith("actions/upload-artifact@"))
+    suite = at(lambda s: "bench suite" in s.get("run", ""))
+    assert suite < restore < add < save and add < changes < page < upload, names
+    # the cache is restored from the newest earlier night and saved under this run's own key
+    assert steps[restore]["with"]["restore-keys"] == "bench-history-"
+    assert steps[save]["with"]["key"].startswith("bench-history-${{ github.run_id }}")
+    assert '"results/$RUN_ID" --store history' in steps[add]["run"] and steps[add]["if"].startswith("always()")
+    assert "--store history --last 2 > history-changes.txt" in steps[changes]["run"]
+    assert steps[changes].get("continue-on-error") is True  # the page, the summary and the upload still happen
+    assert "history-changes.txt" in steps[page]["run"] and '>> "$GITHUB_STEP_SUMMARY"' in steps[page]["run"]
+    assert "--out history-page" in steps[page]["run"]
+    assert "history-page" in steps[upload]["with"]["path"] and "history-changes.txt" in steps[upload]["with"]["path"]
+    # GitHub Pages when the repository enables it
+    pages = [s for s in steps if s.get("uses", "").startswith(("actions/upload-pages-artifact@",
+                                                                "actions/deploy-pages@"))]
+    assert len(pages) == 2 and all("vars.BENCH_HISTORY_PAGES == 'true'" in s["if"] for s in pages)
+    assert pages[0]["with"]["path"] == "history-page"
+    perms = _load()["permissions"]
+    assert perms["pages"] == "write" and perms["id-token"] == "write" and perms["contents"] == "read"
+    # a recent change for the worse fails the job, after everything was kept
+    fail = at(lambda s: "steps.history_changes.outcome == 'failure'" in s.get("if", ""))
+    assert fail > upload and "exit 1" in steps[fail]["run"]
+    # the rolling baseline does not depend on the history's steps
+    roll = next(s for s in steps if "--name nightly-rolling --append" in s.get("run", ""))
+    assert "history" not in roll["if"]
+    assert all(steps[i].get("continue-on-error") is True for i in (add, changes))

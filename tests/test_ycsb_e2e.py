@@ -5,7 +5,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import server_options
 
 from bench.metrics.hdr import min_samples
 
@@ -67,8 +67,8 @@ def test_search_under_writes_recall_follows_updates(tmp_path):
     neighbourhood scores as right, the same ids scored against the stale base vectors do not."""
     import numpy as np
 
-    from bench.load.task import WorkerResult
     from bench.metrics.recall import recall_under_updates
+    from bench.results.worker import WorkerResult
 
     rng = np.random.default_rng(0)
     base = rng.standard_normal((100, 8)).astype(np.float32)
@@ -106,9 +106,7 @@ def test_concurrency_in_process_threads(bench_cli, tmp_path, concurrency):
 @pytest.mark.server
 @pytest.mark.parametrize("concurrency", [1, 2, 4])
 def test_concurrency_server_processes(bench_cli, tmp_path, concurrency):
-    opts = BACKEND_OPTIONS["chroma-server"]()
-    if isinstance(opts, str):
-        pytest.skip(opts)
+    opts = server_options("chroma-server")
     p, out = _run(bench_cli, tmp_path, "--backend", "chroma-server", "--workload", "ycsb-a", *TINY,
                   "--trials", "1", "--concurrency", str(concurrency),
                   *[f"--set=backend.{k}={json.dumps(v)}" for k, v in opts.items()])

@@ -12,16 +12,17 @@ import tempfile
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from backend_options import BACKEND_OPTIONS
+from backend_options import server_options
 
 from bench.backends import registry
 from bench.backends.base import CollectionSpec, SearchParams
 from bench.datasets import filtered
 from bench.datasets.exact import exact_topk
-from bench.load.task import PhaseTask, WorkerResult
+from bench.load.task import PhaseTask
 from bench.load.worker import WorkerData, run_phase
 from bench.metrics.recall import recall_under_updates
 from bench.ops import YcsbSpec
+from bench.results.worker import WorkerResult
 
 TINY = ["--set", "dataset.n=2000", "--set", "dataset.dim=48", "--set", "dataset.queries=40", "--set", "run.min_operations=1",
         "--set", "dataset.holdout=500", "--set", "run.warmup_s=0.2", "--set", "run.duration_s=0.8",
@@ -175,9 +176,7 @@ def test_plain_recall_under_writes_counts_inserted_keys():
 # -- upserts keep the payload on real engines ---------------------------------------------------------------
 
 def _backend(name, workdir):
-    opts = BACKEND_OPTIONS[name]()
-    if isinstance(opts, str):
-        pytest.skip(opts)
+    opts = server_options(name)
     cls = registry.get(name)
     b = cls(cls.Options.model_validate(opts), workdir)
     b.connect()
@@ -245,9 +244,7 @@ def test_weaviate_upsert_object_carries_the_payload():
 @pytest.mark.parametrize("backend", ["qdrant-edge", "pgvector"])
 def test_run_mixed_filtered_load(bench_cli, tmp_path, backend):
     if backend == "pgvector":
-        reason = BACKEND_OPTIONS["pgvector"]()
-        if isinstance(reason, str):
-            pytest.skip(reason)
+        server_options("pgvector")
     p = bench_cli("run", "--backend", backend, "--workload", "ycsb-filtered-mixed", *TINY, "--json")
     assert p.returncode == 0, p.stderr
     run_dir = tmp_path / json.loads(p.stdout)["results"]

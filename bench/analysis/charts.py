@@ -44,8 +44,29 @@ def _hover(r: pd.Series) -> str:
     return "<br>".join(lines)
 
 
+def _spread(part: pd.DataFrame, col: str = "qps") -> dict | None:
+    """Asymmetric error bars from a figure's `_lo` and `_hi` columns (the lowest and the highest value of the ok
+    trials), or None where a row lacks them (an imported row, a single trial)."""
+    lo, hi = f"{col}_lo", f"{col}_hi"
+    if lo not in part or hi not in part:
+        return None
+    v = part[col].map(plots._num).astype(float)
+    lo_v, hi_v = part[lo].map(plots._num).astype(float), part[hi].map(plots._num).astype(float)
+    if lo_v.isna().all() or hi_v.isna().all():
+        return None
+    return {"type": "data", "symmetric": False, "array": list((hi_v - v).clip(lower=0).fillna(0)),
+            "arrayminus": list((v - lo_v).clip(lower=0).fillna(0)), "thickness": 1.2, "width": 3}
+
+
+# The recall / 1 - recall buttons: above the plot area at its left edge, clear of plotly's toolbar (top right) and
+# of the legend (right); the title sits above them, so the top margin makes room for both.
+BUTTONS = {"type": "buttons", "direction": "right", "x": 0.0, "xanchor": "left", "y": 1.02, "yanchor": "bottom",
+           "pad": {"r": 4, "t": 0, "b": 0, "l": 0}, "font": {"size": 11}}
+
+
 def recall_qps(summary: pd.DataFrame, title: str) -> go.Figure | str:
-    """Recall (or 1 - recall, log: a button switches) against QPS (log), the Pareto frontier per series."""
+    """Recall (or 1 - recall, log: a button switches) against QPS (log), the Pareto frontier per series, each
+    point with error bars from the lowest to the highest QPS of its ok trials."""
     df = summary[(summary["op"] == "search") & summary["recall"].map(plots._num).notna()
                  & summary["qps"].map(plots._num).notna()]
     if df.empty:
@@ -64,23 +85,24 @@ def recall_qps(summary: pd.DataFrame, title: str) -> go.Figure | str:
             rec = part["recall"].astype(float).to_numpy()
             recall_x.append(list(rec))
             miss_x.append(list(np.maximum(1.0 - rec, RECALL_FLOOR)))
+            err = _spread(part)
             fig.add_trace(go.Scatter(
                 x=recall_x[-1], y=part["qps"].astype(float), mode="markers" if dominated else "lines+markers",
                 name=str(label), legendgroup=str(label), showlegend=not dominated,
                 marker={"color": color, "size": 6 if dominated else 8, "opacity": 0.35 if dominated else 1.0},
-                line={"color": color}, text=[_hover(r) for _, r in part.iterrows()], hovertemplate="%{text}<extra></extra>",
+                line={"color": color}, error_y={**err, "color": color} if err else None,
+                text=[_hover(r) for _, r in part.iterrows()], hovertemplate="%{text}<extra></extra>",
                 customdata=[f"ef={int(v)}" if plots._num(v) is not None else "" for v in part["ef_search"]]))
     wide_range = float(df["recall"].astype(float).min()) < float(df["recall"].astype(float).max()) - 0.1
     log_axis = {"xaxis.type": "log", "xaxis.autorange": "reversed", "xaxis.title.text": "1 - recall (log; right = better)"}
     lin_axis = {"xaxis.type": "linear", "xaxis.autorange": True, "xaxis.title.text": "recall@k"}
-    fig.update_layout(**LAYOUT, title={"text": f"{title}: recall vs QPS", "font": {"size": 14}},
+    fig.update_layout(**{**LAYOUT, "margin": {**dict(LAYOUT["margin"]), "t": 80}},  # type: ignore[call-overload]
+                      title={"text": f"{title}: recall vs QPS", "font": {"size": 14}, "y": 0.97, "yanchor": "top"},
                       yaxis={"type": "log", "title": "queries per second (log)", "tickformat": ",.0f"},
-                      updatemenus=[{"type": "buttons", "direction": "right", "x": 1.0, "xanchor": "right", "y": 1.12,
-                                    "buttons": [
-                                        {"label": "recall", "method": "update", "args": [{"x": recall_x}, lin_axis]},
-                                        {"label": "1 - recall (log)", "method": "update",
-                                         "args": [{"x": miss_x}, log_axis]}],
-                                    "active": 1 if wide_range else 0}])
+                      updatemenus=[{**BUTTONS, "buttons": [
+                          {"label": "recall", "method": "update", "args": [{"x": recall_x}, lin_axis]},
+                          {"label": "1 - recall (log)", "method": "update", "args": [{"x": miss_x}, log_axis]}],
+                          "active": 1 if wide_range else 0}])
     if wide_range:  # one poor series would squash the rest into the right edge of a linear axis
         for trace, xs in zip(fig.data, miss_x, strict=True):
             trace.x = xs
@@ -152,7 +174,7 @@ def latency_panels(trials: pd.DataFrame, title: str) -> tuple[go.Figure | str, l
     ticks = [(1.0 / (1.0 - q), lab) for q, lab in plots.PERCENTILE_TICKS if 1.0 / (1.0 - q) <= right * 1.0001]
     fig.update_xaxes(type="log", range=[0, math.log10(right)], tickvals=[t for t, _ in ticks],
                      ticktext=[lab for _, lab in ticks])
-    fig.update_yaxes(type="log", dtick=1, tickformat=",.0f")
+    fig.update_yaxes(type="log", dtick="D2", tickformat=",.0f")  # 1, 2, 5 per decade: a narrow range is labelled too
     fig.update_yaxes(title_text="latency (us, log)", col=1)
     fig.update_layout(**{**LAYOUT, "height": 300 * math.ceil(n / ncols) + 80},
                       title={"text": f"{title}: latency by percentile (merged histograms of the ok trials)",
@@ -160,32 +182,34 @@ def latency_panels(trials: pd.DataFrame, title: str) -> tuple[go.Figure | str, l
     return fig, left_out
 
 
+YCSB_PANELS = [("qps", "QPS"), ("p50_us", "P50 (us)"), ("p99_us", "P99 (us)"), ("p999_us", "P99.9 (us)")]
+
+
 def ycsb_bars(summary: pd.DataFrame, title: str) -> go.Figure | str:
-    """Per operation kind: QPS (with the spread of the kept trials) and P50 / P99 / P99.9 latency bars."""
+    """Per operation kind, one bar group per series: QPS (error bars from the lowest to the highest QPS of the ok
+    trials) and P50 / P99 / P99.9 latency. Linear axes from zero, so a bar's length is its figure, and the figure
+    is written on the bar; no bar where too few samples support a percentile."""
     df = summary[summary["qps"].map(plots._num).notna()]
     if df.empty or (df["workload_kind"] != "ycsb").all():
         return f"{title}: not a YCSB workload with QPS figures"
-    multi, levels = plots.runs_per_backend(df), plots.varying(df)
+    multi, levels = plots.runs_per_backend(df), plots.varying(df, axis="op")
     df = df.assign(series=df.apply(lambda r: plots.series_label(r, multi, levels), axis=1))
     ops = sorted(df["op"].unique(), key=lambda o: (o == "total", o))
-    fig = make_subplots(rows=1, cols=4, subplot_titles=["QPS", "P50 us", "P99 us", "P99.9 us"],
+    fig = make_subplots(rows=1, cols=len(YCSB_PANELS), subplot_titles=[t for _, t in YCSB_PANELS],
                         horizontal_spacing=0.06)
     for i, s in enumerate(sorted(df["series"].unique())):
         g = df[df["series"] == s].set_index("op").reindex(ops)
         color = PALETTE[i % len(PALETTE)]
         hover = [_hover(g.loc[o]) if pd.notna(g.loc[o].get("backend")) else "" for o in ops]
-        q = g["qps"].astype(float)
-        err = {"type": "data", "symmetric": False, "array": (g["qps_hi"].astype(float) - q).clip(lower=0),
-               "arrayminus": (q - g["qps_lo"].astype(float)).clip(lower=0)}
-        fig.add_trace(go.Bar(x=ops, y=q, name=s, legendgroup=s, marker_color=color, error_y=err, text=hover,
-                             hovertemplate="%{x}<br>%{text}<extra></extra>", textposition="none"), row=1, col=1)
-        for c, col in enumerate(("p50_us", "p99_us", "p999_us"), start=2):
-            fig.add_trace(go.Bar(x=ops, y=g[col].astype(float), name=s, legendgroup=s, showlegend=False,
-                                 marker_color=color, text=hover, hovertemplate="%{x}<br>%{text}<extra></extra>",
-                                 textposition="none"), row=1, col=c)
-    fig.update_yaxes(type="log", dtick=1, tickformat=",.0f")
-    fig.update_layout(**LAYOUT, barmode="group", title={"text": f"{title}: per operation kind (P99.9 '-' where "
-                                                                 "too few samples)", "font": {"size": 14}})
+        for c, (col, _) in enumerate(YCSB_PANELS, start=1):
+            y = g[col].map(plots._num).astype(float)
+            fig.add_trace(go.Bar(x=ops, y=y, name=s, legendgroup=s, showlegend=c == 1, marker_color=color,
+                                 error_y=_spread(g, col) if col == "qps" else None,
+                                 text=[_f(v) for v in y], textposition="outside", cliponaxis=False,
+                                 textfont={"size": 9}, customdata=hover,
+                                 hovertemplate="%{x}<br>%{customdata}<extra></extra>"), row=1, col=c)
+    fig.update_yaxes(type="linear", rangemode="tozero", tickformat=",.0f")
+    fig.update_layout(**LAYOUT, barmode="group", title={"text": f"{title}: per operation kind", "font": {"size": 14}})
     return fig
 
 
@@ -214,6 +238,9 @@ def concurrency_lines(summary: pd.DataFrame, title: str) -> go.Figure | str:
         i += 1
     if not fig.data:
         return f"{title}: every series was measured at one concurrency only"
-    fig.update_xaxes(type="log", title_text="concurrency (workers)")
+    levels_drawn = sorted({int(c) for c in df["concurrency"].dropna()})
+    fig.update_xaxes(type="log", title_text="concurrency (workers)", tickvals=levels_drawn,
+                     ticktext=[f"{c:,}" for c in levels_drawn])
+    fig.update_yaxes(tickformat=",.0f", rangemode="tozero")
     fig.update_layout(**LAYOUT, title={"text": f"{title}: QPS and P99 against concurrency", "font": {"size": 14}})
     return fig

@@ -14,10 +14,13 @@ from typing import Literal
 
 import pandas as pd
 
-from bench.analysis import cases, cost, htmlpage, sidebyside
+from bench import scenarios
+from bench.analysis import cost, htmlpage, sidebyside, verdict
 from bench.analysis.load import summary_frame
 from bench.errors import UserError
+from bench.results import figures as scenario_figures
 from bench.results import keys
+from bench.results.schema import DEFINITIONS
 
 Format = Literal["table", "markdown", "csv", "html", "json"]
 FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "html", "json")
@@ -36,7 +39,6 @@ FIGURE_COLUMNS: list[tuple[str, str, str, bool]] = [
     ("index_size_bytes", "index MiB", ",.1f", False),
     ("client_rss_growth_bytes", "RSS growth MiB", ",.1f", False),
 ]
-HYBRID_COLUMNS = ["recall_dense", "recall_bm25"]
 # quality beyond recall@k (bench.metrics.quality): shown where a row has them
 QUALITY_COLUMNS: list[tuple[str, str]] = [("recall_at_1", "R@1"), ("recall_at_10", "R@10"),
                                           ("recall_at_100", "R@100"), ("ndcg", "NDCG@k"), ("distance_ratio", "rel")]
@@ -60,6 +62,7 @@ class Comparison:
     figures: pd.DataFrame  # one row per (workload, backend, run, op, parameters): numeric, with _lo/_hi
     capabilities: pd.DataFrame  # one row per backend
     apart: list[str] = field(default_factory=list)  # why imported rows are not beside bench's (one sentence each)
+    verdicts: list[verdict.Verdict] = field(default_factory=list)  # the answer first (bench.analysis.verdict)
 
 
 def _substitutions(text: object) -> list[str]:
@@ -87,10 +90,6 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
             if c not in df:
                 df[c] = float("nan")
             cols.append(c)
-    for c in HYBRID_COLUMNS:  # hybrid runs: overlap with each side's exact top-k (shown only where present)
-        if c not in df:
-            df[c] = float("nan")
-        cols.append(c)
     for c in [q for q, _ in QUALITY_COLUMNS] + ["price_per_hour"]:
         if c not in df:
             df[c] = float("nan")
@@ -103,10 +102,10 @@ def figures_frame(summary: pd.DataFrame) -> pd.DataFrame:
     for c in ("n_kept", "n_ok", "n_trials", "outliers", "busy_trials", "suspect_trials", "run_status"):
         if c not in df:
             df[c] = None
-    for c, *_ in cases.CASE_COLUMNS:  # streaming, capacity, searchable: shown only where present
-        if c not in df:
-            df[c] = None
-        cols.append(c)
+    for f in scenario_figures.columns():  # the scenarios' own figures: shown only where some row has them
+        if f.name not in df:
+            df[f.name] = None
+        cols.append(f.name)
     for c, _, _ in TOOL_COLUMNS:  # imported rows: the other tool's own figures
         if c not in df:
             df[c] = float("nan")
@@ -151,13 +150,15 @@ def capability_frame(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["backend", *CAPABILITIES])
 
 
-def compare(paths: Sequence[str | Path] | None = None) -> Comparison:
-    """Read every summary under paths (default: results/) and build the tables."""
+def compare(paths: Sequence[str | Path] | None = None, levels: Sequence[float] = verdict.LEVELS) -> Comparison:
+    """Read every summary under paths (default: results/) and build the tables and the verdicts."""
     summary = summary_frame(paths)
     if summary.empty:
         raise UserError("The results hold no summary rows", "check that the runs finished at least one trial")
     figures = figures_frame(summary)
-    return Comparison(figures, capability_frame(summary), list(figures.attrs.get("apart", [])))
+    titles = {t: title for title, g in table_groups(figures) for t in g["table"].unique()}
+    return Comparison(figures, capability_frame(summary), list(figures.attrs.get("apart", [])),
+                      verdict.verdicts(figures, titles, levels))
 
 
 # -- rendering --------------------------------------------------------------------------------------------
@@ -209,15 +210,13 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     notes = {t: i + 1 for i, t in enumerate(substitution_notes(figures))}
     defs = {t: i + 1 for i, t in enumerate(definition_notes(figures))}
     with_config = any(config_label(r) for r in figures.to_dict("records"))
-    with_sides = any(_num(v, ".4f") != "-" for c in HYBRID_COLUMNS if c in figures for v in figures[c])
     with_tool = bool(defs) or bool(sidebyside.imported(figures).any())
-    case_cols = cases.columns_present(figures)
+    case_cols = figure_columns(figures)
     quality = [(c, h) for c, h in QUALITY_COLUMNS if figures[c].notna().any()]
     cur = cost.currencies(figures.to_dict("records"))
     heads = (["workload", "backend"] + (["tool"] if with_tool else []) + ["run", "op", "index", "quant", "ef"]
              + (["config"] if with_config else []) + ["k", "conc", "rate"] + [h for _, h, _, _ in FIGURE_COLUMNS]
-             + (["vs dense", "vs bm25"] if with_sides else []) + [h for _, h in quality]
-             + (cost.headings(cur) if cur else []) + [h for _, h, _, _ in case_cols]
+             + [h for _, h in quality] + (cost.headings(cur) if cur else []) + [f.heading or f.name for f in case_cols]
              + ([h for _, h, _ in TOOL_COLUMNS] + ["measured as"] if with_tool else []))
     heads += ["trials", "built"]
     rows = []
@@ -238,11 +237,9 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
                 lo, hi = _num(_scale(name, r[name + "_lo"]), spec), _num(_scale(name, r[name + "_hi"]), spec)
                 med = f"{med} [{lo}-{hi}]" if lo != hi else med
             cells.append(med)
-        if with_sides:
-            cells += [_num(r.get(c), ".4f") for c in HYBRID_COLUMNS]
         cells += [_num(r.get(c), ".4f") for c, _ in quality]
         cells += cost.cells(r, cur) if cur else []
-        cells += cases.cells(r, case_cols)
+        cells += figure_cells(r, case_cols)
         if with_tool:
             cells += [_num(r.get(c), spec) for c, _, spec in TOOL_COLUMNS]
             d = r.get("figure_definition")
@@ -256,6 +253,19 @@ def display_rows(figures: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return heads, rows
 
 
+def figure_columns(frame: pd.DataFrame) -> list[scenario_figures.Figure]:
+    """The scenarios' figures that some row of the table has: each is a column there."""
+    return [f for f in scenario_figures.columns() if f.name in frame and any(_present(v) for v in frame[f.name])]
+
+
+def figure_cells(r: dict, cols: list[scenario_figures.Figure]) -> list[str]:
+    out = []
+    for f in cols:
+        v = r.get(f.name)
+        out.append("-" if not _present(v) else str(v) if f.fmt == "s" else format(float(v) / f.scale, f.fmt))  # type: ignore[arg-type]
+    return out
+
+
 def definition_notes(figures: pd.DataFrame) -> list[str]:
     """The distinct definitions of imported rows' figures (how the other tool measured them), numbered in order."""
     col = figures["figure_definition"] if "figure_definition" in figures else []
@@ -266,7 +276,9 @@ def _notes(g: pd.DataFrame) -> list[str]:
     """The numbered notes under one table: indexes built other than asked, how imported figures were measured."""
     out = [f"{i}. built other than asked: {t}" for i, t in enumerate(substitution_notes(g), 1)]
     out += [f"definition {i}: {t}" for i, t in enumerate(definition_notes(g), 1)]
-    return out + cases.knee_notes(g) + cost.note(cost.currencies(g.to_dict("records")))
+    for cls in scenarios.every():  # what a scenario says under a table of its rows (streaming: the knee)
+        out += cls.table_notes(g)
+    return out + cost.note(cost.currencies(g.to_dict("records")))
 
 
 def table_groups(figures: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -302,24 +314,47 @@ def markdown_table(heads: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-NOTE = ("QPS, recall and memory are trimmed medians of the ok trials (lowest and highest dropped) with the spread "
-        "of all ok trials in brackets; latency percentiles are of the ok trials' merged histogram, and '-' where too "
-        "few samples support one (P99 needs 1,000, P99.9 10,000). searchable s = load + build, the comparable "
-        "time until an engine answers (engines that build while loading show build 0). trials = kept/ok/total; "
-        "! = a trial beyond the trials' noise was flagged (see outliers); busy = measured while other processes "
-        "used the CPU; ? = the load generator fell behind (suspect). "
-        "* = the engine built another index than asked (the numbered note says what). Hybrid: recall = agreement "
-        "with the exact fused reference; vs dense / vs bm25 = overlap@k with the exact dense-only / BM25-only top-k. "
-        "R@1/R@10/R@100 = recall at that cutoff from the same k-neighbour searches ('-' where k is smaller); "
-        "NDCG@k binary relevance; rel = summed distances returned / exact (ann-benchmarks; 1 = exact). "
-        "Priced runs: queries per currency unit and cost of a million queries = price per hour over QPS x 3,600. "
-        "Imported rows (tool other than bench) keep the other tool's figures in the tool columns, measured as their "
-        "numbered definition says; bench's QPS and latency columns stay empty for them.")
+# What each column means, for the legend under a table: only the columns shown get a line.
+LEGEND: dict[str, str] = {
+    "QPS": DEFINITIONS["qps"] + "; " + DEFINITIONS["spread"],
+    "P50 us": DEFINITIONS["latency"], "P99 us": DEFINITIONS["latency"], "P99.9 us": DEFINITIONS["latency"],
+    "recall": DEFINITIONS["recall"],
+    "searchable s": "searchable s = load + build, the comparable time until an engine answers (engines that build "
+                    "while loading show build 0)",
+    "peak RSS MiB": "peak RSS = the server's resident memory at its peak (trimmed median)",
+    "trials": "trials = kept/ok/total; ! = a trial worse than the others beyond their noise (see outliers); busy = "
+              "measured while other processes used the CPU; ? = the load generator fell behind (suspect)",
+    "built": "built = the index as asked, or the numbered note saying what the engine built instead (* on the "
+             "backend)",
+    "R@1": "R@1/R@10/R@100 = recall at that cutoff from the same searches ('-' where k is smaller)",
+    "R@10": "R@1/R@10/R@100 = recall at that cutoff from the same searches ('-' where k is smaller)",
+    "NDCG@k": "NDCG@k with binary relevance",
+    "rel": "rel = summed distances returned / exact (ann-benchmarks; 1 = exact)",
+    "tool QPS": "tool columns: an imported row's own figures, measured as its numbered definition says; bench's "
+                "QPS and latency columns stay empty for them",
+}
+NOTE = ("QPS, recall and memory: " + DEFINITIONS["qps"].split(" = ", 1)[1] + "; " + DEFINITIONS["spread"] + ". "
+        + DEFINITIONS["latency"] + ". " + " ".join(t + "." for t in dict.fromkeys(
+            v for k, v in LEGEND.items() if k not in ("QPS", "P50 us", "P99 us", "P99.9 us", "recall")))
+        + " Priced runs: queries per currency unit and cost of a million queries = price per hour over QPS x 3,600.")
 
 
-def render(c: Comparison, fmt: str = "table", width: int | None = None, wide: bool = False) -> str:
-    """The comparison as text: table (rich, for a terminal of `width` columns; `wide` keeps every column),
-    markdown, csv (numbers, one column per value), html or json (objects: one per row, numbers as numbers)."""
+def legend(shown: Sequence[str]) -> list[str]:
+    """The legend lines of the columns shown, each definition once (a scenario's column: its figure's legend)."""
+    own = {f.heading: f.legend for f in scenario_figures.columns() if f.legend}
+    return list(dict.fromkeys(t for h in shown if (t := LEGEND.get(h) or own.get(h))))
+
+
+def answer_lines(c: Comparison) -> list[str]:
+    """The verdicts (bench.analysis.verdict) as text, or one line saying there is nothing to weigh."""
+    return verdict.lines(c.verdicts) or ["no bench figures to compare (imported rows carry their tool's own)"]
+
+
+def render(c: Comparison, fmt: str = "table", width: int | None = None, wide: bool = False,
+           verbose: bool = False) -> str:
+    """The comparison as text, the answer first: table (rich, for a terminal of `width` columns; `wide` keeps
+    every column; `verbose` adds the whole legend and the capability matrix), markdown, csv (numbers, one column
+    per value), html or json (objects: one per row, numbers as numbers, plus the verdicts)."""
     if fmt not in FORMATS:
         raise UserError(f"Unknown format '{fmt}'", f"use one of: {', '.join(FORMATS)} (or --out FILE.parquet)")
     figures = _int_safe(c.figures)
@@ -332,7 +367,8 @@ def render(c: Comparison, fmt: str = "table", width: int | None = None, wide: bo
     groups = table_groups(figures)
     apart = list(c.apart)
     if fmt == "markdown":
-        parts = []
+        parts = ["### answer", "", *[f"- {t.strip()}" if t.startswith("  ") else f"**{t}**" for t in answer_lines(c)],
+                 ""]
         for w, g in groups:
             heads, rows = display_rows(g)
             parts += [f"### {w}", "", markdown_table(heads[1:], [r[1:] for r in rows]), ""]
@@ -341,18 +377,24 @@ def render(c: Comparison, fmt: str = "table", width: int | None = None, wide: bo
         parts += ["### capabilities", "", markdown_table(cap_heads, cap_rows), "", NOTE, ""]
         return "\n".join(parts)
     if fmt == "html":
-        parts = ["<section class='bench-compare'>"]
-        for w, g in groups:
-            heads, rows = display_rows(g)
-            parts += [f"<h3>{html.escape(str(w))}</h3>", htmlpage.table(heads[1:], [r[1:] for r in rows])]
-            if _notes(g):
-                parts.append("<ul class='notes'>" + "".join(f"<li>{html.escape(t)}</li>" for t in _notes(g))
-                             + "</ul>")
-        parts += [f"<p class='apart'>{html.escape(a)}.</p>" for a in apart]
-        parts += ["<h3>capabilities</h3>", htmlpage.table(cap_heads, cap_rows), f"<p>{html.escape(NOTE)}</p>",
-                  "</section>"]
-        return htmlpage.page("bench compare", [], [], "\n".join(parts), with_charts=False)
-    return _rich_text(groups, cap_heads, cap_rows, apart, width or 100, wide)
+        return _html(c, groups, cap_heads, cap_rows, apart)
+    return _rich_text(c, groups, cap_heads, cap_rows, width or 100, wide, verbose)
+
+
+def _html(c: Comparison, groups, cap_heads: list[str], cap_rows: list[list[str]], apart: list[str]) -> str:
+    parts = ["<section class='bench-compare'>", "<h3>answer</h3>", "<ul class='verdict'>"]
+    parts += [f"<li>{html.escape(t.strip())}</li>" if t.startswith("  ") else f"</ul><p><b>{html.escape(t)}</b></p>"
+              "<ul class='verdict'>" for t in answer_lines(c)]
+    parts.append("</ul>")
+    for w, g in groups:
+        heads, rows = display_rows(g)
+        parts += [f"<h3>{html.escape(str(w))}</h3>", htmlpage.table(heads[1:], [r[1:] for r in rows])]
+        if _notes(g):
+            parts.append("<ul class='notes'>" + "".join(f"<li>{html.escape(t)}</li>" for t in _notes(g)) + "</ul>")
+    parts += [f"<p class='apart'>{html.escape(a)}.</p>" for a in apart]
+    parts += ["<h3>capabilities</h3>", htmlpage.table(cap_heads, cap_rows), f"<p>{html.escape(NOTE)}</p>",
+              "</section>"]
+    return htmlpage.page("bench compare", [], [], "\n".join(parts), with_charts=False)
 
 
 def as_json(c: Comparison, figures: pd.DataFrame) -> str:
@@ -361,7 +403,8 @@ def as_json(c: Comparison, figures: pd.DataFrame) -> str:
     rows = json.loads(figures.drop(columns=["table"]).to_json(orient="records"))
     for r, title in zip(rows, _row_titles(figures), strict=True):
         r["table_title"] = title
-    return json.dumps({"rows": rows, "capabilities": json.loads(c.capabilities.to_json(orient="records")),
+    return json.dumps({"answer": answer_lines(c), "verdicts": [v.as_dict() for v in c.verdicts],
+                       "rows": rows, "capabilities": json.loads(c.capabilities.to_json(orient="records")),
                        "notes": {"substitutions": substitution_notes(figures),
                                  "definitions": definition_notes(figures), "apart": list(c.apart)},
                        "note": NOTE}, indent=2) + "\n"
@@ -376,50 +419,77 @@ def _row_titles(figures: pd.DataFrame) -> list[str]:
 
 
 # How soon a column leaves a terminal table that does not fit (0 = never; higher = earlier); a column that is
-# '-' on every row goes first.
-DROP = {"built": 10, "RSS growth MiB": 9, "index MiB": 8, "peak RSS MiB": 8, "load s": 7, "build s": 7, "k": 7,
-        "trials": 6, "rate": 5, "tool headline QPS": 5, "quant": 4, "vs dense": 4, "vs bm25": 4, "P99.9 us": 3,
-        "searchable s": 3, "index": 2, "conc": 2, "P50 us": 2, "config": 1, "measured as": 1, "tool P99 us": 1}
+# '-' on every row goes first. The quality extras go before P50, index and concurrency; what is left (backend, ef,
+# QPS, P99, recall) fits 80 columns.
+DROP = {"built": 20, "RSS growth MiB": 19, "index MiB": 18, "peak RSS MiB": 18, "load s": 17, "build s": 17,
+        "k": 17, "R@100": 16, "rel": 16, "NDCG@k": 16, "R@10": 15, "R@1": 15, "rate": 14, "tool headline QPS": 13,
+        "quant": 12, "trials": 11, "vs dense": 10, "vs bm25": 10, "P99.9 us": 9, "searchable s": 8, "run": 7,
+        "measured as": 6, "tool P99 us": 6, "op": 5, "conc": 4, "index": 3, "P50 us": 2, "config": 1}
 LEFT = ("backend", "tool", "run", "op", "index", "quant", "config", "built", "measured as")
 
 
 def _strip_spread(cell: str) -> str:
-    return cell.split(" [", 1)[0]
+    """`1,234 [1,200-1,300]` -> `1,234`; other cells as they are."""
+    head, sep, rest = cell.partition(" [")
+    return head if sep and rest.endswith("]") and "-" in rest else cell
 
 
 def _fit_group(heads: list[str], rows: list[list[str]], width: int, wide: bool, one_run_each: bool):
     from bench.terminal import Column, fit
 
-    cols = [Column(h, h not in LEFT, DROP.get(h, 6 if h == "run" and one_run_each else 0),
+    cols = [Column(h, h not in LEFT, DROP.get(h, 0 if h in ("backend", "ef", "QPS", "P99 us", "recall") else 6),
                    wrap=h in ("built", "measured as", "config")) for h in heads]
+    if one_run_each:
+        cols = [Column(c.head, c.right, 19, c.wrap) if c.head == "run" else c for c in cols]
     t, dropped = fit(None, cols, rows, width, wide)
     if dropped and not wide:  # too wide: the spreads go before any column does
-        t, dropped = fit(None, cols, [[_strip_spread(c) for c in r] for r in rows], width, wide)
-        dropped = ["spreads", *dropped]
+        t2, dropped2 = fit(None, cols, [[_strip_spread(c) for c in r] for r in rows], width, wide)
+        if len(dropped2) < len(dropped):
+            t, dropped = t2, ["spreads", *dropped2]
     return t, dropped
 
 
-def _rich_text(groups, cap_heads: list[str], cap_rows: list[list[str]], apart: list[str], width: int,
-               wide: bool) -> str:
+def _rich_text(c: Comparison, groups, cap_heads: list[str], cap_rows: list[list[str]], width: int, wide: bool,
+               verbose: bool) -> str:
     from rich.console import Console
 
+    from bench.terminal import Column, fit
+
     buf = io.StringIO()
-    console = Console(width=10_000 if wide else width, file=buf, color_system=None)
+    console = Console(width=10_000 if wide else width, file=buf, color_system=None, highlight=False)
+    for line in answer_lines(c):
+        console.print(line, overflow="fold", markup=False)
+    shown: list[str] = []
+    spreads = False  # whether some table kept its [lo-hi] spreads
     for w, g in groups:
         heads, rows = display_rows(g)
-        one_run_each = bool(g.groupby("backend")["run_id"].nunique().max() <= 1)
-        t, dropped = _fit_group(heads[1:], [r[1:] for r in rows], width, wide, one_run_each)
-        console.print(f"workload {w}")
+        runs = g.groupby("backend")["run_id"].nunique()
+        several = {str(b) for b, n in runs.items() if n > 1}
+        if several:  # the backend cell of an engine with several runs names its run as the verdict does
+            b, run = heads.index("backend"), heads.index("run")
+            rows = [[*r[:b], f"{r[b]} (run {r[run].split(' ')[0][-6:]})" if r[b].rstrip(" *") in several else r[b],
+                     *r[b + 1:]] for r in rows]
+        t, dropped = _fit_group(heads[1:], [r[1:] for r in rows], width, wide, True)
+        console.print()
+        console.print(f"workload {w}", markup=False)
         console.print(t)
+        shown += [h for h in heads[1:] if h not in dropped]
+        spreads = spreads or "spreads" not in dropped
         if dropped:
             console.print(f"  left out to fit {width} columns: {', '.join(dropped)} (--wide keeps every column)")
         for text in _notes(g):
-            console.print(f"  {text}")
-    for a in apart:
-        console.print(f"{a}.")
-    from bench.terminal import Column, fit
-
-    t, _ = fit("capabilities", [Column(h, wrap=True) for h in cap_heads], cap_rows, width, wide)
-    console.print(t)
-    console.print(NOTE)
+            console.print(f"  {text}", markup=False)
+    for a in c.apart:
+        console.print(f"{a}.", markup=False)
+    console.print()
+    if verbose:
+        t, _ = fit("capabilities", [Column(h, wrap=True) for h in cap_heads], cap_rows, width, wide)
+        console.print(t)
+        console.print(NOTE, markup=False)
+    else:
+        for line in legend(shown):
+            if not spreads:
+                line = line.replace("; " + DEFINITIONS["spread"], "")
+            console.print(line, markup=False)
+        console.print("(-v: every definition and the capability matrix)")
     return buf.getvalue()

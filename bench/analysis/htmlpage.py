@@ -124,14 +124,15 @@ SCRIPT = """
 
 
 def page(title: str, header: list[tuple[str, str]], nav: list[tuple[str, str]], body: str,
-         with_charts: bool = True) -> str:
-    """The whole page: header facts (label, text), navigation links (anchor, text), the body's HTML."""
+         with_charts: bool = True, head: str = "") -> str:
+    """The whole page: header facts (label, text), navigation links (anchor, text), the body's HTML; `head` is
+    more of the page's <head> (the report's list of its files)."""
     facts = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in header)
     links = "".join(f"<a href='#{html.escape(a)}'>{html.escape(t)}</a>" for a, t in nav)
     lib = f"<script>{plotly_js()}</script>" if with_charts else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title><style>{STYLE}</style>{lib}</head>
+{head}<title>{html.escape(title)}</title><style>{STYLE}</style>{lib}</head>
 <body>
 <header><h1>{html.escape(title)}</h1><dl>{facts}</dl></header>
 <nav>{links}</nav>

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatter, NullLocator
 
 from bench.analysis.load import merge_hdr
 from bench.results import keys
@@ -39,6 +39,27 @@ def _num(v: object) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(f) else f
+
+
+class CommaLogFormatter(LogFormatter):
+    """Tick labels of a log axis as plain numbers with thousands separators (20,000, not 2x10^4); minor ticks
+    are labelled where the axis spans too little for its decades to say the scale."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return f"{x:,.0f}" if x >= 1 else f"{x:g}"
+
+
+COMMA = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
+
+
+def log_axis(axis) -> None:
+    """A log scale on `axis` (ax.yaxis or ax.xaxis) whose ticks read as numbers."""
+    axis.set_major_formatter(CommaLogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(CommaLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
+def spread_text(col: str = "QPS") -> str:
+    return f"error bars: lowest to highest {col} of the ok trials"
 
 
 # keys never in a series label: identity keys get their own treatment, the x-axis parameter is on the axis
@@ -93,7 +114,7 @@ def recall_qps(summary: pd.DataFrame, workload: str, title: str | None = None) -
     df = df[df["recall"].map(_num).notna() & df["qps"].map(_num).notna()]
     ext = _imported_points(summary)
     if df.empty and ext.empty:
-        return Picture(None, f"{workload}: no search rows with both recall and QPS")
+        return Picture(None, f"{title or workload}: no search row has both recall and QPS.")
     multi, levels = runs_per_backend(df), varying(df)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for (tool, backend, conc), g in ext.groupby(["source_tool", "backend", "concurrency"], dropna=False, sort=True):
@@ -120,11 +141,12 @@ def recall_qps(summary: pd.DataFrame, workload: str, title: str | None = None) -
                 ax.annotate(f"ef={int(r['ef_search'])}", (float(r["recall"]), float(r["qps"])), fontsize=7,
                             xytext=(3, 3), textcoords="offset points", alpha=0.7)
     ax.set_yscale("log")
+    log_axis(ax.yaxis)
     ax.set_xlabel("recall@k")
     ax.set_ylabel("queries per second (log scale)")
     k = sorted({int(v) for v in df["k"].dropna()}) if "k" in df else []
-    ax.set_title(f"{title or workload}: recall vs QPS" + (f" (k={k[0]})" if len(k) == 1 else "")
-                 + "; line = Pareto frontier, bars = spread of kept trials")
+    ax.set_title(f"{title or workload}\nrecall vs QPS" + (f" (k={k[0]})" if len(k) == 1 else "")
+                 + f"; line: Pareto frontier; {spread_text()}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
@@ -180,7 +202,7 @@ def latency_distribution(trials: pd.DataFrame, workload: str, title: str | None 
     df = trials[(trials["workload"] == workload) & (trials["status"] == "ok")]
     df = df[df["hdr"].map(lambda v: isinstance(v, str) and bool(v))]
     if df.empty:
-        return Picture(None, f"{workload}: no ok trial carries a latency histogram")
+        return Picture(None, f"{title or workload}: no ok trial carries a latency histogram.")
     kind = str(df["workload_kind"].iloc[0]) if "workload_kind" in df else "ann"
     curves = _percentile_curves(df, kind)
     n_series = sum(len(v) for v in curves.values())
@@ -201,8 +223,10 @@ def latency_distribution(trials: pd.DataFrame, workload: str, title: str | None 
     lows = [line.get_ydata().min() for line in ax.get_lines()]
     if lows and min(lows) > 0 and ymax / min(lows) > 50:
         ax.set_yscale("log")
+        log_axis(ax.yaxis)
         ax.set_ylabel("latency (us, log scale)")
     else:
+        ax.yaxis.set_major_formatter(COMMA)
         ax.set_ylim(bottom=0)
         ax.set_ylabel("latency (us)")
     right = max(1e4, biggest)
@@ -212,7 +236,7 @@ def latency_distribution(trials: pd.DataFrame, workload: str, title: str | None 
     ax.set_xticklabels([lab for _, lab in ticks])
     ax.set_xlim(1, right)
     ax.set_xlabel("percentile (scale 1/(1-p)); a line ends where its samples run out")
-    ax.set_title(f"{title or workload}: latency by percentile, histograms merged over the ok trials")
+    ax.set_title(f"{title or workload}\nlatency by percentile, histograms merged over the ok trials", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     if many:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
@@ -222,54 +246,54 @@ def latency_distribution(trials: pd.DataFrame, workload: str, title: str | None 
     return Picture(fig)
 
 
+YCSB_PANELS = [("qps", "operations per second"), ("p50_us", "P50 latency (us)"), ("p99_us", "P99 latency (us)")]
+
+
+def _column(g: pd.DataFrame, col: str, ops: list[str]) -> np.ndarray:
+    return np.array([_num(g[col].get(o)) if col in g and _num(g[col].get(o)) is not None else np.nan for o in ops])
+
+
 def ycsb_operations(summary: pd.DataFrame, workload: str, title: str | None = None) -> Picture:
-    """Per operation kind: QPS (bars, spread of kept trials) and P50 / P99 latency, one bar group per backend."""
+    """Per operation kind, one bar per series (backend, and what else varies): QPS with error bars from the
+    lowest to the highest QPS of the ok trials, P50 and P99. Linear axes from zero, so a bar's length is its
+    figure, and the figure is written above the bar; "withheld" where too few samples support a percentile."""
     df = summary[(summary["workload"] == workload)]
     if df.empty or "workload_kind" not in df or (df["workload_kind"] != "ycsb").all():
-        return Picture(None, f"{workload}: not a YCSB workload, so there are no operation kinds to compare")
+        return Picture(None, f"{title or workload}: not a YCSB workload, so there are no operation kinds to compare.")
     df = df[df["qps"].map(_num).notna()]
     if df.empty:
-        return Picture(None, f"{workload}: no operation has a QPS figure")
-    multi, levels = runs_per_backend(df), varying(df)
+        return Picture(None, f"{title or workload}: no operation has a QPS figure.")
+    multi, levels = runs_per_backend(df), varying(df, axis="op")
     df = df.assign(series=df.apply(lambda r: series_label(r, multi, levels), axis=1))
     ops = sorted(df["op"].unique(), key=lambda o: (o == "total", o))
     series = sorted(df["series"].unique())
     width = 0.8 / max(1, len(series))
     x = np.arange(len(ops))
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5))
+    fig, axes = plt.subplots(1, len(YCSB_PANELS), figsize=(15, 5))
     for i, s in enumerate(series):
         g = df[df["series"] == s].set_index("op")
-        q = np.array([_num(g["qps"].get(o)) or 0.0 for o in ops])
-        lo = np.array([_num(g["qps_lo"].get(o)) if o in g.index and _num(g["qps_lo"].get(o)) is not None
-                       else q[j] for j, o in enumerate(ops)])
-        hi = np.array([_num(g["qps_hi"].get(o)) if o in g.index and _num(g["qps_hi"].get(o)) is not None
-                       else q[j] for j, o in enumerate(ops)])
         pos = x - 0.4 + width * (i + 0.5)
-        bars = a1.bar(pos, q, width, label=s, yerr=[np.clip(q - lo, 0, None), np.clip(hi - q, 0, None)], capsize=2)
-        color = bars.patches[0].get_facecolor() if bars.patches else None
-        p50 = np.array([_num(g["p50_us"].get(o)) or np.nan for o in ops])
-        p99 = np.array([_num(g["p99_us"].get(o)) or np.nan for o in ops])
-        a2.bar(pos, p99, width, color=color, alpha=0.45, label=f"{s} P99")
-        a2.bar(pos, p50, width * 0.5, color=color, label=f"{s} P50")
-    for a in (a1, a2):
-        a.set_xticks(x)
-        a.set_xticklabels(ops)
-        a.grid(True, axis="y", alpha=0.3)
-    qv = df["qps"].map(_num).dropna().to_numpy(float)
-    if len(qv) and qv.min() > 0 and qv.max() / qv.min() > 50:
-        a1.set_yscale("log")
-        a1.set_ylabel("operations per second (log scale)")
-    else:
-        a1.set_ylabel("operations per second")
-    a1.set_title(f"{title or workload}: QPS per operation kind")
-    a1.legend(fontsize=8)
-    a2.set_ylabel("latency (us); narrow bar P50, wide pale bar P99")
-    a2.set_title(f"{workload}: latency per operation kind")
-    vals = np.concatenate([df["p99_us"].map(_num).dropna().to_numpy(float), df["p50_us"].map(_num).dropna()
-                           .to_numpy(float)])
-    if len(vals) and vals.min() > 0 and vals.max() / vals.min() > 50:
-        a2.set_yscale("log")
-    a2.legend(fontsize=7)
+        color = f"C{i % 10}"
+        for ax, (col, _) in zip(axes, YCSB_PANELS, strict=True):
+            v = _column(g, col, ops)
+            err = None
+            if col == "qps":
+                lo, hi = _column(g, "qps_lo", ops), _column(g, "qps_hi", ops)
+                err = [np.nan_to_num(np.clip(v - lo, 0, None)), np.nan_to_num(np.clip(hi - v, 0, None))]
+            bars = ax.bar(pos, np.nan_to_num(v), width, color=color, label=s, yerr=err, capsize=2)
+            ax.bar_label(bars, labels=[("withheld" if o in g.index else "") if np.isnan(t) else f"{t:,.0f}"
+                                       for o, t in zip(ops, v, strict=True)], fontsize=7, padding=2)
+    for ax, (col, ylabel) in zip(axes, YCSB_PANELS, strict=True):
+        ax.set_xticks(x)
+        ax.set_xticklabels(ops)
+        ax.set_ylim(bottom=0)
+        ax.margins(y=0.12)
+        ax.yaxis.set_major_formatter(COMMA)
+        ax.set_ylabel(ylabel)
+        ax.set_title(("QPS; " + spread_text()) if col == "qps" else ylabel, fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{title or workload}: per operation kind", fontsize=11)
     fig.tight_layout()
     return Picture(fig)
 
@@ -280,7 +304,7 @@ def qps_vs_concurrency(summary: pd.DataFrame, workload: str, title: str | None =
     if "target_rate" in df:
         df = df[df["target_rate"].map(_num).isna()]
     if df.empty:
-        return Picture(None, f"{workload}: no closed-loop rows with QPS")
+        return Picture(None, f"{title or workload}: no closed-loop row has a QPS figure.")
     kind = str(df["workload_kind"].iloc[0]) if "workload_kind" in df else "ann"
     lines = []
     cols = [c for c in keys.names() if c in df and c not in ("run_id", "workload_kind", "phase", "concurrency")]
@@ -297,9 +321,10 @@ def qps_vs_concurrency(summary: pd.DataFrame, workload: str, title: str | None =
         lines.append(((str(kv["backend"]), label), g.sort_values("concurrency")))
     if not lines:
         levels = sorted({int(c) for c in df["concurrency"].dropna()})
-        return Picture(None, f"{workload}: every series was measured at one concurrency only ({levels}); give "
-                             "runs at several --concurrency values (or one run with --concurrency 1,2,4,8) to draw QPS against "
-                             "concurrency")
+        at = ("concurrency " + ", ".join(f"{c:,}" for c in levels)) if levels else "one concurrency"
+        return Picture(None, f"{title or workload}: QPS against concurrency needs a series measured at two "
+                             f"concurrencies or more, and every series was measured at one ({at}). Run again with "
+                             "--concurrency 1,2,4,8 to draw it.")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5))
     backends = list(dict.fromkeys(str(k[0]) for k, _ in lines))
     for (backend, label), g in lines:
@@ -315,12 +340,14 @@ def qps_vs_concurrency(summary: pd.DataFrame, workload: str, title: str | None =
         levels = sorted({int(c) for _, g in lines for c in g["concurrency"]})
         a.xaxis.set_major_locator(FixedLocator(levels))
         a.xaxis.set_minor_locator(NullLocator())
-        a.set_xticklabels([str(c) for c in levels])
+        a.set_xticklabels([f"{c:,}" for c in levels])
+        a.yaxis.set_major_formatter(COMMA)
         a.grid(True, which="both", alpha=0.3)
         a.legend(fontsize=8)
     a1.set_ylabel("operations per second")
-    a1.set_title(f"{title or workload}: QPS against concurrency")
+    a1.set_title("QPS against concurrency")
+    fig.suptitle(title or workload, fontsize=11)
     a2.set_ylabel("P99 latency (us)")
-    a2.set_title(f"{workload}: P99 against concurrency")
+    a2.set_title("P99 against concurrency")
     fig.tight_layout()
     return Picture(fig)

@@ -39,11 +39,11 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bench.analysis.aggregate import trimmed
 from bench.analysis.failed_trials import failed_trial_notes
 from bench.analysis.load import require_complete, trials_frame
 from bench.errors import UserError
 from bench.results import keys
+from bench.results.aggregate import trimmed
 
 # every parameter that tells configurations apart; run_id, workload_kind and phase follow from the others
 EXACT_LIMIT = 50_000  # enumerate splits exactly up to this many
@@ -92,7 +92,7 @@ def load_config(path: str | Path | None) -> RegressConfig:
     try:
         return RegressConfig.model_validate(data)
     except ValidationError as e:
-        raise UserError(format_validation_error(e, f"Regress config {path}"), "fix the value in the file") from None
+        raise UserError(format_validation_error(e, f"Regress config {path}", model=RegressConfig), "fix the value in the file") from None
 
 
 # -- the test ---------------------------------------------------------------------------------------------

@@ -5,7 +5,10 @@ Only what the data supports is drawn; the page says what was skipped and why.
 
 from __future__ import annotations
 
+import functools
 import html
+import importlib
+import numbers
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,19 +17,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analysis import cases, charts, htmlpage, plots, sidebyside, tenant_plot
+from bench import scenarios
+from bench.analysis import charts, htmlpage, outdir, plots, sidebyside, verdict
 from bench.analysis.compare import (
     DATA_KEYS,
     _notes,
+    answer_lines,
     capability_frame,
     dataset_title,
     display_rows,
     figures_frame,
+    table_groups,
 )
 from bench.analysis.compare import Comparison as _Comparison
 from bench.analysis.load import summary_frame, trials_frame
 from bench.errors import UserError
-from bench.results.writer import write_text
+from bench.scenarios.base import CORE_CHARTS, Chart
 
 
 @dataclass
@@ -43,109 +49,169 @@ def _slug(text: str) -> str:
 
 CAPTIONS = {
     "recall-qps": "Recall against queries per second per backend (ann-benchmarks style): each point is one "
-                  "ef_search setting (trimmed median of the kept trials, bars show their spread); the line joins "
-                  "the Pareto frontier, pale points are dominated. Up and to the right is better. Crosses are "
-                  "rows another tool measured (bench import), at that tool's own QPS: see their definitions in "
-                  "the table above.",
+                  "ef_search setting at the trimmed median QPS of the kept trials; its error bar runs from the "
+                  "lowest to the highest QPS of the ok trials. The line joins the Pareto frontier, pale points are "
+                  "dominated. Up and to the right is better. Crosses are rows another tool measured (bench import), "
+                  "at that tool's own QPS: see their definitions in the table above.",
     "latency": "Latency by percentile (HdrHistogram style) from the HDR histograms of every ok trial merged; "
                "the x axis is 1/(1-percentile) on a log scale, so the tail gets room. Lower is better.",
-    "ycsb-ops": "Throughput and latency per YCSB operation kind (trimmed medians; QPS bars show the spread of "
-                "the kept trials).",
     "concurrency": "Throughput and P99 latency against the number of workers, closed loop.",
-    "streaming": "Search latency and recall per stage of ingest progress, one line per backend and ingest rate "
-                 "(trimmed medians of the trials' stage rows; P99 only where a stage has the samples for it, P50 "
-                 "dotted); the dashed line is the idle P99 (no ingest). Recall is against the exact top-k of the "
-                 "vectors acknowledged when each sampled search started.",
-    "tenants": "Multi-tenancy: QPS, P99 and recall (against the exact top-k within the searched tenant) against "
-               "the number of tenants the data was dealt to, each engine's native multi-tenancy; one line per run "
-               "and configuration, gaps where too few samples support a P99.",
 }
-CASE_KINDS = {"streaming", "capacity", "searchable"}  # no ef_search sweep: no recall-QPS or concurrency picture
+
+
+def _core(s_group: pd.DataFrame) -> set[str]:
+    """The report's own pictures that fit every kind in the table (a kind scenario's `core_charts`)."""
+    kinds = scenarios.kinds()
+    out = set(CORE_CHARTS)
+    for k in set(s_group["workload_kind"].dropna()):
+        out &= set(getattr(kinds[k], "core_charts", CORE_CHARTS)) if k in kinds else set(CORE_CHARTS)
+    return out
+
+
+def _own_charts(s_group: pd.DataFrame) -> list[Chart]:
+    """The pictures the scenarios whose rows these are declare (bench.scenarios.base.Chart)."""
+    return [c for cls in scenarios.every() if cls.owns(s_group) for c in cls.charts]
+
+
+def _drawer(ref: str) -> Callable:
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _save(pic: plots.Picture, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     assert pic.figure is not None
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    pic.figure.savefig(tmp, dpi=100)
-    plt.close(pic.figure)
-    tmp.replace(path)
+    try:
+        pic.figure.savefig(path, dpi=100)
+    finally:
+        plt.close(pic.figure)
 
 
-def build(paths: Sequence[str | Path], out_dir: Path) -> ReportResult:
-    """Draw every picture the results support into out_dir (PNGs) and write out_dir/index.html, one
-    self-contained interactive page."""
+def _stems(groups: list[tuple]) -> list[str]:
+    """A file-name stem per table that says what it drew: workload and dataset name, then the dataset's size or
+    content hash where two tables would share a name (`ann-smoke-wordnet-mpnet-768-n4000`)."""
+    keyed = [dict(zip(["workload", *DATA_KEYS], g, strict=True)) for g in groups]
+
+    def stem(k: dict, extra: list[str]) -> str:
+        parts = [k["workload"], k.get("dataset_name") or "data"]
+        for e in extra:
+            v = k.get(e)
+            if v is not None and not (isinstance(v, float) and pd.isna(v)):
+                parts.append({"dataset_n": "n", "dataset_dim": "d"}.get(e, "") + str(v)[:8])
+        return _slug("-".join(str(x) for x in parts))
+
+    out = [stem(k, []) for k in keyed]
+    for extra in (["dataset_n"], ["dataset_n", "dataset_dim"], ["dataset_n", "dataset_dim", "dataset_hash"]):
+        clash = {s for s in out if out.count(s) > 1}
+        out = [stem(k, extra) if s in clash else s for k, s in zip(keyed, out, strict=True)]
+    seen: dict[str, int] = {}
+    for i, s in enumerate(out):  # still alike: number them
+        seen[s] = seen.get(s, 0) + 1
+        out[i] = s if seen[s] == 1 else f"{s}-{seen[s]}"
+    return out
+
+
+def build(paths: Sequence[str | Path], out_dir: Path, levels: Sequence[float] = verdict.LEVELS) -> ReportResult:
+    """Draw every picture the results support (PNGs) and write index.html, one self-contained interactive page,
+    into a staging folder beside out_dir, then put them in place of out_dir's own files (outdir)."""
     if not paths:
         raise UserError("bench report needs at least one results folder or file", "e.g. bench report results/RUN_ID")
     summary = summary_frame(paths)
     trials = trials_frame(paths)
     if summary.empty:
         raise UserError("The results hold no summary rows", "check that the runs finished at least one trial")
+    staging = outdir.stage(out_dir)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"Cannot create the report folder {out_dir} ({e.strerror})", "choose a writable --out") from None
-    res = ReportResult(out_dir, out_dir / "index.html")
+        res = _build(summary, trials, out_dir, staging, levels)
+    except BaseException:
+        staging.discard()
+        raise
+    staging.install([p.name for p in [*res.pictures, res.html]])
+    return res
+
+
+def _build(summary: pd.DataFrame, trials: pd.DataFrame, out_dir: Path, staging: outdir.Staging,
+           levels: Sequence[float] = verdict.LEVELS) -> ReportResult:
+    res = ReportResult(out_dir, out_dir / outdir.INDEX)
     summary = summary.assign(table=sidebyside.place(summary)[0])  # imported rows beside the bench run they match
     figures = figures_frame(summary)
     sections, nav = [], []
-    seen: dict[str, int] = {}
-    for group, s_group in summary.groupby("table", sort=True, dropna=False):
+    tables = list(summary.groupby("table", sort=True, dropna=False))
+    for (group, s_group), stem in zip(tables, _stems([g for g, _ in tables]), strict=True):
         workload = group[0]
-        n = seen[workload] = seen.get(workload, -1) + 1  # a second dataset of one workload: files get -1, -2, ...
         own = s_group[~sidebyside.imported(s_group)]
         title = dataset_title((own if len(own) else s_group).iloc[0].to_dict())
         others = s_group.loc[sidebyside.imported(s_group), "run_id"].unique()
         t_group = trials[_same_keys(trials, dict(zip(["workload", *DATA_KEYS], group, strict=True)))
                          | trials["run_id"].isin(others)]
-        stem = _slug(str(workload)) + (f"-{n}" if n else "")
-        pngs = _draw_pngs(res, s_group, t_group, workload, title, stem)
+        pngs = _draw_pngs(res, staging, s_group, t_group, workload, title, stem)
         g_figures = figures[figures["table"].map(lambda t, group=group: t == group)]
         sections.append(_section(f"t-{stem}", title, s_group, t_group, g_figures, pngs, res))
         nav.append((f"t-{stem}", title.split(" (")[0]))
-    comparison = _Comparison(figures, capability_frame(summary), list(figures.attrs.get("apart", [])))
-    body = "\n".join([_intro(summary), *sections, _capabilities(comparison), _runs(summary), _not_drawn(res.skipped)])
+    titles = {t: title for title, g in table_groups(figures) for t in g["table"].unique()}
+    comparison = _Comparison(figures, capability_frame(summary), list(figures.attrs.get("apart", [])),
+                             verdict.verdicts(figures, titles, levels))
+    body = "\n".join([_intro(summary), _answer(comparison), *sections, _capabilities(comparison), _runs(summary),
+                      _not_drawn(res.skipped)])
     nav += [("capabilities", "capabilities"), ("runs", "runs"), ("not-drawn", "not drawn")]
-    write_text(res.html, htmlpage.page(_title(summary), _facts(summary), nav, body))
+    text = htmlpage.page(_title(summary), _facts(summary), nav, body,
+                         head=outdir.manifest_tag([p.name for p in res.pictures]))
+    def write_index(p: Path) -> None:
+        p.write_text(text, encoding="utf-8")
+
+    staging.write(outdir.INDEX, write_index)
     return res
 
 
-def _draw_pngs(res: ReportResult, s_group: pd.DataFrame, t_group: pd.DataFrame, workload: str, title: str,
-               stem: str) -> list[tuple[str, Path]]:
-    """The PNG pictures of one table (for papers and the nightly summary); what cannot be drawn is skipped."""
-    kind = set(s_group["workload_kind"].dropna())
+def _draw_pngs(res: ReportResult, staging: outdir.Staging, s_group: pd.DataFrame, t_group: pd.DataFrame,
+               workload: str, title: str, stem: str) -> list[tuple[str, Path]]:
+    """The PNG pictures of one table (for papers and the nightly summary); what the data cannot support is
+    skipped, with a sentence saying why."""
+    core = _core(s_group)
     drawers: list[tuple[str, str, Callable[[pd.DataFrame, str, str], plots.Picture], bool]] = [
-        ("recall-qps", "Recall vs QPS", plots.recall_qps, False),
-        ("latency", "Latency percentiles", plots.latency_distribution, True),
-        ("ycsb-ops", "Per operation kind", plots.ycsb_operations, False),
-        ("concurrency", "QPS vs concurrency", plots.qps_vs_concurrency, False),
-        ("streaming", "Search P99 and recall against ingest progress", cases.streaming_progress, False),
-        ("tenants", "QPS, P99 and recall vs tenants", tenant_plot.against_tenants, False),
-    ]
+        d for d in [("recall-qps", "Recall vs QPS", plots.recall_qps, False),
+                    ("latency", "Latency percentiles", plots.latency_distribution, True),
+                    ("concurrency", "QPS vs concurrency", plots.qps_vs_concurrency, False)] if d[0] in core]
+    drawers += [(c.slug, c.name, _drawer(c.png), c.uses_trials) for c in _own_charts(s_group) if c.png]
     out = []
     for slug, name, draw, uses_trials in drawers:
-        if slug == "recall-qps" and kind == {"ycsb"}:
-            res.skipped.append(f"{workload}: recall vs QPS is for ANN workloads; this one is YCSB")
-            continue
-        if slug == "ycsb-ops" and "ycsb" not in kind:
-            res.skipped.append(f"{workload}: per-operation pictures are for YCSB workloads; this one only searches")
-            continue
-        if slug == "streaming" and "streaming" not in kind:
-            continue  # only a streaming run has stages of ingest progress
-        if slug == "tenants" and ("tenants" not in s_group or s_group["tenants"].isna().all()):
-            continue  # not a multi-tenant workload: nothing to say
-        if slug in ("recall-qps", "concurrency") and kind & CASE_KINDS:
-            continue  # no ef_search sweep, no concurrency sweep
         pic = draw(t_group if uses_trials else s_group, workload, title)
         if pic.figure is None:
-            res.skipped.append(pic.skipped or f"{title}: {name} not drawn")
+            res.skipped.append(pic.skipped or f"{title}: {name} is not drawn.")
             continue
-        path = res.out_dir / f"{slug}-{stem}.png"
-        _save(pic, path)
+        path = staging.write(f"{slug}-{stem}.png", functools.partial(_save, pic))
         res.pictures.append(path)
         out.append((name, path))
     return out
+
+
+def summary_lines(res: ReportResult, verbose: bool = False) -> list[str]:
+    """What `bench report` prints: where the page is, how many pictures, one line for the charts skipped (each
+    one, with why, under -v)."""
+    out = [f"drew {p}" for p in res.pictures] if verbose else []
+    skipped = list(dict.fromkeys(res.skipped))
+    if skipped and verbose:
+        out += [f"skipped: {s}" for s in skipped]
+    elif skipped:
+        n = len(skipped)
+        out.append(f"skipped {n:,} chart{'s' if n > 1 else ''} the data does not support (see 'Not drawn' on the "
+                   f"page; -v lists {'them' if n > 1 else 'it'})")
+    n = len(res.pictures)
+    out.append(f"report: {res.html} ({n:,} PNG picture{'' if n == 1 else 's'} beside it)")
+    return out
+
+
+def _answer(c: _Comparison) -> str:
+    """The verdict lines first, as compare prints them (bench.analysis.verdict)."""
+    parts = ["<section id='answer'><h2>Answer</h2>"]
+    for line in answer_lines(c):
+        if line.startswith("  "):
+            parts.append(f"<li>{html.escape(line.strip())}</li>")
+        else:
+            parts.append(("</ul>" if len(parts) > 1 else "") + f"<p><b>{html.escape(line)}</b></p><ul class='verdict'>")
+    parts.append("</ul></section>")
+    return "\n".join(parts)
 
 
 def _chart(fig) -> str:
@@ -158,23 +224,26 @@ def _section(anchor: str, title: str, s_group: pd.DataFrame, t_group: pd.DataFra
     """One workload on one dataset: its interactive charts, its table, links to its PNGs."""
     kind = set(s_group["workload_kind"].dropna())
     parts = [f"<h2 id='{html.escape(anchor)}'>{html.escape(title)} ({html.escape(', '.join(sorted(kind)) or '?')})</h2>"]
-    drawn: list[tuple[str, object]] = []
-    if kind != {"ycsb"} and not kind & CASE_KINDS:
-        drawn.append(("recall-qps", charts.recall_qps(s_group, title)))
+    drawn: list[tuple[object, str]] = []
+    core = _core(s_group)
+    if "recall-qps" in core:
+        drawn.append((charts.recall_qps(s_group, title), CAPTIONS["recall-qps"]))
     latency, left_out = charts.latency_panels(t_group, title)
-    drawn.append(("latency", latency))
-    if "ycsb" in kind:
-        drawn.append(("ycsb-ops", charts.ycsb_bars(s_group, title)))
-    if not kind & CASE_KINDS:
-        drawn.append(("concurrency", charts.concurrency_lines(s_group, title)))
-    for slug, fig in drawn:
+    drawn.append((latency, CAPTIONS["latency"]))
+    own = _own_charts(s_group)
+    drawn += [(_drawer(c.html)(t_group if c.uses_trials else s_group, title), c.caption) for c in own if c.html]
+    if "concurrency" in core:
+        drawn.append((charts.concurrency_lines(s_group, title), CAPTIONS["concurrency"]))
+    for fig, caption in drawn:
         if isinstance(fig, str):  # the PNG drawers, on the same conditions, have said why
             continue
-        parts.append(_chart(fig) + f"<p class='note'>{html.escape(CAPTIONS[slug])}</p>")
-    for name, png in pngs:  # streaming: search P99 and recall against ingest progress (matplotlib)
-        if png.name.startswith("streaming-"):
+        parts.append(_chart(fig) + f"<p class='note'>{html.escape(caption)}</p>")
+    pictures = {c.slug: c for c in own if c.png and not c.html}  # a scenario's picture with no interactive form
+    for name, png in pngs:
+        c = next((c for slug, c in pictures.items() if png.name.startswith(f"{slug}-")), None)
+        if c is not None:
             parts.append(f"<img src='{html.escape(png.name)}' alt='{html.escape(name)}' style='max-width:100%'>"
-                         f"<p class='note'>{html.escape(CAPTIONS['streaming'])}</p>")
+                         f"<p class='note'>{html.escape(c.caption)}</p>")
     if left_out:
         parts.append(f"<p class='note'>Left out of the crowded percentile panels (at most {charts.MAX_PER_PANEL} "
                      f"series each; every one is in the table): {html.escape(', '.join(left_out))}.</p>")
@@ -198,21 +267,41 @@ def _same_keys(df: pd.DataFrame, values: dict) -> pd.Series:
     return mask
 
 
+def when(v: object) -> str:
+    """A timestamp as a reader wants it: `2026-12-08 00:02:12 UTC` (no microseconds, no +00:00)."""
+    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT:
+        return "-"
+    try:
+        t = pd.Timestamp(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if t is pd.NaT:
+        return "-"
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _cell(col: str, v: object) -> str:
+    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA:
+        return "-"
+    if col == "started_utc":
+        return when(v)
+    if col == "git_commit":
+        return str(v)[:12]
+    if isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer():
+        return f"{int(float(v)):,}"
+    return str(v)
+
+
 def _runs(summary: pd.DataFrame) -> str:
     cols = [("run_id", "run"), ("backend", "backend"), ("workload", "workload"), ("dataset_name", "dataset"),
             ("dataset_n", "n"), ("dataset_dim", "dim"), ("backend_client_version", "client"),
             ("backend_server_version", "server"), ("harness_version", "harness"), ("git_commit", "commit"),
-            ("host_cpu", "host CPU"), ("host_cores", "cores"), ("started_utc", "started (UTC)"),
+            ("host_cpu", "host CPU"), ("host_cores", "cores"), ("started_utc", "started"),
             ("run_status", "status")]
     have = [(c, h) for c, h in cols if c in summary]
     runs = summary.drop_duplicates(["run_id", "backend", "workload"])[[c for c, _ in have]]
-    rows = []
-    for r in runs.itertuples(index=False):
-        cells = []
-        for (col, _), v in zip(have, r, strict=True):
-            text = "-" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
-            cells.append(text[:12] if col == "git_commit" else text)
-        rows.append(cells)
+    rows = [[_cell(col, v) for (col, _), v in zip(have, r, strict=True)] for r in runs.itertuples(index=False)]
     return "<h2 id='runs'>Runs</h2>" + htmlpage.table([h for _, h in have], rows)
 
 
@@ -246,25 +335,28 @@ def _facts(summary: pd.DataFrame) -> list[tuple[str, str]]:
     harness = sorted({f"{r.get('harness_version')}" + (f" (git {r['git_commit'][:12]})"
                                                         if isinstance(r.get("git_commit"), str) else " (no git)")
                       for r in summary.drop_duplicates("run_id").to_dict("records")})
-    started = sorted(str(v) for v in summary["started_utc"].dropna()) if "started_utc" in summary else []
+    started = sorted(when(v) for v in summary["started_utc"].dropna()) if "started_utc" in summary else []
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return [("datasets", ", ".join(_distinct(summary, "dataset_name")) or "-"), ("engines", "; ".join(engines)),
             ("hosts", "; ".join(hosts)), ("bench", ", ".join(harness)),
-            ("runs", f"{summary['run_id'].nunique()}" + (f", {started[0]} to {started[-1]}" if started else "")),
+            ("runs", f"{summary['run_id'].nunique():,}" + (f", started {started[0]}" + (
+                f" to {started[-1]}" if started[-1] != started[0] else "") if started else "")),
             ("made", now)]
 
 
 def _intro(summary: pd.DataFrame) -> str:
-    return ("<p class='lead'>Every figure is the trimmed median of the kept trials (the lowest and the highest value "
-            "dropped when there are three trials or more), with the spread of the kept trials in small type or as "
-            "error bars. Hover a point for its run, dataset, index and figures; click a legend entry to hide or show "
-            "a series; drag to zoom, double-click to zoom out. Click a table heading to sort; type in the box above "
-            "a table to filter its rows.</p>")
+    return ("<p class='lead'>Each figure is the one the run's summary holds, as bench compare shows it: QPS and "
+            "recall the trimmed median of the kept trials (the lowest and the highest value dropped when there are "
+            "three trials or more), latency percentiles from the trials' merged histograms. The range in small type "
+            "and the error bars run from the lowest to the highest value of the ok trials. Hover a point for its "
+            "run, dataset, index and figures; click a legend entry to hide or show a series; drag to zoom, "
+            "double-click to zoom out. Click a table heading to sort; type in the box above a table to filter its "
+            "rows.</p>")
 
 
 def _not_drawn(skipped: list[str]) -> str:
     if not skipped:
         return "<h2 id='not-drawn'>Not drawn</h2><p class='note'>Nothing: the data supported every chart.</p>"
     items = "".join(f"<li>{html.escape(s)}</li>" for s in dict.fromkeys(skipped))
-    return (f"<h2 id='not-drawn'>Not drawn</h2><p class='note'>Charts the data does not support (expected for "
-            f"what was not measured):</p><ul class='notdrawn'>{items}</ul>")
+    return (f"<h2 id='not-drawn'>Not drawn</h2><p class='note'>Charts the data does not support, each with why "
+            f"(expected for what was not measured):</p><ul class='notdrawn'>{items}</ul>")

@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import datasets
-from bench.analysis.aggregate import summarize
 from bench.analysis.load import find_files, read_table
-from bench.analysis.scoring import Kept
 from bench.backends import registry
 from bench.errors import UserError
+from bench.metrics.scoring import Kept
 from bench.results import integrity
+from bench.results.aggregate import summarize
 from bench.results.schema import summary_schema, table, trials_schema
 from bench.results.writer import write_parquet
 from bench.scenarios import Prep, Variant
 from bench.scenarios.plan import Plan
-from bench.spec import parse_workload
+from bench.workload_file import parse_workload
 
 
 def _run_json(trials_file: Path) -> dict[str, Any]:

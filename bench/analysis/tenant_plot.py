@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from bench.analysis.plots import COLOR_FAMILIES, Picture, _num, series_label, varying
+from bench.analysis.plots import COLOR_FAMILIES, Picture, _num, log_axis, series_label, varying
 from bench.results import keys
 
 
@@ -33,10 +33,10 @@ def against_tenants(summary: pd.DataFrame, workload: str, title: str | None = No
     df = summary[summary["workload"] == workload]
     df = df[df["tenants"].map(_num).notna()] if "tenants" in df else df.iloc[0:0]
     if df.empty:
-        return Picture(None, f"{workload}: no multi-tenant rows (a [tenants] workload draws QPS against tenants)")
+        return Picture(None, f"{title or workload}: no multi-tenant rows (a [tenants] workload draws QPS against tenants).")
     lines = _lines(df[df["op"] == "search"])
     if not lines:
-        return Picture(None, f"{workload}: every line holds one tenant count; give [tenants] counts several values")
+        return Picture(None, f"{title or workload}: every line holds one tenant count; give [tenants] counts several values.")
     fig, axes = plt.subplots(1, 3, figsize=(16, 5))
     backends = list(dict.fromkeys(b for (b, _), _ in lines))
     for (backend, label), g in lines:
@@ -59,11 +59,13 @@ def against_tenants(summary: pd.DataFrame, workload: str, title: str | None = No
         a.set_title(f"{what} against tenants")
         a.grid(True, which="both", alpha=0.3)
     axes[0].set_yscale("log")
+    log_axis(axes[0].yaxis)
     if all(g["p99_us"].map(_num).isna().all() for _, g in lines):
         axes[1].text(0.5, 0.5, "P99 withheld everywhere:\nfewer than 1,000 searches per configuration", ha="center",
                      va="center", transform=axes[1].transAxes)
     else:
         axes[1].set_yscale("log")
+        log_axis(axes[1].yaxis)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=min(2, len(labels)))
     fig.suptitle(title or workload)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from functools import cache
 from urllib.parse import urlsplit
 
 from bench.errors import ServerUnreachable
@@ -34,4 +36,34 @@ def unreachable(backend: str, host: str, port: int, service: str, detail: str = 
     """The ServerUnreachable a server adapter raises: one sentence naming backend and address, with the fix."""
     extra = f" ({detail})" if detail else ""
     return ServerUnreachable(f"The {backend} server at {host}:{port} does not answer{extra}",
-                             f"start it with `docker compose up -d {service}`")
+                             start_hint(service))
+
+
+# The servers scripts/services.py installs and runs without Docker (bench.services); the others need compose.
+LOCAL_SERVICES = ("pgvector", "chroma", "milvus")
+
+
+@cache
+def docker_daemon_answers() -> bool:
+    """True when a Docker daemon accepts a connection on its socket ($DOCKER_HOST: unix:// or tcp://; else
+    /var/run/docker.sock). A connect, no request: cheap enough for every hint."""
+    url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        if url.startswith("unix://"):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(0.5)
+                s.connect(url.removeprefix("unix://"))
+            return True
+        host, port = host_port(url, 2375)
+        return tcp_reachable(host, port, 0.5)
+    except OSError:
+        return False
+
+
+def start_hint(service: str) -> str:
+    """How to start a compose `service` on this machine: `docker compose up -d NAME` when a Docker daemon
+    answers; else `python scripts/services.py up NAME` for the servers it runs without Docker."""
+    if docker_daemon_answers() or service not in LOCAL_SERVICES:
+        extra = "" if docker_daemon_answers() else " (it needs a Docker daemon; none answers here)"
+        return f"start it with `docker compose up -d {service}`{extra}"
+    return f"start it with `python scripts/services.py up {service}` (no Docker daemon answers here)"

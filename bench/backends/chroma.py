@@ -48,6 +48,7 @@ from urllib.parse import urlparse
 import numpy as np
 from pydantic import Field
 
+from bench.backends._net import start_hint
 from bench.backends.base import (
     Backend,
     BackendOptions,
@@ -420,7 +421,7 @@ class ChromaServerBackend(_ChromaBase):
                 return None
         except (urllib.error.URLError, OSError) as e:
             return (f"the chroma server at {host}:{port} does not answer ({getattr(e, 'reason', e)}); "
-                    "start it with `docker compose up -d chroma`")
+                    + start_hint("chroma"))
 
     def _open_client(self) -> Any:
         host, port, ssl = self._address(self.options.url)
@@ -430,7 +431,7 @@ class ChromaServerBackend(_ChromaBase):
             client.heartbeat()
         except Exception as e:  # noqa: BLE001 - the client raises ValueError, httpx errors, ...
             raise ServerUnreachable(f"The chroma server at {host}:{port} does not answer ({_first_line(e)})",
-                                    "start it with `docker compose up -d chroma`") from None
+                                    start_hint("chroma")) from None
         return client
 
     def set_op_timeout(self, seconds: float) -> None:

@@ -68,7 +68,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, SecretStr
 
-from bench.backends._net import host_port, tcp_reachable, unreachable
+from bench.backends._net import host_port, start_hint, tcp_reachable, unreachable
 from bench.backends.base import (
     Backend,
     BackendOptions,
@@ -825,8 +825,7 @@ class MilvusBackend(_MilvusBase):
             return f"uri '{uri}' is a milvus-lite database; use backend 'milvus-lite' for it"
         host, port = host_port(uri, DEFAULT_PORT)
         if not tcp_reachable(host, port, 1.0):
-            return (f"no Milvus server answers at {host}:{port}; start it with `docker compose up -d milvus` "
-                    "or set BENCH_MILVUS_URI")
+            return f"no Milvus server answers at {host}:{port}; {start_hint('milvus')} or set BENCH_MILVUS_URI"
         return None
 
     def _unreachable(self, detail: str = "") -> UserError:

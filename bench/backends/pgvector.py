@@ -49,6 +49,7 @@ import numpy as np
 from pydantic import Field, SecretStr
 
 from bench.backends import _pgvector_build as build
+from bench.backends._net import start_hint
 from bench.backends.base import (
     Backend,
     BackendOptions,
@@ -150,10 +151,11 @@ class PgConditionParser(ConditionParser[Condition]):
 
 class PgvectorBackend(Backend):
     name = "pgvector"
-    # replication: PostgreSQL streaming replicas; sharding needs an extension (Citus), so not here.
+    # replication: False until the adapter drives streaming replicas (a capability flag says what the adapter
+    # does, not what the engine could); sharding needs an extension (Citus), so not here.
     # quantization: halfvec (fp16) and binary_quantize (binary) expression indexes, with or without rescoring.
     capabilities = Capabilities(in_process=False, get=True, upsert=True, delete=True, filters=True,
-                                hybrid=False, quantization=QUANTIZATION, multi_vector=True, replication=True,
+                                hybrid=False, quantization=QUANTIZATION, multi_vector=True, replication=False,
                                 sharding=False, server=True, tenants=True)
     Options = PgvectorOptions
     options: PgvectorOptions
@@ -185,7 +187,7 @@ class PgvectorBackend(Backend):
             psycopg.connect(options.dsn, connect_timeout=1, **_auth(options)).close()
         except psycopg.Error as e:
             return (f"the pgvector server at {host}:{port} does not answer ({_first_line(e)}); "
-                    "start it with `docker compose up -d pgvector`")
+                    + start_hint("pgvector"))
         return None
 
     def connect(self) -> None:
@@ -203,7 +205,7 @@ class PgvectorBackend(Backend):
                                         connect_timeout=self.options.connect_timeout_s, **_auth(self.options))
         except psycopg.OperationalError as e:
             raise ServerUnreachable(f"The pgvector server at {host}:{port} does not answer ({_first_line(e)})",
-                                    "start it with `docker compose up -d pgvector`") from None
+                                    start_hint("pgvector")) from None
         try:
             self.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         except psycopg.Error as e:

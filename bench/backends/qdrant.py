@@ -53,7 +53,7 @@ import numpy as np
 from pydantic import Field, SecretStr
 
 from bench.backends import _qdrant_common as common
-from bench.backends._net import host_port, tcp_reachable, unreachable
+from bench.backends._net import host_port, start_hint, tcp_reachable, unreachable
 from bench.backends._qdrant_common import QUANT_KIND, QUANTIZATION, RESCORE_OVERSAMPLING, client_api
 from bench.backends.base import (
     Backend,
@@ -522,7 +522,7 @@ class QdrantBackend(Backend):
         if getattr(options, "prefer_grpc", False):
             port = options.grpc_port  # type: ignore[attr-defined]
         if not tcp_reachable(host, port, 1.0):
-            return f"no Qdrant server answers at {host}:{port}; start it with `docker compose up -d qdrant` or set BENCH_QDRANT_URL"
+            return f"no Qdrant server answers at {host}:{port}; {start_hint('qdrant')} or set BENCH_QDRANT_URL"
         return None
 
     def _make_client(self) -> Any:

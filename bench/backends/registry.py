@@ -6,12 +6,11 @@ finds them is the one a plug-in uses.
 
 from __future__ import annotations
 
-import difflib
 from functools import cache
 from importlib.metadata import entry_points
 
 from bench.backends.base import Backend
-from bench.errors import BackendUnavailable, UserError
+from bench.errors import BackendUnavailable, UserError, did_you_mean
 
 GROUP = "bench.backends"
 
@@ -28,8 +27,7 @@ def names() -> list[str]:
 def get(name: str) -> type[Backend]:
     eps = _entry_points()
     if name not in eps:
-        close = difflib.get_close_matches(name, eps, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"choose one of: {', '.join(sorted(eps))}"
+        hint = did_you_mean(name, eps) or f"choose one of: {', '.join(sorted(eps))}"
         raise UserError(f"Unknown backend '{name}'", hint + " (`bench backends` lists them)")
     try:
         cls = eps[name].load()  # type: ignore[attr-defined]

@@ -49,7 +49,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, SecretStr
 
-from bench.backends._net import host_port, tcp_reachable, unreachable
+from bench.backends._net import host_port, start_hint, tcp_reachable, unreachable
 from bench.backends.base import (
     Backend,
     BackendOptions,
@@ -506,8 +506,7 @@ class WeaviateBackend(Backend):
             return "weaviate-client is not installed; install it with `pip install -e '.[servers]'`"
         host, port = host_port(getattr(options, "url", DEFAULT_URL), HTTP_PORT)
         if not tcp_reachable(host, port, 1.0):
-            return (f"no Weaviate server answers at {host}:{port}; start it with `docker compose up -d weaviate` "
-                    "or set BENCH_WEAVIATE_URL")
+            return f"no Weaviate server answers at {host}:{port}; {start_hint('weaviate')} or set BENCH_WEAVIATE_URL"
         return None
 
     def connect(self) -> None:

@@ -14,6 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from bench.cli_help import HelpGroup
 from bench.datasets import default_cache_dir, load
 from bench.datasets.fetch import (
     CATALOG,
@@ -28,15 +29,8 @@ from bench.datasets.spec import DatasetSpec
 from bench.errors import UserError
 from bench.units import format_bytes
 
-
-def _help_group():
-    from bench.cli import HelpGroup
-
-    return HelpGroup
-
-
 app = typer.Typer(help="Generate, fetch, list and describe datasets.", no_args_is_help=False, rich_markup_mode=None,
-                  context_settings={"help_option_names": ["-h", "--help"]}, cls=_help_group())
+                  context_settings={"help_option_names": ["-h", "--help"]}, cls=HelpGroup)
 F = TypeVar("F", bound=Callable[..., Any])
 
 CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="cache folder (default: $BENCH_CACHE_DIR "

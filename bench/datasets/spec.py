@@ -35,7 +35,7 @@ class DatasetSpec(BaseModel):
     queries: int = Field(1_000, description="query vectors, distinct from the base vectors")
     holdout: int = Field(0, description="extra vectors, distinct from base and queries, for updates")
     dim: int = Field(768, description="vector dimension; must match the file for file sources")
-    metric: Metric = "cosine"
+    metric: Metric = Field("cosine", description="distance: cosine, l2 (Euclidean) or ip (inner product)")
     seed: int = Field(42, description="every random choice of the generator flows from it")
     ground_truth: Literal["exact", "file"] = Field(
         "exact", description="exact: computed by the harness and cached; file: the neighbours published in the file")

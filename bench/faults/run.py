@@ -35,25 +35,32 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import pyarrow as pa
 
 from bench.backends.base import Backend, CollectionSpec
 from bench.backends.secrets import redact_command
 from bench.errors import UserError
 from bench.faults.nodes import ComposeNode, compose_node
-from bench.faults.servers import identify_engine, pid_on_port, process_tree, signal_tree, wait_gone
 from bench.load.driver import After, Op, drive
 from bench.load.sources import YcsbSource
-from bench.load.task import PhaseTask, WorkerResult
+from bench.load.task import PhaseTask
 from bench.ops.stream import OpKind
+from bench.processes import (
+    LOOPBACK,
+    identify_engine,
+    listens,
+    pid_on_port,
+    process_tree,
+    signal_tree,
+    wait_gone,
+)
 from bench.results import env
+from bench.results.worker import WorkerResult
 from bench.results.writer import new_run_id, write_json, write_parquet
 from bench.run_context import Checked, RunContext, RunRequest, deferred_signals
 from bench.spec import REPO_ROOT, WorkloadSpec
 
 SERVICE_OF = {"pgvector": ("pgvector", 5432), "chroma-server": ("chroma", 8000)}  # scripts/services.py names
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 STEP_S = 0.05  # grid of the sliding windows
 MIN_WINDOW_OPS = 5
 
@@ -215,14 +222,6 @@ class _Fault:
     restart_started: bool = False
 
 
-def _listens(pid: int, port: int) -> bool:
-    try:
-        return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
-                   for c in psutil.Process(pid).net_connections(kind="inet"))
-    except psutil.Error:
-        return False
-
-
 def _controller(req: FaultRequest, cls: type[Backend], options: Any, collection: CollectionSpec, workdir: str,
                 target: _Target, t0: int, logs: list[_Log], fault: _Fault, say) -> None:
     pc = time.perf_counter_ns
@@ -313,7 +312,7 @@ def _stop_node(node: ComposeNode, t0: int, fault: _Fault, say) -> bool:
 def _kill_local(req: FaultRequest, target: _Target, t0: int, fault: _Fault, say) -> bool:
     """SIGKILL the local server's process tree (found by its port)."""
     port, server_pid = target.port, target.pid
-    procs = process_tree(server_pid) if _listens(server_pid, port) else []
+    procs = process_tree(server_pid) if listens(server_pid, port) else []
     if not procs:  # it restarted by itself since the start? look it up again (slower: scans every socket)
         pid = pid_on_port(port)
         procs = process_tree(pid) if pid is not None else []

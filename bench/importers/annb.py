@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import UserError
-from bench.importers import Imported, file_id, params_json
+from bench.importers.imported import Imported, file_id, params_json
 
 TOOL = "ann-benchmarks"
 METRICS = {"euclidean": "l2", "angular": "cosine", "cosine": "cosine", "ip": "ip", "dot": "ip", "jaccard": None,

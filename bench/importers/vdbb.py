@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.datasets.filtered import ID_FIELD, LABEL_FIELD, id_threshold, label_value
 from bench.errors import UserError
-from bench.importers import Imported, file_id, params_json
+from bench.importers.imported import Imported, file_id, params_json
 
 TOOL = "vectordbbench"
 K_DEFAULT = 100  # VectorDBBench's config.K_DEFAULT: the k of every file that does not record one

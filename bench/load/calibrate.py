@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from bench.load.pool import ThreadPool
 from bench.load.task import PhaseTask
 from bench.load.worker import WorkerData
 from bench.metrics import hdr
-from bench.ops.spec import YcsbSpec
+from bench.ops.mix import YcsbSpec
 
 
 @dataclass
@@ -38,7 +39,7 @@ def _data(dim: int = 768, n: int = 1000) -> WorkerData:
     return WorkerData(queries=v[:200], base=v, holdout=v[:100])
 
 
-def measure(backend: Backend, mode: str = "search", operations: int = 200_000, workers: int = 1,
+def measure(backend: Backend, mode: Literal["search", "ycsb"] = "search", operations: int = 200_000, workers: int = 1,
             ycsb: YcsbSpec | None = None) -> Calibration:
     data = _data()
     task = PhaseTask(mode=mode, trial=0, seed=1, k=10, ef_search=64, duration_s=None,
@@ -81,10 +82,14 @@ def verdict(slow: Calibration, asked_us: float) -> Verdict:
     return Verdict(asked_us, e50, e99, floor, abs(e99) <= 0.1 * asked_us)
 
 
-def calibrate(operations: int = 200_000, slow_latency_us: float = 1000.0) -> list[Calibration]:
+def calibrate(operations: int = 200_000, slow_latency_us: float = 1000.0,
+              slow_operations: int | None = None) -> list[Calibration]:
+    """The null backend's search and YCSB loops (`operations` each), then the fake-slow backend's searches
+    (`slow_operations`; by default about 2 s of them)."""
+    slow_ops = slow_operations or max(200, int(2e6 / max(slow_latency_us, 1)))
     with tempfile.TemporaryDirectory(prefix="bench-calibrate-") as wd:  # removed after, like every work folder
         null = NullBackend(BackendOptions(), wd)
         slow = FakeSlowBackend(FakeSlowOptions(latency_us=slow_latency_us), wd)
         out = [measure(null, "search", operations), measure(null, "ycsb", operations)]
-        out.append(measure(slow, "search", max(200, int(2e6 / max(slow_latency_us, 1)))))
+        out.append(measure(slow, "search", slow_ops))
     return out

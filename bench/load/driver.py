@@ -35,8 +35,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from bench.load.task import PhaseTask, WorkerResult
+from bench.load.task import PhaseTask
 from bench.metrics import hdr
+from bench.results.worker import WorkerResult
 
 After = Callable[[Any, int, int], int]
 Op = tuple[int, Callable[..., Any], tuple[Any, ...], After | None]  # (kind, call, args, after)

@@ -25,8 +25,9 @@ from typing import Any
 import psutil
 
 from bench.backends.base import Backend, CollectionSpec
-from bench.load.task import PhaseTask, WorkerResult
+from bench.load.task import PhaseTask
 from bench.load.worker import WorkerData, format_exception, run_phase, settled_heap
+from bench.results.worker import WorkerResult
 
 
 class WorkerFailed(RuntimeError):

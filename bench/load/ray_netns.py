@@ -164,7 +164,7 @@ class NetnsRayCluster:
     def kill_node(self, raylet: int) -> int:
         """A machine lost: SIGKILL a node's raylet and every process under it (its agents and workers) at once;
         returns how many processes were killed."""
-        from bench.faults.servers import kill_tree
+        from bench.processes import kill_tree
 
         return kill_tree(raylet, signal.SIGKILL, wait_s=10)
 
@@ -176,9 +176,9 @@ class NetnsRayCluster:
     def private_server(self, kind: str) -> dict[str, Any]:
         """Start a private engine server (bench.faults.servers.PrivateServer) inside the namespace; returns its
         port, folder and the `--set` overrides that point a backend at it. It is stopped with the namespace."""
-        from bench.faults.servers import prepare
+        from bench.services import install_server
 
-        prepare(kind)  # installed out here: the namespace has no network to fetch it
+        install_server(kind)  # installed out here: the namespace has no network to fetch it
         code = ("import json; from bench.faults.servers import PrivateServer as P; "
                 f"s = P.start_new({kind!r}); "
                 "print(json.dumps({'port': s.port, 'folder': str(s.folder), 'overrides': s.overrides, "

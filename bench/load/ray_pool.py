@@ -32,8 +32,9 @@ import psutil
 
 from bench.errors import UserError
 from bench.load.pool import NO_STALL, PhaseStalled, WorkerFailed, WorkerLost, stall_message
-from bench.load.task import PhaseTask, WorkerResult
+from bench.load.task import PhaseTask
 from bench.load.worker import WorkerData, format_exception, run_phase, settled_heap
+from bench.results.worker import WorkerResult
 
 READY_TIMEOUT_S = 180.0  # an actor must have connected its client by then
 BARRIER_TIMEOUT_S = 120.0  # a worker waits this long at a phase's barrier for the others

@@ -16,8 +16,9 @@ import numpy as np
 
 from bench.backends.base import Backend, SearchParams
 from bench.load.driver import Op
-from bench.load.task import PhaseTask, WorkerResult
+from bench.load.task import PhaseTask
 from bench.ops.stream import OpKind, OpStream
+from bench.results.worker import WorkerResult
 
 BATCH = 4096  # YCSB operations drawn from the stream at a time
 READ, UPDATE, INSERT, SCAN, RMW, SEARCH, FSEARCH = (int(OpKind.READ), int(OpKind.UPDATE), int(OpKind.INSERT),

@@ -19,7 +19,8 @@ import numpy as np
 from bench.backends.base import Backend
 from bench.load.driver import MAX_ERROR_SAMPLES, SPIN_NS, drive, schedule_offsets_ns
 from bench.load.sources import InsertSource, SearchSource, YcsbSource
-from bench.load.task import PhaseTask, WorkerResult
+from bench.load.task import PhaseTask
+from bench.results.worker import WorkerResult
 
 __all__ = ["MAX_ERROR_SAMPLES", "SPIN_NS", "WorkerData", "format_exception", "run_phase", "schedule_offsets_ns",
            "settled_heap"]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from bench.processes import process_tree
+
 BUSY_CORES = 0.5  # other processes using at least half a core on average disturb a measurement
 
 
@@ -17,13 +19,8 @@ def _tree_cpu(pid: int | None) -> float:
     """CPU seconds (user + system) of a process and its children; 0 when it is gone."""
     if pid is None:
         return 0.0
-    try:
-        p = psutil.Process(pid)
-        procs = [p, *p.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
     total = 0.0
-    for q in procs:
+    for q in process_tree(pid):
         try:
             c = q.cpu_times()
             total += c.user + c.system

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import psutil
 
-from bench.metrics.resources import pid_listening_on
+from bench.processes import pid_on_port
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class ServerIdentity:
 def identify(pid: int | None, port: int | None) -> ServerIdentity | None:
     """The server now: the process listening on `port` (else `pid`), or None when bench cannot see it (a remote
     server, a container it cannot look into)."""
-    now = pid_listening_on(port) if port else None
+    now = pid_on_port(port) if port else None
     for candidate in (now, pid):
         if candidate is None:
             continue

@@ -16,25 +16,9 @@ from dataclasses import dataclass
 
 import psutil
 
+from bench.processes import process_tree
+
 _UNITS = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def pid_listening_on(port: int) -> int | None:
-    try:
-        for c in psutil.net_connections(kind="inet"):
-            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid:
-                return c.pid
-    except (psutil.AccessDenied, OSError):
-        return None
-    return None
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        p = psutil.Process(pid)
-        return [p, *p.children(recursive=True)]
-    except psutil.Error:
-        return []
 
 
 @dataclass
@@ -68,7 +52,7 @@ class Sampler:
             self._cpu.append(cpu)
 
     def _loop(self) -> None:
-        procs = _tree(self.pid) if self.pid else []
+        procs = process_tree(self.pid) if self.pid else []
         for p in procs:
             try:
                 p.cpu_percent(None)  # prime the CPU counters
@@ -92,7 +76,7 @@ class Sampler:
             # A trial shorter than one interval: one RSS reading at its end rather than none (no CPU figure,
             # which needs an interval).
             rss = 0
-            for p in _tree(self.pid):
+            for p in process_tree(self.pid):
                 try:
                     rss += p.memory_info().rss
                 except psutil.Error:

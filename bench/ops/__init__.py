@@ -1,7 +1,7 @@
 """Operation mixes and key choosers (YCSB's core workload model): spec, key choosers, per-worker streams."""
 
-from bench.ops.keys import HotspotKeys, KeyChooser, LatestKeys, UniformKeys, ZipfianKeys, make_chooser
-from bench.ops.spec import YcsbSpec
+from bench.ops.choosers import HotspotKeys, KeyChooser, LatestKeys, UniformKeys, ZipfianKeys, make_chooser
+from bench.ops.mix import YcsbSpec
 from bench.ops.stream import OpBatch, OpKind, OpStream
 
 __all__ = [

@@ -16,7 +16,7 @@ Key space of a worker (no coordination between workers):
   after it). Another worker's inserts are never targeted, since this worker cannot know they have happened.
 - `latest` favours this worker's most recent inserts; before the first insert, the newest initial records
   (the highest ids). `zipfian` keeps its hot set on the initial records; records inserted later take the coldest
-  ranks (see `bench.ops.keys`).
+  ranks (see `bench.ops.choosers`).
 
 The caller executes every operation of a batch, in order, before asking for the next batch. An insert that
 failed leaves a hole: later reads of that id find nothing, which the caller counts as it counts any miss.
@@ -29,8 +29,8 @@ from enum import IntEnum
 
 import numpy as np
 
-from bench.ops.keys import KeyChooser, ZipfRanks, make_chooser
-from bench.ops.spec import YcsbSpec
+from bench.ops.choosers import KeyChooser, ZipfRanks, make_chooser
+from bench.ops.mix import YcsbSpec
 
 
 class OpKind(IntEnum):

@@ -51,7 +51,8 @@ def _named(path: Path) -> list[str] | None:
 
 def write_sum(path: Path, new_digest: str) -> None:
     """Name `new_digest` (the content about to be renamed into place) and the file's current content."""
-    old = (_named(path) or [None])[0] if path.exists() else None
+    named = _named(path) if path.exists() else None
+    old = named[0] if named else None
     lines = [f"{new_digest}  {path.name}\n"] + ([f"{old}  {path.name}\n"] if old and old != new_digest else [])
     tmp = path.with_name(f".{path.name}{SUFFIX}.{secrets.token_hex(4)}.tmp")
     try:

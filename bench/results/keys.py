@@ -99,20 +99,6 @@ _BUILTIN: list[Key] = [
     Key("rescore", pa.bool_(), "rescore", "index", "quantized: candidates rescored with the original vectors; "
         "null = unquantized", show=_rescore),
     Key("ef_search", pa.int64(), "ef", "variant", "the search-time beam width (HNSW ef)"),
-    Key("filter", pa.string(), "filter", "variant", "the filter every (filtered) search carries, e.g. sel_10=1; "
-        "null = unfiltered", show=lambda v: f"filter {v}"),
-    Key("selectivity", pa.float64(), "sel", "variant", "share of the records the filter keeps", in_label=False),
-    Key("vector_name", pa.string(), "vector", "variant", "multi-vector records: the named vector searched"),
-    Key("fusion", pa.string(), "fusion", "variant", "hybrid: rrf | weighted", show=lambda v: str(v)),
-    Key("alpha", pa.float64(), "a", "variant", "hybrid weighted: the dense side's weight"),
-    Key("ingest_rate", pa.float64(), "ingest", "variant", "streaming: vectors inserted per second, offered (0 = the "
-        "idle baseline)", show=lambda v: f"ingest={float(v):,.0f}/s"),
-    Key("ingest_stage", pa.int64(), "stage", "variant", "streaming: stage of ingest progress, the percent of the "
-        "streamed rows acknowledged at its end; null = the whole stream", show=lambda v: f"at {int(v)}%"),
-    Key("tenants", pa.int64(), "tenants", "variant", "multi-tenancy: tenants the searched copy of the data is dealt "
-        "to (each holds n / tenants records); null = no tenants", show=lambda v: f"tenants={int(v):,}"),
-    Key("tenant_choice", pa.string(), "choice", "variant", "multi-tenancy: how each search's tenant was drawn "
-        "(uniform | zipfian)", show=lambda v: str(v)),
     Key("k", pa.int64(), "k", "load", "neighbours asked per search", in_label=False),
     Key("concurrency", pa.int64(), "c", "load", "workers issuing operations"),
     Key("target_rate", pa.float64(), "rate", "load", "open loop: offered ops/s (all workers); null = closed loop",
@@ -135,7 +121,12 @@ def register(key: Key) -> Key:
     old = _KEYS.get(key.name)
     if old is not None and old != key:
         raise ValueError(f"key {key.name!r} is already registered differently")
-    _KEYS[key.name] = key
+    if old is None:  # after the last key of its group, so labels and columns read group by group
+        items = list(_KEYS.items())
+        last = max((i for i, (_, k) in enumerate(items) if k.group == key.group), default=len(items) - 1)
+        items.insert(last + 1, (key.name, key))
+        _KEYS.clear()
+        _KEYS.update(items)
     return key
 
 

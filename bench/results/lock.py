@@ -40,9 +40,9 @@ def folder_lock(folder: Path, what: str, hint: str) -> Iterator[None]:
         except BlockingIOError:
             raise UserError(f"The {what} {folder} is in use by another bench process ({_holder(folder)})",
                             hint) from None
-        pid_file = folder / PID_FILE
+        pid_file: Path | None = folder / PID_FILE
         try:
-            pid_file.write_text(f"{os.getpid()}\n")
+            pid_file.write_text(f"{os.getpid()}\n")  # type: ignore[union-attr]
         except OSError:
             pid_file = None  # the lock holds without it; a refusal then says "another process"
         try:

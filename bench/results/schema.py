@@ -11,16 +11,8 @@ from collections.abc import Mapping
 
 import pyarrow as pa
 
-from bench.results import keys
+from bench.results import figures, keys
 
-# hybrid: overlap@k of the engine's fused results with the exact dense-only and the exact BM25-only top-k
-HYBRID_FIGURES = ["recall_dense", "recall_bm25"]
-
-# the production cases (bench/scenarios/streaming.py, capacity.py, searchable.py): numeric figures of their rows
-CASE_FIGURES = ["ingest_achieved", "idle_p99_us", "p99_factor",
-                "vectors_held", "rss_bytes", "disk_bytes", "rss_per_million_bytes", "disk_per_million_bytes",
-                "searchable_after_s", "searchable_found", "first_query_us", "restart_s"]
-CASE_TEXT = ["ended_by", "memory_from", "disk_from"]
 # quality beyond recall@k (bench.metrics.quality), from the kept ids; null where it does not apply
 QUALITY_FIGURES = ["recall_at_1", "recall_at_10", "recall_at_100", "ndcg", "distance_ratio"]
 
@@ -37,9 +29,6 @@ TRIAL_FIELDS = [
     *[pa.field(f, pa.float64()) for f in FIGURES],
     # recall@k of each query index (NaN: not searched in the trial); `bench regress` pairs it across runs
     pa.field("recall_per_query", pa.list_(pa.float32())),
-    *[pa.field(f, pa.float64()) for f in HYBRID_FIGURES],
-    *[pa.field(f, pa.float64()) for f in CASE_FIGURES],
-    *[pa.field(f, pa.string()) for f in CASE_TEXT],
     *[pa.field(f, pa.float64()) for f in QUALITY_FIGURES],
     pa.field("service_p50_us", pa.float64()),
     pa.field("service_p99_us", pa.float64()),
@@ -130,13 +119,13 @@ SUMMARY_FIELDS = [
     pa.field("count", pa.int64()),
     pa.field("errors", pa.int64()),
 ]
-for _f in FIGURES + HYBRID_FIGURES + CASE_FIGURES + QUALITY_FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]:
+CORE_SPREAD = FIGURES + QUALITY_FIGURES + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"]
+for _f in CORE_SPREAD:
     SUMMARY_FIELDS += [pa.field(_f, pa.float64()), pa.field(f"{_f}_lo", pa.float64()), pa.field(f"{_f}_hi", pa.float64())]
 SUMMARY_FIELDS += [pa.field("client_limited", pa.bool_()), pa.field("hdr", pa.string()),
                    pa.field("percentiles_withheld", pa.string()), pa.field("outliers", pa.string()),
                    pa.field("busy_trials", pa.int64()), pa.field("suspect_trials", pa.int64()),
                    pa.field("server_changes", pa.int64())]
-SUMMARY_FIELDS += [pa.field(f, pa.string()) for f in CASE_TEXT]  # the distinct values of the ok trials
 SUMMARY_FIELDS += IMPORT_FIELDS
 
 
@@ -172,10 +161,6 @@ FIELD_DOCS: dict[str, str] = {
     "distance_ratio": "ann-benchmarks' rel: summed distances of the returned ids / summed distances of the exact "
                       "top-k (1 = exact); l2 and cosine only, null for inner product and where unknown",
     "recall_per_query": "recall@k of each query index (NaN: not searched in the trial)",
-    "recall_dense": "hybrid: mean recall@k of the sampled searches' fused results against the exact dense-only "
-                    "(vector) top-k; null for other workloads",
-    "recall_bm25": "hybrid: mean recall@k of the sampled searches' fused results against the exact BM25-only "
-                   "(text) top-k; null for other workloads",
     "service_p50_us": "open loop: median service time of the successful operations (from the actual send, not "
                       "the intended start), microseconds; null in closed loop (no service histogram) and below "
                       "20 samples",
@@ -281,21 +266,6 @@ FIELD_DOCS: dict[str, str] = {
                      "SHA-256 (JSON list)",
     "ray_version": "--cluster: the Ray version on the driver (every node runs the same)",
     "searchable_s": "seconds from the first insert until the index was searchable (load_s + build_s)",
-    "ingest_achieved": "streaming: vectors per second acknowledged (the offered rate, if the engine kept up)",
-    "idle_p99_us": "streaming: the search P99 with no ingest (the knee's baseline), microseconds",
-    "p99_factor": "streaming: the knee is the highest sustained ingest rate with search P99 within this x idle",
-    "vectors_held": "capacity: vectors acknowledged in the collection when the insert loop ended",
-    "rss_bytes": "capacity: the engine's resident memory at the end (see memory_from)",
-    "disk_bytes": "capacity: the engine's data on disk at the end (see disk_from)",
-    "rss_per_million_bytes": "capacity: RSS growth per million vectors inserted by the capacity loop",
-    "disk_per_million_bytes": "capacity: disk growth per million vectors inserted by the capacity loop",
-    "ended_by": "capacity: what ended the insert loop (refused, memory cap, disk cap, time limit, vector limit)",
-    "memory_from": "capacity: which process(es) the RSS is of", "disk_from": "capacity: where the disk size is read",
-    "searchable_after_s": "searchable: seconds from the last acknowledged insert until every inserted id was found "
-                          "by its own vector (null: not all within the timeout)",
-    "searchable_found": "searchable: share of the inserted ids found by their own vector by the end",
-    "first_query_us": "searchable: latency of the first search after the restart or reopen, microseconds",
-    "restart_s": "searchable: seconds from the restart's start until the engine answered again",
     "source_version": "imported rows: the version of the tool that measured them, where known",
     "source_file": "imported rows: the file they came from, with its sha256",
     "source_params": "imported rows: every parameter the tool recorded (JSON; secrets removed)",
@@ -320,12 +290,15 @@ def _description(name: str) -> str | None:
         pass
     if name in FIELD_DOCS:
         return FIELD_DOCS[name]
+    fig = figures.get(name)
+    if fig is not None:
+        return fig.description
     end = name[-3:]
     base = _description(name[:-3]) if end in SPREAD else None
     if base is None:
         return None
     word, fn = SPREAD[end]
-    # bench.analysis.aggregate: the headline is the trimmed median, the spread the min/max of every ok trial
+    # bench.results.aggregate: the headline is the trimmed median, the spread the min/max of every ok trial
     return (f"summary: the {word} trial value ({fn} over every ok trial with one, the extremes the trimmed "
             f"median dropped included) of: {base}")
 
@@ -338,14 +311,30 @@ def _described(fields: list[pa.Field]) -> list[pa.Field]:
     return out
 
 
+def _scenario_fields(summary: bool) -> list[pa.Field]:
+    out = []
+    for f in figures.all_figures():
+        out.append(pa.field(f.name, f.type))
+        if summary and not f.text:
+            out += [pa.field(f"{f.name}_lo", pa.float64()), pa.field(f"{f.name}_hi", pa.float64())]
+    return out
+
+
 def trials_schema() -> pa.Schema:
-    """Every trial row: the registered keys (scenarios may add some), the trial's figures, its provenance."""
-    return pa.schema(_described(keys.fields() + TRIAL_FIELDS + PROVENANCE_FIELDS))
+    """Every trial row: the registered keys and figures (scenarios add some), the trial's figures, its
+    provenance."""
+    return pa.schema(_described(keys.fields() + TRIAL_FIELDS + _scenario_fields(False) + PROVENANCE_FIELDS))
 
 
 def summary_schema() -> pa.Schema:
     """The trimmed aggregate per configuration (the same keys), with `_lo`/`_hi` spreads."""
-    return pa.schema(_described(keys.fields() + SUMMARY_FIELDS + PROVENANCE_FIELDS))
+    return pa.schema(_described(keys.fields() + SUMMARY_FIELDS + _scenario_fields(True) + PROVENANCE_FIELDS))
+
+
+def spread_figures() -> list[str]:
+    """The figures aggregated as a trimmed median with the spread of the ok trials: the core ones and every
+    numeric figure a registered scenario declares."""
+    return CORE_SPREAD + figures.numeric()
 
 
 def table(rows: list[Mapping], schema: pa.Schema) -> pa.Table:
@@ -355,3 +344,13 @@ def table(rows: list[Mapping], schema: pa.Schema) -> pa.Table:
         keys.check(r, allowed)
     cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
     return pa.Table.from_pydict(cols, schema=schema)
+
+
+# The words every output uses for the headline figures (run table, compare, report, regress): one definition each.
+DEFINITIONS: dict[str, str] = {
+    "qps": "QPS = trimmed median of the ok trials (the lowest and the highest dropped)",
+    "recall": "recall = recall@k against exact ground truth, trimmed median of the ok trials",
+    "latency": "P50/P99/P99.9 = percentiles of the ok trials' merged latency histogram in microseconds, '-' where "
+               "too few samples support one (P50 needs 20, P99 1,000, P99.9 10,000)",
+    "spread": "[lo-hi] = the lowest and the highest ok trial, the trimmed ones included",
+}

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.load.task import WorkerResult
 from bench.metrics import hdr
+from bench.results.worker import WorkerResult
 
 GENERATOR_LAG_LIMIT = 0.01  # open loop: a trial where the generator itself fell behind on >1% of sends is suspect
 CLIENT_LIMIT = 0.9  # a worker process using >= 90% of a core was the limit, not the engine

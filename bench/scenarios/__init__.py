@@ -11,8 +11,8 @@ import importlib
 import pkgutil
 from importlib.metadata import entry_points
 
-from bench.results import keys
-from bench.scenarios.base import Prep, Reference, RunFlags, Scenario, Variant
+from bench.results import figures, keys
+from bench.scenarios.base import Chart, Prep, Reference, RunFlags, Scenario, Variant
 
 _TABLES: dict[str, type[Scenario]] = {}
 _KINDS: dict[str, type[Scenario]] = {}
@@ -25,6 +25,8 @@ def register(cls: type[Scenario]) -> type[Scenario]:
         raise ValueError(f"scenario {cls.__name__} must set exactly one of `table` and `kind`")
     for k in cls.keys:
         keys.register(k)
+    for f in cls.figures:
+        figures.register(f)
     if cls.kind:
         _KINDS[cls.kind] = cls
     else:
@@ -38,10 +40,21 @@ def _load() -> None:
         return
     _LOADED = True
     for m in pkgutil.iter_modules(__path__):
-        if m.name not in ("base", "plan", "reference"):
+        if m.name not in ("base", "context", "plan", "reference"):
             importlib.import_module(f"{__name__}.{m.name}")
     for ep in entry_points(group="bench.scenarios"):
         register(ep.load())
+
+
+def load() -> None:
+    """Register every scenario (and so its keys and figures): what reads or writes result rows calls this first."""
+    _load()
+
+
+def every() -> list[type[Scenario]]:
+    """Every registered scenario class, kinds first."""
+    _load()
+    return [*_KINDS.values(), *_TABLES.values()]
 
 
 def tables() -> dict[str, type[Scenario]]:
@@ -56,4 +69,4 @@ def kinds() -> dict[str, type[Scenario]]:
     return dict(_KINDS)
 
 
-__all__ = ["Prep", "Reference", "RunFlags", "Scenario", "Variant", "kinds", "register", "tables"]
+__all__ = ["Chart", "Prep", "Reference", "RunFlags", "Scenario", "Variant", "every", "kinds", "load", "register", "tables"]

@@ -18,15 +18,15 @@ import psutil
 
 from bench.backends.base import Backend, CollectionSpec
 from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool
-from bench.load.task import WorkerResult
 from bench.load.worker import WorkerData
-from bench.metrics.resources import ResourceStats, pid_listening_on
+from bench.metrics.resources import ResourceStats
+from bench.processes import LOOPBACK, pid_on_port, process_tree
 from bench.results import trial as trial_rows
+from bench.results.worker import WorkerResult
+from bench.scenarios.context import RunContext, connected
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
-
-def pool_for(ctx: Any, backend: Backend, collection: CollectionSpec, workdir: str, n: int) -> Any:
+def pool_for(ctx: RunContext, backend: Backend, collection: CollectionSpec, workdir: str, n: int) -> Any:
     """n workers over `collection`: threads sharing `backend` (in-process engines), else processes each with its
     own client; every engine call has run.op_timeout_s, and a silent worker ends the phase (as the runner's)."""
     ds, r = ctx.ds, ctx.spec.run
@@ -51,11 +51,12 @@ class Fresh:
 
 
 @contextlib.contextmanager
-def fresh_collection(ctx: Any, suffix: str, n0: int) -> Iterator[Fresh]:
+def fresh_collection(ctx: RunContext, suffix: str, n0: int) -> Iterator[Fresh]:
     """Create, load rows [0, n0) and wait until indexed; drop and close at the end."""
     workdir = tempfile.mkdtemp(prefix="fresh-", dir=ctx.workdir)
     backend = ctx.cls(ctx.options, workdir)
-    coll = dataclasses.replace(ctx.collection, name=f"{ctx.collection.name[:50]}_{suffix}")
+    _, main = connected(ctx)
+    coll = dataclasses.replace(main, name=f"{main.name[:50]}_{suffix}")
     created = False
     try:
         backend.connect()
@@ -84,7 +85,7 @@ def _rows(ds: Any, lo: int, hi: int) -> tuple[Any, Any]:
     return np.arange(lo, hi, dtype=np.int64), ds.base_rows.read(lo, hi)
 
 
-def rows(ctx: Any, results: list[WorkerResult], groups: list[tuple[str, list[str]]],
+def rows(ctx: RunContext, results: list[WorkerResult], groups: list[tuple[str, list[str]]],
          scored: Mapping[str, Mapping[str, Any]], base: Mapping[str, Any], *, pool_kind: str,
          resources: ResourceStats | None = None, scheduled_s: float | None = None,
          cpu_s: float | None = None) -> list[dict[str, Any]]:
@@ -110,10 +111,7 @@ class Footprint:
     def rss(self) -> int | None:
         if self.memory_from is None:
             return None
-        procs = [psutil.Process(self.pid) if self.pid else psutil.Process()]
-        if self.pid:
-            with contextlib.suppress(psutil.Error):
-                procs += procs[0].children(recursive=True)
+        procs = process_tree(self.pid) if self.pid else [psutil.Process()]
         total = 0
         for p in procs:
             with contextlib.suppress(psutil.Error):
@@ -139,7 +137,7 @@ def dir_bytes(path: Path) -> int:
     return total
 
 
-def footprint(ctx: Any, backend: Backend) -> Footprint:
+def footprint(ctx: RunContext, backend: Backend) -> Footprint:
     """How to read the engine's RSS and disk here: in-process engines are this process and their work folder; a
     server on loopback whose pid is known, that process tree (and its data folder when its command line names
     one); pgvector, its table's total relation size."""
@@ -150,7 +148,7 @@ def footprint(ctx: Any, backend: Backend) -> Footprint:
     pid = info.server_pid
     addr = info.server_address
     if pid is None and addr is not None and addr[0] in LOOPBACK:
-        pid = pid_listening_on(addr[1])
+        pid = pid_on_port(addr[1])
     memory = f"the server process tree (pid {pid})" if pid else None
     if "table_total_bytes" in info.extra:
         return Footprint(pid, memory, None, "pg_total_relation_size of the collection's table")

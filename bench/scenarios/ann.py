@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.analysis import scoring
+from bench.metrics import scoring
 from bench.scenarios import register
 from bench.scenarios.base import KindScenario, Reference, Variant
 

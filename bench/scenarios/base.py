@@ -29,7 +29,9 @@ import numpy as np
 from pydantic import BaseModel
 
 from bench.backends.base import BackendOptions, CollectionSpec
+from bench.results.figures import Figure
 from bench.results.keys import Key
+from bench.scenarios.context import RunContext
 
 if TYPE_CHECKING:
     from bench.backends.base import Backend
@@ -80,6 +82,24 @@ class Variant:
         return self.data.queries if self.queries is None else self.queries
 
 
+@dataclass(frozen=True)
+class Chart:
+    """A picture of a scenario's rows in `bench report`, named by reference so a scenario never imports the
+    analysis layer: `png` and `html` are "module:function" drawers (`png(summary, workload, title) -> Picture`,
+    `html(summary, title) -> plotly Figure | reason`), resolved when the report draws."""
+
+    slug: str  # file-name part and anchor: "streaming" -> streaming-<table>.png
+    name: str  # what the picture shows, in a sentence's words
+    caption: str  # printed under it: exactly what is drawn
+    png: str | None = None
+    html: str | None = None
+    uses_trials: bool = False  # the drawers take the trial rows instead of the summary rows
+
+
+# The report's own pictures (bench.analysis.report); a kind scenario names the ones that fit its rows.
+CORE_CHARTS = ("recall-qps", "latency", "concurrency")
+
+
 @dataclass
 class RunFlags:
     """What the command line asks beyond the workload file, that a scenario may refuse."""
@@ -107,6 +127,8 @@ class Scenario:
     Options: ClassVar[type[BaseModel]]
     order: ClassVar[int] = 50  # fold order: a larger order expands the variants a smaller one made
     keys: ClassVar[tuple[Key, ...]] = ()  # result key axes it adds (registered with the scenario)
+    figures: ClassVar[tuple[Figure, ...]] = ()  # figures its rows carry (schema, aggregation, compare columns)
+    charts: ClassVar[tuple[Chart, ...]] = ()  # its own pictures in `bench report` (drawn where it `owns` rows)
     kinds: ClassVar[tuple[str, ...]] = ("ann",)  # workload kinds it works with
 
     def __init__(self, options: Any, spec: WorkloadSpec):
@@ -155,6 +177,20 @@ class Scenario:
     def expand(self, v: Variant) -> Iterable[Variant]:
         yield v
 
+    # -- what compare and the report say about its rows ---------------------------------------------------------
+    @classmethod
+    def owns(cls, rows: Any) -> bool:
+        """Whether a report table's rows (a pandas frame) are this scenario's: its kind, or one of its keys set."""
+        if cls.kind:
+            return "workload_kind" in rows and bool((rows["workload_kind"] == cls.kind).any())
+        return any(k.name in rows and bool(rows[k.name].notna().any()) for k in cls.keys)
+
+    @classmethod
+    def table_notes(cls, rows: Any) -> list[str]:
+        """Sentences under a compare table holding this scenario's rows (`rows`: that table's figures frame),
+        e.g. streaming's knee per run; [] when it has nothing to add."""
+        return []
+
 
 def merge_payloads(columns: Sequence[Mapping[str, Sequence[Any]]], n: int) -> list[dict[str, Any]] | None:
     """Per-record payloads from the scenarios' payload columns."""
@@ -172,13 +208,14 @@ class KindScenario(Scenario):
     by default, and how a trial's quality is scored. Exactly one per workload."""
 
     mode: ClassVar[str] = "search"  # the worker's operation source: "search", "ycsb" or "ingest"
+    core_charts: ClassVar[tuple[str, ...]] = CORE_CHARTS  # which of the report's own pictures fit its rows
     Options: ClassVar[type[BaseModel] | None] = None  # the model of the kind's own table ([<kind>]), if it has one
 
     @classmethod
     def validate_spec(cls, options: Any, spec: WorkloadSpec) -> None:  # the kind is the spec's own
         return None
 
-    def measure(self, ctx: Any) -> bool:
+    def measure(self, ctx: RunContext) -> bool:
         """A kind whose measurement is not the runner's loop (ef_search x variants x rates, each a warm-up and
         timed trials) measures here, on the loaded run context (`bench.run_context.RunContext`: it adds its rows
         with `ctx.add_rows`), and returns True; the default returns False and leaves it to the runner."""

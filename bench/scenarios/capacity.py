@@ -20,10 +20,13 @@ from pydantic import Field
 
 from bench.errors import UserError
 from bench.load.driver import Op, drive
-from bench.load.task import PhaseTask, WorkerResult
+from bench.load.task import PhaseTask
+from bench.results.figures import Figure
+from bench.results.worker import WorkerResult
 from bench.scenarios import register
 from bench.scenarios._cases import Footprint, footprint, rows
 from bench.scenarios.base import KindScenario, RunFlags
+from bench.scenarios.context import RunContext
 from bench.spec import Strict
 
 
@@ -37,8 +40,29 @@ class CapacityOptions(Strict):
     jitter: float = Field(0.01, ge=0, le=1, description="noise added to each repeated pass over the dataset")
 
 
+MIB = 1024 * 1024
+
+
 @register
 class CapacityScenario(KindScenario):
+    core_charts = ("latency",)  # no ef_search sweep, no concurrency sweep
+    figures = (
+        Figure("vectors_held", "capacity: vectors acknowledged in the collection when the insert loop ended",
+               "vectors held", ",.0f", legend="vectors held = acknowledged when the capacity loop ended (see ended "
+               "by)"),
+        Figure("rss_bytes", "capacity: the engine's resident memory at the end (see memory_from)", "RSS MiB", ",.1f",
+               MIB),
+        Figure("disk_bytes", "capacity: the engine's data on disk at the end (see disk_from)", "disk MiB", ",.1f",
+               MIB),
+        Figure("rss_per_million_bytes", "capacity: RSS growth per million vectors inserted by the capacity loop",
+               "RSS MiB/M vec", ",.0f", MIB),
+        Figure("disk_per_million_bytes", "capacity: disk growth per million vectors inserted by the capacity loop",
+               "disk MiB/M vec", ",.0f", MIB),
+        Figure("ended_by", "capacity: what ended the insert loop (refused, memory cap, disk cap, time limit, vector "
+               "limit)", "ended by", "s", text=True),
+        Figure("memory_from", "capacity: which process(es) the RSS is of", text=True),
+        Figure("disk_from", "capacity: where the disk size is read", text=True),
+    )
     kind = "capacity"
     mode = "insert"
     Options = CapacityOptions
@@ -65,7 +89,7 @@ class CapacityScenario(KindScenario):
     def opts(self) -> CapacityOptions:
         return self.options or CapacityOptions()
 
-    def measure(self, ctx: Any) -> bool:
+    def measure(self, ctx: RunContext) -> bool:
         o = self.opts
         fp = footprint(ctx, ctx.backend)
         for cap, have, what in ((o.max_rss_bytes, fp.memory_from, "memory"), (o.max_disk_bytes, fp.disk_from, "disk")):
@@ -85,7 +109,7 @@ class CapacityScenario(KindScenario):
         ctx.add_rows(self.rows(ctx, res, src, watch))
         return True
 
-    def rows(self, ctx: Any, res: WorkerResult, src: _Source, watch: _Watch) -> list[dict]:
+    def rows(self, ctx: RunContext, res: WorkerResult, src: _Source, watch: _Watch) -> list[dict]:
         o = self.opts
         inserted = src.acked
         if watch.ended is None:

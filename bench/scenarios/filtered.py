@@ -8,11 +8,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 from pydantic import Field, model_validator
 
 from bench.backends.base import BackendOptions
 from bench.datasets import filtered
 from bench.errors import UserError
+from bench.results.keys import Key
 from bench.scenarios import register
 from bench.scenarios.base import Prep, RunFlags, Scenario, Variant
 from bench.spec import Strict
@@ -21,7 +23,9 @@ from bench.spec import Strict
 class FilterModel(Strict):
     """One payload field per selectivity (1 on exactly round(s*n) records), searched with an equality filter."""
 
-    selectivities: list[float] = Field(default_factory=lambda: [0.5, 0.1, 0.01, 0.001], min_length=1)
+    selectivities: list[float] = Field(default_factory=lambda: [0.5, 0.1, 0.01, 0.001], min_length=1,
+                                       description="shares of the records each filter lets through, one "
+                                       "configuration each")
     kind: Literal["eq", "range", "id_ge", "label"] = Field(
         "eq", description="eq: one 0/1 field per selectivity searched with field = 1; range: one int field `rank` "
         "(a seeded permutation of the rows) searched with rank < round(s * n); id_ge: VectorDBBench's int filter, "
@@ -49,6 +53,11 @@ class FilterModel(Strict):
 
 @register
 class FilterScenario(Scenario):
+    keys = (
+        Key("filter", pa.string(), "filter", "variant", "the filter every (filtered) search carries, e.g. sel_10=1; "
+            "null = unfiltered", show=lambda v: f"filter {v}"),
+        Key("selectivity", pa.float64(), "sel", "variant", "share of the records the filter keeps", in_label=False),
+    )
     table = "filter"
     Options = FilterModel
     order = 20

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 from pydantic import Field, model_validator
 
 from bench.backends.base import BackendOptions, CollectionSpec, HybridSpec
@@ -16,6 +17,8 @@ from bench.datasets import hybrid as hybrid_ref
 from bench.datasets import texts as hybrid_texts
 from bench.errors import UserError
 from bench.metrics.recall import recall_at_k
+from bench.results.figures import Figure
+from bench.results.keys import Key
 from bench.scenarios import register
 from bench.scenarios.base import Prep, Reference, RunFlags, Scenario, Variant
 from bench.scenarios.reference import digest
@@ -23,24 +26,29 @@ from bench.spec import Strict
 
 
 class HybridModel(Strict):
-    fusion: list[Literal["rrf", "weighted"]] = Field(default_factory=lambda: ["rrf", "weighted"], min_length=1)
+    fusion: list[Literal["rrf", "weighted"]] = Field(default_factory=lambda: ["rrf", "weighted"], min_length=1,
+                                                     description="how the engine fuses the dense and BM25 results: "
+                                                     "rrf (reciprocal rank) and/or weighted (by alpha)")
     alpha: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75], min_length=1,
                                description="weighted: the dense side's weight (Weaviate's alpha)")
     candidates: int = Field(100, ge=1, le=10_000, description="per-side prefetch limit fused by the engine")
-    k1: float = Field(1.2, gt=0, le=10)
-    b: float = Field(0.75, ge=0, le=1)
+    k1: float = Field(1.2, gt=0, le=10, description="BM25 term-frequency saturation, sent to the engine and "
+                      "used by the reference")
+    b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation, sent to the engine and used by the "
+                     "reference")
     texts: Literal["auto", "synthetic", "dataset"] = Field(
         "auto", description="auto: the dataset's own texts when it has them (wordnet), else synthetic")
     vocab: int = Field(5000, ge=100, le=1_000_000, description="synthetic: vocabulary size")
     zipf: float = Field(1.0, gt=0, le=5, description="synthetic: Zipf exponent of word frequencies")
     topics: int = Field(50, ge=1, le=100_000, description="synthetic: topics tied to the vectors' neighbourhoods")
-    topic_words: int = Field(20, ge=1, le=10_000)
+    topic_words: int = Field(20, ge=1, le=10_000, description="synthetic: words that belong to each topic")
     topic_share: float = Field(0.3, ge=0, le=1, description="synthetic: share of a document's words from its topic")
-    words_min: int = Field(5, ge=1, le=10_000)
-    words_max: int = Field(30, ge=1, le=10_000)
-    query_words_min: int = Field(2, ge=1, le=100)
-    query_words_max: int = Field(5, ge=1, le=100)
-    query_topic_share: float = Field(0.6, ge=0, le=1)
+    words_min: int = Field(5, ge=1, le=10_000, description="synthetic: fewest words in a document")
+    words_max: int = Field(30, ge=1, le=10_000, description="synthetic: most words in a document")
+    query_words_min: int = Field(2, ge=1, le=100, description="synthetic: fewest words in a query")
+    query_words_max: int = Field(5, ge=1, le=100, description="synthetic: most words in a query")
+    query_topic_share: float = Field(0.6, ge=0, le=1, description="synthetic: share of a query's words from its "
+                                     "topic")
 
     @model_validator(mode="after")
     def _consistent(self) -> HybridModel:
@@ -91,6 +99,18 @@ class FusedReference(Reference):
 
 @register
 class HybridScenario(Scenario):
+    keys = (
+        Key("fusion", pa.string(), "fusion", "variant", "hybrid: rrf | weighted", show=lambda v: str(v)),
+        Key("alpha", pa.float64(), "a", "variant", "hybrid weighted: the dense side's weight"),
+    )
+    figures = (
+        Figure("recall_dense", "hybrid: mean recall@k of the sampled searches' fused results against the exact "
+               "dense-only (vector) top-k; null for other workloads", "vs dense", ".4f",
+               legend="hybrid: recall = agreement with the exact fused reference; vs dense / vs bm25 = overlap@k "
+                      "with the exact dense-only / BM25-only top-k"),
+        Figure("recall_bm25", "hybrid: mean recall@k of the sampled searches' fused results against the exact "
+               "BM25-only (text) top-k; null for other workloads", "vs bm25", ".4f"),
+    )
     table = "hybrid"
     Options = HybridModel
     order = 30

@@ -9,12 +9,14 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, Literal
 
+import pyarrow as pa
 from pydantic import Field, model_validator
 
 from bench.backends.base import BackendOptions, CollectionSpec
 from bench.datasets import multivector
 from bench.datasets.spec import DatasetSpec
 from bench.errors import UserError
+from bench.results.keys import Key
 from bench.scenarios import register
 from bench.scenarios.base import Prep, RunFlags, Scenario, Variant
 from bench.spec import Strict
@@ -51,6 +53,9 @@ class MultiVectorModel(Strict):
 
 @register
 class MultiVectorScenario(Scenario):
+    keys = (
+        Key("vector_name", pa.string(), "vector", "variant", "multi-vector records: the named vector searched"),
+    )
     table = "multivector"
     Options = MultiVectorModel
     order = 10

@@ -32,9 +32,12 @@ from bench.errors import UserError
 from bench.load.driver import drive
 from bench.load.sources import InsertSource, SearchSource
 from bench.load.task import PhaseTask
+from bench.processes import LOOPBACK, identify_engine, kill_tree, pid_on_port
+from bench.results.figures import Figure
 from bench.scenarios import register
-from bench.scenarios._cases import LOOPBACK, rows
+from bench.scenarios._cases import rows
 from bench.scenarios.base import KindScenario, RunFlags
+from bench.scenarios.context import RunContext
 from bench.spec import Strict
 
 SERVICE_OF = {"pgvector": "pgvector", "chroma-server": "chroma", "milvus": "milvus"}  # bench.services names
@@ -49,11 +52,24 @@ class SearchableOptions(Strict):
     queries: int = Field(200, ge=1, description="searches measured warm, and cold after the restart")
     restart_cmd: str | None = Field(None, description="shell command that starts the server again after bench "
                                     "stops it (default: python -m bench.services up NAME)")
-    restart_timeout_s: float = Field(120.0, gt=0, le=3600)
+    restart_timeout_s: float = Field(120.0, gt=0, le=3600, description="give up waiting for the restarted "
+                                     "server after this many seconds")
 
 
 @register
 class SearchableScenario(KindScenario):
+    core_charts = ("latency",)  # no ef_search sweep, no concurrency sweep
+    figures = (
+        Figure("searchable_after_s", "searchable: seconds from the last acknowledged insert until every inserted id "
+               "was found by its own vector (null: not all within the timeout)", "all found after s", ",.3f",
+               legend="all found after s = from the last acknowledged insert until every inserted id was found"),
+        Figure("searchable_found", "searchable: share of the inserted ids found by their own vector by the end",
+               "found", ".1%"),
+        Figure("first_query_us", "searchable: latency of the first search after the restart or reopen, "
+               "microseconds", "first query us", ",.0f"),
+        Figure("restart_s", "searchable: seconds from the restart's start until the engine answered again",
+               "restart s", ",.2f"),
+    )
     kind = "searchable"
     mode = "search"
     Options = SearchableOptions
@@ -97,7 +113,7 @@ class SearchableScenario(KindScenario):
     def source(self) -> Any:
         return getattr(self, "_head", None)
 
-    def measure(self, ctx: Any) -> bool:
+    def measure(self, ctx: RunContext) -> bool:
         o = self.opts
         ctx.backend.set_op_timeout(ctx.spec.run.op_timeout_s)
         n0 = ctx.ds.n - o.new_vectors
@@ -115,7 +131,7 @@ class SearchableScenario(KindScenario):
         return PhaseTask(mode="search", trial=0, seed=self.spec.dataset.seed, k=self.spec.search.k,
                          ef_search=self.ef_values()[0], duration_s=None, operations=operations)
 
-    def searchable_after(self, ctx: Any, n0: int, last_ack_wall_ns: int | None) -> dict[str, Any]:
+    def searchable_after(self, ctx: RunContext, n0: int, last_ack_wall_ns: int | None) -> dict[str, Any]:
         """Search every inserted id by its own vector until all are found; seconds from the last ack."""
         o, k = self.opts, self.spec.search.k
         params = SearchParams(ef_search=self.ef_values()[0])
@@ -143,7 +159,7 @@ class SearchableScenario(KindScenario):
                     + (f", the last {after:.3f} s after the last ack" if after is not None else ""))
         return {"searchable_after_s": after, "searchable_found": found}
 
-    def cold_warm(self, ctx: Any) -> list[dict]:
+    def cold_warm(self, ctx: RunContext) -> list[dict]:
         o = self.opts
         warm = drive(SearchSource(ctx.backend, ctx.ds.queries, self._task(o.queries), np.random.default_rng(1)),
                      self._task(o.queries))
@@ -174,14 +190,12 @@ class _Head:
             yield np.arange(lo, hi, dtype=np.int64), self.ds.base_rows.read(lo, hi)
 
 
-def _restart(ctx: Any, o: SearchableOptions) -> tuple[Any, float]:
+def _restart(ctx: RunContext, o: SearchableOptions) -> tuple[Any, float]:
     """Restart the server (or reopen the embedded engine); the adapter to search with after, and the seconds."""
     t0 = time.perf_counter()
     if ctx.cls.capabilities.in_process:
         ctx.backend.reopen()
         return ctx.backend, time.perf_counter() - t0
-    from bench.faults.servers import identify_engine, kill_tree, pid_on_port
-
     addr = ctx.info.server_address if ctx.info is not None else None
     if addr is None or addr[0] not in LOOPBACK:
         raise UserError(f"the {ctx.req.backend} server is not on loopback, so bench cannot restart it",
@@ -202,7 +216,7 @@ def _restart(ctx: Any, o: SearchableOptions) -> tuple[Any, float]:
     return backend, time.perf_counter() - t0
 
 
-def _reconnect(ctx: Any, o: SearchableOptions, proc: subprocess.Popen, log: Path) -> Any:
+def _reconnect(ctx: RunContext, o: SearchableOptions, proc: subprocess.Popen, log: Path) -> Any:
     """A new adapter on the restarted server, attached to the run's collection (dropped at the run's end)."""
     deadline = time.monotonic() + o.restart_timeout_s
     while time.monotonic() < deadline:

@@ -20,16 +20,21 @@ import math
 from typing import Annotated, Any
 
 import numpy as np
+import pyarrow as pa
 from pydantic import Field
 
-from bench.analysis.scoring import Kept
 from bench.errors import UserError
-from bench.load.task import IngestPlan, PhaseTask, WorkerResult
+from bench.load.task import IngestPlan, PhaseTask
 from bench.metrics import hdr
 from bench.metrics.recall import _score_matrix, per_search_recall
+from bench.metrics.scoring import Kept
+from bench.results.figures import Figure
+from bench.results.keys import Key
+from bench.results.worker import WorkerResult
 from bench.scenarios import register
 from bench.scenarios._cases import fresh_collection, pool_for, rows
-from bench.scenarios.base import KindScenario, RunFlags
+from bench.scenarios.base import Chart, KindScenario, RunFlags
+from bench.scenarios.context import RunContext, connected
 from bench.spec import Strict
 
 NEVER = np.iinfo(np.int64).max
@@ -48,9 +53,51 @@ class StreamingOptions(Strict):
 
 @register
 class StreamingScenario(KindScenario):
+    core_charts = ("latency",)  # no ef_search sweep, no concurrency sweep
+    charts = (Chart(
+        "streaming", "Search P99 and recall against ingest progress",
+        "Search latency and recall per stage of ingest progress, one line per backend and ingest rate (trimmed "
+        "medians of the trials' stage rows; P99 only where a stage has the samples for it, P50 dotted); the dashed "
+        "line is the idle P99 (no ingest). Recall is against the exact top-k of the vectors acknowledged when each "
+        "sampled search started.", png="bench.analysis.cases:streaming_progress"),)
+    keys = (
+        Key("ingest_rate", pa.float64(), "ingest", "variant", "streaming: vectors inserted per second, offered (0 = the "
+            "idle baseline)", show=lambda v: f"ingest={float(v):,.0f}/s"),
+        Key("ingest_stage", pa.int64(), "stage", "variant", "streaming: stage of ingest progress, the percent of the "
+            "streamed rows acknowledged at its end; null = the whole stream", show=lambda v: f"at {int(v)}%"),
+    )
+    figures = (
+        Figure("ingest_achieved", "streaming: vectors per second acknowledged (the offered rate, if the engine kept "
+               "up)", "ingest/s", ",.0f", legend="ingest/s = vectors per second acknowledged while searching"),
+        Figure("idle_p99_us", "streaming: the search P99 with no ingest (the knee's baseline), microseconds"),
+        Figure("p99_factor", "streaming: the knee is the highest sustained ingest rate with search P99 within this "
+               "x idle"),
+    )
     kind = "streaming"
     mode = "ingest"
     Options = StreamingOptions
+
+    @classmethod
+    def table_notes(cls, rows: Any) -> list[str]:
+        """One sentence per streaming run in a compare table: its knee, or that no rate kept search P99 within the
+        factor."""
+        if "ingest_rate" not in rows or not rows["ingest_rate"].notna().any():
+            return []
+        out = []
+        for (backend, run), g in rows[rows["ingest_rate"].notna()].groupby(["backend", "run_id"], sort=True):
+            recs = g.to_dict("records")
+            factors = [float(r["p99_factor"]) for r in recs if r.get("p99_factor") is not None
+                       and not math.isnan(float(r["p99_factor"]))]
+            factor = factors[0] if factors else 2.0
+            knee = knee_of(recs, factor)
+            if knee is not None:
+                out.append(f"knee, {backend} {run}: {knee['ingest_rate']:,.0f} vectors/s is the highest ingest rate "
+                           f"kept up with whose search P99 ({knee['p99_us']:,.0f} us) stayed within {factor:g}x the "
+                           f"idle P99 ({knee['idle_p99_us']:,.0f} us)")
+            else:
+                out.append(f"knee, {backend} {run}: none (no ingest rate was kept up with at a search P99 within "
+                           f"{factor:g}x the idle P99, or a P99 was withheld for too few samples)")
+        return out
 
     @classmethod
     def validate_spec(cls, options: Any, spec: Any) -> None:
@@ -75,7 +122,7 @@ class StreamingScenario(KindScenario):
     def ef_values(self) -> list[int | None]:
         return [self.spec.search.ef_search[0]]
 
-    def measure(self, ctx: Any) -> bool:
+    def measure(self, ctx: RunContext) -> bool:
         o, r = self.options, self.spec.run
         idle_p99 = _Idle(ctx).run()
         for rate in o.rates:
@@ -115,12 +162,12 @@ def knee_of(summary_rows: list[dict], factor: float) -> dict | None:
 class _Idle:
     """The baseline: searches on the loaded collection with no ingest."""
 
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: RunContext):
         self.ctx = ctx
 
     def run(self) -> float | None:
         ctx, r = self.ctx, self.ctx.spec.run
-        pool = pool_for(ctx, ctx.backend, ctx.collection, ctx.workdir, r.concurrency)
+        pool = pool_for(ctx, *connected(ctx), ctx.workdir, r.concurrency)
         try:
             truth = ctx.ds.ground_truth(ctx.spec.search.k, progress=False)
             for trial in range(-1 if r.warmup_s > 0 else 0, r.trials):
@@ -145,7 +192,7 @@ class _Idle:
         return p99
 
 
-def _search_task(ctx: Any, trial: int, duration: float, **more: Any) -> PhaseTask:
+def _search_task(ctx: RunContext, trial: int, duration: float, **more: Any) -> PhaseTask:
     r, W = ctx.spec.run, ctx.spec.run.concurrency
     return PhaseTask(mode="search", trial=trial, seed=ctx.spec.dataset.seed, k=ctx.spec.search.k,
                      ef_search=ctx.plan.kind.ef_values()[0], duration_s=duration, operations=None,
@@ -156,7 +203,7 @@ def _search_task(ctx: Any, trial: int, duration: float, **more: Any) -> PhaseTas
 class _Stream:
     """One trial at one ingest rate, on a fresh collection."""
 
-    def __init__(self, ctx: Any, o: StreamingOptions, rate: float, trial: int, idle_p99: float | None):
+    def __init__(self, ctx: RunContext, o: StreamingOptions, rate: float, trial: int, idle_p99: float | None):
         self.ctx, self.o, self.rate, self.trial, self.idle_p99 = ctx, o, rate, trial, idle_p99
         self.n, self.n0 = ctx.ds.n, int(ctx.ds.n * o.initial_fraction)
 

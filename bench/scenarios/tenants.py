@@ -23,15 +23,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 from pydantic import Field, model_validator
 
 from bench.backends.base import BackendOptions, CollectionSpec
 from bench.datasets.exact import exact_topk
 from bench.datasets.rows import ArrayRows
 from bench.errors import UserError
-from bench.ops.keys import ZipfRanks
+from bench.ops.choosers import ZipfRanks
+from bench.results.keys import Key
 from bench.scenarios import register
-from bench.scenarios.base import Prep, RunFlags, Scenario, Variant
+from bench.scenarios.base import Chart, Prep, RunFlags, Scenario, Variant
 from bench.scenarios.reference import ExactReference, cache_path, cached_topk
 from bench.spec import Strict
 
@@ -56,6 +58,17 @@ class TenantsModel(Strict):
 
 @register
 class TenantsScenario(Scenario):
+    charts = (Chart(
+        "tenants", "QPS, P99 and recall vs tenants",
+        "Multi-tenancy: QPS, P99 and recall (against the exact top-k within the searched tenant) against the number "
+        "of tenants the data was dealt to, each engine's native multi-tenancy; one line per run and configuration, "
+        "gaps where too few samples support a P99.", png="bench.analysis.tenant_plot:against_tenants"),)
+    keys = (
+        Key("tenants", pa.int64(), "tenants", "variant", "multi-tenancy: tenants the searched copy of the data is dealt "
+            "to (each holds n / tenants records); null = no tenants", show=lambda v: f"tenants={int(v):,}"),
+        Key("tenant_choice", pa.string(), "choice", "variant", "multi-tenancy: how each search's tenant was drawn "
+            "(uniform | zipfian)", show=lambda v: str(v)),
+    )
     table = "tenants"
     Options = TenantsModel
     order = 10

@@ -14,11 +14,18 @@ from bench.backends.base import BackendOptions, CollectionSpec
 from bench.errors import UserError
 from bench.metrics.recall import recall_under_updates
 from bench.scenarios import register
-from bench.scenarios.base import KindScenario, Reference, RunFlags, Variant
+from bench.scenarios.base import Chart, KindScenario, Reference, RunFlags, Variant
 
 
 @register
 class YcsbScenario(KindScenario):
+    core_charts = ("latency", "concurrency")  # no recall curve: a YCSB mix's searches are not an ef sweep
+    charts = (Chart(
+        "ycsb-ops", "Per operation kind",
+        "Throughput and latency per YCSB operation kind, one bar per series, on linear axes from zero (a bar's length "
+        "is its figure, written above it), the figures of the table below: QPS with error bars from the lowest to "
+        "the highest QPS of the ok trials, and the latency percentiles; no bar where too few samples support a "
+        "percentile.", png="bench.analysis.plots:ycsb_operations", html="bench.analysis.charts:ycsb_bars"),)
     kind = "ycsb"
     mode = "ycsb"
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
-    from bench.ops.spec import YcsbSpec
+    from bench.ops.mix import YcsbSpec
 
 FNV_OFFSET_BASIS_64 = np.uint64(0xCBF29CE484222325)
 FNV_PRIME_64 = np.uint64(0x100000001B3)

@@ -1,14 +1,17 @@
 """Aggregation of the trials of one configuration.
 
+This module computes the headline figures of a configuration, for every output (the run table, --json, compare,
+export, report, regress's headline columns, the notebook): `summarize` is the one definition.
+
 - QPS, recall and the other per-trial figures: drop the lowest and the highest value (when there are at least
   three) and report the median of the rest; `_lo`/`_hi` give the spread of ALL ok trials, not only the kept ones.
 - Latency (mean, P50, P90, P99, P99.9, max): from the histogram of every ok trial merged (one definition,
   the same the pictures draw), each percentile only where the merged samples support it
   (bench.metrics.hdr.TAIL_SAMPLES); `percentiles_withheld` names the ones left out.
-- A trimmed extreme that differs from the median beyond the trials' own noise (3 robust standard deviations,
-  and at least 10%) is flagged in `outliers`: trimming keeps it out of the headline, never out of sight.
+- A trial worse than the median trial beyond the trials' own noise (3 robust standard deviations, and at least
+  10%) is flagged in `outliers`: trimming keeps it out of the headline, never out of sight.
 
-Failed or invalid trials do not enter the aggregate; they stay in trials.parquet.
+Failed trials do not enter the aggregate; they stay in trials.parquet.
 """
 
 from __future__ import annotations
@@ -20,16 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.metrics import hdr
-from bench.results import keys
-from bench.results.schema import (
-    CASE_FIGURES,
-    CASE_TEXT,
-    FIGURES,
-    HYBRID_FIGURES,
-    IMPORT_FIELDS,
-    PROVENANCE_FIELDS,
-    QUALITY_FIGURES,
-)
+from bench.results import figures, keys
+from bench.results.schema import IMPORT_FIELDS, PROVENANCE_FIELDS, spread_figures
 
 
 @dataclass(frozen=True)
@@ -49,12 +44,14 @@ def trimmed(values: Iterable[float | None]) -> Trimmed:
     return Trimmed(float(np.median(kept)), kept[0], kept[-1], len(kept))
 
 
-SPREAD_FIGURES = (FIGURES + HYBRID_FIGURES + CASE_FIGURES + QUALITY_FIGURES
-                  + ["service_p99_us", "client_cpu_cores", "server_rss_peak_bytes"])
 MERGED_FIGURES = ["mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us"]  # from the merged histogram
 OUTLIER_FIGURES = ["qps", "p99_us", "recall"]
 OUTLIER_FLOOR = 0.10  # relative: below this a trimmed extreme is never flagged
 OUTLIER_SDS = 3.0
+# the direction in which a figure is worse (+1: higher is worse), and its name in a sentence
+WORSE = {"qps": -1, "p99_us": +1, "recall": -1, "p50_us": +1, "p999_us": +1}
+NAMES = {"qps": ("QPS", ""), "p99_us": ("P99", " us"), "recall": ("recall", ""), "p50_us": ("P50", " us"),
+         "p999_us": ("P99.9", " us")}
 
 
 def _fmt(v: float) -> str:
@@ -62,8 +59,11 @@ def _fmt(v: float) -> str:
 
 
 def outliers(rows: Sequence[dict], figures: Sequence[str] = OUTLIER_FIGURES) -> list[str]:
-    """Sentences naming each trial whose figure lies beyond the trials' own noise: |x - median| above 3 robust
-    standard deviations (1.4826 x the median absolute deviation) of the ok trials and above 10% of the median."""
+    """Sentences naming each trial whose figure is worse than the other trials' beyond their own noise: |x - median
+    trial| above 3 robust standard deviations (1.4826 x the median absolute deviation) of the ok trials and above
+    10% of the median trial's value, in the direction that is worse (less QPS or recall, more latency). A trial's
+    own percentile is compared with the median trial's, never with the headline (which is of the merged
+    histogram), and says so."""
     out = []
     for f in figures:
         pts = [(r.get("trial"), float(r[f])) for r in rows if r.get(f) is not None and not math.isnan(float(r[f]))]
@@ -72,10 +72,14 @@ def outliers(rows: Sequence[dict], figures: Sequence[str] = OUTLIER_FIGURES) -> 
         vals = np.array([v for _, v in pts])
         med = float(np.median(vals))
         sd = 1.4826 * float(np.median(np.abs(vals - med)))
+        name, unit = NAMES.get(f, (f, ""))
         for trial, v in pts:
-            dev = abs(v - med)
-            if med and dev > OUTLIER_SDS * sd and dev > OUTLIER_FLOOR * abs(med):
-                out.append(f"trial {trial}: {f} {_fmt(v)} against a median of {_fmt(med)} ({(v - med) / med:+.0%})")
+            dev = v - med
+            if med and abs(dev) > OUTLIER_SDS * sd and abs(dev) > OUTLIER_FLOOR * abs(med) \
+                    and dev * WORSE.get(f, 0) > 0:
+                way = "above" if dev > 0 else "below"
+                out.append(f"trial {trial} worse: its {name} {_fmt(v)}{unit} is {abs(dev) / abs(med):.0%} {way} the "
+                           f"median trial's {_fmt(med)}{unit}")
     return out
 
 
@@ -95,7 +99,7 @@ def summarize(trial_rows: Sequence[dict]) -> list[dict]:
         s["count"] = int(sum(r.get("count") or 0 for r in rows))
         s["errors"] = int(sum(r.get("errors") or 0 for r in rows))
         _figures(s, ok)
-        for f in CASE_TEXT:
+        for f in figures.texts():
             s[f] = "; ".join(sorted({str(r[f]) for r in ok if r.get(f) is not None})) or None
         s["client_limited"] = any(bool(r.get("client_limited")) for r in ok)
         merged = hdr.merge(r.get("hdr") for r in ok)
@@ -116,7 +120,7 @@ def summarize(trial_rows: Sequence[dict]) -> list[dict]:
 def _figures(s: dict, ok: list[dict]) -> None:
     """Trimmed median of each figure, with the spread of every ok trial."""
     kept = 0
-    for f in SPREAD_FIGURES:
+    for f in spread_figures():
         vals = [float(r[f]) for r in ok if r.get(f) is not None and not math.isnan(float(r[f]))]
         t = trimmed(vals)
         s[f], s[f"{f}_lo"], s[f"{f}_hi"] = t.median, (min(vals) if vals else None), (max(vals) if vals else None)

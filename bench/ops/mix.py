@@ -39,12 +39,15 @@ class YcsbSpec(BaseModel):
     filtered_search_proportion: float = Field(
         0.0, ge=0.0, le=1.0, description="ANN search with a query vector and the workload's [filter] (op "
         "'filtered-search')")
-    request_distribution: Literal["uniform", "zipfian", "latest", "hotspot"] = "zipfian"
+    request_distribution: Literal["uniform", "zipfian", "latest", "hotspot"] = Field(
+        "zipfian", description="how keys are chosen: uniform, zipfian (a few hot keys), latest (the newest "
+        "inserted), hotspot (a hot share of the keys)")
     zipfian_constant: float = Field(
         0.99, gt=0.0, lt=1.0, description="theta of the zipfian and latest distributions (Gray et al.: 0 < theta < 1)")
     scrambled: bool = Field(True, description="zipfian only: spread hot keys over the key range (YCSB ScrambledZipfian)")
     max_scan_length: int = Field(100, ge=1, description="longest scan, in results")
-    scan_length_distribution: Literal["uniform", "zipfian"] = "uniform"
+    scan_length_distribution: Literal["uniform", "zipfian"] = Field(
+        "uniform", description="scan lengths: uniform over 1..max_scan_length, or zipfian")
     hotspot_data_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="hotspot: share of keys that are hot")
     hotspot_opn_fraction: float = Field(0.8, gt=0.0, lt=1.0, description="hotspot: share of operations on hot keys")
 
