@@ -29,7 +29,7 @@ def partial_run(tmp_path_factory, cache_dir):
 def test_a_run_with_a_failed_trial_is_partial_and_exits_1(partial_run):
     cwd, p = partial_run
     assert p.returncode == 1, p.stderr[-2000:]
-    assert "1 trial rows are failed" in p.stderr
+    assert "1 trial rows failed" in p.stderr
     run = json.loads((cwd / "results" / "part" / "run.json").read_text())
     assert run["status"] == "partial"
     rows = pq.read_table(cwd / "results" / "part" / "trials.parquet").to_pylist()
