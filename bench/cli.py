@@ -357,10 +357,14 @@ def regress(
                                                  "name; none: the candidate is an A/B run (`bench ab`), arm B "
                                                  "tested against arm A pair by pair")] = None,
     config: Annotated[str | None, typer.Option(help="tolerances and alpha (default configs/regress.toml)")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="also write the markdown summary here")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="also write the summary here (markdown, or the "
+                                             "--format's html or json)")] = None,
     results_dir: Annotated[Path, typer.Option(help="where run ids are looked up")] = Path("results"),
     baselines_dir: Annotated[Path, typer.Option(help="where baseline names are looked up")] = Path("baselines"),
-    as_json: Annotated[bool, typer.Option("--json", help="print the comparisons as JSON")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table | markdown | html | json")] = "table",
+    as_json: Annotated[bool, typer.Option("--json", help="the same as --format json")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="table: explain the method and show the "
+                                          "sentinel's table")] = False,
     allow_incomplete: Annotated[bool, typer.Option("--allow-incomplete", help="compare runs that did not complete "
                                                    "(interrupted, failed, stopped) too")] = False,
     across: Annotated[list[str], typer.Option("--across", help="pair configurations across a key group (data, "
@@ -370,7 +374,11 @@ def regress(
     from bench.analysis import regress as rg
     from bench.analysis.load import resolve_results
     from bench.results.writer import write_text
+    from bench.terminal import terminal_width
 
+    fmt = "json" if as_json else fmt
+    if fmt not in ("table", "markdown", "html", "json"):
+        raise UserError(f"--format {fmt!r} is not a regress format", "use one of: table, markdown, html, json")
     if config is None:
         default = Path("configs/regress.toml")
         from bench.spec import CONFIG_DIR
@@ -378,11 +386,11 @@ def regress(
         config = str(default if default.exists() else CONFIG_DIR / "regress.toml")
     res = rg.regress(resolve_results(baseline, results_dir, baselines_dir) if baseline is not None else None,
                      resolve_results(candidate, results_dir, baselines_dir), config, across, allow_incomplete)
-    text = res.markdown()
     if out is not None:
-        write_text(out, text)
+        write_text(out, rg.render(res, "markdown" if fmt == "table" else fmt))
+    text = rg.render(res, fmt, width=terminal_width(), verbose=verbose)
     with _reader_may_leave():
-        print(rg.as_json(res) if as_json else text.rstrip("\n"))
+        print(text.rstrip("\n"))
     if res.regressions:
         raise typer.Exit(EXIT_FAILED)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("bench", "bench.units", "bench.errors", "bench.terminal", "bench.files", "bench.reporter",
               "bench.layers", "bench.guard", "bench.results.integrity")),
-    ("processes", ("bench.processes", "bench.services")),
+    ("processes", ("bench.processes", "bench.services", "bench.pgcluster")),
     ("metrics, ops", ("bench.metrics", "bench.ops")),
     ("datasets, backends", ("bench.datasets", "bench.backends")),
     ("spec", ("bench.spec",)),

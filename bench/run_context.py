@@ -365,6 +365,7 @@ class RunContext:
             "quantization": spec.index.quantization,
             "rescore": spec.index.rescore if spec.index.quantization else None,
             "backend_client_version": info.client_version, "backend_server_version": info.server_version,
+            "read_nodes": "+".join(info.read_nodes) if info.read_nodes else None,
             "backend_options": json.dumps(public_options(self.options)),
             "price_per_hour": self.options.price_per_hour,
             "currency": self.options.currency if self.options.price_per_hour else None,

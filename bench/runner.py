@@ -83,6 +83,10 @@ class _Runner:
         assert info is not None
         self.server_port = info.server_address[1] if info.server_address else None
         self.server_pid = info.server_pid or (pid_on_port(self.server_port) if self.server_port else None)
+        # an engine of several servers here (read replicas): their CPU and memory count as the engine's too
+        more = [pid_on_port(port) for host, port in (info.node_addresses or [])[1:]
+                if host in ("127.0.0.1", "localhost", "::1")]
+        self.more_pids = tuple(p for p in more if p is not None and p != self.server_pid)
         self.server: ServerIdentity | None = self._identify()  # the server the last trial ended on
 
     def _identify(self) -> ServerIdentity | None:
@@ -154,8 +158,8 @@ class _Runner:
         ctx = self.ctx
         before = self._identify()
         changed = before is not None and self.server is not None and before != self.server
-        sampler = sampler_for(self.server_pid, self.server_port).start()
-        host = HostSampler(self.server_pid).start()
+        sampler = sampler_for(self.server_pid, self.server_port, self.more_pids).start()
+        host = HostSampler(self.server_pid, self.more_pids).start()
         cpu0 = psutil.Process().cpu_times() if self.pool.kind == "thread" else None
         try:
             results, cpu_s, lost = *self.phase(c, trial), None

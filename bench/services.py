@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Start, stop and inspect the test servers on 127.0.0.1, by pid.
 
-    python scripts/services.py up [pgvector] [chroma] [milvus]     (all when none is named)
+    python scripts/services.py up [pgvector] [chroma] [milvus]     (all three when none is named)
+    python scripts/services.py up pgvector-replicas                  (a primary and two hot standbys)
     python scripts/services.py down [NAME ...]
     python scripts/services.py status [NAME ...]
 
@@ -15,6 +16,10 @@ Each server runs on loopback at the port its `configs/*.toml` names. Pid files, 
 - chroma: `chroma run` from the chromadb package of the interpreter running this script (so the server
   matches the client the tests use), else from the services venv.
 - milvus: the Milvus standalone server carried by PyPI's `milvus` 2.3.5 wheel (`milvus-server --data DIR`).
+- pgvector-replicas: the same PostgreSQL as a primary on 5433 and hot standbys on 5434 and 5435 by streaming
+  replication (pg_basebackup -R), asynchronous, in `<home>/pgvector-replicas` (bench.pgcluster); `status` shows
+  each node's role and replay lag, `down` stops every node by its pid. configs/pgvector-replicas.toml points
+  the pgvector backend at it; `python -m bench.pgcluster promote replica1` is its failover.
 
 `down` sends each server its stop signal (Postgres: SIGINT, its "fast shutdown"; others: SIGTERM), waits a
 grace period, then SIGKILLs whatever is left of the process tree it recorded (psutil), and removes the pid file.
@@ -394,6 +399,10 @@ SERVICES: dict[str, Service] = {
                 strict_bind=True),
     )
 }
+DEFAULT = ("pgvector", "chroma", "milvus")
+# services that stop or report themselves (bench.pgcluster registers pgvector-replicas here when imported)
+DOWN: dict[str, Callable[[], bool]] = {}
+STATUS: dict[str, Callable[[], bool]] = {}
 
 
 # -- commands ------------------------------------------------------------------------------------------------
@@ -448,6 +457,8 @@ def install_server(kind: str) -> None:
 
 
 def down(svc: Service) -> bool:
+    if svc.name in DOWN:
+        return DOWN[svc.name]()
     pid = _read_pid(svc.name)
     if pid is None:
         print(f"{svc.name}: not running (no pid file)")
@@ -483,6 +494,8 @@ def down(svc: Service) -> bool:
 
 
 def status(svc: Service) -> bool:
+    if svc.name in STATUS:
+        return STATUS[svc.name]()
     pid = _read_pid(svc.name)
     if not _alive(pid):
         extra = " (stale pid file)" if pid is not None else ""
@@ -496,12 +509,12 @@ def status(svc: Service) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("command", choices=["up", "down", "status"])
-    ap.add_argument("services", nargs="*", metavar="SERVICE", help=f"any of {', '.join(SERVICES)} (default: all)")
+    ap.add_argument("services", nargs="*", metavar="SERVICE", help=f"any of {', '.join(SERVICES)} (default: {', '.join(DEFAULT)})")
     args = ap.parse_args(argv)
     unknown = [s for s in args.services if s not in SERVICES]
     if unknown:
         ap.error(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
-    names = args.services or list(SERVICES)
+    names = args.services or list(DEFAULT)
     if args.command == "up" and home() != STATE:
         print(f"(venv and data under {home()}: user {PG_USER} cannot reach {STATE})")
     action = {"up": up, "down": down, "status": status}[args.command]

@@ -151,8 +151,56 @@ def test_config_ports_match_compose(compose: dict, name: str, monkeypatch: pytes
 
 
 def test_local_services_use_the_compose_ports(compose: dict) -> None:
-    from bench import services  # scripts/services.py is its wrapper
+    from bench import (  # scripts/services.py is its wrapper (pgcluster adds pgvector-replicas)
+        pgcluster,
+        services,
+    )
 
     for name, svc in services.SERVICES.items():
+        if name == pgcluster.REPLICAS:  # three nodes: tested below
+            continue
         published = {hp for _, hp, _ in _published(compose["services"][name])}
         assert svc.ports[0] in published, f"scripts/services.py starts {name} on {svc.ports[0]}, compose on {published}"
+
+
+REPLICA_NODES = {"pgvector-primary": 5433, "pgvector-replica1": 5434, "pgvector-replica2": 5435}
+
+
+def test_the_pgvector_replicas_profile_is_the_local_topology(compose: dict) -> None:
+    """Primary and two hot standbys, on the ports scripts/services.py up pgvector-replicas uses (bench.pgcluster),
+    in one profile, each standby cloned by pg_basebackup -R under its own application_name once the primary is
+    healthy, the primary letting standbys connect for replication."""
+    from bench import pgcluster, services
+
+    nodes = {n: compose["services"][n] for n in REPLICA_NODES}
+    assert services.SERVICES[pgcluster.REPLICAS].ports == pgcluster.SHARED_PORTS == tuple(REPLICA_NODES.values())
+    for name, svc in nodes.items():
+        assert svc["profiles"] == ["pgvector-replicas"], name
+        assert svc["image"] == compose["services"]["pgvector"]["image"], "the same pgvector image as the single node"
+        assert {hp for _, hp, _ in _published(svc)} == {REPLICA_NODES[name]}
+        assert svc["healthcheck"]["test"][1] == "pg_isready"
+    primary = nodes["pgvector-primary"]
+    assert "wal_level=replica" in primary["command"] and "hot_standby_feedback=on" in primary["command"]
+    (hba,) = primary["configs"]
+    assert hba["target"].startswith("/docker-entrypoint-initdb.d/")
+    assert "host replication all all trust" in compose["configs"][hba["source"]]["content"]
+    for i in (1, 2):
+        svc = nodes[f"pgvector-replica{i}"]
+        assert svc["depends_on"]["pgvector-primary"]["condition"] == "service_healthy"
+        assert svc["environment"]["REPLICA_NAME"] == f"replica{i}"
+        script = svc["command"][0]
+        assert "pg_basebackup" in script and " -R " in script and "application_name=$$REPLICA_NAME" in script
+        assert "host=pgvector-primary" in script and "hot_standby=on" in script
+        assert f"pgvector-replica{i}" in compose["volumes"]
+
+
+def test_the_replicas_config_points_at_the_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BENCH_PGVECTOR_DSN", raising=False)
+    from bench.backends.pgvector import PgvectorOptions
+
+    o = PgvectorOptions.model_validate(tomllib.loads((REPO / "configs" / "pgvector-replicas.toml").read_text()))
+    assert "target_session_attrs=read-write" in o.dsn
+    hosts = o.dsn.split("@", 1)[1].split("/", 1)[0].split(",")
+    assert [int(h.rsplit(":", 1)[1]) for h in hosts] == list(REPLICA_NODES.values())
+    assert [urlparse(d).port for d in o.replica_dsns] == [5434, 5435]
+    assert o.promote_cmd and "promote replica1" in o.promote_cmd

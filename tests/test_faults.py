@@ -73,6 +73,13 @@ def test_fault_workload_live(tmp_path, cache_dir, kind):
     kill, w = out["kill_s"], timeline[0]["window_s"]
     assert all(r["errors"] == 0 for r in timeline if r["t_s"] + w < kill - 0.05)  # nothing failed before
     assert any(r["errors"] > 0 for r in timeline if r["t_s"] <= kill + out["first_ok_s"] <= r["t_s"] + w + 0.05)
+    # bench report draws the timeline: its windows, the kill and the recovery marked, the recovery in a sentence
+    r = subprocess.run([sys.executable, "-m", "bench.cli", "report", str(run_dir), "--out", str(tmp_path / "rep")],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert f"failover timeline: {run_dir.name}" in page and "Failover timeline of a bench fault run" in page
+    assert "kill server" in page and "answering again (+" in page and f"{out['kill_s']:,.2f} s" in page
 
 
 # -- the analysis on made-up timings ------------------------------------------------------------------------------

@@ -18,7 +18,14 @@ from analysis_helpers import bench
 
 from bench.ab import order
 from bench.analysis.load import trials_frame
-from bench.analysis.regress import FigureRule, RegressConfig, compare_frames, compare_paired, paired_check
+from bench.analysis.regress import (
+    FigureRule,
+    RegressConfig,
+    compare_frames,
+    compare_paired,
+    paired_check,
+    render_markdown,
+)
 
 SMALL = ["--set", "dataset.n=500", "--set", "dataset.queries=20", "--set", "dataset.dim=8", "--set",
          "search.ef_search=[16]", "--set", "run.warmup_s=0.05", "--set", "run.duration_s=0.15", "--set",
@@ -55,8 +62,11 @@ def test_regress_of_an_ab_run_tests_the_pairs_and_finds_the_slower_arm(ab_run, c
     cwd, run = ab_run
     p = bench("regress", "--candidate", str(run), cwd=cwd, cache_dir=cache_dir)
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "**p50_us regressed** in fake-slow" in p.stdout and "5 pairs of interleaved trials" in p.stdout
-    assert "interleaved A/B run" in p.stdout
+    assert p.stdout.startswith("regression: fake-slow"), p.stdout  # the answer first
+    assert any(ln.startswith("regression: fake-slow") and " P50 +" in ln for ln in p.stdout.splitlines())
+    p = bench("regress", "--candidate", str(run), "--format", "markdown", cwd=cwd, cache_dir=cache_dir)
+    assert "**regression: fake-slow" in p.stdout and "5 pairs of interleaved trials" in p.stdout
+    assert "interleaved A/B run" in p.stdout and "trimmed mean of 5 paired ratios" in p.stdout
 
 
 def test_regress_without_a_baseline_refuses_a_run_that_is_not_ab(ab_run, cache_dir, tmp_path):
@@ -96,7 +106,7 @@ def test_a_regression_on_a_busier_host_is_unclear_with_the_reason(ab_run):
     assert not res.regressions  # ...but not when its trials saw a busier machine
     unclear = [c for c in res.checks if c.figure == "p50_us"][0]
     assert unclear.verdict == "unclear" and "busier machine" in unclear.reason
-    assert "busier machine" in res.markdown()
+    assert "busier machine" in render_markdown(res)
     assert compare_paired(busy, cfg.model_copy(update={"host": False})).regressions  # the rule can be off
 
 
@@ -127,7 +137,7 @@ def test_a_regression_the_sentinel_shows_too_is_the_machine(ab_run):
     assert not moved.regressions
     c = moved.checks[0]
     assert c.verdict == "unclear" and "the sentinel moved" in c.reason and "the machine" in c.reason
-    assert "### sentinel" in moved.markdown()
+    assert "### sentinel" in render_markdown(moved)
     off = compare_frames(pd.concat([a, _as_sentinel(a)]), pd.concat([b, _as_sentinel(b)]),
                          cfg.model_copy(update={"sentinel": False}))
     assert off.regressions
@@ -241,9 +251,9 @@ def test_two_harness_commits_alternate_and_regress_finds_the_slower_one(tmp_path
     # each arm's rows were written by its own harness: they carry its commit
     assert {a: set(df[df["ab_arm"] == a]["git_commit"]) for a in "AB"} == {
         "A": {head}, "B": {arms["B"]["harness_commit"]}}
-    p = bench("regress", "--candidate", str(run), cwd=tmp_path, cache_dir=cache_dir)
+    p = bench("regress", "--candidate", str(run), "--format", "markdown", cwd=tmp_path, cache_dir=cache_dir)
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "**p50_us regressed** in fake-slow" in p.stdout and "5 pairs of interleaved trials" in p.stdout
+    assert "**regression: fake-slow" in p.stdout and "5 pairs of interleaved trials" in p.stdout
 
 
 def test_a_bad_or_too_old_harness_is_one_sentence(tmp_path, cache_dir):

@@ -55,7 +55,7 @@ def test_compare_report_and_regress_read_the_oldest_files(tmp_path, cache_dir):
     assert (tmp_path / "rep" / "index.html").stat().st_size > 1000
     g = bench("regress", "--baseline", str(ANN), "--candidate", str(ANN), cwd=tmp_path, cache_dir=cache_dir)
     assert g.returncode == 0, g.stderr
-    assert "qps" in g.stdout and "recall" in g.stdout and "p999_us" not in g.stdout
+    assert "QPS" in g.stdout and "recall" in g.stdout and "P99.9" not in g.stdout
 
 
 def test_baseline_save_and_rescore_of_the_oldest_files(old, tmp_path, cache_dir):

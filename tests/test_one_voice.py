@@ -210,3 +210,24 @@ def test_the_report_tables_show_the_runs_figures(made):
     for k, figs in printed.items():
         for f, (head, spec) in HEADS.items():
             assert got[k][head].split("[")[0].strip() == _shown(figs[f], spec), (k, f, got[k][head])
+
+
+def test_regress_headline_columns_are_the_runs_figures(made):
+    """Each run against itself: regress's configurations (and every check's baseline and candidate) carry the
+    figures the run printed; what a test compared instead is named apart (`tested_*`, `statistic`)."""
+    home, printed = made
+    got: dict[tuple, dict] = {}
+    for run in sorted({k[0] for k in printed}):
+        p = bench("regress", "--baseline", f"results/{run}", "--candidate", f"results/{run}", "--format", "json",
+                  cwd=home, cache_dir=home)
+        assert p.returncode == 0, p.stdout + p.stderr
+        out = json.loads(p.stdout)
+        for conf in out["configurations"]:
+            k = _key({**conf["key"], "run_id": run})
+            assert _same(conf["baseline"]["qps"], conf["candidate"]["qps"])
+            got[k] = conf["candidate"]
+        for chk in out["checks"]:
+            conf = got[_key({**chk["key"], "run_id": run})]
+            if chk["figure"] in FIGS:
+                assert _same(conf[chk["figure"]], chk["baseline"]), chk
+    _check(printed, got, "regress json")

@@ -41,11 +41,21 @@ def test_slower_candidate_is_a_regression_naming_the_figure(fake_runs):
     p = bench("regress", "--baseline", str(fast), "--candidate", str(slow), "--out", "summary.md",
               cwd=cwd, cache_dir=cwd)
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "**p50_us regressed** in fake-slow ann-smoke search ef=64" in p.stdout
+    # the answer first: one line per regression, the configuration in full, the figure, its change and p
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("regression: fake-slow ann-smoke search ef=64"), p.stdout
+    verdicts = [ln for ln in lines if ln.startswith("regression: ")]
+    assert any(" P50 +" in ln and "(p=" in ln for ln in verdicts), p.stdout
     # QPS halves too; on a loaded 2-core machine one stalled trial can blur it, so it may only be "unclear"
-    assert "**qps regressed**" in p.stdout or "qps looks worse" in p.stdout
-    assert "recall regressed" not in p.stdout  # fake-slow returns nothing either way: recall 0 == 0
-    assert (cwd / "summary.md").read_text() == p.stdout
+    assert any(" QPS -" in ln for ln in verdicts) or "QPS looks worse" in p.stdout
+    assert not any(" recall " in ln for ln in verdicts)  # fake-slow returns nothing either way: recall 0 == 0
+    assert "##" not in p.stdout and "Holm-Bonferroni" not in p.stdout  # no raw markdown, no method paragraph
+    md = (cwd / "summary.md").read_text()  # --out writes the markdown: the same verdict, the method
+    assert md.startswith("## bench regress: ") and "Holm-Bonferroni" in md
+    assert "**regression: fake-slow ann-smoke search ef=64" in md and "| P50 us |" in md
+    p = bench("regress", "--baseline", str(fast), "--candidate", str(slow), "--format", "markdown", cwd=cwd,
+              cache_dir=cwd)
+    assert p.stdout == md
     # the other way round it is an improvement, not a regression
     p = bench("regress", "--baseline", str(slow), "--candidate", str(fast), "--json", cwd=cwd, cache_dir=cwd)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -65,7 +75,7 @@ def test_slower_candidate_is_a_regression_naming_the_figure(fake_runs):
     assert p.returncode == 1 and p50["test"] == "mann-whitney" and p50["p"] == pytest.approx(2 / 252)
     p = bench("regress", "--baseline", str(fast), "--candidate", str(slow), "--config", str(cfg), cwd=cwd,
               cache_dir=cwd)
-    assert "The baseline is one run" in p.stdout
+    assert "the baseline is one run: its Mann-Whitney test sees how the trials of one run spread" in p.stdout
 
 
 @pytest.mark.serial  # on fake_runs: two timed runs, whose verdicts the machine's load can blur
@@ -73,7 +83,10 @@ def test_a_result_set_compared_with_itself_is_clean(fake_runs):
     cwd, fast, _ = fake_runs
     p = bench("regress", "--baseline", str(fast), "--candidate", str(fast), cwd=cwd, cache_dir=cwd)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "no regression" in p.stdout and "| within tolerance |" in p.stdout
+    assert p.stdout.startswith("no regression (") and "regression:" not in p.stdout
+    p = bench("regress", "--baseline", str(fast), "--candidate", str(fast), "--format", "markdown", cwd=cwd,
+              cache_dir=cwd)
+    assert p.stdout.startswith("## bench regress: no regression") and "| within tolerance |" in p.stdout
 
 
 @pytest.mark.serial  # on fake_runs: two timed runs, whose verdicts the machine's load can blur
@@ -91,7 +104,7 @@ def test_baseline_save_show_and_regress_by_name(fake_runs):
     shown = dict(ln.split(None, 1) for ln in p.stdout.splitlines()[1:] if ln.startswith("  ") and " " in ln.strip())
     assert shown["runs"].strip() == "fast" and shown["backends"].strip() == "fake-slow", shown
     p = bench("regress", "--baseline", "main", "--candidate", "slow", cwd=cwd, cache_dir=cwd)
-    assert p.returncode == 1 and "p50_us regressed" in p.stdout
+    assert p.returncode == 1 and any(ln.startswith("regression: ") and " P50 +" in ln for ln in p.stdout.splitlines())
     # saving again under the same name replaces the copy and says what it replaced
     p = bench("baseline", "save", str(slow), "--name", "main", cwd=cwd, cache_dir=cwd)
     assert p.returncode == 0 and "replaced" in p.stdout
@@ -129,9 +142,11 @@ def test_a_baseline_of_several_runs_counts_their_spread(fake_runs, tmp_path):
         assert p50["baseline_runs"] == 2 and p50["test"] == "prediction" and p50["n_baseline"] == 2
         assert p50["p"] > 0.05 and p50["verdict"] == "unclear"  # 26% off the mean, but so are the runs
         lo, hi = p50["baseline_range"]
-        assert lo < p50["baseline"] < hi and hi > 1.5 * lo
-    p = bench("regress", "--baseline", "both", "--candidate", str(slow), cwd=tmp_path, cache_dir=tmp_path)
-    assert "(2 runs: " in p.stdout
+        assert lo < p50["tested_baseline"] < hi and hi > 1.5 * lo
+        assert p50["statistic"] == "median of trial P50s, baseline the mean of 2 runs'"
+    p = bench("regress", "--baseline", "both", "--candidate", str(slow), "--format", "markdown", cwd=tmp_path,
+              cache_dir=tmp_path)
+    assert "| median of trial P50s, baseline the mean of 2 runs' (" in p.stdout, p.stdout
 
 
 def test_prediction_interval_over_baseline_runs():
@@ -192,6 +207,9 @@ def test_bad_input_exits_2_with_one_sentence(fake_runs, tmp_path):
     p = bench("regress", "--baseline", str(fast), "--candidate", str(other), cwd=tmp_path, cache_dir=tmp_path)
     assert p.returncode == 2 and "Nothing in" in p.stderr and "comparable" in p.stderr
     assert "Traceback" not in p.stderr
+    # two engines: the fix is compare, not an --across
+    assert "two different engines (fake-slow against someone-else)" in p.stderr, p.stderr
+    assert f"`bench compare {fast} {other}`" in p.stderr and "--across" not in p.stderr
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "trials.parquet").write_bytes(b"PAR1 this is not parquet")
@@ -222,9 +240,15 @@ def test_too_few_trials_are_said_not_counted(tmp_path):
     p = bench("regress", "--baseline", str(a), "--candidate", str(b), "--config", str(cfg), cwd=tmp_path,
               cache_dir=tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "can never reach p < 0.05" in p.stdout and "too few trials" in p.stdout
+    assert p.stdout.startswith("no regression") and "can never reach p < 0.05" in p.stdout
+    p = bench("regress", "--baseline", str(a), "--candidate", str(b), "--config", str(cfg), "--format", "markdown",
+              cwd=tmp_path, cache_dir=tmp_path)
+    assert "| too few trials |" in p.stdout
     p = bench("regress", "--baseline", str(a), "--candidate", str(b), cwd=tmp_path, cache_dir=tmp_path)
-    assert p.returncode == 1 and "**p50_us regressed**" in p.stdout and "configured run-to-run spread" in p.stdout
+    assert p.returncode == 1 and any(ln.startswith("regression: ") and " P50 +" in ln for ln in p.stdout.splitlines())
+    p = bench("regress", "--baseline", str(a), "--candidate", str(b), "--format", "markdown", cwd=tmp_path,
+              cache_dir=tmp_path)
+    assert "| P50 us |" in p.stdout and "configured run-to-run spread" in p.stdout
 
 
 def test_mann_whitney_exact_p_values():
@@ -289,9 +313,10 @@ def test_a_different_built_index_is_noted(tmp_path, cache_dir):
     recall = next(c for c in json.loads(p.stdout)["checks"] if c["figure"] == "recall")
     assert recall["test"] == "wilcoxon" and recall["n_baseline"] == 40 and recall["change"] > 0.01
     assert recall["verdict"] == "improvement" and recall["p"] < 0.05
-    p = bench("regress", "--baseline", str(b), "--candidate", str(a), "--across", "index", cwd=tmp_path,
-              cache_dir=cache_dir)
-    assert p.returncode == 1 and "**recall regressed**" in p.stdout and "40 queries paired" in p.stdout
+    p = bench("regress", "--baseline", str(b), "--candidate", str(a), "--across", "index", "--format", "markdown",
+              cwd=tmp_path, cache_dir=cache_dir)
+    assert p.returncode == 1 and "**regression: faiss ann-smoke search" in p.stdout and "40 queries paired" in p.stdout
+    assert any(ln.startswith("- **regression: ") and " recall -" in ln for ln in p.stdout.splitlines()), p.stdout
     # a busier machine cannot explain a recall change on the same queries: still a regression, where a latency
     # change would be unclear
     base, cand = trials_frame([b]), trials_frame([a])

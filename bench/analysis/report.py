@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import scenarios
-from bench.analysis import charts, htmlpage, outdir, plots, sidebyside, verdict
+from bench.analysis import charts, fault_timeline, htmlpage, outdir, plots, sidebyside, verdict
 from bench.analysis.compare import (
     DATA_KEYS,
     _notes,
@@ -117,13 +117,18 @@ def build(paths: Sequence[str | Path], out_dir: Path, levels: Sequence[float] = 
     into a staging folder beside out_dir, then put them in place of out_dir's own files (outdir)."""
     if not paths:
         raise UserError("bench report needs at least one results folder or file", "e.g. bench report results/RUN_ID")
-    summary = summary_frame(paths)
-    trials = trials_frame(paths)
-    if summary.empty:
+    faults = fault_timeline.runs(paths)  # bench fault runs: a timeline each, no summary rows
+    plain = [p for p in paths if not fault_timeline.fault_only(p)]
+    summary = summary_frame(plain) if plain else pd.DataFrame()
+    trials = trials_frame(plain) if plain else pd.DataFrame()
+    if summary.empty and not faults:
         raise UserError("The results hold no summary rows", "check that the runs finished at least one trial")
     staging = outdir.stage(out_dir)
     try:
-        res = _build(summary, trials, out_dir, staging, levels)
+        res = _build(summary, trials, out_dir, staging, levels) if not summary.empty else \
+            ReportResult(out_dir, out_dir / outdir.INDEX)
+        if faults:
+            _fault_page(res, staging, faults, summary)
     except BaseException:
         staging.discard()
         raise
@@ -200,6 +205,32 @@ def summary_lines(res: ReportResult, verbose: bool = False) -> list[str]:
     n = len(res.pictures)
     out.append(f"report: {res.html} ({n:,} PNG picture{'' if n == 1 else 's'} beside it)")
     return out
+
+
+def _fault_sections(faults: list[Path]) -> list[str]:
+    parts = []
+    for run in faults:
+        parts.append(f"<h2 id='fault-{html.escape(run.name)}'>failover timeline: {html.escape(run.name)}</h2>"
+                     f"<p>{html.escape(fault_timeline.summary_line(run))}</p>"
+                     + _chart(fault_timeline.figure(run)) + f"<p class='note'>{html.escape(fault_timeline.CAPTION)}</p>")
+    return parts
+
+
+def _fault_page(res: ReportResult, staging: outdir.Staging, faults: list[Path], summary: pd.DataFrame) -> None:
+    """Fault runs' timelines: appended to the page _build wrote, or a page of their own."""
+    sections = "\n".join(_fault_sections(faults))
+    nav = [(f"fault-{r.name}", f"fault {r.name[-6:]}") for r in faults]
+    index = staging.path / outdir.INDEX
+    if not summary.empty and index.is_file():
+        text = index.read_text(encoding="utf-8").replace("</main>", sections + "\n</main>", 1)
+    else:
+        text = htmlpage.page("bench report: faults", [("runs", ", ".join(r.name for r in faults))], nav, sections,
+                             head=outdir.manifest_tag([p.name for p in res.pictures]))
+
+    def write_index(p: Path) -> None:
+        p.write_text(text, encoding="utf-8")
+
+    staging.write(outdir.INDEX, write_index)
 
 
 def _answer(c: _Comparison) -> str:

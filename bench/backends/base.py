@@ -63,8 +63,11 @@ class Capabilities:
     hybrid: bool = False  # native BM25/sparse + dense fusion
     quantization: tuple[str, ...] = ()  # e.g. ("int8", "pq", "binary")
     multi_vector: bool = False
+    # replicas the adapter configures or drives: pgvector sends searches to read replicas itself (served_by per
+    # node; measured live here), Qdrant, Milvus and Weaviate ask their cluster for a replication factor and read
+    # back its placement (their cluster profiles are not run on this machine): docs/engines.md
     replication: bool = False
-    sharding: bool = False
+    sharding: bool = False  # shards the adapter asks the engine for and reads back; no engine shards live here
     server: bool = False  # needs a server (a URL / URI in its options)
     reopen: bool = False  # in-process: `reopen()` closes the engine and opens the collection again from its files
     # multi-tenancy the engine's native way (`CollectionSpec.tenant_field`, `SearchParams.tenant`)
@@ -157,9 +160,28 @@ class EngineInfo:
     # engine timers a request may wait on, as configured: what -> period in microseconds (e.g. Milvus' time tick
     # under Strong consistency). A latency that sits on one measures the timer, and the run says so.
     latency_timers: dict[str, int] = field(default_factory=dict)
+    # the server nodes searches are spread over, when there is more than one (read replicas: "replica1", ...);
+    # None = one endpoint. It is a key of every row (`read_nodes`).
+    read_nodes: list[str] | None = None
+    node_addresses: list[tuple[str, int]] | None = None  # every server of the engine (primary first), if several
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ServerNode:
+    """One server of an engine that runs as several on this machine's reach (a primary and its read replicas), as
+    its configuration names it: what `bench fault --node NAME` kills, and how the engine recovers from that."""
+
+    name: str  # primary, replica1, ...
+    role: str  # primary | replica
+    address: tuple[str, int]
+    # shell command run after the kill: the failover (promote a standby) for the primary, a restart for a replica;
+    # None = the configuration names none
+    recover_cmd: str | None
+    # option values that point the backend at this node alone, so check_available probes just it
+    probe_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -253,6 +275,12 @@ class Backend(ABC):
 
     # -- availability -------------------------------------------------------------------------------------
     @classmethod
+    def server_nodes(cls, options: BackendOptions) -> list[ServerNode]:
+        """The servers of a replicated engine as `options` name them ([]: one endpoint, or a cluster the engine
+        manages itself behind one address)."""
+        return []
+
+    @classmethod
     def check_available(cls, options: BackendOptions) -> str | None:
         """None when usable here; otherwise one sentence saying why not and how to fix it."""
         return None
@@ -304,6 +332,11 @@ class Backend(ABC):
         is query i; `search` takes these and plain float32 rows alike (scans and probes search stored rows).
         Default: the rows as they are."""
         return list(queries)
+
+    def served_by(self) -> dict[str, int]:
+        """Searches this client sent to each server node since it connected, by node name ({}: one endpoint).
+        A phase's share goes into its rows' served_by column."""
+        return {}
 
     def get(self, id: int) -> Record | None:
         raise NotImplementedError(f"{self.name} does not support get")

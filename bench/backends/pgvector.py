@@ -60,6 +60,7 @@ from bench.backends.base import (
     Record,
     SearchParams,
     Secret,
+    ServerNode,
 )
 from bench.backends.query import ConditionParser, Eq, Filter, with_tenant
 from bench.backends.secrets import redact_text
@@ -96,6 +97,17 @@ class PgvectorOptions(BackendOptions):
     copy_rows_per_statement: int = Field(10_000, ge=1, description="rows per COPY while loading")
     rescore_factor: float = Field(2.0, ge=1, le=100, description="quantized with rescore: the index returns "
                                   "k * this candidates, re-ordered by the full float32 distance (as faiss, qdrant)")
+    replica_dsns: list[str] = Field(default_factory=list, description="hot standbys (streaming replicas) the "
+                                    "searches are spread over, named replica1, replica2, ... in results; writes, "
+                                    "gets and the load always go to `dsn`, the primary")
+    reads_on_primary: bool = Field(False, description="with replica_dsns: the primary serves searches too")
+    replica_retry_s: float = Field(1.0, gt=0, le=600, description="a read node that refused a connection is "
+                                   "skipped for this long, its searches going to the others (as a load balancer)")
+    promote_cmd: str | None = Field(None, description="failover: the shell command that promotes a standby to "
+                                    "primary (`bench fault --node primary` runs it after the kill); `dsn` must "
+                                    "then reach the new primary (a multi-host DSN, target_session_attrs=read-write)")
+    node_start_cmd: str | None = Field(None, description="shell command that starts a killed node again "
+                                       "(`bench fault --node replicaN`); {node} is replaced by the node's name")
 
 
 def _column(field: str) -> str:
@@ -151,11 +163,12 @@ class PgConditionParser(ConditionParser[Condition]):
 
 class PgvectorBackend(Backend):
     name = "pgvector"
-    # replication: False until the adapter drives streaming replicas (a capability flag says what the adapter
-    # does, not what the engine could); sharding needs an extension (Citus), so not here.
+    # replication: PostgreSQL streaming replicas: writes to the primary (`dsn`), searches spread over the hot standbys
+    # (`replica_dsns`), each trial row's served_by says which node served how many; sharding needs an extension
+    # (Citus), so not here.
     # quantization: halfvec (fp16) and binary_quantize (binary) expression indexes, with or without rescoring.
     capabilities = Capabilities(in_process=False, get=True, upsert=True, delete=True, filters=True,
-                                hybrid=False, quantization=QUANTIZATION, multi_vector=True, replication=False,
+                                hybrid=False, quantization=QUANTIZATION, multi_vector=True, replication=True,
                                 sharding=False, server=True, tenants=True)
     Options = PgvectorOptions
     options: PgvectorOptions
@@ -190,6 +203,20 @@ class PgvectorBackend(Backend):
                     + start_hint("pgvector"))
         return None
 
+    @classmethod
+    def server_nodes(cls, options: BackendOptions) -> list[ServerNode]:
+        """With replica_dsns: the primary (the first host of `dsn`; its recovery is promote_cmd) and each replica
+        (its recovery: node_start_cmd)."""
+        assert isinstance(options, PgvectorOptions)
+        if not options.replica_dsns:
+            return []
+        nodes = [ServerNode("primary", "primary", cls._address(options.dsn), options.promote_cmd)]
+        for i, dsn in enumerate(options.replica_dsns, start=1):
+            name = f"replica{i}"
+            start = options.node_start_cmd.replace("{node}", name) if options.node_start_cmd else None
+            nodes.append(ServerNode(name, "replica", cls._address(dsn), start, {"dsn": dsn, "replica_dsns": []}))
+        return nodes
+
     def connect(self) -> None:
         try:
             import psycopg
@@ -223,7 +250,9 @@ class PgvectorBackend(Backend):
         from pgvector.psycopg import register_vector
 
         register_vector(conn)
-        self._ef: int | None = None  # a new session starts at the server's default hnsw.ef_search
+        if not hasattr(self, "_efs"):
+            self._efs: dict[int, int | None] = {}
+        self._efs[id(conn)] = None  # a new session starts at the server's default hnsw.ef_search
         conn.add_notice_handler(self._on_notice)
         if self.options.iterative_scan != "off":
             conn.execute(f"SET hnsw.iterative_scan = {self.options.iterative_scan}")
@@ -235,6 +264,9 @@ class PgvectorBackend(Backend):
         phase."""
         super().set_op_timeout(seconds)
         self._session_timeout(self.conn)
+        for conn in getattr(self, "_rconn", {}).values():
+            if not (conn.broken or conn.closed):
+                self._session_timeout(conn)
 
     def _session_timeout(self, conn: Any) -> None:
         if self.op_timeout_s is not None:
@@ -486,6 +518,8 @@ class PgvectorBackend(Backend):
         self.conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.collection.name)))
         built = self._read_back()
         built.params["load_recipe"] = {**recipe, "analyze": True, **self._storage_read_back(), "docs": build.DOCS}
+        if self.options.replica_dsns:
+            built.params["replicas"] = self.wait_replicas(timeout_s)
         if any("no longer fits into maintenance_work_mem" in n for n in self._notices):
             built.warnings.append(f"the HNSW graph did not fit maintenance_work_mem = "
                                   f"{recipe.get('maintenance_work_mem')} and the build went on on disk, much slower "
@@ -715,14 +749,15 @@ class PgvectorBackend(Backend):
         return any(index_name in str(r[0]) for r in rows)
 
     # -- search -------------------------------------------------------------------------------------------
-    def _set_ef(self, ef: int | None) -> None:
-        if ef == self._ef:
+    def _set_ef(self, ef: int | None, conn: Any = None) -> None:
+        conn = self.conn if conn is None else conn
+        if ef == self._efs.get(id(conn)):
             return
         if ef is None:
-            self.conn.execute("RESET hnsw.ef_search")
+            conn.execute("RESET hnsw.ef_search")
         else:
-            self.conn.execute(self._sql().SQL("SET hnsw.ef_search = {}").format(self._sql().Literal(int(ef))))
-        self._ef = ef
+            conn.execute(self._sql().SQL("SET hnsw.ef_search = {}").format(self._sql().Literal(int(ef))))
+        self._efs[id(conn)] = ef
 
     def _filtered_query(self, flt: Filter) -> tuple[Any, list[Any]]:
         """(the search statement with the filter's WHERE clause, the filter's values), composed once per filter."""
@@ -733,8 +768,8 @@ class PgvectorBackend(Backend):
         return got
 
     def search(self, vector: np.ndarray, k: int, params: SearchParams) -> Sequence[int]:
-        self._live()
-        self._set_ef(params.ef_search)
+        conn = self._reader()
+        self._set_ef(params.ef_search, conn)
         vec = np.asarray(vector, dtype=np.float32)
         if params.vector_name is not None:
             q = self._q_named.get(params.vector_name)
@@ -742,14 +777,104 @@ class PgvectorBackend(Backend):
                 raise UserError(f"pgvector: table '{self.collection.name}' has no named vector '{params.vector_name}'"
                                 if q is None else "pgvector: filtered search of a named vector is not supported",
                                 "search one of the collection's named vectors, without a filter")
-            return [r[0] for r in self.conn.execute(q, (vec, int(k))).fetchall()]
+            return [r[0] for r in conn.execute(q, (vec, int(k))).fetchall()]
         flt = with_tenant(params.filter, self.collection.tenant_field, params.tenant)
         if flt is not None:
             query, args = self._filtered_query(flt)
-            rows = self.conn.execute(query, self._search_args(args, vec, k)).fetchall()
+            rows = conn.execute(query, self._search_args(args, vec, k)).fetchall()
         else:
-            rows = self.conn.execute(self._q_search, self._search_args([], vec, k)).fetchall()
+            rows = conn.execute(self._q_search, self._search_args([], vec, k)).fetchall()
         return [r[0] for r in rows]
+
+    # -- read replicas ------------------------------------------------------------------------------------
+    def read_nodes(self) -> list[str]:
+        """The nodes searches go to: the replicas (replica1, ...), and the primary when it serves reads too."""
+        replicas = [f"replica{i}" for i in range(1, len(self.options.replica_dsns) + 1)]
+        return (["primary"] if self.options.reads_on_primary or not replicas else []) + replicas
+
+    def served_by(self) -> dict[str, int]:
+        return dict(getattr(self, "_served", {}))
+
+    def _reader(self) -> Any:
+        """The connection the next search goes to: the read nodes in turn (round robin), skipping one that refused
+        a connection less than replica_retry_s ago. A search that fails on a node is not retried elsewhere (it
+        counts as failed); the next one finds the node down and moves on."""
+        nodes = self.read_nodes()
+        if nodes == ["primary"]:  # one endpoint: nothing to spread, nothing to count
+            return self._live()
+        if not hasattr(self, "_rconn"):
+            self._rconn: dict[str, Any] = {}
+            self._down_until: dict[str, float] = {}
+            self._rr = 0
+        last: Exception | None = None
+        for step in range(len(nodes)):
+            i = (self._rr + step) % len(nodes)
+            name = nodes[i]
+            if self._down_until.get(name, 0.0) > time.monotonic():
+                continue
+            try:
+                conn = self._live() if name == "primary" else self._replica(name)
+            except self._psycopg.OperationalError as e:
+                self._down_until[name] = time.monotonic() + self.options.replica_retry_s
+                last = e
+                continue
+            self._rr = i + 1
+            self._count(name)
+            return conn
+        if last is not None:
+            raise last
+        raise self._psycopg.OperationalError(f"every read node ({', '.join(nodes)}) refused a connection in the "
+                                             f"last {self.options.replica_retry_s:g} s")
+
+    def _count(self, node: str) -> None:
+        if not hasattr(self, "_served"):
+            self._served: dict[str, int] = {}
+        self._served[node] = self._served.get(node, 0) + 1
+
+    def _replica(self, name: str) -> Any:
+        conn = self._rconn.get(name)
+        if conn is not None and not (conn.broken or conn.closed):
+            return conn
+        if conn is not None:
+            try:
+                conn.close()
+            except self._psycopg.Error:
+                pass
+            self.reconnects += 1
+        dsn = self.options.replica_dsns[int(name.removeprefix("replica")) - 1]
+        conn = self._psycopg.connect(dsn, autocommit=True, connect_timeout=self.options.connect_timeout_s,
+                                     **_auth(self.options))
+        try:
+            self._session(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._rconn[name] = conn
+        return conn
+
+    def wait_replicas(self, timeout_s: float) -> list[dict[str, Any]]:
+        """Until every replica has replayed the primary's WAL as of now (the table and its index included), so
+        searches on it find what was loaded; per replica, how long that took."""
+        lsn = self.conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        out = []
+        t0 = time.perf_counter()
+        for i, dsn in enumerate(self.options.replica_dsns, start=1):
+            host, port = self._address(dsn)
+            with self._psycopg.connect(dsn, autocommit=True, connect_timeout=self.options.connect_timeout_s,
+                                       **_auth(self.options)) as conn:
+                while True:
+                    done, replay = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn, "
+                                                "pg_last_wal_replay_lsn()::text", (lsn,)).fetchone()
+                    if done:
+                        break
+                    if time.perf_counter() - t0 > timeout_s:
+                        raise UserError(f"pgvector replica{i} at {host}:{port} had not replayed the primary's WAL "
+                                        f"up to {lsn} (only to {replay}) after {timeout_s:g} s",
+                                        "check its replication (bench.pgcluster status) or raise run.index_timeout_s")
+                    time.sleep(0.01)
+            out.append({"node": f"replica{i}", "address": f"{host}:{port}",
+                        "caught_up_s": round(time.perf_counter() - t0, 4)})
+        return out
 
     # -- info and teardown --------------------------------------------------------------------------------
     def info(self) -> EngineInfo:
@@ -773,9 +898,13 @@ class PgvectorBackend(Backend):
             index_size_bytes=size,
             server_address=self.address,
             extra={"table_total_bytes": table_size, "index_build_s": self._build_s,
-                   "ef_search_session": self._ef, "iterative_scan": self.options.iterative_scan,
+                   "ef_search_session": self._efs.get(id(self.conn)), "iterative_scan": self.options.iterative_scan,
                    "maintenance_work_mem": getattr(self, "_build_mem", self.options.maintenance_work_mem),
-                   "dsn": redact_text(self.options.dsn)},
+                   "dsn": redact_text(self.options.dsn),
+                   "replica_dsns": [redact_text(d) for d in self.options.replica_dsns] or None},
+            read_nodes=self.read_nodes() if self.options.replica_dsns else None,
+            node_addresses=[self.address, *map(self._address, self.options.replica_dsns)]
+            if self.options.replica_dsns else None,
         )
 
     def drop(self) -> None:
@@ -788,6 +917,9 @@ class PgvectorBackend(Backend):
                 self._live().execute(stmt)  # now, and replaced
 
     def close(self) -> None:
+        for conn in getattr(self, "_rconn", {}).values():
+            conn.close()
+        self._rconn = {}
         conn = getattr(self, "conn", None)
         if conn is not None:
             conn.close()

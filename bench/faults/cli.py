@@ -23,9 +23,11 @@ def fault(
     restart_delay: Annotated[float, typer.Option("--restart-delay", help="seconds between kill and restart")] = 0.0,
     recovery_timeout: Annotated[float, typer.Option("--recovery-timeout", help="give up on the server after "
                                                     "this many seconds")] = 120.0,
-    node: Annotated[str | None, typer.Option("--node", help="stop this docker compose service (one node of an engine "
-                                             "cluster, e.g. qdrant-node2) instead of killing a local server; "
-                                             "started again with `docker compose start`")] = None,
+    node: Annotated[str | None, typer.Option("--node", help="kill one node of a replicated engine whose config names "
+                                             "its servers (pgvector with replica_dsns: primary, replica1, ...; "
+                                             "recovered by its promote_cmd / node_start_cmd), or stop this docker "
+                                             "compose service (e.g. qdrant-node2; started again with `docker "
+                                             "compose start`)")] = None,
     compose_file: Annotated[Path | None, typer.Option(help="--node: the compose file (default ./docker-compose.yml, "
                                                       "else the repo's)")] = None,
     node_action: Annotated[str, typer.Option(help="--node: kill (SIGKILL, a crash) or stop (SIGTERM, then kill)")] = "kill",

@@ -40,7 +40,7 @@ import pyarrow as pa
 from bench.backends.base import Backend, CollectionSpec
 from bench.backends.secrets import redact_command
 from bench.errors import UserError
-from bench.faults.nodes import ComposeNode, compose_node
+from bench.faults.nodes import ComposeNode, LocalNode, compose_node, local_node
 from bench.load.driver import After, Op, drive
 from bench.load.sources import YcsbSource
 from bench.load.task import PhaseTask
@@ -296,8 +296,9 @@ def _restore_on_interrupt(req: FaultRequest, ctx: RunContext, target: _Target, f
     ctx.rep.warn(msg)
 
 
-def _stop_node(node: ComposeNode, t0: int, fault: _Fault, say) -> bool:
-    """Stop one compose service (a cluster node); the time of the fault is when the command was issued."""
+def _stop_node(node: ComposeNode | LocalNode, t0: int, fault: _Fault, say) -> bool:
+    """Stop one cluster node (a compose service, or a local server of a replicated engine); the time of the fault
+    is when the command was issued."""
     say(f"stopping {node.describe()}")
     fault.kill_ns = time.perf_counter_ns() - t0
     why = node.stop()
@@ -305,6 +306,9 @@ def _stop_node(node: ComposeNode, t0: int, fault: _Fault, say) -> bool:
         fault.notes.append(why)
         fault.kill_ns = None
         return False
+    if isinstance(node, LocalNode):  # the time of the signal itself
+        fault.killed_pid, fault.killed_procs = node.killed_pid, node.killed_procs
+        fault.kill_ns = (node.killed_ns or t0) - t0
     say(f"stopped {node.service} at {fault.kill_ns / 1e9:.2f} s")
     return True
 
@@ -397,12 +401,18 @@ def analyse(start: np.ndarray, end: np.ndarray, kind: np.ndarray, ok: np.ndarray
         timeline.append({"t_s": t / 1e9, "window_s": window_s, "ok": int(sel_ok.sum()),
                          "errors": int((~sel_ok).sum()), "p99_us": p99,
                          "p50_us": float(np.percentile(lat_s[lo:hi][sel_ok], 50)) if sel_ok.any() else None})
-    out.update(first_ok_s=None, p99_recovered_s=None, fault_window_errors=None, fault_window_errors_by_op=None)
+    out.update(first_ok_s=None, p99_recovered_s=None, fault_window_errors=None, fault_window_errors_by_op=None,
+               first_ok_s_by_op=None, errors_end_s=None)
     if kill_ns is None:
         return out, timeline
     after = ok & (start >= kill_ns)
     if after.any():
         out["first_ok_s"] = float((end[after].min() - kill_ns) / 1e9)
+    # per operation kind: with read replicas, searches may never stop while writes wait for the failover
+    out["first_ok_s_by_op"] = {labels[k]: float((end[after & (kind == k)].min() - kill_ns) / 1e9)
+                               if (after & (kind == k)).any() else None for k in np.unique(kind)}
+    failed_after = ~ok & (end >= kill_ns)
+    out["errors_end_s"] = float((end[failed_after].max() - kill_ns) / 1e9) if failed_after.any() else 0.0
     base = out["p99_before_us"]
     if base is not None:
         for row in timeline:
@@ -414,7 +424,20 @@ def analyse(start: np.ndarray, end: np.ndarray, kind: np.ndarray, ok: np.ndarray
     in_window = (start >= kill_ns) & (start < stop_ns) | ((start < kill_ns) & (end >= kill_ns))
     out["fault_window_errors"] = int((in_window & ~ok).sum())
     out["fault_window_errors_by_op"] = {labels[k]: int((in_window & ~ok & (kind == k)).sum()) for k in np.unique(kind)}
+    out.update(_before_after(start, end, ok, lat, kill_ns, stop_ns, duration_ns))
     return out, timeline
+
+
+def _before_after(start: np.ndarray, end: np.ndarray, ok: np.ndarray, lat: np.ndarray, kill_ns: int, back_ns: int,
+                  duration_ns: int) -> dict[str, Any]:
+    """Throughput and latency before the kill and after recovery (from the P99's recovery, else the end)."""
+    before = ok & (end < kill_ns)
+    after = ok & (start >= back_ns)
+    span = (duration_ns - back_ns) / 1e9
+    return {"qps_before": float(before.sum() / (kill_ns / 1e9)) if kill_ns > 0 else None,
+            "qps_after": float(after.sum() / span) if span > 0 and after.any() else None,
+            "p50_after_us": float(np.percentile(lat[after], 50)) if after.any() else None,
+            "p99_after_us": _p99(lat[after])}
 
 
 def durability(writes: list[tuple[int, int, int, int, bool]], snapshot: dict[int, tuple[np.ndarray | None, int]],
@@ -459,14 +482,22 @@ class _Target:
     pid: int
     restart: list[str]
     described: str  # the process, as identified: what will be killed
-    node: ComposeNode | None = None  # --node: a compose service stopped instead (pid and port unused)
+    node: ComposeNode | LocalNode | None = None  # --node: a cluster node stopped instead (pid and port unused)
 
 
 def _find_target(req: FaultRequest, cls: type[Backend], options: Any) -> _Target:
     """Ask the engine where its server is (before anything of the run is written): it must be on this machine.
     With --node, the target is that compose service, wherever the engine's entry point is."""
     if req.node:
-        node = compose_node(req.node, req.compose_file, req.node_action, REPO_ROOT)
+        servers = cls.server_nodes(options)
+        if servers:  # a replicated engine whose configuration names its servers: kill one here, by its pid
+            def probe(n: Any) -> bool:
+                return cls.check_available(options.model_copy(update=dict(n.probe_options))) is None
+
+            node: ComposeNode | LocalNode = local_node(req.node, servers, req.backend, req.node_action,
+                                                       req.restart_cmd, probe)
+        else:
+            node = compose_node(req.node, req.compose_file, req.node_action, REPO_ROOT)
         return _Target(0, 0, node.start_command(), node.describe(), node)
     probe = cls(options, tempfile.gettempdir())
     probe.connect()
@@ -617,9 +648,11 @@ def format_summary(s: dict[str, Any]) -> str:
     lines = [f"status: {s.get('status')}",
              f"killed pid {s.get('killed_pid')} at {f(s.get('kill_s'), ' s')}; healthy again after "
              f"{f(s.get('restart_s'), ' s')}",
-             f"first successful operation after the kill: {f(s.get('first_ok_s'), ' s')}",
+             f"first successful operation after the kill: {f(s.get('first_ok_s'), ' s')} "
+             f"{json.dumps(s.get('first_ok_s_by_op'))}; last error {f(s.get('errors_end_s'), ' s')} after it",
              f"P99 back within the factor after: {f(s.get('p99_recovered_s'), ' s')} (P99 before "
-             f"{f(s.get('p99_before_us'), ' us')})",
+             f"{f(s.get('p99_before_us'), ' us')}, after {f(s.get('p99_after_us'), ' us')}; ops/s before "
+             f"{f(s.get('qps_before'))}, after {f(s.get('qps_after'))})",
              f"errors in the fault window: {s.get('fault_window_errors')} {json.dumps(s.get('fault_window_errors_by_op'))}; "
              f"in the run: {s.get('errors')} of {s.get('operations')} operations",
              f"acknowledged writes before the kill: {s.get('acknowledged_writes_before_kill')}; lost: "

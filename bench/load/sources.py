@@ -180,6 +180,7 @@ class YcsbSource:
         self.sample_every, self.vis_every = task.recall_sample_every, task.visibility_every
         self.log: array | None = array("q") if task.track_writes else None  # (ack ns, key, row) per write
         self.visibility: list[int] = []
+        self.stale = 0  # probes whose first search did not return the id just written (a stale read)
         self.kept = _Kept()
         self.kinds: list[int] = []
         self.keys: list[int] = []
@@ -248,7 +249,9 @@ class YcsbSource:
         self.n_update += 1
         if not self.vis_every or self.n_update % self.vis_every:
             return t1
-        self.visibility.append(_visibility_lag(self.search, self.vec, key, self.scan_params, t1))
+        lag, stale = _visibility_lag(self.search, self.vec, key, self.scan_params, t1)
+        self.visibility.append(lag)
+        self.stale += stale
         return time.perf_counter_ns()
 
     def failed(self, kind: int, t0: int, t1: int) -> None:
@@ -257,6 +260,7 @@ class YcsbSource:
     def finish(self, res: WorkerResult, start_ns: int, wall0_ns: int) -> None:
         self.kept.into(res, self.k, start_ns, wall0_ns, mixed=True)
         res.visibility_us = self.visibility
+        res.visibility_stale = self.stale
         if self.log is not None:
             upd = np.frombuffer(self.log, dtype=np.int64).reshape(-1, 3).copy()
             upd[:, 0] += wall0_ns - start_ns
@@ -273,9 +277,12 @@ def _payload_of(task: PhaseTask) -> Callable[[int], dict[str, int] | None]:
     return key_payloads(task.record_count, tuple(task.payload_cases), task.seed).payload
 
 
-def _visibility_lag(search, vec, key, params, acked_ns: int, timeout_s: float = 5.0) -> int:
-    """Microseconds from an acknowledged upsert until a search for its own vector returns its id (-1: never)."""
+def _visibility_lag(search, vec, key, params, acked_ns: int, timeout_s: float = 5.0) -> tuple[int, bool]:
+    """Microseconds from an acknowledged upsert until a search for its own vector returns its id (-1: never), and
+    whether the first search after the acknowledgement missed it (a stale read: a read replica behind the
+    primary, or an index that had not taken the write in yet)."""
     deadline = acked_ns + int(timeout_s * 1e9)
+    first = True
     while True:
         try:
             ids = search(vec, 10, params)
@@ -283,9 +290,10 @@ def _visibility_lag(search, vec, key, params, acked_ns: int, timeout_s: float = 
             ids = ()
         now = time.perf_counter_ns()
         if key in ids:
-            return (now - acked_ns) // 1000
+            return (now - acked_ns) // 1000, not first
         if now > deadline:
-            return -1
+            return -1, True
+        first = False
 
 
 class InsertSource:

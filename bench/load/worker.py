@@ -54,7 +54,19 @@ def settled_heap() -> Iterator[None]:
 def run_phase(backend: Backend, data: WorkerData, task: PhaseTask, worker: int, workers: int,
               wait: Callable[[], Any] | None = None, beat: Callable[[int], bool] | None = None) -> WorkerResult:
     """Run one phase (a warm-up or a timed trial) of one worker. `wait` is the start barrier; `beat(worker)`
-    is called past it and then once per interval of the timed loop (the pool's watchdog, bench.load.pool)."""
+    is called past it and then once per interval of the timed loop (the pool's watchdog, bench.load.pool).
+    Where the engine spreads searches over several nodes, the phase's searches per node go into
+    `extra["served_by"]`."""
+    before = backend.served_by()
+    res = _phase(backend, data, task, worker, workers, wait, beat)
+    after = backend.served_by()
+    if after:
+        res.extra["served_by"] = {n: c - before.get(n, 0) for n, c in after.items() if c - before.get(n, 0)}
+    return res
+
+
+def _phase(backend: Backend, data: WorkerData, task: PhaseTask, worker: int, workers: int,
+           wait: Callable[[], Any] | None, beat: Callable[[int], bool] | None) -> WorkerResult:
     rng = np.random.default_rng([task.seed, task.trial + 1, worker])
     queries = task.queries if task.queries is not None else data.queries
     if task.mode == "ingest" and task.inserts is not None and worker < task.inserts.writers:

@@ -39,19 +39,23 @@ class HostSampler:
     """Start before a trial, stop after: the host's figures over that window."""
 
     server_pid: int | None = None
+    more_pids: tuple[int, ...] = ()  # further servers of the engine (read replicas): the engine's, not "other"
+
+    def _servers(self) -> float:
+        return _tree_cpu(self.server_pid) + sum(_tree_cpu(p) for p in self.more_pids)
 
     def start(self) -> HostSampler:
         self.t0 = time.perf_counter()
         self.cpu0 = psutil.cpu_times()
         self.own0 = _tree_cpu(os.getpid())
-        self.server0 = _tree_cpu(self.server_pid)
+        self.server0 = self._servers()
         return self
 
     def stop(self) -> dict[str, float | bool | None]:
         dt = max(time.perf_counter() - self.t0, 1e-9)
         cpu1 = psutil.cpu_times()
         busy = _busy(cpu1) - _busy(self.cpu0)
-        ours = (_tree_cpu(os.getpid()) - self.own0) + (_tree_cpu(self.server_pid) - self.server0)
+        ours = (_tree_cpu(os.getpid()) - self.own0) + (self._servers() - self.server0)
         other = max(0.0, busy - ours) / dt
         total = sum(cpu1) - sum(self.cpu0)
         steal = getattr(cpu1, "steal", None)

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psutil
@@ -31,8 +32,9 @@ class ResourceStats:
 class Sampler:
     """Samples a process tree every `interval_s` between start() and stop()."""
 
-    def __init__(self, pid: int | None, interval_s: float = 0.25):
+    def __init__(self, pid: int | None, interval_s: float = 0.25, more: Sequence[int] = ()):
         self.pid = pid
+        self.more = tuple(more)  # further servers of the same engine (read replicas), sampled with it
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._rss: list[int] = []
@@ -52,7 +54,7 @@ class Sampler:
             self._cpu.append(cpu)
 
     def _loop(self) -> None:
-        procs = process_tree(self.pid) if self.pid else []
+        procs = [p for pid in ((self.pid, *self.more) if self.pid else ()) for p in process_tree(pid)]
         for p in procs:
             try:
                 p.cpu_percent(None)  # prime the CPU counters
@@ -146,15 +148,16 @@ class DockerSampler(Sampler):
         return self
 
 
-def sampler_for(pid: int | None, port: int | None) -> Sampler:
-    """A sampler of the server: its process when it runs here, its container when Docker publishes its port."""
+def sampler_for(pid: int | None, port: int | None, more: Sequence[int] = ()) -> Sampler:
+    """A sampler of the server: its process when it runs here (and the `more` servers of the same engine, its
+    read replicas), its container when Docker publishes its port."""
     if pid is not None:
         try:
             name = psutil.Process(pid).name()
         except psutil.Error:
             name = ""
         if not name.startswith("docker-proxy"):
-            return Sampler(pid)
+            return Sampler(pid, more=more)
     if port is not None:
         container = container_publishing(port)
         if container:

@@ -127,3 +127,17 @@ def _figures(s: dict, ok: list[dict]) -> None:
         if f == "qps":
             kept = t.kept
     s["n_kept"] = kept
+
+
+HEADLINE_FIGURES = ("qps", "p50_us", "p99_us", "p999_us", "recall")  # the figures shown under their plain names
+
+
+def headline(trial_rows: Sequence[dict]) -> dict:
+    """The summary row of one configuration's trial rows, as summarize computes it; rows of several runs (a
+    baseline kept over several nights) are pooled as one configuration. Every output that shows a configuration's
+    QPS, P50, P99, P99.9 or recall under those names reads it from here or from summary.parquet."""
+    if not trial_rows:
+        return {}
+    first = trial_rows[0]
+    same = {k: first.get(k) for k in keys.names()}
+    return summarize([{**r, **same} for r in trial_rows])[0]

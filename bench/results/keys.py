@@ -104,6 +104,8 @@ _BUILTIN: list[Key] = [
     Key("target_rate", pa.float64(), "rate", "load", "open loop: offered ops/s (all workers); null = closed loop",
         show=_rate),
     Key("arrival", pa.string(), "arrival", "load", "open loop: constant | poisson", in_label=False),
+    Key("read_nodes", pa.string(), "reads", "load", "the server nodes searches were spread over (read replicas), "
+        "e.g. replica1+replica2 or primary+replica1; null = one endpoint", show=lambda v: f"reads={v}"),
     Key("client_nodes", pa.int64(), "nodes", "load", "--cluster: client machines (Ray nodes) the workers ran on; "
         "null = one machine (the local pool)", show=lambda v: f"nodes={int(v)}"),
     Key("workers_per_node", pa.int64(), "wpn", "load", "--cluster: workers on each node (null when uneven)",

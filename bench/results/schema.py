@@ -40,10 +40,12 @@ TRIAL_FIELDS = [
     pa.field("visibility_p99_us", pa.float64()),
     pa.field("visibility_probes", pa.int64()),
     pa.field("visibility_missed", pa.int64()),
+    pa.field("visibility_stale", pa.int64()),
     pa.field("out_of_range", pa.int64()),
     pa.field("client_cpu_cores", pa.float64()),  # CPU cores the client used on average (processes: workers only)
     pa.field("client_limited", pa.bool_()),
     pa.field("client_cpu_per_node", pa.string()),  # --cluster: JSON {hashed node address: CPU cores used}
+    pa.field("served_by", pa.string()),  # read replicas: JSON {server node: searches it served in the trial}
     pa.field("server_rss_peak_bytes", pa.int64()),
     pa.field("server_rss_mean_bytes", pa.float64()),
     pa.field("server_cpu_mean_pct", pa.float64()),
@@ -182,6 +184,9 @@ FIELD_DOCS: dict[str, str] = {
                          "fewer than 1,000 probes that found their id (the latency percentiles' sample floor)",
     "visibility_probes": "search under writes: visibility probes whose id a search returned (the sample count of "
                          "visibility_p50_us and visibility_p99_us); null when no probe ran",
+    "visibility_stale": "search under writes: visibility probes whose first search after the acknowledged upsert "
+                        "did not return its id (stale reads: a read replica behind the primary, or an index not yet "
+                        "holding the write); out of visibility_probes + visibility_missed; null when no probe ran",
     "visibility_missed": "search under writes: visibility probes whose id no search returned within 5 s; null "
                          "when no probe ran",
     "out_of_range": "latencies (successful, failed or service time) the histograms could not hold (above 1 "
@@ -193,12 +198,14 @@ FIELD_DOCS: dict[str, str] = {
                       "workers together 90% of its cores); null for in-process engines (threads: not judged); "
                       "summary: true when any ok trial was",
     "server_rss_peak_bytes": "peak resident memory of the engine's server during the trial, bytes: its process "
-                             "tree here (psutil, every 0.25 s), or its container (docker stats) when Docker "
+                             "tree here, its read replicas' too (psutil, every 0.25 s), or its container (docker "
+                             "stats) when Docker "
                              "publishes its port; null for in-process engines and servers not on this machine",
     "server_rss_mean_bytes": "mean of the same server RSS samples, bytes; null where server_rss_peak_bytes is",
     "server_cpu_mean_pct": "mean CPU of the engine's server during the trial, percent of one core summed over its "
-                           "process tree (docker: the container's CPU %); null where not sampled or the trial "
-                           "was shorter than one sampling interval",
+                           "process tree (docker: the container's CPU %), every server of the engine on this "
+                           "machine together (a primary and its read replicas); null where not sampled or the "
+                           "trial was shorter than one sampling interval",
     "error_samples": "JSON list of the first (up to 5) failure messages of the trial, each 'op: ExceptionType: "
                      "message' cut to 500 characters; '[]' when none failed; null on the placeholder row of a "
                      "trial whose workers were lost and on imported rows",
@@ -262,6 +269,8 @@ FIELD_DOCS: dict[str, str] = {
     "busy_trials": "ok trials during which other processes used enough CPU to disturb the measurement",
     "client_cpu_per_node": "--cluster: CPU cores the workers used on each node (JSON, keyed by the node's hashed "
                            "address); client_limited is judged per node",
+    "served_by": "an engine with read replicas: the searches of the trial each server node served (JSON, e.g. "
+                 "{\"replica1\": 5012, \"replica2\": 4990}); null = one endpoint (the read_nodes key names them)",
     "cluster_nodes": "--cluster: the Ray nodes' addresses (host:port), each as the first 12 hex digits of its "
                      "SHA-256 (JSON list)",
     "ray_version": "--cluster: the Ray version on the driver (every node runs the same)",

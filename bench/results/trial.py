@@ -72,8 +72,19 @@ def _common(t: TrialInput, duration: float) -> dict[str, Any]:
         "visibility_p99_us": float(np.percentile(vis_ok, 99)) if len(vis_ok) >= hdr.min_samples(99.0) else None,
         "visibility_probes": len(vis_ok) if vis else None,
         "visibility_missed": (len(vis) - len(vis_ok)) if vis else None,
+        "visibility_stale": sum(r.visibility_stale for r in rs) if vis else None,
         "error_samples": json.dumps([s for r in rs for s in r.error_samples][:5]),
+        "served_by": _served_by(rs),
     }
+
+
+def _served_by(rs: Sequence[WorkerResult]) -> str | None:
+    """Searches per server node over the trial's workers (JSON), where the engine spread them over several."""
+    total: dict[str, int] = {}
+    for r in rs:
+        for node, n in (r.extra.get("served_by") or {}).items():
+            total[node] = total.get(node, 0) + int(n)
+    return json.dumps(dict(sorted(total.items()))) if total else None
 
 
 def per_node_cpu(rs: Sequence[WorkerResult], duration: float) -> tuple[dict[str, float], bool]:

@@ -28,6 +28,7 @@ class WorkerResult:
     # track_writes: int64 (n, 3) rows (ack wall ns, key, holdout row), in the order acknowledged; else None
     updates: np.ndarray | None = None
     visibility_us: list[int] = field(default_factory=list)
+    visibility_stale: int = 0  # visibility probes whose first search missed the id just written
     scheduled: int = 0
     late: int = 0
     generator_lag: int = 0
