@@ -120,7 +120,7 @@ def run_ab(workload: str, arms: list[Arm], trials: int | None = None, results_di
 
     def save(status: str) -> None:
         doc.update(status=status, updated_utc=datetime.now(UTC).isoformat(), arms=[asdict(a) for a in arms])
-        write_json(run_dir / "ab.json", doc)
+        write_json(run_dir / "ab.json", doc, checked=True)
 
     save("running")
     status = "failed"

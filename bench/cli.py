@@ -400,6 +400,20 @@ baseline_app = typer.Typer(help="Store and list baselines for `bench regress` (u
 app.add_typer(baseline_app, name="baseline")
 
 
+@app.command()
+def cleanup(
+    run: Annotated[str, typer.Argument(help="run folder or run id (a suite's: every cell)")],
+    results_dir: Annotated[Path, typer.Option(help="where run ids are looked up")] = Path("results"),
+    set_: Annotated[list[str], typer.Option("--set", help="backend.KEY=VALUE, e.g. a password run.json does not "
+                                            "keep")] = [],  # noqa: B006
+) -> None:
+    """Drop the collection or table a run created and could not drop (its run.json names it)."""
+    from bench.cleanup import cleanup as do_cleanup
+
+    for d in do_cleanup(run, results_dir, list(set_)):
+        print(f"dropped {d.backend} collection '{d.collection}' (named in {d.run_json}), if it was still there")
+
+
 @baseline_app.command("save")
 def baseline_save(
     run: Annotated[str, typer.Argument(help="run folder or run id under --results-dir")],
@@ -516,7 +530,7 @@ def suite(
             for c in out.cells:
                 print(f"{c.status:>12}  {c.backend} x {c.workload}" + (f": {c.reason}" if c.reason else ""))
             print(f"suite {out.status}: {out.run_dir}/suite.json")
-    if out.failed:
+    if out.status != "complete":
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("bench", "bench.units", "bench.errors", "bench.terminal", "bench.files", "bench.reporter",
-              "bench.layers")),
+              "bench.layers", "bench.guard", "bench.results.integrity")),
     ("processes", ("bench.processes", "bench.services", "bench.pgcluster")),
     ("metrics, ops", ("bench.metrics", "bench.ops")),
     ("datasets, backends", ("bench.datasets", "bench.backends")),
@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("scenarios", ("bench.scenarios", "bench.workload_file")),
     ("run_context", ("bench.run_context",)),
     ("faults", ("bench.faults",)),
-    ("runner, suite, ab", ("bench.runner", "bench.suite", "bench.ab", "bench.ab_arm", "bench.live")),
+    ("runner, suite, ab", ("bench.runner", "bench.suite", "bench.ab", "bench.ab_arm", "bench.live", "bench.cleanup")),
     ("analysis, importers, history", ("bench.analysis", "bench.importers", "bench.history")),
     ("cli", ("bench.cli", "bench.cli_help", "bench.datasets.cli", "bench.faults.cli", "bench.workload_guide")),
 )

@@ -5,7 +5,8 @@
         ctx.add_rows(rows)              # trials.parquet + summary.parquet rewritten atomically
     outcome = ctx.outcome()             # run.json final status, collection dropped, work folder removed
 
-Leaving the block ends the run with an honest status: `complete`, `stopped` (a `Stop` raised inside), `failed`
+Leaving the block ends the run with an honest status: `complete`, `partial` (it ran to its end but a trial
+failed), `stopped` (a `Stop` raised inside), `failed`
 (a worker failed, or anything else went wrong; the exception propagates unless it was a `WorkerFailed`) or
 `interrupted` (Ctrl-C, SIGTERM or SIGHUP: what finished is written, then the interrupt propagates). Each run
 owns a collection name unique to it, and drops only what it created.
@@ -31,7 +32,7 @@ from typing import Any
 
 import psutil
 
-from bench import datasets
+from bench import datasets, guard
 from bench.backends import registry
 from bench.backends.base import Backend, BuiltIndex, CollectionSpec, EngineInfo
 from bench.errors import Terminated, UserError, raise_terminated
@@ -224,6 +225,8 @@ class RunContext:
         self.backend: Backend | None = None
         self.collection: CollectionSpec | None = None
         self.stalled = False  # a phase stalled: the engine stopped answering, so cleanup is given a time limit
+        self.left_behind: str | None = None  # what the run created on a server and could not drop
+        self.log: guard.RunLog | None = None
         self._closers: list[Callable[[], None]] = []
         self._signals = signals_as_interrupts()
 
@@ -270,6 +273,7 @@ class RunContext:
             self.run_dir = make_run_dir(req.results_dir, self.run_id)
             self.prefix = ""
         self.started = datetime.now(UTC)
+        self.log = guard.RunLog(self.path("run.log")).start()  # engine clients' messages go here, not the terminal
         self.write_run_json()
         try:
             self.reserve = space.Reserve(self.path(".reserve"))
@@ -284,26 +288,46 @@ class RunContext:
             space.check_free(Path(self.workdir), space.engine_bytes(self.ds.n, self.ds.dim), "the engine's data",
                              "free some space in the temporary folder or point TMPDIR at a larger disk")
 
+    def engine_call(self, fn: Callable[[], Any], phase: str, limit_s: float | None = None) -> Any:
+        """One engine call outside the timed phases, guarded (bench.guard): an engine error or a server that
+        does not answer within the limit (default op_timeout_s + phase_margin_s; none for an in-process engine)
+        ends the run with one sentence naming the phase."""
+        r = self.spec.run
+        if self.cls.capabilities.in_process:
+            limit_s = None
+        elif limit_s is None:
+            limit_s = r.op_timeout_s + r.phase_margin_s
+        try:
+            return guard.call(fn, phase=phase, engine=self.req.backend, limit_s=limit_s)
+        except guard.EngineFault as e:
+            self.stalled = self.stalled or "no answer" in e.message
+            raise
+        finally:
+            if self.log is not None and phase in ("connecting", "creating the collection"):
+                self.log.capture()  # a client imported by this call may have installed its own console handler
+
     def _engine(self) -> None:
         spec, ds = self.spec, self.ds
         self.backend = backend = self.cls(self.options, self.workdir)
-        backend.connect()
+        self.engine_call(backend.connect, "connecting")
         self._closers.insert(0, backend.close)
         self.collection = self.plan.collection(CollectionSpec(
             name=collection_name(spec.name, f"{self.run_id}/{self.prefix}"), dim=ds.dim, metric=ds.metric,
             index=spec.index.to_spec(), ef_search=self.plan.kind.ef_values()[0]))
         rss0 = psutil.Process().memory_info().rss if self.cls.capabilities.in_process else None
         self.write_run_json()  # names the collection before it exists: a killed run's leftover can be found
-        backend.create(self.collection)
-        self._closers.insert(0, backend.drop)  # created: this run drops it, and only it
+        self._closers.insert(0, self._drop)  # registered first: a create that failed half-way is dropped too
+        self.engine_call(lambda: backend.create(self.collection), "creating the collection")
         self.load_s = self._load()
         t0 = time.perf_counter()
         with self.rep.spinner(f"waiting until {self.req.backend} has indexed {ds.n:,} vectors"):
-            self.built = backend.wait_indexed(spec.run.index_timeout_s)
+            self.built = self.engine_call(lambda: backend.wait_indexed(spec.run.index_timeout_s),
+                                          "waiting until the index is built",
+                                          spec.run.index_timeout_s + spec.run.phase_margin_s)
         self.build_s = time.perf_counter() - t0
         rss_growth = (psutil.Process().memory_info().rss - rss0) if rss0 is not None else None
         self.warnings.extend(f"{self.req.backend}: {s}" for s in [*self.built.substitutions, *self.built.warnings])
-        self.info = backend.info()
+        self.info = self.engine_call(backend.info, "reading back what was built")
         self.rep.say(index_line(self.built, ds.n, self.load_s, self.build_s))
         self.rep.detail("index as built: " + ", ".join(f"{k}={v}" for k, v in self.built.params.items()
                                                       if k != "load_recipe"))
@@ -319,7 +343,7 @@ class RunContext:
             for ids, vecs in source.batches(self.backend.load_batch_size(self.spec.run.batch_size)):
                 payloads = self.plan.payloads(ids)
                 t0 = time.perf_counter()
-                self.backend.insert(ids, vecs, payloads)
+                self.engine_call(lambda: self.backend.insert(ids, vecs, payloads), "loading the data")  # noqa: B023
                 total += time.perf_counter() - t0
                 prog.advance(bar, len(ids))
         return total
@@ -373,8 +397,8 @@ class RunContext:
         self.summary_rows = summarize(self.trial_rows)
         for r in self.summary_rows:
             r["run_status"] = status
-        write_parquet(table(self.trial_rows, trials_schema()), self.path("trials.parquet"))
-        write_parquet(table(self.summary_rows, summary_schema()), self.path("summary.parquet"))
+        write_parquet(table(self.trial_rows, trials_schema()), self.path("trials.parquet"), checked=True)
+        write_parquet(table(self.summary_rows, summary_schema()), self.path("summary.parquet"), checked=True)
 
     def write_run_json(self, **final: Any) -> None:
         from bench.backends.secrets import public_options
@@ -385,13 +409,13 @@ class RunContext:
             "backend_options": public_options(self.options), "command": _command(req),
             "started_utc": self.started.isoformat(), "dataset": self.ds.describe(),
             "scenarios": self.plan.describe(), "collection": self.collection.name if self.collection else None,
-            "status": self.status, **final})
+            "status": self.status, **final}, checked=True)
 
     # -- the end --------------------------------------------------------------------------------------------
     def __exit__(self, et: Any, e: BaseException | None, tb: Any) -> bool:
         handled = False
         if e is None:
-            self.status = "complete" if self.status == "running" else self.status
+            self.status = outcome_status(self.trial_rows) if self.status == "running" else self.status
         elif isinstance(e, KeyboardInterrupt):
             self.status = "interrupted"
             self.rep.warn(f"interrupted ({e or 'Ctrl-C'}): writing the trials that finished")
@@ -407,12 +431,17 @@ class RunContext:
         try:
             with deferred_signals() as late:  # the end (results, run.json, cleanup) runs whole, whatever comes
                 self._finish()
+            if self.left_behind is not None and isinstance(e, UserError):
+                e.hint = f"{e.hint.rstrip('.')}; {self.left_behind}" if e.hint else self.left_behind
+                e.args = (e.sentence(),)
             if late:
                 self.rep.warn(f"{signal.Signals(late[0]).name} came while the run was ending; its files and the "
                               f"cleanup were finished first (status {self.status})")
                 if e is None:  # then it ends the command as it would have (a suite stops before its next cell)
                     raise Terminated(late[0]) if late[0] != signal.SIGINT else KeyboardInterrupt()
         finally:
+            if self.log is not None:
+                self.log.stop()
             self._signals.__exit__(None, None, None)
         return handled
 
@@ -432,36 +461,90 @@ class RunContext:
             self.write_run_json(ended_utc=datetime.now(UTC).isoformat(), warnings=self.warnings,
                                 rows={"trials": len(self.trial_rows), "summary": len(self.summary_rows)},
                                 index_built=self.built.as_dict() if self.built else None, **self.extra_json)
-        limit = (self.spec.run.op_timeout_s + self.spec.run.phase_margin_s) if self.stalled else None
+        r = self.spec.run
+        bound = self.stalled or not self.cls.capabilities.in_process  # a server may not answer: never wait forever
+        limit = (r.op_timeout_s + r.phase_margin_s) if bound else None
         for close in self._closers:
-            if not _bounded(close, limit):
-                self.rep.warn(f"cleanup ({getattr(close, '__qualname__', close)}) did not return within {limit:g} s "
-                              "after the engine stopped answering; anything this run created on the server (collection "
-                              f"'{self.collection.name if self.collection else '?'}') may be left there: drop it "
-                              "by hand once the server answers")
+            ok, err = _bounded(close, limit)
+            if close == self._drop and (not ok or err is not None):
+                why = f"did not answer within {limit:g} s" if not ok else f"{type(err).__name__}: {err}"
+                self._left(" ".join(why.split())[:200])
+            if not ok:
                 break
+        if self.left_behind is not None and hasattr(self, "run_dir"):
+            self.write_run_json(ended_utc=datetime.now(UTC).isoformat(), warnings=self.warnings,
+                                rows={"trials": len(self.trial_rows), "summary": len(self.summary_rows)},
+                                index_built=self.built.as_dict() if self.built else None,
+                                left_on_server={"collection": self.collection.name if self.collection else None,
+                                                "server": self.server_text()}, **self.extra_json)
+
+    def _drop(self) -> None:
+        """Drop the run's collection (a closer; the engine answers or the limit in `_finish` ends the wait)."""
+        assert self.backend is not None
+        self.backend.drop()
+
+    def server_text(self) -> str:
+        """Where the engine's server is, as far as bench can tell without secrets (`127.0.0.1:5432`)."""
+        addr = self.info.server_address if self.info is not None else None
+        if addr:
+            return f"{addr[0]}:{addr[1]}"
+        from urllib.parse import urlsplit
+
+        from bench.backends.secrets import public_options
+
+        opts = public_options(self.options)
+        for key in ("uri", "url", "dsn", "host"):
+            v = opts.get(key)
+            if isinstance(v, str) and v:
+                try:
+                    u = urlsplit(v)
+                    return f"{u.hostname}:{u.port}" if u.hostname and u.port else v
+                except ValueError:
+                    return v
+        return "its server"
+
+    def _left(self, why: str) -> None:
+        """The run's collection could not be dropped: say what is left where, and the command that drops it."""
+        name = self.collection.name if self.collection else "?"
+        self.left_behind = (f"the {self.req.backend} collection '{name}' is left on {self.server_text()} (dropping "
+                            f"it failed: {why}); drop it with `bench cleanup {self.run_dir}` once the server answers")
+        self.warnings.append(self.left_behind)
+        self.rep.warn(self.left_behind)
 
     def outcome(self) -> RunOutcome:
         return RunOutcome(self.run_id, self.run_dir, self.trial_rows, self.summary_rows, self.built, self.warnings,
                           self.status)
 
 
-def _bounded(fn: Callable[[], None], limit_s: float | None) -> bool:
-    """Call `fn`, ignoring its errors (cleanup must not hide the result); with a limit, in a daemon thread given
-    that long (an engine that stopped answering must not hang the end of the run). False when it overran."""
+def outcome_status(trial_rows: list[dict]) -> str:
+    """The status of a run that ran to its end: `complete` when every trial is ok, `partial` when some trial
+    failed (its figures rest on the others), `failed` when no trial was ok."""
+    failed = [r for r in trial_rows if r.get("status") == "failed"]
+    if not failed:
+        return "complete"
+    return "partial" if any(r.get("status") == "ok" for r in trial_rows) else "failed"
+
+
+def _bounded(fn: Callable[[], None], limit_s: float | None) -> tuple[bool, Exception | None]:
+    """Call `fn`, keeping its error rather than raising it (cleanup must not hide the result); with a limit, in a
+    daemon thread given that long (an engine that stopped answering must not hang the end of the run). Gives
+    (False, None) when it overran, else (True, its error or None)."""
+    got: list[Exception] = []
+
     def call() -> None:
         try:
             fn()
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception as e:  # noqa: BLE001
+            guard.log.warning("cleanup %s failed", getattr(fn, "__qualname__", fn), exc_info=e)
+            got.append(e)
 
     if limit_s is None:
         call()
-        return True
+        return True, (got[0] if got else None)
     t = threading.Thread(target=call, name="bench-cleanup", daemon=True)
     t.start()
     t.join(limit_s)
-    return not t.is_alive()
+    return (not t.is_alive()), (got[0] if got else None)
 
 
 def _index_keys(spec: WorkloadSpec, built: BuiltIndex) -> dict[str, Any]:

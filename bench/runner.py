@@ -21,6 +21,7 @@ from bench.load.pool import ProcessPool, ProcessSetup, ThreadPool, WorkerLost
 from bench.load.task import PhaseTask
 from bench.load.worker import WorkerData
 from bench.metrics.host import BUSY_CORES, HostSampler
+from bench.metrics.identity import ServerIdentity, identify
 from bench.metrics.resources import sampler_for
 from bench.metrics.scoring import Kept
 from bench.metrics.timers import on_timer
@@ -86,6 +87,15 @@ class _Runner:
         more = [pid_on_port(port) for host, port in (info.node_addresses or [])[1:]
                 if host in ("127.0.0.1", "localhost", "::1")]
         self.more_pids = tuple(p for p in more if p is not None and p != self.server_pid)
+        self.server: ServerIdentity | None = self._identify()  # the server the last trial ended on
+
+    def _identify(self) -> ServerIdentity | None:
+        if self.ctx.cls.capabilities.in_process or (self.server_pid is None and self.server_port is None):
+            return None
+        found = identify(self.server_pid, self.server_port)
+        if found is not None:
+            self.server_pid = found.pid  # a restarted server is sampled, not its dead predecessor
+        return found
 
     def all(self) -> None:
         for _ in self.steps(RATE_SWEEP if self.ctx.req.rate_sweep else ()):
@@ -146,6 +156,8 @@ class _Runner:
 
     def trial(self, c: Config, trial: int) -> None:
         ctx = self.ctx
+        before = self._identify()
+        changed = before is not None and self.server is not None and before != self.server
         sampler = sampler_for(self.server_pid, self.server_port, self.more_pids).start()
         host = HostSampler(self.server_pid, self.more_pids).start()
         cpu0 = psutil.Process().cpu_times() if self.pool.kind == "thread" else None
@@ -179,9 +191,28 @@ class _Runner:
             rows = [{**r, "status": "failed", "status_reason": lost} for r in rows] or [
                 {**base, "op": "total" if self.kind.mode != "search" else "search", "status": "failed",
                  "status_reason": lost, "count": 0, "errors": 0, "error_samples": None}]
+        rows = self._server_rows(rows, before, changed)
         write_interval_logs(ctx.run_dir / "intervals", stem, results)
         ctx.add_rows(rows)
         self.report(rows, c, trial)
+
+    def _server_rows(self, rows: list[dict], before: ServerIdentity | None, changed: bool) -> list[dict]:
+        """Each row names the server it measured; one that restarted during the trial fails it, one that
+        restarted since the last trial flags it (`server_changed`), as a busy host does."""
+        after = self._identify()
+        prev, self.server = self.server, after or self.server
+        out = []
+        for r in rows:
+            r = {**r, "server_identity": before.text() if before else None, "server_changed": changed}
+            if before is not None and after is not None and after != before:
+                why = (f"the server restarted during the trial ({before.text()}, then {after.text()}): its figures "
+                       "mix two servers")
+                r.update(status="failed", status_reason=f"{r['status_reason']}; {why}"
+                         if r.get("status") == "failed" and r.get("status_reason") else why)
+            elif changed and prev is not None and before is not None:
+                r["server_changed_from"] = prev.text()
+            out.append(r)
+        return out
 
     def report(self, rows: list[dict], c: Config, trial: int) -> None:
         ctx = self.ctx
@@ -190,6 +221,12 @@ class _Runner:
             first = json.loads(bad["error_samples"] or "[]")[:1]
             ctx.rep.warn(f"trial {trial} at {keys.label(c.axes())} is {bad['status']} ({bad['op']}): "
                          f"{bad['status_reason']}" + (f"; first error: {first[0]}" if first else ""))
+        if rows and rows[0].get("server_changed"):
+            msg = (f"the {ctx.req.backend} server restarted before trial {trial} at {keys.label(c.axes())} "
+                   f"({rows[0].get('server_changed_from')}, now {rows[0].get('server_identity')}): that trial "
+                   "measured a fresh server (cold caches), not the one the trials before it measured")
+            ctx.rep.warn(msg)
+            ctx.warnings.append(msg)
         if rows and rows[0].get("host_busy"):
             msg = (f"the machine was busy during trial {trial} at {keys.label(c.axes())}: other processes used "
                    f"{rows[0]['host_other_cores']:.1f} cores (flagged at {BUSY_CORES}); its figures may be the "
@@ -300,7 +337,9 @@ def summary_notes(rows: list[dict], verbose: bool = False) -> list[str]:
                                     "sight"),
             ("suspect_trials", "suspect", "where the load generator fell behind (status_reason in trials.parquet)"),
             ("busy_trials", "busy host", "measured while other processes used the CPU: their figures may be the "
-                                         "machine's, not the engine's")):
+                                         "machine's, not the engine's"),
+            ("server_changes", "server restarted", "measured a server other than the trial before them (it "
+                                                   "restarted in between: cold caches)")):
         hit = [r for r in rows if r.get(col)]
         if not hit:
             continue

@@ -44,12 +44,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.backends.secrets import redact_command, redact_settings
 from bench.errors import UserError
+from bench.results.lock import folder_lock
 from bench.results.writer import check_run_id, make_run_dir, new_run_id, write_json
 
 SENTINEL_BACKENDS = ("null", "faiss")  # the harness alone, and a small in-process index: a second or two
 SENTINEL_WORKLOAD = "sentinel"  # workloads/sentinel.toml
 
-CellStatus = Literal["pending", "complete", "failed", "excluded", "already done"]
+CellStatus = Literal["pending", "complete", "partial", "failed", "excluded", "already done"]
 
 
 class CellOptions(BaseModel):
@@ -137,16 +138,16 @@ def _overrides(spec: SuiteSpec, backend: str, workload: str) -> list[str]:
 def cell_done(run_dir: Path, prefix: str) -> bool:
     """A cell is done when its run.json says complete AND both parquet files read back whole with the row counts
     run.json recorded; a truncated, missing or foreign file makes the cell run again."""
-    import pyarrow.parquet as pq
+    from bench.results import integrity
 
     try:
-        run = json.loads((run_dir / f"{prefix}run.json").read_text())
+        run = json.loads(integrity.read_verified(run_dir / f"{prefix}run.json"))
         rows = run.get("rows") or {}
         if run.get("status") != "complete" or not rows:
             return False
-        return all(pq.read_table(run_dir / f"{prefix}{kind}.parquet").num_rows == rows.get(kind)
+        return all(integrity.read_parquet(run_dir / f"{prefix}{kind}.parquet").num_rows == rows.get(kind)
                    for kind in ("trials", "summary"))
-    except (OSError, ValueError, json.JSONDecodeError):  # pyarrow's errors are ValueError/OSError subclasses
+    except (OSError, ValueError, UserError):  # damaged (checksum), truncated, missing or foreign: run it again
         return False
 
 
@@ -211,7 +212,7 @@ class _Suite:
                                   concurrency=None if fixed else spec.concurrency, quiet=self.quiet,
                                   command=self.command, suite_run_id=self.rid, suite_prefix=prefix,
                                   row_extra={"role": cell.role} if fixed else {}))
-        cell.status = "complete" if out.status == "complete" else "failed"
+        cell.status = out.status if out.status in ("complete", "partial") else "failed"
         if out.status != "complete":
             cell.reason = f"the run ended {out.status}" + (f": {out.warnings[-1]}" if out.warnings else "")
 
@@ -258,8 +259,14 @@ def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = 
 
     def save(status: str) -> None:
         doc.update(status=status, updated_utc=datetime.now(UTC).isoformat(), cells=[asdict(c) for c in cells])
-        write_json(run_dir / "suite.json", doc)
+        write_json(run_dir / "suite.json", doc, checked=True)
 
+    with folder_lock(run_dir, "suite folder", "wait until it ends (or stop it), then resume"):
+        return _run_cells(suite, spec, cells, save, rid, run_dir)
+
+
+def _run_cells(suite: _Suite, spec: SuiteSpec, cells: list[Cell], save: Callable[[str], None], rid: str,
+               run_dir: Path) -> SuiteOutcome:
     save("running")
     try:
         for cell in cells:
@@ -273,6 +280,7 @@ def run_suite(path: str | Path, resume: str | None = None, run_id: str | None = 
     except KeyboardInterrupt:
         save("interrupted")
         raise
-    status = "failed" if any(c.status == "failed" for c in cells) else "complete"
+    status = ("failed" if any(c.status == "failed" for c in cells)
+              else "partial" if any(c.status == "partial" for c in cells) else "complete")
     save(status)
     return SuiteOutcome(rid, run_dir, status, cells)

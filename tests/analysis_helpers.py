@@ -87,7 +87,7 @@ def schema_run(folder: Path, backend: str = "b", workload: str = "w", op: str = 
             "started_utc": datetime.now(UTC), "run_status": "complete", "git_commit": "test",
         })
     folder.mkdir(parents=True, exist_ok=True)
-    write_parquet(table(rows, trials_schema()), folder / "trials.parquet")
-    write_parquet(table(summarize(rows), summary_schema()), folder / "summary.parquet")
-    write_json(folder / "run.json", {"run_id": run_id, "backend": backend, "status": "complete"})
+    write_parquet(table(rows, trials_schema()), folder / "trials.parquet", checked=True)
+    write_parquet(table(summarize(rows), summary_schema()), folder / "summary.parquet", checked=True)
+    write_json(folder / "run.json", {"run_id": run_id, "backend": backend, "status": "complete"}, checked=True)
     return folder

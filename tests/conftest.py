@@ -14,7 +14,8 @@ SERIAL_MODULES = {
     "test_trust", "test_openloop", "test_driver", "test_server_faults", "test_timeouts",
     "test_signals", "test_faults", "test_resources", "test_report_prometheus",
     "test_disk_full", "test_datasets_fetch", "test_streaming",
-    "test_searchable", "test_ray_cluster", "test_fault_node", "test_replica_faults",
+    "test_searchable", "test_ray_cluster", "test_fault_node", "test_replica_faults", "test_phase_faults",
+    "test_server_identity",
 }
 # Not here, though they kill or load things: test_soak (its kill points are drawn in time, but what it checks after
 # each kill, files whole and statuses honest, holds wherever a kill lands), test_capacity (stops at a memory cap or a

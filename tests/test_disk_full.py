@@ -94,3 +94,22 @@ def test_the_disk_filling_up_mid_run_ends_it_failed_with_what_was_written_kept(d
     assert run["rows"]["trials"] == len(trials)
     assert not (run_dir / ".reserve").exists()
     assert not list(run_dir.glob("**/*.tmp*")), "a half-written temporary file was left"
+
+
+def test_baseline_save_onto_a_full_disk_names_the_destination(disk, tmp_path, cache_dir):
+    """Issue 26, case C: the run is on a roomy disk, the baselines folder on a full one: one sentence naming the
+    baseline and its folder (not the source run's file), exit 2, no baseline and no temporary folder left."""
+    proc = _bench([*RUN, "--run-id", "src", "--trials", "1"], tmp_path, cache_dir)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    baselines = disk / "baselines"
+    baselines.mkdir()
+    _fill(disk)
+    proc = _bench(["baseline", "save", "src", "--name", "main", "--baselines-dir", str(baselines)], tmp_path,
+                  cache_dir)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: Cannot write the baseline 'main' in {baselines} ("), err
+    assert "src" not in lines[0].split("(")[0] and "--baselines-dir" in lines[0]
+    assert [p.name for p in baselines.iterdir()] == []

@@ -406,3 +406,20 @@ def test_id_ge_filter_runs_end_to_end_on_the_file_ids(bench_cli, tmp_path) -> No
     assert r.returncode == 0, r.stderr
     (row,) = json.loads(r.stdout)["summary"]
     assert row["filter"] == "file_id>=3960" and row["recall"] > 0.9
+
+
+@pytest.mark.parametrize(("field", "value"), [("recall", "0.9"), ("qps", "fast"), ("conc_qps_list", [339.8, "x"]),
+                                              ("serial_latency_p99", True)])
+def test_vdbb_import_refuses_a_value_of_the_wrong_type_naming_file_field_and_row(bench_cli, tmp_path, field,
+                                                                                  value) -> None:
+    """Issue 26, case L: a string where a number belongs is refused (exit 2, one sentence naming the file, the
+    field and the result), never imported as an empty figure beside an `ok` status."""
+    data = json.loads(VDBB_OWN.read_text())
+    data["results"][0]["metrics"][field] = value
+    bad = tmp_path / "result_bad.json"
+    bad.write_text(json.dumps(data))
+    r = bench_cli("import", str(bad), "--out", str(tmp_path / "res"))
+    _one_line_error(r)
+    shown = f"{field}[1]" if isinstance(value, list) else field
+    assert f"{bad}: result 0 has metrics.{shown} = " in r.stderr and "which is not a number" in r.stderr, r.stderr
+    assert not (tmp_path / "res").exists() or not list((tmp_path / "res").rglob("*.parquet"))

@@ -23,7 +23,7 @@ def test_rescore_recomputes_recall_from_the_kept_ids(tmp_path, cache_dir):
     # wipe the figures, as an old run without them would be, then rescore
     wiped = trials.set_column(trials.schema.get_field_index("recall"), "recall",
                               pc.multiply(trials.column("recall"), 0.0))
-    write_parquet(wiped, run / "trials.parquet")
+    write_parquet(wiped, run / "trials.parquet", checked=True)  # as bench writes results: with their checksum
     p = bench("rescore", str(run), cwd=tmp_path, cache_dir=cache_dir)
     assert p.returncode == 0, p.stderr
     assert "4 trial rows rescored" in p.stdout, p.stdout

@@ -107,8 +107,9 @@ def test_resume_runs_a_cell_whose_run_did_not_complete(tmp_path, cache_dir):
 
 
 def test_resume_reruns_damaged_cells_and_compare_names_what_it_cannot_read(tmp_path, cache_dir):
-    """A truncated trials file, a missing summary file: resume runs those cells again; compare reads the rest and
-    says which file it left out."""
+    """A missing summary file: compare reads the rest and says which file it left out; a truncated trials file
+    (its checksum no longer matches): report refuses it in one sentence naming it (damage is never passed over);
+    resume runs both cells again."""
     path = tmp_path / "two.toml"
     path.write_text('name = "two"\nbackends = ["null", "faiss"]\nworkloads = ["ann-smoke"]\ntrials = 1\n'
                     'set = ["dataset.n=300", "dataset.queries=10", "run.min_operations=1", "dataset.dim=8", '
@@ -116,13 +117,14 @@ def test_resume_reruns_damaged_cells_and_compare_names_what_it_cannot_read(tmp_p
     assert bench("suite", str(path), "--run-id", "s3", "--quiet", cwd=tmp_path, cache_dir=cache_dir).returncode == 0
     run_dir = tmp_path / "results" / "s3"
     trials = run_dir / "null.ann-smoke.trials.parquet"
-    trials.write_bytes(trials.read_bytes()[:200])  # truncated
-    p = bench("report", str(run_dir), "--out", str(tmp_path / "rep"), cwd=tmp_path, cache_dir=cache_dir)
-    assert p.returncode == 0 and "null.ann-smoke.trials.parquet" in p.stderr and "left out" in p.stderr, p.stderr
     (run_dir / "faiss.ann-smoke.summary.parquet").unlink()  # missing
     p = bench("compare", str(run_dir), "--format", "csv", cwd=tmp_path, cache_dir=cache_dir)
     assert p.returncode == 0 and "faiss.ann-smoke.trials.parquet has no faiss.ann-smoke.summary.parquet" in p.stderr
     assert "\nfaiss," not in p.stdout.split("\n\n")[0]
+    trials.write_bytes(trials.read_bytes()[:200])  # truncated
+    p = bench("report", str(run_dir), "--out", str(tmp_path / "rep"), cwd=tmp_path, cache_dir=cache_dir)
+    assert p.returncode == 2 and f"{trials} cannot be read: it is damaged" in p.stderr, p.stderr
+    assert not (tmp_path / "rep" / "index.html").exists()
     p = bench("suite", str(path), "--resume", "s3", "--quiet", "--json", cwd=tmp_path, cache_dir=cache_dir)
     assert p.returncode == 0, p.stderr
     assert [c["status"] for c in json.loads(p.stdout)["cells"]] == ["complete", "complete"]  # both ran again

@@ -105,7 +105,8 @@ def test_a_frozen_pgvector_server_ends_the_run_failed_instead_of_hanging(pg, tmp
     took = time.monotonic() - t0
     assert proc.returncode == 1, err[-2000:]
     assert "Traceback" not in err
-    assert "stopped answering" in err and "may be left there" in err
+    said = " ".join(err.split())
+    assert "stopped answering" in said and "drop it with `bench cleanup " in said.rsplit("warning:", 1)[-1]
     trials, run = _results(tmp_path)
     assert run["status"] == "failed" and trials[0]["status"] == "ok"
     assert took < 40, f"the run took {took:.0f} s to end after the freeze"
@@ -135,7 +136,7 @@ def test_a_chroma_server_frozen_for_seconds_fails_the_trials_it_held_and_the_run
     assert proc.returncode == 1, err[-2000:]
     assert "Traceback" not in err
     trials, run = _results(tmp_path)
-    assert run["status"] == "complete" and sorted(trials) == list(range(5))
+    assert run["status"] == "partial" and sorted(trials) == list(range(5))
     held = [t for t in trials.values() if t["status"] == "failed"]
     assert held, "no trial failed although the server froze for 3 s"
     # failed by the timed-out calls' error rate, or by running past the margin (whichever the timing gave)

@@ -31,7 +31,8 @@ from bench.analysis.load import (
     trials_frame,
 )
 from bench.errors import UserError
-from bench.results.writer import default_mode, write_json
+from bench.results import integrity
+from bench.results.writer import ENVIRONMENT_ERRNOS, default_mode, write_json
 
 NOTE = "baseline.json"
 
@@ -67,8 +68,10 @@ def _copy_run(src: Path, dest: Path) -> list[str]:
     copied = []
     for f in sorted(src.rglob("*")):
         rel = f.relative_to(src)
-        if f.is_file() and f.suffix in (".parquet", ".json") and not f.name.startswith(".") \
+        if f.is_file() and Path(f.name.removesuffix(".sha256")).suffix in (".parquet", ".json") \
+                and not f.name.startswith(".") \
                 and "intervals" not in rel.parts and "report" not in rel.parts and f.name != NOTE:
+            integrity.verify(f)  # a damaged file never enters a baseline
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, target)
@@ -130,7 +133,15 @@ def save(run: str | Path, name: str, results_dir: Path = DEFAULT_RESULTS, baseli
         raise UserError(f"Cannot create the baselines folder {baselines_dir} ({e.strerror or e})",
                         "choose a writable --baselines-dir") from None
     with _locked(baselines_dir):
-        return _save_locked(src, name, baselines_dir, described, append, keep)
+        try:
+            return _save_locked(src, name, baselines_dir, described, append, keep)
+        except (OSError, UserError) as e:  # a UserError here is a write that failed (bench.results.writer)
+            if isinstance(e, integrity.DamagedFile) or (isinstance(e, OSError) and e.errno not in ENVIRONMENT_ERRNOS):
+                raise
+            why = e.strerror if isinstance(e, OSError) else e.message.rsplit("(", 1)[-1].rstrip(")")
+            raise UserError(f"Cannot write the baseline '{name}' in {baselines_dir} ({why}); it is left "
+                            "as it was", f"free some space in {baselines_dir} or choose another --baselines-dir") \
+                from None
 
 
 def _save_locked(src: Path, name: str, baselines_dir: Path, described: dict, append: bool,

@@ -14,12 +14,11 @@ from typing import Literal
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from hdrh.histogram import HdrHistogram
 
 from bench.errors import UserError
 from bench.metrics import hdr
-from bench.results import keys
+from bench.results import integrity, keys
 
 Kind = Literal["trials", "summary"]
 DEFAULT_RESULTS = Path("results")
@@ -75,15 +74,20 @@ def _warn_unpaired(folder: Path) -> None:
 
 
 def read_table(path: Path) -> pa.Table:
-    """One parquet file, read through one open file: a run that replaces it meanwhile (bench writes results by
-    rename) cannot hand the reader the footer of one version and the pages of the next, as opening it by name
-    for each part can."""
-    try:
-        with open(path, "rb") as f:
-            return pq.read_table(f)
-    except (OSError, pa.ArrowException) as e:
-        raise UserError(f"The results file {path} cannot be read ({e})",
-                        "it may be truncated or not a bench parquet file; rerun or give another file") from None
+    """One parquet file, read whole into memory first (a run that replaces it meanwhile, by rename, cannot hand
+    the reader the footer of one version and the pages of the next), checked against its checksum file before
+    pyarrow parses a byte of it, and its pages against their CRCs (bench.results.integrity)."""
+    return integrity.read_parquet(path)
+
+
+def verify_run(path: Path) -> None:
+    """The files of the run `path` (a trials or summary file) belongs to, checked against their checksums: its
+    other parquet file and its run.json (a damaged one is a DamagedFile, exit 2)."""
+    prefix = path.name[: -len("trials.parquet")] if _is_kind(path, "trials") else path.name[: -len("summary.parquet")]
+    for name in ("trials.parquet", "summary.parquet", "run.json"):
+        other = path.with_name(prefix + name)
+        if other != path:
+            integrity.verify(other)
 
 
 def read_tables(paths: Sequence[str | Path] | None, kind: Kind) -> pa.Table:
@@ -93,8 +97,9 @@ def read_tables(paths: Sequence[str | Path] | None, kind: Kind) -> pa.Table:
     for f in files:
         try:
             t = read_table(f)
+            verify_run(f)
         except UserError as e:
-            if len(files) == 1:
+            if len(files) == 1 or isinstance(e, integrity.DamagedFile):  # damage is never passed over
                 raise
             print(f"warning: {e.sentence()}; left out of the figures", file=sys.stderr)  # the others still count
             continue
@@ -198,11 +203,19 @@ def require_complete(df: pd.DataFrame, what: str, allow: bool) -> list[str]:
     bad = incomplete_runs(df)
     if not bad:
         return []
-    listed = ", ".join(f"{r} ({s})" for r, s in sorted(bad.items()))
+    listed = ", ".join(f"{r} ({s}{_failed_count(df, r)})" for r, s in sorted(bad.items()))
     if not allow:
         raise UserError(f"The {what} holds runs that did not complete: {listed}; their figures may cover only part "
                         "of the configurations", "rerun them, or give --allow-incomplete to use what they measured")
     return [f"the {what} holds runs that did not complete, used on request: {listed}"]
+
+
+def _failed_count(df: pd.DataFrame, run_id: str) -> str:
+    """`: N failed trial(s)` for a run whose trial rows hold failed ones, else ``."""
+    if "status" not in df:
+        return ""
+    n = int(((df["run_id"].astype(str) == run_id) & (df["status"] == "failed")).sum())
+    return f": {n} failed trial row(s)" if n else ""
 
 
 def merge_hdr(encoded: Iterable[str | None]) -> HdrHistogram:

@@ -14,13 +14,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from bench import datasets
-from bench.analysis.load import find_files
+from bench.analysis.load import find_files, read_table
 from bench.backends import registry
 from bench.errors import UserError
 from bench.metrics.scoring import Kept
+from bench.results import integrity
 from bench.results.aggregate import summarize
 from bench.results.schema import summary_schema, table, trials_schema
 from bench.results.writer import write_parquet
@@ -32,8 +31,8 @@ from bench.workload_file import parse_workload
 def _run_json(trials_file: Path) -> dict[str, Any]:
     path = trials_file.with_name(trials_file.name[: -len("trials.parquet")] + "run.json")
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        return json.loads(integrity.read_verified(path, "run file"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"{trials_file} has no readable run.json beside it ({e})",
                         "rescore needs the run folder that `bench run` wrote") from None
 
@@ -47,7 +46,11 @@ def _variant_of(row: dict[str, Any], variants: list[Variant]) -> Variant | None:
 
 def rescore_file(trials_file: Path, cache_dir: Path, say: Callable[[str], None]) -> int:
     """Rescore one trials file in place; returns the number of rows rescored."""
-    if "ids_file" not in pq.read_schema(trials_file).names:
+    summary_file = trials_file.with_name(trials_file.name[: -len("trials.parquet")] + "summary.parquet")
+    trials = read_table(trials_file)  # both read whole (checksums verified) before either is replaced
+    if summary_file.exists():
+        read_table(summary_file)
+    if "ids_file" not in trials.schema.names:
         say(f"{trials_file}: written before bench kept each trial's result ids, so there is nothing to rescore; "
             "left as it is")
         return 0
@@ -59,7 +62,7 @@ def rescore_file(trials_file: Path, cache_dir: Path, say: Callable[[str], None])
             "is not kept; left as it is")
         return 0
     ds = datasets.load(spec.dataset, cache_dir, progress=False)
-    rows = pq.read_table(trials_file).to_pylist()
+    rows = trials.to_pylist()
     plan.prepare(Prep(spec, ds, cache_dir, False, say, registry.get(meta["backend"])))
     want = plan.run_row().get("dataset_hash", ds.content_hash)
     if rows and rows[0].get("dataset_hash") not in (None, want):
@@ -75,9 +78,8 @@ def rescore_file(trials_file: Path, cache_dir: Path, say: Callable[[str], None])
         ref = plan.reference(v, spec.search.k, cache_dir)
         row.update(plan.kind.score(v, kept, ref, None).get("search", {}))
         done += 1
-    write_parquet(table(rows, trials_schema()), trials_file)
-    summary_file = trials_file.with_name(trials_file.name[: -len("trials.parquet")] + "summary.parquet")
-    write_parquet(table(summarize(rows), summary_schema()), summary_file)
+    write_parquet(table(rows, trials_schema()), trials_file, checked=True)
+    write_parquet(table(summarize(rows), summary_schema()), summary_file, checked=True)
     return done
 
 

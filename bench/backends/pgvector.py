@@ -910,7 +910,11 @@ class PgvectorBackend(Backend):
     def drop(self) -> None:
         coll = getattr(self, "collection", None)
         if coll is not None and hasattr(self, "conn"):
-            self.conn.execute(self._sql().SQL("DROP TABLE IF EXISTS {}").format(self._sql().Identifier(coll.name)))
+            stmt = self._sql().SQL("DROP TABLE IF EXISTS {}").format(self._sql().Identifier(coll.name))
+            try:
+                self._live().execute(stmt)
+            except self._psycopg.OperationalError:  # the server restarted since: the connection is found broken
+                self._live().execute(stmt)  # now, and replaced
 
     def close(self) -> None:
         for conn in getattr(self, "_rconn", {}).values():

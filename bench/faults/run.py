@@ -57,7 +57,7 @@ from bench.processes import (
 from bench.results import env
 from bench.results.worker import WorkerResult
 from bench.results.writer import new_run_id, write_json, write_parquet
-from bench.run_context import Checked, RunContext, RunRequest
+from bench.run_context import Checked, RunContext, RunRequest, deferred_signals
 from bench.spec import REPO_ROOT, WorkloadSpec
 
 SERVICE_OF = {"pgvector": ("pgvector", 5432), "chroma-server": ("chroma", 8000)}  # scripts/services.py names
@@ -216,6 +216,10 @@ class _Fault:
     snapshot: dict[int, tuple[np.ndarray | None, int]] = field(default_factory=dict)  # key -> (vector, read end ns)
     snapshot_error: str | None = None
     notes: list[str] = field(default_factory=list)
+    # bench fault interrupted: the controller neither kills nor restarts any more; whoever restarts says so here
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    abort: bool = False
+    restart_started: bool = False
 
 
 def _controller(req: FaultRequest, cls: type[Backend], options: Any, collection: CollectionSpec, workdir: str,
@@ -224,15 +228,20 @@ def _controller(req: FaultRequest, cls: type[Backend], options: Any, collection:
     wait = t0 + int(req.kill_at_s * 1e9) - pc()
     if wait > 0:
         time.sleep(wait / 1e9)
-    stopped = _stop_node(target.node, t0, fault, say) if target.node else _kill_local(req, target, t0, fault, say)
+    with fault.lock:  # an interrupt waits for a kill under way, then knows whether the server is down
+        if fault.abort:
+            return
+        stopped = _stop_node(target.node, t0, fault, say) if target.node else _kill_local(req, target, t0, fault, say)
     if not stopped:
         return
     if req.restart_delay_s > 0:
         time.sleep(req.restart_delay_s)
     log_path = Path(workdir) / "restart.log"
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(target.restart, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=str(REPO_ROOT))
+    with fault.lock:
+        if fault.abort:  # interrupted during the outage: the interrupt restarts the server
+            return
+        fault.restart_started = True
+        proc = _start_restart(target, log_path)
     deadline = pc() + int(req.recovery_timeout_s * 1e9)
     while pc() < deadline:
         if cls.check_available(options) is None and (target.node is None or target.node.healthy()):
@@ -251,6 +260,40 @@ def _controller(req: FaultRequest, cls: type[Backend], options: Any, collection:
         return
     say(f"server healthy again after {(fault.healthy_ns - fault.kill_ns) / 1e9:.2f} s")
     _snapshot(cls, options, collection, workdir, t0, logs, fault, deadline)
+
+
+def _start_restart(target: _Target, log_path: Path) -> subprocess.Popen:
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(target.restart, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=str(REPO_ROOT))
+
+
+def _restore_on_interrupt(req: FaultRequest, ctx: RunContext, target: _Target, fault: _Fault, say) -> None:
+    """bench fault interrupted (Ctrl-C, SIGTERM): the server it stopped is started again before the run ends
+    (so the run's table can be dropped), or bench says it could not and how to; further signals wait."""
+    with deferred_signals():
+        with fault.lock:
+            fault.abort = True
+            if fault.kill_ns is None:
+                return  # nothing stopped yet, and now nothing will be
+            started_here = not fault.restart_started
+            if started_here:
+                _start_restart(target, Path(ctx.workdir) / "restart.log")
+                fault.restart_started = True
+        how = req.restart_cmd or shlex.join(target.restart)
+        ctx.rep.warn(f"interrupted while the {req.backend} server was down: " + (
+            f"restarting it (`{redact_command(how)}`)" if started_here else "waiting for its restart"))
+        limit = min(req.recovery_timeout_s, 120.0)
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if ctx.cls.check_available(ctx.options) is None and (target.node is None or target.node.healthy()):
+                ctx.rep.warn(f"the {req.backend} server bench fault stopped answers again")
+                return
+            time.sleep(0.1)
+    msg = (f"the {req.backend} server bench fault stopped did not answer within {limit:g} s of its restart: "
+           f"start it with `{redact_command(how)}`")
+    ctx.warnings.append(msg)
+    ctx.rep.warn(msg)
 
 
 def _stop_node(node: ComposeNode | LocalNode, t0: int, fault: _Fault, say) -> bool:
@@ -496,10 +539,10 @@ def run_fault(req: FaultRequest, say=None) -> FaultOutcome:
         summary, timeline = _measure(req, ctx, target, say or ctx.rep.say)
         recovered = summary["first_ok_s"] is not None and summary["lost_acknowledged_writes"] is not None
         ctx.status = "complete" if recovered else "failed"
-        write_parquet(_timeline_table(timeline), ctx.path("timeline.parquet"))
+        write_parquet(_timeline_table(timeline), ctx.path("timeline.parquet"), checked=True)
         write_json(ctx.path("fault.json"), {"run_id": ctx.run_id, "backend": req.backend, "workload": ctx.spec.name,
                                             "status": ctx.status, **_settings(req, target), **summary,
-                                            "provenance": env.provenance()})
+                                            "provenance": env.provenance()}, checked=True)
     return FaultOutcome(ctx.run_id, ctx.run_dir, {"status": ctx.status, **summary}, timeline, ctx.status)
 
 
@@ -539,11 +582,16 @@ def _measure(req: FaultRequest, ctx: RunContext, target: _Target, say) -> tuple[
         end_at = t0 + int(req.duration_s * 1e9)
         while time.perf_counter_ns() < end_at:
             time.sleep(0.05)
+        stop.set()
+        ctl.join(timeout=req.recovery_timeout_s + 30)
+    except BaseException:
+        stop.set()
+        _restore_on_interrupt(req, ctx, target, fault, say)
+        raise
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=30)
-    ctl.join(timeout=req.recovery_timeout_s + 30)
     summary, timeline = _summarise(req, logs, fault, ds)
     summary["reconnects"] = sum(getattr(b, "reconnects", 0) for b in workers)
     assert ctx.info is not None

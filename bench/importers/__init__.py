@@ -77,12 +77,12 @@ def write_run(path: Path, imp: Imported, out_dir: Path) -> ImportResult:
     summary = summarize(rows)
     for s in summary:
         s["n_kept"] = s["n_ok"]  # one measurement per configuration: the tool's, kept as it is
-    write_parquet(schema.table(rows, schema.trials_schema()), run_dir / "trials.parquet")
-    write_parquet(schema.table(summary, schema.summary_schema()), run_dir / "summary.parquet")
+    write_parquet(schema.table(rows, schema.trials_schema()), run_dir / "trials.parquet", checked=True)
+    write_parquet(schema.table(summary, schema.summary_schema()), run_dir / "summary.parquet", checked=True)
     write_json(run_dir / "run.json", {
         "run_id": run_id, "status": "complete", "imported": True, "source_tool": imp.tool,
         "source_version": imp.version, "source_file": file_id(path), "imported_utc": datetime.now(UTC).isoformat(),
-        "skipped": imp.skipped, **imp.details})
+        "skipped": imp.skipped, **imp.details}, checked=True)
     return ImportResult(path, run_dir, len(rows), imp.skipped)
 
 

@@ -117,6 +117,10 @@ def read(path: Path, *, version: str | None = None, **_: Any) -> Imported:
     for i, res in enumerate(data["results"]):
         try:
             rows += _case_rows(res, data, source, version, started)
+        except _BadField as e:
+            raise UserError(f"{path}: result {i} has {e.field} = {json.dumps(e.value)[:60]}, which is not a number",
+                            "fix that value in the file (VectorDBBench writes numbers there) or give another file"
+                            ) from None
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             skipped.append(f"result {i}: not a performance case bench can read ({type(e).__name__}: {e})")
         except _Skip as e:
@@ -152,8 +156,10 @@ def _case_rows(res: dict, data: dict, source: str, version: str | None, started:
         "source_params": params_json({"run_id": data["run_id"], "task_label": data.get("task_label"),
                                       "task_config": task, "metrics": metrics, "label": res.get("label"),
                                       "dataset_metadata": res.get("dataset_metadata"), "k_recorded": "k" in case_cfg}),
-        "source_headline_qps": _num(metrics.get("qps")), "recall": _num(metrics.get("recall")),
-        "load_s": _num(metrics.get("insert_duration")), "build_s": _num(metrics.get("optimize_duration")),
+        "source_headline_qps": _num(metrics.get("qps"), "metrics.qps"),
+        "recall": _num(metrics.get("recall"), "metrics.recall"),
+        "load_s": _num(metrics.get("insert_duration"), "metrics.insert_duration"),
+        "build_s": _num(metrics.get("optimize_duration"), "metrics.optimize_duration"),
         "started_utc": started, "status": "failed" if LABELS.get(res.get("label")) else "ok",
         "status_reason": LABELS.get(res.get("label")), **index,
     }
@@ -264,12 +270,25 @@ def _index(cfg: dict) -> dict[str, Any]:
     return out
 
 
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+class _BadField(Exception):
+    """A field of the source's schema holds a value of the wrong type (a string where a number belongs)."""
+
+    def __init__(self, field: str, value: Any):
+        super().__init__(field)
+        self.field, self.value = field, value
 
 
-def _us(v: Any) -> float | None:
-    s = _num(v)
+def _num(v: Any, field: str) -> float | None:
+    """A number of the file (null: absent); anything else where a number belongs is refused, never dropped."""
+    if v is None:
+        return None
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return float(v)
+    raise _BadField(field, v)
+
+
+def _us(v: Any, field: str) -> float | None:
+    s = _num(v, field)
     return s * 1e6 if s is not None else None
 
 
@@ -281,8 +300,12 @@ def _serial_row(base: dict, m: dict, k: int, k_recorded: bool) -> dict:
     if not k_recorded:
         definition += f"; the file records no k: VectorDBBench's default {K_DEFAULT} is assumed"
     return {**base, "phase": "serial", "op": "search-serial", "concurrency": 1, "figure_definition": definition,
-            "source_p50_us": _us(m.get("serial_latency_p50")), "source_p95_us": _us(m.get("serial_latency_p95")),
-            "source_p99_us": _us(m.get("serial_latency_p99"))}
+            **{f"source_p{p}_us": _us(m.get(f"serial_latency_p{p}"), f"metrics.serial_latency_p{p}")
+               for p in (50, 95, 99)}}
+
+
+def _scaled(seconds: float | None) -> float | None:
+    return seconds * 1e6 if seconds is not None else None
 
 
 def _level_rows(base: dict, m: dict, case_cfg: dict) -> list[dict]:
@@ -290,19 +313,19 @@ def _level_rows(base: dict, m: dict, case_cfg: dict) -> list[dict]:
     duration = (case_cfg.get("concurrency_search_config") or {}).get("concurrency_duration")
     out = []
     for i, c in enumerate(levels):
-        def at(name: str, i: int = i) -> Any:
+        def at(name: str, i: int = i) -> float | None:
             values = m.get(name) or []
-            return values[i] if i < len(values) else None
+            return _num(values[i] if i < len(values) else None, f"metrics.{name}[{i}]")
 
-        out.append({**base, "phase": "search", "op": "search", "concurrency": int(c), "duration_s": _num(duration),
+        out.append({**base, "phase": "search", "op": "search", "concurrency": int(c), "duration_s": _num(
+                        duration, "task_config.case_config.concurrency_search_config.concurrency_duration"),
                     "figure_definition": (
                         "VectorDBBench concurrent search: conc processes each searching the test queries in a "
                         f"loop for {duration or 'its concurrency_duration'} s, no warm-up excluded; source_qps = "
                         "searches / duration at this level (its headline QPS, source_headline_qps, is the maximum "
                         "over the levels); source_p50/p95/p99_us and source_mean_us are its latencies at this "
                         "level; recall is from its serial pass over the same index"),
-                    "source_qps": _num(at("conc_qps_list")), "source_p99_us": _us(at("conc_latency_p99_list")),
-                    "source_p95_us": _us(at("conc_latency_p95_list")),
-                    "source_p50_us": _us(at("conc_latency_p50_list")),
-                    "source_mean_us": _us(at("conc_latency_avg_list"))})
+                    "source_qps": at("conc_qps_list"),
+                    **{f"source_{p}_us": _scaled(at(f"conc_latency_{q}_list"))
+                       for p, q in (("p99", "p99"), ("p95", "p95"), ("p50", "p50"), ("mean", "avg"))}})
     return out

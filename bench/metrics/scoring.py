@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.errors import UserError
 from bench.metrics.recall import per_query_mean
+from bench.results import integrity
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Kept:
         try:
             np.savez_compressed(tmp, queries=self.search_queries.astype(np.int32), ids=ids,
                                 started=self.search_started, filtered=self.search_filtered)
+            integrity.write_sum(path, integrity.digest(tmp.read_bytes()))
             tmp.replace(path)
         except BaseException:
             tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
@@ -61,8 +64,17 @@ class Kept:
 
     @classmethod
     def load(cls, path: Path) -> Kept:
-        with np.load(path, allow_pickle=False) as z:
-            return cls(z["queries"].astype(np.int64), z["ids"].astype(np.int64), z["started"], z["filtered"])
+        """The kept ids of a trial, checked against their checksum first (a damaged file is one sentence)."""
+        import io
+        import zipfile
+
+        try:
+            data = integrity.read_verified(path, "kept ids file")
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                return cls(z["queries"].astype(np.int64), z["ids"].astype(np.int64), z["started"], z["filtered"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise UserError(f"The kept ids file {path} cannot be read ({type(e).__name__}: {e})",
+                            "rerun the run; rescore needs its ids whole") from None
 
 
 def score_static(ref: Any, kept: Kept, k: int, n_queries: int) -> dict[str, Any]:

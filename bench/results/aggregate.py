@@ -111,6 +111,7 @@ def summarize(trial_rows: Sequence[dict]) -> list[dict]:
         found = outliers(ok)
         s["outliers"] = "; ".join(found) if found else None
         s["busy_trials"] = sum(1 for r in ok if r.get("host_busy"))
+        s["server_changes"] = sum(1 for r in ok if r.get("server_changed"))
         s["suspect_trials"] = sum(1 for r in ok if str(r.get("status_reason") or "").startswith("suspect"))
         out.append(s)
     return out

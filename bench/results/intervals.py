@@ -43,7 +43,7 @@ def write_interval_logs(folder: Path, stem: str, results) -> list[Path]:
             w.output_interval_histogram(h, start_time_stamp_sec=max(s0, 1e-6), end_time_stamp_sec=max(s1, s0 + 1e-6),
                                         max_value_unit_ratio=1.0)
         path = folder / f"{stem}.{label}.hlog"
-        write_text(path, "".join(lines.parts))
+        write_text(path, "".join(lines.parts), checked=True)
         paths.append(path)
     return paths
 

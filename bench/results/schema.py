@@ -58,6 +58,9 @@ TRIAL_FIELDS = [
     pa.field("host_other_cores", pa.float64()),  # cores used by processes other than bench and the engine
     pa.field("host_steal_pct", pa.float64()),  # CPU steal time during the trial (virtual machines), percent
     pa.field("host_busy", pa.bool_()),  # other processes took enough CPU to disturb the measurement
+    pa.field("server_identity", pa.string()),  # the server process the trial measured (pid and start time)
+    pa.field("server_changed", pa.bool_()),  # another server process than the trial before it measured
+    pa.field("server_changed_from", pa.string()),  # ... and which one that was
     # the ids each sampled search returned, kept beside the trial (`bench rescore` recomputes quality from them)
     pa.field("ids_file", pa.string()),
 ]
@@ -92,7 +95,7 @@ PROVENANCE_FIELDS = [
     pa.field("command", pa.string()),
     pa.field("cluster_nodes", pa.string()),  # --cluster: JSON list of the nodes' addresses, hashed
     pa.field("ray_version", pa.string()),  # --cluster: the Ray version of the driver and the nodes
-    pa.field("run_status", pa.string()),  # "complete" | "interrupted" | "failed"
+    pa.field("run_status", pa.string()),  # "complete" | "partial" | "interrupted" | "failed" | "stopped"
 ]
 
 # `bench import`: rows another tool measured. Its figures stay in these columns, named for what they are; bench's
@@ -123,7 +126,8 @@ for _f in CORE_SPREAD:
     SUMMARY_FIELDS += [pa.field(_f, pa.float64()), pa.field(f"{_f}_lo", pa.float64()), pa.field(f"{_f}_hi", pa.float64())]
 SUMMARY_FIELDS += [pa.field("client_limited", pa.bool_()), pa.field("hdr", pa.string()),
                    pa.field("percentiles_withheld", pa.string()), pa.field("outliers", pa.string()),
-                   pa.field("busy_trials", pa.int64()), pa.field("suspect_trials", pa.int64())]
+                   pa.field("busy_trials", pa.int64()), pa.field("suspect_trials", pa.int64()),
+                   pa.field("server_changes", pa.int64())]
 SUMMARY_FIELDS += IMPORT_FIELDS
 
 
@@ -252,10 +256,16 @@ FIELD_DOCS: dict[str, str] = {
     "n_kept": "ok trials whose qps entered the trimmed median (all of them below 3, else all but the lowest "
               "and the highest)",
     "suspect_trials": "ok trials whose load generator fell behind (status_reason starting 'suspect:')",
-    "run_status": "running | complete | interrupted | failed | stopped",
+    "run_status": "running | complete | partial | interrupted | failed | stopped",
     "percentiles_withheld": "percentiles left out because too few samples support them (P99 needs 1,000, "
                             "P99.9 10,000; summary: of the merged histogram)",
     "outliers": "trials whose figure lies beyond the trials' own noise (3 robust sd and 10%): kept in sight",
+    "server_identity": "the server the trial measured, where bench can see it: pid and start time of the local "
+                       "process listening on the engine's port (null: a remote server, or an in-process engine)",
+    "server_changed": "the trial measured another server process than the trial before it (it restarted between "
+                      "them: cold caches); a restart during a trial fails that trial",
+    "server_changed_from": "with server_changed: the server the trial before measured",
+    "server_changes": "ok trials that measured another server process than the trial before them",
     "busy_trials": "ok trials during which other processes used enough CPU to disturb the measurement",
     "client_cpu_per_node": "--cluster: CPU cores the workers used on each node (JSON, keyed by the node's hashed "
                            "address); client_limited is judged per node",

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.errors import UserError
+from bench.results import integrity
 
 
 def new_run_id(label: str = "") -> str:
@@ -77,10 +78,11 @@ def default_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~_umask()
 
 
-def _atomic(path: Path, write) -> None:
+def _atomic(path: Path, write, checked: bool = False) -> None:
     """Write through a temporary file beside `path`, fsync, then rename: a reader sees the old file or the new one,
     never part of one. The temporary name is chosen before the file exists, so whatever ends the write (an error, a
-    full disk, SIGTERM turned into an exception at any bytecode, even inside the call that creates it) removes it."""
+    full disk, SIGTERM turned into an exception at any bytecode, even inside the call that creates it) removes it.
+    `checked`: a checksum file beside it names the new content first (bench.results.integrity)."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, default_mode())
@@ -88,6 +90,8 @@ def _atomic(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if checked:
+            integrity.write_sum(path, integrity.digest(tmp.read_bytes()))
         os.replace(tmp, path)
     except BaseException as e:
         try:
@@ -103,17 +107,19 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
-def write_parquet(table: pa.Table, path: Path, metadata: dict[str, Any] | None = None) -> None:
+def write_parquet(table: pa.Table, path: Path, metadata: dict[str, Any] | None = None, checked: bool = False) -> None:
+    """A parquet file with page checksums (CRC32) and, when `checked` (every result file bench keeps), a checksum
+    file of its own beside it (bench.results.integrity)."""
     if metadata:
         meta = dict(table.schema.metadata or {})
         meta.update({k.encode(): json.dumps(v, default=str).encode() for k, v in metadata.items()})
         table = table.replace_schema_metadata(meta)
-    _atomic(path, lambda f: pq.write_table(table, f))
+    _atomic(path, lambda f: pq.write_table(table, f, write_page_checksum=True), checked)
 
 
-def write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda f: f.write(text.encode()))
+def write_text(path: Path, text: str, checked: bool = False) -> None:
+    _atomic(path, lambda f: f.write(text.encode()), checked)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+def write_json(path: Path, obj: Any, checked: bool = False) -> None:
+    write_text(path, json.dumps(obj, indent=2, default=str) + "\n", checked)

@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.analysis.failed_trials import failed_trial_notes
 from bench.analysis.load import require_complete, trials_frame
 from bench.analysis.regress.comparison import (
     apply_conditions,
@@ -85,7 +86,7 @@ def regress(baseline: str | Path | None, candidate: str | Path, config: str | Pa
         if not is_ab(df):
             raise UserError(f"{candidate} is not an A/B run (its rows carry no arms A and B), and no --baseline "
                             "was given", "give --baseline, or a run folder made by `bench ab`")
-        notes = require_complete(df, "A/B run", allow_incomplete)
+        notes = require_complete(df, "A/B run", allow_incomplete) + failed_trial_notes(df, "A/B run")
         res = compare_paired(df, cfg, str(candidate), across)
         res.notes += notes
         return res
@@ -93,6 +94,7 @@ def regress(baseline: str | Path | None, candidate: str | Path, config: str | Pa
     cand = trials_frame([candidate])
     notes = require_complete(base, "baseline", allow_incomplete) + require_complete(cand, "candidate",
                                                                                     allow_incomplete)
+    notes += failed_trial_notes(base, "baseline") + failed_trial_notes(cand, "candidate")
     res = compare_frames(base, cand, cfg, str(baseline), str(candidate), across)
     res.notes += notes
     return res
