@@ -171,7 +171,7 @@ def test_workload_keys_page_is_current(bench_cli):
     assert p.returncode == 0 and p.stdout == page
 
 
-NOT_KEYS = {"json", "html", "py", "parquet", "toml", "md", "png", "csv", "txt"}  # file names, e.g. run.json
+NOT_KEYS = {"json", "html", "py", "parquet", "toml", "md", "png", "csv", "txt", "log", "sha256"}  # file names, e.g. run.json
 
 
 def _keys_named_in_messages() -> dict[tuple[str, str], str]:
