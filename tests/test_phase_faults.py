@@ -19,6 +19,7 @@ from test_server_faults import _start
 from test_timeouts import _finish, _frozen_server
 
 from bench.faults.servers import process_tree, signal_tree
+from bench.processes import wait_gone
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -57,6 +58,17 @@ def _tables(srv) -> list[str]:
         return [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'bench_%'")]
 
 
+def _relaunch(pg, procs) -> None:
+    """Start the killed server again once every process of the old one is gone (a postmaster's children may
+    outlive the SIGKILL by a moment, and pg_ctl refuses to start beside them); one more try after a pause."""
+    wait_gone(procs, 20)
+    try:
+        pg.launch()
+    except RuntimeError:
+        time.sleep(2)
+        pg.launch()
+
+
 PHASES = {"COPY": "loading the data", "CREATE INDEX": "waiting until the index is built"}
 
 
@@ -78,7 +90,7 @@ def test_a_server_frozen_or_killed_while_loading_or_indexing_ends_the_run_in_one
         if sig == signal.SIGSTOP:
             signal_tree(procs, signal.SIGCONT)
         else:
-            pg.launch()
+            _relaunch(pg, procs)
     assert proc.returncode == 1, err[-3000:]
     assert "Traceback" not in err and "internal error" not in err
     last = err.strip().splitlines()[-1]
