@@ -1,4 +1,4 @@
-"""Damage anywhere is detected and is one sentence (issue 26, case P and item 9).
+"""Damage anywhere is detected and is one sentence.
 
 Every result file bench writes has a checksum file beside it (bench.results.integrity) and parquet pages carry
 CRCs: a damaged trials/summary parquet, run.json or kept-ids file read by compare, report, regress, export,

@@ -1,4 +1,4 @@
-"""One writer per folder (issue 26, case D): a suite folder is locked by the process working in it, so a second
+"""One writer per folder: a suite folder is locked by the process working in it, so a second
 `bench suite --resume` of it is refused in one sentence naming the pid, and the first one ends as it would have
 alone; concurrent `bench baseline save --append` into one baseline keep every run."""
 

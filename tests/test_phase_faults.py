@@ -1,4 +1,4 @@
-"""Faults outside the timed trials (issue 26, cases B and A): a server that freezes or dies while bench creates,
+"""Faults outside the timed trials: a server that freezes or dies while bench creates,
 loads, waits for the index or drops ends the run in one sentence naming the phase, the engine and what to do,
 status `failed`, exit 1, no engine traceback on the terminal (it is in the run's run.log); what the run could not
 drop is named with the command that drops it (`bench cleanup RUN`), and that command drops it.

@@ -78,7 +78,7 @@ def runs(tmp_path_factory, cache_dir):
     return cwd
 
 
-# -- #6: concurrent `bench baseline save --append` keeps every run ----------------------------------------------
+# -- concurrent `bench baseline save --append` keeps every run ----------------------------------------------
 
 def test_concurrent_baseline_appends_keep_every_run(runs, cache_dir):
     cwd, results = runs, runs / "results"
@@ -100,7 +100,7 @@ def test_concurrent_baseline_appends_keep_every_run(runs, cache_dir):
     assert not [d.name for d in (cwd / "baselines").iterdir() if d.name.startswith(".nightly.") and d.is_dir()]
 
 
-# -- #12: exit codes -- 1 is a verdict, 2 a user mistake, 3 a bug -------------------------------------------------
+# -- exit codes -- 1 is a verdict, 2 a user mistake, 3 a bug -------------------------------------------------
 
 def test_regress_with_an_unwritable_out_is_a_user_error_not_a_regression(runs, cache_dir):
     p = bench("regress", "--baseline", "fast", "--candidate", "fast", "--out", str(runs / "no-such-dir" / "r.md"),
@@ -153,7 +153,7 @@ def test_a_bug_exits_3_with_one_line_and_the_traceback_saved(monkeypatch, capsys
     assert e.value.code == 3 and "Traceback (most recent call last)" in err and "RuntimeError: an invariant broke" in err
 
 
-# -- #10: workload names ----------------------------------------------------------------------------------------
+# -- workload names ----------------------------------------------------------------------------------------
 
 SMOKE = (Path(__file__).resolve().parent.parent / "workloads" / "ann-smoke.toml").read_text()
 
@@ -180,7 +180,7 @@ def test_a_plain_workload_name_still_loads():
     assert load_workload("ann-smoke", ["name=\"My.workload_2-b\""]).name == "My.workload_2-b"
 
 
-# -- #13: inputs that ran away, wrote anywhere, hung or misread ----------------------------------------------------
+# -- inputs that ran away, wrote anywhere, hung or misread ----------------------------------------------------
 
 @pytest.mark.parametrize(("setting", "needle"), [
     ("search.ef_search=[1000000000]", "ef_search values must be between 1 and 100,000"),

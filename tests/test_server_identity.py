@@ -1,4 +1,4 @@
-"""The server a trial measured is part of the trial (issue 26, case E), live against a private pgvector server:
+"""The server a trial measured is part of the trial (a restarted server flags or fails its trials), live against a private pgvector server:
 a restart during a trial fails that trial; a restart between two trials (here: during the next configuration's
 warm-up) flags the trial after it (`server_changed`, `server_changes` in the summary, a line under the table)."""
 
@@ -8,9 +8,8 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from backend_options import start_private_server
 from test_server_faults import _start, _wait_trials
-
-from bench.faults.servers import PrivateServer
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -22,10 +21,7 @@ ARGS = ["--workload", "ann-smoke", "--set", "dataset.n=1500", "--set", "dataset.
 
 @pytest.fixture(scope="module")
 def pg():
-    try:
-        srv = PrivateServer.start_new("pgvector")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"no private pgvector server here: {e}")
+    srv = start_private_server("pgvector")  # under the server switch: a server that cannot start fails the test
     yield srv
     srv.stop()
 

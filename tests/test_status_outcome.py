@@ -1,4 +1,4 @@
-"""Status equals outcome (issue 26, case G): a run whose trial failed is `partial` in run.json, in its rows and in
+"""Status equals outcome: a run whose trial failed is `partial` in run.json, in its rows and in
 suite.json, the exit code agrees, `bench baseline save` refuses it unless --allow-incomplete, and `bench regress`
 names the failed trial on either side.
 
